@@ -1,0 +1,5 @@
+// The public API of fstore: what feature repos and services import from "fstore".
+export { Entity, Field, FileSource, PushSource, FeatureView, FeatureViewProjection, FeatureService } from "./registry/definitions.js";
+export type { Dtype, ValueType, FeatureViewSpec, FeatureServiceSpec, EntitySpec, DataSourceSpec, FieldSpec } from "./registry/types.js";
+export { FstoreError, ValidationError, NotFoundError } from "./registry/errors.js";
+export type { RepoConfig } from "./registry/config.js";

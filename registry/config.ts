@@ -1,0 +1,116 @@
+import { existsSync, readFileSync } from "node:fs";
+import { isAbsolute, join, resolve } from "node:path";
+import { parse as parseYaml } from "yaml";
+import { ValidationError, errorMessage } from "./errors.js";
+
+export interface SqliteOnlineConfig {
+  type: "sqlite";
+  /** absolute path */
+  path: string;
+}
+
+export interface RedisOnlineConfig {
+  type: "redis";
+  /** "host:port,db=0,password=...,ssl=false" as in Feast */
+  connectionString: string;
+  /** 0 = keys never expire */
+  keyTtlSeconds: number;
+  /** key prefix; defaults to the project name */
+  keyPrefix?: string;
+}
+
+export type OnlineStoreConfig = SqliteOnlineConfig | RedisOnlineConfig;
+
+export interface RepoConfig {
+  /** absolute path of the repo folder */
+  repoPath: string;
+  project: string;
+  /** absolute path of the registry SQLite file */
+  registryPath: string;
+  registryTtlSeconds: number;
+  provider: string;
+  onlineStore: OnlineStoreConfig;
+  offlineStore: { type: "duckdb" };
+  entityKeySerializationVersion: number;
+}
+
+export const CONFIG_FILE = "feature_store.yaml";
+
+type Raw = Record<string, unknown>;
+
+function str(raw: Raw, key: string, file: string, dflt?: string): string {
+  const v = raw[key];
+  if (v === undefined || v === null) {
+    if (dflt !== undefined) return dflt;
+    throw new ValidationError(`${file}: "${key}" is required`);
+  }
+  if (typeof v !== "string" || !v) throw new ValidationError(`${file}: "${key}" must be a non-empty string, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+export function loadRepoConfig(repoPath: string): RepoConfig {
+  const repo = resolve(repoPath);
+  const file = join(repo, CONFIG_FILE);
+  if (!existsSync(file)) throw new ValidationError(`${file} not found: a feature repository needs a ${CONFIG_FILE} (run "fs init" to create one)`);
+  let raw: unknown;
+  try {
+    raw = parseYaml(readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new ValidationError(`${file}: invalid YAML: ${errorMessage(e)}`);
+  }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new ValidationError(`${file}: expected a mapping of keys (project, registry, online_store, ...)`);
+  return parseRepoConfig(raw as Raw, repo, file);
+}
+
+export function parseRepoConfig(raw: Raw, repo: string, file = CONFIG_FILE): RepoConfig {
+  const abs = (p: string) => (isAbsolute(p) ? p : join(repo, p));
+  const project = str(raw, "project", file);
+  if (!/^[A-Za-z0-9_]+$/.test(project)) throw new ValidationError(`${file}: project "${project}" must hold only letters, digits and _`);
+
+  let registryPath = "data/registry.db";
+  let registryTtlSeconds = 10;
+  const reg = raw.registry;
+  if (typeof reg === "string") registryPath = reg;
+  else if (typeof reg === "object" && reg !== null) {
+    const r = reg as Raw;
+    registryPath = str(r, "path", `${file} registry`, registryPath);
+    if (r.cache_ttl_seconds !== undefined) registryTtlSeconds = Number(r.cache_ttl_seconds);
+  } else if (reg !== undefined) throw new ValidationError(`${file}: "registry" must be a path or a mapping with "path"`);
+  if (raw.registry_ttl_sec !== undefined) registryTtlSeconds = Number(raw.registry_ttl_sec);
+  if (!Number.isFinite(registryTtlSeconds) || registryTtlSeconds < 0) throw new ValidationError(`${file}: registry_ttl_sec must be a number of seconds >= 0`);
+
+  const os = (raw.online_store ?? { type: "sqlite" }) as Raw;
+  if (typeof os !== "object" || os === null) throw new ValidationError(`${file}: "online_store" must be a mapping with "type"`);
+  const osType = str(os, "type", `${file} online_store`, "sqlite");
+  let onlineStore: OnlineStoreConfig;
+  if (osType === "sqlite") {
+    onlineStore = { type: "sqlite", path: abs(str(os, "path", `${file} online_store`, "data/online_store.db")) };
+  } else if (osType === "redis") {
+    const ttl = os.key_ttl_seconds === undefined ? 0 : Number(os.key_ttl_seconds);
+    if (!Number.isFinite(ttl) || ttl < 0) throw new ValidationError(`${file}: online_store.key_ttl_seconds must be a number of seconds >= 0`);
+    onlineStore = {
+      type: "redis",
+      connectionString: str(os, "connection_string", `${file} online_store`, "127.0.0.1:6379"),
+      keyTtlSeconds: ttl,
+      keyPrefix: typeof os.key_prefix === "string" ? os.key_prefix : undefined,
+    };
+  } else {
+    throw new ValidationError(`${file}: online_store.type "${osType}" is not supported (expected sqlite or redis)`);
+  }
+
+  const off = (raw.offline_store ?? { type: "duckdb" }) as Raw;
+  const offType = str(off, "type", `${file} offline_store`, "duckdb");
+  if (offType !== "duckdb" && offType !== "file") throw new ValidationError(`${file}: offline_store.type "${offType}" is not supported (expected duckdb or file)`);
+
+  const v = raw.entity_key_serialization_version === undefined ? 3 : Number(raw.entity_key_serialization_version);
+  return {
+    repoPath: repo,
+    project,
+    registryPath: abs(registryPath),
+    registryTtlSeconds,
+    provider: typeof raw.provider === "string" ? raw.provider : "local",
+    onlineStore,
+    offlineStore: { type: "duckdb" },
+    entityKeySerializationVersion: v,
+  };
+}

@@ -1,0 +1,109 @@
+// Plain-data specs: what the registry stores and what every store works from.
+// Definition classes (definitions.ts) compile down to these at apply time.
+
+export const VALUE_TYPES = ["int32", "int64", "float32", "float64", "string", "bool", "bytes", "unix_timestamp"] as const;
+export type ValueType = (typeof VALUE_TYPES)[number];
+export type Dtype = ValueType | `${ValueType}[]`;
+
+export function isDtype(s: unknown): s is Dtype {
+  if (typeof s !== "string") return false;
+  const base = s.endsWith("[]") ? s.slice(0, -2) : s;
+  return (VALUE_TYPES as readonly string[]).includes(base);
+}
+
+export function isListDtype(d: Dtype): boolean {
+  return d.endsWith("[]");
+}
+
+export function baseType(d: Dtype): ValueType {
+  return (d.endsWith("[]") ? d.slice(0, -2) : d) as ValueType;
+}
+
+export interface FieldSpec {
+  name: string;
+  dtype: Dtype;
+  description?: string;
+  tags?: Record<string, string>;
+}
+
+export interface EntitySpec {
+  name: string;
+  joinKeys: string[];
+  valueType: ValueType;
+  description: string;
+  tags: Record<string, string>;
+  owner: string;
+}
+
+export interface FileSourceSpec {
+  type: "file";
+  name: string;
+  /** Absolute path of a parquet file, a folder of parquet files, or a glob. */
+  path: string;
+  timestampField: string;
+  createdTimestampColumn?: string;
+  /** raw column name in the file -> feature (or join key) name */
+  fieldMapping: Record<string, string>;
+  description: string;
+  tags: Record<string, string>;
+}
+
+export interface PushSourceSpec {
+  type: "push";
+  name: string;
+  batchSource: FileSourceSpec;
+  description: string;
+  tags: Record<string, string>;
+}
+
+export type DataSourceSpec = FileSourceSpec | PushSourceSpec;
+
+export interface FeatureViewSpec {
+  name: string;
+  /** entity names */
+  entities: string[];
+  /** join key columns, in entity order, with their value types */
+  entityColumns: FieldSpec[];
+  features: FieldSpec[];
+  /** 0 means no limit */
+  ttlSeconds: number;
+  source: DataSourceSpec;
+  online: boolean;
+  tags: Record<string, string>;
+  description: string;
+  owner: string;
+}
+
+export interface FeatureServiceSpec {
+  name: string;
+  /** each projection names a view and the features taken from it */
+  projections: Array<{ view: string; features: string[] }>;
+  tags: Record<string, string>;
+  description: string;
+  owner: string;
+}
+
+export interface MaterializationInterval {
+  view: string;
+  /** ms since epoch, UTC */
+  start: number;
+  end: number;
+  /** when the run finished */
+  at: number;
+}
+
+/** Everything the registry holds for one project. */
+export interface RegistryContents {
+  project: string;
+  entities: EntitySpec[];
+  dataSources: DataSourceSpec[];
+  featureViews: FeatureViewSpec[];
+  featureServices: FeatureServiceSpec[];
+  materializations: MaterializationInterval[];
+  lastUpdated: number | null;
+}
+
+/** The file source a view reads offline: its own, or the batch source behind a push source. */
+export function batchSourceOf(view: FeatureViewSpec): FileSourceSpec {
+  return view.source.type === "push" ? view.source.batchSource : view.source;
+}

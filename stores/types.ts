@@ -1,0 +1,120 @@
+// The two store contracts (as Feast's OnlineStore / OfflineStore providers): one interface each,
+// several implementations behind it. The FeatureStore facade is the only caller.
+
+import type { Table } from "apache-arrow";
+import type { FeatureViewSpec, FileSourceSpec } from "../registry/types.js";
+
+/** Equal-length columns by name; what DuckDB chunks and online batches are made of. */
+export interface ColumnBatch {
+  length: number;
+  columns: Record<string, ArrayLike<unknown>>;
+}
+
+/** Progress of a long job (materialize, ETL, training), reported by the worker and drawn by the caller. */
+export interface ProgressSink {
+  start(label: string, total: number): void;
+  tick(done: number): void;
+  stop(): void;
+}
+
+// ---------------------------------------------------------------- online
+
+/**
+ * Rows for one feature view, column-wise. Join-key columns are named as in `view.entityColumns`,
+ * feature columns as in `view.features`. Timestamps are ms since the epoch (UTC); createdTs 0 = none.
+ */
+export interface OnlineWriteBatch {
+  length: number;
+  keys: Record<string, ArrayLike<unknown>>;
+  features: Record<string, ArrayLike<unknown>>;
+  eventTs: ArrayLike<number>;
+  createdTs: ArrayLike<number>;
+}
+
+export interface OnlineReadRequest {
+  view: FeatureViewSpec;
+  /** features wanted from this view (the store may return more) */
+  features: string[];
+  /** one entry per entity row: join-key values in `view.entityColumns` order */
+  entityKeys: unknown[][];
+}
+
+/** One stored value set for an entity of a view; null when the entity has none. */
+export interface OnlineRecord {
+  eventTs: number;
+  values: Record<string, unknown>;
+}
+
+export interface OnlineStore {
+  readonly type: string;
+  /** Create storage for `keep` (idempotent), drop storage of `drop`. Called by apply. */
+  update(project: string, keep: FeatureViewSpec[], drop: FeatureViewSpec[]): Promise<void>;
+  /** Remove everything this project stored. */
+  teardown(project: string, views: FeatureViewSpec[]): Promise<void>;
+  /**
+   * Write a batch atomically (a failed write leaves none of it). A row never replaces a stored row of a
+   * newer event time (ties: newer or equal created time wins). Returns the rows actually written.
+   */
+  write(project: string, view: FeatureViewSpec, batch: OnlineWriteBatch): Promise<number>;
+  /** One result array per request, one entry per entity row (null = not found). */
+  read(project: string, requests: OnlineReadRequest[]): Promise<Array<Array<OnlineRecord | null>>>;
+  /** Throws when the store does not answer. */
+  health(): Promise<void>;
+  close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------- offline
+
+/** An entity dataframe: rows, an Arrow table, a parquet file path, or a SQL query (DuckDB dialect). */
+export type EntityDfInput = Array<Record<string, unknown>> | Table | string;
+
+export interface HistoricalViewRequest {
+  view: FeatureViewSpec;
+  /** feature name in the view and the column name it gets in the output */
+  features: Array<{ name: string; outputName: string }>;
+}
+
+export interface HistoricalRequest {
+  entityDf: EntityDfInput;
+  views: HistoricalViewRequest[];
+  /** entity df column holding each row's timestamp; default "event_timestamp" */
+  timestampColumn?: string;
+  /** also require created <= entity timestamp (Feast's opt-in) */
+  filterByCreatedTimestamp?: boolean;
+}
+
+/** The result of a point-in-time join, still inside DuckDB until asked for. */
+export interface RetrievalJob {
+  /** output column names: entity df columns first, then the features */
+  columns(): Promise<string[]>;
+  /** Stream the result in column batches (timestamps as ms numbers). */
+  batches(): AsyncIterable<ColumnBatch>;
+  toArrow(): Promise<Table>;
+  toParquet(path: string): Promise<void>;
+  toRows(): Promise<Array<Record<string, unknown>>>;
+  close(): Promise<void>;
+}
+
+export interface PullLatestResult {
+  /** number of rows (entities) the batches will hold */
+  total: number;
+  /**
+   * Column batches with the view's join keys and features (named as in the view, after fieldMapping),
+   * plus "__event_ts" and "__created_ts" in ms (created 0 when the source has none).
+   */
+  batches: AsyncIterable<ColumnBatch>;
+}
+
+export interface OfflineStore {
+  /** Latest row per entity key with start <= event time <= end (both inclusive), ties to the latest created. */
+  pullLatest(view: FeatureViewSpec, startMs: number, endMs: number, opts?: { batchSize?: number }): Promise<PullLatestResult>;
+  getHistoricalFeatures(req: HistoricalRequest): Promise<RetrievalJob>;
+  /**
+   * Check that the source exists and holds the view's join keys, timestamp columns and features with
+   * compatible types; throws a ValidationError naming the view, source file, column and types.
+   */
+  validateView(view: FeatureViewSpec): Promise<void>;
+  /** Append rows (join keys, features, timestamp fields of the source) to a file source, atomically. */
+  appendRows(source: FileSourceSpec, rows: ColumnBatch): Promise<void>;
+  close(): Promise<void>;
+}
