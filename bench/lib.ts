@@ -1,0 +1,43 @@
+// Shared helpers for benchmarks: timing, percentiles, memory, and one line per figure.
+import { performance } from "node:perf_hooks";
+
+export { performance };
+
+export function percentile(sortedOrNot: number[], p: number): number {
+  const a = [...sortedOrNot].sort((x, y) => x - y);
+  if (a.length === 0) return NaN;
+  const i = Math.min(a.length - 1, Math.max(0, Math.ceil((p / 100) * a.length) - 1));
+  return a[i];
+}
+
+export interface LatencyStats {
+  n: number;
+  p50: number;
+  p99: number;
+  mean: number;
+}
+
+/** Run `fn` `iterations` times after `warmup` runs; latencies in microseconds. */
+export async function measure(fn: () => unknown | Promise<unknown>, iterations: number, warmup = Math.min(200, iterations)): Promise<LatencyStats> {
+  for (let i = 0; i < warmup; i++) await fn();
+  const lat: number[] = new Array(iterations);
+  for (let i = 0; i < iterations; i++) {
+    const t = performance.now();
+    await fn();
+    lat[i] = (performance.now() - t) * 1000;
+  }
+  const sum = lat.reduce((a, b) => a + b, 0);
+  return { n: iterations, p50: percentile(lat, 50), p99: percentile(lat, 99), mean: sum / iterations };
+}
+
+export function peakRssMb(): number {
+  return process.resourceUsage().maxRSS / 1024;
+}
+
+/** Print one figure: name, value, unit, and optionally a target and a baseline measured in the same run. */
+export function report(name: string, value: number, unit: string, extra: { target?: string; baseline?: number; baselineName?: string; pass?: boolean } = {}): void {
+  const parts = [`${name.padEnd(58)} ${value.toFixed(value >= 100 ? 0 : 3).padStart(12)} ${unit}`];
+  if (extra.baseline !== undefined) parts.push(`${extra.baselineName ?? "baseline"} ${extra.baseline.toFixed(extra.baseline >= 100 ? 0 : 3)} ${unit} (ratio ${(value / extra.baseline).toFixed(2)}x)`);
+  if (extra.target) parts.push(`target ${extra.target}${extra.pass === undefined ? "" : extra.pass ? " PASS" : " MISS"}`);
+  console.log(parts.join(" | "));
+}
