@@ -1,8 +1,36 @@
 // Every `fs` command, by oclif id ("feature-views:list" is typed `fs feature-views list`).
 // oclif loads this map (explicit strategy) so startup does not scan folders.
 import type { Command } from "@oclif/core";
+import Apply from "./commands/apply.js";
+import DataSourcesList from "./commands/data-sources/list.js";
+import EntitiesList from "./commands/entities/list.js";
+import FeatureServicesList from "./commands/feature-services/list.js";
+import FeatureViewsDescribe from "./commands/feature-views/describe.js";
+import FeatureViewsList from "./commands/feature-views/list.js";
+import GetHistoricalFeatures from "./commands/get-historical-features.js";
+import GetOnlineFeatures from "./commands/get-online-features.js";
+import Init from "./commands/init.js";
+import Materialize from "./commands/materialize.js";
+import MaterializeIncremental from "./commands/materialize-incremental.js";
+import Plan from "./commands/plan.js";
+import RegistryDump from "./commands/registry-dump.js";
+import Teardown from "./commands/teardown.js";
 import Version from "./commands/version.js";
 
 export const COMMANDS: Record<string, typeof Command> = {
+  apply: Apply,
+  "data-sources:list": DataSourcesList,
+  "entities:list": EntitiesList,
+  "feature-services:list": FeatureServicesList,
+  "feature-views:describe": FeatureViewsDescribe,
+  "feature-views:list": FeatureViewsList,
+  "get-historical-features": GetHistoricalFeatures,
+  "get-online-features": GetOnlineFeatures,
+  init: Init,
+  materialize: Materialize,
+  "materialize-incremental": MaterializeIncremental,
+  plan: Plan,
+  "registry-dump": RegistryDump,
+  teardown: Teardown,
   version: Version,
 };

@@ -1,0 +1,150 @@
+// Plan: compile a repo's definitions to specs, check them against each other, and diff them with
+// what the registry holds. Apply commits exactly the plan.
+
+import { isAbsolute, join } from "node:path";
+import { ValidationError } from "./errors.js";
+import { type Definition, isKind } from "./definitions.js";
+import type { LoadedDefinition } from "./loader.js";
+import type { ObjectKind, RegistryChange, RegistryObjects } from "./registry.js";
+import type { DataSourceSpec, FeatureViewSpec, RegistryContents } from "./types.js";
+
+export interface DesiredState extends RegistryObjects {
+  /** where each object was defined ("kind:name" -> repo-relative file), for error messages */
+  origin: Map<string, string>;
+}
+
+/** Turn loaded definitions into specs and check references and names; errors name file and object. */
+export function compileDefinitions(loaded: LoadedDefinition[], repoPath: string): DesiredState {
+  const resolvePath = (p: string) => (isAbsolute(p) ? p : join(repoPath, p));
+  const state: DesiredState = { entities: [], dataSources: [], featureViews: [], featureServices: [], origin: new Map() };
+  const byName = new Map<string, { def: Definition; file: string }>();
+  const claim = (kind: ObjectKind, name: string, def: Definition, file: string) => {
+    const key = `${kind}:${name}`;
+    const prior = byName.get(key);
+    if (prior && prior.def !== def) {
+      throw new ValidationError(`${file}: duplicate ${kind.replace("_", " ")} name "${name}" (also defined in ${prior.file})`);
+    }
+    if (!prior) {
+      byName.set(key, { def, file });
+      state.origin.set(key, file);
+      return true;
+    }
+    return false;
+  };
+
+  const sources = new Map<string, { spec: DataSourceSpec; file: string }>();
+  const addSource = (spec: DataSourceSpec, file: string) => {
+    const prior = sources.get(spec.name);
+    if (prior && JSON.stringify(prior.spec) !== JSON.stringify(spec)) {
+      throw new ValidationError(`${file}: duplicate data source name "${spec.name}" with a different definition (also defined in ${prior.file})`);
+    }
+    if (!prior) {
+      sources.set(spec.name, { spec, file });
+      state.origin.set(`data_source:${spec.name}`, file);
+      state.dataSources.push(spec);
+    }
+  };
+
+  for (const { definition: d, file } of loaded) {
+    if (isKind(d, "entity")) {
+      if (claim("entity", d.name, d, file)) state.entities.push(d.toSpec());
+    } else if (isKind(d, "file_source") || isKind(d, "push_source")) {
+      addSource(d.toSpec(resolvePath), file);
+    }
+  }
+  const entityNames = new Set(state.entities.map((e) => e.name));
+  for (const { definition: d, file } of loaded) {
+    if (!isKind(d, "feature_view")) continue;
+    if (!claim("feature_view", d.name, d, file)) continue;
+    for (const e of d.entities) {
+      if (!entityNames.has(e.name)) {
+        throw new ValidationError(`${file}: feature view "${d.name}" uses entity "${e.name}", which no file of the repo exports (export it, e.g. \`export const ${e.name} = new Entity(...)\`)`);
+      }
+      const registered = state.entities.find((x) => x.name === e.name);
+      if (registered && JSON.stringify(registered) !== JSON.stringify(e.toSpec())) {
+        throw new ValidationError(`${file}: feature view "${d.name}" uses an entity "${e.name}" that differs from the exported one in ${state.origin.get(`entity:${e.name}`)}`);
+      }
+    }
+    const spec = d.toSpec(resolvePath);
+    addSource(spec.source, file);
+    state.featureViews.push(spec);
+  }
+  const views = new Map(state.featureViews.map((v) => [v.name, v]));
+  for (const { definition: d, file } of loaded) {
+    if (!isKind(d, "feature_service")) continue;
+    if (!claim("feature_service", d.name, d, file)) continue;
+    const spec = d.toSpec();
+    for (const p of spec.projections) {
+      const v = views.get(p.view);
+      if (!v) throw new ValidationError(`${file}: feature service "${d.name}" uses feature view "${p.view}", which no file of the repo exports`);
+      for (const f of p.features) {
+        if (!v.features.some((x) => x.name === f)) throw new ValidationError(`${file}: feature service "${d.name}": feature view "${p.view}" has no feature "${f}"`);
+      }
+    }
+    state.featureServices.push(spec);
+  }
+  // Names that collide across kinds make references ambiguous ("name" may be a service or a view).
+  for (const s of state.featureServices) {
+    if (views.has(s.name)) throw new ValidationError(`${state.origin.get(`feature_service:${s.name}`)}: feature service "${s.name}" has the name of a feature view; pick another`);
+  }
+  return state;
+}
+
+export interface PlanEntry {
+  kind: ObjectKind;
+  name: string;
+  action: "create" | "update" | "delete";
+}
+
+export interface Plan {
+  entries: PlanEntry[];
+  change: RegistryChange;
+  /** views whose online storage must exist after apply (online views, new or kept) */
+  onlineKeep: FeatureViewSpec[];
+  /** views whose online storage goes: deleted, turned offline, or with other join keys */
+  onlineDrop: FeatureViewSpec[];
+}
+
+const KINDS: Array<[ObjectKind, keyof RegistryObjects]> = [
+  ["entity", "entities"],
+  ["data_source", "dataSources"],
+  ["feature_view", "featureViews"],
+  ["feature_service", "featureServices"],
+];
+
+export function diff(current: RegistryContents, desired: RegistryObjects): Plan {
+  const entries: PlanEntry[] = [];
+  const change: RegistryChange = { upsert: [], remove: [] };
+  for (const [kind, field] of KINDS) {
+    const have = new Map((current[field] as Array<{ name: string }>).map((o) => [o.name, o]));
+    const want = new Map((desired[field] as Array<{ name: string }>).map((o) => [o.name, o]));
+    for (const [name, spec] of want) {
+      const prior = have.get(name);
+      if (!prior) entries.push({ kind, name, action: "create" });
+      else if (JSON.stringify(prior) !== JSON.stringify(spec)) entries.push({ kind, name, action: "update" });
+      else continue;
+      change.upsert.push({ kind, name, spec });
+    }
+    for (const name of have.keys()) {
+      if (!want.has(name)) {
+        entries.push({ kind, name, action: "delete" });
+        change.remove.push({ kind, name });
+      }
+    }
+  }
+  const onlineKeep = desired.featureViews.filter((v) => v.online);
+  const onlineDrop: FeatureViewSpec[] = [];
+  for (const old of current.featureViews) {
+    const now = desired.featureViews.find((v) => v.name === old.name);
+    if (!now || !now.online || JSON.stringify(now.entityColumns) !== JSON.stringify(old.entityColumns)) onlineDrop.push(old);
+  }
+  return { entries, change, onlineKeep, onlineDrop };
+}
+
+export function formatPlan(plan: Plan): string {
+  if (plan.entries.length === 0) return "No changes: the registry matches the repo.";
+  const sym = { create: "+", update: "~", delete: "-" } as const;
+  const lines = plan.entries.map((e) => `  ${sym[e.action]} ${e.action.padEnd(6)} ${e.kind.replace("_", " ")} ${e.name}`);
+  const count = (a: PlanEntry["action"]) => plan.entries.filter((e) => e.action === a).length;
+  return `${lines.join("\n")}\n${count("create")} to create, ${count("update")} to update, ${count("delete")} to delete.`;
+}

@@ -1,0 +1,328 @@
+// The FeatureStore facade: what services, the CLI and the HTTP server all call.
+
+import { loadRepoConfig, type RepoConfig } from "../registry/config.js";
+import { NotFoundError, ValidationError } from "../registry/errors.js";
+import { loadRepoDefinitions } from "../registry/loader.js";
+import { type Plan, compileDefinitions, diff } from "../registry/plan.js";
+import { Registry } from "../registry/registry.js";
+import { toEpochMs } from "../registry/time.js";
+import type { FeatureServiceSpec, FeatureViewSpec, RegistryContents } from "../registry/types.js";
+import { materializeViews } from "./materialize.js";
+import { createDuckDBOfflineStore } from "./offline/duckdb.js";
+import { createOnlineStore } from "./online/index.js";
+import { OnlineResponse } from "./online_response.js";
+import { resolveFeatures } from "./references.js";
+import { type RowsInput, toColumns, toOnlineBatch } from "./rows.js";
+import type { EntityDfInput, OfflineStore, OnlineReadRequest, OnlineStore, ProgressSink, RetrievalJob } from "./types.js";
+import { silentProgress } from "./progress.js";
+
+export type TimeInput = Date | string | number;
+
+export interface OpenOptions {
+  /** use this online store instead of the one feature_store.yaml names */
+  onlineStore?: OnlineStore;
+  /** override the registry cache TTL (seconds) */
+  registryTtlSeconds?: number;
+}
+
+export interface OnlineFeaturesRequest {
+  /** "view:feature" references or the name of a feature service */
+  features: string[] | string;
+  /** entity rows as objects... */
+  entityRows?: Array<Record<string, unknown>>;
+  /** ...or as columns, as in Feast's HTTP API ({"user_id": [1, 2]}) */
+  entities?: Record<string, unknown[]>;
+  fullFeatureNames?: boolean;
+}
+
+export interface HistoricalFeaturesRequest {
+  entityDf: EntityDfInput;
+  features: string[] | string;
+  fullFeatureNames?: boolean;
+  /** entity df column with each row's timestamp; default "event_timestamp" */
+  timestampColumn?: string;
+  filterByCreatedTimestamp?: boolean;
+}
+
+export interface MaterializeOptions {
+  views?: string[];
+  progress?: ProgressSink;
+  batchSize?: number;
+}
+
+export interface MaterializeReport {
+  views: Array<{ view: string; start: number; end: number; rows: number; written: number; seconds: number }>;
+}
+
+export type PushTarget = "online" | "offline" | "online_and_offline";
+
+export class FeatureStore {
+  private online: OnlineStore | null;
+  private offline: OfflineStore | null = null;
+  private cached: RegistryContents;
+  private cachedVersion: number;
+  private checkedAt: number;
+  private readonly ttlMs: number;
+
+  private constructor(
+    readonly config: RepoConfig,
+    readonly registry: Registry,
+    online: OnlineStore | null,
+    ttlSeconds: number,
+  ) {
+    this.online = online;
+    this.ttlMs = ttlSeconds * 1000;
+    this.cachedVersion = registry.version(config.project);
+    this.cached = registry.load(config.project);
+    this.checkedAt = Date.now();
+  }
+
+  static async open(repoPath: string, opts: OpenOptions = {}): Promise<FeatureStore> {
+    const config = loadRepoConfig(repoPath);
+    const registry = Registry.open(config.registryPath);
+    return new FeatureStore(config, registry, opts.onlineStore ?? null, opts.registryTtlSeconds ?? config.registryTtlSeconds);
+  }
+
+  get project(): string {
+    return this.config.project;
+  }
+
+  // ------------------------------------------------------------ stores (opened on first use)
+
+  async onlineStore(): Promise<OnlineStore> {
+    if (!this.online) this.online = await createOnlineStore(this.config.onlineStore);
+    return this.online;
+  }
+
+  async offlineStore(): Promise<OfflineStore> {
+    if (!this.offline) this.offline = await createDuckDBOfflineStore();
+    return this.offline;
+  }
+
+  // ------------------------------------------------------------ registry
+
+  /**
+   * The registry contents, cached. After the TTL a version check (one indexed SQLite read) decides
+   * whether to reload, so an apply in another process shows up without a restart.
+   */
+  contents(): RegistryContents {
+    const now = Date.now();
+    if (now - this.checkedAt >= this.ttlMs) this.refreshRegistry(now);
+    return this.cached;
+  }
+
+  /** Reload the registry now if another process changed it. Returns true when it changed. */
+  refreshRegistry(now = Date.now()): boolean {
+    this.checkedAt = now;
+    const v = this.registry.version(this.project);
+    if (v === this.cachedVersion) return false;
+    this.cached = this.registry.load(this.project);
+    this.cachedVersion = v;
+    return true;
+  }
+
+  private reloadNow(): RegistryContents {
+    this.refreshRegistry();
+    return this.cached;
+  }
+
+  listEntities() {
+    return this.contents().entities;
+  }
+  listDataSources() {
+    return this.contents().dataSources;
+  }
+  listFeatureViews(): FeatureViewSpec[] {
+    return this.contents().featureViews;
+  }
+  listFeatureServices(): FeatureServiceSpec[] {
+    return this.contents().featureServices;
+  }
+  getFeatureView(name: string): FeatureViewSpec {
+    const v = this.contents().featureViews.find((x) => x.name === name);
+    if (!v) throw new NotFoundError(`feature view "${name}" is not in the registry of project "${this.project}" (known: ${this.contents().featureViews.map((x) => x.name).join(", ") || "none"})`);
+    return v;
+  }
+  getFeatureService(name: string): FeatureServiceSpec {
+    const s = this.contents().featureServices.find((x) => x.name === name);
+    if (!s) throw new NotFoundError(`feature service "${name}" is not in the registry of project "${this.project}"`);
+    return s;
+  }
+
+  // ------------------------------------------------------------ plan / apply / teardown
+
+  /** What apply would create, update and delete. Validates the definitions and their parquet sources. */
+  async plan(): Promise<Plan> {
+    const loaded = await loadRepoDefinitions(this.config.repoPath);
+    const desired = compileDefinitions(loaded, this.config.repoPath);
+    const offline = await this.offlineStore();
+    for (const v of desired.featureViews) {
+      try {
+        await offline.validateView(v);
+      } catch (e) {
+        if (e instanceof ValidationError) {
+          throw new ValidationError(`${desired.origin.get(`feature_view:${v.name}`) ?? "repo"}: ${e.message}`, { cause: e });
+        }
+        throw e;
+      }
+    }
+    return diff(this.reloadNow(), desired);
+  }
+
+  /**
+   * Apply the repo: all-or-nothing. Online tables are created first (idempotent), then the registry
+   * changes in one transaction, then storage of removed views is dropped.
+   */
+  async apply(): Promise<Plan> {
+    const plan = await this.plan();
+    const online = await this.onlineStore();
+    await online.update(this.project, plan.onlineKeep, []);
+    this.registry.commit(this.project, plan.change);
+    if (plan.onlineDrop.length) await online.update(this.project, plan.onlineKeep, plan.onlineDrop);
+    this.reloadNow();
+    return plan;
+  }
+
+  async teardown(): Promise<void> {
+    const online = await this.onlineStore();
+    await online.teardown(this.project, this.reloadNow().featureViews);
+    this.registry.teardown(this.project);
+    this.reloadNow();
+  }
+
+  // ------------------------------------------------------------ materialize
+
+  private viewsToMaterialize(names?: string[]): FeatureViewSpec[] {
+    const all = this.reloadNow().featureViews;
+    if (!names || names.length === 0) return all.filter((v) => v.online);
+    return names.map((n) => {
+      const v = all.find((x) => x.name === n);
+      if (!v) throw new NotFoundError(`feature view "${n}" is not in the registry of project "${this.project}" (known: ${all.map((x) => x.name).join(", ") || "none"})`);
+      if (!v.online) throw new ValidationError(`feature view "${n}" has online: false; it cannot be materialized`);
+      return v;
+    });
+  }
+
+  async materialize(start: TimeInput, end: TimeInput, opts: MaterializeOptions = {}): Promise<MaterializeReport> {
+    const startMs = toEpochMs(start, "start");
+    const endMs = toEpochMs(end, "end");
+    if (startMs > endMs) throw new ValidationError(`materialize: start ${new Date(startMs).toISOString()} is after end ${new Date(endMs).toISOString()}`);
+    const views = this.viewsToMaterialize(opts.views);
+    return this.runMaterialize(views.map((view) => ({ view, startMs, endMs })), opts);
+  }
+
+  /** Each view from the end of its latest interval (or end - ttl; ttl 0: end - 52 weeks) to `end`. */
+  async materializeIncremental(end: TimeInput, opts: MaterializeOptions = {}): Promise<MaterializeReport> {
+    const endMs = toEpochMs(end, "end");
+    const views = this.viewsToMaterialize(opts.views);
+    const intervals = this.cached.materializations;
+    const jobs = views.map((view) => {
+      const last = intervals.filter((i) => i.view === view.name).reduce((m, i) => Math.max(m, i.end), -Infinity);
+      const startMs = Number.isFinite(last) ? last : endMs - (view.ttlSeconds > 0 ? view.ttlSeconds : 52 * 7 * 86400) * 1000;
+      return { view, startMs, endMs };
+    });
+    return this.runMaterialize(jobs, opts);
+  }
+
+  private async runMaterialize(jobs: Array<{ view: FeatureViewSpec; startMs: number; endMs: number }>, opts: MaterializeOptions): Promise<MaterializeReport> {
+    const report = await materializeViews(jobs, {
+      project: this.project,
+      offline: await this.offlineStore(),
+      online: await this.onlineStore(),
+      progress: opts.progress ?? silentProgress,
+      batchSize: opts.batchSize,
+      recordInterval: (interval) => this.registry.addMaterialization(this.project, interval),
+    });
+    this.reloadNow();
+    return report;
+  }
+
+  // ------------------------------------------------------------ online
+
+  async getOnlineFeatures(req: OnlineFeaturesRequest): Promise<OnlineResponse> {
+    const reg = this.contents();
+    const resolved = resolveFeatures(reg, req.features, req.fullFeatureNames ?? false);
+    const entityInput = req.entities ?? req.entityRows;
+    if (!entityInput) throw new ValidationError(`entities: give the entity rows (e.g. {"user_id": [1, 2]})`);
+    const { length, columns } = toColumns(entityInput, "entities");
+    const requests: OnlineReadRequest[] = resolved.views.map(({ view, features }) => {
+      if (!view.online) throw new ValidationError(`feature view "${view.name}" has online: false; read it with getHistoricalFeatures`);
+      const keyCols = view.entityColumns.map((c) => {
+        const col = columns[c.name];
+        if (!col) throw new ValidationError(`entities: join key "${c.name}" is missing (feature view "${view.name}" is keyed by ${view.entityColumns.map((x) => x.name).join(", ")})`);
+        return col;
+      });
+      const entityKeys = new Array<unknown[]>(length);
+      for (let i = 0; i < length; i++) entityKeys[i] = keyCols.map((col) => col[i]);
+      return { view, features: features.map((f) => f.name), entityKeys };
+    });
+    const records = await (await this.onlineStore()).read(this.project, requests);
+    const entityColumns = Object.entries(columns).map(([name, values]) => ({ name, values }));
+    return new OnlineResponse(entityColumns, resolved.views, records, length, Date.now());
+  }
+
+  /** Write fresh rows for a view straight to the online store (checked against the view's schema). */
+  async writeToOnlineStore(viewName: string, rows: RowsInput): Promise<number> {
+    const view = this.getFeatureView(viewName);
+    if (!view.online) throw new ValidationError(`feature view "${viewName}" has online: false`);
+    const batch = toOnlineBatch(view, rows, `write to "${viewName}"`);
+    if (batch.length === 0) return 0;
+    return (await this.onlineStore()).write(this.project, view, batch);
+  }
+
+  /** Push rows to every view fed by a push source: online, offline (its batch source) or both. */
+  async push(pushSourceName: string, rows: RowsInput, opts: { to?: PushTarget } = {}): Promise<number> {
+    const to = opts.to ?? "online";
+    if (!["online", "offline", "online_and_offline"].includes(to)) throw new ValidationError(`push: "to" must be online, offline or online_and_offline, got ${JSON.stringify(to)}`);
+    const reg = this.contents();
+    const source = reg.dataSources.find((s) => s.name === pushSourceName);
+    if (!source || source.type !== "push") {
+      const known = reg.dataSources.filter((s) => s.type === "push").map((s) => s.name);
+      throw new NotFoundError(`push source "${pushSourceName}" is not in the registry of project "${this.project}" (push sources: ${known.join(", ") || "none"})`);
+    }
+    const views = reg.featureViews.filter((v) => v.source.type === "push" && v.source.name === pushSourceName);
+    // Check every view's rows before writing anything.
+    const now = Date.now();
+    const batches = views.map((v) => ({ view: v, batch: toOnlineBatch(v, rows, `push to "${pushSourceName}"`, now) }));
+    let written = 0;
+    if (to !== "online") {
+      const cols = toColumns(rows, `push to "${pushSourceName}"`);
+      await (await this.offlineStore()).appendRows(source.batchSource, cols);
+    }
+    if (to !== "offline") {
+      const online = await this.onlineStore();
+      for (const { view, batch } of batches) if (view.online && batch.length) written += await online.write(this.project, view, batch);
+    }
+    return written;
+  }
+
+  // ------------------------------------------------------------ offline
+
+  async getHistoricalFeatures(req: HistoricalFeaturesRequest): Promise<RetrievalJob> {
+    const resolved = resolveFeatures(this.contents(), req.features, req.fullFeatureNames ?? false);
+    return (await this.offlineStore()).getHistoricalFeatures({
+      entityDf: req.entityDf,
+      views: resolved.views,
+      timestampColumn: req.timestampColumn,
+      filterByCreatedTimestamp: req.filterByCreatedTimestamp,
+    });
+  }
+
+  // ------------------------------------------------------------ lifecycle
+
+  /** Throws when the registry or the online store does not answer. */
+  async health(): Promise<void> {
+    this.registry.version(this.project);
+    await (await this.onlineStore()).health();
+  }
+
+  async close(): Promise<void> {
+    const online = this.online;
+    const offline = this.offline;
+    this.online = null;
+    this.offline = null;
+    await online?.close();
+    await offline?.close();
+    this.registry.close();
+  }
+}
