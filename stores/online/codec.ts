@@ -1,0 +1,570 @@
+// Entity keys and packed feature values shared by the online stores.
+//
+// Entity key: a string, normalised by the join key's dtype so that 1, 1n and "1" of an int64 key are the
+// same key. Parts are joined by "," and string parts are JSON-quoted, so the form is unambiguous.
+//
+// Payload (one per entity and view), little endian:
+//   u8 version (1) | u32 schema fingerprint | f64 event ts ms | f64 created ts ms | null bitmap | values
+// Values follow the schema's field order; only non-null fields are written. The fingerprint names the
+// field list (names + dtypes) the payload was written with, so a payload stays readable after the view's
+// schema changes (the store keeps fingerprint -> fields). Event/created ts sit at fixed offsets so the
+// Redis Lua script can compare them without knowing the schema.
+
+import { ValidationError } from "../../registry/errors.js";
+import type { Dtype, FeatureViewSpec, FieldSpec, ValueType } from "../../registry/types.js";
+import type { OnlineWriteBatch } from "../types.js";
+
+export const PAYLOAD_VERSION = 1;
+/** byte offset of the event ts (f64), followed by the created ts (f64) */
+export const TS_OFFSET = 5;
+const HEADER_BYTES = 21;
+
+// ---------------------------------------------------------------- entity keys
+
+type KeyPart = (v: unknown) => string | undefined;
+
+const INT_RE = /^\s*[+-]?\d+\s*$/;
+const FLOAT_RE = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/;
+
+function intKeyPart(v: unknown): string | undefined {
+  if (typeof v === "number") {
+    if (Number.isSafeInteger(v)) return String(v === 0 ? 0 : v);
+    return Number.isInteger(v) ? BigInt(v).toString() : undefined;
+  }
+  if (typeof v === "string") {
+    if (!INT_RE.test(v)) return undefined;
+    const s = v.trim();
+    return s.length <= 15 ? String(Number(s) || 0) : BigInt(s).toString();
+  }
+  if (typeof v === "bigint") return v.toString();
+  if (v instanceof Date && !Number.isNaN(v.getTime())) return String(v.getTime());
+  return undefined;
+}
+
+function floatKeyPart(v: unknown): string | undefined {
+  if (typeof v === "number") return Number.isFinite(v) ? String(v === 0 ? 0 : v) : undefined;
+  if (typeof v === "string" && FLOAT_RE.test(v)) return String(Number(v) || 0);
+  if (typeof v === "bigint") return String(Number(v));
+  return undefined;
+}
+
+function stringKeyPart(v: unknown): string | undefined {
+  if (typeof v === "string") return JSON.stringify(v);
+  if (typeof v === "number" && Number.isFinite(v)) return JSON.stringify(String(v));
+  if (typeof v === "bigint") return JSON.stringify(v.toString());
+  return undefined;
+}
+
+function boolKeyPart(v: unknown): string | undefined {
+  if (v === true || v === "true" || v === 1) return "true";
+  if (v === false || v === "false" || v === 0) return "false";
+  return undefined;
+}
+
+function bytesKeyPart(v: unknown): string | undefined {
+  if (v instanceof Uint8Array) return "0x" + Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("hex");
+  return undefined;
+}
+
+function keyPartFor(dtype: Dtype): KeyPart {
+  switch (dtype) {
+    case "int32":
+    case "int64":
+    case "unix_timestamp":
+      return intKeyPart;
+    case "float32":
+    case "float64":
+      return floatKeyPart;
+    case "string":
+      return stringKeyPart;
+    case "bool":
+      return boolKeyPart;
+    case "bytes":
+      return bytesKeyPart;
+    default:
+      throw new ValidationError(`join key dtype "${dtype}" cannot be an entity key (lists are not allowed)`);
+  }
+}
+
+function describe(v: unknown): string {
+  if (typeof v === "bigint") return `${v}n`;
+  if (v instanceof Uint8Array) return `bytes[${v.byteLength}]`;
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}
+
+function badKey(view: FeatureViewSpec, col: FieldSpec, v: unknown, row: number): ValidationError {
+  if (v === null || v === undefined) {
+    return new ValidationError(`feature view "${view.name}": join key "${col.name}" is missing (${v === null ? "null" : "undefined"}) in entity row ${row}`);
+  }
+  return new ValidationError(`feature view "${view.name}": join key "${col.name}" value ${describe(v)} (entity row ${row}) is not a valid ${col.dtype} key`);
+}
+
+/**
+ * Serializes entity keys of `view`. `withNames` prefixes each part with its join key name
+ * ("user_id=1,item_id=\"a\""), as Redis keys shared by views need; without, only the values ("1,\"a\"").
+ */
+export class EntityKeyCodec {
+  private readonly parts: KeyPart[];
+  private readonly prefixes: string[];
+
+  constructor(
+    private readonly view: FeatureViewSpec,
+    withNames: boolean,
+  ) {
+    if (view.entityColumns.length === 0) throw new ValidationError(`feature view "${view.name}" has no join keys; the online store needs at least one`);
+    this.parts = view.entityColumns.map((c) => keyPartFor(c.dtype));
+    this.prefixes = view.entityColumns.map((c, i) => (i > 0 ? "," : "") + (withNames ? `${c.name}=` : ""));
+  }
+
+  /** One key from join-key values in `view.entityColumns` order. */
+  key(values: ArrayLike<unknown>, row = 0): string {
+    const cols = this.view.entityColumns;
+    if (values.length !== cols.length) {
+      throw new ValidationError(`feature view "${this.view.name}": entity row ${row} has ${values.length} join key values, expected ${cols.length} (${cols.map((c) => c.name).join(", ")})`);
+    }
+    let out = "";
+    for (let i = 0; i < cols.length; i++) {
+      const s = this.parts[i](values[i]);
+      if (s === undefined) throw badKey(this.view, cols[i], values[i], row);
+      out += this.prefixes[i] + s;
+    }
+    return out;
+  }
+
+  /** Keys of a column-wise batch (columns named as the join keys). */
+  keysOfColumns(columns: Record<string, ArrayLike<unknown>>, length: number): string[] {
+    const cols = this.view.entityColumns;
+    const arrays = cols.map((c) => {
+      const a = columns[c.name];
+      if (!a) throw new ValidationError(`feature view "${this.view.name}": the batch has no join key column "${c.name}" (has ${Object.keys(columns).join(", ") || "none"})`);
+      if (a.length < length) throw new ValidationError(`feature view "${this.view.name}": join key column "${c.name}" has ${a.length} values, expected ${length}`);
+      return a;
+    });
+    const out = new Array<string>(length);
+    if (cols.length === 1) {
+      const part = this.parts[0];
+      const a = arrays[0];
+      const p = this.prefixes[0];
+      for (let r = 0; r < length; r++) {
+        const s = part(a[r]);
+        if (s === undefined) throw badKey(this.view, cols[0], a[r], r);
+        out[r] = p + s;
+      }
+      return out;
+    }
+    for (let r = 0; r < length; r++) {
+      let k = "";
+      for (let i = 0; i < cols.length; i++) {
+        const s = this.parts[i](arrays[i][r]);
+        if (s === undefined) throw badKey(this.view, cols[i], arrays[i][r], r);
+        k += this.prefixes[i] + s;
+      }
+      out[r] = k;
+    }
+    return out;
+  }
+}
+
+// ---------------------------------------------------------------- payload schema
+
+const T_FLOAT = 0;
+const T_INT32 = 1;
+const T_INT64 = 2;
+const T_BOOL = 3;
+const T_STRING = 4;
+const T_BYTES = 5;
+const T_TIMESTAMP = 6;
+const LIST = 8;
+
+const TYPE_CODE: Record<ValueType, number> = {
+  float32: T_FLOAT,
+  float64: T_FLOAT,
+  int32: T_INT32,
+  int64: T_INT64,
+  bool: T_BOOL,
+  string: T_STRING,
+  bytes: T_BYTES,
+  unix_timestamp: T_TIMESTAMP,
+};
+
+/** The field list a payload is written with, and what decoding it needs. */
+export interface PayloadSchema {
+  fingerprint: number;
+  fields: FieldSpec[];
+  names: string[];
+  codes: Uint8Array;
+  bitmapBytes: number;
+}
+
+/** FNV-1a (32 bit) of "name:dtype,..." */
+function fingerprintOf(fields: FieldSpec[]): number {
+  const s = fields.map((f) => `${f.name}:${f.dtype}`).join(",");
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+export function payloadSchema(fields: FieldSpec[]): PayloadSchema {
+  const codes = new Uint8Array(fields.length);
+  fields.forEach((f, i) => {
+    const list = f.dtype.endsWith("[]");
+    const base = (list ? f.dtype.slice(0, -2) : f.dtype) as ValueType;
+    const code = TYPE_CODE[base];
+    if (code === undefined) throw new ValidationError(`field "${f.name}": dtype "${f.dtype}" cannot be stored online`);
+    codes[i] = code | (list ? LIST : 0);
+  });
+  return { fingerprint: fingerprintOf(fields), fields: fields.map((f) => ({ name: f.name, dtype: f.dtype })), names: fields.map((f) => f.name), codes, bitmapBytes: (fields.length + 7) >> 3 };
+}
+
+/** Fingerprint -> schema, for payloads written before a view's schema changed. */
+export class SchemaBook {
+  private readonly byFingerprint = new Map<number, PayloadSchema>();
+  private readonly byView = new WeakMap<FeatureViewSpec, PayloadSchema>();
+
+  /** The schema of the view's current features (cached per spec object). */
+  ofView(view: FeatureViewSpec): PayloadSchema {
+    let s = this.byView.get(view);
+    if (!s) {
+      s = this.byFingerprint.get(fingerprintOf(view.features)) ?? payloadSchema(view.features);
+      this.byView.set(view, s);
+      this.byFingerprint.set(s.fingerprint, s);
+    }
+    return s;
+  }
+
+  get(fingerprint: number): PayloadSchema | undefined {
+    return this.byFingerprint.get(fingerprint);
+  }
+
+  add(fields: FieldSpec[]): PayloadSchema {
+    const s = payloadSchema(fields);
+    this.byFingerprint.set(s.fingerprint, s);
+    return s;
+  }
+}
+
+export function payloadFingerprint(buf: Uint8Array): number {
+  return (buf[1] | (buf[2] << 8) | (buf[3] << 16) | (buf[4] << 24)) >>> 0;
+}
+
+// ---------------------------------------------------------------- encoding
+
+const TWO32 = 4294967296;
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+/** Rows of a batch packed into one buffer; row r is buf[offsets[r], offsets[r+1]). */
+export interface EncodedRows {
+  buf: Buffer;
+  offsets: Float64Array;
+}
+
+class Writer {
+  buf: Buffer;
+  off = 0;
+  constructor(size: number) {
+    this.buf = Buffer.allocUnsafe(Math.max(256, size));
+  }
+  ensure(n: number): void {
+    if (this.off + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.off + n + 1024));
+    this.buf.copy(next, 0, 0, this.off);
+    this.buf = next;
+  }
+  varint(n: number): void {
+    while (n >= 0x80) {
+      this.buf[this.off++] = (n & 0x7f) | 0x80;
+      n >>>= 7;
+    }
+    this.buf[this.off++] = n;
+  }
+}
+
+class EncodeError extends Error {
+  constructor(readonly expected: string) {
+    super(expected);
+  }
+}
+
+function toInt64Parts(w: Writer, v: unknown): void {
+  const b = w.buf;
+  const o = w.off;
+  if (typeof v === "number" && Number.isSafeInteger(v)) {
+    const hi = Math.floor(v / TWO32);
+    b.writeUInt32LE(v - hi * TWO32, o);
+    b.writeInt32LE(hi, o + 4);
+  } else if (typeof v === "bigint" || (typeof v === "number" && Number.isInteger(v))) {
+    const big = BigInt(v);
+    if (big < INT64_MIN || big > INT64_MAX) throw new EncodeError("an int64 (out of range)");
+    b.writeBigInt64LE(big, o);
+  } else {
+    throw new EncodeError("an integer (number or bigint)");
+  }
+  w.off = o + 8;
+}
+
+function timestampMs(v: unknown): number | bigint {
+  if (v instanceof Date) {
+    const t = v.getTime();
+    if (Number.isNaN(t)) throw new EncodeError("a valid Date");
+    return t;
+  }
+  if (typeof v === "number") {
+    if (!Number.isFinite(v)) throw new EncodeError("a finite time in ms");
+    return Math.round(v);
+  }
+  if (typeof v === "bigint") return v;
+  throw new EncodeError("a timestamp (ms number or Date)");
+}
+
+/** Writes one non-null scalar of type `code` (no list flag). */
+function writeScalar(w: Writer, code: number, v: unknown): void {
+  switch (code) {
+    case T_FLOAT:
+      if (typeof v !== "number") {
+        if (typeof v === "bigint") v = Number(v);
+        else throw new EncodeError("a number");
+      }
+      w.ensure(8);
+      w.buf.writeDoubleLE(v as number, w.off);
+      w.off += 8;
+      return;
+    case T_INT32:
+      if (typeof v === "bigint") v = Number(v);
+      if (typeof v !== "number" || !Number.isInteger(v) || v < -2147483648 || v > 2147483647) throw new EncodeError("an int32");
+      w.ensure(4);
+      w.buf.writeInt32LE(v, w.off);
+      w.off += 4;
+      return;
+    case T_INT64:
+      w.ensure(8);
+      toInt64Parts(w, v);
+      return;
+    case T_TIMESTAMP:
+      w.ensure(8);
+      toInt64Parts(w, timestampMs(v));
+      return;
+    case T_BOOL:
+      if (typeof v !== "boolean") throw new EncodeError("a boolean");
+      w.ensure(1);
+      w.buf[w.off++] = v ? 1 : 0;
+      return;
+    case T_STRING: {
+      if (typeof v !== "string") throw new EncodeError("a string");
+      const max = v.length * 3;
+      w.ensure(max + 5);
+      // short strings: length is known after writing; reserve the varint by writing ASCII-fast path
+      if (max < 128) {
+        const n = w.buf.write(v, w.off + 1, "utf8");
+        w.buf[w.off] = n;
+        w.off += 1 + n;
+      } else {
+        const n = Buffer.byteLength(v, "utf8");
+        w.varint(n);
+        w.off += w.buf.write(v, w.off, "utf8");
+      }
+      return;
+    }
+    case T_BYTES: {
+      if (!(v instanceof Uint8Array)) throw new EncodeError("bytes (Buffer or Uint8Array)");
+      w.ensure(v.byteLength + 5);
+      w.varint(v.byteLength);
+      w.buf.set(v, w.off);
+      w.off += v.byteLength;
+      return;
+    }
+  }
+}
+
+function isListLike(v: unknown): v is ArrayLike<unknown> {
+  return Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView));
+}
+
+function writeValue(w: Writer, code: number, v: unknown): void {
+  if ((code & LIST) === 0) return writeScalar(w, code, v);
+  if (!isListLike(v) || (v instanceof Uint8Array && (code & 7) === T_BYTES)) throw new EncodeError("a list (array)");
+  const base = code & 7;
+  w.ensure(5);
+  w.varint(v.length);
+  if (base === T_FLOAT && v instanceof Float64Array) {
+    w.ensure(v.length * 8);
+    for (let i = 0; i < v.length; i++) w.off = w.buf.writeDoubleLE(v[i], w.off);
+    return;
+  }
+  for (let i = 0; i < v.length; i++) {
+    const e = v[i];
+    if (e === null || e === undefined) throw new EncodeError("a list without null elements");
+    writeScalar(w, base, e);
+  }
+}
+
+/**
+ * Packs the rows of a batch (features column-wise) into one buffer. Throws a ValidationError naming the
+ * view, feature, row and value when a value does not fit its dtype; nothing is returned then, so a
+ * store can reject the whole batch before touching storage.
+ */
+export function encodeRows(view: FeatureViewSpec, schema: PayloadSchema, batch: OnlineWriteBatch): EncodedRows {
+  const n = batch.length;
+  const fields = schema.fields;
+  const cols = fields.map((f) => batch.features[f.name]);
+  for (let i = 0; i < fields.length; i++) {
+    const c = cols[i];
+    if (c && c.length < n) throw new ValidationError(`feature view "${view.name}": feature column "${fields[i].name}" has ${c.length} values, expected ${n}`);
+  }
+  for (const name of Object.keys(batch.features)) {
+    if (!schema.names.includes(name)) throw new ValidationError(`feature view "${view.name}" has no feature "${name}" (has ${schema.names.join(", ")})`);
+  }
+  if (batch.eventTs.length < n || batch.createdTs.length < n) throw new ValidationError(`feature view "${view.name}": eventTs/createdTs must hold ${n} values`);
+  const codes = schema.codes;
+  const bm = schema.bitmapBytes;
+  const w = new Writer(n * (HEADER_BYTES + bm + fields.length * 9));
+  const offsets = new Float64Array(n + 1);
+  const fp = schema.fingerprint;
+  let r = 0;
+  let f = 0;
+  try {
+    for (r = 0; r < n; r++) {
+      offsets[r] = w.off;
+      const ev = batch.eventTs[r];
+      const cr = batch.createdTs[r];
+      if (typeof ev !== "number" || !Number.isFinite(ev)) throw new ValidationError(`feature view "${view.name}": event timestamp of row ${r} is ${describe(ev)}, expected ms since the epoch`);
+      w.ensure(HEADER_BYTES + bm);
+      const b = w.buf;
+      let o = w.off;
+      b[o] = PAYLOAD_VERSION;
+      b.writeUInt32LE(fp, o + 1);
+      b.writeDoubleLE(ev, o + 5);
+      b.writeDoubleLE(typeof cr === "number" && Number.isFinite(cr) ? cr : 0, o + 13);
+      o += HEADER_BYTES;
+      const bitmapAt = o;
+      b.fill(0, o, o + bm);
+      w.off = o + bm;
+      for (f = 0; f < codes.length; f++) {
+        const col = cols[f];
+        const v = col === undefined ? null : col[r];
+        if (v === null || v === undefined) continue;
+        if (typeof v === "number" && codes[f] === T_FLOAT) {
+          // the common case, inline
+          w.ensure(8);
+          w.buf.writeDoubleLE(v, w.off);
+          w.off += 8;
+        } else {
+          writeValue(w, codes[f], v);
+        }
+        w.buf[bitmapAt + (f >> 3)] |= 1 << (f & 7);
+      }
+    }
+  } catch (e) {
+    if (e instanceof EncodeError) {
+      const field = fields[f];
+      const col = cols[f];
+      throw new ValidationError(`feature view "${view.name}": feature "${field.name}" (${field.dtype}) value ${describe(col?.[r])} in row ${r} is not ${e.expected}`);
+    }
+    throw e;
+  }
+  offsets[n] = w.off;
+  return { buf: w.buf, offsets };
+}
+
+// ---------------------------------------------------------------- decoding
+
+export interface DecodedPayload {
+  eventTs: number;
+  createdTs: number;
+  values: Record<string, unknown>;
+}
+
+function readInt64(b: Buffer, o: number): number | bigint {
+  const hi = b.readInt32LE(o + 4);
+  if (hi >= -2097152 && hi < 2097152) return hi * TWO32 + b.readUInt32LE(o);
+  return b.readBigInt64LE(o);
+}
+
+interface Cursor {
+  o: number;
+}
+
+function readVarint(b: Buffer, c: Cursor): number {
+  let n = 0;
+  let shift = 0;
+  let byte: number;
+  do {
+    byte = b[c.o++];
+    n += (byte & 0x7f) * 2 ** shift;
+    shift += 7;
+  } while (byte & 0x80);
+  return n;
+}
+
+function readScalar(b: Buffer, code: number, c: Cursor): unknown {
+  const o = c.o;
+  switch (code) {
+    case T_FLOAT:
+      c.o = o + 8;
+      return b.readDoubleLE(o);
+    case T_INT32:
+      c.o = o + 4;
+      return b.readInt32LE(o);
+    case T_INT64:
+    case T_TIMESTAMP:
+      c.o = o + 8;
+      return readInt64(b, o);
+    case T_BOOL:
+      c.o = o + 1;
+      return b[o] === 1;
+    case T_STRING: {
+      const n = readVarint(b, c);
+      const s = b.toString("utf8", c.o, c.o + n);
+      c.o += n;
+      return s;
+    }
+    case T_BYTES: {
+      const n = readVarint(b, c);
+      const out = Buffer.from(b.subarray(c.o, c.o + n));
+      c.o += n;
+      return out;
+    }
+  }
+  throw new Error(`corrupt online payload: unknown type code ${code}`);
+}
+
+/**
+ * Unpacks a payload written with `schema`. `wanted` features absent from the schema come back null,
+ * so a payload written before a feature was added still answers.
+ */
+export function decodePayload(b: Buffer, schema: PayloadSchema, wanted?: readonly string[]): DecodedPayload {
+  if (b[0] !== PAYLOAD_VERSION) throw new Error(`corrupt online payload: version ${b[0]}, expected ${PAYLOAD_VERSION}`);
+  const values: Record<string, unknown> = {};
+  const codes = schema.codes;
+  const names = schema.names;
+  const bitmapAt = HEADER_BYTES;
+  const c: Cursor = { o: HEADER_BYTES + schema.bitmapBytes };
+  for (let f = 0; f < codes.length; f++) {
+    if ((b[bitmapAt + (f >> 3)] & (1 << (f & 7))) === 0) {
+      values[names[f]] = null;
+      continue;
+    }
+    const code = codes[f];
+    if (code === T_FLOAT) {
+      values[names[f]] = b.readDoubleLE(c.o);
+      c.o += 8;
+    } else if ((code & LIST) === 0) {
+      values[names[f]] = readScalar(b, code, c);
+    } else {
+      const len = readVarint(b, c);
+      const arr = new Array<unknown>(len);
+      const base = code & 7;
+      for (let i = 0; i < len; i++) arr[i] = readScalar(b, base, c);
+      values[names[f]] = arr;
+    }
+  }
+  if (wanted) for (const w of wanted) if (!(w in values)) values[w] = null;
+  return { eventTs: b.readDoubleLE(TS_OFFSET), createdTs: b.readDoubleLE(TS_OFFSET + 8), values };
+}
