@@ -113,6 +113,8 @@ export class RedisOnlineStore implements OnlineStore {
   static async connect(config: RedisOnlineConfig): Promise<RedisOnlineStore> {
     const opts = parseRedisConnectionString(config.connectionString);
     const client = new Redis({ ...opts, lazyConnect: true, maxRetriesPerRequest: 2, connectTimeout: 5000 });
+    // connection errors surface through the failing commands; without a listener ioredis prints each one
+    client.on("error", () => undefined);
     try {
       await client.connect();
     } catch (e) {

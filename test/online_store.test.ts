@@ -1,0 +1,285 @@
+// One suite run against both online stores (SQLite in a temp file, Redis on 127.0.0.1:6379 with a unique
+// prefix), plus checks that both answer the same.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ValidationError } from "../registry/errors.js";
+import type { Dtype, FeatureViewSpec, FieldSpec } from "../registry/types.js";
+import { EntityKeyCodec } from "../stores/online/codec.js";
+import { createOnlineStore, parseRedisConnectionString } from "../stores/online/index.js";
+import type { OnlineRecord, OnlineStore, OnlineWriteBatch } from "../stores/types.js";
+
+const PROJECT = "online_test";
+const REDIS_PREFIX = `fstore_test_${process.pid}_${Date.now()}`;
+const REDIS_URL = "127.0.0.1:6379,db=0";
+
+function view(name: string, entityColumns: Array<[string, Dtype]>, features: Array<[string, Dtype]>): FeatureViewSpec {
+  const f = (list: Array<[string, Dtype]>): FieldSpec[] => list.map(([n, dtype]) => ({ name: n, dtype }));
+  return {
+    name,
+    entities: entityColumns.map(([n]) => n.replace(/_id$/, "")),
+    entityColumns: f(entityColumns),
+    features: f(features),
+    ttlSeconds: 0,
+    source: { type: "file", name: `${name}_src`, path: "/nowhere.parquet", timestampField: "ts", fieldMapping: {}, description: "", tags: {} },
+    online: true,
+    tags: {},
+    description: "",
+    owner: "",
+  };
+}
+
+const allTypes = view(
+  "all_types",
+  [["user_id", "int64"]],
+  [
+    ["f64", "float64"],
+    ["f32", "float32"],
+    ["i32", "int32"],
+    ["i64", "int64"],
+    ["b", "bool"],
+    ["s", "string"],
+    ["raw", "bytes"],
+    ["ts", "unix_timestamp"],
+    ["f64s", "float64[]"],
+    ["i64s", "int64[]"],
+    ["ss", "string[]"],
+    ["bs", "bool[]"],
+    ["raws", "bytes[]"],
+  ],
+);
+const userStats = view("user_stats", [["user_id", "int64"]], [["clicks", "int64"], ["ctr", "float64"]]);
+const pair = view("user_item", [["user_id", "int64"], ["item_id", "string"]], [["score", "float64"]]);
+
+function batch(v: FeatureViewSpec, rows: Array<{ key: unknown[]; values: Record<string, unknown>; ev: number; cr?: number }>): OnlineWriteBatch {
+  const keys: Record<string, unknown[]> = {};
+  v.entityColumns.forEach((c, i) => (keys[c.name] = rows.map((r) => r.key[i])));
+  const features: Record<string, unknown[]> = {};
+  for (const f of v.features) features[f.name] = rows.map((r) => (f.name in r.values ? r.values[f.name] : null));
+  return { length: rows.length, keys, features, eventTs: rows.map((r) => r.ev), createdTs: rows.map((r) => r.cr ?? 0) };
+}
+
+const richRow = {
+  f64: 1.0000000000000002,
+  f32: -2.5,
+  i32: -2147483648,
+  i64: 9007199254740991,
+  b: true,
+  s: "héllo, 世界 \"quoted\"",
+  raw: Buffer.from([0, 1, 2, 255]),
+  ts: 1700000000123,
+  f64s: [0.5, -1e300, 3],
+  i64s: [-1, 0, 2 ** 40],
+  ss: ["a", "", "long ".repeat(60)],
+  bs: [true, false],
+  raws: [Buffer.from("xy"), Buffer.alloc(0)],
+};
+
+interface Case {
+  name: string;
+  open: () => Promise<OnlineStore>;
+  cleanup: () => Promise<void>;
+}
+
+const tmp = mkdtempSync(join(tmpdir(), "fstore-online-"));
+const cases: Case[] = [
+  { name: "sqlite", open: () => createOnlineStore({ type: "sqlite", path: join(tmp, "online.db") }), cleanup: async () => undefined },
+  {
+    name: "redis",
+    open: () => createOnlineStore({ type: "redis", connectionString: REDIS_URL, keyTtlSeconds: 0, keyPrefix: REDIS_PREFIX }),
+    cleanup: async () => {
+      const r = new Redis(parseRedisConnectionString(REDIS_URL));
+      const keys = await r.keys(`${REDIS_PREFIX}*`);
+      if (keys.length) await r.del(...keys);
+      await r.quit();
+    },
+  },
+];
+
+const answers: Record<string, unknown> = {};
+
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe.each(cases)("online store: $name", ({ name, open, cleanup }) => {
+  let store: OnlineStore;
+  beforeAll(async () => {
+    store = await open();
+    await store.health();
+    await store.update(PROJECT, [allTypes, userStats, pair], []);
+  });
+  afterAll(async () => {
+    await store.teardown(PROJECT, [allTypes, userStats, pair]);
+    await store.close();
+    await cleanup();
+  });
+
+  it("round-trips every dtype, lists, nulls and bytes", async () => {
+    const n = await store.write(PROJECT, allTypes, batch(allTypes, [
+      { key: [1], values: richRow, ev: 1000, cr: 5 },
+      { key: [2], values: { s: "only a string" }, ev: 2000 },
+      { key: [3], values: { i64: 2n ** 62n, i64s: [] }, ev: 3000 },
+    ]));
+    expect(n).toBe(3);
+    const [res] = await store.read(PROJECT, [{ view: allTypes, features: allTypes.features.map((f) => f.name), entityKeys: [[1], [2], [3]] }]);
+    expect(res[0]).toEqual({ eventTs: 1000, values: richRow });
+    expect(res[1]?.eventTs).toBe(2000);
+    expect(res[1]?.values.s).toBe("only a string");
+    for (const f of allTypes.features) if (f.name !== "s") expect(res[1]?.values[f.name]).toBeNull();
+    expect(res[2]?.values.i64).toBe(2n ** 62n); // beyond 2^53: stays exact as a bigint
+    expect(res[2]?.values.i64s).toEqual([]);
+    answers[`${name}:types`] = res;
+  });
+
+  it("normalises keys: an int key given as a string, composite keys, not found is null", async () => {
+    await store.write(PROJECT, userStats, batch(userStats, [{ key: ["42"], values: { clicks: 7, ctr: 0.25 }, ev: 10 }]));
+    await store.write(PROJECT, pair, batch(pair, [
+      { key: [42, "a"], values: { score: 1.5 }, ev: 10 },
+      { key: [42, "b"], values: { score: 2.5 }, ev: 10 },
+    ]));
+    const [stats, pairs] = await store.read(PROJECT, [
+      { view: userStats, features: ["clicks", "ctr"], entityKeys: [[42], ["0042"], [42n], [43]] },
+      { view: pair, features: ["score"], entityKeys: [["42", "b"], [42, "a"], [42, "c"], [43, "a"]] },
+    ]);
+    expect(stats.map((r) => r?.values.clicks ?? null)).toEqual([7, 7, 7, null]);
+    expect(stats[3]).toBeNull();
+    expect(pairs.map((r) => r?.values.score ?? null)).toEqual([2.5, 1.5, null, null]);
+    answers[`${name}:keys`] = [stats, pairs];
+  });
+
+  it("rejects a value that cannot be a key, naming the join key and value", async () => {
+    const bad = store.read(PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [["abc"]] }]);
+    await expect(bad).rejects.toThrow(ValidationError);
+    await expect(bad).rejects.toThrow(/join key "user_id" value "abc".*int64/);
+    await expect(store.write(PROJECT, userStats, batch(userStats, [{ key: [1.5], values: { clicks: 1 }, ev: 1 }]))).rejects.toThrow(/"user_id" value 1.5/);
+  });
+
+  it("never replaces a newer row; equal event times go to the newer created time", async () => {
+    const w = (ev: number, cr: number, clicks: number) => store.write(PROJECT, userStats, batch(userStats, [{ key: [500], values: { clicks }, ev, cr }]));
+    const read = async () => (await store.read(PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[500]] }]))[0][0];
+    expect(await w(100, 1, 1)).toBe(1);
+    expect(await w(50, 9, 2)).toBe(0); // older event time
+    expect((await read())?.values.clicks).toBe(1);
+    expect(await w(100, 0, 3)).toBe(0); // same event, older created
+    expect((await read())?.values.clicks).toBe(1);
+    expect(await w(100, 2, 4)).toBe(1); // same event, newer created
+    expect(await w(100, 2, 5)).toBe(1); // same event and created: last write wins (idempotent re-run)
+    expect(await read()).toEqual({ eventTs: 100, values: { clicks: 5, ctr: null } });
+    expect(await w(101, 0, 6)).toBe(1);
+    expect((await read())?.values.clicks).toBe(6);
+    // within one batch too: the older duplicate after the newer one is skipped
+    const n = await store.write(PROJECT, userStats, batch(userStats, [
+      { key: [501], values: { clicks: 2 }, ev: 20 },
+      { key: [501], values: { clicks: 1 }, ev: 10 },
+    ]));
+    expect(n).toBe(1);
+    expect((await store.read(PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[501]] }]))[0][0]?.values.clicks).toBe(2);
+  });
+
+  it("writes a batch whole or not at all when a value cannot be encoded", async () => {
+    const rows = Array.from({ length: 1200 }, (_, i) => ({ key: [10_000 + i], values: { clicks: i, ctr: 0.5 } as Record<string, unknown>, ev: 1 }));
+    rows[1100].values.ctr = "not a number";
+    const p = store.write(PROJECT, userStats, batch(userStats, rows));
+    await expect(p).rejects.toThrow(ValidationError);
+    await expect(p).rejects.toThrow(/feature "ctr" \(float64\) value "not a number" in row 1100/);
+    const [res] = await store.read(PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: rows.map((r) => r.key) }]);
+    expect(res.every((r) => r === null)).toBe(true);
+    await expect(store.write(PROJECT, userStats, batch(userStats, [{ key: [1], values: { clicks: 1.5 }, ev: 1 }]))).rejects.toThrow(/"clicks" \(int64\) value 1.5/);
+  });
+
+  it("reads many views and many entities in one call", async () => {
+    const ids = Array.from({ length: 700 }, (_, i) => i + 20_000);
+    await store.write(PROJECT, userStats, batch(userStats, ids.map((id) => ({ key: [id], values: { clicks: id, ctr: id / 10 }, ev: 5 }))));
+    await store.write(PROJECT, allTypes, batch(allTypes, ids.filter((id) => id % 2 === 0).map((id) => ({ key: [id], values: { s: `u${id}` }, ev: 6 }))));
+    const keys = [...ids, 99].map((id) => [id]);
+    const [a, b] = await store.read(PROJECT, [
+      { view: userStats, features: ["clicks", "ctr"], entityKeys: keys },
+      { view: allTypes, features: ["s"], entityKeys: keys },
+    ]);
+    expect(a.slice(0, 700).map((r) => r?.values.ctr)).toEqual(ids.map((id) => id / 10));
+    expect(b.slice(0, 700).map((r) => r?.values.s ?? null)).toEqual(ids.map((id) => (id % 2 === 0 ? `u${id}` : null)));
+    expect(a[700]).toBeNull();
+    expect(b[700]).toBeNull();
+  });
+
+  it("reads payloads written before a feature was added (missing ones are null)", async () => {
+    const v1 = view("evolving", [["user_id", "int64"]], [["a", "int64"]]);
+    const v2 = view("evolving", [["user_id", "int64"]], [["a", "int64"], ["b", "string"]]);
+    await store.update(PROJECT, [v1], []);
+    await store.write(PROJECT, v1, batch(v1, [{ key: [1], values: { a: 11 }, ev: 1 }]));
+    await store.update(PROJECT, [v2], []);
+    await store.write(PROJECT, v2, batch(v2, [{ key: [2], values: { a: 22, b: "x" }, ev: 1 }]));
+    const [res] = await store.read(PROJECT, [{ view: v2, features: ["a", "b"], entityKeys: [[1], [2]] }]);
+    expect(res.map((r) => r?.values)).toEqual([{ a: 11, b: null }, { a: 22, b: "x" }]);
+  });
+
+  it("drops a view's data and tears down the project", async () => {
+    const gone = view("gone", [["user_id", "int64"]], [["x", "int64"]]);
+    await store.update(PROJECT, [gone], []);
+    await store.write(PROJECT, gone, batch(gone, [{ key: [42], values: { x: 1 }, ev: 1 }]));
+    await store.update(PROJECT, [userStats], [gone]);
+    const [g, s] = await store.read(PROJECT, [
+      { view: gone, features: ["x"], entityKeys: [[42]] },
+      { view: userStats, features: ["clicks"], entityKeys: [[42]] },
+    ]);
+    expect(g[0]).toBeNull();
+    expect(s[0]?.values.clicks).toBe(7); // the other view on the same entity is untouched
+
+    const other = "online_test_other";
+    await store.write(other, userStats, batch(userStats, [{ key: [42], values: { clicks: 1 }, ev: 1 }]));
+    await store.teardown(other, [userStats]);
+    expect((await store.read(other, [{ view: userStats, features: ["clicks"], entityKeys: [[42]] }]))[0][0]).toBeNull();
+    expect((await store.read(PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[42]] }]))[0][0]?.values.clicks).toBe(7);
+  });
+});
+
+describe("both stores", () => {
+  it("answered the same", () => {
+    expect(answers["sqlite:types"]).toBeDefined();
+    expect(answers["redis:types"]).toEqual(answers["sqlite:types"]);
+    expect(answers["redis:keys"]).toEqual(answers["sqlite:keys"]);
+  });
+});
+
+describe("redis specifics", () => {
+  it("sets the key TTL when configured and lays keys out as prefix:project:join=value", async () => {
+    const prefix = `${REDIS_PREFIX}_ttl`;
+    const store = await createOnlineStore({ type: "redis", connectionString: REDIS_URL, keyTtlSeconds: 3600, keyPrefix: prefix });
+    const raw = new Redis(parseRedisConnectionString(REDIS_URL));
+    try {
+      await store.write(PROJECT, pair, batch(pair, [{ key: [7, "z"], values: { score: 1 }, ev: 1 }]));
+      const key = `${prefix}:${PROJECT}:user_id=7,item_id="z"`;
+      expect(await raw.hkeys(key)).toEqual(["user_item"]);
+      const ttl = await raw.ttl(key);
+      expect(ttl).toBeGreaterThan(3500);
+      expect(ttl).toBeLessThanOrEqual(3600);
+    } finally {
+      await store.teardown(PROJECT, [pair]);
+      expect(await raw.keys(`${prefix}*`)).toEqual([]);
+      await raw.quit();
+      await store.close();
+    }
+  });
+
+  it("parses Feast connection strings and reports an unreachable server", async () => {
+    expect(parseRedisConnectionString("redis.local:6380,db=3,password=s3cret,ssl=true")).toEqual({ host: "redis.local", port: 6380, db: 3, password: "s3cret", tls: {} });
+    expect(() => parseRedisConnectionString("h:1,dbx=1")).toThrow(/unknown option "dbx"/);
+    await expect(createOnlineStore({ type: "redis", connectionString: "127.0.0.1:1", keyTtlSeconds: 0 })).rejects.toThrow(/cannot connect to Redis at 127.0.0.1:1/);
+  });
+});
+
+describe("entity key codec", () => {
+  it("maps equal keys of a type to one string and refuses values of another type", () => {
+    const codec = new EntityKeyCodec(pair, true);
+    expect(codec.key([1, "a"])).toBe('user_id=1,item_id="a"');
+    expect(codec.key(["+001", "a"])).toBe(codec.key([1n, "a"]));
+    expect(codec.key(["12345678901234567890", "a"])).toBe('user_id=12345678901234567890,item_id="a"');
+    expect(() => codec.key([null, "a"], 3)).toThrow(/join key "user_id" is missing \(null\) in entity row 3/);
+    expect(() => codec.key([1])).toThrow(/1 join key values, expected 2/);
+    expect(() => codec.key([1, { a: 1 }])).toThrow(/join key "item_id" value \{"a":1\}/);
+  });
+});
+
+// keep a reference so a typo in a record shape fails type-checking
+export type _Record = OnlineRecord;
