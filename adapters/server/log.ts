@@ -1,0 +1,49 @@
+// Structured JSON logs: one line per event on a stream (stdout by default), filtered by level.
+import type { Writable } from "node:stream";
+
+export const LOG_LEVELS = ["debug", "info", "warn", "error", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
+
+export function isLogLevel(s: unknown): s is LogLevel {
+  return typeof s === "string" && (LOG_LEVELS as readonly string[]).includes(s);
+}
+
+export interface Logger {
+  readonly level: LogLevel;
+  enabled(level: Exclude<LogLevel, "silent">): boolean;
+  log(level: Exclude<LogLevel, "silent">, msg: string, fields?: Record<string, unknown>): void;
+}
+
+/** The chain of causes of an error as plain JSON (message, name, stack of the first). */
+export function errorFields(e: unknown): Record<string, unknown> {
+  if (!(e instanceof Error)) return { error: String(e) };
+  const causes: string[] = [];
+  let c: unknown = e.cause;
+  for (let i = 0; c !== undefined && i < 5; i++) {
+    causes.push(c instanceof Error ? `${c.name}: ${c.message}` : String(c));
+    c = c instanceof Error ? c.cause : undefined;
+  }
+  const out: Record<string, unknown> = { error: e.message, error_type: e.name, stack: e.stack };
+  if (causes.length) out.cause = causes;
+  return out;
+}
+
+export function jsonLogger(level: LogLevel = "info", stream: Writable = process.stdout): Logger {
+  const min = RANK[level];
+  return {
+    level,
+    enabled: (l) => RANK[l] >= min,
+    log(l, msg, fields) {
+      if (RANK[l] < min) return;
+      let line: string;
+      try {
+        line = JSON.stringify({ time: new Date().toISOString(), level: l, msg, ...fields });
+      } catch {
+        line = JSON.stringify({ time: new Date().toISOString(), level: l, msg, note: "fields not serialisable" });
+      }
+      stream.write(line + "\n");
+    },
+  };
+}
