@@ -3,3 +3,4 @@ export { Entity, Field, FileSource, PushSource, FeatureView, FeatureViewProjecti
 export type { Dtype, ValueType, FeatureViewSpec, FeatureServiceSpec, EntitySpec, DataSourceSpec, FieldSpec } from "./registry/types.js";
 export { FstoreError, ValidationError, NotFoundError } from "./registry/errors.js";
 export type { RepoConfig } from "./registry/config.js";
+export { startFeatureServer, FeatureServerClient, FeatureServerError, responseToObject, type FeatureServer, type FeatureServerOptions, type OnlineFeaturesResponse } from "./adapters/server/index.js";

@@ -14,6 +14,7 @@ import Materialize from "./commands/materialize.js";
 import MaterializeIncremental from "./commands/materialize-incremental.js";
 import Plan from "./commands/plan.js";
 import RegistryDump from "./commands/registry-dump.js";
+import Serve from "./commands/serve.js";
 import Teardown from "./commands/teardown.js";
 import Version from "./commands/version.js";
 
@@ -31,6 +32,7 @@ export const COMMANDS: Record<string, typeof Command> = {
   "materialize-incremental": MaterializeIncremental,
   plan: Plan,
   "registry-dump": RegistryDump,
+  serve: Serve,
   teardown: Teardown,
   version: Version,
 };

@@ -1,0 +1,54 @@
+import { Command, Flags } from "@oclif/core";
+import { resolve } from "node:path";
+import { startFeatureServer, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT } from "../../adapters/server/server.js";
+import { LOG_LEVELS, type LogLevel } from "../../adapters/server/log.js";
+import { FstoreError } from "../../registry/errors.js";
+
+export default class Serve extends Command {
+  static override description = "Serve the feature store over HTTP with Feast's REST API (get-online-features, push, write-to-online-store, materialize, health, metrics)";
+  static override examples = [
+    "fs serve",
+    "fs serve --repo my_repo --port 6566 --host 0.0.0.0 --auth-token s3cret",
+    `curl -s localhost:6566/get-online-features -d '{"features":["user_features:age"],"entities":{"user_id":[1,2]}}'`,
+  ];
+  static override flags = {
+    repo: Flags.string({ char: "r", aliases: ["chdir"], description: "feature repository folder (holds feature_store.yaml)", default: "." }),
+    port: Flags.integer({ char: "p", description: "port (0 picks a free one)", default: DEFAULT_PORT, min: 0, max: 65535 }),
+    host: Flags.string({ char: "h", description: "address to listen on", default: "127.0.0.1" }),
+    "auth-token": Flags.string({ description: "require 'Authorization: Bearer <token>' on every endpoint but /health", env: "FSTORE_AUTH_TOKEN" }),
+    "max-body-bytes": Flags.integer({ description: "larger request bodies answer 413", default: DEFAULT_MAX_BODY_BYTES, min: 1 }),
+    "registry-ttl": Flags.integer({ description: "seconds between registry refreshes (default: registry_ttl_sec of feature_store.yaml)", min: 0 }),
+    "log-level": Flags.string({ description: "log level of the JSON lines on stdout", options: [...LOG_LEVELS], default: process.env.FSTORE_LOG_LEVEL ?? "info" }),
+  };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(Serve);
+    const server = await startFeatureServer({
+      repoPath: resolve(flags.repo),
+      port: flags.port,
+      host: flags.host,
+      authToken: flags["auth-token"] ?? "",
+      maxBodyBytes: flags["max-body-bytes"],
+      registryTtlSeconds: flags["registry-ttl"],
+      logLevel: flags["log-level"] as LogLevel,
+    });
+    // Runs until a signal: stop accepting, finish in-flight requests, close the stores, exit 0.
+    await new Promise<void>((done) => {
+      const stop = (signal: string) => {
+        server.logger.log("info", "shutting down", { signal });
+        server.close().then(done, (e: unknown) => {
+          server.logger.log("error", "shutdown failed", { error: String(e) });
+          process.exit(1);
+        });
+      };
+      process.once("SIGTERM", () => stop("SIGTERM"));
+      process.once("SIGINT", () => stop("SIGINT"));
+    });
+    process.exit(0);
+  }
+
+  protected override async catch(err: Error & { exitCode?: number }): Promise<void> {
+    if (err instanceof FstoreError) this.error(err.message, { exit: 1 });
+    return super.catch(err);
+  }
+}
