@@ -1,0 +1,217 @@
+// DLRM ranking: one embedding dimension for every categorical column, a bottom MLP for the continuous ones,
+// pairwise dot-product interactions of all those vectors, a top MLP and a sigmoid. Trained with binary
+// cross-entropy on labelled rows, or on positives plus uniformly sampled negatives with class weights.
+import { matMulFast, tf } from "./backend.js";
+import type { EmbeddingUpdate } from "./embedding.js";
+import { joinColumns, rng, takeRows, type Frame } from "./frame.js";
+import { sampleNegatives, type NegativeSource } from "./negatives.js";
+import { applyDense, applyMlp, dense, disposePrepared, FeatureEncoder, mlp, mlpVariables, Optimizer, tableVariables, type DenseLayer, type PreparedFeatures } from "./nn.js";
+import { inputColumns, inputsOf, type InputSpec } from "./schema.js";
+import { sliceFrame } from "./two_tower.js";
+import { ValidationError } from "../../registry/errors.js";
+
+export interface DlrmOptions {
+  /** dimension of every embedding and of the bottom MLP's output (default 64) */
+  embeddingDim?: number;
+  /** bottom MLP for continuous inputs; its last size is forced to `embeddingDim` (default [128, 64]) */
+  bottomLayers?: number[];
+  /** top MLP before the output unit (default [128, 64, 32]) */
+  topLayers?: number[];
+  /** negatives per positive; 0 trains on the target column as it is (default 0) */
+  negatives?: number;
+  negativeSource?: NegativeSource;
+  /** loss weight per class; default {0: 1, 1: negatives} with sampling, {0: 1, 1: 1} without */
+  classWeights?: { 0: number; 1: number };
+  embeddingUpdate?: EmbeddingUpdate;
+  learningRate?: number;
+  seed?: number;
+}
+
+export class DlrmModel {
+  readonly spec: InputSpec;
+  readonly options: Required<Omit<DlrmOptions, "classWeights">> & { classWeights: { 0: number; 1: number } };
+  readonly enc: FeatureEncoder;
+  readonly bottom: DenseLayer[];
+  readonly top: DenseLayer[];
+  readonly out: DenseLayer;
+  readonly itemIdColumn: string | undefined;
+  readonly targetColumn: string | undefined;
+  /** F interacting vectors, P = F(F-1)/2 pairs; `select` picks the i<j entries of the flattened F x F matrix */
+  readonly nVectors: number;
+  readonly pairs: Array<[number, number]>;
+  private readonly select: tf.Tensor2D;
+  private readonly optimizer: Optimizer;
+  private readonly rand: () => number;
+  private catalogue: Frame | null = null;
+
+  constructor(spec: InputSpec, opts: DlrmOptions = {}) {
+    const negatives = opts.negatives ?? 0;
+    const D = opts.embeddingDim ?? 64;
+    this.options = {
+      embeddingDim: D,
+      bottomLayers: [...(opts.bottomLayers ?? [128, 64]).slice(0, -1), D],
+      topLayers: opts.topLayers ?? [128, 64, 32],
+      negatives,
+      negativeSource: opts.negativeSource ?? "batch",
+      classWeights: opts.classWeights ?? { 0: 1, 1: negatives > 0 ? negatives : 1 },
+      embeddingUpdate: opts.embeddingUpdate ?? "lazy",
+      learningRate: opts.learningRate ?? 1e-3,
+      seed: opts.seed ?? 42,
+    };
+    const all = inputsOf(spec, ["user", "item", "context"]);
+    this.spec = spec;
+    this.itemIdColumn = spec.itemIdColumn;
+    this.targetColumn = spec.targetColumn;
+    if (negatives > 0 && !this.itemIdColumn) throw new ValidationError("dlrm: negative sampling needs a categorical column tagged item_id");
+    const { seed, embeddingUpdate } = this.options;
+    this.enc = new FeatureEncoder(all.categorical, all.continuous, embeddingUpdate, seed, D);
+    this.bottom = all.continuous.length ? mlp(all.continuous.length, this.options.bottomLayers, seed + 11, "bottom", false) : [];
+    this.nVectors = all.categorical.length + (all.continuous.length ? 1 : 0);
+    if (this.nVectors < 2) throw new ValidationError(`dlrm: needs at least two interacting inputs (categorical columns or a continuous block), got ${this.nVectors}`);
+    this.pairs = [];
+    for (let i = 0; i < this.nVectors; i++) for (let j = i + 1; j < this.nVectors; j++) this.pairs.push([i, j]);
+    const F = this.nVectors;
+    const sel = new Float32Array(F * F * this.pairs.length);
+    this.pairs.forEach(([i, j], k) => (sel[(i * F + j) * this.pairs.length + k] = 1));
+    this.select = tf.tensor2d(sel, [F * F, this.pairs.length]);
+    const topIn = this.pairs.length + (all.continuous.length ? D : 0);
+    this.top = mlp(topIn, this.options.topLayers, seed + 13, "top", false);
+    this.out = dense(this.options.topLayers[this.options.topLayers.length - 1] ?? topIn, 1, "linear", seed + 17, "out");
+    this.optimizer = new Optimizer({ learningRate: this.options.learningRate });
+    this.rand = rng(seed + 19);
+  }
+
+  /** Columns a training batch must carry (features, plus the target when not sampling). */
+  get columns(): string[] {
+    const cols = inputColumns(this.enc);
+    if (this.itemIdColumn && !cols.includes(this.itemIdColumn)) cols.push(this.itemIdColumn);
+    if (this.options.negatives === 0 && this.targetColumn) cols.push(this.targetColumn);
+    return cols;
+  }
+
+  /** Columns describing an item (taken from the negative's item row): the item-side inputs. */
+  get itemColumns(): string[] {
+    return inputColumns(inputsOf(this.spec, ["item"]));
+  }
+
+  /** The item catalogue (one row per item, item-side columns) for negatives drawn from the catalogue. */
+  setCatalogue(items: Frame): void {
+    this.catalogue = items;
+  }
+
+  /** Logits [B] (call inside a tape or tidy). */
+  logits(p: PreparedFeatures): tf.Tensor1D {
+    const B = p.length;
+    const vecs = this.enc.embed(p);
+    let bottomOut: tf.Tensor2D | null = null;
+    if (p.continuous) {
+      bottomOut = applyMlp(this.bottom, p.continuous);
+      vecs.push(bottomOut);
+    }
+    const F = this.nVectors;
+    const X = tf.stack(vecs, 1) as tf.Tensor3D; // [B, F, D]
+    const Z = tf.reshape(matMulFast(X, X, false, true), [B, F * F]) as tf.Tensor2D;
+    const inter = tf.matMul(Z, this.select) as tf.Tensor2D;
+    const topIn = bottomOut ? (tf.concat([bottomOut, inter], 1) as tf.Tensor2D) : inter;
+    return tf.reshape(applyDense(this.out, applyMlp(this.top, topIn)), [B]) as tf.Tensor1D;
+  }
+
+  private denseVariables(): tf.Variable[] {
+    return [...mlpVariables(this.bottom), ...mlpVariables(this.top), this.out.kernel, this.out.bias, ...tableVariables(this.enc)];
+  }
+
+  /** The rows one step trains on: the batch itself, or its positives plus sampled negatives, with labels. */
+  trainingRows(batch: Frame): { rows: Frame; labels: Float32Array } {
+    const { negatives, negativeSource } = this.options;
+    if (negatives === 0) {
+      if (!this.targetColumn) throw new ValidationError("dlrm: no target column (tag one `target`) and no negative sampling asked for");
+      const t = batch.columns[this.targetColumn] as Int32Array | Float32Array;
+      return { rows: batch, labels: Float32Array.from(t) };
+    }
+    const itemCol = this.itemIdColumn as string;
+    const posItems = batch.columns[itemCol] as Int32Array;
+    let source: Frame = batch;
+    if (negativeSource === "catalogue") {
+      if (!this.catalogue) throw new Error("dlrm: catalogue negatives need setCatalogue() first");
+      source = this.catalogue;
+    }
+    const draw = sampleNegatives(posItems, source.columns[itemCol] as Int32Array, negatives, this.rand);
+    const itemCols = [...new Set([...this.itemColumns, itemCol])];
+    const otherCols = Object.keys(batch.columns).filter((c) => !itemCols.includes(c));
+    const negRows = joinColumns(takeRows(batch, draw.positiveRow, otherCols), takeRows(source, draw.candidateRow, itemCols));
+    const all = concatFrames(batch, negRows, [...otherCols, ...itemCols]);
+    const labels = new Float32Array(all.length);
+    labels.fill(1, 0, batch.length);
+    return { rows: all, labels };
+  }
+
+  trainBatch(batch: Frame): number {
+    const { rows, labels } = this.trainingRows(batch);
+    const w = new Float32Array(labels.length);
+    for (let i = 0; i < labels.length; i++) w[i] = labels[i] > 0.5 ? this.options.classWeights[1] : this.options.classWeights[0];
+    const p = this.enc.prepare(rows, true);
+    const y = tf.tensor1d(labels);
+    const wt = tf.tensor1d(w);
+    try {
+      return this.optimizer.minimize(() => tf.tidy(() => weightedBce(this.logits(p), y, wt)), this.denseVariables(), [p]);
+    } finally {
+      disposePrepared(p);
+      y.dispose();
+      wt.dispose();
+    }
+  }
+
+  /** Click probabilities of the rows of `frame`. */
+  score(frame: Frame, batchSize = 8192): Float32Array {
+    const out = new Float32Array(frame.length);
+    for (let s = 0; s < frame.length; s += batchSize) {
+      const part = sliceFrame(frame, s, Math.min(frame.length, s + batchSize));
+      const p = this.enc.prepare(part, false);
+      const y = tf.tidy(() => tf.sigmoid(this.logits(p)));
+      out.set(y.dataSync() as Float32Array, s);
+      y.dispose();
+      disposePrepared(p);
+    }
+    return out;
+  }
+
+  dispose(): void {
+    this.denseVariables().forEach((v) => v.dispose());
+    this.enc.tables.forEach((t) => t.dispose());
+    this.select.dispose();
+    this.optimizer.dispose();
+  }
+}
+
+/** mean over rows of w * BCE(sigmoid(logit), y), in the numerically stable form. */
+export function weightedBce(logits: tf.Tensor1D, y: tf.Tensor1D, w: tf.Tensor1D): tf.Scalar {
+  const l = tf.add(tf.sub(tf.relu(logits), tf.mul(logits, y)), tf.log1p(tf.exp(tf.neg(tf.abs(logits)))));
+  return tf.mean(tf.mul(l, w)) as tf.Scalar;
+}
+
+/** Rows of `a` then rows of `b`, for the named columns. */
+export function concatFrames(a: Frame, b: Frame, names: string[]): Frame {
+  const idxA = new Int32Array(a.length).map((_, i) => i);
+  const idxB = new Int32Array(b.length).map((_, i) => i);
+  const columns: Frame["columns"] = {};
+  for (const n of names) {
+    const ca = takeRows(a, idxA, [n]).columns[n];
+    const cb = takeRows(b, idxB, [n]).columns[n];
+    if (ArrayBuffer.isView(ca) && ArrayBuffer.isView(cb)) {
+      const out = ca instanceof Float32Array || cb instanceof Float32Array ? new Float32Array(a.length + b.length) : new Int32Array(a.length + b.length);
+      out.set(ca);
+      out.set(cb, a.length);
+      columns[n] = out;
+    } else if (!ArrayBuffer.isView(ca) && !ArrayBuffer.isView(cb)) {
+      const offsets = new Int32Array(a.length + b.length + 1);
+      offsets.set(ca.offsets);
+      const base = ca.offsets[a.length];
+      for (let i = 1; i <= b.length; i++) offsets[a.length + i] = base + cb.offsets[i];
+      const values = new Int32Array(ca.values.length + cb.values.length);
+      values.set(ca.values);
+      values.set(cb.values, ca.values.length);
+      columns[n] = { offsets, values };
+    } else throw new Error(`column "${n}" is a list in one part and a scalar in the other`);
+  }
+  return { length: a.length + b.length, columns };
+}

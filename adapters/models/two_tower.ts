@@ -1,0 +1,216 @@
+// Two-Tower retrieval: a query (user) tower and a candidate (item) tower, each embeddings -> MLP, trained on
+// positive interactions with in-batch negatives and a softmax cross-entropy over the batch.
+import { matMulFast, tf } from "./backend.js";
+import type { EmbeddingUpdate } from "./embedding.js";
+import type { Frame } from "./frame.js";
+import { applyMlp, disposePrepared, FeatureEncoder, mlp, mlpVariables, Optimizer, tableVariables, type DenseLayer, type PreparedFeatures } from "./nn.js";
+import { inputColumns, inputsOf, type InputSpec } from "./schema.js";
+import { ValidationError } from "../../registry/errors.js";
+
+export interface TwoTowerOptions {
+  /** MLP of each tower; the last layer has no activation (default [128, 64]) */
+  layers?: number[];
+  /** L2-normalise both towers' outputs (cosine similarity), logits divided by `temperature` */
+  l2Normalize?: boolean;
+  temperature?: number;
+  /** subtract log(sampling probability) of each in-batch candidate (needs `setItemFrequencies`) */
+  logQCorrection?: boolean;
+  /** mask other rows holding the same item as the positive (they are not negatives) */
+  removeAccidentalHits?: boolean;
+  embeddingUpdate?: EmbeddingUpdate;
+  learningRate?: number;
+  seed?: number;
+}
+
+export class TwoTowerModel {
+  readonly spec: InputSpec;
+  readonly options: Required<TwoTowerOptions>;
+  readonly query: { enc: FeatureEncoder; mlp: DenseLayer[] };
+  readonly candidate: { enc: FeatureEncoder; mlp: DenseLayer[] };
+  readonly itemIdColumn: string;
+  private readonly optimizer: Optimizer;
+  private logQ: Float32Array | null = null;
+
+  constructor(spec: InputSpec, opts: TwoTowerOptions = {}) {
+    this.options = {
+      layers: opts.layers ?? [128, 64],
+      l2Normalize: opts.l2Normalize ?? false,
+      temperature: opts.temperature ?? 1,
+      logQCorrection: opts.logQCorrection ?? false,
+      removeAccidentalHits: opts.removeAccidentalHits ?? true,
+      embeddingUpdate: opts.embeddingUpdate ?? "lazy",
+      learningRate: opts.learningRate ?? 1e-3,
+      seed: opts.seed ?? 42,
+    };
+    if (!spec.itemIdColumn) throw new ValidationError("two-tower: the schema has no categorical column tagged item_id (the catalogue key)");
+    const user = inputsOf(spec, ["user"]);
+    const item = inputsOf(spec, ["item"]);
+    if (user.categorical.length + user.continuous.length === 0) throw new ValidationError("two-tower: no input column is tagged user (query tower)");
+    if (item.categorical.length + item.continuous.length === 0) throw new ValidationError("two-tower: no input column is tagged item (candidate tower)");
+    this.spec = spec;
+    this.itemIdColumn = spec.itemIdColumn;
+    const { seed, embeddingUpdate, layers } = this.options;
+    const qEnc = new FeatureEncoder(user.categorical, user.continuous, embeddingUpdate, seed);
+    const cEnc = new FeatureEncoder(item.categorical, item.continuous, embeddingUpdate, seed + 1);
+    this.query = { enc: qEnc, mlp: mlp(qEnc.outputDim, layers, seed + 2, "query", true) };
+    this.candidate = { enc: cEnc, mlp: mlp(cEnc.outputDim, layers, seed + 3, "candidate", true) };
+    this.optimizer = new Optimizer({ learningRate: this.options.learningRate });
+  }
+
+  get dim(): number {
+    return this.options.layers[this.options.layers.length - 1];
+  }
+
+  /** Columns a training batch must carry. */
+  get columns(): string[] {
+    return [...new Set([...inputColumns(this.query.enc), ...inputColumns(this.candidate.enc), this.itemIdColumn])];
+  }
+
+  /** Item sampling frequencies for the logQ correction: counts per item index (e.g. from the training data). */
+  setItemFrequencies(counts: ArrayLike<number>): void {
+    let total = 0;
+    for (let i = 0; i < counts.length; i++) total += counts[i];
+    this.logQ = new Float32Array(counts.length);
+    for (let i = 0; i < counts.length; i++) this.logQ[i] = Math.log(Math.max(counts[i], 1) / Math.max(total, 1));
+  }
+
+  private tower(t: { enc: FeatureEncoder; mlp: DenseLayer[] }, p: PreparedFeatures): tf.Tensor2D {
+    const out = applyMlp(t.mlp, t.enc.concat(p));
+    return this.options.l2Normalize ? l2Normalize(out) : out;
+  }
+
+  private denseVariables(): tf.Variable[] {
+    return [...mlpVariables(this.query.mlp), ...mlpVariables(this.candidate.mlp), ...tableVariables(this.query.enc), ...tableVariables(this.candidate.enc)];
+  }
+
+  /** One optimisation step on a batch of positive (user, item) rows; returns the loss. */
+  trainBatch(batch: Frame): number {
+    const B = batch.length;
+    const items = batch.columns[this.itemIdColumn] as Int32Array;
+    const qp = this.query.enc.prepare(batch, true);
+    const cp = this.candidate.enc.prepare(batch, true);
+    // Additive bias per logit column/cell: -log q(item) and a large negative on accidental hits.
+    let colBias: tf.Tensor2D | null = null;
+    if (this.options.logQCorrection) {
+      if (!this.logQ) throw new Error("two-tower: logQ correction needs setItemFrequencies() first");
+      const lq = new Float32Array(B);
+      for (let j = 0; j < B; j++) lq[j] = -(this.logQ[items[j]] ?? 0);
+      colBias = tf.tensor2d(lq, [1, B]);
+    }
+    let hitMask: tf.Tensor2D | null = null;
+    if (this.options.removeAccidentalHits) {
+      const m = accidentalHitMask(items);
+      if (m) hitMask = tf.tensor2d(m, [B, B]);
+    }
+    const invT = 1 / this.options.temperature;
+    try {
+      return this.optimizer.minimize(
+        () =>
+          tf.tidy(() => {
+            const q = this.tower(this.query, qp);
+            const c = this.tower(this.candidate, cp);
+            let logits = tf.mul(matMulFast(q, c, false, true), invT) as tf.Tensor2D;
+            // Softmax cross-entropy with the diagonal as the label: logsumexp(row) - logit(positive).
+            let diag = tf.mul(tf.sum(tf.mul(q, c), 1), invT) as tf.Tensor1D;
+            if (colBias) {
+              logits = tf.add(logits, colBias);
+              diag = tf.add(diag, tf.reshape(colBias, [B]));
+            }
+            if (hitMask) logits = tf.add(logits, hitMask);
+            return tf.sub(meanLogSumExp(logits), tf.mean(diag)) as tf.Scalar;
+          }),
+        this.denseVariables(),
+        [qp, cp],
+      );
+    } finally {
+      disposePrepared(qp);
+      disposePrepared(cp);
+      colBias?.dispose();
+      hitMask?.dispose();
+    }
+  }
+
+  /** Embeddings of the rows of `frame` through one tower, row-major [n, dim]. */
+  encode(side: "query" | "candidate", frame: Frame, batchSize = 4096): Float32Array {
+    const t = side === "query" ? this.query : this.candidate;
+    const out = new Float32Array(frame.length * this.dim);
+    for (let s = 0; s < frame.length; s += batchSize) {
+      const e = Math.min(frame.length, s + batchSize);
+      const part = sliceFrame(frame, s, e);
+      const p = t.enc.prepare(part, false);
+      const y = tf.tidy(() => this.tower(t, p));
+      out.set(y.dataSync() as Float32Array, s * this.dim);
+      y.dispose();
+      disposePrepared(p);
+    }
+    return out;
+  }
+
+  dispose(): void {
+    this.denseVariables().forEach((v) => v.dispose());
+    this.query.enc.tables.forEach((t) => t.dispose());
+    this.candidate.enc.tables.forEach((t) => t.dispose());
+    this.optimizer.dispose();
+  }
+}
+
+/**
+ * mean over rows of logsumexp(row), with its gradient written out (softmax / B): tfjs' own logSumExp gradient
+ * costs ~10x more on wasm for a 1024 x 1024 batch.
+ */
+export const meanLogSumExp = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+  const x = args[0] as tf.Tensor;
+  const save = args[1] as tf.GradSaveFunc;
+  const max = tf.max(x, 1, true);
+  const shifted = tf.sub(x, max);
+  const sumExp = tf.sum(tf.exp(shifted), 1, true);
+  const lse = tf.add(tf.log(sumExp), max);
+  save([x, lse]);
+  return {
+    value: tf.mean(lse) as tf.Scalar,
+    gradFunc: (dy: tf.Scalar, saved: tf.Tensor[]) => {
+      const [xs, l] = saved;
+      return tf.mul(tf.exp(tf.sub(xs, l)), tf.div(dy, xs.shape[0]));
+    },
+  };
+}) as (x: tf.Tensor) => tf.Scalar;
+
+export function l2Normalize(x: tf.Tensor2D): tf.Tensor2D {
+  return tf.div(x, tf.sqrt(tf.maximum(tf.sum(tf.square(x), 1, true), 1e-12))) as tf.Tensor2D;
+}
+
+/** [B*B] additive mask: -1e9 where row i's positive item also sits in column j != i; null when no duplicates. */
+export function accidentalHitMask(items: Int32Array): Float32Array | null {
+  const B = items.length;
+  const groups = new Map<number, number[]>();
+  let dup = false;
+  for (let i = 0; i < B; i++) {
+    const g = groups.get(items[i]);
+    if (g) {
+      g.push(i);
+      dup = true;
+    } else groups.set(items[i], [i]);
+  }
+  if (!dup) return null;
+  const m = new Float32Array(B * B);
+  for (const g of groups.values()) {
+    if (g.length < 2) continue;
+    for (const i of g) for (const j of g) if (i !== j) m[i * B + j] = -1e9;
+  }
+  return m;
+}
+
+/** Rows [start, end) of a frame without copying scalar columns. */
+export function sliceFrame(frame: Frame, start: number, end: number): Frame {
+  const columns: Frame["columns"] = {};
+  for (const [n, c] of Object.entries(frame.columns)) {
+    if (ArrayBuffer.isView(c)) columns[n] = c.subarray(start, end);
+    else {
+      const offsets = new Int32Array(end - start + 1);
+      const base = c.offsets[start];
+      for (let i = 0; i <= end - start; i++) offsets[i] = c.offsets[start + i] - base;
+      columns[n] = { offsets, values: c.values.subarray(base, c.offsets[end]) };
+    }
+  }
+  return { length: end - start, columns };
+}
