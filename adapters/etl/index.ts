@@ -1,0 +1,34 @@
+// The ETL: a DuckDB-backed preprocessing workflow (fit on training data, saved, applied identically to batch
+// parquet and to online rows) and the feature tables it hands to the feature store.
+export { Workflow, isWorkflow, WORKFLOW_FILE, SCHEMA_FILE } from "./workflow.js";
+export type { TransformOptions, TransformResult, Splits } from "./workflow.js";
+export {
+  Categorify,
+  Normalize,
+  LogOp,
+  FillMissing,
+  Clip,
+  Rename,
+  Cast,
+  Expr,
+  TimeFeatures,
+  JoinGroupby,
+  TargetEncoding,
+  ListSlice,
+  AddMetadata,
+  AddTags,
+  Select,
+  Filter,
+  Dropna,
+  DedupeConsecutive,
+  Groupby,
+  opFromJSON,
+} from "./ops.js";
+export type { CategorifyOptions, FillMissingOptions, RenameOptions, GroupbyOptions, Agg, GroupStat, TimeFeature } from "./ops.js";
+export { Op } from "./op.js";
+export { TAGS, embeddingDim } from "./columns.js";
+export type { ColumnInfo, Selector, Tag, SchemaEntry } from "./columns.js";
+export { parseExpr, evalExpr, exprToSql } from "./expr.js";
+export type { Row, Value, Dataset } from "./sql.js";
+export { uniqueRowsByFeatures } from "./features.js";
+export type { UniqueRowsOptions, UniqueRowsResult } from "./features.js";

@@ -1,0 +1,133 @@
+// DuckDB plumbing for the ETL: quoting, opening a dataset (parquet file/folder/glob or CSV) as a relation,
+// running statements with errors that name the dataset, and reading small results as plain rows.
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { DuckDBInstance, type DuckDBConnection } from "@duckdb/node-api";
+import { ValidationError, errorMessage } from "../../registry/errors.js";
+
+export type Value = string | number | bigint | boolean | null | Date | Value[];
+export type Row = Record<string, Value | undefined>;
+
+/** "name" with embedded quotes doubled: every column name goes through this. */
+export function ident(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** A SQL literal for a JS value (strings quoted, bigints exact, null as NULL). */
+export function literal(v: Value | undefined): string {
+  if (v === null || v === undefined) return "NULL";
+  if (typeof v === "string") return `'${v.replace(/'/g, "''")}'`;
+  if (typeof v === "bigint") return v.toString();
+  if (typeof v === "number") {
+    if (Number.isNaN(v)) return "'NaN'::DOUBLE";
+    if (!Number.isFinite(v)) return v > 0 ? "'Infinity'::DOUBLE" : "'-Infinity'::DOUBLE";
+    // through a string, so DuckDB parses the shortest round-trip text to the same double
+    return Number.isInteger(v) && Math.abs(v) < 2 ** 53 ? String(v) : `'${v}'::DOUBLE`;
+  }
+  if (typeof v === "boolean") return v ? "TRUE" : "FALSE";
+  if (v instanceof Date) return `TIMESTAMP '${v.toISOString().replace("T", " ").replace("Z", "")}'`;
+  return `[${v.map(literal).join(", ")}]`;
+}
+
+export function pathLiteral(p: string): string {
+  return literal(p);
+}
+
+/** A path to a parquet file, a folder of parquet files (searched recursively), a glob, or a .csv/.tsv file. */
+export type Dataset = string;
+
+/** The FROM-clause text reading a dataset. Throws a ValidationError naming the path when nothing is there. */
+export function datasetSql(dataset: Dataset): string {
+  const p = resolve(dataset);
+  const isGlob = /[*?[]/.test(dataset);
+  if (!isGlob && !existsSync(p)) throw new ValidationError(`dataset ${dataset}: no such file or folder`);
+  if (!isGlob && statSync(p).isDirectory()) {
+    if (!hasParquet(p)) throw new ValidationError(`dataset ${dataset}: the folder holds no .parquet files`);
+    return `read_parquet(${pathLiteral(join(p, "**", "*.parquet"))}, hive_partitioning = false, union_by_name = true)`;
+  }
+  if (/\.(csv|tsv)(\.gz)?$/i.test(dataset)) return `read_csv(${pathLiteral(isGlob ? dataset : p)}, header = true)`;
+  return `read_parquet(${pathLiteral(isGlob ? dataset : p)}, union_by_name = true)`;
+}
+
+function hasParquet(dir: string): boolean {
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (name.endsWith(".parquet")) return true;
+    if (statSync(p).isDirectory() && hasParquet(p)) return true;
+  }
+  return false;
+}
+
+/**
+ * The dataset as a relation (text for a FROM clause). With rowOrder, a BIGINT column __row numbers the rows in
+ * input order (file by file, sorted by path, then row within file): sorts use it to break ties the way the
+ * online path does (input order).
+ */
+export async function sourceSql(conn: DuckDBConnection, dataset: Dataset, rowOrder: boolean): Promise<string> {
+  const from = datasetSql(dataset);
+  if (!rowOrder) return from;
+  if (from.startsWith("read_csv")) return `(SELECT *, CAST(row_number() OVER () - 1 AS BIGINT) AS __row FROM ${from})`;
+  const pattern = statSync(resolve(dataset), { throwIfNoEntry: false })?.isDirectory() ? join(resolve(dataset), "**", "*.parquet") : /[*?[]/.test(dataset) ? dataset : resolve(dataset);
+  const files = (await queryRows(conn, `SELECT file FROM glob(${pathLiteral(pattern)}) ORDER BY file`, `dataset ${dataset}`)).map((r) => String(r.file));
+  if (files.length === 0) throw new ValidationError(`dataset ${dataset}: no parquet files match`);
+  const parts = files.map((f, i) => `SELECT * EXCLUDE (file_row_number), (CAST(${i} AS BIGINT) << 40) + file_row_number AS __row FROM read_parquet(${pathLiteral(f)}, file_row_number = true)`);
+  return `(${parts.join(" UNION ALL BY NAME ")})`;
+}
+
+export interface Duck {
+  conn: DuckDBConnection;
+  close(): void;
+}
+
+/** An in-memory DuckDB with a spill folder, so sorts and aggregations larger than memory go to disk. */
+export async function openDuck(opts: { memoryLimit?: string; threads?: number; tempDir?: string } = {}): Promise<Duck> {
+  const config: Record<string, string> = {};
+  if (opts.memoryLimit) config.memory_limit = opts.memoryLimit;
+  if (opts.threads) config.threads = String(opts.threads);
+  if (opts.tempDir) config.temp_directory = opts.tempDir;
+  const instance = await DuckDBInstance.create(":memory:", config);
+  const conn = await instance.connect();
+  await conn.run("SET TimeZone = 'UTC'");
+  return {
+    conn,
+    close() {
+      conn.closeSync();
+      instance.closeSync();
+    },
+  };
+}
+
+/** Runs a statement; a DuckDB error becomes a ValidationError that says what was being done. */
+export async function exec(conn: DuckDBConnection, sql: string, what: string): Promise<void> {
+  try {
+    await conn.run(sql);
+  } catch (e) {
+    throw new ValidationError(`${what}: ${errorMessage(e)}`, { cause: e });
+  }
+}
+
+export async function queryRows(conn: DuckDBConnection, sql: string, what: string): Promise<Row[]> {
+  try {
+    const r = await conn.runAndReadAll(sql);
+    return r.getRowObjectsJS() as Row[];
+  } catch (e) {
+    throw new ValidationError(`${what}: ${errorMessage(e)}`, { cause: e });
+  }
+}
+
+export interface ColumnType {
+  name: string;
+  /** DuckDB type text, e.g. BIGINT, VARCHAR, DOUBLE[] */
+  type: string;
+}
+
+export async function describe(conn: DuckDBConnection, fromSql: string, what: string): Promise<ColumnType[]> {
+  const rows = await queryRows(conn, `DESCRIBE SELECT * FROM ${fromSql}`, what);
+  return rows.map((r) => ({ name: String(r.column_name), type: String(r.column_type) }));
+}
+
+/** Opens the dataset as a relation and checks it can be read and has columns: clear errors for bad files. */
+export async function describeDataset(conn: DuckDBConnection, dataset: Dataset): Promise<ColumnType[]> {
+  const from = datasetSql(dataset);
+  return describe(conn, from, `cannot read dataset ${dataset}`);
+}

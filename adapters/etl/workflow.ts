@@ -1,0 +1,399 @@
+// A Workflow: operators applied in order. fit() computes each operator's state on the data as the earlier
+// operators leave it; transform() compiles the whole chain to one SQL query over the input and streams it to
+// parquet with COPY (DuckDB spills to disk, so inputs may exceed memory); transformRows()/transformRow() apply
+// the same chain to JS objects for online requests.
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { ValidationError, errorMessage } from "../../registry/errors.js";
+import { silentProgress } from "../../stores/progress.js";
+import type { ProgressSink } from "../../stores/types.js";
+import { type ColumnInfo, type SchemaEntry, schemaEntries } from "./columns.js";
+import { type Op, type OpJson, ROW_COL, type SqlContext } from "./op.js";
+import { opFromJSON } from "./ops.js";
+import { type Dataset, type Duck, type Row, describe, describeDataset, ident, literal, openDuck, pathLiteral, queryRows, sourceSql } from "./sql.js";
+
+export const WORKFLOW_FILE = "workflow.json";
+export const SCHEMA_FILE = "schema.json";
+
+export interface Splits {
+  train: number;
+  valid?: number;
+  test?: number;
+}
+
+export interface TransformOptions {
+  /** a column of the output: one folder per value */
+  partitionBy?: string;
+  /** fractions per split (summing to 1); each partition is split the same way */
+  splits?: Splits;
+  /** order rows by this column to split (earliest rows train); default: a hash of the row (random, deterministic) */
+  splitBy?: string;
+  /** the data is training data: target encoding uses out-of-fold statistics */
+  training?: boolean;
+  progress?: ProgressSink;
+  /** DuckDB memory limit, e.g. "1GB" (default: DuckDB's, 80% of RAM) */
+  memoryLimit?: string;
+  threads?: number;
+}
+
+export interface TransformResult {
+  outDir: string;
+  rows: number;
+  /** parquet files written, relative to outDir */
+  files: string[];
+  schema: SchemaEntry[];
+}
+
+interface Compiled {
+  /** WITH ... SELECT (no trailing semicolon) */
+  sql: string;
+  /** the WITH clause alone and the name of its last step: `${prefix} SELECT * FROM ${last}` */
+  prefix: string;
+  last: string;
+  columns: ColumnInfo[];
+}
+
+function isWorkflowJson(x: unknown): x is { format: string; ops: OpJson[]; inputColumns: ColumnInfo[] | null } {
+  return !!x && typeof x === "object" && (x as { format?: unknown }).format === "fstore-workflow" && Array.isArray((x as { ops?: unknown }).ops);
+}
+
+export class Workflow {
+  /** brand: survives loading through another module instance (jiti) */
+  readonly fstoreKind = "workflow" as const;
+  readonly ops: Op[];
+  /** where fit state lives: a temp folder after fit(), the saved folder after save()/load() */
+  stateDir: string | null = null;
+  /** the columns of the data fit() saw */
+  inputColumns: ColumnInfo[] | null = null;
+  private onlineReady = false;
+  private plans = new Map<string, ColumnInfo[][]>();
+
+  constructor(ops: Op[] = []) {
+    if (!Array.isArray(ops)) throw new ValidationError("Workflow: expected an array of operators");
+    this.ops = [...ops];
+  }
+
+  /** A new workflow with more operators after these. (Not `then`: a workflow must not look like a promise.) */
+  add(...ops: Op[]): Workflow {
+    return new Workflow([...this.ops, ...ops]);
+  }
+
+  get needsRowOrder(): boolean {
+    return this.ops.some((o) => o.needsRowOrder);
+  }
+
+  get fitted(): boolean {
+    return this.ops.every((o) => !o.needsFit || o.fitted);
+  }
+
+  // ---------------------------------------------------------------- batch
+
+  private static async inputColumnsOf(duck: Duck, dataset: Dataset): Promise<ColumnInfo[]> {
+    const cols = await describeDataset(duck.conn, dataset);
+    if (cols.length === 0) throw new ValidationError(`dataset ${dataset} has no columns`);
+    return cols.map((c) => ({ name: c.name, tags: [], properties: {} }));
+  }
+
+  private static async requireRows(duck: Duck, from: string, dataset: Dataset): Promise<number> {
+    const [{ n }] = await queryRows(duck.conn, `SELECT count(*) AS n FROM ${from}`, `cannot read dataset ${dataset}`);
+    if (Number(n) === 0) throw new ValidationError(`dataset ${dataset} is empty (no rows)`);
+    return Number(n);
+  }
+
+  private withTags(cols: ColumnInfo[]): ColumnInfo[] {
+    // columns fit() saw keep their tags; new columns start untagged
+    const known = new Map((this.inputColumns ?? []).map((c) => [c.name, c]));
+    return cols.map((c) => known.get(c.name) ?? c);
+  }
+
+  /** Compiles ops[0..upTo) over the source; checks each operator against the types it receives. */
+  private async compile(duck: Duck, source: string, input: ColumnInfo[], upTo: number, ctx: SqlContext, check = true): Promise<Compiled> {
+    const ctes = [`s0 AS (SELECT * FROM ${source})`];
+    let cols = input;
+    for (let i = 0; i < upTo; i++) {
+      const op = this.ops[i];
+      const prefix = `WITH ${ctes.join(",\n")}`;
+      if (check) {
+        const types = new Map((await describe(duck.conn, `(${prefix} SELECT * FROM s${i})`, `step ${i + 1} (${op.describe()})`)).map((t) => [t.name, t.type]));
+        op.check(cols, types);
+      }
+      ctes.push(`s${i + 1} AS (${op.sql(`s${i}`, cols, ctx)})`);
+      cols = op.columns(cols);
+    }
+    const prefix = `WITH ${ctes.join(",\n")}`;
+    return { sql: `${prefix}\nSELECT ${cols.map((c) => ident(c.name)).join(", ")} FROM s${upTo}`, prefix, last: `s${upTo}`, columns: cols };
+  }
+
+  private sqlContext(training: boolean): SqlContext {
+    let n = 0;
+    return { stateDir: this.stateDir ?? "", rowOrder: this.needsRowOrder, training, alias: () => `j${n++}` };
+  }
+
+  /** Computes every operator's state on `dataset` (a parquet file, folder or glob, or a CSV file). */
+  async fit(dataset: Dataset, opts: { progress?: ProgressSink } = {}): Promise<this> {
+    const progress = opts.progress ?? silentProgress;
+    if (!this.stateDir) this.stateDir = mkdtempSync(join(tmpdir(), "fstore-workflow-"));
+    const duck = await openDuck({ tempDir: join(this.stateDir, ".spill") });
+    try {
+      const input = await Workflow.inputColumnsOf(duck, dataset);
+      this.inputColumns = input;
+      const source = await sourceSql(duck.conn, dataset, this.needsRowOrder);
+      await Workflow.requireRows(duck, source, dataset);
+      const ctx = this.sqlContext(true);
+      progress.start("fit", this.ops.length);
+      let cols = input;
+      for (let i = 0; i < this.ops.length; i++) {
+        const op = this.ops[i];
+        const upTo = await this.compile(duck, source, input, i, ctx, false);
+        const from = `(${upTo.prefix} SELECT * FROM ${upTo.last})`;
+        const types = new Map((await describe(duck.conn, from, `step ${i + 1} (${op.describe()})`)).map((t) => [t.name, t.type]));
+        op.check(cols, types);
+        if (op.needsFit) await op.fit({ conn: duck.conn, stateDir: this.stateDir, from, types }, cols);
+        op.fitted = true;
+        cols = op.columns(cols);
+        progress.tick(i + 1);
+      }
+      progress.stop();
+    } finally {
+      duck.close();
+      rmSync(join(this.stateDir, ".spill"), { recursive: true, force: true });
+    }
+    this.onlineReady = false;
+    this.plans.clear();
+    return this;
+  }
+
+  /** The columns (with tags and properties) the workflow outputs for the columns fit() saw. */
+  outputColumns(input: ColumnInfo[] | null = this.inputColumns): ColumnInfo[] {
+    if (!input) throw new ValidationError("Workflow: not fitted; the output columns depend on the input columns");
+    return this.ops.reduce((cols, op) => op.columns(cols), input);
+  }
+
+  /** The SQL transform() runs over `dataset`. */
+  async toSql(dataset: Dataset, opts: { training?: boolean } = {}): Promise<string> {
+    const duck = await openDuck();
+    try {
+      const input = this.withTags(await Workflow.inputColumnsOf(duck, dataset));
+      const source = await sourceSql(duck.conn, dataset, this.needsRowOrder);
+      return (await this.compile(duck, source, input, this.ops.length, this.sqlContext(opts.training ?? false))).sql;
+    } finally {
+      duck.close();
+    }
+  }
+
+  /** Writes the transformed dataset as parquet under outDir, with schema.json. */
+  async transform(dataset: Dataset, outDir: string, opts: TransformOptions = {}): Promise<TransformResult> {
+    for (const op of this.ops) if (op.needsFit && !op.fitted) throw new ValidationError(`Workflow: ${op.describe()} is not fitted; call fit(dataset) or Workflow.load(dir) first`);
+    const out = resolve(outDir);
+    mkdirSync(out, { recursive: true });
+    const spill = mkdtempSync(join(tmpdir(), "fstore-spill-"));
+    const duck = await openDuck({ tempDir: spill, memoryLimit: opts.memoryLimit, threads: opts.threads });
+    const progress = opts.progress ?? silentProgress;
+    try {
+      const input = this.withTags(await Workflow.inputColumnsOf(duck, dataset));
+      const source = await sourceSql(duck.conn, dataset, this.needsRowOrder);
+      await Workflow.requireRows(duck, source, dataset);
+      const compiled = await this.compile(duck, source, input, this.ops.length, this.sqlContext(opts.training ?? false));
+      const types = new Map((await describe(duck.conn, `(${compiled.sql})`, "workflow output")).map((t) => [t.name, t.type]));
+      const schema = schemaEntries(compiled.columns, types);
+      const names = compiled.columns.map((c) => c.name);
+      if (opts.partitionBy && !names.includes(opts.partitionBy)) throw new ValidationError(`transform: partitionBy column "${opts.partitionBy}" is not an output column (have: ${names.join(", ")})`);
+      if (opts.splitBy && !names.includes(opts.splitBy)) throw new ValidationError(`transform: splitBy column "${opts.splitBy}" is not an output column (have: ${names.join(", ")})`);
+      const splits = opts.splits ? checkSplits(opts.splits) : null;
+
+      let query = compiled.sql;
+      const partCols: string[] = [];
+      if (opts.partitionBy || splits) {
+        const extra: string[] = [];
+        if (opts.partitionBy) {
+          extra.push(`${ident(opts.partitionBy)} AS __part`);
+          partCols.push("__part");
+        }
+        if (splits) {
+          const r = opts.splitBy
+            ? `percent_rank() OVER (${opts.partitionBy ? `PARTITION BY ${ident(opts.partitionBy)} ` : ""}ORDER BY ${ident(opts.splitBy)})`
+            : `(hash(${names.map(ident).join(", ")}) % 1000000) / 1000000.0`;
+          const t = splits.train;
+          const v = t + (splits.valid ?? 0);
+          extra.push(`CASE WHEN __r < ${literal(t)} THEN 'train' WHEN __r < ${literal(v)} THEN 'valid' ELSE 'test' END AS __split`);
+          partCols.push("__split");
+          query = `SELECT *, ${r} AS __r FROM (${query})`;
+          query = `SELECT * EXCLUDE (__r), ${extra.join(", ")} FROM (${query})`;
+        } else {
+          query = `SELECT *, ${extra.join(", ")} FROM (${query})`;
+        }
+      }
+
+      const staging = partCols.length ? join(out, `.staging-${process.pid}`) : null;
+      const target = staging ?? join(out, "part_0.parquet");
+      const copy = `COPY (${query}) TO ${pathLiteral(target)} (FORMAT parquet${partCols.length ? `, PARTITION_BY (${partCols.join(", ")}), OVERWRITE_OR_IGNORE true` : ""})`;
+      progress.start("etl transform", 100);
+      const timer = setInterval(() => {
+        const p = duck.conn.progress.percentage;
+        if (p >= 0) progress.tick(Math.floor(p));
+      }, 250);
+      let rows = 0;
+      try {
+        const r = await duck.conn.runAndReadAll(copy);
+        rows = Number(r.getRowObjectsJS()[0]?.Count ?? 0);
+      } catch (e) {
+        throw new ValidationError(`transform of ${dataset}: ${errorMessage(e)}`, { cause: e });
+      } finally {
+        clearInterval(timer);
+        progress.tick(100);
+        progress.stop();
+      }
+      const files = staging ? arrangePartitions(staging, out, opts.partitionBy ?? null, splits !== null) : ["part_0.parquet"];
+      if (staging) rmSync(staging, { recursive: true, force: true });
+      const schemaJson = JSON.stringify({ columns: schema }, null, 2);
+      writeFileSync(join(out, SCHEMA_FILE), schemaJson);
+      if (splits && !opts.partitionBy) for (const s of ["train", "valid", "test"]) if (existsSync(join(out, s))) writeFileSync(join(out, s, SCHEMA_FILE), schemaJson);
+      return { outDir: out, rows, files, schema };
+    } finally {
+      duck.close();
+      rmSync(spill, { recursive: true, force: true });
+    }
+  }
+
+  async fitTransform(dataset: Dataset, outDir: string, opts: TransformOptions = {}): Promise<TransformResult> {
+    await this.fit(dataset, { progress: opts.progress });
+    return this.transform(dataset, outDir, { training: true, ...opts });
+  }
+
+  // ---------------------------------------------------------------- persistence
+
+  /** Writes workflow.json and the state files (categories/*.parquet) to dir. */
+  save(dir: string): void {
+    const d = resolve(dir);
+    mkdirSync(d, { recursive: true });
+    for (const op of this.ops) {
+      for (const f of op.stateFiles()) {
+        const from = join(this.stateDir ?? "", f);
+        const to = join(d, f);
+        if (resolve(from) === resolve(to)) continue;
+        mkdirSync(dirname(to), { recursive: true });
+        copyFileSync(from, to);
+      }
+    }
+    writeFileSync(join(d, WORKFLOW_FILE), JSON.stringify({ format: "fstore-workflow", version: 1, inputColumns: this.inputColumns, ops: this.ops.map((o) => o.toJSON()) }, null, 2));
+    this.stateDir = d;
+  }
+
+  static load(dir: string): Workflow {
+    const d = resolve(dir);
+    const file = join(d, WORKFLOW_FILE);
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(file, "utf8"));
+    } catch (e) {
+      throw new ValidationError(`cannot load workflow from ${file}: ${errorMessage(e)}`);
+    }
+    if (!isWorkflowJson(raw)) throw new ValidationError(`${file} is not an fstore workflow (expected "format": "fstore-workflow" and an "ops" array)`);
+    const wf = new Workflow(raw.ops.map(opFromJSON));
+    wf.stateDir = d;
+    wf.inputColumns = raw.inputColumns;
+    for (const op of wf.ops) for (const f of op.stateFiles()) if (!existsSync(join(d, f))) throw new ValidationError(`workflow ${d}: state file ${f} of ${op.describe()} is missing`);
+    return wf;
+  }
+
+  // ---------------------------------------------------------------- online
+
+  /** Loads vocabularies and statistics into memory for transformRow/transformRows. */
+  async prepareOnline(): Promise<this> {
+    if (!this.fitted) throw new ValidationError("Workflow: not fitted; call fit(dataset) or Workflow.load(dir) first");
+    const duck = await openDuck();
+    try {
+      for (const op of this.ops) await op.loadOnline(duck.conn, this.stateDir ?? "");
+    } finally {
+      duck.close();
+    }
+    this.onlineReady = true;
+    return this;
+  }
+
+  private plan(rows: readonly Row[]): ColumnInfo[][] {
+    const names: string[] = [];
+    const seen = new Set<string>();
+    for (const r of rows) {
+      for (const k of Object.keys(r)) {
+        if (seen.has(k)) continue;
+        seen.add(k);
+        names.push(k);
+      }
+    }
+    const sig = names.join("\u0001");
+    let p = this.plans.get(sig);
+    if (!p) {
+      let cols = this.withTags(names.map((name) => ({ name, tags: [], properties: {} })));
+      p = [];
+      for (const op of this.ops) {
+        p.push(cols);
+        cols = op.columns(cols);
+      }
+      p.push(cols);
+      this.plans.set(sig, p);
+    }
+    return p;
+  }
+
+  /** The workflow over a batch of rows in JS (e.g. one session's raw events); the batch path gives the same rows. */
+  transformRows(rows: Row[]): Row[] {
+    if (!this.onlineReady && this.ops.some((o) => o.needsFit)) throw new ValidationError("Workflow: call await workflow.prepareOnline() before transformRow/transformRows");
+    if (rows.length === 0) return [];
+    const plan = this.plan(rows);
+    let cur = rows;
+    for (let i = 0; i < this.ops.length; i++) cur = this.ops[i].apply(cur, plan[i]);
+    const outNames = plan[this.ops.length].map((c) => c.name);
+    return cur.map((r) => {
+      const o: Row = {};
+      for (const n of outNames) o[n] = r[n] === undefined ? null : r[n];
+      return o;
+    });
+  }
+
+  /** One request row; null when a filter drops it. */
+  transformRow(row: Row): Row | null {
+    const out = this.transformRows([row]);
+    return out.length ? out[0] : null;
+  }
+}
+
+function checkSplits(s: Splits): Splits {
+  const parts = [s.train, s.valid ?? 0, s.test ?? 0];
+  if (parts.some((x) => typeof x !== "number" || x < 0 || x > 1)) throw new ValidationError(`transform: split fractions must be numbers in [0, 1], got ${JSON.stringify(s)}`);
+  const sum = parts.reduce((a, b) => a + b, 0);
+  if (Math.abs(sum - 1) > 1e-9) throw new ValidationError(`transform: split fractions must sum to 1, got ${sum}`);
+  return s;
+}
+
+/** DuckDB's __part=V/__split=S/data_i.parquet becomes V/S.parquet (notebook 004's layout), <col>=V/part_i.parquet, or S/part_i.parquet. */
+function arrangePartitions(staging: string, out: string, partitionBy: string | null, split: boolean): string[] {
+  const files: string[] = [];
+  const walk = (dir: string, keys: Record<string, string>) => {
+    for (const name of readdirSync(dir).sort()) {
+      const p = join(dir, name);
+      if (statSync(p).isDirectory()) {
+        const m = /^(__part|__split)=(.*)$/.exec(name);
+        walk(p, m ? { ...keys, [m[1]]: decodeURIComponent(m[2]) } : keys);
+      } else if (name.endsWith(".parquet")) {
+        const i = Number(/(\d+)\.parquet$/.exec(name)?.[1] ?? 0);
+        let rel: string;
+        if (partitionBy && split) rel = join(keys.__part, i === 0 ? `${keys.__split}.parquet` : `${keys.__split}_${i}.parquet`);
+        else if (partitionBy) rel = join(`${partitionBy}=${keys.__part}`, `part_${i}.parquet`);
+        else rel = join(keys.__split, `part_${i}.parquet`);
+        mkdirSync(dirname(join(out, rel)), { recursive: true });
+        renameSync(p, join(out, rel));
+        files.push(rel);
+      }
+    }
+  };
+  walk(staging, {});
+  return files.sort();
+}
+
+export function isWorkflow(x: unknown): x is Workflow {
+  return !!x && typeof x === "object" && (x as { fstoreKind?: unknown }).fstoreKind === "workflow";
+}
+
+export { ROW_COL };
