@@ -9,7 +9,7 @@ import { baseType, isListDtype, type Dtype, type ValueType } from "../../registr
 export type JsonSchema = AnySchemaObject;
 
 /** Every column (entity key or df column) holds the same number of values. */
-const sameLength: SchemaValidateFunction = (schema: boolean, data: unknown): boolean => {
+const sameLength: SchemaValidateFunction = (schema: boolean, data: unknown, _parent, dataCxt): boolean => {
   if (!schema || typeof data !== "object" || data === null) return true;
   let first = "";
   let n = -1;
@@ -19,8 +19,9 @@ const sameLength: SchemaValidateFunction = (schema: boolean, data: unknown): boo
       n = v.length;
       first = k;
     } else if (v.length !== n) {
-      // instancePath names the column at fault (relative: ajv prefixes the object's own path)
-      sameLength.errors = [{ keyword: "sameLength", message: `has ${v.length} values but "${first}" has ${n}: every column must have the same length`, params: { column: k } }];
+      // instancePath names the column at fault
+      const instancePath = `${dataCxt?.instancePath ?? ""}/${k}`;
+      sameLength.errors = [{ keyword: "sameLength", instancePath, message: `has ${v.length} values but "${first}" has ${n}: every column must have the same length`, params: { column: k } }];
       return false;
     }
   }
