@@ -1,0 +1,94 @@
+// The real `fs serve` process: serves a repo on a free port, logs JSON lines, and on SIGTERM finishes the
+// request in flight, closes the stores and exits 0.
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { request } from "node:http";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { NOW, type TestRepo, createTestRepo, get, post } from "./server_fixture.js";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+describe("fs serve (CLI process)", () => {
+  let repo: TestRepo;
+  let child: ChildProcess;
+  let url = "";
+  const lines: Array<Record<string, unknown>> = [];
+  let exited: Promise<number | null>;
+
+  beforeAll(async () => {
+    // `npm test` builds dist/ first; build here when this file runs alone on a fresh checkout
+    if (!existsSync(join(ROOT, "dist/cli/commands/serve.js"))) {
+      try {
+        execFileSync("npx", ["tsc", "-p", "tsconfig.json"], { cwd: ROOT, stdio: "ignore" });
+      } catch {
+        // type errors elsewhere still emit JavaScript
+      }
+    }
+    repo = await createTestRepo("sqlite");
+    child = spawn(process.execPath, [join(ROOT, "bin/fs.js"), "serve", "--repo", repo.dir, "--port", "0", "--log-level", "info"], { stdio: ["ignore", "pipe", "pipe"] });
+    exited = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+    let stderr = "";
+    child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
+    url = await new Promise<string>((resolve, reject) => {
+      let buf = "";
+      const timer = setTimeout(() => reject(new Error(`fs serve did not start in 30 s; stderr: ${stderr}`)), 30_000);
+      child.stdout!.on("data", (c: Buffer) => {
+        buf += c.toString();
+        let nl: number;
+        while ((nl = buf.indexOf("\n")) >= 0) {
+          const line = JSON.parse(buf.slice(0, nl)) as Record<string, unknown>;
+          buf = buf.slice(nl + 1);
+          lines.push(line);
+          if (line.msg === "feature server listening") {
+            clearTimeout(timer);
+            resolve(line.url as string);
+          }
+        }
+      });
+      child.once("exit", (code) => reject(new Error(`fs serve exited with ${code}; stderr: ${stderr}`)));
+    });
+  });
+
+  afterAll(async () => {
+    if (child && child.exitCode === null) child.kill("SIGKILL");
+    await repo?.cleanup();
+  });
+
+  it("serves health, materialize and online reads", async () => {
+    expect((await get(`${url}/health`)).status).toBe(200);
+    const m = await post(`${url}/materialize`, { start_ts: new Date(NOW - 30 * 86400_000).toISOString(), end_ts: new Date(NOW).toISOString() });
+    expect(m.status, m.text).toBe(200);
+    const r = await post(`${url}/get-online-features`, { features: ["user_features:age"], entities: { user_id: [1, 3] } });
+    expect(r.status).toBe(200);
+    expect((r.json.results as Array<{ values: unknown[]; statuses: string[] }>)[1]).toMatchObject({ values: [31, null], statuses: ["PRESENT", "NOT_FOUND"] });
+  });
+
+  it("on SIGTERM finishes the request in flight and exits 0", async () => {
+    const body = JSON.stringify({ features: ["user_features:age"], entities: { user_id: [1] } });
+    const answer = new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = request(`${url}/get-online-features`, { method: "POST", headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, (res) => {
+        let text = "";
+        res.on("data", (c: Buffer) => (text += c.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
+      });
+      req.on("error", reject);
+      req.write(body.slice(0, 10));
+      // the rest of the body arrives after SIGTERM
+      setTimeout(() => req.end(body.slice(10)), 500);
+    });
+    await new Promise((r) => setTimeout(r, 150));
+    child.kill("SIGTERM");
+    const r = await answer;
+    expect(r.status).toBe(200);
+    expect(JSON.parse(r.text).results[1].values).toEqual([31]);
+    expect(await exited).toBe(0);
+    const msgs = lines.map((l) => l.msg);
+    expect(msgs).toContain("shutting down");
+    expect(msgs[msgs.length - 1]).toBe("feature server stopped");
+    const reqLine = lines.find((l) => l.msg === "request" && l.path === "/get-online-features");
+    expect(reqLine).toMatchObject({ level: "info", method: "POST", status: 200 });
+    await expect(fetch(`${url}/health`)).rejects.toThrow();
+  });
+});
