@@ -1,0 +1,84 @@
+// One in-memory DuckDB instance with a serialised main connection. Streams get a connection of their own
+// (a streaming result is invalidated by the next query on its connection); tables live in the shared
+// in-memory catalog, so every connection sees them.
+import { DuckDBInstance, type DuckDBConnection } from "@duckdb/node-api";
+
+export interface ColumnInfo {
+  name: string;
+  type: string;
+}
+
+export class Duck {
+  private queue: Promise<unknown> = Promise.resolve();
+  private counter = 0;
+  private closed = false;
+
+  private constructor(
+    readonly instance: DuckDBInstance,
+    private readonly conn: DuckDBConnection,
+  ) {}
+
+  static async create(): Promise<Duck> {
+    const instance = await DuckDBInstance.create(":memory:");
+    const conn = await instance.connect();
+    await setUtc(conn);
+    return new Duck(instance, conn);
+  }
+
+  /** A fresh name for a table or view of this instance. */
+  uniqueName(prefix: string): string {
+    this.counter += 1;
+    return `__fs_${prefix}_${this.counter}`;
+  }
+
+  /** Run `fn` on the main connection, one caller at a time. */
+  async use<T>(fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
+    if (this.closed) throw new Error("the DuckDB offline store is closed");
+    const run = this.queue.then(() => fn(this.conn));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async run(sql: string): Promise<void> {
+    await this.use((c) => c.run(sql));
+  }
+
+  /** All rows of a small result as JS values. */
+  async rows(sql: string): Promise<Array<Record<string, unknown>>> {
+    return this.use(async (c) => (await c.runAndReadAll(sql)).getRowObjectsJS() as Array<Record<string, unknown>>);
+  }
+
+  /** Column names and types of a query or relation. */
+  async describe(relationSql: string): Promise<ColumnInfo[]> {
+    const rows = await this.rows(`DESCRIBE SELECT * FROM ${relationSql}`);
+    return rows.map((r) => ({ name: String(r.column_name), type: String(r.column_type) }));
+  }
+
+  /** A new connection for a stream; the caller closes it. */
+  async connect(): Promise<DuckDBConnection> {
+    if (this.closed) throw new Error("the DuckDB offline store is closed");
+    const conn = await this.instance.connect();
+    await setUtc(conn);
+    return conn;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.queue;
+    this.closed = true;
+    this.conn.closeSync();
+    this.instance.closeSync();
+  }
+}
+
+/**
+ * Work in UTC. Builds without the ICU extension (as here: it cannot be autoloaded offline) have no time
+ * zones at all and already treat TIMESTAMPTZ as UTC, so a refused SET changes nothing.
+ */
+async function setUtc(conn: DuckDBConnection): Promise<void> {
+  try {
+    await conn.run("SET TimeZone = 'UTC'");
+  } catch {
+    // no ICU: UTC is the only zone
+  }
+}
