@@ -1,0 +1,318 @@
+// The feature server under load (autocannon, loopback), on Feast's benchmark shape: 25 feature views x
+// 10 features over N entities (FSTORE_BENCH_ENTITIES, default 1,000,000), SQLite and Redis online stores.
+// Beside each figure: the same load against a bare node:http handler answering a body of the same size
+// (the floor) and the ratio. The servers run in child processes (one core), the load generator here.
+//
+//   npm run bench -- server            FSTORE_BENCH_ENTITIES=100000 FSTORE_BENCH_SECONDS=5 npm run bench -- server
+import { type ChildProcess, fork } from "node:child_process";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { DuckDBInstance } from "@duckdb/node-api";
+import { Redis } from "ioredis";
+import { percentile, performance, report } from "./lib.js";
+
+const VIEWS = 25;
+const FEATURES = 10;
+const ENTITIES = Number(process.env.FSTORE_BENCH_ENTITIES ?? 1_000_000);
+const SECONDS = Number(process.env.FSTORE_BENCH_SECONDS ?? 10);
+const SELF = fileURLToPath(import.meta.url);
+const END = Date.parse("2026-01-01T00:00:00Z");
+
+// ------------------------------------------------------------------ autocannon (no bundled types)
+
+interface CannonRequest {
+  method: string;
+  path: string;
+  headers?: Record<string, string>;
+  body?: string;
+  setupRequest?: (req: CannonRequest) => CannonRequest;
+}
+interface CannonOptions {
+  url: string;
+  connections: number;
+  duration: number;
+  overallRate?: number;
+  pipelining?: number;
+  requests: CannonRequest[];
+}
+interface CannonResult {
+  requests: { average: number; total: number };
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  duration: number;
+}
+interface CannonInstance extends Promise<CannonResult> {
+  on(event: "response", fn: (client: unknown, status: number, bytes: number, ms: number) => void): void;
+}
+const autocannon = createRequire(import.meta.url)("autocannon") as (o: CannonOptions) => CannonInstance;
+
+// ------------------------------------------------------------------ child processes (servers)
+
+type ChildMode = "feature" | "floor";
+
+async function childMain(mode: ChildMode): Promise<void> {
+  let url: string;
+  if (mode === "feature") {
+    const { startFeatureServer } = await import("../adapters/server/server.js");
+    const s = await startFeatureServer({ repoPath: process.env.FSTORE_BENCH_REPO!, port: 0, logLevel: (process.env.FSTORE_BENCH_LOG as "info") ?? "info" });
+    url = s.url;
+    process.on("message", (m: { stop?: boolean }) => {
+      if (m.stop) void s.close().then(() => process.exit(0));
+    });
+  } else {
+    // The floor: read the body, answer the prepared bytes for that path. Nothing else.
+    const bodies = new Map<string, Buffer>();
+    process.on("message", (m: { path?: string; body?: string; stop?: boolean }) => {
+      if (m.stop) process.exit(0);
+      if (m.path && m.body !== undefined) {
+        bodies.set(m.path, Buffer.from(m.body));
+        process.send!({ ack: m.path });
+      }
+    });
+    const server = createServer((req, res) => {
+      req.on("data", () => {});
+      req.on("end", () => {
+        const b = bodies.get(req.url ?? "") ?? Buffer.from("{}");
+        res.writeHead(200, { "content-type": "application/json", "content-length": b.length });
+        res.end(b);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const a = server.address() as { port: number };
+    url = `http://127.0.0.1:${a.port}`;
+  }
+  process.send!({ url });
+}
+
+interface Child {
+  proc: ChildProcess;
+  url: string;
+}
+
+function startChild(mode: ChildMode, env: Record<string, string> = {}): Promise<Child> {
+  const proc = fork(SELF, [], { execArgv: ["--import", "tsx"], env: { ...process.env, FSTORE_BENCH_CHILD: mode, ...env }, stdio: ["ignore", "ignore", "inherit", "ipc"] });
+  return new Promise((resolve, reject) => {
+    proc.once("exit", (code) => reject(new Error(`bench ${mode} server exited with ${code}`)));
+    proc.on("message", (m: { url?: string }) => {
+      if (m.url) resolve({ proc, url: m.url });
+    });
+  });
+}
+
+function stopChild(c: Child): Promise<void> {
+  return new Promise((resolve) => {
+    c.proc.removeAllListeners("exit");
+    c.proc.once("exit", () => resolve());
+    c.proc.send({ stop: true });
+  });
+}
+
+function setFloorBody(floor: Child, path: string, body: string): Promise<void> {
+  return new Promise((resolve) => {
+    const on = (m: { ack?: string }) => {
+      if (m.ack === path) {
+        floor.proc.off("message", on);
+        resolve();
+      }
+    };
+    floor.proc.on("message", on);
+    floor.proc.send({ path, body });
+  });
+}
+
+// ------------------------------------------------------------------ data
+
+const definitions = (dataDir: string) => {
+  const lines = [`import { Entity, FeatureService, FeatureView, Field, FileSource } from "fstore";`, `export const user = new Entity({ name: "user", joinKeys: ["user_id"], valueType: "int64" });`];
+  for (let v = 0; v < VIEWS; v++) {
+    const fields = Array.from({ length: FEATURES }, (_, f) => `new Field({ name: "v${v}_f${f}", dtype: "${f % 2 ? "int64" : "float64"}" })`).join(", ");
+    lines.push(
+      `export const v${v} = new FeatureView({ name: "view_${v}", entities: [user], ttl: 0, online: true, schema: [${fields}],`,
+      `  source: new FileSource({ name: "src_${v}", path: ${JSON.stringify(join(dataDir, `view_${v}.parquet`))}, timestampField: "event_timestamp" }) });`,
+    );
+  }
+  lines.push(`export const all = new FeatureService({ name: "all_features", features: [${Array.from({ length: VIEWS }, (_, v) => `v${v}`).join(", ")}] });`);
+  return lines.join("\n") + "\n";
+};
+
+async function writeData(dataDir: string): Promise<void> {
+  const db = await DuckDBInstance.create(":memory:");
+  const c = await db.connect();
+  try {
+    for (let v = 0; v < VIEWS; v++) {
+      const cols = Array.from({ length: FEATURES }, (_, f) => (f % 2 ? `(hash(range * ${v + 1} + ${f}) % 100000)::BIGINT AS v${v}_f${f}` : `round(random() * 1000, 3)::DOUBLE AS v${v}_f${f}`)).join(", ");
+      await c.run(
+        `COPY (SELECT range::BIGINT AS user_id, ${cols}, TIMESTAMP '2025-12-31 00:00:00' + to_seconds(range % 86400) AS event_timestamp FROM range(${ENTITIES})) TO '${join(dataDir, `view_${v}.parquet`)}' (FORMAT parquet)`,
+      );
+    }
+  } finally {
+    c.closeSync();
+    db.closeSync();
+  }
+}
+
+async function buildRepo(base: string, kind: "sqlite" | "redis", redisPrefix: string): Promise<string> {
+  const dir = join(base, kind);
+  const marker = join(dir, "data", "materialized");
+  if (kind === "sqlite" && existsSync(marker)) return dir;
+  mkdirSync(join(dir, "data"), { recursive: true });
+  const online =
+    kind === "sqlite" ? "online_store:\n  type: sqlite\n  path: data/online_store.db\n" : `online_store:\n  type: redis\n  connection_string: "127.0.0.1:6379,db=0"\n  key_prefix: ${redisPrefix}\n`;
+  writeFileSync(join(dir, "feature_store.yaml"), `project: server_bench\nregistry: data/registry.db\n${online}registry_ttl_sec: 10\n`);
+  writeFileSync(join(dir, "definitions.ts"), definitions(join(base, "parquet")));
+  const { FeatureStore } = await import("../stores/feature_store.js");
+  const store = await FeatureStore.open(dir);
+  try {
+    await store.apply();
+    const t = performance.now();
+    await store.materialize(0, END);
+    const s = (performance.now() - t) / 1000;
+    console.log(`  materialized ${VIEWS} views x ${ENTITIES} entities into ${kind} in ${s.toFixed(1)} s (${((VIEWS * ENTITIES) / s).toFixed(0)} rows/s)`);
+  } finally {
+    await store.close();
+  }
+  writeFileSync(marker, new Date().toISOString());
+  return dir;
+}
+
+async function dropRedisKeys(prefix: string): Promise<void> {
+  const r = new Redis({ host: "127.0.0.1", port: 6379 });
+  let cursor = "0";
+  do {
+    const [next, keys] = await r.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 10000);
+    if (keys.length) await r.unlink(...keys);
+    cursor = next;
+  } while (cursor !== "0");
+  await r.quit();
+}
+
+// ------------------------------------------------------------------ load
+
+const ALL_FEATURES = Array.from({ length: VIEWS }, (_, v) => Array.from({ length: FEATURES }, (_, f) => `view_${v}:v${v}_f${f}`)).flat();
+const TWENTY = ALL_FEATURES.slice(0, 20);
+
+let seed = 12345;
+function randomId(): number {
+  seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+  return seed % ENTITIES;
+}
+
+function bodyFor(features: string[], rows: number): string {
+  return JSON.stringify({ features, entities: { user_id: Array.from({ length: rows }, randomId) } });
+}
+
+interface LoadResult {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+}
+
+async function load(url: string, path: string, makeBody: () => string, opts: { connections: number; rate?: number; seconds?: number }): Promise<LoadResult> {
+  const lat: number[] = [];
+  const inst = autocannon({
+    url,
+    connections: opts.connections,
+    duration: opts.seconds ?? SECONDS,
+    overallRate: opts.rate,
+    requests: [{ method: "POST", path, headers: { "content-type": "application/json" }, setupRequest: (r) => ({ ...r, body: makeBody() }) }],
+  });
+  // autocannon's own histogram rounds to whole ms: keep the exact times
+  inst.on("response", (_c, status, _b, ms) => {
+    if (status === 200) lat.push(ms);
+  });
+  const r = await inst;
+  lat.sort((a, b) => a - b);
+  return { rps: r.requests.total / r.duration, p50: percentile(lat, 50), p99: percentile(lat, 99), errors: r.non2xx + r.errors + r.timeouts };
+}
+
+async function fetchBody(url: string, path: string, body: string): Promise<string> {
+  const res = await fetch(url + path, { method: "POST", headers: { "content-type": "application/json" }, body });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${path}: HTTP ${res.status}: ${text.slice(0, 300)}`);
+  return text;
+}
+
+async function compare(
+  name: string,
+  fs: Child,
+  floor: Child,
+  features: string[],
+  rows: number,
+  opts: { connections: number; rate?: number; seconds?: number },
+): Promise<{ fs: LoadResult; floor: LoadResult; bytes: number }> {
+  const sample = await fetchBody(fs.url, "/get-online-features", bodyFor(features, rows));
+  const floorPath = `/floor_${rows}_${features.length}`;
+  await setFloorBody(floor, floorPath, sample);
+  // warm up both (JIT, caches), then measure
+  await load(fs.url, "/get-online-features", () => bodyFor(features, rows), { ...opts, seconds: 1 });
+  const a = await load(fs.url, "/get-online-features", () => bodyFor(features, rows), opts);
+  await load(floor.url, floorPath, () => bodyFor(features, rows), { ...opts, seconds: 1 });
+  const b = await load(floor.url, floorPath, () => bodyFor(features, rows), opts);
+  if (a.errors) console.log(`  ${name}: ${a.errors} errors`);
+  return { fs: a, floor: b, bytes: Buffer.byteLength(sample) };
+}
+
+async function benchStore(kind: "sqlite" | "redis", repo: string, floor: Child): Promise<void> {
+  const fs = await startChild("feature", { FSTORE_BENCH_REPO: repo });
+  try {
+    console.log(`-- ${kind} online store, ${ENTITIES} entities, ${VIEWS} views x ${FEATURES} features, ${SECONDS} s per case`);
+    // 1. one row, 250 features, at 1,000 requests/s
+    const one = await compare("1x250", fs, floor, ALL_FEATURES, 1, { connections: 8, rate: 1000 });
+    report(`${kind}: 1 row x 250 features @1000 req/s p99 (${one.bytes} B)`, one.fs.p99, "ms", { baseline: one.floor.p99, baselineName: "bare node:http", target: "<= 1 ms", pass: one.fs.p99 <= 1 });
+    report(`${kind}: 1 row x 250 features @1000 req/s p50`, one.fs.p50, "ms", { baseline: one.floor.p50, baselineName: "bare node:http" });
+    // 2. 100 rows, 250 features, at 100 requests/s
+    const hundred = await compare("100x250", fs, floor, ALL_FEATURES, 100, { connections: 4, rate: 100 });
+    report(`${kind}: 100 rows x 250 features @100 req/s p99 (${hundred.bytes} B)`, hundred.fs.p99, "ms", { baseline: hundred.floor.p99, baselineName: "bare node:http", target: "<= 15 ms", pass: hundred.fs.p99 <= 15 });
+    report(`${kind}: 100 rows x 250 features @100 req/s p50`, hundred.fs.p50, "ms", { baseline: hundred.floor.p50, baselineName: "bare node:http" });
+    // 3. the highest throughput of 1 x 250 with p99 <= 10 ms (closed loop, growing concurrency)
+    const best = { fs: 0, floor: 0, fsConn: 0, floorConn: 0 };
+    for (const connections of [1, 2, 4, 8, 16, 32]) {
+      const r = await compare("ramp", fs, floor, ALL_FEATURES, 1, { connections, seconds: Math.max(3, Math.round(SECONDS / 2)) });
+      console.log(`  ramp c=${connections}: fstore ${r.fs.rps.toFixed(0)} req/s p99 ${r.fs.p99.toFixed(2)} ms | floor ${r.floor.rps.toFixed(0)} req/s p99 ${r.floor.p99.toFixed(2)} ms`);
+      if (r.fs.p99 <= 10 && r.fs.rps > best.fs) Object.assign(best, { fs: r.fs.rps, fsConn: connections });
+      if (r.floor.p99 <= 10 && r.floor.rps > best.floor) Object.assign(best, { floor: r.floor.rps, floorConn: connections });
+      if (r.fs.p99 > 10 && r.floor.p99 > 10) break;
+    }
+    report(`${kind}: max 1 x 250 throughput with p99 <= 10 ms (c=${best.fsConn}/${best.floorConn})`, best.fs, "req/s", { baseline: best.floor, baselineName: "bare node:http" });
+    // 4. one entity, 20 features: throughput
+    const twenty = await compare("1x20", fs, floor, TWENTY, 1, { connections: 16 });
+    report(`${kind}: 1 row x 20 features throughput (p99 ${twenty.fs.p99.toFixed(2)} ms)`, twenty.fs.rps, "req/s", { baseline: twenty.floor.rps, baselineName: "bare node:http", target: ">= 10000 req/s", pass: twenty.fs.rps >= 10_000 });
+  } finally {
+    await stopChild(fs);
+  }
+}
+
+export async function main(): Promise<void> {
+  const base = join(tmpdir(), `fstore-server-bench-${ENTITIES}`);
+  const parquetDir = join(base, "parquet");
+  if (!existsSync(join(parquetDir, `view_${VIEWS - 1}.parquet`))) {
+    mkdirSync(parquetDir, { recursive: true });
+    const t = performance.now();
+    await writeData(parquetDir);
+    console.log(`  wrote ${VIEWS} parquet files x ${ENTITIES} rows in ${((performance.now() - t) / 1000).toFixed(1)} s (${parquetDir})`);
+  }
+  const redisPrefix = `fstore_server_bench_${process.pid}`;
+  const floor = await startChild("floor");
+  try {
+    const kinds = (process.env.FSTORE_BENCH_STORES ?? "sqlite,redis").split(",") as Array<"sqlite" | "redis">;
+    for (const kind of kinds) {
+      const repo = await buildRepo(base, kind, redisPrefix);
+      try {
+        await benchStore(kind, repo, floor);
+      } finally {
+        // Redis keys are dropped after each run (the SQLite store stays in the temp dir for the next run)
+        if (kind === "redis") await dropRedisKeys(redisPrefix);
+      }
+    }
+  } finally {
+    await stopChild(floor);
+  }
+}
+
+if (process.env.FSTORE_BENCH_CHILD) await childMain(process.env.FSTORE_BENCH_CHILD as ChildMode);
