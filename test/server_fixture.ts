@@ -13,7 +13,7 @@ export const HOUR = 3600_000;
 export const DAY = 24 * HOUR;
 
 /** Fixed reference time: data sits relative to it so statuses (PRESENT / OUTSIDE_MAX_AGE) are certain. */
-export const NOW = Date.now();
+export const NOW = Math.floor(Date.now() / 1000) * 1000;
 
 export const DEFINITIONS = `import { Entity, FeatureService, FeatureView, Field, FileSource, PushSource } from "fstore";
 

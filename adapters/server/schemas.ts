@@ -38,7 +38,7 @@ function isTimestamp(s: string): boolean {
 }
 
 export function newAjv(): Ajv {
-  const ajv = new Ajv({ allErrors: false, verbose: true, strict: true, allowUnionTypes: true, coerceTypes: false });
+  const ajv = new Ajv({ allErrors: false, verbose: true, strict: true, strictRequired: false, allowUnionTypes: true, coerceTypes: false });
   ajv.addKeyword({ keyword: "sameLength", schemaType: "boolean", errors: true, validate: sameLength });
   ajv.addFormat("fs-timestamp", { type: "string", validate: isTimestamp });
   return ajv;
