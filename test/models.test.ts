@@ -1,0 +1,339 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { initBackend, matMulFast, tf } from "../adapters/models/backend.js";
+import { EmbeddingTable } from "../adapters/models/embedding.js";
+import { frameFromRows, rng, uniqueBy, type Frame } from "../adapters/models/frame.js";
+import { auc, evaluateTopK, listMetrics, logLoss, topK } from "../adapters/models/metrics.js";
+import { sampleNegatives } from "../adapters/models/negatives.js";
+import { FeatureEncoder, Optimizer } from "../adapters/models/nn.js";
+import { loadSchema, parseSchema, selectInputs } from "../adapters/models/schema.js";
+import { TwoTowerModel } from "../adapters/models/two_tower.js";
+import { DlrmModel } from "../adapters/models/dlrm.js";
+import { fit } from "../adapters/models/train.js";
+import { dlrmToLayers, loadModel, predict, readItemEmbeddings, saveModel, towerToLayers, writeItemEmbeddings } from "../adapters/models/artifacts.js";
+import { ValidationError } from "../registry/errors.js";
+
+let dir: string;
+beforeAll(async () => {
+  await initBackend("wasm", () => {});
+  dir = mkdtempSync(join(tmpdir(), "fstore-models-"));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Central finite differences of a scalar function of `x`. */
+function numericGrad(f: (x: tf.Tensor) => tf.Scalar, x: Float32Array, shape: number[], h = 1e-2): Float32Array {
+  const g = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const p = x.slice();
+    const m = x.slice();
+    p[i] += h;
+    m[i] -= h;
+    const fp = tf.tidy(() => f(tf.tensor(p, shape)).dataSync()[0]);
+    const fm = tf.tidy(() => f(tf.tensor(m, shape)).dataSync()[0]);
+    g[i] = (fp - fm) / (2 * h);
+  }
+  return g;
+}
+
+function expectClose(a: ArrayLike<number>, b: ArrayLike<number>, tol: number): void {
+  expect(a.length).toBe(b.length);
+  for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i])).toBeLessThan(tol);
+}
+
+// A planted signal: users and items fall in G groups; users only interact with items of their own group.
+const U = 200;
+const I = 100;
+const G = 10;
+const plantedSchema = [
+  { name: "user_id", dtype: "int32", tags: ["categorical", "user", "user_id"], properties: { cardinality: U } },
+  { name: "item_id", dtype: "int32", tags: ["categorical", "item", "item_id"], properties: { cardinality: I } },
+  { name: "item_cat", dtype: "int32", tags: ["categorical", "item"], properties: { cardinality: G } },
+  { name: "item_id_raw", dtype: "int64", tags: ["item", "item_id"], properties: {} },
+  { name: "click", dtype: "int32", tags: ["target", "binary_classification"], properties: {} },
+];
+function planted(n: number, seed: number): Frame {
+  const r = rng(seed);
+  const user_id = new Int32Array(n);
+  const item_id = new Int32Array(n);
+  for (let k = 0; k < n; k++) {
+    user_id[k] = Math.floor(r() * U);
+    item_id[k] = (user_id[k] % G) + G * Math.floor(r() * (I / G));
+  }
+  return { length: n, columns: { user_id, item_id, item_cat: item_id.map((x) => x % G), click: new Int32Array(n).fill(1) } };
+}
+
+describe("backend and gradients", () => {
+  it("picks wasm and computes the gather gradient on it, summing duplicate ids (numeric check)", () => {
+    expect(tf.getBackend()).toBe("wasm");
+    const x0 = Float32Array.from({ length: 12 }, (_, i) => Math.sin(i + 1));
+    const w = tf.tensor2d(Float32Array.from({ length: 12 }, (_, i) => (i % 5) - 2), [4, 3]);
+    const ids = tf.tensor1d([2, 0, 2, 3], "int32");
+    const f = (x: tf.Tensor) => tf.sum(tf.mul(tf.square(tf.gather(x, ids)), w)) as tf.Scalar;
+    const analytic = tf.grad(f)(tf.tensor2d(x0, [4, 3])).dataSync();
+    expectClose(analytic, numericGrad(f, x0, [4, 3]), 2e-2);
+    // Row 1 is never gathered: exactly zero.
+    expect(Array.from(analytic.slice(3, 6))).toEqual([0, 0, 0]);
+  });
+
+  it("computes the gather gradient along axis 1", () => {
+    const x0 = Float32Array.from({ length: 8 }, (_, i) => i * 0.3 - 1);
+    const ids = tf.tensor1d([3, 3, 0], "int32");
+    const f = (x: tf.Tensor) => tf.sum(tf.mul(tf.gather(x, ids, 1), tf.tensor2d([[1, 2, 3], [4, 5, 6]]))) as tf.Scalar;
+    const analytic = tf.grad(f)(tf.tensor2d(x0, [2, 4])).dataSync();
+    expect(Array.from(analytic)).toEqual([3, 0, 0, 3, 6, 0, 0, 9]);
+  });
+
+  it("keeps matMul gradients right for every transpose combination", () => {
+    const a0 = Float32Array.from({ length: 6 }, (_, i) => Math.cos(i));
+    const b = tf.tensor2d(Float32Array.from({ length: 6 }, (_, i) => i - 2.5), [3, 2]);
+    for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+      const aShape = ta ? [3, 2] : [2, 3];
+      const bb = tb ? tf.transpose(b) : b;
+      const f = (a: tf.Tensor) => tf.sum(tf.square(tf.matMul(a as tf.Tensor2D, bb as tf.Tensor2D, ta, tb))) as tf.Scalar;
+      expectClose(tf.grad(f)(tf.tensor(a0, aShape)).dataSync(), numericGrad(f, a0, aShape), 5e-2);
+    }
+    expectClose(matMulFast(tf.ones([2, 3]), tf.ones([4, 3]), false, true).dataSync(), new Float32Array(8).fill(3), 1e-6);
+  });
+
+  it("lazy Adam moves only the touched rows, exactly as dense Adam does on them", () => {
+    const init = Float32Array.from({ length: 20 }, (_, i) => (i % 7) * 0.01);
+    const lazy = new EmbeddingTable("t", 5, 4, "lazy", 1, init.slice());
+    const dense = new EmbeddingTable("t", 5, 4, "dense", 1, init.slice());
+    const target = tf.tensor2d(Float32Array.from({ length: 12 }, (_, i) => i * 0.1), [3, 4]);
+    const ids = Int32Array.from([1, 3, 1]);
+    const encL = new Optimizer({ learningRate: 0.1 });
+    const encD = new Optimizer({ learningRate: 0.1 });
+    for (let step = 0; step < 3; step++) {
+      const pl = lazy.prepare(ids, true);
+      encL.minimize(() => tf.sum(tf.square(tf.sub(tf.gather(pl.source, pl.index), target))) as tf.Scalar, [], [{ lookups: [pl], pooling: [null], continuous: null, length: 3 }]);
+      const pd = dense.prepare(ids, true);
+      encD.minimize(() => tf.sum(tf.square(tf.sub(tf.gather(pd.source, pd.index), target))) as tf.Scalar, [dense.variable as tf.Variable], []);
+      pl.index.dispose();
+      pl.leaf?.dispose();
+      pd.index.dispose();
+    }
+    const wl = lazy.getWeights();
+    const wd = dense.getWeights();
+    expectClose(wl, wd, 1e-5);
+    for (const r of [0, 2, 4]) expectClose(wl.subarray(r * 4, r * 4 + 4), init.subarray(r * 4, r * 4 + 4), 1e-9);
+    expect(Math.abs(wl[4] - init[4])).toBeGreaterThan(0.1);
+    dense.dispose();
+  });
+});
+
+describe("schema inputs", () => {
+  it("sizes tables from cardinalities, splits sides by tag and leaves raw ids out", () => {
+    const spec = selectInputs(parseSchema(plantedSchema));
+    expect(spec.categorical.map((c) => [c.name, c.side, c.cardinality, c.dim])).toEqual([
+      ["user_id", "user", U, 31],
+      ["item_id", "item", I, 21],
+      ["item_cat", "item", G, 16],
+    ]);
+    expect(spec.itemIdColumn).toBe("item_id");
+    expect(spec.targetColumn).toBe("click");
+    expect(spec.categorical.some((c) => c.name === "item_id_raw")).toBe(false);
+  });
+
+  it("rejects a bad schema with the file and column named", () => {
+    const p = join(dir, "schema.json");
+    writeFileSync(p, JSON.stringify([{ name: "a", tags: ["categorical"], properties: {} }]));
+    expect(() => loadSchema(p)).toThrow(/schema file .*schema\.json: categorical column "a" needs properties.cardinality/);
+    expect(() => parseSchema([{ name: "a", tags: ["colour"] }])).toThrow(/column "a": unknown tag "colour"/);
+    expect(() => parseSchema({ cols: [] })).toThrow(ValidationError);
+  });
+
+  it("names missing feature columns and out-of-range categories", () => {
+    const spec = selectInputs(parseSchema(plantedSchema));
+    expect(() => frameFromRows([{ user_id: 1, item_id: 2 }], spec, "entity rows")).toThrow(/entity rows: missing feature column\(s\) "item_cat"/);
+    expect(() => frameFromRows([{ user_id: 1, item_id: 200, item_cat: 0 }], spec)).toThrow(/column "item_id" row 0: value 200 is not a category index in \[0, 100\)/);
+  });
+});
+
+describe("blocks", () => {
+  it("encodes scalar, list and continuous columns to the expected shapes", () => {
+    const enc = new FeatureEncoder(
+      [
+        { name: "a", side: "user", cardinality: 5, dim: 3, isList: false },
+        { name: "g", side: "item", cardinality: 4, dim: 2, isList: true },
+      ],
+      [{ name: "x", side: "item" }],
+      "lazy",
+      1,
+    );
+    const frame: Frame = { length: 2, columns: { a: Int32Array.from([1, 4]), g: { offsets: Int32Array.from([0, 2, 2]), values: Int32Array.from([1, 3]) }, x: Float32Array.from([0.5, -1]) } };
+    const p = enc.prepare(frame, false);
+    const out = enc.concat(p);
+    expect(out.shape).toEqual([2, 6]);
+    const w = enc.tables[1].getWeights();
+    const v = out.arraySync() as number[][];
+    // Mean pooling of the list [1, 3]; an empty list gives zeros.
+    expectClose([v[0][3], v[0][4]], [(w[2] + w[6]) / 2, (w[3] + w[7]) / 2], 1e-6);
+    expect([v[1][3], v[1][4]]).toEqual([0, 0]);
+    expect(v[1][5]).toBe(-1);
+  });
+
+  it("gives two-tower embeddings and DLRM scores of the right shapes", () => {
+    const spec = selectInputs(parseSchema(plantedSchema));
+    const tt = new TwoTowerModel(spec, { layers: [16, 8] });
+    const data = planted(50, 3);
+    expect(tt.encode("query", data).length).toBe(50 * 8);
+    expect(tt.encode("candidate", data).length).toBe(50 * 8);
+    const dl = new DlrmModel(spec, { embeddingDim: 4, topLayers: [8, 4] });
+    expect(dl.nVectors).toBe(3);
+    expect(dl.pairs).toEqual([[0, 1], [0, 2], [1, 2]]);
+    const s = dl.score(data);
+    expect(s.length).toBe(50);
+    expect(s.every((x) => x > 0 && x < 1)).toBe(true);
+    tt.dispose();
+    dl.dispose();
+  });
+});
+
+describe("learning a planted signal", () => {
+  it("two-tower retrieval beats chance several times over on the full catalogue", () => {
+    const spec = selectInputs(parseSchema(plantedSchema), { maxEmbeddingDim: 16 });
+    const tt = new TwoTowerModel(spec, { layers: [32, 16], learningRate: 0.01, seed: 5 });
+    const train = planted(6000, 11);
+    fit(tt, train, { epochs: 3, batchSize: 256, seed: 1 });
+    const cat = uniqueBy(train, "item_id", ["item_id", "item_cat"]);
+    const users: Frame = { length: U, columns: { user_id: Int32Array.from({ length: U }, (_, i) => i) } };
+    const q = tt.encode("query", users);
+    const c = tt.encode("candidate", cat);
+    const itemIds = cat.columns.item_id as Int32Array;
+    // One relevant item per user: a random item of its group.
+    const r = rng(99);
+    const relevant = Array.from({ length: U }, (_, u) => new Set([itemIds.indexOf((u % G) + G * Math.floor(r() * (I / G)))]));
+    const qt = tf.tensor2d(q, [U, tt.dim]);
+    const ctT = tf.transpose(tf.tensor2d(c, [cat.length, tt.dim]));
+    const m = evaluateTopK({
+      nUsers: U,
+      nItems: cat.length,
+      k: 10,
+      relevant,
+      scoreUsers: (s, e) => {
+        const t = tf.tidy(() => tf.matMul(tf.slice(qt, [s, 0], [e - s, tt.dim]), ctT));
+        const d = t.dataSync() as Float32Array;
+        t.dispose();
+        return d;
+      },
+    });
+    // Chance Recall@10 is 10/100; the group structure allows 10/10.
+    expect(m.recall).toBeGreaterThan(0.5);
+    tt.dispose();
+  });
+
+  it("DLRM with sampled negatives ranks in-group items above the others (AUC)", () => {
+    const spec = selectInputs(parseSchema(plantedSchema));
+    const dl = new DlrmModel(spec, { embeddingDim: 8, topLayers: [32, 16], negatives: 4, learningRate: 0.01, seed: 3 });
+    fit(dl, planted(4000, 12), { epochs: 2, batchSize: 256 });
+    const r = rng(5);
+    const n = 1000;
+    const user_id = Int32Array.from({ length: n }, () => Math.floor(r() * U));
+    const item_id = Int32Array.from({ length: n }, () => Math.floor(r() * I));
+    const labels = Int32Array.from(user_id, (u, k) => (u % G === item_id[k] % G ? 1 : 0));
+    const scores = dl.score({ length: n, columns: { user_id, item_id, item_cat: item_id.map((x) => x % G) } });
+    expect(auc(scores, labels)).toBeGreaterThan(0.9);
+    dl.dispose();
+  });
+});
+
+describe("negative sampling", () => {
+  it("never yields the positive item, from the batch or the catalogue", () => {
+    const r = rng(1);
+    const pos = Int32Array.from({ length: 500 }, () => Math.floor(r() * 5));
+    const fromBatch = sampleNegatives(pos, pos, 8, r);
+    expect(fromBatch.positiveRow.length).toBeGreaterThan(3500);
+    for (let k = 0; k < fromBatch.positiveRow.length; k++) expect(pos[fromBatch.candidateRow[k]]).not.toBe(pos[fromBatch.positiveRow[k]]);
+    const catalogue = Int32Array.from({ length: 5 }, (_, i) => i);
+    const fromCat = sampleNegatives(pos, catalogue, 8, r);
+    expect(fromCat.positiveRow.length).toBe(500 * 8);
+    for (let k = 0; k < fromCat.positiveRow.length; k++) expect(catalogue[fromCat.candidateRow[k]]).not.toBe(pos[fromCat.positiveRow[k]]);
+    // A batch holding only one item has no negative to offer.
+    expect(sampleNegatives(Int32Array.from([7, 7]), Int32Array.from([7, 7]), 3, r).positiveRow.length).toBe(0);
+  });
+
+  it("builds DLRM training rows with user columns of the positive and item columns of the negative", () => {
+    const spec = selectInputs(parseSchema(plantedSchema));
+    const dl = new DlrmModel(spec, { embeddingDim: 4, negatives: 3, negativeSource: "catalogue" });
+    const data = planted(64, 8);
+    dl.setCatalogue(uniqueBy(data, "item_id", ["item_id", "item_cat"]));
+    const { rows, labels } = dl.trainingRows(data);
+    expect(rows.length).toBe(64 * 4);
+    expect(labels.slice(0, 64).every((x) => x === 1) && labels.slice(64).every((x) => x === 0)).toBe(true);
+    const items = rows.columns.item_id as Int32Array;
+    const cats = rows.columns.item_cat as Int32Array;
+    for (let k = 64; k < rows.length; k++) expect(cats[k]).toBe(items[k] % G);
+    dl.dispose();
+  });
+});
+
+describe("metrics", () => {
+  it("match hand-computed values", () => {
+    const m = listMetrics([5, 1, 9, 2], new Set([1, 2, 7]), 4);
+    expect(m.recall).toBeCloseTo(2 / 3, 10);
+    expect(m.precision).toBeCloseTo(0.5, 10);
+    expect(m.mrr).toBeCloseTo(0.5, 10);
+    expect(m.map).toBeCloseTo((1 / 2 + 2 / 4) / 3, 10);
+    const dcg = 1 / Math.log2(3) + 1 / Math.log2(5);
+    const idcg = 1 + 1 / Math.log2(3) + 1 / Math.log2(4);
+    expect(m.ndcg).toBeCloseTo(dcg / idcg, 10);
+    expect(Array.from(topK([0.1, 0.9, 0.5, 0.9, 0.2], 3))).toEqual([1, 3, 2]);
+    expect(Array.from(topK([0.1, 0.9, 0.5, 0.9, 0.2], 3, new Set([1])))).toEqual([3, 2, 4]);
+    // AUC with a tie between a positive and a negative: 3 of 4 pairs ordered, 1 tied = 3.5 / 4.
+    expect(auc([0.1, 0.4, 0.4, 0.8], [0, 0, 1, 1])).toBeCloseTo(0.875, 10);
+    expect(logLoss([0.5, 0.9], [1, 0])).toBeCloseTo((Math.log(2) - Math.log(0.1)) / 2, 6);
+  });
+});
+
+describe("artifacts", () => {
+  it("save/load gives identical query embeddings, item embeddings and DLRM scores", async () => {
+    const schema = [
+      ...plantedSchema,
+      { name: "genres", dtype: "int32", isList: true, tags: ["categorical", "item", "list"], properties: { cardinality: 6 } },
+      { name: "age", dtype: "float32", tags: ["continuous", "user"], properties: {} },
+    ];
+    const spec = selectInputs(parseSchema(schema), { maxEmbeddingDim: 8 });
+    const base = planted(300, 4);
+    const r = rng(2);
+    const offsets = new Int32Array(301);
+    const values: number[] = [];
+    for (let i = 0; i < 300; i++) {
+      const n = Math.floor(r() * 3);
+      for (let k = 0; k < n; k++) values.push(Math.floor(r() * 6));
+      offsets[i + 1] = values.length;
+    }
+    const data: Frame = { length: 300, columns: { ...base.columns, genres: { offsets, values: Int32Array.from(values) }, age: Float32Array.from({ length: 300 }, () => r()) } };
+    const tt = new TwoTowerModel(spec, { layers: [16, 8], l2Normalize: true, temperature: 0.1 });
+    fit(tt, data, { epochs: 1, batchSize: 64 });
+    const q = towerToLayers(tt, "query");
+    await saveModel(q.model, join(dir, "query"), { kind: "query-tower", inputs: q.inputs, output: { name: "embedding", dim: 8, l2Normalize: true }, metrics: { recall_at_10: 0.5 }, training: {} });
+    const loaded = await loadModel(join(dir, "query"));
+    expect(loaded.meta.metrics.recall_at_10).toBe(0.5);
+    expectClose(predict(loaded, data), tt.encode("query", data), 1e-5);
+    const c = towerToLayers(tt, "candidate");
+    await saveModel(c.model, join(dir, "item"), { kind: "item-tower", inputs: c.inputs, output: { name: "embedding", dim: 8, l2Normalize: true }, metrics: {}, training: {} });
+    const itemEmb = tt.encode("candidate", data);
+    expectClose(predict(await loadModel(join(dir, "item")), data), itemEmb, 1e-5);
+
+    const cat = uniqueBy(data, "item_id");
+    const catEmb = tt.encode("candidate", cat);
+    await writeItemEmbeddings(join(dir, "item_embeddings.parquet"), "item_id", cat.columns.item_id as Int32Array, catEmb, 8);
+    const back = await readItemEmbeddings(join(dir, "item_embeddings.parquet"), "item_id");
+    expect(Array.from(back.ids)).toEqual(Array.from(cat.columns.item_id as Int32Array));
+    expect(Array.from(back.embeddings)).toEqual(Array.from(catEmb));
+
+    const dl = new DlrmModel(spec, { embeddingDim: 8, topLayers: [16, 8], negatives: 2 });
+    fit(dl, data, { epochs: 1, batchSize: 64 });
+    const d = dlrmToLayers(dl);
+    await saveModel(d.model, join(dir, "dlrm"), { kind: "dlrm", inputs: d.inputs, output: { name: "click_probability", dim: 1 }, metrics: { auc: 0.7 }, training: {} });
+    expectClose(predict(await loadModel(join(dir, "dlrm")), data), dl.score(data), 1e-5);
+    tt.dispose();
+    dl.dispose();
+  });
+
+  it("names a missing model file", async () => {
+    await expect(loadModel(join(dir, "nope"))).rejects.toThrow(/model folder .*nope: missing .*model\.json/);
+  });
+});
