@@ -9,7 +9,7 @@ import { batchSourceOf, type FeatureViewSpec, type FileSourceSpec } from "../../
 import type { ColumnBatch, HistoricalRequest, OfflineStore, PullLatestResult, RetrievalJob } from "../types.js";
 import { batchesToArrow } from "./arrow.js";
 import { Duck, type ColumnInfo } from "./db.js";
-import { compatibleWithDtype, describeColumns, joinTypesComparable, typeFamily } from "./duck_types.js";
+import { compatibleWithDtype, describeColumns, joinTypesComparable, listElementType, typeFamily, type TypeFamily } from "./duck_types.js";
 import { loadEntityDf } from "./entity_df.js";
 import { loadColumns, prepareColumn, type ColumnTarget } from "./load.js";
 import { copyToParquet } from "./parquet.js";
@@ -75,6 +75,19 @@ class DuckRetrievalJob implements RetrievalJob {
     await this.duck.run(`DROP VIEW IF EXISTS ${ident(this.view)}`);
     for (const t of this.tables) await this.duck.run(`DROP TABLE IF EXISTS ${ident(t)}`);
   }
+}
+
+const FAMILY_TARGET: Partial<Record<TypeFamily, ColumnTarget>> = { int: "int64", float: "float64", string: "string", bool: "bool", bytes: "bytes", timestamp: "timestamp", date: "timestamp" };
+
+/** How JS values are checked before being cast to an existing file column's type (no silent rounding). */
+function targetForFileType(t: string): ColumnTarget {
+  const el = listElementType(t);
+  if (el !== null) {
+    const inner = FAMILY_TARGET[typeFamily(el)];
+    if (inner === undefined || inner === "infer") return "infer";
+    return inner === "timestamp" ? "unix_timestamp[]" : (`${inner}[]` as ColumnTarget);
+  }
+  return FAMILY_TARGET[typeFamily(t)] ?? "infer";
 }
 
 class DuckDBOfflineStore implements OfflineStore {
@@ -178,7 +191,7 @@ class DuckDBOfflineStore implements OfflineStore {
     if (rows.length === 0) return;
     // existing columns and types, when there is data already
     let existing: ColumnInfo[] | null = null;
-    const hasData = loc.kind === "file" ? existsSync(loc.path) : existsSync(loc.path);
+    const hasData = existsSync(loc.path);
     if (hasData) {
       try {
         existing = (await describeSource(this.duck, source, owner)).columns;
@@ -204,9 +217,7 @@ class DuckDBOfflineStore implements OfflineStore {
       const unknown = [...byRaw.keys()].filter((n) => !fileCols.some((c) => c.name === n));
       if (unknown.length > 0) throw new ValidationError(`${owner}: columns ${unknown.map((n) => `"${n}"`).join(", ")} are not in ${loc.path} (columns: ${describeColumns(fileCols)})`);
       targets = fileCols.map((c) => {
-        const fam = typeFamily(c.type);
-        const target: ColumnTarget = fam === "timestamp" || fam === "date" ? "timestamp" : "infer";
-        return { name: c.name, target, castTo: c.type };
+        return { name: c.name, target: targetForFileType(c.type), castTo: c.type };
       });
     } else {
       targets = [...byRaw.keys()].map((n) => ({ name: n, target: timeCols.has(n) ? "timestamp" : "infer", castTo: null }));

@@ -15,8 +15,9 @@ const GLOB_CHARS = /[*?[{]/;
 export function locateSource(source: FileSourceSpec): SourceLocation {
   const p = source.path;
   if (GLOB_CHARS.test(p)) return { kind: "glob", path: p, pattern: p };
-  if (existsSync(p) && statSync(p).isDirectory()) return { kind: "folder", path: p, pattern: join(p, "**", "*.parquet") };
-  return { kind: "file", path: p, pattern: p };
+  const folder = existsSync(p) ? statSync(p).isDirectory() : !/\.parquet$/i.test(p);
+  // a path that does not exist yet is a folder unless it names a .parquet file
+  return folder ? { kind: "folder", path: p, pattern: join(p, "**", "*.parquet") } : { kind: "file", path: p, pattern: p };
 }
 
 /** The table function reading a source (union by name so part files may differ in column order). */
@@ -34,6 +35,9 @@ export async function describeSource(duck: Duck, source: FileSourceSpec, owner: 
   const loc = locateSource(source);
   if (loc.kind === "file" && !existsSync(loc.path)) {
     throw new ValidationError(`${owner}: source file ${loc.path} does not exist (source "${source.name}")`);
+  }
+  if (loc.kind === "folder" && !existsSync(loc.path)) {
+    throw new ValidationError(`${owner}: source folder ${loc.path} does not exist (source "${source.name}")`);
   }
   try {
     const columns = await duck.describe(sourceRelation(loc));
