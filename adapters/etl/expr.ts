@@ -2,7 +2,7 @@
 // operator are parsed once; the same tree is printed as DuckDB SQL (batch) and evaluated in JS (transformRow),
 // so both paths agree. Supported: numbers, 'strings', TRUE/FALSE/NULL, column names (bare or "quoted"),
 // + - * / % ||, = == != <> < <= > >=, AND OR NOT, IS [NOT] NULL, [NOT] IN (...), CASE WHEN ... THEN ... [ELSE] END,
-// and the functions listed in FUNCTIONS. Semantics follow DuckDB: NULL propagates, three-valued logic,
+// and the functions listed in FUNCTIONS (epoch(t): seconds since the epoch of a timestamp, a Date online). Semantics follow DuckDB: NULL propagates, three-valued logic,
 // x % 0 is NULL, least/greatest/coalesce skip NULLs; ln/log10/sqrt of an out-of-domain value give NULL
 // (DuckDB would raise: the printed SQL guards them).
 import { ValidationError } from "../../registry/errors.js";
@@ -37,6 +37,11 @@ export const FUNCTIONS: Record<string, Fn> = {
   ceil: { arity: [1, 1], sql: (a) => `ceil(${a[0]})`, js: nullIfAny((x) => Math.ceil(x)) },
   sin: { arity: [1, 1], sql: (a) => `sin(${a[0]})`, js: nullIfAny((x) => Math.sin(x)) },
   cos: { arity: [1, 1], sql: (a) => `cos(${a[0]})`, js: nullIfAny((x) => Math.cos(x)) },
+  epoch: {
+    arity: [1, 1],
+    sql: (a) => `(CASE WHEN typeof(${a[0]}) LIKE 'TIMESTAMP%' OR typeof(${a[0]}) = 'DATE' THEN epoch_ms(TRY_CAST(${a[0]} AS TIMESTAMP)) / 1000.0 ELSE TRY_CAST(${a[0]} AS DOUBLE) END)`,
+    js: (a) => (a[0] === null ? null : a[0] instanceof Date ? a[0].getTime() / 1000 : num(a[0])),
+  },
   pi: { arity: [0, 0], sql: () => `pi()`, js: () => Math.PI },
   least: { arity: [1, 99], sql: (a) => `least(${a.join(", ")})`, js: (a) => pick(a, -1) },
   greatest: { arity: [1, 99], sql: (a) => `greatest(${a.join(", ")})`, js: (a) => pick(a, 1) },

@@ -12,6 +12,7 @@ export {
   Cast,
   Expr,
   TimeFeatures,
+  DayIndex,
   JoinGroupby,
   TargetEncoding,
   ListSlice,

@@ -476,6 +476,79 @@ export class Expr extends ProjectionOp {
 
 // ================================================================ time features
 
+type TimeUnit = "s" | "ms" | "timestamp";
+
+function msSql(unit: TimeUnit, c: string): string {
+  return unit === "timestamp" ? `epoch_ms(CAST(${pcol(c)} AS TIMESTAMP))` : unit === "s" ? `(CAST(${pcol(c)} AS DOUBLE) * 1000)` : `CAST(${pcol(c)} AS DOUBLE)`;
+}
+
+/** ms since the epoch of a time value online: a Date, an ISO string (UTC when no zone), or a number in `unit`. */
+function msOf(unit: TimeUnit, v: Value | undefined): number | null {
+  if (v === null || v === undefined) return null;
+  if (v instanceof Date) return v.getTime();
+  if (unit === "timestamp") return typeof v === "string" ? Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(v) ? v : `${v.replace(" ", "T")}Z`) : num(v);
+  const x = num(v);
+  return x === null ? null : unit === "s" ? x * 1000 : x;
+}
+
+function checkTimeColumn(op: Op, unit: TimeUnit, c: string, t: string | undefined): void {
+  if (!t) return;
+  const isTs = /^(TIMESTAMP|DATE)/i.test(t);
+  if (unit === "timestamp" ? !isTs : !NUMERIC.test(t)) throw new ValidationError(`${op.describe()}: column "${c}" has type ${t}; expected ${unit === "timestamp" ? 'a TIMESTAMP (or set unit: "s" | "ms")' : `epoch ${unit} as a number`}`);
+}
+
+/** notebook 004's day_index: whole UTC days since the first day of the fit data, plus 1. */
+export class DayIndex extends ProjectionOp {
+  readonly kind = "DayIndex";
+  override readonly needsFit = true;
+  readonly name: string;
+  readonly unit: TimeUnit;
+  minDay: number | null = null;
+  constructor(selector: Selector, o: { name?: string; unit?: TimeUnit } = {}) {
+    super(selector);
+    this.name = o.name ?? "day_index";
+    this.unit = o.unit ?? "timestamp";
+  }
+  override check(input: readonly ColumnInfo[], types: ReadonlyMap<string, string>): void {
+    const cols = this.selected(input);
+    if (cols.length !== 1) throw new ValidationError(`DayIndex: select exactly one time column, got ${cols.length}`);
+    checkTimeColumn(this, this.unit, cols[0], types.get(cols[0]));
+  }
+  override async fit(ctx: FitContext, input: readonly ColumnInfo[]): Promise<void> {
+    const [c] = this.selected(input);
+    const [r] = await queryRows(ctx.conn, `SELECT min(floor(${msSql(this.unit, c)} / 86400000))::DOUBLE AS d FROM ${ctx.from} AS p`, "DayIndex fit");
+    this.minDay = finiteOrNull(r.d);
+    if (this.minDay === null) throw new ValidationError(`DayIndex: column "${c}" has no non-null values`);
+    this.fitted = true;
+  }
+  project(input: readonly ColumnInfo[]): Projection {
+    const [c] = this.selected(input);
+    const min = this.minDay ?? 0;
+    return {
+      outputs: [
+        {
+          name: this.name,
+          sql: `CAST(floor(${msSql(this.unit, c)} / 86400000) - ${min} + 1 AS INTEGER)`,
+          info: { name: this.name, tags: ["time"], properties: { firstDay: new Date(min * 86400000).toISOString().slice(0, 10) } },
+          js: (r) => {
+            const m = msOf(this.unit, r[c]);
+            return m === null ? null : Math.floor(m / 86400000) - min + 1;
+          },
+        },
+      ],
+    };
+  }
+  toJSON(): OpJson {
+    return { kind: this.kind, selector: selectorToJSON(this.selector), name: this.name, unit: this.unit, minDay: this.minDay };
+  }
+  static fromJSON(j: OpJson): DayIndex {
+    const op = new DayIndex(j.selector as Selector, { name: j.name as string, unit: j.unit as TimeUnit });
+    op.minDay = j.minDay as number | null;
+    op.fitted = op.minDay !== null;
+    return op;
+  }
+}
+
 export const TIME_FEATURES = ["weekday", "hour", "weekday_sin", "weekday_cos", "hour_sin", "hour_cos", "day"] as const;
 export type TimeFeature = (typeof TIME_FEATURES)[number];
 
@@ -496,22 +569,13 @@ export class TimeFeatures extends ProjectionOp {
     for (const f of this.features) if (!TIME_FEATURES.includes(f)) throw new ValidationError(`TimeFeatures: unknown feature "${f}" (expected ${TIME_FEATURES.join(", ")})`);
   }
   override check(input: readonly ColumnInfo[], types: ReadonlyMap<string, string>): void {
-    for (const c of this.selected(input)) {
-      const t = types.get(c);
-      if (!t) continue;
-      const isTs = /^(TIMESTAMP|DATE)/i.test(t);
-      if (this.unit === "timestamp" ? !isTs : !NUMERIC.test(t)) throw new ValidationError(`TimeFeatures: column "${c}" has type ${t}; expected ${this.unit === "timestamp" ? "a TIMESTAMP (or set unit: \"s\" | \"ms\")" : "epoch " + this.unit + " as a number"}`);
-    }
+    for (const c of this.selected(input)) checkTimeColumn(this, this.unit, c, types.get(c));
   }
   private msSql(c: string): string {
-    return this.unit === "timestamp" ? `epoch_ms(CAST(${pcol(c)} AS TIMESTAMP))` : this.unit === "s" ? `(CAST(${pcol(c)} AS DOUBLE) * 1000)` : `CAST(${pcol(c)} AS DOUBLE)`;
+    return msSql(this.unit, c);
   }
   private ms(v: Value | undefined): number | null {
-    if (v === null || v === undefined) return null;
-    if (v instanceof Date) return v.getTime();
-    if (this.unit === "timestamp") return typeof v === "string" ? Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(v) ? v : `${v.replace(" ", "T")}Z`) : num(v);
-    const x = num(v);
-    return x === null ? null : this.unit === "s" ? x * 1000 : x;
+    return msOf(this.unit, v);
   }
   project(input: readonly ColumnInfo[]): Projection {
     const outputs: Output[] = [];
@@ -1091,23 +1155,28 @@ export class Groupby extends Op {
   }
   sql(prev: string, input: readonly ColumnInfo[], ctx: SqlContext): string {
     this.columns(input);
-    const order = [...(this.o.sortBy ?? []).map(pcol), ...(ctx.rowOrder ? [pcol(ROW_COL)] : [])].join(", ");
+    const keys = [...(this.o.sortBy ?? []).map(pcol), ...(ctx.rowOrder ? [pcol(ROW_COL)] : [])];
     const seqCols = [...new Set(this.outputs().filter((o) => ["list", "first", "last"].includes(o.agg)).map((o) => o.col))];
+    const field = (c: string) => `v${seqCols.indexOf(c)}`;
     const inner: string[] = this.o.groupBy.map(pcol);
-    // one ordered aggregate of structs keeps every list of a group in the same order with a single sort
-    if (seqCols.length) inner.push(`list(struct_pack(${seqCols.map((c) => `${ident(c)} := ${pcol(c)}`).join(", ")})${order ? ` ORDER BY ${order}` : ""}) AS __seq`);
+    // One list of structs led by the sort keys, sorted per group with list_sort (structs compare field by field):
+    // every list of a group gets the same order, and this is much faster than ORDER BY inside the aggregate.
+    if (seqCols.length) {
+      const fields = [...keys.map((k, i) => `k${i} := ${k}`), ...seqCols.map((c) => `${field(c)} := ${pcol(c)}`)];
+      inner.push(`list_sort(list(struct_pack(${fields.join(", ")}))) AS __seq`);
+    }
     const outer: string[] = this.o.groupBy.map((g) => `g.${ident(g)}`);
     this.outputs().forEach(({ col, agg, name }, i) => {
       const a = `a${i}`;
       switch (agg) {
         case "list":
-          outer.push(`list_transform(g.__seq, lambda s: s.${ident(col)}) AS ${ident(name)}`);
+          outer.push(`list_transform(g.__seq, lambda s: s.${field(col)}) AS ${ident(name)}`);
           return;
         case "first":
-          outer.push(`g.__seq[1].${ident(col)} AS ${ident(name)}`);
+          outer.push(`g.__seq[1].${field(col)} AS ${ident(name)}`);
           return;
         case "last":
-          outer.push(`g.__seq[-1].${ident(col)} AS ${ident(name)}`);
+          outer.push(`g.__seq[-1].${field(col)} AS ${ident(name)}`);
           return;
         case "count":
           inner.push(`count(${pcol(col)}) AS ${a}`);
@@ -1193,6 +1262,7 @@ export const OP_KINDS: Record<string, (j: OpJson) => Op> = {
   Cast: Cast.fromJSON,
   Expr: Expr.fromJSON,
   TimeFeatures: TimeFeatures.fromJSON,
+  DayIndex: DayIndex.fromJSON,
   JoinGroupby: JoinGroupby.fromJSON,
   TargetEncoding: TargetEncoding.fromJSON,
   ListSlice: ListSlice.fromJSON,
