@@ -268,15 +268,18 @@ export interface EncodedRows {
 
 class Writer {
   buf: Buffer;
+  dv: DataView;
   off = 0;
   constructor(size: number) {
-    this.buf = Buffer.allocUnsafe(Math.max(256, size));
+    this.buf = Buffer.allocUnsafeSlow(Math.max(256, size));
+    this.dv = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   }
   ensure(n: number): void {
     if (this.off + n <= this.buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.off + n + 1024));
+    const next = Buffer.allocUnsafeSlow(Math.max(this.buf.length * 2, this.off + n + 1024));
     this.buf.copy(next, 0, 0, this.off);
     this.buf = next;
+    this.dv = new DataView(next.buffer, next.byteOffset, next.byteLength);
   }
   varint(n: number): void {
     while (n >= 0x80) {
@@ -294,16 +297,16 @@ class EncodeError extends Error {
 }
 
 function toInt64Parts(w: Writer, v: unknown): void {
-  const b = w.buf;
+  const dv = w.dv;
   const o = w.off;
   if (typeof v === "number" && Number.isSafeInteger(v)) {
     const hi = Math.floor(v / TWO32);
-    b.writeUInt32LE(v - hi * TWO32, o);
-    b.writeInt32LE(hi, o + 4);
+    dv.setUint32(o, v - hi * TWO32, true);
+    dv.setInt32(o + 4, hi, true);
   } else if (typeof v === "bigint" || (typeof v === "number" && Number.isInteger(v))) {
     const big = BigInt(v);
     if (big < INT64_MIN || big > INT64_MAX) throw new EncodeError("an int64 (out of range)");
-    b.writeBigInt64LE(big, o);
+    dv.setBigInt64(o, big, true);
   } else {
     throw new EncodeError("an integer (number or bigint)");
   }
@@ -333,14 +336,14 @@ function writeScalar(w: Writer, code: number, v: unknown): void {
         else throw new EncodeError("a number");
       }
       w.ensure(8);
-      w.buf.writeDoubleLE(v as number, w.off);
+      w.dv.setFloat64(w.off, v as number, true);
       w.off += 8;
       return;
     case T_INT32:
       if (typeof v === "bigint") v = Number(v);
       if (typeof v !== "number" || !Number.isInteger(v) || v < -2147483648 || v > 2147483647) throw new EncodeError("an int32");
       w.ensure(4);
-      w.buf.writeInt32LE(v, w.off);
+      w.dv.setInt32(w.off, v, true);
       w.off += 4;
       return;
     case T_INT64:
@@ -395,7 +398,10 @@ function writeValue(w: Writer, code: number, v: unknown): void {
   w.varint(v.length);
   if (base === T_FLOAT && v instanceof Float64Array) {
     w.ensure(v.length * 8);
-    for (let i = 0; i < v.length; i++) w.off = w.buf.writeDoubleLE(v[i], w.off);
+    for (let i = 0; i < v.length; i++) {
+      w.dv.setFloat64(w.off, v[i], true);
+      w.off += 8;
+    }
     return;
   }
   for (let i = 0; i < v.length; i++) {
@@ -437,14 +443,15 @@ export function encodeRows(view: FeatureViewSpec, schema: PayloadSchema, batch: 
       if (typeof ev !== "number" || !Number.isFinite(ev)) throw new ValidationError(`feature view "${view.name}": event timestamp of row ${r} is ${describe(ev)}, expected ms since the epoch`);
       w.ensure(HEADER_BYTES + bm);
       const b = w.buf;
+      const dv = w.dv;
       let o = w.off;
       b[o] = PAYLOAD_VERSION;
-      b.writeUInt32LE(fp, o + 1);
-      b.writeDoubleLE(ev, o + 5);
-      b.writeDoubleLE(typeof cr === "number" && Number.isFinite(cr) ? cr : 0, o + 13);
+      dv.setUint32(o + 1, fp, true);
+      dv.setFloat64(o + 5, ev, true);
+      dv.setFloat64(o + 13, typeof cr === "number" && Number.isFinite(cr) ? cr : 0, true);
       o += HEADER_BYTES;
       const bitmapAt = o;
-      b.fill(0, o, o + bm);
+      for (let i = 0; i < bm; i++) b[o + i] = 0;
       w.off = o + bm;
       for (f = 0; f < codes.length; f++) {
         const col = cols[f];
@@ -453,7 +460,7 @@ export function encodeRows(view: FeatureViewSpec, schema: PayloadSchema, batch: 
         if (typeof v === "number" && codes[f] === T_FLOAT) {
           // the common case, inline
           w.ensure(8);
-          w.buf.writeDoubleLE(v, w.off);
+          w.dv.setFloat64(w.off, v, true);
           w.off += 8;
         } else {
           writeValue(w, codes[f], v);
@@ -481,10 +488,10 @@ export interface DecodedPayload {
   values: Record<string, unknown>;
 }
 
-function readInt64(b: Buffer, o: number): number | bigint {
-  const hi = b.readInt32LE(o + 4);
-  if (hi >= -2097152 && hi < 2097152) return hi * TWO32 + b.readUInt32LE(o);
-  return b.readBigInt64LE(o);
+function readInt64(dv: DataView, o: number): number | bigint {
+  const hi = dv.getInt32(o + 4, true);
+  if (hi >= -2097152 && hi < 2097152) return hi * TWO32 + dv.getUint32(o, true);
+  return dv.getBigInt64(o, true);
 }
 
 interface Cursor {
@@ -503,19 +510,19 @@ function readVarint(b: Buffer, c: Cursor): number {
   return n;
 }
 
-function readScalar(b: Buffer, code: number, c: Cursor): unknown {
+function readScalar(b: Buffer, dv: DataView, code: number, c: Cursor): unknown {
   const o = c.o;
   switch (code) {
     case T_FLOAT:
       c.o = o + 8;
-      return b.readDoubleLE(o);
+      return dv.getFloat64(o, true);
     case T_INT32:
       c.o = o + 4;
-      return b.readInt32LE(o);
+      return dv.getInt32(o, true);
     case T_INT64:
     case T_TIMESTAMP:
       c.o = o + 8;
-      return readInt64(b, o);
+      return readInt64(dv, o);
     case T_BOOL:
       c.o = o + 1;
       return b[o] === 1;
@@ -542,6 +549,7 @@ function readScalar(b: Buffer, code: number, c: Cursor): unknown {
 export function decodePayload(b: Buffer, schema: PayloadSchema, wanted?: readonly string[]): DecodedPayload {
   if (b[0] !== PAYLOAD_VERSION) throw new Error(`corrupt online payload: version ${b[0]}, expected ${PAYLOAD_VERSION}`);
   const values: Record<string, unknown> = {};
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   const codes = schema.codes;
   const names = schema.names;
   const bitmapAt = HEADER_BYTES;
@@ -553,18 +561,18 @@ export function decodePayload(b: Buffer, schema: PayloadSchema, wanted?: readonl
     }
     const code = codes[f];
     if (code === T_FLOAT) {
-      values[names[f]] = b.readDoubleLE(c.o);
+      values[names[f]] = dv.getFloat64(c.o, true);
       c.o += 8;
     } else if ((code & LIST) === 0) {
-      values[names[f]] = readScalar(b, code, c);
+      values[names[f]] = readScalar(b, dv, code, c);
     } else {
       const len = readVarint(b, c);
       const arr = new Array<unknown>(len);
       const base = code & 7;
-      for (let i = 0; i < len; i++) arr[i] = readScalar(b, base, c);
+      for (let i = 0; i < len; i++) arr[i] = readScalar(b, dv, base, c);
       values[names[f]] = arr;
     }
   }
   if (wanted) for (const w of wanted) if (!(w in values)) values[w] = null;
-  return { eventTs: b.readDoubleLE(TS_OFFSET), createdTs: b.readDoubleLE(TS_OFFSET + 8), values };
+  return { eventTs: dv.getFloat64(TS_OFFSET, true), createdTs: dv.getFloat64(TS_OFFSET + 8, true), values };
 }
