@@ -3,6 +3,13 @@
 /** Latency buckets in seconds: fine below 10 ms, where the feature server lives. */
 export const LATENCY_BUCKETS = [0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
+/** Series key: label values only (label names are fixed per call site); escaping is left to render(). */
+function seriesKey(labels: Record<string, string>): string {
+  let k = "";
+  for (const n in labels) k += `${labels[n]}\u0001`;
+  return k;
+}
+
 function labelString(labels: Record<string, string>): string {
   const parts = Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`);
   return parts.length ? `{${parts.join(",")}}` : "";
@@ -43,9 +50,9 @@ export class Metrics {
     const fam: Family<{ n: number }> = { help, type: "counter", series: new Map() };
     this.counters.set(name, fam);
     return (labels, by = 1) => {
-      const key = labelString(labels);
+      const key = seriesKey(labels);
       let s = fam.series.get(key);
-      if (!s) fam.series.set(key, (s = { labels, value: { n: 0 } }));
+      if (!s) fam.series.set(key, (s = { labels: { ...labels }, value: { n: 0 } }));
       s.value.n += by;
     };
   }
@@ -54,9 +61,9 @@ export class Metrics {
     const fam: Family<Histogram> = { help, type: "histogram", series: new Map() };
     this.histograms.set(name, fam);
     return (labels, v) => {
-      const key = labelString(labels);
+      const key = seriesKey(labels);
       let s = fam.series.get(key);
-      if (!s) fam.series.set(key, (s = { labels, value: new Histogram(buckets) }));
+      if (!s) fam.series.set(key, (s = { labels: { ...labels }, value: new Histogram(buckets) }));
       s.value.observe(v);
     };
   }
