@@ -18,6 +18,8 @@ export interface UniqueRowsOptions {
   eventTimestamp?: Date | string;
   /** the created column (default: now) */
   created?: Date | string;
+  /** the key column (default: the column tagged idTag, the categorical one first), e.g. a raw id column */
+  idColumn?: string;
   /** the schema (default: schema.json in the dataset folder or beside the file) */
   schema?: SchemaEntry[];
 }
@@ -62,7 +64,8 @@ export async function uniqueRowsByFeatures(dataset: Dataset, tags: string | stri
   const want = checkTags(Array.isArray(tags) ? tags : [tags], "uniqueRowsByFeatures tags");
   const [id] = checkTags([idTag], "uniqueRowsByFeatures idTag") as Tag[];
   const schema = opts.schema ?? readSchema(dataset);
-  const idCol = schema.find((c) => c.tags.includes(id) && c.tags.includes("categorical")) ?? schema.find((c) => c.tags.includes(id));
+  const idCol = opts.idColumn ? schema.find((c) => c.name === opts.idColumn) : (schema.find((c) => c.tags.includes(id) && c.tags.includes("categorical")) ?? schema.find((c) => c.tags.includes(id)));
+  if (opts.idColumn && !idCol) throw new ValidationError(`uniqueRowsByFeatures: idColumn "${opts.idColumn}" is not in ${dataset}`);
   if (!idCol) throw new ValidationError(`uniqueRowsByFeatures: no column of ${dataset} is tagged "${id}" (columns: ${schema.map((c) => `${c.name}[${c.tags.join(",")}]`).join(" ")})`);
   let tsCol = opts.timestampColumn;
   const duck = await openDuck();
