@@ -14,7 +14,7 @@ import { loadEntityDf } from "./entity_df.js";
 import { loadColumns, prepareColumn, type ColumnTarget } from "./load.js";
 import { copyToParquet } from "./parquet.js";
 import { pitSql, type PitView } from "./pit.js";
-import { readPlan, readSql, streamBatches, type ReadColumn } from "./read.js";
+import { materializedBatches, readPlan, readSql, streamBatches, type ReadColumn } from "./read.js";
 import { ident, literal, timestampLiteral } from "./sql.js";
 import { describeSource, locateSource, rawColumnOf, requireColumn, resolveSourceRead, sourceLabel, sourceRelation, viewOwner } from "./source.js";
 
@@ -156,16 +156,22 @@ class DuckDBOfflineStore implements OfflineStore {
       `${read.createdExpr ?? "NULL::TIMESTAMP"} AS __cr`,
     ];
     const window = `SELECT * FROM (SELECT ${inner.join(", ")} FROM ${sourceRelation(loc)}) WHERE __ts BETWEEN ${timestampLiteral(startMs)} AND ${timestampLiteral(endMs)} AND ${keyNames.map((k) => `${k} IS NOT NULL`).join(" AND ")}`;
-    const latest = `SELECT * FROM (${window}) QUALIFY row_number() OVER (PARTITION BY ${keyNames.join(", ")} ORDER BY __ts DESC, __cr DESC NULLS LAST) = 1`;
+    // arg_max per column is several times faster than a window (QUALIFY row_number) over all rows; every
+    // column sees the rows in the same order, so ties pick the same row for all. A missing created time loses.
+    const order = read.createdExpr ? "(__ts, coalesce(__cr, '-infinity'::TIMESTAMP))" : "__ts";
+    const latest = `SELECT ${[
+      ...keyNames,
+      ...feats.map((f) => `arg_max_null(${ident(f.name)}, ${order}) AS ${ident(f.name)}`),
+      "max(__ts) AS __ts",
+      `arg_max_null(__cr, ${order}) AS __cr`,
+    ].join(", ")} FROM (${window}) GROUP BY ${keyNames.join(", ")}`;
     const outCols: ColumnInfo[] = (await this.duck.describe(`(${latest})`)).filter((c) => c.name !== "__ts" && c.name !== "__cr");
     const plan: ReadColumn[] = [
       ...readPlan(outCols),
       { name: "__event_ts", kind: "f64", duckType: "DOUBLE", expr: "CAST(epoch_ms(__ts) AS DOUBLE) AS __event_ts" },
       { name: "__created_ts", kind: "f64", duckType: "DOUBLE", expr: "coalesce(CAST(epoch_ms(__cr) AS DOUBLE), 0) AS __created_ts" },
     ];
-    const countRows = await this.duck.rows(`SELECT count(*)::DOUBLE AS n FROM (SELECT DISTINCT ${keyNames.join(", ")} FROM (${window}))`);
-    const total = Number(countRows[0].n);
-    return { total, batches: streamBatches(this.duck, readSql(plan, `(${latest})`), plan, opts.batchSize ?? DEFAULT_BATCH) };
+    return materializedBatches(this.duck, readSql(plan, `(${latest})`), plan, opts.batchSize ?? DEFAULT_BATCH);
   }
 
   async validateView(view: FeatureViewSpec): Promise<void> {

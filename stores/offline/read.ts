@@ -171,6 +171,36 @@ class ColumnBuilder {
   }
 }
 
+/** Cut a sequence of DuckDB chunks into batches of up to `batchSize` rows. */
+async function* chunksToBatches(nextChunk: () => Promise<DuckDBDataChunk | null> | DuckDBDataChunk | null, plan: ReadColumn[], batchSize: number): AsyncGenerator<ColumnBatch> {
+  const builders = plan.map((c) => new ColumnBuilder(c, batchSize));
+  let filled = 0;
+  const flush = (): ColumnBatch => {
+    const columns: Record<string, ArrayLike<unknown>> = {};
+    for (const b of builders) {
+      columns[b.col.name] = b.take(filled);
+      b.reset();
+    }
+    const batch = { length: filled, columns };
+    filled = 0;
+    return batch;
+  };
+  for (;;) {
+    const chunk = await nextChunk();
+    if (!chunk || chunk.rowCount === 0) break;
+    const rows = chunk.rowCount;
+    let from = 0;
+    while (from < rows) {
+      const n = Math.min(rows - from, batchSize - filled);
+      for (let j = 0; j < builders.length; j++) builders[j].fill(chunk, j, from, n, filled);
+      filled += n;
+      from += n;
+      if (filled === batchSize) yield flush();
+    }
+  }
+  if (filled > 0) yield flush();
+}
+
 /**
  * Stream `sql` (built with readSql from `plan`) on a connection of its own, yielding batches of up to
  * `batchSize` rows. Numeric columns without nulls come as Float64Array / Float32Array / Int32Array;
@@ -180,33 +210,19 @@ export async function* streamBatches(duck: Duck, sql: string, plan: ReadColumn[]
   const conn: DuckDBConnection = await duck.connect();
   try {
     const result = await conn.stream(sql);
-    const builders = plan.map((c) => new ColumnBuilder(c, batchSize));
-    let filled = 0;
-    const flush = (): ColumnBatch => {
-      const columns: Record<string, ArrayLike<unknown>> = {};
-      for (const b of builders) {
-        columns[b.col.name] = b.take(filled);
-        b.reset();
-      }
-      const batch = { length: filled, columns };
-      filled = 0;
-      return batch;
-    };
-    for (;;) {
-      const chunk = await result.fetchChunk();
-      if (!chunk || chunk.rowCount === 0) break;
-      const rows = chunk.rowCount;
-      let from = 0;
-      while (from < rows) {
-        const n = Math.min(rows - from, batchSize - filled);
-        for (let j = 0; j < builders.length; j++) builders[j].fill(chunk, j, from, n, filled);
-        filled += n;
-        from += n;
-        if (filled === batchSize) yield flush();
-      }
-    }
-    if (filled > 0) yield flush();
+    yield* chunksToBatches(() => result.fetchChunk(), plan, batchSize);
   } finally {
     conn.closeSync();
   }
+}
+
+/**
+ * Run `sql` to completion inside DuckDB (its result stays in DuckDB's memory, not as JS values), so the
+ * row count is known up front; then hand the rows out in batches like streamBatches.
+ */
+export async function materializedBatches(duck: Duck, sql: string, plan: ReadColumn[], batchSize = 65_536): Promise<{ total: number; batches: AsyncGenerator<ColumnBatch> }> {
+  const result = await duck.use((c) => c.run(sql));
+  let next = 0;
+  const chunkCount = result.chunkCount;
+  return { total: result.rowCount, batches: chunksToBatches(() => (next < chunkCount ? result.getChunk(next++) : null), plan, batchSize) };
 }
