@@ -402,6 +402,10 @@ function readJson(req: IncomingMessage, limit: number): Promise<Json> {
       chunks.push(c);
     });
     req.on("error", reject);
+    // a client that goes away mid-body: settle, so the request is not counted in flight forever
+    req.on("close", () => {
+      if (!req.complete) reject(new HttpError(400, "body: the client closed the connection before the body ended"));
+    });
     req.on("end", () => {
       if (over) return;
       const text = (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)).toString("utf8");

@@ -14,7 +14,7 @@ export default class Serve extends Command {
   static override flags = {
     repo: Flags.string({ char: "r", aliases: ["chdir"], description: "feature repository folder (holds feature_store.yaml)", default: "." }),
     port: Flags.integer({ char: "p", description: "port (0 picks a free one)", default: DEFAULT_PORT, min: 0, max: 65535 }),
-    host: Flags.string({ char: "h", description: "address to listen on", default: "127.0.0.1" }),
+    host: Flags.string({ description: "address to listen on", default: "127.0.0.1" }),
     "auth-token": Flags.string({ description: "require 'Authorization: Bearer <token>' on every endpoint but /health", env: "FSTORE_AUTH_TOKEN" }),
     "max-body-bytes": Flags.integer({ description: "larger request bodies answer 413", default: DEFAULT_MAX_BODY_BYTES, min: 1 }),
     "registry-ttl": Flags.integer({ description: "seconds between registry refreshes (default: registry_ttl_sec of feature_store.yaml)", min: 0 }),
