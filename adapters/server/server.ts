@@ -332,6 +332,12 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{"error":"malformed HTTP request"}');
     logger.log("info", "client error", { error: errorMessage(err) });
   });
+  // Open the online store before the first request (concurrent first requests would each open one).
+  try {
+    await store.health();
+  } catch (e) {
+    logger.log("warn", "the online store does not answer yet; /health reports 503 until it does", errorFields(e));
+  }
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.port ?? DEFAULT_PORT, opts.host ?? "127.0.0.1", () => {
