@@ -3,7 +3,10 @@
 import type { Command } from "@oclif/core";
 import Apply from "./commands/apply.js";
 import DataSourcesList from "./commands/data-sources/list.js";
+import DatasetsGenerate from "./commands/datasets/generate.js";
+import DatasetsMovielens from "./commands/datasets/movielens.js";
 import EntitiesList from "./commands/entities/list.js";
+import EtlRun from "./commands/etl/run.js";
 import FeatureServicesList from "./commands/feature-services/list.js";
 import FeatureViewsDescribe from "./commands/feature-views/describe.js";
 import FeatureViewsList from "./commands/feature-views/list.js";
@@ -21,7 +24,10 @@ import Version from "./commands/version.js";
 export const COMMANDS: Record<string, typeof Command> = {
   apply: Apply,
   "data-sources:list": DataSourcesList,
+  "datasets:generate": DatasetsGenerate,
+  "datasets:movielens": DatasetsMovielens,
   "entities:list": EntitiesList,
+  "etl:run": EtlRun,
   "feature-services:list": FeatureServicesList,
   "feature-views:describe": FeatureViewsDescribe,
   "feature-views:list": FeatureViewsList,
