@@ -3,12 +3,14 @@
 // (1 entity x 25 views; 100 entities x 25 views in one call) on SQLite and Redis, each beside the raw
 // client doing the same I/O on the same bytes (better-sqlite3 prepared statements; one ioredis pipeline).
 // ONLINE_BENCH_N=200000 shrinks the run for a quick look.
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { Redis } from "ioredis";
+import { Registry } from "../registry/registry.js";
 import type { FeatureViewSpec } from "../registry/types.js";
+import { FeatureStore } from "../stores/feature_store.js";
 import { EntityKeyCodec, SchemaBook, encodeRows } from "../stores/online/codec.js";
 import { createOnlineStore, parseRedisConnectionString, sqliteTableName } from "../stores/online/index.js";
 import type { OnlineReadRequest, OnlineStore, OnlineWriteBatch } from "../stores/types.js";
@@ -110,6 +112,41 @@ async function checkRead(store: OnlineStore, views: FeatureViewSpec[], allCols: 
   });
 }
 
+/**
+ * A FeatureStore over `store`: a repo folder whose registry holds the 25 views (committed directly,
+ * as apply would, without parquet sources to validate).
+ */
+async function facadeOver(store: OnlineStore, views: FeatureViewSpec[]): Promise<FeatureStore> {
+  const repo = join(dataDir, `repo_${store.type}`);
+  rmSync(repo, { recursive: true, force: true });
+  mkdirSync(join(repo, "data"), { recursive: true });
+  writeFileSync(join(repo, "feature_store.yaml"), `project: ${PROJECT}\nregistry: data/registry.db\nprovider: local\n`);
+  const registry = Registry.open(join(repo, "data", "registry.db"));
+  registry.commit(PROJECT, {
+    upsert: [
+      { kind: "entity", name: "user", spec: { name: "user", joinKeys: ["user_id"], valueType: "int64", description: "", tags: {}, owner: "" } },
+      { kind: "data_source", name: "src", spec: views[0].source },
+      ...views.map((v) => ({ kind: "feature_view" as const, name: v.name, spec: v })),
+    ],
+    remove: [],
+  });
+  registry.close();
+  return FeatureStore.open(repo, { onlineStore: store });
+}
+
+async function benchFacade(store: OnlineStore, views: FeatureViewSpec[], raw1: number, raw100: number): Promise<void> {
+  const fs = await facadeOver(store, views);
+  const features = views.flatMap((v) => v.features.map((f) => `${v.name}:${f.name}`));
+  const check = await fs.getOnlineFeatures({ features, entities: { user_id: [randomId()] }, fullFeatureNames: true });
+  if (Object.keys(check.toObject()).length !== 1 + features.length) throw new Error("facade: unexpected response shape");
+  const f1 = await measure(() => fs.getOnlineFeatures({ features, entities: { user_id: [randomId()] }, fullFeatureNames: true }), ITER_1);
+  report(`${store.type} FeatureStore.getOnlineFeatures 1 entity x 250 features p99`, f1.p99, "us", { baseline: raw1, baselineName: "raw client" });
+  const f100 = await measure(() => fs.getOnlineFeatures({ features, entities: { user_id: randomIds(100) }, fullFeatureNames: true }), ITER_100);
+  report(`${store.type} FeatureStore.getOnlineFeatures 100 entities x 250 features p99`, f100.p99 / 1000, "ms", { baseline: raw100 / 1000, baselineName: "raw client" });
+  await fs.close(); // closes `store` too
+  rmSync(join(dataDir, `repo_${store.type}`), { recursive: true, force: true });
+}
+
 const ITER_1 = 5000;
 const ITER_100 = 1000;
 
@@ -164,7 +201,7 @@ async function benchSqlite(views: FeatureViewSpec[], allCols: Float64Array[][]):
   report("sqlite read 100 entities x 25 views p99", s100.p99 / 1000, "ms", { baseline: r100.p99 / 1000, baselineName: "raw IN (...)", target: "<= 5 ms", pass: s100.p99 <= 5000 });
   report("sqlite read 100 entities x 25 views p50", s100.p50 / 1000, "ms", { baseline: r100.p50 / 1000, baselineName: "raw IN (...)" });
   raw.close();
-  await store.close();
+  await benchFacade(store, views, r1.p99, r100.p99);
   for (const suffix of ["", "-wal", "-shm"]) rmSync(path + suffix, { force: true });
 }
 
@@ -209,6 +246,7 @@ async function benchRedis(views: FeatureViewSpec[], allCols: Float64Array[][]): 
     }, ITER_100);
     report("redis read 100 entities x 25 views p99", s100.p99 / 1000, "ms", { baseline: r100.p99 / 1000, baselineName: "raw HMGET pipeline", target: "<= 8 ms", pass: s100.p99 <= 8000 });
     report("redis read 100 entities x 25 views p50", s100.p50 / 1000, "ms", { baseline: r100.p50 / 1000, baselineName: "raw HMGET pipeline" });
+    await benchFacade(store, views, r1.p99, r100.p99);
   } finally {
     await raw.flushdb();
     await raw.quit();

@@ -227,9 +227,14 @@ describe.each(cases)("online store: $name", ({ name, open, cleanup }) => {
     expect(s[0]?.values.clicks).toBe(7); // the other view on the same entity is untouched
 
     const other = "online_test_other";
+    const nested = "online_test_other__sub"; // its table names start with "<other>__" too
     await store.write(other, userStats, batch(userStats, [{ key: [42], values: { clicks: 1 }, ev: 1 }]));
+    await store.write(nested, userStats, batch(userStats, [{ key: [42], values: { clicks: 2 }, ev: 1 }]));
     await store.teardown(other, [userStats]);
     expect((await store.read(other, [{ view: userStats, features: ["clicks"], entityKeys: [[42]] }]))[0][0]).toBeNull();
+    expect((await store.read(nested, [{ view: userStats, features: ["clicks"], entityKeys: [[42]] }]))[0][0]?.values.clicks).toBe(2);
+    await store.teardown(nested, []);
+    expect((await store.read(nested, [{ view: userStats, features: ["clicks"], entityKeys: [[42]] }]))[0][0]).toBeNull();
     expect((await store.read(PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[42]] }]))[0][0]?.values.clicks).toBe(7);
   });
 });

@@ -12,6 +12,8 @@ import { EntityKeyCodec, SchemaBook, decodePayload, encodeRows, payloadFingerpri
 type Statement = Database.Statement<unknown[], unknown>;
 
 const SCHEMAS_TABLE = "__fstore_payload_schemas";
+/** which project each view table belongs to (a prefix match on "<project>__" could hit project "a__b") */
+const TABLES_TABLE = "__fstore_tables";
 /** keys per IN (...) statement; statement sizes are rounded up to a power of two (padded with a repeat) */
 const MAX_IN = 512;
 
@@ -42,6 +44,7 @@ export class SqliteOnlineStore implements OnlineStore {
     this.db.pragma("mmap_size = 17179869184");
     this.db.pragma("cache_size = -131072");
     this.db.exec(`CREATE TABLE IF NOT EXISTS ${SCHEMAS_TABLE} (fingerprint INTEGER PRIMARY KEY, fields TEXT NOT NULL)`);
+    this.db.exec(`CREATE TABLE IF NOT EXISTS ${TABLES_TABLE} (name TEXT PRIMARY KEY, project TEXT NOT NULL, view TEXT NOT NULL)`);
   }
 
   private stmt(sql: string): Statement {
@@ -62,10 +65,12 @@ export class SqliteOnlineStore implements OnlineStore {
     return c;
   }
 
-  private createTable(table: string): void {
+  private createTable(project: string, view: string): void {
+    const table = sqliteTableName(project, view);
     this.db.exec(
       `CREATE TABLE IF NOT EXISTS ${quoteIdent(table)} (entity_key TEXT PRIMARY KEY, event_ts INTEGER NOT NULL, created_ts INTEGER NOT NULL, payload BLOB NOT NULL) WITHOUT ROWID`,
     );
+    this.stmt(`INSERT OR IGNORE INTO ${TABLES_TABLE} (name, project, view) VALUES (?, ?, ?)`).run(table, project, view);
     this.tables.add(table);
   }
 
@@ -92,22 +97,20 @@ export class SqliteOnlineStore implements OnlineStore {
 
   async update(project: string, keep: FeatureViewSpec[], drop: FeatureViewSpec[]): Promise<void> {
     this.db.transaction(() => {
-      for (const v of keep) this.createTable(sqliteTableName(project, v.name));
+      for (const v of keep) this.createTable(project, v.name);
       for (const v of drop) this.dropTable(sqliteTableName(project, v.name));
     })();
   }
 
   private dropTable(table: string): void {
     this.db.exec(`DROP TABLE IF EXISTS ${quoteIdent(table)}`);
+    this.stmt(`DELETE FROM ${TABLES_TABLE} WHERE name = ?`).run(table);
     this.tables.delete(table);
     for (const sql of [...this.stmts.keys()]) if (sql.includes(quoteIdent(table))) this.stmts.delete(sql);
   }
 
   async teardown(project: string, views: FeatureViewSpec[]): Promise<void> {
-    const prefix = `${project}__`;
-    const names = (this.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>)
-      .map((r) => r.name)
-      .filter((n) => n.startsWith(prefix));
+    const names = (this.stmt(`SELECT name FROM ${TABLES_TABLE} WHERE project = ?`).all(project) as Array<{ name: string }>).map((r) => r.name);
     const all = new Set([...names, ...views.map((v) => sqliteTableName(project, v.name))]);
     this.db.transaction(() => {
       for (const t of all) this.dropTable(t);
@@ -122,7 +125,7 @@ export class SqliteOnlineStore implements OnlineStore {
     const schema = this.schemas.ofView(view);
     const { buf, offsets } = encodeRows(view, schema, batch);
     const table = sqliteTableName(project, view.name);
-    if (!this.tables.has(table)) this.createTable(table);
+    if (!this.tables.has(table)) this.createTable(project, view.name);
     const t = quoteIdent(table);
     const upsert = this.stmt(
       `INSERT INTO ${t} (entity_key, event_ts, created_ts, payload) VALUES (?, ?, ?, ?) ON CONFLICT(entity_key) DO UPDATE SET ` +
