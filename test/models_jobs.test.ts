@@ -1,0 +1,138 @@
+// Training jobs end to end on a real feature repository: parquet sources written by DuckDB, the registry in
+// SQLite, the training set from getHistoricalFeatures, then training, evaluation and exported artifacts.
+import { DuckDBInstance } from "@duckdb/node-api";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FeatureStore } from "../stores/feature_store.js";
+import { loadModel, predict, readItemEmbeddings, type ModelMeta } from "../adapters/models/artifacts.js";
+import { trainDlrmJob, trainTwoTowerJob } from "../adapters/models/jobs.js";
+import { rng, type Frame } from "../adapters/models/frame.js";
+
+const U = 120;
+const I = 60;
+const G = 6;
+
+const DEFINITIONS = `import { Entity, FeatureService, FeatureView, Field, FileSource } from "fstore";
+export const user = new Entity({ name: "user", joinKeys: ["user_id"], valueType: "int64" });
+export const item = new Entity({ name: "item", joinKeys: ["item_id"], valueType: "int64" });
+export const userFeatures = new FeatureView({
+  name: "user_features", entities: [user], ttl: 0,
+  schema: [new Field({ name: "user_group", dtype: "int64" })],
+  source: new FileSource({ name: "user_source", path: "data/users.parquet", timestampField: "event_timestamp" }),
+});
+export const itemFeatures = new FeatureView({
+  name: "item_features", entities: [item], ttl: 0,
+  schema: [new Field({ name: "item_group", dtype: "int64" })],
+  source: new FileSource({ name: "item_source", path: "data/items.parquet", timestampField: "event_timestamp" }),
+});
+export const retrieval = new FeatureService({ name: "retrieval", features: [userFeatures, itemFeatures] });
+`;
+
+const SCHEMA = {
+  columns: [
+    { name: "user_id", dtype: "int64", isList: false, tags: ["categorical", "user", "user_id"], properties: { cardinality: U } },
+    { name: "user_group", dtype: "int64", isList: false, tags: ["categorical", "user"], properties: { cardinality: G } },
+    { name: "item_id", dtype: "int64", isList: false, tags: ["categorical", "item", "item_id"], properties: { cardinality: I } },
+    { name: "item_group", dtype: "int64", isList: false, tags: ["categorical", "item"], properties: { cardinality: G } },
+    { name: "click", dtype: "int32", isList: false, tags: ["target", "binary_classification"], properties: {} },
+  ],
+};
+
+let dir: string;
+let store: FeatureStore;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "fstore-train-jobs-"));
+  mkdirSync(join(dir, "data"));
+  writeFileSync(join(dir, "feature_store.yaml"), "project: train_jobs\nregistry: data/registry.db\nprovider: local\nonline_store:\n  type: sqlite\n  path: data/online.db\noffline_store:\n  type: duckdb\n");
+  writeFileSync(join(dir, "defs.ts"), DEFINITIONS);
+  writeFileSync(join(dir, "schema.json"), JSON.stringify(SCHEMA));
+  // Users and items fall into G groups; users click items of their own group.
+  const r = rng(3);
+  const events: string[] = [];
+  for (let k = 0; k < 3000; k++) {
+    const u = Math.floor(r() * U);
+    const inGroup = r() < 0.8;
+    const i = inGroup ? (u % G) + G * Math.floor(r() * (I / G)) : Math.floor(r() * I);
+    events.push(`(${u}, ${i}, ${i % G === u % G ? 1 : 0}, TIMESTAMP '2024-01-02' + INTERVAL ${k} MINUTE)`);
+  }
+  const db = await DuckDBInstance.create(":memory:");
+  const c = await db.connect();
+  const q = (p: string) => `'${join(dir, p)}'`;
+  await c.run(`COPY (SELECT range AS user_id, range % ${G} AS user_group, TIMESTAMP '2024-01-01' AS event_timestamp FROM range(${U})) TO ${q("data/users.parquet")} (FORMAT parquet)`);
+  await c.run(`COPY (SELECT range AS item_id, range % ${G} AS item_group, TIMESTAMP '2024-01-01' AS event_timestamp FROM range(${I})) TO ${q("data/items.parquet")} (FORMAT parquet)`);
+  await c.run(`COPY (SELECT * FROM (VALUES ${events.join(",")}) t(user_id, item_id, click, event_timestamp)) TO ${q("events.parquet")} (FORMAT parquet)`);
+  c.closeSync();
+  db.closeSync();
+  store = await FeatureStore.open(dir);
+  await store.apply();
+});
+
+afterAll(async () => {
+  await store?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("fs train jobs from the feature store", () => {
+  it("trains a two-tower model from a feature service, beats popularity, exports towers and all item embeddings", async () => {
+    const out = join(dir, "tt");
+    const res = await trainTwoTowerJob({
+      store,
+      schemaPath: join(dir, "schema.json"),
+      entityDf: join(dir, "events.parquet"),
+      features: "retrieval",
+      outDir: out,
+      epochs: 4,
+      batchSize: 128,
+      learningRate: 0.01,
+      itemView: "item_features",
+      evalFraction: 0.2,
+      log: () => {},
+    });
+    expect(res.rows.train + res.rows.eval).toBeLessThan(3000); // positives only
+    expect(res.metrics["two-tower"].recall_at_10).toBeGreaterThan(res.metrics.popularity.recall_at_10 + 0.1);
+    const q = await loadModel(join(out, "query_tower"));
+    expect(q.meta.kind).toBe("query-tower");
+    expect(q.meta.inputs.map((x) => x.name)).toEqual(["user_id", "user_group"]);
+    expect(q.meta.metrics.recall_at_10).toBe(res.metrics["two-tower"].recall_at_10);
+    const emb = await readItemEmbeddings(join(out, "item_embeddings.parquet"), "item_id");
+    expect(emb.ids.length).toBe(I);
+    expect(emb.dim).toBe(64);
+    // The exported item tower reproduces the exported embeddings.
+    const itemTower = await loadModel(join(out, "item_tower"));
+    const items: Frame = { length: I, columns: { item_id: emb.ids, item_group: emb.ids.map((i) => i % G) } };
+    const again = predict(itemTower, items);
+    for (let k = 0; k < again.length; k++) expect(Math.abs(again[k] - emb.embeddings[k])).toBeLessThan(1e-5);
+    expect(existsSync(join(out, "results.svg"))).toBe(true);
+  });
+
+  it("trains DLRM with catalogue negatives from feature references and writes fstore-model.json with AUC", async () => {
+    const out = join(dir, "dlrm");
+    const res = await trainDlrmJob({
+      store,
+      schemaPath: join(dir, "schema.json"),
+      entityDf: join(dir, "events.parquet"),
+      features: ["user_features:user_group", "item_features:item_group"],
+      outDir: out,
+      epochs: 3,
+      batchSize: 128,
+      learningRate: 0.01,
+      itemView: "item_features",
+      dlrm: { embeddingDim: 8, topLayers: [16, 8], negatives: 3, negativeSource: "catalogue" },
+      log: () => {},
+    });
+    expect(res.metrics.dlrm.auc).toBeGreaterThan(0.85);
+    const meta = JSON.parse(readFileSync(join(out, "fstore-model.json"), "utf8")) as ModelMeta;
+    expect(meta.kind).toBe("dlrm");
+    expect(meta.metrics.auc).toBe(res.metrics.dlrm.auc);
+    expect(existsSync(join(out, "model.json")) && existsSync(join(out, "weights.bin"))).toBe(true);
+  });
+
+  it("names a feature the schema needs that the join did not produce", async () => {
+    await expect(
+      trainTwoTowerJob({ store, schemaPath: join(dir, "schema.json"), entityDf: join(dir, "events.parquet"), features: ["user_features:user_group"], outDir: join(dir, "bad"), log: () => {} }),
+    ).rejects.toThrow(/training set \(point-in-time join\): missing feature column\(s\) "item_group"/);
+  });
+});
