@@ -19,6 +19,7 @@ import Plan from "./commands/plan.js";
 import RegistryDump from "./commands/registry-dump.js";
 import Serve from "./commands/serve.js";
 import Teardown from "./commands/teardown.js";
+import Train from "./commands/train.js";
 import Version from "./commands/version.js";
 
 export const COMMANDS: Record<string, typeof Command> = {
@@ -40,5 +41,6 @@ export const COMMANDS: Record<string, typeof Command> = {
   "registry-dump": RegistryDump,
   serve: Serve,
   teardown: Teardown,
+  train: Train,
   version: Version,
 };
