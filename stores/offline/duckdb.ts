@@ -14,7 +14,7 @@ import { loadEntityDf } from "./entity_df.js";
 import { loadColumns, prepareColumn, type ColumnTarget } from "./load.js";
 import { copyToParquet } from "./parquet.js";
 import { pitSql, type PitView } from "./pit.js";
-import { materializedBatches, readPlan, readSql, streamBatches, type ReadColumn } from "./read.js";
+import { prefetchedBatches, readPlan, readSql, streamBatches, type ReadColumn } from "./read.js";
 import { ident, literal, timestampLiteral } from "./sql.js";
 import { describeSource, locateSource, rawColumnOf, requireColumn, resolveSourceRead, sourceLabel, sourceRelation, viewOwner } from "./source.js";
 
@@ -156,22 +156,22 @@ class DuckDBOfflineStore implements OfflineStore {
       `${read.createdExpr ?? "NULL::TIMESTAMP"} AS __cr`,
     ];
     const window = `SELECT * FROM (SELECT ${inner.join(", ")} FROM ${sourceRelation(loc)}) WHERE __ts BETWEEN ${timestampLiteral(startMs)} AND ${timestampLiteral(endMs)} AND ${keyNames.map((k) => `${k} IS NOT NULL`).join(" AND ")}`;
-    // arg_max per column is several times faster than a window (QUALIFY row_number) over all rows; every
-    // column sees the rows in the same order, so ties pick the same row for all. A missing created time loses.
-    const order = read.createdExpr ? "(__ts, coalesce(__cr, '-infinity'::TIMESTAMP))" : "__ts";
-    const latest = `SELECT ${[
-      ...keyNames,
-      ...feats.map((f) => `arg_max_null(${ident(f.name)}, ${order}) AS ${ident(f.name)}`),
-      "max(__ts) AS __ts",
-      `arg_max_null(__cr, ${order}) AS __cr`,
-    ].join(", ")} FROM (${window}) GROUP BY ${keyNames.join(", ")}`;
+    // One arg_max of a struct of the row, keyed by a scalar: the event time in the high 64 bits of a HUGEINT
+    // and the created time (a missing one lowest) in the low 64 bits. Several times faster than a window
+    // (QUALIFY row_number) or than struct keys (ts, created) compared per aggregate.
+    const order = read.createdExpr
+      ? "(epoch_us(__ts)::HUGEINT * 18446744073709551616 + coalesce(epoch_us(__cr)::HUGEINT, -9223372036854775807::HUGEINT) + 9223372036854775808::HUGEINT)"
+      : "__ts";
+    const row = `{${[...feats.map((f) => `${literal(f.name)}: ${ident(f.name)}`), "'__ts': __ts", "'__cr': __cr"].join(", ")}}`;
+    const latest = `SELECT ${[...keyNames, ...feats.map((f) => `__row.${ident(f.name)} AS ${ident(f.name)}`), "__row.__ts AS __ts", "__row.__cr AS __cr"].join(", ")}
+      FROM (SELECT ${keyNames.join(", ")}, arg_max(${row}, ${order}) AS __row FROM (${window}) GROUP BY ${keyNames.join(", ")})`;
     const outCols: ColumnInfo[] = (await this.duck.describe(`(${latest})`)).filter((c) => c.name !== "__ts" && c.name !== "__cr");
     const plan: ReadColumn[] = [
       ...readPlan(outCols),
       { name: "__event_ts", kind: "f64", duckType: "DOUBLE", expr: "CAST(epoch_ms(__ts) AS DOUBLE) AS __event_ts" },
       { name: "__created_ts", kind: "f64", duckType: "DOUBLE", expr: "coalesce(CAST(epoch_ms(__cr) AS DOUBLE), 0) AS __created_ts" },
     ];
-    return materializedBatches(this.duck, readSql(plan, `(${latest})`), plan, opts.batchSize ?? DEFAULT_BATCH);
+    return prefetchedBatches(this.duck, readSql(plan, `(${latest})`), plan, opts.batchSize ?? DEFAULT_BATCH);
   }
 
   async validateView(view: FeatureViewSpec): Promise<void> {

@@ -217,12 +217,32 @@ export async function* streamBatches(duck: Duck, sql: string, plan: ReadColumn[]
 }
 
 /**
- * Run `sql` to completion inside DuckDB (its result stays in DuckDB's memory, not as JS values), so the
- * row count is known up front; then hand the rows out in batches like streamBatches.
+ * Run `sql` and fetch every chunk before handing out batches, so the row count is known up front. The
+ * chunks stay in DuckDB's native memory until converted batch by batch. (A materialized `run()` result
+ * is far slower to produce for large results than streaming its chunks.)
  */
-export async function materializedBatches(duck: Duck, sql: string, plan: ReadColumn[], batchSize = 65_536): Promise<{ total: number; batches: AsyncGenerator<ColumnBatch> }> {
-  const result = await duck.use((c) => c.run(sql));
+export async function prefetchedBatches(duck: Duck, sql: string, plan: ReadColumn[], batchSize = 65_536): Promise<{ total: number; batches: AsyncGenerator<ColumnBatch> }> {
+  const conn = await duck.connect();
+  const chunks: DuckDBDataChunk[] = [];
+  let total = 0;
+  try {
+    const result = await conn.stream(sql);
+    for (;;) {
+      const chunk = await result.fetchChunk();
+      if (!chunk || chunk.rowCount === 0) break;
+      chunks.push(chunk);
+      total += chunk.rowCount;
+    }
+  } finally {
+    conn.closeSync();
+  }
   let next = 0;
-  const chunkCount = result.chunkCount;
-  return { total: result.rowCount, batches: chunksToBatches(() => (next < chunkCount ? result.getChunk(next++) : null), plan, batchSize) };
+  const take = (): DuckDBDataChunk | null => {
+    if (next >= chunks.length) return null;
+    const c = chunks[next];
+    // drop our reference as we go so converted chunks can be freed
+    chunks[next++] = undefined as unknown as DuckDBDataChunk;
+    return c;
+  };
+  return { total, batches: chunksToBatches(take, plan, batchSize) };
 }
