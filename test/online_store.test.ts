@@ -3,6 +3,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ValidationError } from "../registry/errors.js";
@@ -244,6 +245,26 @@ describe("both stores", () => {
     expect(answers["sqlite:types"]).toBeDefined();
     expect(answers["redis:types"]).toEqual(answers["sqlite:types"]);
     expect(answers["redis:keys"]).toEqual(answers["sqlite:keys"]);
+  });
+});
+
+describe("sqlite specifics", () => {
+  it("creates one WAL table per (project, view) on update and drops it with the view", async () => {
+    const path = join(tmp, "update.db");
+    const store = await createOnlineStore({ type: "sqlite", path });
+    const raw = new Database(path, { readonly: true });
+    const tables = () => (raw.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'p1__%'").all() as Array<{ name: string }>).map((r) => r.name).sort();
+    try {
+      await store.update("p1", [userStats, pair], []);
+      expect(tables()).toEqual(["p1__user_item", "p1__user_stats"]);
+      expect(raw.pragma("journal_mode", { simple: true })).toBe("wal");
+      await store.update("p1", [userStats, pair], []); // idempotent
+      await store.update("p1", [userStats], [pair]);
+      expect(tables()).toEqual(["p1__user_stats"]);
+    } finally {
+      raw.close();
+      await store.close();
+    }
   });
 });
 
