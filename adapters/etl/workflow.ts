@@ -131,10 +131,10 @@ export class Workflow {
   }
 
   /** Computes every operator's state on `dataset` (a parquet file, folder or glob, or a CSV file). */
-  async fit(dataset: Dataset, opts: { progress?: ProgressSink } = {}): Promise<this> {
+  async fit(dataset: Dataset, opts: { progress?: ProgressSink; memoryLimit?: string; threads?: number } = {}): Promise<this> {
     const progress = opts.progress ?? silentProgress;
     if (!this.stateDir) this.stateDir = mkdtempSync(join(tmpdir(), "fstore-workflow-"));
-    const duck = await openDuck({ tempDir: join(this.stateDir, ".spill") });
+    const duck = await openDuck({ tempDir: join(this.stateDir, ".spill"), memoryLimit: opts.memoryLimit, threads: opts.threads });
     try {
       const input = await Workflow.inputColumnsOf(duck, dataset);
       this.inputColumns = input;
@@ -225,6 +225,8 @@ export class Workflow {
         }
       }
 
+      // after a group by, row order means nothing: let DuckDB stream without keeping it (less memory, more parallel)
+      if (this.ops.some((o) => o.kind === "Groupby")) await duck.conn.run("SET preserve_insertion_order = false");
       const staging = partCols.length ? join(out, `.staging-${process.pid}`) : null;
       const target = staging ?? join(out, "part_0.parquet");
       const copy = `COPY (${query}) TO ${pathLiteral(target)} (FORMAT parquet${partCols.length ? `, PARTITION_BY (${partCols.join(", ")}), OVERWRITE_OR_IGNORE true` : ""})`;
