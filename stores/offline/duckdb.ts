@@ -12,7 +12,7 @@ import { Duck, type ColumnInfo } from "./db.js";
 import { compatibleWithDtype, describeColumns, joinTypesComparable, listElementType, typeFamily, type TypeFamily } from "./duck_types.js";
 import { loadEntityDf } from "./entity_df.js";
 import { loadColumns, prepareColumn, type ColumnTarget } from "./load.js";
-import { copyToParquet } from "./parquet.js";
+import { copyToParquet, FAST_PARQUET } from "./parquet.js";
 import { pitSql, type PitView } from "./pit.js";
 import { prefetchedBatches, readPlan, readSql, streamBatches, type ReadColumn } from "./read.js";
 import { ident, literal, timestampLiteral } from "./sql.js";
@@ -49,7 +49,7 @@ class DuckRetrievalJob implements RetrievalJob {
   }
 
   async toParquet(path: string): Promise<void> {
-    await this.duck.use((c) => copyToParquet(c, `SELECT * FROM ${ident(this.view)}`, path));
+    await this.duck.use((c) => copyToParquet(c, `SELECT * FROM ${ident(this.view)}`, path, FAST_PARQUET));
   }
 
   /** Row objects; timestamps come as Date (batches carry ms numbers). */

@@ -47,13 +47,20 @@ export function prepareColumns(data: Array<Record<string, unknown>> | ColumnBatc
   return { cols: names.map((n) => prepareColumn(n, columnOf(n), types[n], what)), length };
 }
 
+/**
+ * Parquet writer options for wide numeric results: no dictionary attempts. Trying (and abandoning) a
+ * dictionary per column costs DuckDB's writer 30-50% of its time on high-cardinality floats, for a file
+ * about 2% smaller.
+ */
+export const FAST_PARQUET = "DICTIONARY_SIZE_LIMIT 0";
+
 /** COPY a relation to a parquet file atomically (temp file in the same folder, then rename). */
-export async function copyToParquet(conn: DuckDBConnection, selectSql: string, path: string): Promise<void> {
+export async function copyToParquet(conn: DuckDBConnection, selectSql: string, path: string, options = ""): Promise<void> {
   const target = resolve(path);
   mkdirSync(dirname(target), { recursive: true });
   const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
   try {
-    await conn.run(`COPY (${selectSql}) TO ${literal(tmp)} (FORMAT parquet)`);
+    await conn.run(`COPY (${selectSql}) TO ${literal(tmp)} (FORMAT parquet${options ? `, ${options}` : ""})`);
     renameSync(tmp, target);
   } catch (e) {
     rmSync(tmp, { force: true });
