@@ -1,6 +1,8 @@
 // Training jobs end to end on a real feature repository: parquet sources written by DuckDB, the registry in
 // SQLite, the training set from getHistoricalFeatures, then training, evaluation and exported artifacts.
 import { DuckDBInstance } from "@duckdb/node-api";
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,6 +12,7 @@ import { loadModel, predict, readItemEmbeddings, type ModelMeta } from "../adapt
 import { trainDlrmJob, trainTwoTowerJob } from "../adapters/models/jobs.js";
 import { rng, type Frame } from "../adapters/models/frame.js";
 
+const ROOT = join(fileURLToPath(new URL(".", import.meta.url)), "..");
 const U = 120;
 const I = 60;
 const G = 6;
@@ -134,5 +137,19 @@ describe("fs train jobs from the feature store", () => {
     await expect(
       trainTwoTowerJob({ store, schemaPath: join(dir, "schema.json"), entityDf: join(dir, "events.parquet"), features: ["user_features:user_group"], outDir: join(dir, "bad"), log: () => {} }),
     ).rejects.toThrow(/training set \(point-in-time join\): missing feature column\(s\) "item_group"/);
+  });
+
+  it("runs as `fs train two-tower` with a progress log and exports the artifacts", () => {
+    // `npm test` builds dist/ first; build here when this file runs alone on a fresh checkout.
+    if (!existsSync(join(ROOT, "dist/cli/commands/train.js"))) execFileSync("npx", ["tsc", "-p", "tsconfig.json"], { cwd: ROOT, stdio: "ignore" });
+    const out = join(dir, "cli_tt");
+    const stdout = execFileSync(
+      process.execPath,
+      [join(ROOT, "bin/fs.js"), "train", "two-tower", "--repo", dir, "--entity-df", join(dir, "events.parquet"), "--feature-service", "retrieval", "--schema", join(dir, "schema.json"), "--output", out, "--epochs", "2", "--batch-size", "256", "--backend", "wasm"],
+      { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
+    );
+    expect(stdout).toMatch(/epoch 2\/2: loss [\d.]+ \| \d+ samples\/s/);
+    expect(stdout).toMatch(/two-tower: recall_at_10 [\d.]+/);
+    for (const f of ["query_tower/model.json", "query_tower/weights.bin", "query_tower/fstore-model.json", "item_tower/model.json", "item_embeddings.parquet", "results.json"]) expect(existsSync(join(out, f))).toBe(true);
   });
 });

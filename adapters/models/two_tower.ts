@@ -162,16 +162,14 @@ export const meanLogSumExp = tf.customGrad((...args: Array<tf.Tensor | tf.GradSa
   const x = args[0] as tf.Tensor;
   const save = args[1] as tf.GradSaveFunc;
   const max = tf.max(x, 1, true);
-  const shifted = tf.sub(x, max);
-  const sumExp = tf.sum(tf.exp(shifted), 1, true);
+  const e = tf.exp(tf.sub(x, max));
+  const sumExp = tf.sum(e, 1, true);
   const lse = tf.add(tf.log(sumExp), max);
-  save([x, lse]);
+  // Keep the softmax for the backward pass: one exp over the B x B logits instead of two.
+  save([tf.div(e, sumExp)]);
   return {
     value: tf.mean(lse) as tf.Scalar,
-    gradFunc: (dy: tf.Scalar, saved: tf.Tensor[]) => {
-      const [xs, l] = saved;
-      return tf.mul(tf.exp(tf.sub(xs, l)), tf.div(dy, xs.shape[0]));
-    },
+    gradFunc: (dy: tf.Scalar, saved: tf.Tensor[]) => tf.mul(saved[0], tf.div(dy, saved[0].shape[0])),
   };
 }) as (x: tf.Tensor) => tf.Scalar;
 
