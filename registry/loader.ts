@@ -2,17 +2,22 @@
 // jiti compiles the files on the fly and maps the import name "fstore" to the running library,
 // so repos work from any folder, also outside this checkout.
 
-import { readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createJiti } from "jiti";
 import { ValidationError, errorMessage } from "./errors.js";
 import { type Definition, isDefinition, isKind } from "./definitions.js";
 
-/** The library entry this module belongs to: index.ts when running from source, index.js from dist. */
+/**
+ * The library entry "fstore" maps to: the compiled dist/index.js (loaded natively, fast) when there is
+ * one, else index.ts next to this source file (compiled by jiti: slow, only when running from source
+ * without a build). Definitions are recognised by brand, so either copy works.
+ */
 export function libraryEntry(): string {
-  const ext = import.meta.url.endsWith(".ts") ? "ts" : "js";
-  return fileURLToPath(new URL(`../index.${ext}`, import.meta.url));
+  if (!import.meta.url.endsWith(".ts")) return fileURLToPath(new URL("../index.js", import.meta.url));
+  const compiled = fileURLToPath(new URL("../dist/index.js", import.meta.url));
+  return existsSync(compiled) ? compiled : fileURLToPath(new URL("../index.ts", import.meta.url));
 }
 
 const SKIP_DIRS = new Set(["node_modules", "data", "dist", ".git", ".tmp"]);
@@ -49,8 +54,8 @@ export async function importTs(file: string): Promise<Record<string, unknown>> {
   const jiti = createJiti(import.meta.url, {
     alias: { fstore: libraryEntry() },
     moduleCache: false,
-    fsCache: false,
     interopDefault: false,
+    tryNative: true,
   });
   return (await jiti.import(file)) as Record<string, unknown>;
 }

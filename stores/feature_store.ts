@@ -8,8 +8,6 @@ import { Registry } from "../registry/registry.js";
 import { toEpochMs } from "../registry/time.js";
 import type { FeatureServiceSpec, FeatureViewSpec, RegistryContents } from "../registry/types.js";
 import { materializeViews } from "./materialize.js";
-import { createDuckDBOfflineStore } from "./offline/duckdb.js";
-import { createOnlineStore } from "./online/index.js";
 import { OnlineResponse } from "./online_response.js";
 import { resolveFeatures } from "./references.js";
 import { type RowsInput, toColumns, toOnlineBatch } from "./rows.js";
@@ -90,12 +88,19 @@ export class FeatureStore {
   // ------------------------------------------------------------ stores (opened on first use)
 
   async onlineStore(): Promise<OnlineStore> {
-    if (!this.online) this.online = await createOnlineStore(this.config.onlineStore);
+    if (!this.online) {
+      // Loaded on first use: a process that only reads definitions never pays for DuckDB or ioredis.
+      const { createOnlineStore } = await import("./online/index.js");
+      this.online = await createOnlineStore(this.config.onlineStore);
+    }
     return this.online;
   }
 
   async offlineStore(): Promise<OfflineStore> {
-    if (!this.offline) this.offline = await createDuckDBOfflineStore();
+    if (!this.offline) {
+      const { createDuckDBOfflineStore } = await import("./offline/duckdb.js");
+      this.offline = await createDuckDBOfflineStore();
+    }
     return this.offline;
   }
 
