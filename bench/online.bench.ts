@@ -4,6 +4,7 @@
 // client doing the same I/O on the same bytes (better-sqlite3 prepared statements; one ioredis pipeline).
 // ONLINE_BENCH_N=200000 shrinks the run for a quick look.
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
@@ -265,6 +266,11 @@ export async function main(): Promise<void> {
   const t = performance.now();
   const allCols = views.map((_, i) => columns(i + 1));
   console.log(`${N} entities x ${VIEWS} views x ${FEATURES} float64 features; data generated in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  // figures on a shared machine depend on what else runs: print the load beside them
+  const load = () => `load average ${loadavg().map((l) => l.toFixed(1)).join(" ")} on ${cpus().length} cores`;
+  console.log(load());
   await benchSqlite(views, allCols);
+  console.log(load());
   await benchRedis(views, allCols);
+  console.log(load());
 }
