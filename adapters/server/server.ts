@@ -8,7 +8,7 @@ import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import type { Writable } from "node:stream";
 import type { ValidateFunction } from "ajv";
-import { NotFoundError, ValidationError, errorMessage } from "../../registry/errors.js";
+import { FstoreError, NotFoundError, ValidationError, errorMessage } from "../../registry/errors.js";
 import { FeatureStore, type PushTarget } from "../../stores/feature_store.js";
 import { type LogLevel, type Logger, errorFields, jsonLogger } from "./log.js";
 import { Metrics } from "./metrics.js";
@@ -338,13 +338,23 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
   } catch (e) {
     logger.log("warn", "the online store does not answer yet; /health reports 503 until it does", errorFields(e));
   }
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(opts.port ?? DEFAULT_PORT, opts.host ?? "127.0.0.1", () => {
-      server.off("error", reject);
-      resolve();
+  const port = opts.port ?? DEFAULT_PORT;
+  const host = opts.host ?? "127.0.0.1";
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, host, () => {
+        server.off("error", reject);
+        resolve();
+      });
     });
-  });
+  } catch (e) {
+    if (refreshTimer) clearInterval(refreshTimer);
+    if (ownsStore) await store.close();
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === "EADDRINUSE" ? "the port is in use (pick another with --port, or 0 for a free one)" : errorMessage(e);
+    throw new FstoreError(`feature server: cannot listen on ${host}:${port}: ${why}`, { cause: e });
+  }
   const addr = server.address() as AddressInfo;
   const hostForUrl = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
   const url = `http://${hostForUrl}:${addr.port}`;
