@@ -195,6 +195,11 @@ describe("operators against hand-computed values", () => {
     expect(out[0]).toEqual({ session: "s1", "item-list": [1, 2, 4, 1], "item-count": 6, "item-first": 1, "item-last": 3, "seq-min": 0, "seq-max": 6, "seq-mean": (0 + 1 + 2 + 3 + 4 + 6) / 6 });
     // s2 sorted by time: (7, ts 1, seq 101), (8, ts 1, seq 102), (7, ts 5, seq 100): no consecutive repeat
     expect(out[1]).toMatchObject({ session: "s2", "item-list": [7, 8, 7], "item-count": 3, "item-first": 7, "item-last": 7 });
+    // a group by in several passes (hash of the key) writes the same groups
+    const passes = join(dir, `passes${n++}`);
+    const res = await wf.transform(t, passes, { groupPasses: 3 });
+    expect(res.files).toEqual(["part_0.parquet", "part_1.parquet", "part_2.parquet"]);
+    expect(await read(passes, "session")).toEqual(out);
   });
 
   it("ListSlice: last n, padding", async () => {

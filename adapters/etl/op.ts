@@ -25,6 +25,8 @@ export interface SqlContext {
   rowOrder: boolean;
   /** transform of training data: target encoding uses out-of-fold statistics */
   training: boolean;
+  /** this query handles the groups with hash(group key) % n = i only (a group by too big for memory runs in passes) */
+  groupPass?: { i: number; n: number };
   alias(): string;
 }
 

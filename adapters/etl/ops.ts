@@ -1196,7 +1196,8 @@ export class Groupby extends Op {
       inner.push(`min(${pcol(ROW_COL)}) AS ${ident(ROW_COL)}`);
       outer.push(`g.${ident(ROW_COL)}`);
     }
-    return `SELECT ${outer.join(", ")} FROM (SELECT ${inner.join(", ")} FROM ${prev} AS p GROUP BY ${this.o.groupBy.map(pcol).join(", ")}) AS g`;
+    const pass = ctx.groupPass && ctx.groupPass.n > 1 ? ` WHERE hash(${this.o.groupBy.map(pcol).join(", ")}) % ${ctx.groupPass.n} = ${ctx.groupPass.i}` : "";
+    return `SELECT ${outer.join(", ")} FROM (SELECT ${inner.join(", ")} FROM ${prev} AS p${pass} GROUP BY ${this.o.groupBy.map(pcol).join(", ")}) AS g`;
   }
   apply(rows: Row[], input: readonly ColumnInfo[]): Row[] {
     this.columns(input);

@@ -35,7 +35,14 @@ export interface TransformOptions {
   /** DuckDB memory limit, e.g. "1GB" (default: DuckDB's, 80% of RAM) */
   memoryLimit?: string;
   threads?: number;
+  /**
+   * Run a group by in this many passes, each over the groups with hash(key) % passes = i (list aggregates
+   * cannot spill to disk). Default: one pass per 2,000,000 input rows when the workflow groups.
+   */
+  groupPasses?: number;
 }
+
+export const ROWS_PER_GROUP_PASS = 2_000_000;
 
 export interface TransformResult {
   outDir: string;
@@ -125,9 +132,9 @@ export class Workflow {
     return { sql: `${prefix}\nSELECT ${cols.map((c) => ident(c.name)).join(", ")} FROM s${upTo}`, prefix, last: `s${upTo}`, columns: cols };
   }
 
-  private sqlContext(training: boolean): SqlContext {
+  private sqlContext(training: boolean, groupPass?: { i: number; n: number }): SqlContext {
     let n = 0;
-    return { stateDir: this.stateDir ?? "", rowOrder: this.needsRowOrder, training, alias: () => `j${n++}` };
+    return { stateDir: this.stateDir ?? "", rowOrder: this.needsRowOrder, training, groupPass, alias: () => `j${n++}` };
   }
 
   /** Computes every operator's state on `dataset` (a parquet file, folder or glob, or a CSV file). */
@@ -193,7 +200,9 @@ export class Workflow {
     try {
       const input = this.withTags(await Workflow.inputColumnsOf(duck, dataset));
       const source = await sourceSql(duck.conn, dataset, this.needsRowOrder);
-      await Workflow.requireRows(duck, source, dataset);
+      const inputRows = await Workflow.requireRows(duck, source, dataset);
+      const groups = this.ops.some((o) => o.kind === "Groupby");
+      const passes = groups ? Math.max(1, Math.floor(opts.groupPasses ?? Math.ceil(inputRows / ROWS_PER_GROUP_PASS))) : 1;
       const compiled = await this.compile(duck, source, input, this.ops.length, this.sqlContext(opts.training ?? false));
       const types = new Map((await describe(duck.conn, `(${compiled.sql})`, "workflow output")).map((t) => [t.name, t.type]));
       const schema = schemaEntries(compiled.columns, types);
@@ -202,9 +211,9 @@ export class Workflow {
       if (opts.splitBy && !names.includes(opts.splitBy)) throw new ValidationError(`transform: splitBy column "${opts.splitBy}" is not an output column (have: ${names.join(", ")})`);
       const splits = opts.splits ? checkSplits(opts.splits) : null;
 
-      let query = compiled.sql;
-      const partCols: string[] = [];
-      if (opts.partitionBy || splits) {
+      const wrap = (query: string): { query: string; partCols: string[] } => {
+        const partCols: string[] = [];
+        if (!opts.partitionBy && !splits) return { query, partCols };
         const extra: string[] = [];
         if (opts.partitionBy) {
           extra.push(`${ident(opts.partitionBy)} AS __part`);
@@ -218,36 +227,45 @@ export class Workflow {
           const v = t + (splits.valid ?? 0);
           extra.push(`CASE WHEN __r < ${literal(t)} THEN 'train' WHEN __r < ${literal(v)} THEN 'valid' ELSE 'test' END AS __split`);
           partCols.push("__split");
-          query = `SELECT *, ${r} AS __r FROM (${query})`;
-          query = `SELECT * EXCLUDE (__r), ${extra.join(", ")} FROM (${query})`;
-        } else {
-          query = `SELECT *, ${extra.join(", ")} FROM (${query})`;
+          return { query: `SELECT * EXCLUDE (__r), ${extra.join(", ")} FROM (SELECT *, ${r} AS __r FROM (${query}))`, partCols };
         }
-      }
+        return { query: `SELECT *, ${extra.join(", ")} FROM (${query})`, partCols };
+      };
 
       // after a group by, row order means nothing: let DuckDB stream without keeping it (less memory, more parallel)
-      if (this.ops.some((o) => o.kind === "Groupby")) await duck.conn.run("SET preserve_insertion_order = false");
-      const staging = partCols.length ? join(out, `.staging-${process.pid}`) : null;
-      const target = staging ?? join(out, "part_0.parquet");
-      const copy = `COPY (${query}) TO ${pathLiteral(target)} (FORMAT parquet${partCols.length ? `, PARTITION_BY (${partCols.join(", ")}), OVERWRITE_OR_IGNORE true` : ""})`;
-      progress.start("etl transform", 100);
-      const timer = setInterval(() => {
-        const p = duck.conn.progress.percentage;
-        if (p >= 0) progress.tick(Math.floor(p));
-      }, 250);
+      if (groups) await duck.conn.run("SET preserve_insertion_order = false");
+      progress.start("etl transform", 100 * passes);
       let rows = 0;
-      try {
-        const r = await duck.conn.runAndReadAll(copy);
-        rows = Number(r.getRowObjectsJS()[0]?.Count ?? 0);
-      } catch (e) {
-        throw new ValidationError(`transform of ${dataset}: ${errorMessage(e)}`, { cause: e });
-      } finally {
-        clearInterval(timer);
-        progress.tick(100);
-        progress.stop();
+      const files: string[] = [];
+      for (let pass = 0; pass < passes; pass++) {
+        const sql = passes === 1 ? compiled.sql : (await this.compile(duck, source, input, this.ops.length, this.sqlContext(opts.training ?? false, { i: pass, n: passes }), false)).sql;
+        const { query, partCols } = wrap(sql);
+        const staging = partCols.length ? join(out, `.staging-${process.pid}-${pass}`) : null;
+        const fileName = passes === 1 ? "part_0.parquet" : `part_${pass}.parquet`;
+        const target = staging ?? join(out, fileName);
+        const copy = `COPY (${query}) TO ${pathLiteral(target)} (FORMAT parquet${partCols.length ? `, PARTITION_BY (${partCols.join(", ")}), OVERWRITE_OR_IGNORE true` : ""})`;
+        const timer = setInterval(() => {
+          const p = duck.conn.progress.percentage;
+          if (p >= 0) progress.tick(100 * pass + Math.floor(p));
+        }, 250);
+        try {
+          const r = await duck.conn.runAndReadAll(copy);
+          rows += Number(r.getRowObjectsJS()[0]?.Count ?? 0);
+        } catch (e) {
+          progress.stop();
+          throw new ValidationError(`transform of ${dataset}: ${errorMessage(e)}`, { cause: e });
+        } finally {
+          clearInterval(timer);
+        }
+        progress.tick(100 * (pass + 1));
+        if (staging) {
+          files.push(...arrangePartitions(staging, out, opts.partitionBy ?? null, splits !== null, passes === 1 ? null : pass));
+          rmSync(staging, { recursive: true, force: true });
+        } else {
+          files.push(fileName);
+        }
       }
-      const files = staging ? arrangePartitions(staging, out, opts.partitionBy ?? null, splits !== null) : ["part_0.parquet"];
-      if (staging) rmSync(staging, { recursive: true, force: true });
+      progress.stop();
       const schemaJson = JSON.stringify({ columns: schema }, null, 2);
       writeFileSync(join(out, SCHEMA_FILE), schemaJson);
       if (splits && !opts.partitionBy) for (const s of ["train", "valid", "test"]) if (existsSync(join(out, s))) writeFileSync(join(out, s, SCHEMA_FILE), schemaJson);
@@ -370,7 +388,7 @@ function checkSplits(s: Splits): Splits {
 }
 
 /** DuckDB's __part=V/__split=S/data_i.parquet becomes V/S.parquet (notebook 004's layout), <col>=V/part_i.parquet, or S/part_i.parquet. */
-function arrangePartitions(staging: string, out: string, partitionBy: string | null, split: boolean): string[] {
+function arrangePartitions(staging: string, out: string, partitionBy: string | null, split: boolean, pass: number | null): string[] {
   const files: string[] = [];
   const walk = (dir: string, keys: Record<string, string>) => {
     for (const name of readdirSync(dir).sort()) {
@@ -379,7 +397,9 @@ function arrangePartitions(staging: string, out: string, partitionBy: string | n
         const m = /^(__part|__split)=(.*)$/.exec(name);
         walk(p, m ? { ...keys, [m[1]]: decodeURIComponent(m[2]) } : keys);
       } else if (name.endsWith(".parquet")) {
-        const i = Number(/(\d+)\.parquet$/.exec(name)?.[1] ?? 0);
+        const n = Number(/(\d+)\.parquet$/.exec(name)?.[1] ?? 0);
+        // several passes write into the same folders: their files carry the pass number
+        const i = pass === null ? n : `${pass}${n ? `_${n}` : ""}`;
         let rel: string;
         if (partitionBy && split) rel = join(keys.__part, i === 0 ? `${keys.__split}.parquet` : `${keys.__split}_${i}.parquet`);
         else if (partitionBy) rel = join(`${partitionBy}=${keys.__part}`, `part_${i}.parquet`);
