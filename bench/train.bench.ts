@@ -3,14 +3,13 @@
 // - lazy (touched rows) vs dense Adam on a 200k-row item table (the update that used to dominate the step);
 // - DLRM scoring of 100 candidates for one user, p50/p99 (target p99 <= 5 ms);
 // - item-embedding export of 100,000 items (candidate tower + parquet through DuckDB).
-// `npm run bench -- train`; add `--experiments` to also run the MovieLens / synthetic Ali-CCP comparisons.
+// `npm run bench -- train.bench` (`npm run bench -- train` also runs the model-quality experiments).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { initBackend, tf, type BackendName } from "../adapters/models/backend.js";
 import { dlrmToLayers, loadModel, predict, saveModel, writeItemEmbeddings } from "../adapters/models/artifacts.js";
 import { DlrmModel } from "../adapters/models/dlrm.js";
-import { aliCcpExperiment, movieLensExperiment } from "../adapters/models/experiments.js";
 import { rng, shuffled, takeRows, type Frame } from "../adapters/models/frame.js";
 import { selectInputs } from "../adapters/models/schema.js";
 import { syntheticAliCcp } from "../adapters/models/synthetic.js";
@@ -114,11 +113,6 @@ export async function main(): Promise<void> {
     await lazyVsDense();
     await scoringLatency(dir);
     await embeddingExport(dir);
-    if (process.argv.includes("--experiments")) {
-      await initBackend("auto");
-      movieLensExperiment("../shared/data/ml-latest-small", { epochs: 10, log: console.log, outDir: join(process.cwd(), "bench", "results") });
-      aliCcpExperiment({ epochs: 5, log: console.log, outDir: join(process.cwd(), "bench", "results") });
-    }
     console.log(`tensors alive at the end: ${tf.memory().numTensors}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
