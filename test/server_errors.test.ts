@@ -1,6 +1,7 @@
 // Bad requests get a 4xx naming the field and the server keeps serving; bearer auth; registry refresh on
 // the TTL; graceful close with a request in flight.
 import { request } from "node:http";
+import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type FeatureServer, startFeatureServer } from "../adapters/server/server.js";
 import { FeatureStore } from "../stores/feature_store.js";
@@ -164,6 +165,37 @@ describe("bearer auth", () => {
     } finally {
       await s.close();
       await open.close();
+    }
+  });
+});
+
+describe("server faults", () => {
+  it("a fault of the server answers 500, logs the error with its stack, and the server keeps serving", async () => {
+    const store = await FeatureStore.open(repo.dir);
+    const logs: Array<Record<string, unknown>> = [];
+    const logStream = new PassThrough();
+    logStream.on("data", (c: Buffer) => {
+      for (const line of c.toString().split("\n").filter(Boolean)) logs.push(JSON.parse(line) as Record<string, unknown>);
+    });
+    const server = await startFeatureServer({ store, port: 0, logStream, logLevel: "info" });
+    try {
+      // the registry's SQLite file goes away under the server
+      store.registry.close();
+      const h = await get(`${server.url}/health`);
+      expect(h.status).toBe(503);
+      expect(h.json.error).toMatch(/unhealthy: .*database connection is not open/);
+      const m = await post(`${server.url}/materialize-incremental`, { end_ts: isoS(NOW) });
+      expect(m.status).toBe(500);
+      expect(m.json.error).toMatch(/^internal error: .*database connection is not open/);
+      const line = logs.find((l) => l.level === "error" && l.path === "/materialize-incremental");
+      expect(line).toMatchObject({ msg: "request failed", status: 500, method: "POST" });
+      expect(String(line?.stack)).toMatch(/at /);
+      // reads need no registry read: still served from the cached registry
+      const r = await post(`${server.url}/get-online-features`, { features: ["user_features:age"], entities: { user_id: [1] } });
+      expect(r.status).toBe(200);
+    } finally {
+      await server.close();
+      await store.close();
     }
   });
 });
