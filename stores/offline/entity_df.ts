@@ -54,7 +54,7 @@ export async function loadEntityDf(duck: Duck, input: EntityDfInput, table: stri
       if (!existsSync(p)) throw new ValidationError(`${WHAT}: parquet file ${p} does not exist`);
       relation = statSync(p).isDirectory() ? `read_parquet(${literal(join(p, "**", "*.parquet"))}, union_by_name = true)` : `read_parquet(${literal(p)})`;
     } else {
-      relation = `(${input})`;
+      relation = `(${input.trim().replace(/;+\s*$/, "")})`;
     }
   } else {
     const cols = input instanceof Table ? arrowToPrepared(input, timestampColumn, WHAT) : Array.isArray(input) ? rowsToPrepared(input, timestampColumn) : null;

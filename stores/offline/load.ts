@@ -292,28 +292,34 @@ function appendFn(app: DuckDBAppender, wire: WireType): (v: unknown) => void {
 }
 
 /**
- * Create table `table` holding the prepared columns in their final types. Stages the wire values with the
- * appender in a scratch table, then converts in one CREATE TABLE AS.
+ * Stage the prepared columns' wire values in scratch table `stage` with the appender; returns the SELECT
+ * converting them to their final types. The caller drops `stage`.
  */
-export async function loadColumns(conn: DuckDBConnection, table: string, cols: PreparedColumn[], length: number): Promise<void> {
-  if (cols.length === 0) throw new ValidationError(`cannot load a table without columns into ${table}`);
-  const stage = `${table}__stage`;
+export async function stageColumns(conn: DuckDBConnection, stage: string, cols: PreparedColumn[], length: number): Promise<string> {
+  if (cols.length === 0) throw new ValidationError(`cannot load a table without columns into ${stage}`);
   await conn.run(`CREATE OR REPLACE TABLE ${ident(stage)} (${cols.map((c) => `${ident(c.name)} ${c.wire}`).join(", ")})`);
+  const app = await conn.createAppender(stage);
   try {
-    const app = await conn.createAppender(stage);
-    try {
-      const fns = cols.map((c) => appendFn(app, c.wire));
-      const vals = cols.map((c) => c.values);
-      const k = cols.length;
-      for (let i = 0; i < length; i++) {
-        for (let j = 0; j < k; j++) fns[j](vals[j][i]);
-        app.endRow();
-      }
-      app.flushSync();
-    } finally {
-      app.closeSync();
+    const fns = cols.map((c) => appendFn(app, c.wire));
+    const vals = cols.map((c) => c.values);
+    const k = cols.length;
+    for (let i = 0; i < length; i++) {
+      for (let j = 0; j < k; j++) fns[j](vals[j][i]);
+      app.endRow();
     }
-    await conn.run(`CREATE OR REPLACE TABLE ${ident(table)} AS SELECT ${cols.map((c) => c.select).join(", ")} FROM ${ident(stage)}`);
+    app.flushSync();
+  } finally {
+    app.closeSync();
+  }
+  return `SELECT ${cols.map((c) => c.select).join(", ")} FROM ${ident(stage)}`;
+}
+
+/** Create table `table` holding the prepared columns in their final types. */
+export async function loadColumns(conn: DuckDBConnection, table: string, cols: PreparedColumn[], length: number): Promise<void> {
+  const stage = `${table}__stage`;
+  try {
+    const select = await stageColumns(conn, stage, cols, length);
+    await conn.run(`CREATE OR REPLACE TABLE ${ident(table)} AS ${select}`);
   } finally {
     await conn.run(`DROP TABLE IF EXISTS ${ident(stage)}`);
   }

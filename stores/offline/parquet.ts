@@ -6,7 +6,7 @@ import { DuckDBInstance, type DuckDBConnection } from "@duckdb/node-api";
 import { ValidationError } from "../../registry/errors.js";
 import { isDtype, type Dtype } from "../../registry/types.js";
 import type { ColumnBatch } from "../types.js";
-import { loadColumns, prepareColumn, type PreparedColumn } from "./load.js";
+import { prepareColumn, stageColumns, type PreparedColumn } from "./load.js";
 import { ident, literal } from "./sql.js";
 
 export type ParquetColumnType = Dtype | "timestamp";
@@ -76,12 +76,12 @@ export async function writeParquetWith(
   types: Record<string, ParquetColumnType>,
 ): Promise<void> {
   const { cols, length } = prepareColumns(data, types, `writing ${path}`);
-  const table = `__fs_write_${randomBytes(4).toString("hex")}`;
-  await loadColumns(conn, table, cols, length);
+  const stage = `__fs_write_${randomBytes(4).toString("hex")}`;
   try {
-    await copyToParquet(conn, `SELECT * FROM ${ident(table)}`, path);
+    const select = await stageColumns(conn, stage, cols, length);
+    await copyToParquet(conn, select, path);
   } finally {
-    await conn.run(`DROP TABLE IF EXISTS ${ident(table)}`);
+    await conn.run(`DROP TABLE IF EXISTS ${ident(stage)}`);
   }
 }
 
