@@ -185,7 +185,7 @@ describe("entity df inputs", () => {
   it("accepts a SQL query, with INTEGER keys against BIGINT source keys and string timestamps", async () => {
     const values = ENTITY.map((e) => `(${e.user_id}::INTEGER, '${e.ts}')`).join(", ");
     const sql = `SELECT * FROM (VALUES ${values}) t(user_id, event_timestamp)`;
-    const job = await store.getHistoricalFeatures({ entityDf: sql, views: [feats(userFeatures, ["age", "score"])] });
+    const job = await store.getHistoricalFeatures({ entityDf: `${sql};`, views: [feats(userFeatures, ["age", "score"])] });
     expectMatrix(await job.toRows());
     await job.close();
   });
