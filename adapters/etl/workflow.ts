@@ -9,8 +9,8 @@ import { ValidationError, errorMessage } from "../../registry/errors.js";
 import { silentProgress } from "../../stores/progress.js";
 import type { ProgressSink } from "../../stores/types.js";
 import { type ColumnInfo, type SchemaEntry, schemaEntries } from "./columns.js";
-import { type Op, type OpJson, ROW_COL, type SqlContext } from "./op.js";
-import { opFromJSON } from "./ops.js";
+import { type Op, type OpJson, ProjectionOp, ROW_COL, type SqlContext } from "./op.js";
+import { type DedupeConsecutive, type Groupby, opFromJSON } from "./ops.js";
 import { type Dataset, type Duck, type Row, describe, describeDataset, ident, literal, openDuck, pathLiteral, queryRows, sourceSql } from "./sql.js";
 
 export const WORKFLOW_FILE = "workflow.json";
@@ -116,7 +116,7 @@ export class Workflow {
 
   /** Compiles ops[0..upTo) over the source; checks each operator against the types it receives. */
   private async compile(duck: Duck, source: string, input: ColumnInfo[], upTo: number, ctx: SqlContext, check = true): Promise<Compiled> {
-    const ctes = [`s0 AS (SELECT * FROM ${source})`];
+    const ctes = [`s0 AS (SELECT * FROM ${source}${this.passFilterAtSource(input, ctx)})`];
     let cols = input;
     for (let i = 0; i < upTo; i++) {
       const op = this.ops[i];
@@ -130,6 +130,34 @@ export class Workflow {
     }
     const prefix = `WITH ${ctes.join(",\n")}`;
     return { sql: `${prefix}\nSELECT ${cols.map((c) => ident(c.name)).join(", ")} FROM s${upTo}`, prefix, last: `s${upTo}`, columns: cols };
+  }
+
+  /**
+   * A group-by pass filters its groups at the source when no operator before the first Groupby changes the key
+   * columns (DuckDB does not push the filter below the joins): then each pass reads only its share of the rows.
+   */
+  private passFilterAtSource(input: ColumnInfo[], ctx: SqlContext): string {
+    const pass = ctx.groupPass;
+    if (!pass || pass.n <= 1) return "";
+    const g = this.ops.findIndex((o) => o.kind === "Groupby");
+    if (g < 0) return "";
+    const keys = (this.ops[g] as Groupby).o.groupBy;
+    if (!keys.every((k) => input.some((c) => c.name === k))) return "";
+    let cols = input;
+    for (let i = 0; i < g; i++) {
+      const op = this.ops[i];
+      if (op instanceof ProjectionOp) {
+        const pr = op.project(cols, null);
+        if (pr.outputs.some((o) => keys.includes(o.name)) || (pr.drop ?? []).some((d) => keys.includes(d))) return "";
+      } else if (op.kind === "DedupeConsecutive") {
+        // its windows must see whole sessions: only when the session is a group key
+        if (!keys.includes((op as DedupeConsecutive).o.session)) return "";
+      } else if (!["Filter", "Dropna", "AddMetadata", "AddTags", "Select"].includes(op.kind)) {
+        return "";
+      }
+      cols = op.columns(cols);
+    }
+    return ` WHERE hash(${keys.map(ident).join(", ")}) % ${pass.n} = ${pass.i}`;
   }
 
   private sqlContext(training: boolean, groupPass?: { i: number; n: number }): SqlContext {
