@@ -23,9 +23,7 @@ export abstract class RepoCommand extends Command {
   }
 
   protected override async catch(err: Error & { exitCode?: number }): Promise<void> {
-    // Errors a user can act on print as one line, without a stack trace.
-    if (err instanceof FstoreError) this.error(err.message, { exit: 1 });
-    return super.catch(err);
+    return reportError(this, err, () => super.catch(err));
   }
 
   protected printTable(rows: Array<Record<string, string>>): void {
@@ -39,6 +37,18 @@ export abstract class RepoCommand extends Command {
     this.log(line(cols.map((c) => c.toUpperCase())));
     for (const r of rows) this.log(line(cols.map((c) => r[c] ?? "")));
   }
+}
+
+/**
+ * Errors a user can act on print unwrapped on one line (file, object and value at fault), without a
+ * stack trace; anything else goes to oclif's handler.
+ */
+export function reportError(cmd: Command, err: Error, fallback: () => Promise<void>): Promise<void> {
+  if (err instanceof FstoreError || ["FstoreError", "ValidationError", "NotFoundError"].includes(err.name)) {
+    process.stderr.write(`Error: ${err.message}\n`);
+    cmd.exit(1);
+  }
+  return fallback();
 }
 
 /** "a:x,b:y" or repeated flags -> list of references. */

@@ -5,7 +5,6 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createJiti } from "jiti";
 import { ValidationError, errorMessage } from "./errors.js";
 import { type Definition, isDefinition, isKind } from "./definitions.js";
 
@@ -51,6 +50,7 @@ export interface LoadedDefinition {
 
 /** Import one TypeScript module with "fstore" mapped to this library. */
 export async function importTs(file: string): Promise<Record<string, unknown>> {
+  const { createJiti } = await import("jiti"); // only commands that read a repo pay for the compiler
   const jiti = createJiti(import.meta.url, {
     alias: { fstore: libraryEntry() },
     moduleCache: false,

@@ -3,7 +3,6 @@
 
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { writeParquet } from "../stores/offline/parquet.js";
 import { ValidationError } from "./errors.js";
 
 const DEFINITIONS = `import { Entity, FeatureService, FeatureView, Field, FileSource, PushSource } from "fstore";
@@ -88,6 +87,7 @@ const CATEGORIES = ["books", "garden", "music", "outdoor", "toys", "kitchen"];
 
 /** Hourly rows over the last days, ending at the last full hour before `now`. */
 export async function writeSampleData(dataDir: string, now = Date.now(), users = 20, items = 50): Promise<void> {
+  const { writeParquet } = await import("../stores/offline/parquet.js");
   const rand = rng(42);
   const hour = 3600_000;
   const last = Math.floor(now / hour) * hour;

@@ -1,7 +1,7 @@
 import { Args, Command } from "@oclif/core";
 import { basename, resolve } from "node:path";
-import { FstoreError } from "../../registry/errors.js";
 import { initRepo } from "../../registry/scaffold.js";
+import { reportError } from "../base.js";
 
 export default class Init extends Command {
   static override description = "Create a new feature repository with example definitions and generated data";
@@ -10,12 +10,11 @@ export default class Init extends Command {
   async run(): Promise<void> {
     const { args } = await this.parse(Init);
     const project = basename(resolve(args.name)).replace(/[^A-Za-z0-9_]/g, "_");
-    try {
-      const repo = await initRepo(args.name, project);
-      this.log(`Created feature repository "${project}" in ${repo}.\nNext: cd ${args.name} && fs apply && fs materialize-incremental now && fs get-online-features -f user_stats:clicks_7d -e user_id=1`);
-    } catch (e) {
-      if (e instanceof FstoreError) this.error(e.message, { exit: 1 });
-      throw e;
-    }
+    const repo = await initRepo(args.name, project);
+    this.log(`Created feature repository "${project}" in ${repo}.\nNext: cd ${args.name} && fs apply && fs materialize-incremental now && fs get-online-features -f user_stats:clicks_7d -e user_id=1`);
+  }
+
+  protected override async catch(err: Error & { exitCode?: number }): Promise<void> {
+    return reportError(this, err, () => super.catch(err));
   }
 }
