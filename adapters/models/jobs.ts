@@ -65,6 +65,7 @@ async function trainingFrame(o: TrainJobOptions, spec: InputSpec, extra: string[
     const batches = await collect(job.batches());
     const frame = frameFromBatches(batches, { categorical: spec.categorical, continuous: spec.continuous, extra }, "training set (point-in-time join)");
     if (frame.length === 0) throw new ValidationError("training set is empty: the entity dataframe has no rows");
+    checkNulls(batches, [...inputColumns(spec), ...extra], frame.length, o.log);
     if (!batches[0].columns[ts]) return frame;
     // Order by time (ms need float64, so read them from the batches rather than the float32 frame).
     const t = new Float64Array(frame.length);
@@ -77,25 +78,47 @@ async function trainingFrame(o: TrainJobOptions, spec: InputSpec, extra: string[
   }
 }
 
-/** All items of the item feature view (latest features per item), through the same point-in-time path. */
+/**
+ * A feature that the point-in-time join left null (no feature row at or before the entity timestamp within the
+ * ttl) would silently train as category 0: fail when a column is null in every row, warn when in many.
+ */
+function checkNulls(batches: ColumnBatch[], names: string[], total: number, log?: (line: string) => void): void {
+  for (const name of names) {
+    let nulls = 0;
+    for (const b of batches) {
+      const col = b.columns[name];
+      if (col) for (let i = 0; i < b.length; i++) if (col[i] == null) nulls++;
+    }
+    const hint = "the point-in-time join found no feature row at or before the entity timestamps (within the view's ttl); check the entity df's timestamps";
+    if (nulls === total) throw new ValidationError(`training set: column "${name}" is null in all ${total} rows: ${hint}`);
+    if (nulls > total * 0.05) log?.(`warning: column "${name}" is null in ${nulls} of ${total} rows (used as category 0 / value 0): ${hint}`);
+  }
+}
+
+/**
+ * All items of the item feature view (latest features per item), through the same point-in-time path. The view
+ * may be keyed by the item id column itself or by another key (e.g. the raw id) with the item id as a feature.
+ */
 async function itemCatalogue(o: TrainJobOptions, spec: InputSpec): Promise<Frame | null> {
   if (!o.itemView) return null;
   const view = o.store.getFeatureView(o.itemView);
   const itemId = spec.itemIdColumn as string;
-  const keys = view.entityColumns.map((c) => c.name);
-  if (!keys.includes(itemId)) throw new ValidationError(`item view "${o.itemView}" is keyed by ${keys.join(", ")}, not by the schema's item id column "${itemId}"`);
+  if (view.entityColumns.length !== 1) throw new ValidationError(`item view "${o.itemView}" must have one join key, has ${view.entityColumns.map((c) => c.name).join(", ")}`);
+  const key = view.entityColumns[0].name;
   const src = batchSourceOf(view);
-  const rawKey = Object.entries(src.fieldMapping).find(([, to]) => to === itemId)?.[0] ?? itemId;
-  const rawTs = src.timestampField;
-  const q = `SELECT "${rawKey}" AS "${itemId}", max("${rawTs}") AS event_timestamp FROM read_parquet('${src.path.replace(/'/g, "''")}') GROUP BY 1`;
+  const rawKey = Object.entries(src.fieldMapping).find(([, to]) => to === key)?.[0] ?? key;
+  const q = `SELECT "${rawKey}" AS "${key}", max("${src.timestampField}") AS event_timestamp FROM read_parquet('${src.path.replace(/'/g, "''")}') GROUP BY 1`;
   const item = inputsOf(spec, ["item"]);
-  const wanted = inputColumns(item).filter((c) => c !== itemId);
+  const wanted = [...new Set([...inputColumns(item), itemId])].filter((c) => c !== key);
   const available = new Set(view.features.map((f) => f.name));
   const missing = wanted.filter((c) => !available.has(c));
-  if (missing.length) throw new ValidationError(`item view "${o.itemView}" lacks the item feature(s) ${missing.join(", ")} the model uses`);
+  if (missing.length) throw new ValidationError(`item view "${o.itemView}" (keyed by ${key}) lacks the item column(s) ${missing.join(", ")} the model uses`);
   const job = await o.store.getHistoricalFeatures({ entityDf: q, features: wanted.map((c) => `${o.itemView}:${c}`) });
   try {
-    return uniqueBy(frameFromBatches(await collect(job.batches()), { categorical: item.categorical, continuous: item.continuous }, `item view "${o.itemView}"`), itemId);
+    const batches = await collect(job.batches());
+    checkNulls(batches, wanted, batches.reduce((a, b) => a + b.length, 0), o.log);
+    const frame = frameFromBatches(batches, { categorical: item.categorical, continuous: item.continuous, extra: item.categorical.some((c) => c.name === itemId) ? [] : [itemId] }, `item view "${o.itemView}"`);
+    return uniqueBy(frame, itemId);
   } finally {
     await job.close();
   }
