@@ -101,6 +101,14 @@ describe("REES46 session pipeline (notebook 004)", () => {
     expect(truncated).toBeGreaterThan(0);
   });
 
+  it("a group by in passes (groups filtered by hash of the key) writes the same sessions", async () => {
+    const out = join(dir, "passes");
+    const res = await wf.transform(join(dir, "head.parquet"), out, { groupPasses: 2 });
+    expect(res.files).toEqual(["part_0.parquet", "part_1.parquet"]);
+    const again = (await rows(`SELECT * FROM read_parquet('${out}/*.parquet') ORDER BY user_session`)).map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, plain(v)])));
+    expect(again).toEqual([...batch].sort((a, b) => (a.user_session as number) - (b.user_session as number)));
+  });
+
   it("splits each day about 80/10/10", async () => {
     const counts = await rows(`SELECT parse_filename(filename, true) AS split, count(*) AS n FROM read_parquet('${join(dir, "sessions")}/1/*.parquet', filename = true) GROUP BY 1`);
     const by = Object.fromEntries(counts.map((c) => [c.split, Number(c.n)]));

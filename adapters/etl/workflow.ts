@@ -11,7 +11,7 @@ import type { ProgressSink } from "../../stores/types.js";
 import { type ColumnInfo, type SchemaEntry, schemaEntries } from "./columns.js";
 import { type Op, type OpJson, ProjectionOp, ROW_COL, type SqlContext } from "./op.js";
 import { type DedupeConsecutive, type Groupby, opFromJSON } from "./ops.js";
-import { type Dataset, type Duck, type Row, describe, describeDataset, ident, literal, openDuck, pathLiteral, queryRows, sourceSql } from "./sql.js";
+import { type Dataset, type Duck, type Row, describe, describeDataset, exec, ident, literal, openDuck, pathLiteral, queryRows, sourceSql } from "./sql.js";
 
 export const WORKFLOW_FILE = "workflow.json";
 export const SCHEMA_FILE = "schema.json";
@@ -133,31 +133,37 @@ export class Workflow {
   }
 
   /**
-   * A group-by pass filters its groups at the source when no operator before the first Groupby changes the key
-   * columns (DuckDB does not push the filter below the joins): then each pass reads only its share of the rows.
+   * The first Groupby's key columns when they come straight from the input (no operator before it changes them,
+   * and any DedupeConsecutive works within those groups): then rows can be split by hash(key) at the source.
    */
-  private passFilterAtSource(input: ColumnInfo[], ctx: SqlContext): string {
-    const pass = ctx.groupPass;
-    if (!pass || pass.n <= 1) return "";
+  private groupKeysAtSource(input: ColumnInfo[]): string[] | null {
     const g = this.ops.findIndex((o) => o.kind === "Groupby");
-    if (g < 0) return "";
+    if (g < 0) return null;
     const keys = (this.ops[g] as Groupby).o.groupBy;
-    if (!keys.every((k) => input.some((c) => c.name === k))) return "";
+    if (!keys.every((k) => input.some((c) => c.name === k))) return null;
     let cols = input;
     for (let i = 0; i < g; i++) {
       const op = this.ops[i];
       if (op instanceof ProjectionOp) {
         const pr = op.project(cols, null);
-        if (pr.outputs.some((o) => keys.includes(o.name)) || (pr.drop ?? []).some((d) => keys.includes(d))) return "";
+        if (pr.outputs.some((o) => keys.includes(o.name)) || (pr.drop ?? []).some((d) => keys.includes(d))) return null;
       } else if (op.kind === "DedupeConsecutive") {
         // its windows must see whole sessions: only when the session is a group key
-        if (!keys.includes((op as DedupeConsecutive).o.session)) return "";
+        if (!keys.includes((op as DedupeConsecutive).o.session)) return null;
       } else if (!["Filter", "Dropna", "AddMetadata", "AddTags", "Select"].includes(op.kind)) {
-        return "";
+        return null;
       }
       cols = op.columns(cols);
     }
-    return ` WHERE hash(${keys.map(ident).join(", ")}) % ${pass.n} = ${pass.i}`;
+    return keys;
+  }
+
+  /** A group-by pass without buckets filters its groups at the source when it can (DuckDB does not push it below joins). */
+  private passFilterAtSource(input: ColumnInfo[], ctx: SqlContext): string {
+    const pass = ctx.groupPass;
+    if (!pass || pass.n <= 1) return "";
+    const keys = this.groupKeysAtSource(input);
+    return keys ? ` WHERE hash(${keys.map(ident).join(", ")}) % ${pass.n} = ${pass.i}` : "";
   }
 
   private sqlContext(training: boolean, groupPass?: { i: number; n: number }): SqlContext {
@@ -265,8 +271,22 @@ export class Workflow {
       progress.start("etl transform", 100 * passes);
       let rows = 0;
       const files: string[] = [];
+      // Several passes: when the key survives to the group by, bucket the input once by hash(key) into parquet
+      // (one read and write, like a bare COPY) and run each pass over its bucket; else each pass filters groups.
+      const bucketKeys = passes > 1 ? this.groupKeysAtSource(input) : null;
+      const buckets = bucketKeys ? join(spill, "buckets") : null;
+      if (buckets && bucketKeys) {
+        await exec(duck.conn, `COPY (SELECT *, hash(${bucketKeys.map(ident).join(", ")}) % ${passes} AS __bucket FROM ${source}) TO ${pathLiteral(buckets)} (FORMAT parquet, PARTITION_BY (__bucket))`, `transform of ${dataset}: bucketing by ${bucketKeys.join(", ")}`);
+      }
       for (let pass = 0; pass < passes; pass++) {
-        const sql = passes === 1 ? compiled.sql : (await this.compile(duck, source, input, this.ops.length, this.sqlContext(opts.training ?? false, { i: pass, n: passes }), false)).sql;
+        let sql = compiled.sql;
+        if (buckets) {
+          const bucket = join(buckets, `__bucket=${pass}`);
+          if (!existsSync(bucket)) continue;
+          sql = (await this.compile(duck, `read_parquet(${pathLiteral(join(bucket, "*.parquet"))}, hive_partitioning = false)`, input, this.ops.length, this.sqlContext(opts.training ?? false), false)).sql;
+        } else if (passes > 1) {
+          sql = (await this.compile(duck, source, input, this.ops.length, this.sqlContext(opts.training ?? false, { i: pass, n: passes }), false)).sql;
+        }
         const { query, partCols } = wrap(sql);
         const staging = partCols.length ? join(out, `.staging-${process.pid}-${pass}`) : null;
         const fileName = passes === 1 ? "part_0.parquet" : `part_${pass}.parquet`;
