@@ -2,7 +2,7 @@
 // - MovieLens ml-latest-small, temporal leave-last-out, full-catalogue ranking (train-seen items excluded):
 //   Recall@10 / NDCG@10 of popularity, two-tower on ids only, two-tower with genres and year;
 // - synthetic Ali-CCP: the same retrieval comparison, and DLRM AUC vs item click-through popularity.
-// Results go to bench/results/*.json and *.svg. `npm run bench -- train_experiments`.
+// Results go to .tmp/train-results/*.json and *.svg (git-ignored). `npm run bench -- train_experiments`.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { initBackend } from "../adapters/models/backend.js";
@@ -26,7 +26,7 @@ function reportRetrieval(dataset: string, models: Record<string, Record<string, 
 
 export async function main(): Promise<void> {
   await initBackend("auto");
-  const outDir = join(process.cwd(), "bench", "results");
+  const outDir = join(process.cwd(), ".tmp", "train-results");
   const ml = "../shared/data/ml-latest-small";
   if (existsSync(join(ml, "ratings.csv"))) {
     const r = movieLensExperiment(ml, { ...TWO_TOWER_DEFAULTS, log: console.log, outDir });
