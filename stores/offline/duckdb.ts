@@ -16,7 +16,7 @@ import { copyToParquet, FAST_PARQUET } from "./parquet.js";
 import { pitSql, type PitView } from "./pit.js";
 import { prefetchedBatches, readPlan, readSql, streamBatches, type ReadColumn } from "./read.js";
 import { ident, literal, timestampLiteral } from "./sql.js";
-import { describeSource, locateSource, rawColumnOf, requireColumn, resolveSourceRead, sourceLabel, sourceRelation, viewOwner } from "./source.js";
+import { describeSource, locateSource, rawColumnOf, requireColumn, resolveSourceRead, rowIdExpr, sourceLabel, sourceRelation, viewOwner } from "./source.js";
 
 const DEFAULT_BATCH = 65_536;
 
@@ -149,22 +149,21 @@ class DuckDBOfflineStore implements OfflineStore {
     const read = resolveSourceRead(view, source, loc, columns);
     const feats = view.features.map((f) => ({ name: f.name, raw: requireColumn(columns, source, loc, f.name, "feature", owner).name }));
     const keyNames = read.keys.map((k) => ident(k.name));
-    const inner = [
-      ...read.keys.map((k) => `${ident(k.raw)} AS ${ident(k.name)}`),
-      ...feats.map((f) => `${ident(f.raw)} AS ${ident(f.name)}`),
-      `${read.tsExpr} AS __ts`,
-      `${read.createdExpr ?? "NULL::TIMESTAMP"} AS __cr`,
-    ];
-    const window = `SELECT * FROM (SELECT ${inner.join(", ")} FROM ${sourceRelation(loc)}) WHERE __ts BETWEEN ${timestampLiteral(startMs)} AND ${timestampLiteral(endMs)} AND ${keyNames.map((k) => `${k} IS NOT NULL`).join(" AND ")}`;
-    // One arg_max of a struct of the row, keyed by a scalar: the event time in the high 64 bits of a HUGEINT
-    // and the created time (a missing one lowest) in the low 64 bits. Several times faster than a window
-    // (QUALIFY row_number) or than struct keys (ts, created) compared per aggregate.
+    const narrow = [...read.keys.map((k) => `${ident(k.raw)} AS ${ident(k.name)}`), `${read.tsExpr} AS __ts`, `${read.createdExpr ?? "NULL::TIMESTAMP"} AS __cr`, `${rowIdExpr(loc)} AS __rid`];
+    const wide = [...narrow, ...feats.map((f) => `${ident(f.raw)} AS ${ident(f.name)}`)];
+    const inWindow = `__ts BETWEEN ${timestampLiteral(startMs)} AND ${timestampLiteral(endMs)} AND ${keyNames.map((k) => `${k} IS NOT NULL`).join(" AND ")}`;
+    const rel = sourceRelation(loc, true);
+    // Two passes: a narrow aggregate picks the winning row id per entity (event time in the high 64 bits of
+    // a HUGEINT order, created time, a missing one lowest, in the low 64), then a semi join fetches those
+    // rows. Several times cheaper than arg_max of a struct of the row or a window (QUALIFY row_number)
+    // over all columns, and exactly one row per entity even on full ties.
     const order = read.createdExpr
       ? "(epoch_us(__ts)::HUGEINT * 18446744073709551616 + coalesce(epoch_us(__cr)::HUGEINT, -9223372036854775807::HUGEINT) + 9223372036854775808::HUGEINT)"
       : "__ts";
-    const row = `{${[...feats.map((f) => `${literal(f.name)}: ${ident(f.name)}`), "'__ts': __ts", "'__cr': __cr"].join(", ")}}`;
-    const latest = `SELECT ${[...keyNames, ...feats.map((f) => `__row.${ident(f.name)} AS ${ident(f.name)}`), "__row.__ts AS __ts", "__row.__cr AS __cr"].join(", ")}
-      FROM (SELECT ${keyNames.join(", ")}, arg_max(${row}, ${order}) AS __row FROM (${window}) GROUP BY ${keyNames.join(", ")})`;
+    const winners = `SELECT arg_max(__rid, ${order}) AS __rid FROM (SELECT ${narrow.join(", ")} FROM ${rel}) WHERE ${inWindow} GROUP BY ${keyNames.join(", ")}`;
+    const latest = `SELECT ${[...keyNames, ...feats.map((f) => ident(f.name)), "__ts", "__cr"].join(", ")}
+      FROM (SELECT ${wide.join(", ")} FROM ${rel}) w
+      WHERE ${inWindow} AND w.__rid IN (${winners})`;
     const outCols: ColumnInfo[] = (await this.duck.describe(`(${latest})`)).filter((c) => c.name !== "__ts" && c.name !== "__cr");
     const plan: ReadColumn[] = [
       ...readPlan(outCols),

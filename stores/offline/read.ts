@@ -73,8 +73,12 @@ export function readSql(plan: ReadColumn[], relation: string): string {
   return `SELECT ${plan.map((c) => c.expr).join(", ")} FROM ${relation}`;
 }
 
+const MIN_SAFE = BigInt(Number.MIN_SAFE_INTEGER);
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** BIGINT as a number when it is exactly representable, else kept as bigint. */
 function bigintToJs(v: bigint): number | bigint {
-  return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+  return v >= MIN_SAFE && v <= MAX_SAFE ? Number(v) : v;
 }
 
 /** A DuckDB value as a plain JS value: timestamps as ms, BIGINT as number when safe, lists as arrays. */

@@ -20,9 +20,18 @@ export function locateSource(source: FileSourceSpec): SourceLocation {
   return folder ? { kind: "folder", path: p, pattern: join(p, "**", "*.parquet") } : { kind: "file", path: p, pattern: p };
 }
 
-/** The table function reading a source (union by name so part files may differ in column order). */
-export function sourceRelation(loc: SourceLocation): string {
-  return loc.kind === "file" ? `read_parquet(${literal(loc.pattern)})` : `read_parquet(${literal(loc.pattern)}, union_by_name = true)`;
+/**
+ * The table function reading a source (union by name so part files may differ in column order). With
+ * `rowIds`, it also yields `__fs_rid`-able columns: file_row_number, and __fs_file for multi-file sources.
+ */
+export function sourceRelation(loc: SourceLocation, rowIds = false): string {
+  const opts = [literal(loc.pattern), ...(loc.kind === "file" ? [] : ["union_by_name = true"]), ...(rowIds ? ["file_row_number = true", ...(loc.kind === "file" ? [] : ["filename = '__fs_file'"])] : [])];
+  return `read_parquet(${opts.join(", ")})`;
+}
+
+/** SQL naming one source row uniquely (needs sourceRelation(loc, true)): a row number, plus a file hash. */
+export function rowIdExpr(loc: SourceLocation): string {
+  return loc.kind === "file" ? "file_row_number" : "(hash(__fs_file)::HUGEINT * 18446744073709551616 + file_row_number)";
 }
 
 /** The error-message name of a source's data. */
