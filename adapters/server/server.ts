@@ -35,7 +35,7 @@ export interface FeatureServerOptions {
   authToken?: string;
   /** request bodies above this answer 413; default 16 MiB */
   maxBodyBytes?: number;
-  /** registry refresh period; default registry_ttl_sec of feature_store.yaml (10 s) */
+  /** background registry refresh period; default registry_ttl_sec of feature_store.yaml (10 s); 0 = never refresh (Feast) */
   registryTtlSeconds?: number;
   /** default "info" (env FSTORE_LOG_LEVEL) */
   logLevel?: LogLevel;

@@ -17,7 +17,7 @@ export default class Serve extends Command {
     host: Flags.string({ description: "address to listen on", default: "127.0.0.1" }),
     "auth-token": Flags.string({ description: "require 'Authorization: Bearer <token>' on every endpoint but /health", env: "FSTORE_AUTH_TOKEN" }),
     "max-body-bytes": Flags.integer({ description: "larger request bodies answer 413", default: DEFAULT_MAX_BODY_BYTES, min: 1 }),
-    "registry-ttl": Flags.integer({ description: "seconds between registry refreshes (default: registry_ttl_sec of feature_store.yaml)", min: 0 }),
+    "registry-ttl": Flags.integer({ description: "seconds between background registry refreshes; 0 = load once, never refresh, as in Feast (default: registry_ttl_sec of feature_store.yaml, else 10)", min: 0 }),
     "log-level": Flags.string({ description: "log level of the JSON lines on stdout", options: [...LOG_LEVELS], default: process.env.FSTORE_LOG_LEVEL ?? "info" }),
   };
 
