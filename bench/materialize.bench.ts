@@ -1,0 +1,116 @@
+// Materialize end to end through the FeatureStore facade: 1,000,000 entities x 10 float features from a
+// parquet source (DuckDB latest-per-entity) into SQLite and into Redis. Targets: >= 300,000 rows/s into
+// SQLite, >= 150,000 rows/s into Redis. Baselines in the same run: DuckDB's pull alone, and the raw client
+// writing the same number of rows (better-sqlite3 prepared upserts in one transaction; ioredis pipelines).
+// MATERIALIZE_BENCH_N shrinks the run.
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import Database from "better-sqlite3";
+import { DuckDBInstance } from "@duckdb/node-api";
+import { Redis } from "ioredis";
+import { FeatureStore } from "../stores/feature_store.js";
+import { peakRssMb, performance, report } from "./lib.js";
+
+const N = Number(process.env.MATERIALIZE_BENCH_N ?? 1_000_000);
+const F = 10;
+const here = dirname(fileURLToPath(import.meta.url));
+const dataDir = join(here, ".data");
+const source = join(dataDir, `materialize_${N}.parquet`);
+
+async function ensureSource(): Promise<void> {
+  if (existsSync(source)) return;
+  mkdirSync(dataDir, { recursive: true });
+  const db = await DuckDBInstance.create(":memory:");
+  const conn = await db.connect();
+  const feats = Array.from({ length: F }, (_, i) => `random() AS f${i}`).join(", ");
+  // two versions per entity, so latest-per-entity has real work to do
+  await conn.run(`SET TimeZone='UTC'`);
+  await conn.run(
+    `COPY (SELECT (i % ${N})::BIGINT AS user_id, TIMESTAMP '2024-01-01' + to_seconds(i) AS event_timestamp, TIMESTAMP '2024-01-01' + to_seconds(i) AS created, ${feats}
+      FROM range(${2 * N}) t(i)) TO '${source}' (FORMAT parquet)`,
+  );
+  conn.closeSync();
+}
+
+function writeRepo(dir: string, online: string): void {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "feature_store.yaml"), `project: mat_bench\nregistry: registry.db\n${online}`);
+  const fields = Array.from({ length: F }, (_, i) => `new Field({ name: "f${i}", dtype: "float64" })`).join(", ");
+  writeFileSync(
+    join(dir, "defs.ts"),
+    `import { Entity, FeatureView, Field, FileSource } from "fstore";
+export const user = new Entity({ name: "user", joinKeys: ["user_id"] });
+export const stats = new FeatureView({ name: "stats", entities: [user], ttl: 0, schema: [${fields}],
+  source: new FileSource({ name: "src", path: ${JSON.stringify(source)}, timestampField: "event_timestamp", createdTimestampColumn: "created" }) });
+`,
+  );
+}
+
+async function materializeRate(kind: string, online: string): Promise<number> {
+  const dir = join(dataDir, `materialize_repo_${kind}`);
+  rmSync(dir, { recursive: true, force: true });
+  writeRepo(dir, online);
+  const store = await FeatureStore.open(dir);
+  try {
+    await store.apply();
+    const t = performance.now();
+    const res = await store.materialize("2023-12-31", "2030-01-01");
+    const s = (performance.now() - t) / 1000;
+    if (res.views[0].rows !== N) throw new Error(`materialized ${res.views[0].rows} rows, expected ${N}`);
+    await store.teardown();
+    return N / s;
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function rawSqliteRate(): number {
+  const path = join(dataDir, "raw_sqlite.db");
+  rmSync(path, { force: true });
+  const db = new Database(path);
+  db.pragma("journal_mode = WAL");
+  db.pragma("synchronous = NORMAL");
+  db.exec("CREATE TABLE t (k BLOB PRIMARY KEY, event_ts INTEGER, created_ts INTEGER, v BLOB) WITHOUT ROWID");
+  const payload = Buffer.alloc(F * 8 + 8, 1);
+  const key = Buffer.alloc(8);
+  const stmt = db.prepare("INSERT INTO t VALUES (?, ?, ?, ?) ON CONFLICT(k) DO UPDATE SET event_ts = excluded.event_ts, created_ts = excluded.created_ts, v = excluded.v WHERE excluded.event_ts >= event_ts");
+  const t = performance.now();
+  const batch = db.transaction((lo: number, hi: number) => {
+    for (let i = lo; i < hi; i++) {
+      key.writeBigInt64BE(BigInt(i));
+      stmt.run(key, i, i, payload);
+    }
+  });
+  for (let lo = 0; lo < N; lo += 50_000) batch(lo, Math.min(N, lo + 50_000));
+  const s = (performance.now() - t) / 1000;
+  db.close();
+  rmSync(path, { force: true });
+  return N / s;
+}
+
+async function rawRedisRate(): Promise<number> {
+  const redis = new Redis({ host: "127.0.0.1", port: 6379, db: 14 });
+  const payload = Buffer.alloc(F * 8 + 16, 1);
+  const t = performance.now();
+  for (let lo = 0; lo < N; lo += 10_000) {
+    const p = redis.pipeline();
+    for (let i = lo; i < Math.min(N, lo + 10_000); i++) p.hset(`raw:${i}`, "stats", payload);
+    await p.exec();
+  }
+  const s = (performance.now() - t) / 1000;
+  await redis.flushdb();
+  redis.disconnect();
+  return N / s;
+}
+
+export async function main(): Promise<void> {
+  await ensureSource();
+  console.log(`source: ${2 * N} rows (${N} entities x 2 versions) x ${F} float features`);
+  const sqlite = await materializeRate("sqlite", "online_store:\n  type: sqlite\n  path: online.db\n");
+  report("materialize -> SQLite (fstore materialize)", sqlite, "rows/s", { baseline: rawSqliteRate(), baselineName: "raw better-sqlite3 upserts", target: ">= 300000 rows/s", pass: sqlite >= 300_000 });
+  const redis = await materializeRate("redis", 'online_store:\n  type: redis\n  connection_string: "127.0.0.1:6379,db=13"\n');
+  report("materialize -> Redis (fstore materialize)", redis, "rows/s", { baseline: await rawRedisRate(), baselineName: "raw ioredis pipelined HSET", target: ">= 150000 rows/s", pass: redis >= 150_000 });
+  report("peak RSS", peakRssMb(), "MB");
+}
