@@ -4,3 +4,7 @@ export type { Dtype, ValueType, FeatureViewSpec, FeatureServiceSpec, EntitySpec,
 export { FstoreError, ValidationError, NotFoundError } from "./registry/errors.js";
 export type { RepoConfig } from "./registry/config.js";
 export { startFeatureServer, FeatureServerClient, FeatureServerError, responseToObject, type FeatureServer, type FeatureServerOptions, type OnlineFeaturesResponse } from "./adapters/server/index.js";
+export { FeatureStore, type OnlineFeaturesRequest, type HistoricalFeaturesRequest, type MaterializeOptions, type PushTarget } from "./stores/feature_store.js";
+export { OnlineResponse, type FeastOnlineResponse, type FeatureStatus } from "./stores/online_response.js";
+export type { OnlineStore, OfflineStore, RetrievalJob, ProgressSink } from "./stores/types.js";
+export { consoleProgress } from "./stores/progress.js";
