@@ -123,6 +123,18 @@ describe("point-in-time join", () => {
     await job.close();
   });
 
+  it("reads a folder of part files the same way", async () => {
+    const folder = join(dir, "users_parts");
+    const types = { user_id: "int64", event_timestamp: "timestamp", created: "timestamp", age: "int64", score_raw: "float64" } as const;
+    const rows = USER_ROWS.map(([user_id, ts, created, age, score_raw]) => ({ user_id, event_timestamp: ts, created, age, score_raw }));
+    await writeParquet(join(folder, "part-0.parquet"), rows.filter((_, i) => i % 2 === 0), types);
+    await writeParquet(join(folder, "day=2", "part-1.parquet"), rows.filter((_, i) => i % 2 === 1), types);
+    const v = { ...userFeatures, source: { ...(userFeatures.source as FileSourceSpec), path: folder } };
+    const job = await store.getHistoricalFeatures({ entityDf: entityRows(), views: [feats(v, ["age", "score"])] });
+    expectMatrix(await job.toRows());
+    await job.close();
+  });
+
   it("ttl 0 means no limit", async () => {
     const job = await store.getHistoricalFeatures({ entityDf: entityRows(), views: [feats(userLifetime, ["age", "score"])] });
     expectMatrix(await job.toRows(), "lifetimeAge");

@@ -31,7 +31,7 @@ export function sourceRelation(loc: SourceLocation, rowIds = false): string {
 
 /** SQL naming one source row uniquely (needs sourceRelation(loc, true)): a row number, plus a file hash. */
 export function rowIdExpr(loc: SourceLocation): string {
-  return loc.kind === "file" ? "file_row_number" : "(hash(__fs_file)::HUGEINT * 18446744073709551616 + file_row_number)";
+  return loc.kind === "file" ? "file_row_number" : "((hash(__fs_file) >> 1)::HUGEINT * 18446744073709551616 + file_row_number)";
 }
 
 /** The error-message name of a source's data. */
