@@ -182,6 +182,8 @@ export class Workflow {
       const source = await sourceSql(duck.conn, dataset, this.needsRowOrder);
       await Workflow.requireRows(duck, source, dataset);
       const ctx = this.sqlContext(true);
+      // a refit starts over: state checks against the previous fit must not apply to the new data
+      for (const op of this.ops) if (op.needsFit) op.fitted = false;
       progress.start("fit", this.ops.length);
       let cols = input;
       for (let i = 0; i < this.ops.length; i++) {
