@@ -55,8 +55,9 @@ export interface MaterializeReport {
 export type PushTarget = "online" | "offline" | "online_and_offline";
 
 export class FeatureStore {
-  private online: OnlineStore | null;
-  private offline: OfflineStore | null = null;
+  // Promises, not stores: concurrent first calls share one opening instead of each opening its own.
+  private online: Promise<OnlineStore> | null;
+  private offline: Promise<OfflineStore> | null = null;
   private cached: RegistryContents;
   private cachedVersion: number;
   private checkedAt: number;
@@ -68,7 +69,7 @@ export class FeatureStore {
     online: OnlineStore | null,
     ttlSeconds: number,
   ) {
-    this.online = online;
+    this.online = online ? Promise.resolve(online) : null;
     this.ttlMs = ttlSeconds * 1000;
     this.cachedVersion = registry.version(config.project);
     this.cached = registry.load(config.project);
@@ -88,19 +89,23 @@ export class FeatureStore {
   // ------------------------------------------------------------ stores (opened on first use)
 
   async onlineStore(): Promise<OnlineStore> {
-    if (!this.online) {
-      // Loaded on first use: a process that only reads definitions never pays for DuckDB or ioredis.
-      const { createOnlineStore } = await import("./online/index.js");
-      this.online = await createOnlineStore(this.config.onlineStore);
-    }
+    // Loaded on first use: a process that only reads definitions never pays for DuckDB or ioredis.
+    this.online ??= import("./online/index.js")
+      .then(({ createOnlineStore }) => createOnlineStore(this.config.onlineStore))
+      .catch((e: unknown) => {
+        this.online = null; // let the next call try again (e.g. Redis came back)
+        throw e;
+      });
     return this.online;
   }
 
   async offlineStore(): Promise<OfflineStore> {
-    if (!this.offline) {
-      const { createDuckDBOfflineStore } = await import("./offline/duckdb.js");
-      this.offline = await createDuckDBOfflineStore();
-    }
+    this.offline ??= import("./offline/duckdb.js")
+      .then(({ createDuckDBOfflineStore }) => createDuckDBOfflineStore())
+      .catch((e: unknown) => {
+        this.offline = null;
+        throw e;
+      });
     return this.offline;
   }
 
@@ -326,8 +331,7 @@ export class FeatureStore {
     const offline = this.offline;
     this.online = null;
     this.offline = null;
-    await online?.close();
-    await offline?.close();
+    await Promise.allSettled([online?.then((s) => s.close()), offline?.then((s) => s.close())]);
     this.registry.close();
   }
 }
