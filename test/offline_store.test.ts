@@ -120,10 +120,55 @@ describe("pullLatest", () => {
     expect([20, 21, 22]).toContain(rows[1].f); // no created column: any of the tied rows
   });
 
+  it("groups by every column of a composite key", async () => {
+    const p = join(dir, "pairs.parquet");
+    await writeParquet(
+      p,
+      [
+        { user_id: 1, item_id: 10, event_timestamp: "2024-01-01", clicks: 1 },
+        { user_id: 1, item_id: 10, event_timestamp: "2024-01-02", clicks: 2 },
+        { user_id: 1, item_id: 11, event_timestamp: "2024-01-01", clicks: 3 },
+        { user_id: 2, item_id: 10, event_timestamp: "2024-01-01", clicks: 4 },
+      ],
+      { user_id: "int64", item_id: "int32", event_timestamp: "timestamp", clicks: "int32" },
+    );
+    const v = view("pairs", source("pairs", p), [{ name: "clicks", dtype: "int32" }], [
+      { name: "user_id", dtype: "int64" },
+      { name: "item_id", dtype: "int32" },
+    ]);
+    const res = await store.pullLatest(v, ms("2024-01-01"), ms("2024-01-31"));
+    expect(res.total).toBe(3);
+    const rows = (await collect(res.batches)).map((r) => [r.user_id, r.item_id, r.clicks]).sort((a, b) => Number(a[0]) - Number(b[0]) || Number(a[1]) - Number(b[1]));
+    expect(rows).toEqual([
+      [1, 10, 2],
+      [1, 11, 3],
+      [2, 10, 4],
+    ]);
+  });
+
   it("returns nothing for an empty window", async () => {
     const res = await store.pullLatest(stats, ms("2025-01-01"), ms("2025-02-01"));
     expect(res.total).toBe(0);
     expect(await collect(res.batches)).toEqual([]);
+  });
+});
+
+describe("retrieval results", () => {
+  it("carries list features into Arrow lists and rows, and TIMESTAMPTZ entity times", async () => {
+    const job = await store.getHistoricalFeatures({
+      entityDf: "SELECT * FROM (VALUES (1::BIGINT, '2024-01-02 02:00:00+02'::TIMESTAMPTZ), (3::BIGINT, '2024-01-02 00:00:00+00'::TIMESTAMPTZ)) t(user_id, event_timestamp)",
+      views: [{ view: stats, features: [{ name: "tags", outputName: "stats__tags" }, { name: "f", outputName: "stats__f" }] }],
+    });
+    const rows = await job.toRows();
+    expect(rows).toEqual([
+      { user_id: 1, event_timestamp: new Date(ms("2024-01-02")), stats__tags: [2, 3], stats__f: 2 },
+      { user_id: 3, event_timestamp: new Date(ms("2024-01-02")), stats__tags: null, stats__f: null },
+    ]);
+    const table = await job.toArrow();
+    expect(String(table.schema.fields[2].type)).toBe("List<Int64>");
+    expect(Array.from(table.getChild("stats__tags")?.get(0) ?? [])).toEqual([2n, 3n]);
+    expect(table.getChild("stats__tags")?.get(1)).toBeNull();
+    await job.close();
   });
 });
 
