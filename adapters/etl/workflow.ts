@@ -27,7 +27,8 @@ export interface TransformOptions {
   partitionBy?: string;
   /** fractions per split (summing to 1); each partition is split the same way */
   splits?: Splits;
-  /** order rows by this column to split (earliest rows train); default: a hash of the row (random, deterministic) */
+  /** order rows by this column to split (earliest rows train; with group-by passes, ranked within each pass);
+   * default: a hash of the row (random, deterministic) */
   splitBy?: string;
   /** the data is training data: target encoding uses out-of-fold statistics */
   training?: boolean;
