@@ -5,7 +5,7 @@
 // - item-embedding export of 100,000 items (candidate tower + parquet through DuckDB).
 // `npm run bench -- train.bench` (`npm run bench -- train` also runs the model-quality experiments).
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { initBackend, tf, type BackendName } from "../adapters/models/backend.js";
 import { dlrmToLayers, loadModel, predict, saveModel, writeItemEmbeddings } from "../adapters/models/artifacts.js";
@@ -34,12 +34,17 @@ async function throughput(backends: BackendName[]): Promise<void> {
   const results: Record<string, Record<string, number>> = {};
   for (const b of backends) {
     await initBackend(b, () => {});
-    const steps = b === "cpu" ? 4 : 30;
-    const tt = new TwoTowerModel(spec, { layers: [128, 64] });
-    const dl = new DlrmModel(spec, { embeddingDim: 64, negatives: 4 });
-    results[b] = { tt: samplesPerSecond(tt, data.impressions, steps), dlrm: samplesPerSecond(dl, data.impressions, steps) };
-    tt.dispose();
-    dl.dispose();
+    const steps = b === "cpu" ? 4 : 15;
+    const rounds = b === "cpu" ? 1 : 2;
+    results[b] = { tt: 0, dlrm: 0 };
+    for (let round = 0; round < rounds; round++) {
+      const tt = new TwoTowerModel(spec, { layers: [128, 64] });
+      const dl = new DlrmModel(spec, { embeddingDim: 64, negatives: 4 });
+      results[b].tt = Math.max(results[b].tt, samplesPerSecond(tt, data.impressions, steps));
+      results[b].dlrm = Math.max(results[b].dlrm, samplesPerSecond(dl, data.impressions, steps));
+      tt.dispose();
+      dl.dispose();
+    }
   }
   const base = results.cpu;
   for (const b of backends) {
@@ -55,10 +60,13 @@ async function lazyVsDense(): Promise<void> {
   const data = syntheticAliCcp({ rows: 60_000, users: 200_000, items: 200_000, seed: 4 });
   const spec = selectInputs(data.schema, { maxEmbeddingDim: 64 });
   const sps: Record<EmbeddingUpdate, number> = { lazy: 0, dense: 0 };
-  for (const mode of ["dense", "lazy"] as const) {
-    const tt = new TwoTowerModel(spec, { layers: [128, 64], embeddingUpdate: mode });
-    sps[mode] = samplesPerSecond(tt, data.impressions, mode === "dense" ? 6 : 30);
-    tt.dispose();
+  // Alternate the modes and keep each one's best round: the machine is shared, so load comes and goes.
+  for (let round = 0; round < 2; round++) {
+    for (const mode of ["dense", "lazy"] as const) {
+      const tt = new TwoTowerModel(spec, { layers: [128, 64], embeddingUpdate: mode });
+      sps[mode] = Math.max(sps[mode], samplesPerSecond(tt, data.impressions, 8));
+      tt.dispose();
+    }
   }
   report("two-tower train, 200k-row user+item tables, lazy Adam [wasm]", sps.lazy, "samples/s", { baseline: sps.dense, baselineName: "dense Adam" });
 }
@@ -81,6 +89,8 @@ async function scoringLatency(dir: string): Promise<void> {
   report("dlrm score 100 candidates, loaded layers model p99 [wasm]", layersStats.p99 / 1000, "ms", { target: "<= 5 ms", pass: layersStats.p99 / 1000 <= 5 });
   report("dlrm score 100 candidates, trained model p99 [wasm]", fnStats.p99 / 1000, "ms", { target: "<= 5 ms", pass: fnStats.p99 / 1000 <= 5, baseline: layersStats.p99 / 1000, baselineName: "layers model" });
   dl.dispose();
+  d.model.dispose();
+  loaded.model.dispose();
 }
 
 async function embeddingExport(dir: string): Promise<void> {
@@ -95,7 +105,8 @@ async function embeddingExport(dir: string): Promise<void> {
   const t2 = performance.now();
   report("item embeddings 100k x 64: candidate tower [wasm]", (t1 - t0) / 1000, "s");
   report("item embeddings 100k x 64: parquet write (DuckDB)", (t2 - t1) / 1000, "s");
-  report("item embeddings 100k x 64: total", (t2 - t0) / 1000, "s", { baseline: n / ((t2 - t0) / 1000), baselineName: "items/s" });
+  report("item embeddings 100k x 64: total", (t2 - t0) / 1000, "s");
+  report("item embeddings 100k x 64: throughput", n / ((t2 - t0) / 1000), "items/s");
   tt.dispose();
 }
 
@@ -109,10 +120,12 @@ export async function main(): Promise<void> {
     } catch {
       console.log("tfjs-node not installed: benchmarking cpu and wasm");
     }
+    console.log(`machine load average (1 min) at start: ${loadavg()[0].toFixed(2)} on ${availableParallelism()} cores`);
     await throughput(backends);
     await lazyVsDense();
     await scoringLatency(dir);
     await embeddingExport(dir);
+    console.log(`machine load average (1 min) at end: ${loadavg()[0].toFixed(2)}`);
     console.log(`tensors alive at the end: ${tf.memory().numTensors}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });

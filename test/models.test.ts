@@ -9,7 +9,7 @@ import { auc, evaluateTopK, listMetrics, logLoss, topK } from "../adapters/model
 import { sampleNegatives } from "../adapters/models/negatives.js";
 import { FeatureEncoder, Optimizer } from "../adapters/models/nn.js";
 import { loadSchema, parseSchema, selectInputs } from "../adapters/models/schema.js";
-import { TwoTowerModel } from "../adapters/models/two_tower.js";
+import { accidentalHitMask, TwoTowerModel } from "../adapters/models/two_tower.js";
 import { DlrmModel } from "../adapters/models/dlrm.js";
 import { fit } from "../adapters/models/train.js";
 import { dlrmToLayers, loadModel, predict, readItemEmbeddings, saveModel, towerToLayers, writeItemEmbeddings } from "../adapters/models/artifacts.js";
@@ -266,6 +266,28 @@ describe("negative sampling", () => {
     const cats = rows.columns.item_cat as Int32Array;
     for (let k = 64; k < rows.length; k++) expect(cats[k]).toBe(items[k] % G);
     dl.dispose();
+  });
+});
+
+describe("in-batch and mixed negatives", () => {
+  it("masks only other columns holding the row's own positive item", () => {
+    expect(accidentalHitMask(Int32Array.from([1, 2, 3]))).toBeNull();
+    const m = accidentalHitMask(Int32Array.from([1, 2, 1]), Int32Array.from([1, 2, 1, 2, 7])) as Float32Array;
+    const hits = Array.from(m).flatMap((v, k) => (v < 0 ? [[Math.floor(k / 5), k % 5]] : []));
+    expect(hits).toEqual([[0, 2], [1, 3], [2, 0]]);
+  });
+
+  it("trains with catalogue items mixed into the in-batch negatives, with logQ correction", () => {
+    const spec = selectInputs(parseSchema(plantedSchema), { maxEmbeddingDim: 8 });
+    const tt = new TwoTowerModel(spec, { layers: [16, 8], mixedNegatives: 32, logQCorrection: true });
+    const data = planted(512, 21);
+    expect(() => tt.trainBatch(data)).toThrow(/mixed negatives need setCatalogue/);
+    tt.setCatalogue(uniqueBy(data, "item_id", ["item_id", "item_cat"]));
+    expect(() => tt.trainBatch(data)).toThrow(/logQ correction needs setItemFrequencies/);
+    tt.setItemFrequencies(Float32Array.from({ length: I }, (_, i) => 1 + (i % 3)));
+    const h = fit(tt, data, { epochs: 3, batchSize: 128 });
+    expect(h[2].loss).toBeLessThan(h[0].loss);
+    tt.dispose();
   });
 });
 

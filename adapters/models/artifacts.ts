@@ -208,7 +208,8 @@ export function inputTensors(meta: ModelMeta, frame: Frame): tf.Tensor[] {
 export function predict(loaded: LoadedModel, frame: Frame): Float32Array {
   const xs = inputTensors(loaded.meta, frame);
   const y = tf.tidy(() => {
-    let out = loaded.model.predict(xs) as tf.Tensor;
+    // execute() runs the whole frame at once; predict() would split it into batches of 32.
+    let out = loaded.model.execute(xs, loaded.model.outputs[0].name) as tf.Tensor;
     if (loaded.meta.output.l2Normalize) out = tf.div(out, tf.sqrt(tf.maximum(tf.sum(tf.square(out), 1, true), 1e-12)));
     return out;
   });

@@ -3,11 +3,10 @@
 // cross-entropy on labelled rows, or on positives plus uniformly sampled negatives with class weights.
 import { matMulFast, tf } from "./backend.js";
 import type { EmbeddingUpdate } from "./embedding.js";
-import { joinColumns, rng, takeRows, type Frame } from "./frame.js";
+import { concatFrames, joinColumns, rng, sliceFrame, takeRows, type Frame } from "./frame.js";
 import { sampleNegatives, type NegativeSource } from "./negatives.js";
 import { applyDense, applyMlp, dense, disposePrepared, FeatureEncoder, mlp, mlpVariables, Optimizer, tableVariables, type DenseLayer, type PreparedFeatures } from "./nn.js";
 import { inputColumns, inputsOf, type InputSpec } from "./schema.js";
-import { sliceFrame } from "./two_tower.js";
 import { ValidationError } from "../../registry/errors.js";
 
 export interface DlrmOptions {
@@ -189,29 +188,3 @@ export function weightedBce(logits: tf.Tensor1D, y: tf.Tensor1D, w: tf.Tensor1D)
   return tf.mean(tf.mul(l, w)) as tf.Scalar;
 }
 
-/** Rows of `a` then rows of `b`, for the named columns. */
-export function concatFrames(a: Frame, b: Frame, names: string[]): Frame {
-  const idxA = new Int32Array(a.length).map((_, i) => i);
-  const idxB = new Int32Array(b.length).map((_, i) => i);
-  const columns: Frame["columns"] = {};
-  for (const n of names) {
-    const ca = takeRows(a, idxA, [n]).columns[n];
-    const cb = takeRows(b, idxB, [n]).columns[n];
-    if (ArrayBuffer.isView(ca) && ArrayBuffer.isView(cb)) {
-      const out = ca instanceof Float32Array || cb instanceof Float32Array ? new Float32Array(a.length + b.length) : new Int32Array(a.length + b.length);
-      out.set(ca);
-      out.set(cb, a.length);
-      columns[n] = out;
-    } else if (!ArrayBuffer.isView(ca) && !ArrayBuffer.isView(cb)) {
-      const offsets = new Int32Array(a.length + b.length + 1);
-      offsets.set(ca.offsets);
-      const base = ca.offsets[a.length];
-      for (let i = 1; i <= b.length; i++) offsets[a.length + i] = base + cb.offsets[i];
-      const values = new Int32Array(ca.values.length + cb.values.length);
-      values.set(ca.values);
-      values.set(cb.values, ca.values.length);
-      columns[n] = { offsets, values };
-    } else throw new Error(`column "${n}" is a list in one part and a scalar in the other`);
-  }
-  return { length: a.length + b.length, columns };
-}

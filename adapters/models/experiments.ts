@@ -70,6 +70,7 @@ export function retrievalExperiment(
     const spec = selectInputs(data.schema, { exclude: excludeCols, maxEmbeddingDim: opts.maxEmbeddingDim ?? 64 });
     const model = new TwoTowerModel(spec, { seed: opts.seed ?? 42, ...opts.twoTower });
     if (model.options.logQCorrection) model.setItemFrequencies(itemCounts(trainItems, itemCardinality(spec, data.itemIdColumn)));
+    if (model.options.mixedNegatives > 0) model.setCatalogue(data.items);
     const history = fit(model, data.train, { epochs: opts.epochs ?? 10, batchSize: opts.batchSize ?? 1024, seed: opts.seed ?? 42, log: (l) => log(`${name} ${variant} ${l}`) });
     const scorer = embeddingScorer(model.encode("query", data.test), model.encode("candidate", data.items), model.dim);
     models[variant] = retrievalReport(scorer.score, evalOpts);

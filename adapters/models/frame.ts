@@ -182,3 +182,45 @@ export function shuffled(n: number, rand: () => number): Int32Array {
   }
   return a;
 }
+
+/** Rows [start, end) of a frame without copying scalar columns. */
+export function sliceFrame(frame: Frame, start: number, end: number): Frame {
+  const columns: Frame["columns"] = {};
+  for (const [n, c] of Object.entries(frame.columns)) {
+    if (ArrayBuffer.isView(c)) columns[n] = c.subarray(start, end);
+    else {
+      const offsets = new Int32Array(end - start + 1);
+      const base = c.offsets[start];
+      for (let i = 0; i <= end - start; i++) offsets[i] = c.offsets[start + i] - base;
+      columns[n] = { offsets, values: c.values.subarray(base, c.offsets[end]) };
+    }
+  }
+  return { length: end - start, columns };
+}
+
+/** Rows of `a` then rows of `b`, for the named columns. */
+export function concatFrames(a: Frame, b: Frame, names: string[]): Frame {
+  const idxA = new Int32Array(a.length).map((_, i) => i);
+  const idxB = new Int32Array(b.length).map((_, i) => i);
+  const columns: Frame["columns"] = {};
+  for (const n of names) {
+    const ca = takeRows(a, idxA, [n]).columns[n];
+    const cb = takeRows(b, idxB, [n]).columns[n];
+    if (ArrayBuffer.isView(ca) && ArrayBuffer.isView(cb)) {
+      const out = ca instanceof Float32Array || cb instanceof Float32Array ? new Float32Array(a.length + b.length) : new Int32Array(a.length + b.length);
+      out.set(ca);
+      out.set(cb, a.length);
+      columns[n] = out;
+    } else if (!ArrayBuffer.isView(ca) && !ArrayBuffer.isView(cb)) {
+      const offsets = new Int32Array(a.length + b.length + 1);
+      offsets.set(ca.offsets);
+      const base = ca.offsets[a.length];
+      for (let i = 1; i <= b.length; i++) offsets[a.length + i] = base + cb.offsets[i];
+      const values = new Int32Array(ca.values.length + cb.values.length);
+      values.set(ca.values);
+      values.set(cb.values, ca.values.length);
+      columns[n] = { offsets, values };
+    } else throw new Error(`column "${n}" is a list in one part and a scalar in the other`);
+  }
+  return { length: a.length + b.length, columns };
+}

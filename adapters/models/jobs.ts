@@ -158,9 +158,10 @@ export async function trainTwoTowerJob(o: TrainJobOptions & { twoTower?: TwoTowe
   const itemCard = spec.categorical.find((c) => c.name === spec.itemIdColumn)?.cardinality ?? 0;
   const trainItems = train.columns[spec.itemIdColumn] as Int32Array;
   if (model.options.logQCorrection) model.setItemFrequencies(itemCounts(trainItems, itemCard));
+  const catalogue = (await itemCatalogue(o, spec)) ?? uniqueBy(frame, spec.itemIdColumn, [...new Set(inputColumns(model.candidate.enc).concat(spec.itemIdColumn))]);
+  if (model.options.mixedNegatives > 0) model.setCatalogue(catalogue);
   const history = fit(model, train, { epochs: o.epochs ?? 5, batchSize: o.batchSize ?? 1024, seed: o.seed, progress: o.progress, log: o.log });
 
-  const catalogue = (await itemCatalogue(o, spec)) ?? uniqueBy(frame, spec.itemIdColumn, inputColumns(model.candidate.enc).concat(spec.itemIdColumn));
   const catIds = catalogue.columns[spec.itemIdColumn] as Int32Array;
   const rowOf = new Map<number, number>();
   catIds.forEach((id, r) => rowOf.set(id, r));

@@ -2,7 +2,7 @@
 // positive interactions with in-batch negatives and a softmax cross-entropy over the batch.
 import { matMulFast, tf } from "./backend.js";
 import type { EmbeddingUpdate } from "./embedding.js";
-import type { Frame } from "./frame.js";
+import { concatFrames, rng, sliceFrame, takeRows, type Frame } from "./frame.js";
 import { applyMlp, disposePrepared, FeatureEncoder, mlp, mlpVariables, Optimizer, tableVariables, type DenseLayer, type PreparedFeatures } from "./nn.js";
 import { inputColumns, inputsOf, type InputSpec } from "./schema.js";
 import { ValidationError } from "../../registry/errors.js";
@@ -17,6 +17,8 @@ export interface TwoTowerOptions {
   logQCorrection?: boolean;
   /** mask other rows holding the same item as the positive (they are not negatives) */
   removeAccidentalHits?: boolean;
+  /** uniformly drawn catalogue items added to the in-batch negatives (mixed negative sampling; needs setCatalogue) */
+  mixedNegatives?: number;
   embeddingUpdate?: EmbeddingUpdate;
   learningRate?: number;
   seed?: number;
@@ -30,6 +32,8 @@ export class TwoTowerModel {
   readonly itemIdColumn: string;
   private readonly optimizer: Optimizer;
   private logQ: Float32Array | null = null;
+  private catalogue: Frame | null = null;
+  private readonly rand: () => number;
 
   constructor(spec: InputSpec, opts: TwoTowerOptions = {}) {
     this.options = {
@@ -38,6 +42,7 @@ export class TwoTowerModel {
       temperature: opts.temperature ?? 1,
       logQCorrection: opts.logQCorrection ?? false,
       removeAccidentalHits: opts.removeAccidentalHits ?? true,
+      mixedNegatives: opts.mixedNegatives ?? 0,
       embeddingUpdate: opts.embeddingUpdate ?? "lazy",
       learningRate: opts.learningRate ?? 1e-3,
       seed: opts.seed ?? 42,
@@ -55,6 +60,12 @@ export class TwoTowerModel {
     this.query = { enc: qEnc, mlp: mlp(qEnc.outputDim, layers, seed + 2, "query", true) };
     this.candidate = { enc: cEnc, mlp: mlp(cEnc.outputDim, layers, seed + 3, "candidate", true) };
     this.optimizer = new Optimizer({ learningRate: this.options.learningRate });
+    this.rand = rng(seed + 5);
+  }
+
+  /** The item catalogue (one row per item with the candidate tower's columns) for mixed negatives. */
+  setCatalogue(items: Frame): void {
+    this.catalogue = items;
   }
 
   get dim(): number {
@@ -87,20 +98,34 @@ export class TwoTowerModel {
   trainBatch(batch: Frame): number {
     const B = batch.length;
     const items = batch.columns[this.itemIdColumn] as Int32Array;
+    // Candidates: the batch's own items, plus M uniformly drawn catalogue items when mixing negatives.
+    const M = this.catalogue ? this.options.mixedNegatives : 0;
+    if (this.options.mixedNegatives > 0 && !this.catalogue) throw new Error("two-tower: mixed negatives need setCatalogue() first");
+    let candidates = batch;
+    if (M > 0) {
+      const cat = this.catalogue as Frame;
+      const idx = Int32Array.from({ length: M }, () => Math.floor(this.rand() * cat.length));
+      const cols = [...new Set([...inputColumns(this.candidate.enc), this.itemIdColumn])];
+      candidates = concatFrames(batch, takeRows(cat, idx, cols), cols);
+    }
+    const C = candidates.length;
+    const candItems = candidates.columns[this.itemIdColumn] as Int32Array;
     const qp = this.query.enc.prepare(batch, true);
-    const cp = this.candidate.enc.prepare(batch, true);
-    // Additive bias per logit column/cell: -log q(item) and a large negative on accidental hits.
+    const cp = this.candidate.enc.prepare(candidates, true);
+    // Additive bias per logit column: -log(expected count of the item among the candidates), and a large
+    // negative where a column holds the row's own positive item (an accidental hit, not a negative).
     let colBias: tf.Tensor2D | null = null;
     if (this.options.logQCorrection) {
       if (!this.logQ) throw new Error("two-tower: logQ correction needs setItemFrequencies() first");
-      const lq = new Float32Array(B);
-      for (let j = 0; j < B; j++) lq[j] = -(this.logQ[items[j]] ?? 0);
-      colBias = tf.tensor2d(lq, [1, B]);
+      const uniform = M > 0 ? M / (this.catalogue as Frame).length : 0;
+      const lq = new Float32Array(C);
+      for (let j = 0; j < C; j++) lq[j] = -Math.log(B * Math.exp(this.logQ[candItems[j]] ?? -30) + uniform);
+      colBias = tf.tensor2d(lq, [1, C]);
     }
     let hitMask: tf.Tensor2D | null = null;
     if (this.options.removeAccidentalHits) {
-      const m = accidentalHitMask(items);
-      if (m) hitMask = tf.tensor2d(m, [B, B]);
+      const m = accidentalHitMask(items, candItems);
+      if (m) hitMask = tf.tensor2d(m, [B, C]);
     }
     const invT = 1 / this.options.temperature;
     try {
@@ -111,10 +136,11 @@ export class TwoTowerModel {
             const c = this.tower(this.candidate, cp);
             let logits = tf.mul(matMulFast(q, c, false, true), invT) as tf.Tensor2D;
             // Softmax cross-entropy with the diagonal as the label: logsumexp(row) - logit(positive).
-            let diag = tf.mul(tf.sum(tf.mul(q, c), 1), invT) as tf.Tensor1D;
+            const cPos = M > 0 ? (tf.slice(c, [0, 0], [B, this.dim]) as tf.Tensor2D) : c;
+            let diag = tf.mul(tf.sum(tf.mul(q, cPos), 1), invT) as tf.Tensor1D;
             if (colBias) {
               logits = tf.add(logits, colBias);
-              diag = tf.add(diag, tf.reshape(colBias, [B]));
+              diag = tf.add(diag, tf.reshape(tf.slice(colBias, [0, 0], [1, B]), [B]));
             }
             if (hitMask) logits = tf.add(logits, hitMask);
             return tf.sub(meanLogSumExp(logits), tf.mean(diag)) as tf.Scalar;
@@ -177,38 +203,29 @@ export function l2Normalize(x: tf.Tensor2D): tf.Tensor2D {
   return tf.div(x, tf.sqrt(tf.maximum(tf.sum(tf.square(x), 1, true), 1e-12))) as tf.Tensor2D;
 }
 
-/** [B*B] additive mask: -1e9 where row i's positive item also sits in column j != i; null when no duplicates. */
-export function accidentalHitMask(items: Int32Array): Float32Array | null {
-  const B = items.length;
-  const groups = new Map<number, number[]>();
-  let dup = false;
+/**
+ * [B*C] additive mask: -1e9 where column j (j != i) holds row i's positive item (`rowItems[i]`); columns are
+ * `colItems` (the first B of them are the rows' own items). Null when there is no such hit.
+ */
+export function accidentalHitMask(rowItems: Int32Array, colItems: Int32Array = rowItems): Float32Array | null {
+  const B = rowItems.length;
+  const C = colItems.length;
+  const rowsOf = new Map<number, number[]>();
   for (let i = 0; i < B; i++) {
-    const g = groups.get(items[i]);
-    if (g) {
-      g.push(i);
-      dup = true;
-    } else groups.set(items[i], [i]);
+    const g = rowsOf.get(rowItems[i]);
+    if (g) g.push(i);
+    else rowsOf.set(rowItems[i], [i]);
   }
-  if (!dup) return null;
-  const m = new Float32Array(B * B);
-  for (const g of groups.values()) {
-    if (g.length < 2) continue;
-    for (const i of g) for (const j of g) if (i !== j) m[i * B + j] = -1e9;
+  let m: Float32Array | null = null;
+  for (let j = 0; j < C; j++) {
+    const rows = rowsOf.get(colItems[j]);
+    if (!rows) continue;
+    for (const i of rows) {
+      if (i === j) continue;
+      m ??= new Float32Array(B * C);
+      m[i * C + j] = -1e9;
+    }
   }
   return m;
 }
 
-/** Rows [start, end) of a frame without copying scalar columns. */
-export function sliceFrame(frame: Frame, start: number, end: number): Frame {
-  const columns: Frame["columns"] = {};
-  for (const [n, c] of Object.entries(frame.columns)) {
-    if (ArrayBuffer.isView(c)) columns[n] = c.subarray(start, end);
-    else {
-      const offsets = new Int32Array(end - start + 1);
-      const base = c.offsets[start];
-      for (let i = 0; i <= end - start; i++) offsets[i] = c.offsets[start + i] - base;
-      columns[n] = { offsets, values: c.values.subarray(base, c.offsets[end]) };
-    }
-  }
-  return { length: end - start, columns };
-}
