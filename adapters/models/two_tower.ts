@@ -101,6 +101,7 @@ export class TwoTowerModel {
     // Candidates: the batch's own items, plus M uniformly drawn catalogue items when mixing negatives.
     const M = this.catalogue ? this.options.mixedNegatives : 0;
     if (this.options.mixedNegatives > 0 && !this.catalogue) throw new Error("two-tower: mixed negatives need setCatalogue() first");
+    if (this.options.logQCorrection && !this.logQ) throw new Error("two-tower: logQ correction needs setItemFrequencies() first");
     let candidates = batch;
     if (M > 0) {
       const cat = this.catalogue as Frame;
@@ -116,10 +117,9 @@ export class TwoTowerModel {
     // negative where a column holds the row's own positive item (an accidental hit, not a negative).
     let colBias: tf.Tensor2D | null = null;
     if (this.options.logQCorrection) {
-      if (!this.logQ) throw new Error("two-tower: logQ correction needs setItemFrequencies() first");
       const uniform = M > 0 ? M / (this.catalogue as Frame).length : 0;
       const lq = new Float32Array(C);
-      for (let j = 0; j < C; j++) lq[j] = -Math.log(B * Math.exp(this.logQ[candItems[j]] ?? -30) + uniform);
+      for (let j = 0; j < C; j++) lq[j] = -Math.log(B * Math.exp((this.logQ as Float32Array)[candItems[j]] ?? -30) + uniform);
       colBias = tf.tensor2d(lq, [1, C]);
     }
     let hitMask: tf.Tensor2D | null = null;
