@@ -19,7 +19,8 @@ export class Duck {
   ) {}
 
   static async create(): Promise<Duck> {
-    const instance = await DuckDBInstance.create(":memory:");
+    // never download extensions at query time (offline machines, reproducible runs); installed ones still load
+    const instance = await DuckDBInstance.create(":memory:", { autoinstall_known_extensions: "false" });
     const conn = await instance.connect();
     await setUtc(conn);
     return new Duck(instance, conn);
@@ -72,13 +73,10 @@ export class Duck {
 }
 
 /**
- * Work in UTC. Builds without the ICU extension (as here: it cannot be autoloaded offline) have no time
- * zones at all and already treat TIMESTAMPTZ as UTC, so a refused SET changes nothing.
+ * Work in UTC. Without the ICU extension (not bundled here, and never downloaded) DuckDB has no time zones
+ * and already treats TIMESTAMPTZ as UTC; with ICU loaded, pin the session zone to UTC.
  */
 async function setUtc(conn: DuckDBConnection): Promise<void> {
-  try {
-    await conn.run("SET TimeZone = 'UTC'");
-  } catch {
-    // no ICU: UTC is the only zone
-  }
+  const icu = (await conn.runAndReadAll("SELECT count(*)::INTEGER AS n FROM duckdb_extensions() WHERE extension_name = 'icu' AND loaded")).getRowObjectsJS();
+  if (Number(icu[0]?.n) > 0) await conn.run("SET TimeZone = 'UTC'");
 }
