@@ -8,3 +8,5 @@ export { FeatureStore, type OnlineFeaturesRequest, type HistoricalFeaturesReques
 export { OnlineResponse, type FeastOnlineResponse, type FeatureStatus } from "./stores/online_response.js";
 export type { OnlineStore, OfflineStore, RetrievalJob, ProgressSink } from "./stores/types.js";
 export { consoleProgress } from "./stores/progress.js";
+export * from "./adapters/etl/index.js";
+export * from "./adapters/datasets/index.js";
