@@ -150,6 +150,10 @@ describe("point-in-time join", () => {
   it("joins two views with different ttls in one call, with full feature names", async () => {
     const job = await store.getHistoricalFeatures({ entityDf: entityRows(), views: [feats(userFeatures, ["age"], true), feats(userLifetime, ["age", "score"], true)] });
     expect(await job.columns()).toEqual(["user_id", "event_timestamp", "user_features__age", "user_lifetime__age", "user_lifetime__score"]);
+    const none = await store.getHistoricalFeatures({ entityDf: entityRows(), views: [feats(userFeatures, [])] });
+    expect(await none.columns()).toEqual(["user_id", "event_timestamp"]);
+    expect((await none.toRows()).length).toBe(ENTITY.length);
+    await none.close();
     const rows = await job.toRows();
     expect(rows.map((r) => r.user_features__age)).toEqual(ENTITY.map((e) => e.age));
     expect(rows.map((r) => r.user_lifetime__age)).toEqual(ENTITY.map((e) => e.lifetimeAge));

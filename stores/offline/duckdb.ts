@@ -124,7 +124,8 @@ class DuckDBOfflineStore implements OfflineStore {
           taken.set(f.outputName, `feature "${f.name}" of ${owner}`);
           return { sourceColumn: col.name, outputName: f.outputName };
         });
-        views.push({ relation: sourceRelation(loc, true), rowId: rowIdExpr(loc), keys, tsExpr: read.tsExpr, createdExpr: read.createdExpr, features: feats, ttlSeconds: view.ttlSeconds });
+        // a view asked for no features adds no columns (its source was still checked above)
+        if (feats.length > 0) views.push({ relation: sourceRelation(loc, true), rowId: rowIdExpr(loc), keys, tsExpr: read.tsExpr, createdExpr: read.createdExpr, features: feats, ttlSeconds: view.ttlSeconds });
       }
       const sql = pitSql({
         entityTable,

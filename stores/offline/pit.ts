@@ -61,7 +61,7 @@ export function pitSql(q: PitQuery): string {
   const ctes = q.views.map((v, i) => viewCte(q, v, i));
   const cols = [...q.entityColumns.map((c) => `e.${ident(c)}`), ...q.views.flatMap((v, i) => v.features.map((f) => `__v${i}.${ident(f.outputName)}`))];
   const joins = q.views.map((_, i) => `LEFT JOIN __v${i} ON __v${i}.__row = e.rowid`);
-  return `WITH ${ctes.join(",\n")}
+  return `${ctes.length > 0 ? `WITH ${ctes.join(",\n")}` : ""}
 SELECT ${cols.join(", ")}
 FROM ${ident(q.entityTable)} e
 ${joins.join("\n")}
