@@ -9,7 +9,7 @@ import { toEpochMs } from "../registry/time.js";
 import type { FeatureServiceSpec, FeatureViewSpec, RegistryContents } from "../registry/types.js";
 import { materializeViews } from "./materialize.js";
 import { OnlineResponse } from "./online_response.js";
-import { resolveFeatures } from "./references.js";
+import { type ResolvedFeatures, resolveFeatures } from "./references.js";
 import { type RowsInput, toColumns, toOnlineBatch } from "./rows.js";
 import type { EntityDfInput, OfflineStore, OnlineReadRequest, OnlineStore, ProgressSink, RetrievalJob } from "./types.js";
 import { silentProgress } from "./progress.js";
@@ -62,6 +62,8 @@ export class FeatureStore {
   private cachedVersion: number;
   private checkedAt: number;
   private readonly ttlMs: number;
+  /** resolved feature lists by request, for the cached registry; a hot read resolves once */
+  private resolved = new Map<string, ResolvedFeatures>();
 
   private constructor(
     readonly config: RepoConfig,
@@ -128,6 +130,7 @@ export class FeatureStore {
     if (v === this.cachedVersion) return false;
     this.cached = this.registry.load(this.project);
     this.cachedVersion = v;
+    this.resolved.clear();
     return true;
   }
 
@@ -249,9 +252,21 @@ export class FeatureStore {
 
   // ------------------------------------------------------------ online
 
-  async getOnlineFeatures(req: OnlineFeaturesRequest): Promise<OnlineResponse> {
+  /** resolveFeatures, memoised per registry version (the key is cheap next to a read of 250 features) */
+  private resolve(features: string[] | string, fullFeatureNames: boolean): ResolvedFeatures {
     const reg = this.contents();
-    const resolved = resolveFeatures(reg, req.features, req.fullFeatureNames ?? false);
+    const key = `${fullFeatureNames ? 1 : 0}${typeof features === "string" ? `s:${features}` : `f:${Array.isArray(features) ? features.join("\u0000") : ""}`}`;
+    let r = this.resolved.get(key);
+    if (!r) {
+      r = resolveFeatures(reg, features, fullFeatureNames);
+      if (this.resolved.size > 1000) this.resolved.clear(); // bound the memo against ad-hoc request shapes
+      this.resolved.set(key, r);
+    }
+    return r;
+  }
+
+  async getOnlineFeatures(req: OnlineFeaturesRequest): Promise<OnlineResponse> {
+    const resolved = this.resolve(req.features, req.fullFeatureNames ?? false);
     const entityInput = req.entities ?? req.entityRows;
     if (!entityInput) throw new ValidationError(`entities: give the entity rows (e.g. {"user_id": [1, 2]})`);
     const { length, columns } = toColumns(entityInput, "entities");
@@ -309,7 +324,7 @@ export class FeatureStore {
   // ------------------------------------------------------------ offline
 
   async getHistoricalFeatures(req: HistoricalFeaturesRequest): Promise<RetrievalJob> {
-    const resolved = resolveFeatures(this.contents(), req.features, req.fullFeatureNames ?? false);
+    const resolved = this.resolve(req.features, req.fullFeatureNames ?? false);
     return (await this.offlineStore()).getHistoricalFeatures({
       entityDf: req.entityDf,
       views: resolved.views,
