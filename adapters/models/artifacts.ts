@@ -55,6 +55,7 @@ function encoderInputs(enc: FeatureEncoder, prefix: string, fixedDim: number | n
   enc.categorical.forEach((c, i) => {
     const table = enc.tables[i];
     const w = tf.tensor2d(table.getWeights(), [table.rows, table.dim]);
+    initialWeights.push(w);
     if (c.isList) {
       // A mean-pooled list is a normalised multi-hot row times the table: a bias-free dense layer.
       const inp = tf.input({ shape: [c.cardinality], name: c.name });
@@ -81,6 +82,13 @@ function encoderInputs(enc: FeatureEncoder, prefix: string, fixedDim: number | n
   return { inputs, meta, parts, continuous };
 }
 
+/** Tensors handed to layers as initial weights: copied into the layers' variables when the model is built. */
+const initialWeights: tf.Tensor[] = [];
+
+function releaseInitialWeights(): void {
+  tf.dispose(initialWeights.splice(0));
+}
+
 function concat(xs: tf.SymbolicTensor[], axis = -1): tf.SymbolicTensor {
   return xs.length === 1 ? xs[0] : (tf.layers.concatenate({ axis }).apply(xs) as tf.SymbolicTensor);
 }
@@ -92,7 +100,9 @@ export function towerToLayers(model: TwoTowerModel, side: "query" | "candidate")
   const { inputs, meta, parts, continuous } = encoderInputs(t.enc, prefix, null);
   let h = concat([...parts, ...continuous]);
   t.mlp.forEach((l, i) => (h = denseLayer(l, `${prefix}dense_${i}`).apply(h) as tf.SymbolicTensor));
-  return { model: tf.model({ inputs, outputs: h, name: `${side}_tower` }), inputs: meta };
+  const layers = tf.model({ inputs, outputs: h, name: `${side}_tower` });
+  releaseInitialWeights();
+  return { model: layers, inputs: meta };
 }
 
 /**
@@ -123,10 +133,13 @@ export function dlrmToLayers(m: DlrmModel): { model: tf.LayersModel; inputs: Mod
   for (let r = 0; r < offset; r++) expanded.set(trained[r], r * units);
   m.pairs.forEach(([i, j], k) => expanded.set(trained[offset + k], (offset + i * F + j) * units));
   const k0 = tf.tensor2d(expanded, [offset + F * F, units]);
+  initialWeights.push(k0);
   h = denseLayer(first, "top_0", k0).apply(h) as tf.SymbolicTensor;
   m.top.slice(1).forEach((l, i) => (h = denseLayer(l, `top_${i + 1}`).apply(h) as tf.SymbolicTensor));
   h = tf.layers.dense({ units: 1, activation: "sigmoid", name: "prediction", weights: [m.out.kernel, m.out.bias] }).apply(h) as tf.SymbolicTensor;
-  return { model: tf.model({ inputs, outputs: h, name: "dlrm" }), inputs: meta };
+  const layers = tf.model({ inputs, outputs: h, name: "dlrm" });
+  releaseInitialWeights();
+  return { model: layers, inputs: meta };
 }
 
 /** Write a layers model + fstore-model.json into `dir` (created; files replaced atomically). */

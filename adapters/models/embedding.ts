@@ -61,7 +61,9 @@ export class EmbeddingTable {
       this.v = new Float32Array(rows * dim);
       this.slot = new Int32Array(rows).fill(-1);
     } else {
-      this.variable = tf.variable(tf.tensor2d(w, [rows, dim]), true, `emb_${name}_${seed}_${leafCounter++}`);
+      const w0 = tf.tensor2d(w, [rows, dim]);
+      this.variable = tf.variable(w0, true, `emb_${name}_${seed}_${leafCounter++}`);
+      w0.dispose();
     }
   }
 

@@ -15,8 +15,13 @@ export interface DenseLayer {
 }
 
 export function dense(inDim: number, units: number, activation: DenseLayer["activation"], seed: number, prefix: string): DenseLayer {
-  const kernel = tf.variable(tf.initializers.glorotUniform({ seed }).apply([inDim, units]) as tf.Tensor2D, true, `${prefix}_k${varCounter++}`);
-  const bias = tf.variable(tf.zeros([units]), true, `${prefix}_b${varCounter++}`);
+  // A variable keeps its own reference to the data: release the initial tensors.
+  const k0 = tf.initializers.glorotUniform({ seed }).apply([inDim, units]) as tf.Tensor2D;
+  const b0 = tf.zeros([units]);
+  const kernel = tf.variable(k0, true, `${prefix}_k${varCounter++}`);
+  const bias = tf.variable(b0, true, `${prefix}_b${varCounter++}`);
+  k0.dispose();
+  b0.dispose();
   return { kernel, bias, activation };
 }
 
