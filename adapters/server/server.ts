@@ -76,8 +76,8 @@ interface Route {
 }
 
 const JSON_TYPE = "application/json";
-export const DEFAULT_PORT = 6566;
-export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
+import { DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT } from "./defaults.js";
+export { DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT } from "./defaults.js";
 
 function planFailed<T extends object>(p: T | PlanError): p is PlanError {
   return "error" in p;

@@ -1,6 +1,6 @@
 import { Command, Flags } from "@oclif/core";
 import { resolve } from "node:path";
-import { startFeatureServer, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT } from "../../adapters/server/server.js";
+import { DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT } from "../../adapters/server/defaults.js";
 import { LOG_LEVELS, type LogLevel } from "../../adapters/server/log.js";
 import { FstoreError } from "../../registry/errors.js";
 
@@ -23,6 +23,8 @@ export default class Serve extends Command {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Serve);
+    // Every fs command loads this file; the server itself loads only for `fs serve`.
+    const { startFeatureServer } = await import("../../adapters/server/server.js");
     const server = await startFeatureServer({
       repoPath: resolve(flags.repo),
       port: flags.port,

@@ -1,5 +1,4 @@
 import { Args, Flags } from "@oclif/core";
-import { generateAliccp, generateRees46 } from "../../../adapters/datasets/index.js";
 import { ValidationError } from "../../../registry/errors.js";
 import { DataCommand } from "../etl/base.js";
 
@@ -19,6 +18,7 @@ export default class DatasetsGenerate extends DataCommand {
     start: Flags.string({ description: "rees46: first day (YYYY-MM-DD, default 2019-10-01)" }),
   };
   async run(): Promise<void> {
+    const { generateAliccp, generateRees46 } = await import("../../../adapters/datasets/index.js");
     const { args, flags } = await this.parse(DatasetsGenerate);
     const t0 = Date.now();
     if (args.kind === "aliccp") {

@@ -1,5 +1,4 @@
 import { Flags } from "@oclif/core";
-import { loadMovieLens } from "../../../adapters/datasets/index.js";
 import { DataCommand } from "../etl/base.js";
 
 export default class DatasetsMovielens extends DataCommand {
@@ -10,6 +9,7 @@ export default class DatasetsMovielens extends DataCommand {
     "data-dir": Flags.string({ description: "folder holding ratings.csv and movies.csv (default ../shared/data/ml-latest-small from the project root, or $FSTORE_DATA_DIR/ml-latest-small)" }),
   };
   async run(): Promise<void> {
+    const { loadMovieLens } = await import("../../../adapters/datasets/index.js");
     const { flags } = await this.parse(DatasetsMovielens);
     const r = await loadMovieLens(flags.out, { dataDir: flags["data-dir"] });
     this.log(`movielens: ${r.counts.ratings} ratings, ${r.counts.items} items, ${r.counts.users} users -> ${r.ratings}, ${r.items}, ${r.users}`);

@@ -1,14 +1,16 @@
 import { existsSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Args, Flags } from "@oclif/core";
-import { isWorkflow, Workflow, WORKFLOW_FILE, type Splits } from "../../../adapters/etl/index.js";
+import type { Splits, Workflow } from "../../../adapters/etl/index.js";
 import { ValidationError } from "../../../registry/errors.js";
-import { importTs } from "../../../registry/loader.js";
 import { consoleProgress } from "../../../stores/progress.js";
 import { DataCommand } from "./base.js";
 
 /** A workflow from a .ts file (its default export, or its only exported Workflow) or a saved workflow folder. */
 export async function loadWorkflowFrom(path: string): Promise<{ workflow: Workflow; saved: boolean }> {
+  // Loaded here, not at the top: every fs command loads this file.
+  const { isWorkflow, Workflow, WORKFLOW_FILE } = await import("../../../adapters/etl/index.js");
+  const { importTs } = await import("../../../registry/loader.js");
   const p = resolve(path);
   if (!existsSync(p)) throw new ValidationError(`workflow ${path}: no such file or folder`);
   if (statSync(p).isDirectory()) {
