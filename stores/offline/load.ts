@@ -17,6 +17,7 @@ import {
 import { ValidationError } from "../../registry/errors.js";
 import { toEpochMs } from "../../registry/time.js";
 import { baseType, isListDtype, type Dtype, type ValueType } from "../../registry/types.js";
+import { duckTypeOf } from "./duck_types.js";
 import { ident } from "./sql.js";
 
 type WireScalar = "DOUBLE" | "BIGINT" | "VARCHAR" | "BOOLEAN" | "BLOB";
@@ -36,16 +37,6 @@ export interface PreparedColumn {
   duckType: string;
 }
 
-const SCALAR_DUCK: Record<ValueType, string> = {
-  int32: "INTEGER",
-  int64: "BIGINT",
-  float32: "FLOAT",
-  float64: "DOUBLE",
-  string: "VARCHAR",
-  bool: "BOOLEAN",
-  bytes: "BLOB",
-  unix_timestamp: "TIMESTAMP",
-};
 
 function isArrayLikeValue(v: unknown): v is ArrayLike<unknown> {
   return Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView) && !(v instanceof Uint8Array));
@@ -128,7 +119,7 @@ export function prepareColumn(name: string, values: ArrayLike<unknown>, target: 
   }
   const base = baseType(dtype);
   if (isListDtype(dtype)) return prepareList(name, values, base, fail);
-  const duckType = SCALAR_DUCK[base];
+  const duckType = duckTypeOf(base);
   const cast = (wire: WireType, out: ArrayLike<unknown> = values): PreparedColumn => ({
     name,
     wire,
@@ -192,7 +183,7 @@ export function prepareColumn(name: string, values: ArrayLike<unknown>, target: 
 function prepareList(name: string, values: ArrayLike<unknown>, base: ValueType, fail: (i: number, v: unknown, expected: string) => never): PreparedColumn {
   const q = ident(name);
   const n = values.length;
-  const elemDuck = SCALAR_DUCK[base];
+  const elemDuck = duckTypeOf(base);
   let wire: WireType;
   switch (base) {
     case "int32":
