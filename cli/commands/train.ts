@@ -2,7 +2,7 @@ import { Args, Flags } from "@oclif/core";
 import { resolve } from "node:path";
 import { ValidationError } from "../../registry/errors.js";
 import { consoleProgress } from "../../stores/progress.js";
-import { trainDlrmJob, trainTwoTowerJob, type TrainJobOptions } from "../../adapters/models/jobs.js";
+import type { TrainJobOptions } from "../../adapters/models/jobs.js";
 import type { BackendPreference } from "../../adapters/models/backend.js";
 import { RepoCommand, splitList } from "../base.js";
 
@@ -43,6 +43,8 @@ export default class Train extends RepoCommand {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Train);
+    // TensorFlow.js and DuckDB load only when this command runs, so other `fs` commands start fast.
+    const { trainDlrmJob, trainTwoTowerJob } = await import("../../adapters/models/jobs.js");
     const store = await this.openStore(flags.repo);
     const features = flags["feature-service"] ?? splitList(flags.features);
     if (Array.isArray(features) && features.length === 0) throw new ValidationError("give --features view:feature,... or --feature-service NAME");
