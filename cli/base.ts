@@ -4,7 +4,14 @@ import { resolve } from "node:path";
 import { FstoreError } from "../registry/errors.js";
 import { FeatureStore } from "../stores/feature_store.js";
 
-export abstract class RepoCommand extends Command {
+/** A command whose user-facing errors print as one line (see reportError). */
+export abstract class FstoreCommand extends Command {
+  protected override async catch(err: Error & { exitCode?: number }): Promise<void> {
+    return reportError(this, err, () => super.catch(err));
+  }
+}
+
+export abstract class RepoCommand extends FstoreCommand {
   static override baseFlags = {
     repo: Flags.string({ char: "r", aliases: ["chdir"], description: "feature repository folder (holds feature_store.yaml)", default: ".", helpGroup: "GLOBAL" }),
   };
@@ -20,10 +27,6 @@ export abstract class RepoCommand extends Command {
     await this.store?.close();
     this.store = null;
     return super.finally(err);
-  }
-
-  protected override async catch(err: Error & { exitCode?: number }): Promise<void> {
-    return reportError(this, err, () => super.catch(err));
   }
 
   protected printTable(rows: Array<Record<string, string>>): void {

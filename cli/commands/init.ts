@@ -1,9 +1,9 @@
-import { Args, Command } from "@oclif/core";
+import { Args } from "@oclif/core";
 import { basename, resolve } from "node:path";
 import { initRepo } from "../../registry/scaffold.js";
-import { reportError } from "../base.js";
+import { FstoreCommand } from "../base.js";
 
-export default class Init extends Command {
+export default class Init extends FstoreCommand {
   static override description = "Create a new feature repository with example definitions and generated data";
   static override examples = ["fs init demo && cd demo && fs apply && fs materialize-incremental now && fs get-online-features -f user_stats:clicks_7d -e user_id=1"];
   static override args = { name: Args.string({ description: "folder (and project) name", default: "feature_repo" }) };
@@ -12,9 +12,5 @@ export default class Init extends Command {
     const project = basename(resolve(args.name)).replace(/[^A-Za-z0-9_]/g, "_");
     const repo = await initRepo(args.name, project);
     this.log(`Created feature repository "${project}" in ${repo}.\nNext: cd ${args.name} && fs apply && fs materialize-incremental now && fs get-online-features -f user_stats:clicks_7d -e user_id=1`);
-  }
-
-  protected override async catch(err: Error & { exitCode?: number }): Promise<void> {
-    return reportError(this, err, () => super.catch(err));
   }
 }

@@ -1,10 +1,10 @@
-import { Command, Flags } from "@oclif/core";
+import { Flags } from "@oclif/core";
 import { resolve } from "node:path";
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT } from "../../adapters/server/defaults.js";
 import { LOG_LEVELS, type LogLevel } from "../../adapters/server/log.js";
-import { FstoreError } from "../../registry/errors.js";
+import { FstoreCommand } from "../base.js";
 
-export default class Serve extends Command {
+export default class Serve extends FstoreCommand {
   static override description = "Serve the feature store over HTTP with Feast's REST API (get-online-features, push, write-to-online-store, materialize, health, metrics)";
   static override examples = [
     "fs serve",
@@ -47,10 +47,5 @@ export default class Serve extends Command {
       process.once("SIGINT", () => stop("SIGINT"));
     });
     process.exit(0);
-  }
-
-  protected override async catch(err: Error & { exitCode?: number }): Promise<void> {
-    if (err instanceof FstoreError) this.error(err.message, { exit: 1 });
-    return super.catch(err);
   }
 }

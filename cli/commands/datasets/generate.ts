@@ -1,8 +1,8 @@
 import { Args, Flags } from "@oclif/core";
 import { ValidationError } from "../../../registry/errors.js";
-import { DataCommand } from "../etl/base.js";
+import { FstoreCommand } from "../../base.js";
 
-export default class DatasetsGenerate extends DataCommand {
+export default class DatasetsGenerate extends FstoreCommand {
   static override description = "Generate a synthetic data set: aliccp (Ali-CCP-like impressions with clicks from planted preferences) or rees46 (e-commerce events with planted sequences)";
   static override examples = ["fs datasets generate aliccp --rows 1000000 --out data/aliccp", "fs datasets generate rees46 --rows 100000 --out data/events.parquet"];
   static override args = { kind: Args.string({ required: true, options: ["aliccp", "rees46"], description: "which data set" }) };

@@ -1,7 +1,7 @@
 import { Flags } from "@oclif/core";
-import { DataCommand } from "../etl/base.js";
+import { FstoreCommand } from "../../base.js";
 
-export default class DatasetsMovielens extends DataCommand {
+export default class DatasetsMovielens extends FstoreCommand {
   static override description = "Turn the MovieLens latest-small files (../shared/data/ml-latest-small) into parquet offline sources: ratings, items, users";
   static override examples = ["fs datasets movielens --out data/movielens"];
   static override flags = {

@@ -4,7 +4,7 @@ import { Args, Flags } from "@oclif/core";
 import type { Splits, Workflow } from "../../../adapters/etl/index.js";
 import { ValidationError } from "../../../registry/errors.js";
 import { consoleProgress } from "../../../stores/progress.js";
-import { DataCommand } from "./base.js";
+import { FstoreCommand } from "../../base.js";
 
 /** A workflow from a .ts file (its default export, or its only exported Workflow) or a saved workflow folder. */
 export async function loadWorkflowFrom(path: string): Promise<{ workflow: Workflow; saved: boolean }> {
@@ -31,7 +31,7 @@ function parseSplits(s: string | undefined): Splits | undefined {
   return { train: parts[0], valid: parts[1] ?? 0, test: parts[2] ?? 0 };
 }
 
-export default class EtlRun extends DataCommand {
+export default class EtlRun extends FstoreCommand {
   static override description = "Fit a workflow (a .ts file exporting a Workflow, or a saved workflow folder) and write the transformed data as parquet with schema.json";
   static override examples = [
     "fs etl run workflow.ts --input data/raw/train --output data/processed/train --save data/workflow",
