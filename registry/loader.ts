@@ -6,7 +6,7 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ValidationError, errorMessage } from "./errors.js";
-import { type Definition, isDefinition, isKind } from "./definitions.js";
+import { type Definition, isDefinition } from "./definitions.js";
 
 /**
  * The library entry "fstore" maps to: the compiled dist/index.js (loaded natively, fast) when there is
@@ -82,5 +82,3 @@ export async function loadRepoDefinitions(repoPath: string): Promise<LoadedDefin
   }
   return [...seen.values()];
 }
-
-export { isKind };
