@@ -5,7 +5,7 @@ import { isAbsolute, join } from "node:path";
 import { ValidationError } from "./errors.js";
 import { type Definition, isKind } from "./definitions.js";
 import type { LoadedDefinition } from "./loader.js";
-import type { ObjectKind, RegistryChange, RegistryObjects } from "./registry.js";
+import { KIND_FIELDS, type ObjectKind, type RegistryChange, type RegistryObjects } from "./registry.js";
 import type { DataSourceSpec, FeatureViewSpec, RegistryContents } from "./types.js";
 
 export interface DesiredState extends RegistryObjects {
@@ -105,17 +105,10 @@ export interface Plan {
   onlineDrop: FeatureViewSpec[];
 }
 
-const KINDS: Array<[ObjectKind, keyof RegistryObjects]> = [
-  ["entity", "entities"],
-  ["data_source", "dataSources"],
-  ["feature_view", "featureViews"],
-  ["feature_service", "featureServices"],
-];
-
 export function diff(current: RegistryContents, desired: RegistryObjects): Plan {
   const entries: PlanEntry[] = [];
   const change: RegistryChange = { upsert: [], remove: [] };
-  for (const [kind, field] of KINDS) {
+  for (const [kind, field] of KIND_FIELDS) {
     const have = new Map((current[field] as Array<{ name: string }>).map((o) => [o.name, o]));
     const want = new Map((desired[field] as Array<{ name: string }>).map((o) => [o.name, o]));
     for (const [name, spec] of want) {

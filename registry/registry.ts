@@ -16,7 +16,8 @@ export interface RegistryObjects {
   featureServices: FeatureServiceSpec[];
 }
 
-const KIND_FIELDS: Array<[ObjectKind, keyof RegistryObjects]> = [
+/** each object kind and the RegistryObjects field holding it */
+export const KIND_FIELDS: Array<[ObjectKind, keyof RegistryObjects]> = [
   ["entity", "entities"],
   ["data_source", "dataSources"],
   ["feature_view", "featureViews"],

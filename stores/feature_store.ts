@@ -7,7 +7,9 @@ import { type Plan, compileDefinitions, diff } from "../registry/plan.js";
 import { Registry } from "../registry/registry.js";
 import { toEpochMs } from "../registry/time.js";
 import type { FeatureServiceSpec, FeatureViewSpec, RegistryContents } from "../registry/types.js";
-import { materializeViews } from "./materialize.js";
+import { type MaterializeReport, materializeViews } from "./materialize.js";
+
+export type { MaterializeReport };
 import { OnlineResponse } from "./online_response.js";
 import { type ResolvedFeatures, resolveFeatures } from "./references.js";
 import { type RowsInput, toColumns, toOnlineBatch } from "./rows.js";
@@ -46,10 +48,6 @@ export interface MaterializeOptions {
   views?: string[];
   progress?: ProgressSink;
   batchSize?: number;
-}
-
-export interface MaterializeReport {
-  views: Array<{ view: string; start: number; end: number; rows: number; written: number; seconds: number }>;
 }
 
 export type PushTarget = "online" | "offline" | "online_and_offline";
@@ -308,12 +306,10 @@ export class FeatureStore {
     const views = reg.featureViews.filter((v) => v.source.type === "push" && v.source.name === pushSourceName);
     // Check every view's rows before writing anything.
     const now = Date.now();
-    const batches = views.map((v) => ({ view: v, batch: toOnlineBatch(v, rows, `push to "${pushSourceName}"`, now) }));
+    const cols = toColumns(rows, `push to "${pushSourceName}"`);
+    const batches = views.map((v) => ({ view: v, batch: toOnlineBatch(v, cols.columns, `push to "${pushSourceName}"`, now) }));
     let written = 0;
-    if (to !== "online") {
-      const cols = toColumns(rows, `push to "${pushSourceName}"`);
-      await (await this.offlineStore()).appendRows(source.batchSource, cols);
-    }
+    if (to !== "online") await (await this.offlineStore()).appendRows(source.batchSource, cols);
     if (to !== "offline") {
       const online = await this.onlineStore();
       for (const { view, batch } of batches) if (view.online && batch.length) written += await online.write(this.project, view, batch);

@@ -14,6 +14,10 @@ export interface MaterializeContext {
   recordInterval: (interval: MaterializationInterval) => void;
 }
 
+export interface MaterializeReport {
+  views: Array<{ view: string; start: number; end: number; rows: number; written: number; seconds: number }>;
+}
+
 export interface ViewJob {
   view: FeatureViewSpec;
   startMs: number;
@@ -35,8 +39,8 @@ export function toWriteBatch(view: FeatureViewSpec, chunk: ColumnBatch): OnlineW
   };
 }
 
-export async function materializeViews(jobs: ViewJob[], ctx: MaterializeContext) {
-  const report: Array<{ view: string; start: number; end: number; rows: number; written: number; seconds: number }> = [];
+export async function materializeViews(jobs: ViewJob[], ctx: MaterializeContext): Promise<MaterializeReport> {
+  const report: MaterializeReport["views"] = [];
   for (const { view, startMs, endMs } of jobs) {
     const t0 = performance.now();
     const pulled = await ctx.offline.pullLatest(view, startMs, endMs, { batchSize: ctx.batchSize });

@@ -159,8 +159,7 @@ export interface HttpResult {
   headers: Headers;
 }
 
-export async function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<HttpResult> {
-  const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: typeof body === "string" ? body : JSON.stringify(body) });
+async function readResult(res: Response): Promise<HttpResult> {
   const text = await res.text();
   let json: Record<string, unknown> = {};
   try {
@@ -171,14 +170,10 @@ export async function post(url: string, body: unknown, headers: Record<string, s
   return { status: res.status, json, text, headers: res.headers };
 }
 
+export async function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<HttpResult> {
+  return readResult(await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: typeof body === "string" ? body : JSON.stringify(body) }));
+}
+
 export async function get(url: string, headers: Record<string, string> = {}): Promise<HttpResult> {
-  const res = await fetch(url, { headers });
-  const text = await res.text();
-  let json: Record<string, unknown> = {};
-  try {
-    json = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    // not JSON
-  }
-  return { status: res.status, json, text, headers: res.headers };
+  return readResult(await fetch(url, { headers }));
 }
