@@ -8,7 +8,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ValidationError } from "../registry/errors.js";
 import type { Dtype, FeatureViewSpec, FieldSpec } from "../registry/types.js";
-import { EntityKeyCodec } from "../stores/online/codec.js";
+import { EntityKeyCodec, SchemaBook, encodeRows } from "../stores/online/codec.js";
 import { createOnlineStore, parseRedisConnectionString } from "../stores/online/index.js";
 import type { OnlineRecord, OnlineStore, OnlineWriteBatch } from "../stores/types.js";
 
@@ -249,22 +249,72 @@ describe("both stores", () => {
 });
 
 describe("sqlite specifics", () => {
-  it("creates one WAL table per (project, view) on update and drops it with the view", async () => {
+  it("keeps one WAL table per entity-key set, shared by its views, and drops a view's rows with it", async () => {
     const path = join(tmp, "update.db");
     const store = await createOnlineStore({ type: "sqlite", path });
     const raw = new Database(path, { readonly: true });
-    const tables = () => (raw.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'p1__%'").all() as Array<{ name: string }>).map((r) => r.name).sort();
+    const tables = () => (raw.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'p1:%'").all() as Array<{ name: string }>).map((r) => r.name).sort();
+    const more = view("user_more", [["user_id", "int64"]], [["age", "int64"]]);
+    const read = async (v: FeatureViewSpec, key: unknown[]) => (await store.read("p1", [{ view: v, features: v.features.map((f) => f.name), entityKeys: [key] }]))[0][0]?.values ?? null;
     try {
-      await store.update("p1", [userStats, pair], []);
-      expect(tables()).toEqual(["p1__user_item", "p1__user_stats"]);
+      await store.update("p1", [userStats, pair, more], []);
+      expect(tables()).toEqual(["p1:user_id", "p1:user_id,item_id"]);
       expect(raw.pragma("journal_mode", { simple: true })).toBe("wal");
-      await store.update("p1", [userStats, pair], []); // idempotent
-      await store.update("p1", [userStats], [pair]);
-      expect(tables()).toEqual(["p1__user_stats"]);
+      await store.update("p1", [userStats, pair, more], []); // idempotent
+      await store.write("p1", userStats, batch(userStats, [{ key: [1], values: { clicks: 3 }, ev: 10 }]));
+      await store.write("p1", more, batch(more, [{ key: [1], values: { age: 40 }, ev: 10 }]));
+      await store.write("p1", pair, batch(pair, [{ key: [1, "a"], values: { score: 0.5 }, ev: 10 }]));
+      // one read of two views of the same entity set
+      const both = await store.read("p1", [
+        { view: userStats, features: ["clicks"], entityKeys: [[1], [2], [1]] },
+        { view: more, features: ["age"], entityKeys: [[1], [2], [1]] },
+      ]);
+      expect(both.map((r) => r.map((x) => x?.values ?? null))).toEqual([
+        [{ clicks: 3, ctr: null }, null, { clicks: 3, ctr: null }],
+        [{ age: 40 }, null, { age: 40 }],
+      ]);
+      await store.update("p1", [userStats], [pair, more]);
+      expect(tables()).toEqual(["p1:user_id"]);
+      expect(await read(more, [1])).toBeNull();
+      expect(await read(userStats, [1])).toEqual({ clicks: 3, ctr: null });
+      expect(raw.prepare(`SELECT count(*) FROM "p1:user_id"`).pluck().get()).toBe(1);
     } finally {
       raw.close();
       await store.close();
     }
+  });
+
+  it("moves the rows of a table-per-view store (the layout before 0.2) into the entity table on first use", async () => {
+    const path = join(tmp, "legacy.db");
+    const old = new Database(path);
+    const schema = new SchemaBook().ofView(userStats);
+    const b = batch(userStats, [
+      { key: [5], values: { clicks: 9, ctr: 0.25 }, ev: 100, cr: 1 },
+      { key: [6], values: { clicks: 1 }, ev: 100 },
+    ]);
+    const { buf, offsets } = encodeRows(userStats, schema, b);
+    old.exec("CREATE TABLE __fstore_payload_schemas (fingerprint INTEGER PRIMARY KEY, fields TEXT NOT NULL)");
+    old.exec("CREATE TABLE __fstore_tables (name TEXT PRIMARY KEY, project TEXT NOT NULL, view TEXT NOT NULL)");
+    old.exec(`CREATE TABLE "p2__user_stats" (entity_key TEXT PRIMARY KEY, event_ts INTEGER NOT NULL, created_ts INTEGER NOT NULL, payload BLOB NOT NULL) WITHOUT ROWID`);
+    old.prepare("INSERT INTO __fstore_payload_schemas VALUES (?, ?)").run(schema.fingerprint, JSON.stringify(schema.fields));
+    old.prepare("INSERT INTO __fstore_tables VALUES (?, ?, ?)").run("p2__user_stats", "p2", "user_stats");
+    const ins = old.prepare(`INSERT INTO "p2__user_stats" VALUES (?, ?, ?, ?)`);
+    ["5", "6"].forEach((k, r) => ins.run(k, 100, r === 0 ? 1 : 0, buf.subarray(offsets[r], offsets[r + 1])));
+    old.close();
+    const store = await createOnlineStore({ type: "sqlite", path });
+    try {
+      const got = await store.read("p2", [{ view: userStats, features: ["clicks", "ctr"], entityKeys: [[5], [6], [7]] }]);
+      expect(got[0].map((r) => r?.values ?? null)).toEqual([{ clicks: 9, ctr: 0.25 }, { clicks: 1, ctr: null }, null]);
+      // an older write still loses against the moved row
+      expect(await store.write("p2", userStats, batch(userStats, [{ key: [5], values: { clicks: 0 }, ev: 50 }]))).toBe(0);
+    } finally {
+      await store.close();
+    }
+    const check = new Database(path, { readonly: true });
+    const names = (check.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>).map((r) => r.name);
+    check.close();
+    expect(names).not.toContain("p2__user_stats");
+    expect(names).toContain("p2:user_id");
   });
 });
 

@@ -198,6 +198,8 @@ export interface PayloadSchema {
   names: string[];
   codes: Uint8Array;
   bitmapBytes: number;
+  /** every field null: decoding copies it, so each record gets one fixed object shape (fast property access) */
+  template: Record<string, unknown>;
 }
 
 /** FNV-1a (32 bit) of "name:dtype,..." */
@@ -220,7 +222,9 @@ export function payloadSchema(fields: FieldSpec[]): PayloadSchema {
     if (code === undefined) throw new ValidationError(`field "${f.name}": dtype "${f.dtype}" cannot be stored online`);
     codes[i] = code | (list ? LIST : 0);
   });
-  return { fingerprint: fingerprintOf(fields), fields: fields.map((f) => ({ name: f.name, dtype: f.dtype })), names: fields.map((f) => f.name), codes, bitmapBytes: (fields.length + 7) >> 3 };
+  const template: Record<string, unknown> = {};
+  for (const f of fields) template[f.name] = null;
+  return { fingerprint: fingerprintOf(fields), fields: fields.map((f) => ({ name: f.name, dtype: f.dtype })), names: fields.map((f) => f.name), codes, bitmapBytes: (fields.length + 7) >> 3, template };
 }
 
 /** Fingerprint -> schema, for payloads written before a view's schema changed. */
@@ -250,8 +254,8 @@ export class SchemaBook {
   }
 }
 
-export function payloadFingerprint(buf: Uint8Array): number {
-  return (buf[1] | (buf[2] << 8) | (buf[3] << 16) | (buf[4] << 24)) >>> 0;
+export function payloadFingerprint(buf: Uint8Array, start = 0): number {
+  return (buf[start + 1] | (buf[start + 2] << 8) | (buf[start + 3] << 16) | (buf[start + 4] << 24)) >>> 0;
 }
 
 // ---------------------------------------------------------------- encoding
@@ -546,19 +550,17 @@ function readScalar(b: Buffer, dv: DataView, code: number, c: Cursor): unknown {
  * Unpacks a payload written with `schema`. `wanted` features absent from the schema come back null,
  * so a payload written before a feature was added still answers.
  */
-export function decodePayload(b: Buffer, schema: PayloadSchema, wanted?: readonly string[]): DecodedPayload {
-  if (b[0] !== PAYLOAD_VERSION) throw new Error(`corrupt online payload: version ${b[0]}, expected ${PAYLOAD_VERSION}`);
-  const values: Record<string, unknown> = {};
+export function decodePayload(b: Buffer, schema: PayloadSchema, wanted?: readonly string[], start = 0): DecodedPayload {
+  if (b[start] !== PAYLOAD_VERSION) throw new Error(`corrupt online payload: version ${b[start]}, expected ${PAYLOAD_VERSION}`);
+  const values: Record<string, unknown> = { ...schema.template };
+  // offsets below are absolute in `b`, so a payload inside a larger buffer decodes without a copy
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   const codes = schema.codes;
   const names = schema.names;
-  const bitmapAt = HEADER_BYTES;
-  const c: Cursor = { o: HEADER_BYTES + schema.bitmapBytes };
+  const bitmapAt = start + HEADER_BYTES;
+  const c: Cursor = { o: bitmapAt + schema.bitmapBytes };
   for (let f = 0; f < codes.length; f++) {
-    if ((b[bitmapAt + (f >> 3)] & (1 << (f & 7))) === 0) {
-      values[names[f]] = null;
-      continue;
-    }
+    if ((b[bitmapAt + (f >> 3)] & (1 << (f & 7))) === 0) continue;
     const code = codes[f];
     if (code === T_FLOAT) {
       values[names[f]] = dv.getFloat64(c.o, true);
@@ -574,5 +576,5 @@ export function decodePayload(b: Buffer, schema: PayloadSchema, wanted?: readonl
     }
   }
   if (wanted) for (const w of wanted) if (!(w in values)) values[w] = null;
-  return { eventTs: dv.getFloat64(TS_OFFSET, true), createdTs: dv.getFloat64(TS_OFFSET + 8, true), values };
+  return { eventTs: dv.getFloat64(start + TS_OFFSET, true), createdTs: dv.getFloat64(start + TS_OFFSET + 8, true), values };
 }
