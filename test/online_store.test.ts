@@ -176,6 +176,11 @@ describe.each(cases)("online store: $name", ({ name, open, cleanup }) => {
     ]));
     expect(n).toBe(1);
     expect((await store.read(PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[501]] }]))[0][0]?.values.clicks).toBe(2);
+    // a batch large enough to be written many rows per statement, duplicates inside one statement
+    const many = Array.from({ length: 100 }, (_, i) => ({ key: [600 + (i % 40)], values: { clicks: i }, ev: i < 40 ? 30 : i < 80 ? 10 : 30 }));
+    expect(await store.write(PROJECT, userStats, batch(userStats, many))).toBe(60);
+    const got = await store.read(PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: Array.from({ length: 40 }, (_, i) => [600 + i]) }]);
+    expect(got[0].map((r) => r?.values.clicks)).toEqual(Array.from({ length: 40 }, (_, i) => (i < 20 ? 80 + i : i)));
   });
 
   it("writes a batch whole or not at all when a value cannot be encoded", async () => {
