@@ -4,13 +4,14 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { initBackend, matMulFast, tf } from "../adapters/models/backend.js";
 import { EmbeddingTable } from "../adapters/models/embedding.js";
-import { frameFromRows, rng, uniqueBy, type Frame } from "../adapters/models/frame.js";
+import { frameFromRows, rng, sliceFrame, takeRows, uniqueBy, type Frame } from "../adapters/models/frame.js";
 import { auc, evaluateTopK, listMetrics, logLoss, topK } from "../adapters/models/metrics.js";
 import { sampleNegatives } from "../adapters/models/negatives.js";
 import { FeatureEncoder, Optimizer } from "../adapters/models/nn.js";
 import { loadSchema, parseSchema, selectInputs } from "../adapters/models/schema.js";
 import { accidentalHitMask, TwoTowerModel } from "../adapters/models/two_tower.js";
 import { DlrmModel } from "../adapters/models/dlrm.js";
+import { DlrmScorer } from "../adapters/models/dlrm_scorer.js";
 import { fit } from "../adapters/models/train.js";
 import { dlrmToLayers, loadModel, predict, readItemEmbeddings, saveModel, towerToLayers, writeItemEmbeddings } from "../adapters/models/artifacts.js";
 import { ValidationError } from "../registry/errors.js";
@@ -353,6 +354,69 @@ describe("artifacts", () => {
     expectClose(predict(await loadModel(join(dir, "dlrm")), data), dl.score(data), 1e-5);
     tt.dispose();
     dl.dispose();
+  });
+
+  it("the typed-array DLRM scorer gives the trained model's scores (rows, one user's candidates, a loaded model)", async () => {
+    const tensorsBefore = tf.memory().numTensors;
+    // Continuous inputs on the user side (the bottom MLP is shared by a request) and on the item side (it is not).
+    for (const continuousSide of ["user", "item"] as const) {
+      const schema = [
+        ...plantedSchema,
+        { name: "genres", dtype: "int32", isList: true, tags: ["categorical", "item", "list"], properties: { cardinality: 6 } },
+        { name: "age", dtype: "float32", tags: ["continuous", continuousSide], properties: {} },
+        { name: "device", dtype: "int32", tags: ["categorical"], properties: { cardinality: 3 } }, // no side tag: context
+      ];
+      const spec = selectInputs(parseSchema(schema));
+      const n = 400;
+      const base = planted(n, 8);
+      const r = rng(3);
+      const offsets = new Int32Array(n + 1);
+      const values: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const k = Math.floor(r() * 3);
+        for (let j = 0; j < k; j++) values.push(Math.floor(r() * 6));
+        offsets[i + 1] = values.length;
+      }
+      const cols = { ...base.columns, genres: { offsets, values: Int32Array.from(values) }, age: Float32Array.from({ length: n }, () => r() * 2 - 1), device: Int32Array.from({ length: n }, () => Math.floor(r() * 3)) };
+      const data: Frame = { length: n, columns: cols };
+      const dl = new DlrmModel(spec, { embeddingDim: 8, bottomLayers: [16, 8], topLayers: [32, 16], negatives: 2, learningRate: 0.01, seed: 9 });
+      fit(dl, data, { epochs: 2, batchSize: 64 });
+      const expected = dl.score(data);
+      expect(new Set(Array.from(expected, (x) => x.toFixed(5))).size).toBeGreaterThan(50); // not a constant model
+      // One request: user 7 on device 2 (age 0.3 when it is a user feature) against 60 candidate items.
+      const m = 60;
+      const cand = takeRows(data, Int32Array.from({ length: m }, (_, i) => i * 5));
+      const shared: Frame = { length: 1, columns: { user_id: Int32Array.of(7), device: Int32Array.of(2), ...(continuousSide === "user" ? { age: Float32Array.of(0.3) } : {}) } };
+      const repeated: Frame = { length: m, columns: { ...cand.columns, user_id: new Int32Array(m).fill(7), device: new Int32Array(m).fill(2), ...(continuousSide === "user" ? { age: new Float32Array(m).fill(0.3) } : {}) } };
+      const want = dl.score(repeated);
+      for (const engine of ["tfjs", "js"] as const) {
+        const scorer = DlrmScorer.fromModel(dl, engine);
+        expect(scorer.engine).toBe(engine);
+        expectClose(scorer.score(data), expected, 1e-5);
+        expectClose(scorer.scoreCandidates(shared, cand), want, 1e-5);
+        // Scratch buffers are reused: a second, smaller call is not polluted by the first.
+        expectClose(scorer.scoreCandidates(shared, sliceFrame(cand, 0, 7)), want.subarray(0, 7), 1e-5);
+        scorer.dispose();
+      }
+
+      const d = dlrmToLayers(dl);
+      const folder = join(dir, `dlrm-scorer-${continuousSide}`);
+      await saveModel(d.model, folder, { kind: "dlrm", inputs: d.inputs, output: { name: "click_probability", dim: 1 }, metrics: {}, training: {} });
+      const loaded = await loadModel(folder);
+      const fromLayers = DlrmScorer.fromLayers(loaded);
+      // The folded F x F interaction kernel keeps exactly the trained pairs.
+      expect(fromLayers.weights.pairs).toEqual(dl.pairs);
+      expectClose(fromLayers.scoreCandidates(shared, cand), want, 1e-5);
+      expectClose(fromLayers.score(data), expected, 1e-5);
+      fromLayers.dispose();
+      d.model.dispose();
+      loaded.model.dispose();
+      dl.dispose();
+    }
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+    const tower = await loadModel(join(dir, "query"));
+    expect(() => DlrmScorer.fromLayers(tower)).toThrow(/not a dlrm/);
+    tower.model.dispose();
   });
 
   it("names a missing model file", async () => {

@@ -5,6 +5,7 @@ export { saveModel, loadModel, predict, writeItemEmbeddings, readItemEmbeddings,
 export { trainTwoTowerJob, trainDlrmJob, type TrainJobOptions, type TrainJobResult } from "./jobs.js";
 export { TwoTowerModel, type TwoTowerOptions } from "./two_tower.js";
 export { DlrmModel, type DlrmOptions } from "./dlrm.js";
+export { DlrmScorer, type DlrmScorerWeights, type ScorerEngine } from "./dlrm_scorer.js";
 export { loadSchema, parseSchema, selectInputs, inferEmbeddingDim, type SchemaColumn, type InputSpec } from "./schema.js";
 export { evaluateTopK, listMetrics, topK, auc, logLoss, type TopKMetrics } from "./metrics.js";
 export { comparisonChartSvg, retrievalReport, rankingReport } from "./evaluate.js";
