@@ -1,21 +1,21 @@
-// The feature server under load (autocannon, loopback), on Feast's benchmark shape: 25 feature views x
+// The feature server under load (bench/loadgen.ts, loopback), on Feast's benchmark shape: 25 feature views x
 // 10 features over N entities (FSTORE_BENCH_ENTITIES, default 100,000: materializing 25 x 1M rows
 // into each store takes minutes; FSTORE_BENCH_ENTITIES=1000000 gives Feast's full shape), SQLite and Redis online stores.
 // Beside each figure: the same load against a bare node:http handler answering a body of the same size
-// (the floor) and the ratio. The servers run in child processes (one core), the load generator here.
+// (the floor) and the ratio. The servers run in child processes (one core), the load generator here
+// (bench/loadgen.ts: evenly spaced open-loop requests, latency counted from when each was due).
 //
 //   npm run bench -- server            FSTORE_BENCH_ENTITIES=100000 FSTORE_BENCH_SECONDS=5 npm run bench -- server
 import { type ChildProcess, fork } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { Redis } from "ioredis";
-import { serializeFeastResponse } from "../adapters/server/serialize.js";
-import { measure, percentile, performance, report } from "./lib.js";
+import { measure, performance, report } from "./lib.js";
+import { type LoadResult, runLoad } from "./loadgen.js";
 
 const VIEWS = 25;
 const FEATURES = 10;
@@ -23,35 +23,6 @@ const ENTITIES = Number(process.env.FSTORE_BENCH_ENTITIES ?? 100_000);
 const SECONDS = Number(process.env.FSTORE_BENCH_SECONDS ?? 10);
 const SELF = fileURLToPath(import.meta.url);
 const END = Date.parse("2026-01-01T00:00:00Z");
-
-// ------------------------------------------------------------------ autocannon (no bundled types)
-
-interface CannonRequest {
-  method: string;
-  path: string;
-  headers?: Record<string, string>;
-  body?: string;
-  setupRequest?: (req: CannonRequest) => CannonRequest;
-}
-interface CannonOptions {
-  url: string;
-  connections: number;
-  duration: number;
-  overallRate?: number;
-  pipelining?: number;
-  requests: CannonRequest[];
-}
-interface CannonResult {
-  requests: { average: number; total: number };
-  non2xx: number;
-  errors: number;
-  timeouts: number;
-  duration: number;
-}
-interface CannonInstance extends Promise<CannonResult> {
-  on(event: "response", fn: (client: unknown, status: number, bytes: number, ms: number) => void): void;
-}
-const autocannon = createRequire(import.meta.url)("autocannon") as (o: CannonOptions) => CannonInstance;
 
 // ------------------------------------------------------------------ child processes (servers)
 
@@ -208,29 +179,8 @@ function bodyFor(features: string[], rows: number): string {
   return JSON.stringify({ features, entities: { user_id: Array.from({ length: rows }, randomId) } });
 }
 
-interface LoadResult {
-  rps: number;
-  p50: number;
-  p99: number;
-  errors: number;
-}
-
 async function load(url: string, path: string, makeBody: () => string, opts: { connections: number; rate?: number; seconds?: number }): Promise<LoadResult> {
-  const lat: number[] = [];
-  const inst = autocannon({
-    url,
-    connections: opts.connections,
-    duration: opts.seconds ?? SECONDS,
-    overallRate: opts.rate,
-    requests: [{ method: "POST", path, headers: { "content-type": "application/json" }, setupRequest: (r) => ({ ...r, body: makeBody() }) }],
-  });
-  // autocannon's own histogram rounds to whole ms: keep the exact times
-  inst.on("response", (_c, status, _b, ms) => {
-    if (status === 200) lat.push(ms);
-  });
-  const r = await inst;
-  lat.sort((a, b) => a - b);
-  return { rps: r.requests.total / r.duration, p50: percentile(lat, 50), p99: percentile(lat, 99), errors: r.non2xx + r.errors + r.timeouts };
+  return runLoad({ url, path, body: makeBody, connections: opts.connections, rate: opts.rate, seconds: opts.seconds ?? SECONDS });
 }
 
 async function fetchBody(url: string, path: string, body: string): Promise<string> {
@@ -274,16 +224,16 @@ async function inProcess(kind: string, repo: string): Promise<void> {
       const read = await measure(() => store.getOnlineFeatures({ features, entities: { user_id: Array.from({ length: rows }, randomId) } }), iterations);
       const full = await measure(async () => {
         const r = await store.getOnlineFeatures({ features, entities: { user_id: Array.from({ length: rows }, randomId) } });
-        return serializeFeastResponse(r.toFeastJSON());
+        return r.toFeastJSONText();
       }, iterations);
       report(`${kind}: in process (no HTTP), ${name}: read+JSON p99`, full.p99 / 1000, "ms", { baseline: read.p99 / 1000, baselineName: "getOnlineFeatures alone" });
       report(`${kind}: in process (no HTTP), ${name}: read+JSON p50`, full.p50 / 1000, "ms", { baseline: read.p50 / 1000, baselineName: "getOnlineFeatures alone" });
     }
     // the hand-written serialiser against JSON.stringify on the largest answer
-    const big = (await store.getOnlineFeatures({ features: ALL_FEATURES, entities: { user_id: Array.from({ length: 100 }, randomId) } })).toFeastJSON();
-    const hand = await measure(() => serializeFeastResponse(big), 100, 20);
-    const std = await measure(() => JSON.stringify(big), 100, 20);
-    report(`${kind}: serialise 100 x 250 answer, hand-written p50`, hand.p50 / 1000, "ms", { baseline: std.p50 / 1000, baselineName: "JSON.stringify" });
+    const bigResponse = await store.getOnlineFeatures({ features: ALL_FEATURES, entities: { user_id: Array.from({ length: 100 }, randomId) } });
+    const hand = await measure(() => bigResponse.toFeastJSONText(), 100, 20);
+    const std = await measure(() => JSON.stringify(bigResponse.toFeastJSON()), 100, 20);
+    report(`${kind}: JSON of the 100 x 250 answer, toFeastJSONText p50`, hand.p50 / 1000, "ms", { baseline: std.p50 / 1000, baselineName: "JSON.stringify(toFeastJSON())" });
   } finally {
     await store.close();
   }

@@ -91,4 +91,68 @@ export class OnlineResponse {
     });
     return { metadata: { feature_names: this.featureNames }, results };
   }
+  /**
+   * `JSON.stringify(toFeastJSON())`, written straight from the records: no per-feature result objects,
+   * and a view's statuses and event timestamps are rendered once and shared by its features. Int64
+   * values beyond 2^53 (bigint) are written as exact JSON numbers.
+   */
+  toFeastJSONText(): string {
+    const n = this.rowCount;
+    const repeat = (item: string) => (n === 0 ? "[]" : `[${`${item},`.repeat(n - 1)}${item}]`);
+    const entityTail = `,"statuses":${repeat('"PRESENT"')},"event_timestamps":${repeat(`"${EPOCH}"`)}}`;
+    const parts: string[] = [`{"metadata":{"feature_names":${JSON.stringify(this.featureNames)}},"results":[`];
+    let first = true;
+    for (const c of this.entityColumns) {
+      parts.push(`${first ? "" : ","}{"values":${jsonList(c.values, n)}${entityTail}`);
+      first = false;
+    }
+    const stampText = new Map<number, string>();
+    this.views.forEach((v, vi) => {
+      const recs = this.records[vi];
+      let statuses = "[";
+      let stamps = "[";
+      for (let i = 0; i < n; i++) {
+        const r = recs[i];
+        const sep = i ? "," : "";
+        statuses += `${sep}"${this.statusOf(vi, i)}"`;
+        if (!r) {
+          stamps += `${sep}"${EPOCH}"`;
+          continue;
+        }
+        let t = stampText.get(r.eventTs);
+        if (t === undefined) {
+          t = `"${isoUtc(r.eventTs)}"`;
+          stampText.set(r.eventTs, t);
+        }
+        stamps += sep + t;
+      }
+      const tail = `,"statuses":${statuses}],"event_timestamps":${stamps}]}`;
+      for (const f of v.features) {
+        let values = "[";
+        for (let i = 0; i < n; i++) {
+          const r = recs[i];
+          values += (i ? "," : "") + jsonValue(r ? r.values[f.name] : null);
+        }
+        parts.push(`${first ? "" : ","}{"values":${values}]${tail}`);
+        first = false;
+      }
+    });
+    parts.push("]}");
+    return parts.join("");
+  }
+}
+
+function jsonValue(x: unknown): string {
+  if (x === null || x === undefined) return "null";
+  if (typeof x === "number") return Number.isFinite(x) ? String(x) : "null";
+  if (typeof x === "bigint") return x.toString();
+  if (typeof x === "boolean") return x ? "true" : "false";
+  if (Array.isArray(x) && x.some((e) => typeof e === "bigint")) return `[${x.map(jsonValue).join(",")}]`;
+  return JSON.stringify(x) ?? "null";
+}
+
+function jsonList(values: ArrayLike<unknown>, n: number): string {
+  let out = "[";
+  for (let i = 0; i < n; i++) out += (i ? "," : "") + jsonValue(values[i]);
+  return out + "]";
 }

@@ -1,23 +1,51 @@
-// The hand-written response serialiser writes exactly what JSON.stringify writes, shared arrays included.
+// The hand-written response JSON is exactly what JSON.stringify writes of the response object.
 import { describe, expect, it } from "vitest";
-import { serializeFeastResponse } from "../adapters/server/serialize.js";
 import { Metrics } from "../adapters/server/metrics.js";
+import type { FeatureViewSpec } from "../registry/types.js";
+import { OnlineResponse } from "../stores/online_response.js";
 
-describe("serializeFeastResponse", () => {
-  it("matches JSON.stringify, with statuses and timestamps shared across a view's features", () => {
-    const statuses = ["PRESENT", "NOT_FOUND", "OUTSIDE_MAX_AGE"];
-    const stamps = ["2024-01-01T00:00:00Z", "1970-01-01T00:00:00Z", "2023-01-01T00:00:00.5Z"];
-    const r = {
-      metadata: { feature_names: ["user_id", "age", "name \"q\"", "tags"] },
-      results: [
-        { values: [1, 2, 3], statuses: ["PRESENT", "PRESENT", "PRESENT"], event_timestamps: ["1970-01-01T00:00:00Z", "1970-01-01T00:00:00Z", "1970-01-01T00:00:00Z"] },
-        { values: [31, null, 1.5e300], statuses, event_timestamps: stamps },
-        { values: ["a\nb", null, "ü\u2028"], statuses, event_timestamps: stamps },
-        { values: [[1, 2], null, []], statuses, event_timestamps: stamps },
+function spec(name: string, ttlSeconds: number): FeatureViewSpec {
+  return {
+    name,
+    entities: ["user"],
+    entityColumns: [{ name: "user_id", dtype: "int64" }],
+    features: [],
+    ttlSeconds,
+    source: { type: "file", name: "s", path: "/x.parquet", timestampField: "ts", fieldMapping: {}, description: "", tags: {} },
+    online: true,
+    tags: {},
+    description: "",
+    owner: "",
+  };
+}
+
+describe("OnlineResponse.toFeastJSONText", () => {
+  it("matches JSON.stringify(toFeastJSON()), statuses and timestamps per view, every value kind", () => {
+    const now = Date.parse("2024-06-01T00:00:00Z");
+    const a = spec("a", 3600);
+    const b = spec("b", 0);
+    const r = new OnlineResponse(
+      [{ name: "user_id", values: [1, 2, 3] }],
+      [
+        { view: a, features: [{ name: "age", outputName: "age" }, { name: "name", outputName: 'name "q"' }] },
+        { view: b, features: [{ name: "tags", outputName: "b__tags" }, { name: "ok", outputName: "ok" }] },
       ],
-    };
-    expect(serializeFeastResponse(r)).toBe(JSON.stringify(r));
-    expect(serializeFeastResponse({ metadata: { feature_names: [] }, results: [] })).toBe('{"metadata":{"feature_names":[]},"results":[]}');
+      [
+        [{ eventTs: now - 1000, values: { age: 31, name: "a\nb\u2028ü" } }, null, { eventTs: now - 7200_500, values: { age: 1.5e300, name: null } }],
+        [{ eventTs: 0, values: { tags: [1, 2], ok: true } }, { eventTs: now, values: { tags: [], ok: false } }, { eventTs: 5, values: { tags: null, ok: NaN } }],
+      ],
+      3,
+      now,
+    );
+    expect(r.toFeastJSONText()).toBe(JSON.stringify(r.toFeastJSON()));
+    expect(JSON.parse(r.toFeastJSONText()).results[1].statuses).toEqual(["PRESENT", "NOT_FOUND", "OUTSIDE_MAX_AGE"]);
+    const empty = new OnlineResponse([{ name: "user_id", values: [] }], [{ view: a, features: [{ name: "age", outputName: "age" }] }], [[]], 0, now);
+    expect(empty.toFeastJSONText()).toBe(JSON.stringify(empty.toFeastJSON()));
+  });
+
+  it("writes int64 values beyond 2^53 as exact numbers", () => {
+    const r = new OnlineResponse([{ name: "user_id", values: [1] }], [{ view: spec("a", 0), features: [{ name: "big", outputName: "big" }] }], [[{ eventTs: 0, values: { big: 2n ** 62n } }]], 1, 0);
+    expect(r.toFeastJSONText()).toContain(`"values":[${2n ** 62n}]`);
   });
 });
 

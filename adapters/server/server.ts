@@ -13,7 +13,6 @@ import { FeatureStore, type PushTarget } from "../../stores/feature_store.js";
 import { type LogLevel, type Logger, errorFields, jsonLogger } from "./log.js";
 import { Metrics } from "./metrics.js";
 import { type PlanError, RegistrySchemas } from "./plans.js";
-import { serializeFeastResponse } from "./serialize.js";
 import { GET_ONLINE_FEATURES, MATERIALIZE, MATERIALIZE_INCREMENTAL, PUSH, WRITE_TO_ONLINE_STORE, check, newAjv } from "./schemas.js";
 
 /** What the server needs of a FeatureStore (a FeatureStore, or anything shaped like one). */
@@ -165,7 +164,7 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
           const t = performance.now();
           const resp = await store.getOnlineFeatures({ features: b.features ?? b.feature_service!, entities: b.entities, fullFeatureNames: b.full_feature_names });
           observeRead({}, (performance.now() - t) / 1000);
-          const json = serializeFeastResponse(resp.toFeastJSON());
+          const json = resp.toFeastJSONText();
           countReadRows({}, firstColumnLength(b.entities));
           return { body: json };
         },
