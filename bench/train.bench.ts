@@ -18,7 +18,7 @@ import { selectInputs } from "../adapters/models/schema.js";
 import { syntheticAliCcp } from "../adapters/models/synthetic.js";
 import { TwoTowerModel } from "../adapters/models/two_tower.js";
 import type { EmbeddingUpdate } from "../adapters/models/embedding.js";
-import { measure, report } from "./lib.js";
+import { measure, percentile, report } from "./lib.js";
 
 const BATCH = 1024;
 
@@ -101,6 +101,7 @@ async function scoringLatency(dir: string): Promise<void> {
   const shared = await measure(() => scorer.scoreCandidates(user, cand), iterations, 200);
   const rows = await measure(() => scorer.score(repeated), iterations, 200);
   const jsOnly = await measure(() => jsScorer.scoreCandidates(user, cand), Math.min(iterations, 1000), 200);
+  const paced = await pacedLatency(() => scorer.scoreCandidates(user, cand), Math.min(iterations, 1000));
   const layersStats = await measure(() => predict(loaded, repeated), Math.min(iterations, 500), 100);
   const fnStats = await measure(() => dl.score(repeated), Math.min(iterations, 500), 100);
   const ms = (x: number) => x / 1000;
@@ -108,6 +109,7 @@ async function scoringLatency(dir: string): Promise<void> {
   report(`dlrm score 100 candidates, DlrmScorer p99 [${backend} MLP]`, ms(shared.p99), "ms", { target: "<= 5 ms", pass: ms(shared.p99) <= 5, baseline: ms(layersStats.p99), baselineName: `loaded layers model` });
   report(`dlrm score 100 rows (user side per row), DlrmScorer p50 [${backend}]`, ms(rows.p50), "ms");
   report(`dlrm score 100 rows (user side per row), DlrmScorer p99 [${backend}]`, ms(rows.p99), "ms");
+  report(`dlrm score 100 candidates, DlrmScorer p99, 1 ms between requests [${backend}]`, ms(paced.p99), "ms");
   report("dlrm score 100 candidates, DlrmScorer p50 [js MLP, no tfjs]", ms(jsOnly.p50), "ms");
   report("dlrm score 100 candidates, DlrmScorer p99 [js MLP, no tfjs]", ms(jsOnly.p99), "ms");
   report(`dlrm score 100 candidates, loaded layers model p50 [${backend}]`, ms(layersStats.p50), "ms");
@@ -119,6 +121,21 @@ async function scoringLatency(dir: string): Promise<void> {
   dl.dispose();
   d.model.dispose();
   loaded.model.dispose();
+}
+
+/**
+ * Latency with a 1 ms pause between requests, as a server sees them (the back-to-back loop of `measure` is the
+ * worst case on a shared machine: a call in flight when the time slice ends waits a whole slice).
+ */
+async function pacedLatency(fn: () => unknown, iterations: number): Promise<{ p50: number; p99: number }> {
+  const lat: number[] = [];
+  for (let i = 0; i < iterations; i++) {
+    await new Promise((r) => setTimeout(r, 1));
+    const t = performance.now();
+    fn();
+    lat.push((performance.now() - t) * 1000);
+  }
+  return { p50: percentile(lat, 50), p99: percentile(lat, 99) };
 }
 
 async function embeddingExport(dir: string): Promise<void> {

@@ -29,7 +29,7 @@ export async function main(): Promise<void> {
   const outDir = join(process.cwd(), ".tmp", "train-results");
   const ml = "../shared/data/ml-latest-small";
   if (existsSync(join(ml, "ratings.csv"))) {
-    const r = movieLensExperiment(ml, { ...TWO_TOWER_DEFAULTS, log: console.log, outDir });
+    const r = await movieLensExperiment(ml, { ...TWO_TOWER_DEFAULTS, log: console.log, outDir });
     reportRetrieval("MovieLens", r.models);
   } else console.log(`skipping MovieLens: ${ml}/ratings.csv not found`);
   const a = aliCcpExperiment({ ...TWO_TOWER_DEFAULTS, epochs: 5, log: console.log, outDir });

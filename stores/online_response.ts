@@ -12,6 +12,7 @@ export interface FeastOnlineResponse {
 }
 
 const EPOCH = "1970-01-01T00:00:00Z";
+const featureNamesText = new WeakMap<ResolvedView[], string>();
 
 export class OnlineResponse {
   constructor(
@@ -27,6 +28,17 @@ export class OnlineResponse {
 
   get featureNames(): string[] {
     return [...this.entityColumns.map((c) => c.name), ...this.views.flatMap((v) => v.features.map((f) => f.outputName))];
+  }
+
+  /** featureNames as JSON; the features' part is cached per resolved-views array (memoised by the facade) */
+  private featureNamesJSON(): string {
+    let features = featureNamesText.get(this.views);
+    if (features === undefined) {
+      features = this.views.flatMap((v) => v.features.map((f) => JSON.stringify(f.outputName))).join(",");
+      featureNamesText.set(this.views, features);
+    }
+    const entities = this.entityColumns.map((c) => JSON.stringify(c.name)).join(",");
+    return `[${entities}${entities && features ? "," : ""}${features}]`;
   }
 
   /** Column-wise values: `{ user_id: [1, 2], age: [31, null] }`. */
@@ -100,7 +112,7 @@ export class OnlineResponse {
     const n = this.rowCount;
     const repeat = (item: string) => (n === 0 ? "[]" : `[${`${item},`.repeat(n - 1)}${item}]`);
     const entityTail = `,"statuses":${repeat('"PRESENT"')},"event_timestamps":${repeat(`"${EPOCH}"`)}}`;
-    const parts: string[] = [`{"metadata":{"feature_names":${JSON.stringify(this.featureNames)}},"results":[`];
+    const parts: string[] = [`{"metadata":{"feature_names":${this.featureNamesJSON()}},"results":[`];
     let first = true;
     for (const c of this.entityColumns) {
       parts.push(`${first ? "" : ","}{"values":${jsonList(c.values, n)}${entityTail}`);

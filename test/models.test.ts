@@ -14,6 +14,8 @@ import { DlrmModel } from "../adapters/models/dlrm.js";
 import { DlrmScorer } from "../adapters/models/dlrm_scorer.js";
 import { fit } from "../adapters/models/train.js";
 import { dlrmToLayers, loadModel, predict, readItemEmbeddings, saveModel, towerToLayers, writeItemEmbeddings } from "../adapters/models/artifacts.js";
+import { leaveLastOut, loadMovieLens, recentItems } from "../adapters/models/movielens.js";
+import { sharedDataDir } from "../adapters/datasets/movielens.js";
 import { ValidationError } from "../registry/errors.js";
 
 let dir: string;
@@ -307,6 +309,33 @@ describe("metrics", () => {
     // AUC with a tie between a positive and a negative: 3 of 4 pairs ordered, 1 tied = 3.5 / 4.
     expect(auc([0.1, 0.4, 0.4, 0.8], [0, 0, 1, 1])).toBeCloseTo(0.875, 10);
     expect(logLoss([0.5, 0.9], [1, 0])).toBeCloseTo((Math.log(2) - Math.log(0.1)) / 2, 6);
+  });
+});
+
+describe("MovieLens model inputs (real files through the shared loader)", () => {
+  it("recent items hold each user's previous items only", () => {
+    const l = recentItems(Int32Array.of(0, 0, 0, 1, 1), Int32Array.of(5, 6, 7, 5, 8), 2);
+    const rows = Array.from({ length: 5 }, (_, r) => Array.from(l.values.subarray(l.offsets[r], l.offsets[r + 1])));
+    expect(rows).toEqual([[], [5], [5, 6], [], [5]]);
+  });
+
+  it("encodes ids, genres, year and recent items; the split holds out each user's last rating", async () => {
+    const ml = await loadMovieLens(join(sharedDataDir(), "ml-latest-small"), { historyLength: 3 });
+    expect([ml.interactions.length, ml.nUsers, ml.nItems, ml.items.length]).toEqual([100836, 610, 9724, 9724]);
+    const c = ml.interactions.columns;
+    const users = c.user_id as Int32Array;
+    const items = c.item_id as Int32Array;
+    const hist = c.recent_items as { offsets: Int32Array; values: Int32Array };
+    // Row 3 of the first user: its three predecessors, oldest first.
+    expect(Array.from(hist.values.subarray(hist.offsets[3], hist.offsets[4]))).toEqual([items[0], items[1], items[2]]);
+    expect(hist.offsets[1]).toBe(0);
+    const toy = ml.rawItemIds.indexOf(1);
+    const g = ml.items.columns.genres as { offsets: Int32Array; values: Int32Array };
+    expect(g.offsets[toy + 1] - g.offsets[toy]).toBe(5); // Adventure|Animation|Children|Comedy|Fantasy
+    const split = leaveLastOut(ml.interactions);
+    expect(split.test.length).toBe(610);
+    expect(split.train.length + split.test.length).toBe(100836);
+    expect(ml.schema.find((s) => s.name === "recent_items")?.tags).toEqual(["categorical", "user", "list"]);
   });
 });
 

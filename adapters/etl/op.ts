@@ -19,6 +19,13 @@ export interface FitContext {
   types: ReadonlyMap<string, string>;
 }
 
+export interface GroupPass {
+  i: number;
+  n: number;
+  /** the source already holds only this pass's groups (filtered or bucketed by the group key): no filter at the group by */
+  atSource?: boolean;
+}
+
 export interface SqlContext {
   stateDir: string;
   /** true when the relation carries the hidden __row ordinal (input order) */
@@ -26,7 +33,7 @@ export interface SqlContext {
   /** transform of training data: target encoding uses out-of-fold statistics */
   training: boolean;
   /** this query handles the groups with hash(group key) % n = i only (a group by too big for memory runs in passes) */
-  groupPass?: { i: number; n: number };
+  groupPass?: GroupPass;
   alias(): string;
 }
 
@@ -47,6 +54,13 @@ export abstract class Op {
   /** type checks against the DuckDB types of the input (names the column and the expected type) */
   check(_input: readonly ColumnInfo[], _types: ReadonlyMap<string, string>): void {}
   async fit(_ctx: FitContext, _input: readonly ColumnInfo[]): Promise<void> {}
+  /**
+   * The input columns fit() reads, or null when unknown. Known columns let fit() skip earlier row-preserving
+   * operators that do not touch them (Normalize("price") after Categorify(ids) scans the input, not the joins).
+   */
+  fitReads(_input: readonly ColumnInfo[]): string[] | null {
+    return null;
+  }
   /** one SELECT over `prev` (a CTE name) */
   abstract sql(prev: string, input: readonly ColumnInfo[], ctx: SqlContext): string;
   /** the same transformation over rows, in JS */

@@ -62,6 +62,9 @@ export class Categorify extends ProjectionOp {
     return join("categories", `unique.${col}.parquet`);
   }
 
+  override fitReads(input: readonly ColumnInfo[]): string[] {
+    return this.selected(input);
+  }
   override check(input: readonly ColumnInfo[], types: ReadonlyMap<string, string>): void {
     if (!this.fitted) return;
     for (const c of this.selected(input)) {
@@ -171,6 +174,9 @@ export class Normalize extends ProjectionOp {
   override readonly needsFit = true;
   stats: Record<string, { mean: number; std: number }> = {};
 
+  override fitReads(input: readonly ColumnInfo[]): string[] {
+    return this.selected(input);
+  }
   override check(input: readonly ColumnInfo[], types: ReadonlyMap<string, string>): void {
     requireNumeric(this, this.selected(input), types);
   }
@@ -266,6 +272,9 @@ export class FillMissing extends ProjectionOp {
     this.value = o.value;
     this.strategy = o.strategy;
     this.needsFit = o.strategy !== undefined;
+  }
+  override fitReads(input: readonly ColumnInfo[]): string[] {
+    return this.selected(input);
   }
   override check(input: readonly ColumnInfo[], types: ReadonlyMap<string, string>): void {
     if (this.strategy || typeof this.value === "number") requireNumeric(this, this.selected(input), types);
@@ -508,6 +517,9 @@ export class DayIndex extends ProjectionOp {
     super(selector);
     this.name = o.name ?? "day_index";
     this.unit = o.unit ?? "timestamp";
+  }
+  override fitReads(input: readonly ColumnInfo[]): string[] {
+    return this.selected(input);
   }
   override check(input: readonly ColumnInfo[], types: ReadonlyMap<string, string>): void {
     const cols = this.selected(input);
@@ -1156,13 +1168,16 @@ export class Groupby extends Op {
   sql(prev: string, input: readonly ColumnInfo[], ctx: SqlContext): string {
     this.columns(input);
     const keys = [...(this.o.sortBy ?? []).map(pcol), ...(ctx.rowOrder ? [pcol(ROW_COL)] : [])];
+    const sortBy = this.o.sortBy ?? [];
     const seqCols = [...new Set(this.outputs().filter((o) => ["list", "first", "last"].includes(o.agg)).map((o) => o.col))];
-    const field = (c: string) => `v${seqCols.indexOf(c)}`;
+    // a sequence column that is also a sort key is read from its key field (one field less per row to aggregate and sort)
+    const valueCols = seqCols.filter((c) => !sortBy.includes(c));
+    const field = (c: string) => (sortBy.includes(c) ? `k${sortBy.indexOf(c)}` : `v${valueCols.indexOf(c)}`);
     const inner: string[] = this.o.groupBy.map(pcol);
     // One list of structs led by the sort keys, sorted per group with list_sort (structs compare field by field):
     // every list of a group gets the same order, and this is much faster than ORDER BY inside the aggregate.
     if (seqCols.length) {
-      const fields = [...keys.map((k, i) => `k${i} := ${k}`), ...seqCols.map((c) => `${field(c)} := ${pcol(c)}`)];
+      const fields = [...keys.map((k, i) => `k${i} := ${k}`), ...valueCols.map((c) => `${field(c)} := ${pcol(c)}`)];
       inner.push(`list_sort(list(struct_pack(${fields.join(", ")}))) AS __seq`);
     }
     const outer: string[] = this.o.groupBy.map((g) => `g.${ident(g)}`);
@@ -1196,7 +1211,7 @@ export class Groupby extends Op {
       inner.push(`min(${pcol(ROW_COL)}) AS ${ident(ROW_COL)}`);
       outer.push(`g.${ident(ROW_COL)}`);
     }
-    const pass = ctx.groupPass && ctx.groupPass.n > 1 ? ` WHERE hash(${this.o.groupBy.map(pcol).join(", ")}) % ${ctx.groupPass.n} = ${ctx.groupPass.i}` : "";
+    const pass = ctx.groupPass && ctx.groupPass.n > 1 && !ctx.groupPass.atSource ? ` WHERE hash(${this.o.groupBy.map(pcol).join(", ")}) % ${ctx.groupPass.n} = ${ctx.groupPass.i}` : "";
     return `SELECT ${outer.join(", ")} FROM (SELECT ${inner.join(", ")} FROM ${prev} AS p${pass} GROUP BY ${this.o.groupBy.map(pcol).join(", ")}) AS g`;
   }
   apply(rows: Row[], input: readonly ColumnInfo[]): Row[] {

@@ -9,7 +9,7 @@ import { ValidationError, errorMessage } from "../../registry/errors.js";
 import { silentProgress } from "../../stores/progress.js";
 import type { ProgressSink } from "../../stores/types.js";
 import { type ColumnInfo, type SchemaEntry, schemaEntries } from "./columns.js";
-import { type Op, type OpJson, ProjectionOp, ROW_COL, type SqlContext } from "./op.js";
+import { type GroupPass, type Op, type OpJson, ProjectionOp, ROW_COL, type SqlContext } from "./op.js";
 import { type DedupeConsecutive, type Groupby, opFromJSON } from "./ops.js";
 import { type Dataset, type Duck, type Row, describe, describeDataset, exec, ident, literal, openDuck, pathLiteral, queryRows, sourceSql } from "./sql.js";
 
@@ -38,12 +38,33 @@ export interface TransformOptions {
   threads?: number;
   /**
    * Run a group by in this many passes, each over the groups with hash(key) % passes = i (list aggregates
-   * cannot spill to disk). Default: one pass per 2,000,000 input rows when the workflow groups.
+   * cannot spill to disk). Default: one pass per ROWS_PER_GROUP_PASS_PER_GIB input rows per GiB of memoryLimit
+   * (3 passes for 10M rows under "1GB"; one under DuckDB's default limit, 80% of RAM, on a machine with 24 GB).
    */
   groupPasses?: number;
 }
 
-export const ROWS_PER_GROUP_PASS = 2_000_000;
+/**
+ * Input rows one group-by pass takes per GiB of DuckDB memory_limit: list aggregates cannot spill, and a session
+ * group by with 6 sequence columns peaks near 0.2 GiB per 1M rows (5M rows ran under "1GB").
+ */
+export const ROWS_PER_GROUP_PASS_PER_GIB = 4_000_000;
+
+const UNITS: Record<string, number> = { b: 1, bytes: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
+
+/** DuckDB's memory_limit setting ("953.6 MiB") in bytes; null when it cannot be read. */
+export function parseMemory(text: string): number | null {
+  const m = /^\s*([\d.]+)\s*([a-z]*)\s*$/i.exec(text);
+  const unit = UNITS[(m?.[2] || "b").toLowerCase()];
+  return m && unit ? Number(m[1]) * unit : null;
+}
+
+/** Input rows per group-by pass under the connection's memory limit. */
+async function groupPassRows(duck: Duck): Promise<number> {
+  const [{ m }] = await queryRows(duck.conn, "SELECT current_setting('memory_limit') AS m", "reading memory_limit");
+  const bytes = parseMemory(String(m)) ?? 2 ** 30;
+  return Math.max(100_000, Math.floor((bytes / 2 ** 30) * ROWS_PER_GROUP_PASS_PER_GIB));
+}
 
 export interface TransformResult {
   outDir: string;
@@ -162,14 +183,34 @@ export class Workflow {
   /** A group-by pass without buckets filters its groups at the source when it can (DuckDB does not push it below joins). */
   private passFilterAtSource(input: ColumnInfo[], ctx: SqlContext): string {
     const pass = ctx.groupPass;
-    if (!pass || pass.n <= 1) return "";
+    if (!pass || pass.n <= 1 || !pass.atSource) return "";
     const keys = this.groupKeysAtSource(input);
     return keys ? ` WHERE hash(${keys.map(ident).join(", ")}) % ${pass.n} = ${pass.i}` : "";
   }
 
-  private sqlContext(training: boolean, groupPass?: { i: number; n: number }): SqlContext {
+  private sqlContext(training: boolean, groupPass?: GroupPass): SqlContext {
     let n = 0;
     return { stateDir: this.stateDir ?? "", rowOrder: this.needsRowOrder, training, groupPass, alias: () => `j${n++}` };
+  }
+
+  /**
+   * How many leading operators the fit of ops[i] must see: trailing row-preserving projections whose outputs
+   * (and dropped columns) are none of the columns ops[i] reads are left out, so e.g. Normalize("price") after
+   * Categorify(ids) fits on a scan of the input instead of one that also runs the vocabulary joins.
+   */
+  private static fitPrefix(ops: readonly Op[], colsAt: readonly ColumnInfo[][], i: number): number {
+    const reads = ops[i].fitReads(colsAt[i]);
+    if (!reads) return i;
+    const need = new Set(reads);
+    let k = i;
+    while (k > 0) {
+      const prev = ops[k - 1];
+      if (!(prev instanceof ProjectionOp)) break;
+      const pr = prev.project(colsAt[k - 1], null);
+      if (pr.outputs.some((o) => need.has(o.name)) || (pr.drop ?? []).some((d) => need.has(d))) break;
+      k--;
+    }
+    return k;
   }
 
   /** Computes every operator's state on `dataset` (a parquet file, folder or glob, or a CSV file). */
@@ -186,16 +227,24 @@ export class Workflow {
       // a refit starts over: state checks against the previous fit must not apply to the new data
       for (const op of this.ops) if (op.needsFit) op.fitted = false;
       progress.start("fit", this.ops.length);
-      let cols = input;
+      const colsAt: ColumnInfo[][] = [input];
       for (let i = 0; i < this.ops.length; i++) {
         const op = this.ops[i];
+        const cols = colsAt[i];
         const upTo = await this.compile(duck, source, input, i, ctx, false);
-        const from = `(${upTo.prefix} SELECT * FROM ${upTo.last})`;
+        let from = `(${upTo.prefix} SELECT * FROM ${upTo.last})`;
         const types = new Map((await describe(duck.conn, from, `step ${i + 1} (${op.describe()})`)).map((t) => [t.name, t.type]));
         op.check(cols, types);
-        if (op.needsFit) await op.fit({ conn: duck.conn, stateDir: this.stateDir, from, types }, cols);
+        if (op.needsFit) {
+          const k = Workflow.fitPrefix(this.ops, colsAt, i);
+          if (k < i) {
+            const pre = await this.compile(duck, source, input, k, ctx, false);
+            from = `(${pre.prefix} SELECT * FROM ${pre.last})`;
+          }
+          await op.fit({ conn: duck.conn, stateDir: this.stateDir, from, types }, cols);
+        }
         op.fitted = true;
-        cols = op.columns(cols);
+        colsAt.push(op.columns(cols));
         progress.tick(i + 1);
       }
       progress.stop();
@@ -239,7 +288,7 @@ export class Workflow {
       const source = await sourceSql(duck.conn, dataset, this.needsRowOrder);
       const inputRows = await Workflow.requireRows(duck, source, dataset);
       const groups = this.ops.some((o) => o.kind === "Groupby");
-      const passes = groups ? Math.max(1, Math.floor(opts.groupPasses ?? Math.ceil(inputRows / ROWS_PER_GROUP_PASS))) : 1;
+      const passes = groups ? Math.max(1, Math.floor(opts.groupPasses ?? Math.ceil(inputRows / (await groupPassRows(duck))))) : 1;
       const compiled = await this.compile(duck, source, input, this.ops.length, this.sqlContext(opts.training ?? false));
       const types = new Map((await describe(duck.conn, `(${compiled.sql})`, "workflow output")).map((t) => [t.name, t.type]));
       const schema = schemaEntries(compiled.columns, types);
@@ -276,7 +325,10 @@ export class Workflow {
       const files: string[] = [];
       // Several passes: when the key survives to the group by, bucket the input once by hash(key) into parquet
       // (one read and write, like a bare COPY) and run each pass over its bucket; else each pass filters groups.
-      const bucketKeys = passes > 1 ? this.groupKeysAtSource(input) : null;
+      // A parquet source is not bucketed: DuckDB evaluates the pass filter on the key column first and decodes
+      // the other columns only for the rows that pass, so rescanning per pass costs far less than a bucketing
+      // COPY (read + write + read of every column). A CSV source is parsed once, into buckets.
+      const bucketKeys = passes > 1 && source.includes("read_csv(") ? this.groupKeysAtSource(input) : null;
       const buckets = bucketKeys ? join(spill, "buckets") : null;
       if (buckets && bucketKeys) {
         await exec(duck.conn, `COPY (SELECT *, hash(${bucketKeys.map(ident).join(", ")}) % ${passes} AS __bucket FROM ${source}) TO ${pathLiteral(buckets)} (FORMAT parquet, PARTITION_BY (__bucket))`, `transform of ${dataset}: bucketing by ${bucketKeys.join(", ")}`);
@@ -288,7 +340,8 @@ export class Workflow {
           if (!existsSync(bucket)) continue;
           sql = (await this.compile(duck, `read_parquet(${pathLiteral(join(bucket, "*.parquet"))}, hive_partitioning = false)`, input, this.ops.length, this.sqlContext(opts.training ?? false), false)).sql;
         } else if (passes > 1) {
-          sql = (await this.compile(duck, source, input, this.ops.length, this.sqlContext(opts.training ?? false, { i: pass, n: passes }), false)).sql;
+          const atSource = this.groupKeysAtSource(input) !== null;
+          sql = (await this.compile(duck, source, input, this.ops.length, this.sqlContext(opts.training ?? false, { i: pass, n: passes, atSource }), false)).sql;
         }
         const { query, partCols } = wrap(sql);
         const staging = partCols.length ? join(out, `.staging-${process.pid}-${pass}`) : null;

@@ -7,7 +7,7 @@ import { takeRows, type Frame } from "./frame.js";
 import { DlrmModel } from "./dlrm.js";
 import { comparisonChartSvg, embeddingScorer, popularityScorer, rankingReport, retrievalReport } from "./evaluate.js";
 import { itemCounts } from "./metrics.js";
-import { leaveLastOut, loadMovieLens } from "./movielens.js";
+import { leaveLastOut, loadMovieLens, type MovieLensOptions } from "./movielens.js";
 import { selectInputs, type SchemaColumn } from "./schema.js";
 import { syntheticAliCcp } from "./synthetic.js";
 import { fit, type EpochStats } from "./train.js";
@@ -31,6 +31,8 @@ export interface RetrievalExperimentOptions {
   twoTower?: TwoTowerOptions;
   maxEmbeddingDim?: number;
   log?: (line: string) => void;
+  /** run only the two-tower variants with these names (default: all) */
+  only?: string[];
   /** write results.json and chart.svg here */
   outDir?: string;
 }
@@ -67,6 +69,7 @@ export function retrievalExperiment(
   log(`${name} popularity: ${fmt(models.popularity, k)}`);
 
   for (const [variant, excludeCols] of Object.entries(variants)) {
+    if (opts.only && !opts.only.includes(variant)) continue;
     const spec = selectInputs(data.schema, { exclude: excludeCols, maxEmbeddingDim: opts.maxEmbeddingDim ?? 64 });
     const model = new TwoTowerModel(spec, { seed: opts.seed ?? 42, ...opts.twoTower });
     if (model.options.logQCorrection) model.setItemFrequencies(itemCounts(trainItems, itemCardinality(spec, data.itemIdColumn)));
@@ -108,9 +111,12 @@ export function writeResults(result: ExperimentResult, outDir: string): void {
   writeFileSync(join(outDir, `${slug}.chart.svg`), comparisonChartSvg(`${result.dataset}: ${result.protocol.split(";")[0]}`, result.models, [`recall_at_${k}`, `ndcg_at_${k}`, `mrr_at_${k}`]));
 }
 
-/** MovieLens (e.g. ml-latest-small): popularity, two-tower on ids only, two-tower with genres and year. */
-export function movieLensExperiment(dataDir: string, opts: RetrievalExperimentOptions = {}): ExperimentResult {
-  const ml = loadMovieLens(dataDir);
+/**
+ * MovieLens (e.g. ml-latest-small): popularity, two-tower on ids only, with genres and year, and with the user's
+ * recent items (a point-in-time list feature of the query tower) as well.
+ */
+export async function movieLensExperiment(dataDir: string, opts: RetrievalExperimentOptions & MovieLensOptions = {}): Promise<ExperimentResult> {
+  const ml = await loadMovieLens(dataDir, opts);
   const split = leaveLastOut(ml.interactions);
   const train = takeRows(ml.interactions, split.train);
   const test = takeRows(ml.interactions, split.test);
@@ -124,7 +130,11 @@ export function movieLensExperiment(dataDir: string, opts: RetrievalExperimentOp
   return retrievalExperiment(
     "MovieLens ml-latest-small",
     { schema: ml.schema, train, test, items: ml.items, itemIdColumn: "item_id", exclude },
-    { "two-tower (ids)": ["genres", "year"], "two-tower (ids + genres, year)": [] },
+    {
+      "two-tower (ids)": ["genres", "year", "recent_items"],
+      "two-tower (ids + genres, year)": ["recent_items"],
+      "two-tower (ids + genres, year + recent items)": [],
+    },
     opts,
   );
 }

@@ -1,55 +1,21 @@
-// A minimal MovieLens reader for the training experiments (ratings.csv + movies.csv of ml-latest-small), used
-// until the ETL's MovieLens loader lands: ids encoded to dense indices, genres as a list feature, the release
-// year (from the title) as a categorical one, and a temporal leave-last-out split per user.
-import { readFileSync } from "node:fs";
+// MovieLens (ml-latest-small) as model inputs for the training experiments. The files are read by the shared
+// dataset loader (adapters/datasets/movielens.ts: ratings/items parquet through DuckDB); here ids are encoded to
+// dense indices, genres become a list feature, the release year a categorical one, and every rating gets the
+// user's previous items as a point-in-time list feature (what the user watched before, never the rating itself).
+// leaveLastOut() makes the temporal split per user.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ValidationError } from "../../registry/errors.js";
-import type { Frame } from "./frame.js";
+import { loadMovieLens as loadMovieLensParquet } from "../datasets/movielens.js";
+import { openDuck, pathLiteral, queryRows } from "../etl/sql.js";
+import type { Frame, ListColumn } from "./frame.js";
 import { parseSchema, type SchemaColumn } from "./schema.js";
 
-/** Split one CSV line, honouring double quotes ("" inside quotes is a quote). */
-export function splitCsvLine(line: string): string[] {
-  const out: string[] = [];
-  let cur = "";
-  let q = false;
-  for (let i = 0; i < line.length; i++) {
-    const ch = line[i];
-    if (q) {
-      if (ch === '"') {
-        if (line[i + 1] === '"') {
-          cur += '"';
-          i++;
-        } else q = false;
-      } else cur += ch;
-    } else if (ch === '"') q = true;
-    else if (ch === ",") {
-      out.push(cur);
-      cur = "";
-    } else cur += ch;
-  }
-  out.push(cur);
-  return out;
-}
-
-function readCsv(path: string, expected: string[]): string[][] {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    throw new ValidationError(`cannot read ${path}: ${(e as Error).message}`);
-  }
-  const lines = text.split(/\r?\n/).filter((l) => l.length > 0);
-  const header = splitCsvLine(lines[0] ?? "");
-  for (const c of expected) if (!header.includes(c)) throw new ValidationError(`${path}: missing column "${c}" (header: ${header.join(",")})`);
-  const idx = expected.map((c) => header.indexOf(c));
-  return lines.slice(1).map((l) => {
-    const f = splitCsvLine(l);
-    return idx.map((i) => f[i] ?? "");
-  });
-}
-
 export interface MovieLensData {
-  /** every rating, ordered by (user, timestamp): user_id, item_id, genres (list), year, timestamp (s), rating */
+  /**
+   * every rating, ordered by (user, time, item): user_id, item_id, genres (list), year, recent_items (list: the
+   * user's previous `historyLength` items, latest last), timestamp (s), rating
+   */
   interactions: Frame;
   /** one row per rated movie, by item_id: item_id, genres, year */
   items: Frame;
@@ -61,18 +27,45 @@ export interface MovieLensData {
   rawItemIds: Int32Array;
 }
 
-export function loadMovieLens(dir: string): MovieLensData {
-  const ratings = readCsv(join(dir, "ratings.csv"), ["userId", "movieId", "rating", "timestamp"]);
-  const movies = readCsv(join(dir, "movies.csv"), ["movieId", "title", "genres"]);
+export interface MovieLensOptions {
+  /** how many previous items the recent_items feature holds (default 20) */
+  historyLength?: number;
+}
+
+/** Reads ratings.csv and movies.csv of `dir` (an ml-latest-small folder) through the shared loader. */
+export async function loadMovieLens(dir: string, opts: MovieLensOptions = {}): Promise<MovieLensData> {
+  const historyLength = opts.historyLength ?? 20;
+  const work = mkdtempSync(join(tmpdir(), "fstore-movielens-"));
+  try {
+    const files = await loadMovieLensParquet(work, { dataDir: dir });
+    const duck = await openDuck();
+    try {
+      // Ties in time (ratings in the same second) are ordered by item id: deterministic, and the same order
+      // for the split, the encoding and the history.
+      const ratings = await queryRows(
+        duck.conn,
+        `SELECT CAST(user_id AS INTEGER) AS u, CAST(item_id AS INTEGER) AS m, rating, CAST(epoch(event_timestamp) AS DOUBLE) AS ts
+         FROM read_parquet(${pathLiteral(files.ratings)}) ORDER BY user_id, event_timestamp, item_id`,
+        "MovieLens: reading ratings",
+      );
+      const movies = await queryRows(duck.conn, `SELECT CAST(item_id AS INTEGER) AS m, year, genres FROM read_parquet(${pathLiteral(files.items)})`, "MovieLens: reading items");
+      return encode(
+        ratings.map((r) => ({ u: Number(r.u), m: Number(r.m), rating: Number(r.rating), ts: Number(r.ts) })),
+        movies.map((r) => ({ m: Number(r.m), year: r.year == null ? null : Number(r.year), genres: Array.isArray(r.genres) ? r.genres.map(String) : [] })),
+        historyLength,
+      );
+    } finally {
+      duck.close();
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function encode(rows: Array<{ u: number; m: number; rating: number; ts: number }>, movies: Array<{ m: number; year: number | null; genres: string[] }>, historyLength: number): MovieLensData {
+  // Indices in order of first appearance, rows being ordered by (user, time): deterministic.
   const userIdx = new Map<number, number>();
   const itemIdx = new Map<number, number>();
-  const rows = ratings.map((r, line) => {
-    const [u, m, rating, ts] = r.map(Number);
-    if (![u, m, rating, ts].every(Number.isFinite)) throw new ValidationError(`${join(dir, "ratings.csv")} line ${line + 2}: expected numbers, got ${r.join(",")}`);
-    return { u, m, rating, ts, line };
-  });
-  // Encode in order of first appearance after sorting by user then time, so indices are deterministic.
-  rows.sort((a, b) => a.u - b.u || a.ts - b.ts || a.line - b.line);
   for (const r of rows) {
     if (!userIdx.has(r.u)) userIdx.set(r.u, userIdx.size);
     if (!itemIdx.has(r.m)) itemIdx.set(r.m, itemIdx.size);
@@ -82,17 +75,15 @@ export function loadMovieLens(dir: string): MovieLensData {
   const yearVocab = new Map<string, number>([["unknown", 0]]);
   const itemGenres: number[][] = Array.from({ length: nItems }, () => []);
   const itemYear = new Int32Array(nItems);
-  for (const [id, title, genres] of movies) {
-    const i = itemIdx.get(Number(id));
+  // Vocabularies in movie id order, so they do not depend on the rating order.
+  for (const mv of [...movies].sort((a, b) => a.m - b.m)) {
+    const i = itemIdx.get(mv.m);
     if (i === undefined) continue;
-    itemGenres[i] = genres
-      .split("|")
-      .filter((g) => g && g !== "(no genres listed)")
-      .map((g) => {
-        if (!genreVocab.has(g)) genreVocab.set(g, genreVocab.size);
-        return genreVocab.get(g) as number;
-      });
-    const y = /\((\d{4})\)\s*$/.exec(title.trim())?.[1] ?? "unknown";
+    itemGenres[i] = mv.genres.map((g) => {
+      if (!genreVocab.has(g)) genreVocab.set(g, genreVocab.size);
+      return genreVocab.get(g) as number;
+    });
+    const y = mv.year === null ? "unknown" : String(mv.year);
     if (!yearVocab.has(y)) yearVocab.set(y, yearVocab.size);
     itemYear[i] = yearVocab.get(y) as number;
   }
@@ -110,7 +101,15 @@ export function loadMovieLens(dir: string): MovieLensData {
   const itemsFrame = itemsCatalogue(itemGenres, itemYear);
   const interactions: Frame = {
     length: n,
-    columns: { user_id, item_id, genres: listFor(item_id, itemGenres), year: Int32Array.from(item_id, (i) => itemYear[i]), timestamp, rating },
+    columns: {
+      user_id,
+      item_id,
+      genres: listFor(item_id, itemGenres),
+      year: Int32Array.from(item_id, (i) => itemYear[i]),
+      recent_items: recentItems(user_id, item_id, historyLength),
+      timestamp,
+      rating,
+    },
   };
   const schema = parseSchema(
     [
@@ -118,6 +117,7 @@ export function loadMovieLens(dir: string): MovieLensData {
       { name: "item_id", dtype: "int32", tags: ["categorical", "item", "item_id"], properties: { cardinality: nItems } },
       { name: "genres", dtype: "int32", isList: true, tags: ["categorical", "item", "list"], properties: { cardinality: genreVocab.size } },
       { name: "year", dtype: "int32", tags: ["categorical", "item"], properties: { cardinality: yearVocab.size } },
+      { name: "recent_items", dtype: "int32", isList: true, tags: ["categorical", "user", "list"], properties: { cardinality: nItems } },
       { name: "timestamp", dtype: "int64", tags: ["time"], properties: {} },
       { name: "rating", dtype: "float32", tags: ["target", "regression"], properties: {} },
     ],
@@ -130,7 +130,23 @@ export function loadMovieLens(dir: string): MovieLensData {
   return { interactions, items: itemsFrame, schema, nUsers: userIdx.size, nItems, rawUserIds, rawItemIds };
 }
 
-function listFor(itemIds: Int32Array, lists: number[][]): { offsets: Int32Array; values: Int32Array } {
+/**
+ * Per row, the same user's previous `n` items (rows ordered by user, then time): the history known at that
+ * moment. A user's first row has an empty list.
+ */
+export function recentItems(users: Int32Array, items: Int32Array, n: number): ListColumn {
+  const offsets = new Int32Array(users.length + 1);
+  const values: number[] = [];
+  let start = 0;
+  for (let k = 0; k < users.length; k++) {
+    if (k > 0 && users[k] !== users[k - 1]) start = k;
+    for (let j = Math.max(start, k - n); j < k; j++) values.push(items[j]);
+    offsets[k + 1] = values.length;
+  }
+  return { offsets, values: Int32Array.from(values) };
+}
+
+function listFor(itemIds: Int32Array, lists: number[][]): ListColumn {
   const offsets = new Int32Array(itemIds.length + 1);
   const values: number[] = [];
   for (let k = 0; k < itemIds.length; k++) {
