@@ -8,6 +8,7 @@ import {
   type Row, type Value,
 } from "../adapters/etl/index.js";
 import { openDuck, queryRows } from "../adapters/etl/sql.js";
+import { parseMemory } from "../adapters/etl/workflow.js";
 
 let dir: string;
 beforeAll(() => {
@@ -200,6 +201,25 @@ describe("operators against hand-computed values", () => {
     const res = await wf.transform(t, passes, { groupPasses: 3 });
     for (const f of res.files) expect(f).toMatch(/^part_[0-2]\.parquet$/);
     expect(await read(passes, "session")).toEqual(out);
+    // a CSV source is bucketed by the key once, then each pass reads its bucket
+    const csv = join(dir, `in${n++}.csv`);
+    const d = await openDuck();
+    try {
+      await d.conn.run(`COPY (SELECT * FROM read_parquet('${t}')) TO '${csv}' (FORMAT csv, HEADER true)`);
+    } finally {
+      d.close();
+    }
+    const fromCsv = join(dir, `passes${n++}`);
+    expect((await wf.transform(csv, fromCsv, { groupPasses: 3 })).files.length).toBeGreaterThan(1);
+    expect(await read(fromCsv, "session")).toEqual(out);
+  });
+
+  it("group-by passes follow DuckDB's memory_limit text", () => {
+    expect(parseMemory("953.6 MiB")).toBeCloseTo(953.6 * 2 ** 20, 0);
+    expect(parseMemory("1GB")).toBe(1e9);
+    expect(parseMemory("18.9 GiB")).toBeCloseTo(18.9 * 2 ** 30, 0);
+    expect(parseMemory("512 bytes")).toBe(512);
+    expect(parseMemory("lots")).toBeNull();
   });
 
   it("ListSlice: last n, padding", async () => {
