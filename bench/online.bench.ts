@@ -2,7 +2,7 @@
 // Figures: materialize-style write throughput (1M x 10 features into one view) and online reads
 // (1 entity x 25 views; 100 entities x 25 views in one call) on SQLite and Redis, each beside the raw
 // client doing the same I/O on the same bytes (better-sqlite3 prepared statements; one ioredis pipeline).
-// ONLINE_BENCH_N=200000 shrinks the run for a quick look.
+// ONLINE_BENCH_N=200000 shrinks the run for a quick look; ONLINE_BENCH_STORES=redis runs one store.
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { dirname, join } from "node:path";
@@ -267,8 +267,13 @@ export async function main(): Promise<void> {
   // figures on a shared machine depend on what else runs: print the load beside them
   const load = () => `load average ${loadavg().map((l) => l.toFixed(1)).join(" ")} on ${cpus().length} cores`;
   console.log(load());
-  await benchSqlite(views, allCols);
-  console.log(load());
-  await benchRedis(views, allCols);
-  console.log(load());
+  const stores = (process.env.ONLINE_BENCH_STORES ?? "sqlite,redis").split(",");
+  if (stores.includes("sqlite")) {
+    await benchSqlite(views, allCols);
+    console.log(load());
+  }
+  if (stores.includes("redis")) {
+    await benchRedis(views, allCols);
+    console.log(load());
+  }
 }

@@ -343,6 +343,22 @@ describe("redis specifics", () => {
     }
   });
 
+  it("reads again after the server lost its scripts (SCRIPT FLUSH)", async () => {
+    const store = await createOnlineStore({ type: "redis", connectionString: REDIS_URL, keyTtlSeconds: 0, keyPrefix: `${REDIS_PREFIX}_flush` });
+    const raw = new Redis(parseRedisConnectionString(REDIS_URL));
+    try {
+      await store.write(PROJECT, userStats, batch(userStats, [{ key: [3], values: { clicks: 4 }, ev: 1 }]));
+      await raw.script("FLUSH");
+      const got = await store.read(PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[3], [4]] }]);
+      expect(got[0].map((r) => r?.values.clicks ?? null)).toEqual([4, null]);
+      expect(await store.write(PROJECT, userStats, batch(userStats, [{ key: [3], values: { clicks: 5 }, ev: 2 }]))).toBe(1);
+    } finally {
+      await store.teardown(PROJECT, [userStats]);
+      await raw.quit();
+      await store.close();
+    }
+  });
+
   it("parses Feast connection strings and reports an unreachable server", async () => {
     expect(parseRedisConnectionString("redis.local:6380,db=3,password=s3cret,ssl=true")).toEqual({ host: "redis.local", port: 6380, db: 3, password: "s3cret", tls: {} });
     expect(() => parseRedisConnectionString("h:1,dbx=1")).toThrow(/unknown option "dbx"/);
