@@ -14,7 +14,7 @@ import { loadEntityDf } from "./entity_df.js";
 import { loadColumns, prepareColumn, type ColumnTarget } from "./load.js";
 import { copyToParquet, FAST_PARQUET } from "./parquet.js";
 import { pitSql, type PitView } from "./pit.js";
-import { prefetchedBatches, readPlan, readSql, streamBatches, type ReadColumn } from "./read.js";
+import { countedBatches, readPlan, readSql, streamBatches, type ReadColumn } from "./read.js";
 import { ident, literal, timestampLiteral } from "./sql.js";
 import { describeSource, locateSource, rawColumnOf, requireColumn, resolveSourceRead, rowIdExpr, sourceLabel, sourceRelation, viewOwner } from "./source.js";
 
@@ -162,16 +162,19 @@ class DuckDBOfflineStore implements OfflineStore {
       ? "(epoch_us(__ts)::HUGEINT * 18446744073709551616 + coalesce(epoch_us(__cr)::HUGEINT, -9223372036854775807::HUGEINT) + 9223372036854775808::HUGEINT)"
       : "__ts";
     const winners = `SELECT arg_max(__rid, ${order}) AS __rid FROM (SELECT ${narrow.join(", ")} FROM ${rel}) WHERE ${inWindow} GROUP BY ${keyNames.join(", ")}`;
+    // the winners go to a temp table first: its size is the row count (for progress), and the rows can
+    // then be streamed while the online store writes them
     const latest = `SELECT ${[...keyNames, ...feats.map((f) => ident(f.name)), "__ts", "__cr"].join(", ")}
       FROM (SELECT ${wide.join(", ")} FROM ${rel}) w
-      WHERE ${inWindow} AND w.__rid IN (${winners})`;
-    const outCols: ColumnInfo[] = (await this.duck.describe(`(${latest})`)).filter((c) => c.name !== "__ts" && c.name !== "__cr");
+      WHERE ${inWindow} AND w.__rid IN (SELECT __rid FROM __fstore_winners)`;
+    const setup = [`CREATE TEMP TABLE __fstore_winners AS ${winners}`];
+    const outCols: ColumnInfo[] = (await this.duck.describe(`(${latest.replace("(SELECT __rid FROM __fstore_winners)", `(${winners})`)})`)).filter((c) => c.name !== "__ts" && c.name !== "__cr");
     const plan: ReadColumn[] = [
       ...readPlan(outCols),
       { name: "__event_ts", kind: "f64", duckType: "DOUBLE", expr: "CAST(epoch_ms(__ts) AS DOUBLE) AS __event_ts" },
       { name: "__created_ts", kind: "f64", duckType: "DOUBLE", expr: "coalesce(CAST(epoch_ms(__cr) AS DOUBLE), 0) AS __created_ts" },
     ];
-    return prefetchedBatches(this.duck, readSql(plan, `(${latest})`), plan, opts.batchSize ?? DEFAULT_BATCH);
+    return countedBatches(this.duck, setup, "SELECT count(*) FROM __fstore_winners", readSql(plan, `(${latest})`), plan, opts.batchSize ?? DEFAULT_BATCH);
   }
 
   async validateView(view: FeatureViewSpec): Promise<void> {

@@ -189,9 +189,15 @@ async function* chunksToBatches(nextChunk: () => Promise<DuckDBDataChunk | null>
     filled = 0;
     return batch;
   };
+  // the next chunk is fetched (in DuckDB's threads) while this one is converted and its batches consumed
+  let pending: Promise<DuckDBDataChunk | null> | DuckDBDataChunk | null = nextChunk();
   for (;;) {
-    const chunk = await nextChunk();
+    const chunk = await pending;
+    pending = null;
     if (!chunk || chunk.rowCount === 0) break;
+    pending = nextChunk();
+    // a consumer that stops early must not leave a fetch running on a connection about to close
+    if (pending instanceof Promise) pending.catch(() => undefined);
     const rows = chunk.rowCount;
     let from = 0;
     while (from < rows) {
@@ -221,32 +227,29 @@ export async function* streamBatches(duck: Duck, sql: string, plan: ReadColumn[]
 }
 
 /**
- * Run `sql` and fetch every chunk before handing out batches, so the row count is known up front. The
- * chunks stay in DuckDB's native memory until converted batch by batch. (A materialized `run()` result
- * is far slower to produce for large results than streaming its chunks.)
+ * Run the `setup` statements (e.g. a temp table of the rows to read) and `countSql` on a connection of
+ * its own, then stream `sql` from it: the row count is known up front (for progress) and the rows are
+ * still streamed, overlapping DuckDB's work with the consumer's. The connection, and with it any temp
+ * table, is closed when the batches are done (or abandoned).
  */
-export async function prefetchedBatches(duck: Duck, sql: string, plan: ReadColumn[], batchSize = 65_536): Promise<{ total: number; batches: AsyncGenerator<ColumnBatch> }> {
+export async function countedBatches(duck: Duck, setup: string[], countSql: string, sql: string, plan: ReadColumn[], batchSize = 65_536): Promise<{ total: number; batches: AsyncGenerator<ColumnBatch> }> {
   const conn = await duck.connect();
-  const chunks: DuckDBDataChunk[] = [];
-  let total = 0;
+  let total: number;
   try {
-    const result = await conn.stream(sql);
-    for (;;) {
-      const chunk = await result.fetchChunk();
-      if (!chunk || chunk.rowCount === 0) break;
-      chunks.push(chunk);
-      total += chunk.rowCount;
-    }
-  } finally {
+    for (const stmt of setup) await conn.run(stmt);
+    const counted = await conn.runAndReadAll(countSql);
+    total = Number(counted.getRows()[0][0]);
+  } catch (e) {
     conn.closeSync();
+    throw e;
   }
-  let next = 0;
-  const take = (): DuckDBDataChunk | null => {
-    if (next >= chunks.length) return null;
-    const c = chunks[next];
-    // drop our reference as we go so converted chunks can be freed
-    chunks[next++] = undefined as unknown as DuckDBDataChunk;
-    return c;
-  };
-  return { total, batches: chunksToBatches(take, plan, batchSize) };
+  async function* batches(): AsyncGenerator<ColumnBatch> {
+    try {
+      const result = await conn.stream(sql);
+      yield* chunksToBatches(() => result.fetchChunk(), plan, batchSize);
+    } finally {
+      conn.closeSync();
+    }
+  }
+  return { total, batches: batches() };
 }
