@@ -268,15 +268,22 @@ export class FeatureStore {
     const entityInput = req.entities ?? req.entityRows;
     if (!entityInput) throw new ValidationError(`entities: give the entity rows (e.g. {"user_id": [1, 2]})`);
     const { length, columns } = toColumns(entityInput, "entities");
+    // views keyed by the same join keys get the same entityKeys array, so a store can read them together
+    const keysByJoinKeys = new Map<string, unknown[][]>();
     const requests: OnlineReadRequest[] = resolved.views.map(({ view, features }) => {
       if (!view.online) throw new ValidationError(`feature view "${view.name}" has online: false; read it with getHistoricalFeatures`);
-      const keyCols = view.entityColumns.map((c) => {
-        const col = columns[c.name];
-        if (!col) throw new ValidationError(`entities: join key "${c.name}" is missing (feature view "${view.name}" is keyed by ${view.entityColumns.map((x) => x.name).join(", ")})`);
-        return col;
-      });
-      const entityKeys = new Array<unknown[]>(length);
-      for (let i = 0; i < length; i++) entityKeys[i] = keyCols.map((col) => col[i]);
+      const sig = view.entityColumns.map((c) => c.name).join("\u0000");
+      let entityKeys = keysByJoinKeys.get(sig);
+      if (!entityKeys) {
+        const keyCols = view.entityColumns.map((c) => {
+          const col = columns[c.name];
+          if (!col) throw new ValidationError(`entities: join key "${c.name}" is missing (feature view "${view.name}" is keyed by ${view.entityColumns.map((x) => x.name).join(", ")})`);
+          return col;
+        });
+        entityKeys = new Array<unknown[]>(length);
+        for (let i = 0; i < length; i++) entityKeys[i] = keyCols.map((col) => col[i]);
+        keysByJoinKeys.set(sig, entityKeys);
+      }
       return { view, features: features.map((f) => f.name), entityKeys };
     });
     const records = await (await this.onlineStore()).read(this.project, requests);

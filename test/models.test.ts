@@ -323,7 +323,6 @@ describe("MovieLens model inputs (real files through the shared loader)", () => 
     const ml = await loadMovieLens(join(sharedDataDir(), "ml-latest-small"), { historyLength: 3 });
     expect([ml.interactions.length, ml.nUsers, ml.nItems, ml.items.length]).toEqual([100836, 610, 9724, 9724]);
     const c = ml.interactions.columns;
-    const users = c.user_id as Int32Array;
     const items = c.item_id as Int32Array;
     const hist = c.recent_items as { offsets: Int32Array; values: Int32Array };
     // Row 3 of the first user: its three predecessors, oldest first.

@@ -33,6 +33,8 @@ export interface RetrievalExperimentOptions {
   log?: (line: string) => void;
   /** run only the two-tower variants with these names (default: all) */
   only?: string[];
+  /** evaluate after every epoch too (Recall/NDCG on the epoch line and in the training history) */
+  evalEveryEpoch?: boolean;
   /** write results.json and chart.svg here */
   outDir?: string;
 }
@@ -74,12 +76,24 @@ export function retrievalExperiment(
     const model = new TwoTowerModel(spec, { seed: opts.seed ?? 42, ...opts.twoTower });
     if (model.options.logQCorrection) model.setItemFrequencies(itemCounts(trainItems, itemCardinality(spec, data.itemIdColumn)));
     if (model.options.mixedNegatives > 0) model.setCatalogue(data.items);
-    const history = fit(model, data.train, { epochs: opts.epochs ?? 10, batchSize: opts.batchSize ?? 1024, seed: opts.seed ?? 42, log: (l) => log(`${name} ${variant} ${l}`) });
-    const scorer = embeddingScorer(model.encode("query", data.test), model.encode("candidate", data.items), model.dim);
-    models[variant] = retrievalReport(scorer.score, evalOpts);
-    scorer.dispose();
+    const evaluate = () => {
+      const scorer = embeddingScorer(model.encode("query", data.test), model.encode("candidate", data.items), model.dim);
+      try {
+        return retrievalReport(scorer.score, evalOpts);
+      } finally {
+        scorer.dispose();
+      }
+    };
+    const afterEpoch = opts.evalEveryEpoch
+      ? () => {
+          const m = evaluate();
+          return { [`recall_at_${k}`]: m[`recall_at_${k}`], [`ndcg_at_${k}`]: m[`ndcg_at_${k}`] };
+        }
+      : undefined;
+    const history = fit(model, data.train, { epochs: opts.epochs ?? 10, batchSize: opts.batchSize ?? 1024, seed: opts.seed ?? 42, afterEpoch, log: (l) => log(`${name} ${variant} ${l}`) });
+    models[variant] = evaluate();
     model.dispose();
-    training[variant] = history.map(({ metrics: _m, ...rest }) => rest);
+    training[variant] = history.map(({ metrics, ...rest }) => ({ ...rest, ...metrics }));
     log(`${name} ${variant}: ${fmt(models[variant], k)}`);
   }
   const result: ExperimentResult = {

@@ -242,12 +242,22 @@ export class RedisOnlineStore implements OnlineStore {
     const out = requests.map((r) => new Array<OnlineRecord | null>(r.entityKeys.length).fill(null));
     // one HMGET per distinct hash, covering every view asked of it
     const byKey = new Map<string, { fields: string[]; targets: ReadTarget[] }>();
+    // views given the same entity rows (the facade shares the array) share their serialized keys
+    const keyCache = new Map<unknown[][], Map<string, string[]>>();
     for (let q = 0; q < requests.length; q++) {
       const req = requests[q];
-      const codec = this.keyCodec(req.view);
       const field = req.view.name;
+      const dtypes = req.view.entityColumns.map((c) => `${c.name}:${c.dtype}`).join(",");
+      let byDtype = keyCache.get(req.entityKeys);
+      if (!byDtype) keyCache.set(req.entityKeys, (byDtype = new Map()));
+      let keys = byDtype.get(dtypes);
+      if (!keys) {
+        const codec = this.keyCodec(req.view);
+        keys = req.entityKeys.map((k, i) => `${base}:${codec.key(k, i)}`);
+        byDtype.set(dtypes, keys);
+      }
       for (let i = 0; i < req.entityKeys.length; i++) {
-        const key = `${base}:${codec.key(req.entityKeys[i], i)}`;
+        const key = keys[i];
         let e = byKey.get(key);
         if (!e) {
           e = { fields: [], targets: [] };
