@@ -18,7 +18,7 @@ const EVENTS = Number(process.env.ETL_BENCH_EVENTS ?? 10_000_000);
 const INPUT = join(DATA, `etl_events_${EVENTS}.parquet`);
 const OUT = join(DATA, "etl_out");
 const MEMORY_LIMIT = process.env.ETL_BENCH_MEMORY ?? "1GB";
-/** group-by passes (default: the workflow's, from the memory limit: 3 for 10M events under 1GB) */
+/** group-by passes (default: the workflow's, from the memory limit: 4 for 10M events under 1GB) */
 const PASSES = process.env.ETL_BENCH_PASSES ? Number(process.env.ETL_BENCH_PASSES) : undefined;
 
 function ensureData(): void {

@@ -39,16 +39,17 @@ export interface TransformOptions {
   /**
    * Run a group by in this many passes, each over the groups with hash(key) % passes = i (list aggregates
    * cannot spill to disk). Default: one pass per ROWS_PER_GROUP_PASS_PER_GIB input rows per GiB of memoryLimit
-   * (3 passes for 10M rows under "1GB"; one under DuckDB's default limit, 80% of RAM, on a machine with 24 GB).
+   * (4 passes for 10M rows under "1GB"; one under DuckDB's default limit, 80% of RAM, on a machine with 24 GB).
    */
   groupPasses?: number;
 }
 
 /**
  * Input rows one group-by pass takes per GiB of DuckDB memory_limit: list aggregates cannot spill, and a session
- * group by with 6 sequence columns peaks near 0.2 GiB per 1M rows (5M rows ran under "1GB").
+ * group by with 6 sequence columns needs about 0.25 GiB per 1M rows. Near the limit DuckDB evicts and rereads
+ * (10M events under "1GB": 2 passes cost 13 CPU-s, 3 to 5 passes 9 to 10), so this keeps a margin.
  */
-export const ROWS_PER_GROUP_PASS_PER_GIB = 4_000_000;
+export const ROWS_PER_GROUP_PASS_PER_GIB = 3_000_000;
 
 const UNITS: Record<string, number> = { b: 1, bytes: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
 
