@@ -33,6 +33,8 @@ export interface RetrievalExperimentOptions {
   log?: (line: string) => void;
   /** run only the two-tower variants with these names (default: all) */
   only?: string[];
+  /** two-tower variants to run instead of the experiment's own: name -> schema columns left out */
+  variants?: Record<string, string[]>;
   /** evaluate after every epoch too (Recall/NDCG on the epoch line and in the training history) */
   evalEveryEpoch?: boolean;
   /** write results.json and chart.svg here */
@@ -70,7 +72,7 @@ export function retrievalExperiment(
   models.popularity = retrievalReport(popularityScorer(counts), evalOpts);
   log(`${name} popularity: ${fmt(models.popularity, k)}`);
 
-  for (const [variant, excludeCols] of Object.entries(variants)) {
+  for (const [variant, excludeCols] of Object.entries(opts.variants ?? variants)) {
     if (opts.only && !opts.only.includes(variant)) continue;
     const spec = selectInputs(data.schema, { exclude: excludeCols, maxEmbeddingDim: opts.maxEmbeddingDim ?? 64 });
     const model = new TwoTowerModel(spec, { seed: opts.seed ?? 42, ...opts.twoTower });
