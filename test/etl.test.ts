@@ -9,6 +9,7 @@ import {
 } from "../adapters/etl/index.js";
 import { openDuck, queryRows } from "../adapters/etl/sql.js";
 import { parseMemory } from "../adapters/etl/workflow.js";
+import { generateRees46 } from "../adapters/datasets/rees46.js";
 
 let dir: string;
 beforeAll(() => {
@@ -228,6 +229,29 @@ describe("operators against hand-computed values", () => {
     expect(last.map((r) => r.l)).toEqual([[4, 5], [9], null]);
     const pad = await run(new Workflow([new ListSlice("l", 0, 3, { pad: true, padValue: 0 })]), t, "id");
     expect(pad.map((r) => r.l)).toEqual([[1, 2, 3], [9, 0, 0], null]);
+  });
+});
+
+describe("group by under a memory limit", () => {
+  it("a group by that runs out of memory in the default passes starts over with more, and writes the same sessions", async () => {
+    const events = join(dir, "rees.parquet");
+    await generateRees46(events, { sessions: 20000, items: 20000, seed: 1 });
+    const wf = new Workflow([
+      new Categorify(["product_id", "category_id", "brand"], { startIndex: 1 }),
+      new Normalize("price"),
+      new Groupby({ groupBy: ["user_session"], sortBy: ["event_time"], aggs: { product_id: ["list", "count"], category_id: ["list"], brand: ["list"], price: ["list"], event_time: ["first"] } }),
+      new ListSlice(["product_id-list", "category_id-list", "brand-list", "price-list"], -20),
+    ]);
+    await wf.fit(events);
+    const one = join(dir, `mem${n++}`);
+    expect((await wf.transform(events, one)).files).toEqual(["part_0.parquet"]);
+    // ~134k events: 2 passes by the estimate; under 30MB their list aggregates do not fit
+    await expect(wf.transform(events, join(dir, `mem${n++}`), { memoryLimit: "30MB", groupPasses: 2 })).rejects.toThrow(/Out of Memory/);
+    const small = join(dir, `mem${n++}`);
+    const res = await wf.transform(events, small, { memoryLimit: "30MB" });
+    expect(res.files.length).toBeGreaterThan(2);
+    expect(res.rows).toBe(20000);
+    expect(await read(small, "user_session")).toEqual(await read(one, "user_session"));
   });
 });
 

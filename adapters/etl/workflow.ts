@@ -51,6 +51,9 @@ export interface TransformOptions {
  */
 export const ROWS_PER_GROUP_PASS_PER_GIB = 3_000_000;
 
+/** passes are never made smaller than this by default (each rescans the input) */
+const MIN_ROWS_PER_GROUP_PASS = 100_000;
+
 const UNITS: Record<string, number> = { b: 1, bytes: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
 
 /** DuckDB's memory_limit setting ("953.6 MiB") in bytes; null when it cannot be read. */
@@ -64,7 +67,7 @@ export function parseMemory(text: string): number | null {
 async function groupPassRows(duck: Duck): Promise<number> {
   const [{ m }] = await queryRows(duck.conn, "SELECT current_setting('memory_limit') AS m", "reading memory_limit");
   const bytes = parseMemory(String(m)) ?? 2 ** 30;
-  return Math.max(100_000, Math.floor((bytes / 2 ** 30) * ROWS_PER_GROUP_PASS_PER_GIB));
+  return Math.max(MIN_ROWS_PER_GROUP_PASS, Math.floor((bytes / 2 ** 30) * ROWS_PER_GROUP_PASS_PER_GIB));
 }
 
 export interface TransformResult {
@@ -289,7 +292,7 @@ export class Workflow {
       const source = await sourceSql(duck.conn, dataset, this.needsRowOrder);
       const inputRows = await Workflow.requireRows(duck, source, dataset);
       const groups = this.ops.some((o) => o.kind === "Groupby");
-      const passes = groups ? Math.max(1, Math.floor(opts.groupPasses ?? Math.ceil(inputRows / (await groupPassRows(duck))))) : 1;
+      const firstPasses = groups ? Math.max(1, Math.floor(opts.groupPasses ?? Math.ceil(inputRows / (await groupPassRows(duck))))) : 1;
       const compiled = await this.compile(duck, source, input, this.ops.length, this.sqlContext(opts.training ?? false));
       const types = new Map((await describe(duck.conn, `(${compiled.sql})`, "workflow output")).map((t) => [t.name, t.type]));
       const schema = schemaEntries(compiled.columns, types);
@@ -321,55 +324,79 @@ export class Workflow {
 
       // after a group by, row order means nothing: let DuckDB stream without keeping it (less memory, more parallel)
       if (groups) await duck.conn.run("SET preserve_insertion_order = false");
-      progress.start("etl transform", 100 * passes);
-      let rows = 0;
-      const files: string[] = [];
-      // Several passes: when the key survives to the group by, bucket the input once by hash(key) into parquet
-      // (one read and write, like a bare COPY) and run each pass over its bucket; else each pass filters groups.
-      // A parquet source is not bucketed: DuckDB evaluates the pass filter on the key column first and decodes
-      // the other columns only for the rows that pass, so rescanning per pass costs far less than a bucketing
-      // COPY (read + write + read of every column). A CSV source is parsed once, into buckets.
-      const bucketKeys = passes > 1 && source.includes("read_csv(") ? this.groupKeysAtSource(input) : null;
-      const buckets = bucketKeys ? join(spill, "buckets") : null;
-      if (buckets && bucketKeys) {
-        await exec(duck.conn, `COPY (SELECT *, hash(${bucketKeys.map(ident).join(", ")}) % ${passes} AS __bucket FROM ${source}) TO ${pathLiteral(buckets)} (FORMAT parquet, PARTITION_BY (__bucket))`, `transform of ${dataset}: bucketing by ${bucketKeys.join(", ")}`);
-      }
-      for (let pass = 0; pass < passes; pass++) {
-        let sql = compiled.sql;
-        if (buckets) {
-          const bucket = join(buckets, `__bucket=${pass}`);
-          if (!existsSync(bucket)) continue;
-          sql = (await this.compile(duck, `read_parquet(${pathLiteral(join(bucket, "*.parquet"))}, hive_partitioning = false)`, input, this.ops.length, this.sqlContext(opts.training ?? false), false)).sql;
-        } else if (passes > 1) {
-          const atSource = this.groupKeysAtSource(input) !== null;
-          sql = (await this.compile(duck, source, input, this.ops.length, this.sqlContext(opts.training ?? false, { i: pass, n: passes, atSource }), false)).sql;
+      // Several passes: each handles the groups with hash(key) % passes = i. A parquet source is filtered by that
+      // hash at the scan when the key comes straight from the input (DuckDB reads every column of every row again,
+      // which costs far less than writing the input out in buckets); a CSV source is parsed once into parquet
+      // buckets by the hash and each pass reads its bucket; otherwise each pass filters its groups at the group by.
+      const runPasses = async (passes: number): Promise<{ rows: number; files: string[] }> => {
+        progress.start("etl transform", 100 * passes);
+        let rows = 0;
+        const files: string[] = [];
+        const bucketKeys = passes > 1 && source.includes("read_csv(") ? this.groupKeysAtSource(input) : null;
+        const buckets = bucketKeys ? join(spill, `buckets-${passes}`) : null;
+        if (buckets && bucketKeys) {
+          await exec(duck.conn, `COPY (SELECT *, hash(${bucketKeys.map(ident).join(", ")}) % ${passes} AS __bucket FROM ${source}) TO ${pathLiteral(buckets)} (FORMAT parquet, PARTITION_BY (__bucket))`, `transform of ${dataset}: bucketing by ${bucketKeys.join(", ")}`);
         }
-        const { query, partCols } = wrap(sql);
-        const staging = partCols.length ? join(out, `.staging-${process.pid}-${pass}`) : null;
-        const fileName = passes === 1 ? "part_0.parquet" : `part_${pass}.parquet`;
-        const target = staging ?? join(out, fileName);
-        const copy = `COPY (${query}) TO ${pathLiteral(target)} (FORMAT parquet${partCols.length ? `, PARTITION_BY (${partCols.join(", ")}), OVERWRITE_OR_IGNORE true` : ""})`;
-        const timer = setInterval(() => {
-          const p = duck.conn.progress.percentage;
-          if (p >= 0) progress.tick(100 * pass + Math.floor(p));
-        }, 250);
         try {
-          const r = await duck.conn.runAndReadAll(copy);
-          rows += Number(r.getRowObjectsJS()[0]?.Count ?? 0);
+          for (let pass = 0; pass < passes; pass++) {
+            let sql = compiled.sql;
+            if (buckets) {
+              const bucket = join(buckets, `__bucket=${pass}`);
+              if (!existsSync(bucket)) continue;
+              sql = (await this.compile(duck, `read_parquet(${pathLiteral(join(bucket, "*.parquet"))}, hive_partitioning = false)`, input, this.ops.length, this.sqlContext(opts.training ?? false), false)).sql;
+            } else if (passes > 1) {
+              const atSource = this.groupKeysAtSource(input) !== null;
+              sql = (await this.compile(duck, source, input, this.ops.length, this.sqlContext(opts.training ?? false, { i: pass, n: passes, atSource }), false)).sql;
+            }
+            const { query, partCols } = wrap(sql);
+            const staging = partCols.length ? join(out, `.staging-${process.pid}-${pass}`) : null;
+            const fileName = passes === 1 ? "part_0.parquet" : `part_${pass}.parquet`;
+            const target = staging ?? join(out, fileName);
+            const copy = `COPY (${query}) TO ${pathLiteral(target)} (FORMAT parquet${partCols.length ? `, PARTITION_BY (${partCols.join(", ")}), OVERWRITE_OR_IGNORE true` : ""})`;
+            const timer = setInterval(() => {
+              const p = duck.conn.progress.percentage;
+              if (p >= 0) progress.tick(100 * pass + Math.floor(p));
+            }, 250);
+            try {
+              const r = await duck.conn.runAndReadAll(copy);
+              rows += Number(r.getRowObjectsJS()[0]?.Count ?? 0);
+            } catch (e) {
+              if (staging) rmSync(staging, { recursive: true, force: true });
+              throw e;
+            } finally {
+              clearInterval(timer);
+            }
+            progress.tick(100 * (pass + 1));
+            if (staging) {
+              files.push(...arrangePartitions(staging, out, opts.partitionBy ?? null, splits !== null, passes === 1 ? null : pass));
+              rmSync(staging, { recursive: true, force: true });
+            } else {
+              files.push(fileName);
+            }
+          }
         } catch (e) {
-          progress.stop();
-          throw new ValidationError(`transform of ${dataset}: ${errorMessage(e)}`, { cause: e });
+          for (const f of files) rmSync(join(out, f), { force: true });
+          throw e;
         } finally {
-          clearInterval(timer);
+          if (buckets) rmSync(buckets, { recursive: true, force: true });
+          progress.stop();
         }
-        progress.tick(100 * (pass + 1));
-        if (staging) {
-          files.push(...arrangePartitions(staging, out, opts.partitionBy ?? null, splits !== null, passes === 1 ? null : pass));
-          rmSync(staging, { recursive: true, force: true });
-        } else {
-          files.push(fileName);
+        return { rows, files };
+      };
+      let passes = firstPasses;
+      let done: { rows: number; files: string[] } | null = null;
+      while (!done) {
+        try {
+          done = await runPasses(passes);
+        } catch (e) {
+          // the default pass count is an estimate: a group by that still runs out of memory (wide rows, long
+          // lists) starts over with twice the passes, down to passes of 10,000 rows
+          const retry = opts.groupPasses === undefined && groups && /out of memory/i.test(errorMessage(e)) && inputRows / (passes * 2) >= 10_000;
+          if (!retry) throw e instanceof ValidationError ? e : new ValidationError(`transform of ${dataset}: ${errorMessage(e)}`, { cause: e });
+          passes *= 2;
         }
       }
+      const { rows, files } = done;
       progress.stop();
       const schemaJson = JSON.stringify({ columns: schema }, null, 2);
       writeFileSync(join(out, SCHEMA_FILE), schemaJson);
