@@ -397,7 +397,6 @@ export class Workflow {
         }
       }
       const { rows, files } = done;
-      progress.stop();
       const schemaJson = JSON.stringify({ columns: schema }, null, 2);
       writeFileSync(join(out, SCHEMA_FILE), schemaJson);
       if (splits && !opts.partitionBy) for (const s of ["train", "valid", "test"]) if (existsSync(join(out, s))) writeFileSync(join(out, s, SCHEMA_FILE), schemaJson);
