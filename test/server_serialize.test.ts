@@ -46,6 +46,8 @@ describe("OnlineResponse.toFeastJSONText", () => {
   it("writes int64 values beyond 2^53 as exact numbers", () => {
     const r = new OnlineResponse([{ name: "user_id", values: [1] }], [{ view: spec("a", 0), features: [{ name: "big", outputName: "big" }] }], [[{ eventTs: 0, values: { big: 2n ** 62n } }]], 1, 0);
     expect(r.toFeastJSONText()).toContain(`"values":[${2n ** 62n}]`);
+    const list = new OnlineResponse([{ name: "user_id", values: [1] }], [{ view: spec("a", 0), features: [{ name: "ids", outputName: "ids" }] }], [[{ eventTs: 0, values: { ids: [1, 2n ** 60n] } }]], 1, 0);
+    expect(list.toFeastJSONText()).toContain(`"values":[[1,${2n ** 60n}]]`);
   });
 });
 
