@@ -92,3 +92,48 @@ describe("fs serve (CLI process)", () => {
     await expect(fetch(`${url}/health`)).rejects.toThrow();
   });
 });
+
+describe("fs serve --workers 2 (cluster)", () => {
+  it("serves from two processes on one port, and SIGTERM stops them all with exit 0", async () => {
+    const repo = await createTestRepo("sqlite");
+    const child = spawn(process.execPath, [join(ROOT, "bin/fs.js"), "serve", "--repo", repo.dir, "--port", "0", "--workers", "2"], { stdio: ["ignore", "pipe", "pipe"] });
+    try {
+      const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+      const lines: Array<Record<string, unknown>> = [];
+      const listening = await new Promise<string[]>((resolve, reject) => {
+        let buf = "";
+        const urls: string[] = [];
+        const timer = setTimeout(() => reject(new Error("two workers did not start in 30 s")), 30_000);
+        child.stdout!.on("data", (c: Buffer) => {
+          buf += c.toString();
+          let nl: number;
+          while ((nl = buf.indexOf("\n")) >= 0) {
+            const line = JSON.parse(buf.slice(0, nl)) as Record<string, unknown>;
+            buf = buf.slice(nl + 1);
+            lines.push(line);
+            if (line.msg === "feature server listening") urls.push(line.url as string);
+            if (urls.length === 2) {
+              clearTimeout(timer);
+              resolve(urls);
+            }
+          }
+        });
+      });
+      // listen(0) in a cluster: every worker gets the same port
+      expect(listening[0]).toBe(listening[1]);
+      const url = listening[0];
+      const m = await post(`${url}/materialize`, { start_ts: new Date(NOW - 30 * 86400_000).toISOString(), end_ts: new Date(NOW).toISOString() });
+      expect(m.status, m.text).toBe(200);
+      for (let i = 0; i < 6; i++) {
+        const r = await post(`${url}/get-online-features`, { features: ["user_features:age"], entities: { user_id: [1] } });
+        expect((r.json.results as Array<{ values: unknown[] }>)[1].values).toEqual([31]);
+      }
+      child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+      expect(lines.filter((l) => l.msg === "feature server stopped")).toHaveLength(2);
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+      await repo.cleanup();
+    }
+  });
+});

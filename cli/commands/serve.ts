@@ -1,5 +1,7 @@
-import { Flags } from "@oclif/core";
+import cluster from "node:cluster";
+import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
+import { Flags } from "@oclif/core";
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT } from "../../adapters/server/defaults.js";
 import { LOG_LEVELS, type LogLevel } from "../../adapters/server/log.js";
 import { FstoreCommand } from "../base.js";
@@ -9,6 +11,7 @@ export default class Serve extends FstoreCommand {
   static override examples = [
     "fs serve",
     "fs serve --repo my_repo --port 6566 --host 0.0.0.0 --auth-token s3cret",
+    "fs serve --workers 4",
     `curl -s localhost:6566/get-online-features -d '{"features":["user_features:age"],"entities":{"user_id":[1,2]}}'`,
   ];
   static override flags = {
@@ -18,11 +21,19 @@ export default class Serve extends FstoreCommand {
     "auth-token": Flags.string({ description: "require 'Authorization: Bearer <token>' on every endpoint but /health", env: "FSTORE_AUTH_TOKEN" }),
     "max-body-bytes": Flags.integer({ description: "larger request bodies answer 413", default: DEFAULT_MAX_BODY_BYTES, min: 1 }),
     "registry-ttl": Flags.integer({ description: "seconds between background registry refreshes; 0 = load once, never refresh, as in Feast (default: registry_ttl_sec of feature_store.yaml, else 10)", min: 0 }),
+    workers: Flags.integer({
+      char: "w",
+      description: "server processes sharing the port (Node cluster), each with its own store connections; 0 = one per core. /metrics then reports the worker that answers",
+      default: 1,
+      min: 0,
+    }),
     "log-level": Flags.string({ description: "log level of the JSON lines on stdout", options: [...LOG_LEVELS], default: process.env.FSTORE_LOG_LEVEL ?? "info" }),
   };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Serve);
+    const workers = flags.workers === 0 ? availableParallelism() : flags.workers;
+    if (workers > 1 && cluster.isPrimary) return this.runPrimary(workers);
     // Every fs command loads this file; the server itself loads only for `fs serve`.
     const { startFeatureServer } = await import("../../adapters/server/server.js");
     const server = await startFeatureServer({
@@ -42,6 +53,53 @@ export default class Serve extends FstoreCommand {
           server.logger.log("error", "shutdown failed", { error: String(e) });
           process.exit(1);
         });
+      };
+      process.once("SIGTERM", () => stop("SIGTERM"));
+      process.once("SIGINT", () => stop("SIGINT"));
+    });
+    process.exit(0);
+  }
+
+  /**
+   * Forks `workers` processes that run this command and share the listening socket. A worker that dies
+   * unexpectedly is replaced; SIGTERM/SIGINT is passed on, and the primary exits once every worker has
+   * finished its in-flight requests and closed its stores.
+   */
+  private async runPrimary(workers: number): Promise<void> {
+    let stopping = false;
+    const log = (msg: string, fields: Record<string, unknown> = {}) =>
+      process.stdout.write(JSON.stringify({ time: new Date().toISOString(), level: "info", msg, pid: process.pid, ...fields }) + "\n");
+    const listening = new Set<number>();
+    cluster.on("listening", (worker) => listening.add(worker.id));
+    cluster.on("exit", (worker, code, signal) => {
+      if (stopping) return;
+      if (!listening.has(worker.id)) {
+        // it failed before serving (bad repo, port in use...): its error is on stderr; another would fail too
+        stopping = true;
+        for (const w of Object.values(cluster.workers ?? {})) w?.process.kill("SIGTERM");
+        process.exitCode = 1;
+        setTimeout(() => process.exit(1), 2000).unref();
+        return;
+      }
+      log("worker exited; starting another", { worker_pid: worker.process.pid, code, signal });
+      cluster.fork();
+    });
+    for (let i = 0; i < workers; i++) cluster.fork();
+    log("feature server primary started", { workers });
+    await new Promise<void>((done) => {
+      const stop = (signal: NodeJS.Signals) => {
+        if (stopping) return;
+        stopping = true;
+        log("shutting down workers", { signal });
+        const alive = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
+        if (alive.length === 0) return done();
+        let left = alive.length;
+        for (const w of alive) {
+          w.once("exit", () => {
+            if (--left === 0) done();
+          });
+          w.process.kill(signal);
+        }
       };
       process.once("SIGTERM", () => stop("SIGTERM"));
       process.once("SIGINT", () => stop("SIGINT"));
