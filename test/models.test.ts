@@ -328,6 +328,8 @@ describe("MovieLens model inputs (real files through the shared loader)", () => 
     // Row 3 of the first user: its three predecessors, oldest first.
     expect(Array.from(hist.values.subarray(hist.offsets[3], hist.offsets[4]))).toEqual([items[0], items[1], items[2]]);
     expect(hist.offsets[1]).toBe(0);
+    const last = c.last_item as Int32Array;
+    expect([last[0], last[1], last[3]]).toEqual([ml.nItems, items[0], items[2]]);
     const toy = ml.rawItemIds.indexOf(1);
     const g = ml.items.columns.genres as { offsets: Int32Array; values: Int32Array };
     expect(g.offsets[toy + 1] - g.offsets[toy]).toBe(5); // Adventure|Animation|Children|Comedy|Fantasy

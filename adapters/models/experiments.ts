@@ -129,13 +129,17 @@ export function writeResults(result: ExperimentResult, outDir: string): void {
 
 /**
  * MovieLens (e.g. ml-latest-small): popularity, two-tower on ids only, with genres and year, and with the user's
- * recent items (a point-in-time list feature of the query tower) as well.
+ * recent items as well (query-tower features known at the rating's time: the last few items, mean-pooled, and
+ * the very last one).
  */
-export async function movieLensExperiment(dataDir: string, opts: RetrievalExperimentOptions & MovieLensOptions = {}): Promise<ExperimentResult> {
+export async function movieLensExperiment(dataDir: string, opts: RetrievalExperimentOptions & MovieLensOptions & { validation?: boolean } = {}): Promise<ExperimentResult> {
   const ml = await loadMovieLens(dataDir, opts);
-  const split = leaveLastOut(ml.interactions);
-  const train = takeRows(ml.interactions, split.train);
-  const test = takeRows(ml.interactions, split.test);
+  // Validation (for choosing settings such as the epoch count): drop every user's last rating, then hold out
+  // the one before it; the test split is never looked at.
+  const rows = opts.validation ? takeRows(ml.interactions, leaveLastOut(ml.interactions).train) : ml.interactions;
+  const split = leaveLastOut(rows);
+  const train = takeRows(rows, split.train);
+  const test = takeRows(rows, split.test);
   const exclude = Array.from({ length: test.length }, () => new Set<number>());
   const testUser = test.columns.user_id as Int32Array;
   const userRow = new Map<number, number>();
@@ -144,11 +148,11 @@ export async function movieLensExperiment(dataDir: string, opts: RetrievalExperi
   const ti = train.columns.item_id as Int32Array;
   for (let k = 0; k < train.length; k++) exclude[userRow.get(tu[k]) as number]?.add(ti[k]);
   return retrievalExperiment(
-    "MovieLens ml-latest-small",
+    opts.validation ? "MovieLens ml-latest-small (validation)" : "MovieLens ml-latest-small",
     { schema: ml.schema, train, test, items: ml.items, itemIdColumn: "item_id", exclude },
     {
-      "two-tower (ids)": ["genres", "year", "recent_items"],
-      "two-tower (ids + genres, year)": ["recent_items"],
+      "two-tower (ids)": ["genres", "year", "recent_items", "last_item"],
+      "two-tower (ids + genres, year)": ["recent_items", "last_item"],
       "two-tower (ids + genres, year + recent items)": [],
     },
     opts,

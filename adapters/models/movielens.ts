@@ -14,7 +14,8 @@ import { parseSchema, type SchemaColumn } from "./schema.js";
 export interface MovieLensData {
   /**
    * every rating, ordered by (user, time, item): user_id, item_id, genres (list), year, recent_items (list: the
-   * user's previous `historyLength` items, latest last), timestamp (s), rating
+   * user's previous `historyLength` items, latest last), last_item (the previous one; nItems for none),
+   * timestamp (s), rating
    */
   interactions: Frame;
   /** one row per rated movie, by item_id: item_id, genres, year */
@@ -107,6 +108,7 @@ function encode(rows: Array<{ u: number; m: number; rating: number; ts: number }
       genres: listFor(item_id, itemGenres),
       year: Int32Array.from(item_id, (i) => itemYear[i]),
       recent_items: recentItems(user_id, item_id, historyLength),
+      last_item: lastItem(user_id, item_id, nItems),
       timestamp,
       rating,
     },
@@ -118,6 +120,7 @@ function encode(rows: Array<{ u: number; m: number; rating: number; ts: number }
       { name: "genres", dtype: "int32", isList: true, tags: ["categorical", "item", "list"], properties: { cardinality: genreVocab.size } },
       { name: "year", dtype: "int32", tags: ["categorical", "item"], properties: { cardinality: yearVocab.size } },
       { name: "recent_items", dtype: "int32", isList: true, tags: ["categorical", "user", "list"], properties: { cardinality: nItems } },
+      { name: "last_item", dtype: "int32", tags: ["categorical", "user"], properties: { cardinality: nItems + 1 } },
       { name: "timestamp", dtype: "int64", tags: ["time"], properties: {} },
       { name: "rating", dtype: "float32", tags: ["target", "regression"], properties: {} },
     ],
@@ -144,6 +147,11 @@ export function recentItems(users: Int32Array, items: Int32Array, n: number): Li
     offsets[k + 1] = values.length;
   }
   return { offsets, values: Int32Array.from(values) };
+}
+
+/** Per row, the same user's previous item (rows ordered by user, then time); `none` for a user's first row. */
+export function lastItem(users: Int32Array, items: Int32Array, none: number): Int32Array {
+  return Int32Array.from(users, (u, k) => (k > 0 && users[k - 1] === u ? items[k - 1] : none));
 }
 
 function listFor(itemIds: Int32Array, lists: number[][]): ListColumn {
