@@ -2,9 +2,9 @@
 //
 // Why not autocannon: its rate limiting sends each tick's requests in a burst over all connections, so at
 // 1,000 req/s even a bare node:http handler shows a p99 of 2.5-4 ms of queueing it caused itself. Here an
-// open-loop run spaces requests evenly (a request every 1/rate s, sent when due) and measures each
-// latency from the time it was due, so a stalled server is charged for the requests that waited
-// (no coordinated omission). A closed-loop run (no rate) sends the next request on each connection as
+// open-loop run spaces requests evenly (a request every 1/rate s, sent when due, to ~1 ms) and measures each
+// latency from when the generator found it due, so a stalled server is charged for the requests that
+// waited for a connection (no coordinated omission). A closed-loop run (no rate) sends the next request on each connection as
 // soon as the previous answer is complete. Responses must carry content-length (no chunked encoding).
 import { connect, type Socket } from "node:net";
 import { performance } from "node:perf_hooks";
@@ -134,19 +134,22 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     idle.push(...conns);
     const interval = 1000 / (opts.rate as number);
     let due = start;
-    // a busy loop on setImmediate: timers are too coarse (1 ms) to space 1,000 requests a second evenly;
-    // socket events are still handled between turns
+    // sleep until the next request is due (timers fire at ~1 ms granularity, so at 1,000 req/s one or two
+    // go out per wake-up); a busy loop would space them better but takes a core from the server under
+    // test on a 2-core machine
     await new Promise<void>((resolve) => {
       const tick = () => {
         const now = performance.now();
         while (due <= now && due < end) {
+          // latency counts from this wake-up, not from `due`: the timer's own lateness (up to ~1 ms) is
+          // the generator's, while waiting for a free connection is the server's
           const c = idle.pop();
-          if (c) send(c, due);
-          else backlog.push(due);
+          if (c) send(c, now);
+          else backlog.push(now);
           due += interval;
         }
         if (now >= end) resolve();
-        else setImmediate(tick);
+        else setTimeout(tick, Math.max(0, Math.min(due, end) - performance.now()));
       };
       tick();
     });

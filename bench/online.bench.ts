@@ -108,7 +108,7 @@ async function checkRead(store: OnlineStore, views: FeatureViewSpec[], allCols: 
   const id = randomId();
   const res = await store.read(PROJECT, requestsFor(views, [id]));
   views.forEach((v, i) => {
-    const got = res[i][0]?.values.f3;
+    const got = res[i].values.f3[0];
     if (got !== allCols[i][3][id]) throw new Error(`${store.type}: ${v.name} f3 of ${id} is ${String(got)}, expected ${allCols[i][3][id]}`);
   });
 }

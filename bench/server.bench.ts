@@ -6,7 +6,9 @@
 // (bench/loadgen.ts: evenly spaced open-loop requests, latency counted from when each was due).
 //
 //   npm run bench -- server            FSTORE_BENCH_ENTITIES=100000 FSTORE_BENCH_SECONDS=5 npm run bench -- server
+//   FSTORE_BENCH_WORKERS=2 (server processes)  FSTORE_BENCH_STORES=sqlite|redis
 import { type ChildProcess, fork } from "node:child_process";
+import cluster from "node:cluster";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
@@ -21,6 +23,8 @@ const VIEWS = 25;
 const FEATURES = 10;
 const ENTITIES = Number(process.env.FSTORE_BENCH_ENTITIES ?? 100_000);
 const SECONDS = Number(process.env.FSTORE_BENCH_SECONDS ?? 10);
+/** server processes (fs serve --workers); they share the 2 cores with the load generator */
+const WORKERS = Number(process.env.FSTORE_BENCH_WORKERS ?? 1);
 const SELF = fileURLToPath(import.meta.url);
 const END = Date.parse("2026-01-01T00:00:00Z");
 
@@ -30,13 +34,39 @@ type ChildMode = "feature" | "floor";
 
 async function childMain(mode: ChildMode): Promise<void> {
   let url: string;
-  if (mode === "feature") {
-    const { startFeatureServer } = await import("../adapters/server/server.js");
-    const s = await startFeatureServer({ repoPath: process.env.FSTORE_BENCH_REPO!, port: 0, logLevel: (process.env.FSTORE_BENCH_LOG as "info") ?? "info" });
-    url = s.url;
-    process.on("message", (m: { stop?: boolean }) => {
-      if (m.stop) void s.close().then(() => process.exit(0));
+  if (mode === "feature" && WORKERS > 1 && cluster.isPrimary) {
+    // as `fs serve --workers N`: N processes share one port
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise((r) => probe.close(r));
+    let up = 0;
+    await new Promise<void>((resolve) => {
+      cluster.on("listening", () => {
+        if (++up === WORKERS) resolve();
+      });
+      for (let i = 0; i < WORKERS; i++) cluster.fork({ FSTORE_BENCH_PORT: String(port) });
     });
+    url = `http://127.0.0.1:${port}`;
+    process.on("message", (m: { stop?: boolean }) => {
+      if (!m.stop) return;
+      const alive = Object.values(cluster.workers ?? {});
+      let left = alive.length;
+      for (const w of alive) {
+        w?.once("exit", () => --left === 0 && process.exit(0));
+        w?.process.kill("SIGTERM");
+      }
+    });
+  } else if (mode === "feature") {
+    const { startFeatureServer } = await import("../adapters/server/server.js");
+    const s = await startFeatureServer({ repoPath: process.env.FSTORE_BENCH_REPO!, port: Number(process.env.FSTORE_BENCH_PORT ?? 0), logLevel: (process.env.FSTORE_BENCH_LOG as "info") ?? "info" });
+    url = s.url;
+    const stop = () => void s.close().then(() => process.exit(0));
+    process.on("message", (m: { stop?: boolean }) => m.stop && stop());
+    if (cluster.isWorker) {
+      process.once("SIGTERM", stop);
+      return;
+    }
   } else {
     // The floor: read the body, answer the prepared bytes for that path. Nothing else.
     const bodies = new Map<string, Buffer>();
@@ -243,7 +273,7 @@ async function benchStore(kind: "sqlite" | "redis", repo: string, floor: Child):
   await inProcess(kind, repo);
   const fs = await startChild("feature", { FSTORE_BENCH_REPO: repo });
   try {
-    console.log(`-- ${kind} online store, ${ENTITIES} entities, ${VIEWS} views x ${FEATURES} features, ${SECONDS} s per case`);
+    console.log(`-- ${kind} online store, ${ENTITIES} entities, ${VIEWS} views x ${FEATURES} features, ${SECONDS} s per case, ${WORKERS} server process(es)`);
     // 1. one row, 250 features, at 1,000 requests/s
     const one = await compare("1x250", fs, floor, ALL_FEATURES, 1, { connections: 8, rate: 1000 });
     report(`${kind}: 1 row x 250 features @1000 req/s p99 (${one.bytes} B)`, one.fs.p99, "ms", { baseline: one.floor.p99, baselineName: "bare node:http", target: "<= 1 ms", pass: one.fs.p99 <= 1 });

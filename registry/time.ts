@@ -39,5 +39,32 @@ export function toEpochMs(t: Date | string | number, what = "timestamp"): number
 }
 
 export function isoUtc(ms: number): string {
-  return new Date(ms).toISOString().replace(".000Z", "Z");
+  // years 0000-9999 by integer arithmetic (Hinnant's civil-from-days): several times faster than
+  // Date#toISOString, and online answers format one per (view, entity row)
+  if (!(ms >= -62167219200000 && ms < 253402300800000) || !Number.isInteger(ms)) {
+    return new Date(ms).toISOString().replace(".000Z", "Z");
+  }
+  const days = Math.floor(ms / 86400000);
+  let rest = ms - days * 86400000;
+  const z = days + 719468;
+  const era = Math.floor(z / 146097);
+  const doe = z - era * 146097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const d = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const m = mp < 10 ? mp + 3 : mp - 9;
+  const y = yoe + era * 400 + (m <= 2 ? 1 : 0);
+  const hh = Math.floor(rest / 3600000);
+  rest -= hh * 3600000;
+  const mi = Math.floor(rest / 60000);
+  rest -= mi * 60000;
+  const ss = Math.floor(rest / 1000);
+  const milli = rest - ss * 1000;
+  const frac = milli === 0 ? "" : `.${String(milli).padStart(3, "0")}`;
+  return `${String(y).padStart(4, "0")}-${pad2(m)}-${pad2(d)}T${pad2(hh)}:${pad2(mi)}:${pad2(ss)}${frac}Z`;
+}
+
+function pad2(n: number): string {
+  return n < 10 ? `0${n}` : String(n);
 }

@@ -2,7 +2,7 @@
 
 import { isoUtc } from "../registry/time.js";
 import type { ResolvedView } from "./references.js";
-import type { OnlineRecord } from "./types.js";
+import type { OnlineReadResult } from "./types.js";
 
 export type FeatureStatus = "PRESENT" | "NOT_FOUND" | "OUTSIDE_MAX_AGE";
 
@@ -19,8 +19,8 @@ export class OnlineResponse {
     /** entity columns echoed from the request */
     private readonly entityColumns: Array<{ name: string; values: unknown[] }>,
     private readonly views: ResolvedView[],
-    /** per view, per entity row */
-    private readonly records: Array<Array<OnlineRecord | null>>,
+    /** per view, column-wise */
+    private readonly results: OnlineReadResult[],
     private readonly rowCount: number,
     /** read time, ms: TTL is applied against it */
     private readonly now: number,
@@ -41,23 +41,18 @@ export class OnlineResponse {
     return `[${entities}${entities && features ? "," : ""}${features}]`;
   }
 
-  /** Column-wise values: `{ user_id: [1, 2], age: [31, null] }`. */
+  /** Column-wise values: `{ user_id: [1, 2], age: [31, null] }` (the arrays are the response's own). */
   toObject(): Record<string, unknown[]> {
     const out: Record<string, unknown[]> = {};
     for (const c of this.entityColumns) out[c.name] = c.values;
     this.views.forEach((v, vi) => {
-      const recs = this.records[vi];
-      for (const f of v.features) {
-        const col = new Array(this.rowCount);
-        for (let i = 0; i < this.rowCount; i++) {
-          const r = recs[i];
-          const x = r ? r.values[f.name] : undefined;
-          col[i] = x === undefined ? null : x;
-        }
-        out[f.outputName] = col;
-      }
+      for (const f of v.features) out[f.outputName] = this.column(vi, f.name);
     });
     return out;
+  }
+
+  private column(viewIndex: number, feature: string): unknown[] {
+    return this.results[viewIndex].values[feature] ?? new Array<unknown>(this.rowCount).fill(null);
   }
 
   /** Row-wise values, one object per entity row. */
@@ -68,10 +63,10 @@ export class OnlineResponse {
   }
 
   statusOf(viewIndex: number, row: number): FeatureStatus {
-    const r = this.records[viewIndex][row];
-    if (!r) return "NOT_FOUND";
+    const ts = this.results[viewIndex].eventTs[row];
+    if (Number.isNaN(ts)) return "NOT_FOUND";
     const ttl = this.views[viewIndex].view.ttlSeconds;
-    return ttl > 0 && r.eventTs < this.now - ttl * 1000 ? "OUTSIDE_MAX_AGE" : "PRESENT";
+    return ttl > 0 && ts < this.now - ttl * 1000 ? "OUTSIDE_MAX_AGE" : "PRESENT";
   }
 
   /** Feast's feature server response. */
@@ -82,29 +77,21 @@ export class OnlineResponse {
     const present = new Array<FeatureStatus>(n).fill("PRESENT");
     for (const c of this.entityColumns) results.push({ values: c.values, statuses: present, event_timestamps: epochs });
     this.views.forEach((v, vi) => {
-      const recs = this.records[vi];
+      const ts = this.results[vi].eventTs;
       // statuses and timestamps are per (view, row): compute once, share across the view's features
       const statuses = new Array<FeatureStatus>(n);
       const stamps = new Array<string>(n);
       for (let i = 0; i < n; i++) {
-        const r = recs[i];
         statuses[i] = this.statusOf(vi, i);
-        stamps[i] = r ? isoUtc(r.eventTs) : EPOCH;
+        stamps[i] = Number.isNaN(ts[i]) ? EPOCH : isoUtc(ts[i]);
       }
-      for (const f of v.features) {
-        const values = new Array(n);
-        for (let i = 0; i < n; i++) {
-          const r = recs[i];
-          const x = r ? r.values[f.name] : undefined;
-          values[i] = x === undefined ? null : x;
-        }
-        results.push({ values, statuses, event_timestamps: stamps });
-      }
+      for (const f of v.features) results.push({ values: this.column(vi, f.name), statuses, event_timestamps: stamps });
     });
     return { metadata: { feature_names: this.featureNames }, results };
   }
+
   /**
-   * `JSON.stringify(toFeastJSON())`, written straight from the records: no per-feature result objects,
+   * `JSON.stringify(toFeastJSON())`, written straight from the read columns: no per-feature result objects,
    * and a view's statuses and event timestamps are rendered once and shared by its features. Int64
    * values beyond 2^53 (bigint) are written as exact JSON numbers.
    */
@@ -120,35 +107,35 @@ export class OnlineResponse {
     }
     const stampText = new Map<number, string>();
     this.views.forEach((v, vi) => {
-      const recs = this.records[vi];
+      const ts = this.results[vi].eventTs;
       let statuses = "[";
       let stamps = "[";
       for (let i = 0; i < n; i++) {
-        const r = recs[i];
         const sep = i ? "," : "";
         statuses += `${sep}"${this.statusOf(vi, i)}"`;
-        if (!r) {
+        if (Number.isNaN(ts[i])) {
           stamps += `${sep}"${EPOCH}"`;
           continue;
         }
-        let t = stampText.get(r.eventTs);
+        let t = stampText.get(ts[i]);
         if (t === undefined) {
-          t = `"${isoUtc(r.eventTs)}"`;
-          stampText.set(r.eventTs, t);
+          t = `"${isoUtc(ts[i])}"`;
+          stampText.set(ts[i], t);
         }
         stamps += sep + t;
       }
       const tail = `,"statuses":${statuses}],"event_timestamps":${stamps}]}`;
-      const values = new Array<unknown>(n);
       for (const f of v.features) {
+        const values = this.column(vi, f.name);
         // JSON.stringify of a whole array runs in V8's native serializer: ~2x faster than concatenating
-        // each value's text here, and far fewer intermediate strings (GC pauses)
+        // each value's text here; it throws on bigint (int64 beyond 2^53), which gets the slow path
         let big = false;
         for (let i = 0; i < n; i++) {
-          const r = recs[i];
-          const x = r ? r.values[f.name] : null;
-          if (typeof x === "bigint" || (Array.isArray(x) && x.some((e) => typeof e === "bigint"))) big = true;
-          values[i] = x === undefined ? null : x;
+          const x = values[i];
+          if (typeof x === "bigint" || (Array.isArray(x) && x.some((e) => typeof e === "bigint"))) {
+            big = true;
+            break;
+          }
         }
         parts.push(`${first ? "" : ","}{"values":${big ? jsonList(values, n) : JSON.stringify(values)}${tail}`);
         first = false;

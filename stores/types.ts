@@ -39,10 +39,12 @@ export interface OnlineReadRequest {
   entityKeys: unknown[][];
 }
 
-/** One stored value set for an entity of a view; null when the entity has none. */
-export interface OnlineRecord {
-  eventTs: number;
-  values: Record<string, unknown>;
+/** The answer to one OnlineReadRequest, column-wise (no object per entity row). */
+export interface OnlineReadResult {
+  /** event time (ms) of each entity row's stored value; NaN where the entity has none */
+  eventTs: Float64Array;
+  /** each requested feature: one value per entity row, null when absent */
+  values: Record<string, unknown[]>;
 }
 
 export interface OnlineStore {
@@ -56,8 +58,8 @@ export interface OnlineStore {
    * newer event time (ties: newer or equal created time wins). Returns the rows actually written.
    */
   write(project: string, view: FeatureViewSpec, batch: OnlineWriteBatch): Promise<number>;
-  /** One result array per request, one entry per entity row (null = not found). */
-  read(project: string, requests: OnlineReadRequest[]): Promise<Array<Array<OnlineRecord | null>>>;
+  /** One result per request, in order. */
+  read(project: string, requests: OnlineReadRequest[]): Promise<OnlineReadResult[]>;
   /** Throws when the store does not answer. */
   health(): Promise<void>;
   close(): Promise<void>;

@@ -6,7 +6,7 @@ import { Entity, FeatureService, FeatureView, Field, FileSource } from "../index
 import { ValidationError } from "../registry/errors.js";
 import { formatPlan } from "../registry/plan.js";
 import { Registry } from "../registry/registry.js";
-import { parseTtl, toEpochMs } from "../registry/time.js";
+import { isoUtc, parseTtl, toEpochMs } from "../registry/time.js";
 import { FeatureStore } from "../stores/feature_store.js";
 import { DEFINITIONS, tempDir, writeRepo } from "./repo_fixture.js";
 
@@ -38,6 +38,20 @@ describe("definitions", () => {
     expect(toEpochMs("2024-01-01")).toBe(Date.UTC(2024, 0, 1));
     expect(toEpochMs("2024-01-01T02:00:00+02:00")).toBe(Date.UTC(2024, 0, 1));
     expect(() => toEpochMs("yesterday")).toThrow(/not an ISO-8601 timestamp/);
+  });
+});
+
+describe("isoUtc", () => {
+  it("writes what Date#toISOString writes (whole seconds without .000), over the whole range", () => {
+    const ref = (ms: number) => new Date(ms).toISOString().replace(".000Z", "Z");
+    const cases = [0, -1, 1, 999, 86_399_999, 951_782_400_000, 951_868_800_000, 1_709_164_800_000, -2_208_988_800_001, -62_167_219_200_000, 253_402_300_799_999, 253_402_300_800_000, -62_167_219_200_001, 1.5];
+    let seed = 7;
+    for (let i = 0; i < 20_000; i++) {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      cases.push(Math.round((seed / 2147483648 - 0.5) * 2 * 62_000_000_000_000));
+    }
+    for (const ms of cases) expect(isoUtc(ms)).toBe(ref(ms));
+    expect(isoUtc(Date.parse("2024-02-29T23:59:59.5Z"))).toBe("2024-02-29T23:59:59.500Z");
   });
 });
 

@@ -3,6 +3,14 @@ import { describe, expect, it } from "vitest";
 import { Metrics } from "../adapters/server/metrics.js";
 import type { FeatureViewSpec } from "../registry/types.js";
 import { OnlineResponse } from "../stores/online_response.js";
+import type { OnlineReadResult } from "../stores/types.js";
+
+/** Column-wise read results from rows (null = not found). */
+function result(rows: Array<{ eventTs: number; values: Record<string, unknown> } | null>, features: string[]): OnlineReadResult {
+  const values: Record<string, unknown[]> = {};
+  for (const f of features) values[f] = rows.map((r) => (r && f in r.values ? r.values[f] : null));
+  return { eventTs: Float64Array.from(rows, (r) => (r ? r.eventTs : NaN)), values };
+}
 
 function spec(name: string, ttlSeconds: number): FeatureViewSpec {
   return {
@@ -31,22 +39,22 @@ describe("OnlineResponse.toFeastJSONText", () => {
         { view: b, features: [{ name: "tags", outputName: "b__tags" }, { name: "ok", outputName: "ok" }] },
       ],
       [
-        [{ eventTs: now - 1000, values: { age: 31, name: "a\nb\u2028ü" } }, null, { eventTs: now - 7200_500, values: { age: 1.5e300, name: null } }],
-        [{ eventTs: 0, values: { tags: [1, 2], ok: true } }, { eventTs: now, values: { tags: [], ok: false } }, { eventTs: 5, values: { tags: null, ok: NaN } }],
+        result([{ eventTs: now - 1000, values: { age: 31, name: "a\nb\u2028ü" } }, null, { eventTs: now - 7200_500, values: { age: 1.5e300, name: null } }], ["age", "name"]),
+        result([{ eventTs: 0, values: { tags: [1, 2], ok: true } }, { eventTs: now, values: { tags: [], ok: false } }, { eventTs: 5, values: { tags: null, ok: NaN } }], ["tags", "ok"]),
       ],
       3,
       now,
     );
     expect(r.toFeastJSONText()).toBe(JSON.stringify(r.toFeastJSON()));
     expect(JSON.parse(r.toFeastJSONText()).results[1].statuses).toEqual(["PRESENT", "NOT_FOUND", "OUTSIDE_MAX_AGE"]);
-    const empty = new OnlineResponse([{ name: "user_id", values: [] }], [{ view: a, features: [{ name: "age", outputName: "age" }] }], [[]], 0, now);
+    const empty = new OnlineResponse([{ name: "user_id", values: [] }], [{ view: a, features: [{ name: "age", outputName: "age" }] }], [result([], ["age"])], 0, now);
     expect(empty.toFeastJSONText()).toBe(JSON.stringify(empty.toFeastJSON()));
   });
 
   it("writes int64 values beyond 2^53 as exact numbers", () => {
-    const r = new OnlineResponse([{ name: "user_id", values: [1] }], [{ view: spec("a", 0), features: [{ name: "big", outputName: "big" }] }], [[{ eventTs: 0, values: { big: 2n ** 62n } }]], 1, 0);
+    const r = new OnlineResponse([{ name: "user_id", values: [1] }], [{ view: spec("a", 0), features: [{ name: "big", outputName: "big" }] }], [result([{ eventTs: 0, values: { big: 2n ** 62n } }], ["big"])], 1, 0);
     expect(r.toFeastJSONText()).toContain(`"values":[${2n ** 62n}]`);
-    const list = new OnlineResponse([{ name: "user_id", values: [1] }], [{ view: spec("a", 0), features: [{ name: "ids", outputName: "ids" }] }], [[{ eventTs: 0, values: { ids: [1, 2n ** 60n] } }]], 1, 0);
+    const list = new OnlineResponse([{ name: "user_id", values: [1] }], [{ view: spec("a", 0), features: [{ name: "ids", outputName: "ids" }] }], [result([{ eventTs: 0, values: { ids: [1, 2n ** 60n] } }], ["ids"])], 1, 0);
     expect(list.toFeastJSONText()).toContain(`"values":[[1,${2n ** 60n}]]`);
   });
 });

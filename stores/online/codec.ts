@@ -198,8 +198,6 @@ export interface PayloadSchema {
   names: string[];
   codes: Uint8Array;
   bitmapBytes: number;
-  /** every field null: decoding copies it, so each record gets one fixed object shape (fast property access) */
-  template: Record<string, unknown>;
 }
 
 /** FNV-1a (32 bit) of "name:dtype,..." */
@@ -222,9 +220,7 @@ export function payloadSchema(fields: FieldSpec[]): PayloadSchema {
     if (code === undefined) throw new ValidationError(`field "${f.name}": dtype "${f.dtype}" cannot be stored online`);
     codes[i] = code | (list ? LIST : 0);
   });
-  const template: Record<string, unknown> = {};
-  for (const f of fields) template[f.name] = null;
-  return { fingerprint: fingerprintOf(fields), fields: fields.map((f) => ({ name: f.name, dtype: f.dtype })), names: fields.map((f) => f.name), codes, bitmapBytes: (fields.length + 7) >> 3, template };
+  return { fingerprint: fingerprintOf(fields), fields: fields.map((f) => ({ name: f.name, dtype: f.dtype })), names: fields.map((f) => f.name), codes, bitmapBytes: (fields.length + 7) >> 3 };
 }
 
 /** Fingerprint -> schema, for payloads written before a view's schema changed. */
@@ -486,12 +482,6 @@ export function encodeRows(view: FeatureViewSpec, schema: PayloadSchema, batch: 
 
 // ---------------------------------------------------------------- decoding
 
-export interface DecodedPayload {
-  eventTs: number;
-  createdTs: number;
-  values: Record<string, unknown>;
-}
-
 function readInt64(dv: DataView, o: number): number | bigint {
   const hi = dv.getInt32(o + 4, true);
   if (hi >= -2097152 && hi < 2097152) return hi * TWO32 + dv.getUint32(o, true);
@@ -546,35 +536,86 @@ function readScalar(b: Buffer, dv: DataView, code: number, c: Cursor): unknown {
   throw new Error(`corrupt online payload: unknown type code ${code}`);
 }
 
+// ---------------------------------------------------------------- column-wise decoding
+
+/** Bytes of a fixed-size scalar, 0 for variable-size ones (string, bytes). */
+function fixedSize(code: number): number {
+  switch (code) {
+    case T_FLOAT:
+    case T_INT64:
+    case T_TIMESTAMP:
+      return 8;
+    case T_INT32:
+      return 4;
+    case T_BOOL:
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+function skipValue(b: Buffer, code: number, c: Cursor): void {
+  if ((code & LIST) === 0) {
+    const size = fixedSize(code);
+    // (not `c.o += readVarint(...)`: that adds to c.o as it was before the varint was read)
+    const n = size || readVarint(b, c);
+    c.o += n;
+    return;
+  }
+  const len = readVarint(b, c);
+  const size = fixedSize(code & 7);
+  if (size) {
+    c.o += size * len;
+    return;
+  }
+  for (let i = 0; i < len; i++) {
+    const n = readVarint(b, c);
+    c.o += n;
+  }
+}
+
 /**
- * Unpacks a payload written with `schema`. `wanted` features absent from the schema come back null,
- * so a payload written before a feature was added still answers.
+ * Unpacks the payload at `start` of `b` (written with `schema`) into row `row` of output columns:
+ * `columns[f]` is the column of schema field f, or undefined when it was not asked for (skipped).
+ * Returns the payload's event time (ms). No object per payload: a read of 100 entities x 25 views
+ * fills 250 arrays instead of making 2,500 records.
  */
-export function decodePayload(b: Buffer, schema: PayloadSchema, wanted?: readonly string[], start = 0): DecodedPayload {
+export function decodeInto(b: Buffer, start: number, schema: PayloadSchema, columns: ReadonlyArray<unknown[] | undefined>, row: number): number {
   if (b[start] !== PAYLOAD_VERSION) throw new Error(`corrupt online payload: version ${b[start]}, expected ${PAYLOAD_VERSION}`);
-  const values: Record<string, unknown> = { ...schema.template };
-  // offsets below are absolute in `b`, so a payload inside a larger buffer decodes without a copy
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   const codes = schema.codes;
-  const names = schema.names;
   const bitmapAt = start + HEADER_BYTES;
   const c: Cursor = { o: bitmapAt + schema.bitmapBytes };
   for (let f = 0; f < codes.length; f++) {
     if ((b[bitmapAt + (f >> 3)] & (1 << (f & 7))) === 0) continue;
     const code = codes[f];
-    if (code === T_FLOAT) {
-      values[names[f]] = dv.getFloat64(c.o, true);
+    const out = columns[f];
+    if (out === undefined) {
+      skipValue(b, code, c);
+    } else if (code === T_FLOAT) {
+      out[row] = dv.getFloat64(c.o, true);
       c.o += 8;
     } else if ((code & LIST) === 0) {
-      values[names[f]] = readScalar(b, dv, code, c);
+      out[row] = readScalar(b, dv, code, c);
     } else {
       const len = readVarint(b, c);
       const arr = new Array<unknown>(len);
       const base = code & 7;
       for (let i = 0; i < len; i++) arr[i] = readScalar(b, dv, base, c);
-      values[names[f]] = arr;
+      out[row] = arr;
     }
   }
-  if (wanted) for (const w of wanted) if (!(w in values)) values[w] = null;
-  return { eventTs: dv.getFloat64(start + TS_OFFSET, true), createdTs: dv.getFloat64(start + TS_OFFSET + 8, true), values };
+  return dv.getFloat64(start + TS_OFFSET, true);
+}
+
+/** An empty answer for `features` over `rows` entity rows: every value null, every event time NaN. */
+export function emptyReadResult(features: readonly string[], rows: number): { eventTs: Float64Array; values: Record<string, unknown[]> } {
+  const values: Record<string, unknown[]> = {};
+  for (const f of features) values[f] = new Array<unknown>(rows).fill(null);
+  return { eventTs: new Float64Array(rows).fill(NaN), values };
+}
+
+/** For decodeInto: the output column of each field of `schema` (undefined when not in `values`). */
+export function columnsOf(schema: PayloadSchema, values: Record<string, unknown[]>): Array<unknown[] | undefined> {
+  return schema.names.map((n) => (Object.hasOwn(values, n) ? values[n] : undefined));
 }

@@ -12,8 +12,8 @@ import { Redis, type ChainableCommander, type RedisOptions } from "ioredis";
 import { FstoreError, ValidationError, errorMessage } from "../../registry/errors.js";
 import type { RedisOnlineConfig } from "../../registry/config.js";
 import type { FeatureViewSpec, FieldSpec } from "../../registry/types.js";
-import type { OnlineReadRequest, OnlineRecord, OnlineStore, OnlineWriteBatch } from "../types.js";
-import { EntityKeyCodec, SchemaBook, TS_OFFSET, decodePayload, encodeRows, payloadFingerprint, type PayloadSchema } from "./codec.js";
+import type { OnlineReadRequest, OnlineReadResult, OnlineStore, OnlineWriteBatch } from "../types.js";
+import { EntityKeyCodec, SchemaBook, TS_OFFSET, columnsOf, decodeInto, emptyReadResult, encodeRows, payloadFingerprint, type PayloadSchema } from "./codec.js";
 
 /** rows per Lua call: big enough to amortise the call, small enough not to stall the server */
 const ROWS_PER_CALL = 500;
@@ -237,9 +237,9 @@ export class RedisOnlineStore implements OnlineStore {
     return written;
   }
 
-  async read(project: string, requests: OnlineReadRequest[]): Promise<Array<Array<OnlineRecord | null>>> {
+  async read(project: string, requests: OnlineReadRequest[]): Promise<OnlineReadResult[]> {
     const base = this.base(project);
-    const out = requests.map((r) => new Array<OnlineRecord | null>(r.entityKeys.length).fill(null));
+    const out = requests.map((r) => emptyReadResult(r.features, r.entityKeys.length));
     // one HMGET per distinct hash, covering every view asked of it
     const byKey = new Map<string, { fields: string[]; targets: ReadTarget[] }>();
     // views given the same entity rows (the facade shares the array) share their serialized keys
@@ -287,6 +287,8 @@ export class RedisOnlineStore implements OnlineStore {
       }
     }
     if (unknown.size) await this.loadSchemas(base, [...unknown]);
+    // output columns by schema field, per request and payload schema
+    const columns = new Map<string, Array<unknown[] | undefined>>();
     for (let k = 0; k < entries.length; k++) {
       const vals = replies[k] as Array<Buffer | null>;
       for (const t of entries[k].targets) {
@@ -296,8 +298,10 @@ export class RedisOnlineStore implements OnlineStore {
         const cur = current[t.req];
         const schema = fp === cur.fingerprint ? cur : this.schemas.get(fp);
         if (!schema) throw new FstoreError(`online store (redis): a payload of feature view "${requests[t.req].view.name}" was written with an unknown schema (fingerprint ${fp}); re-materialize the view`);
-        const d = decodePayload(b, schema, schema === cur ? undefined : requests[t.req].features);
-        out[t.req][t.row] = { eventTs: d.eventTs, values: d.values };
+        const id = `${t.req}:${fp}`;
+        let cols = columns.get(id);
+        if (!cols) columns.set(id, (cols = columnsOf(schema, out[t.req].values)));
+        out[t.req].eventTs[t.row] = decodeInto(b, 0, schema, cols, t.row);
       }
     }
     return out;
