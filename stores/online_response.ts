@@ -108,23 +108,21 @@ export class OnlineResponse {
     const stampText = new Map<number, string>();
     this.views.forEach((v, vi) => {
       const ts = this.results[vi].eventTs;
-      let statuses = "[";
-      let stamps = "[";
+      const statuses = new Array<FeatureStatus>(n);
+      const stamps = new Array<string>(n);
       for (let i = 0; i < n; i++) {
-        const sep = i ? "," : "";
-        statuses += `${sep}"${this.statusOf(vi, i)}"`;
-        if (Number.isNaN(ts[i])) {
-          stamps += `${sep}"${EPOCH}"`;
+        statuses[i] = this.statusOf(vi, i);
+        const t = ts[i];
+        if (Number.isNaN(t)) {
+          stamps[i] = EPOCH;
           continue;
         }
-        let t = stampText.get(ts[i]);
-        if (t === undefined) {
-          t = `"${isoUtc(ts[i])}"`;
-          stampText.set(ts[i], t);
-        }
-        stamps += sep + t;
+        let text = stampText.get(t);
+        if (text === undefined) stampText.set(t, (text = isoUtc(t)));
+        stamps[i] = text;
       }
-      const tail = `,"statuses":${statuses}],"event_timestamps":${stamps}]}`;
+      // arrays of strings through the native serializer, once per view
+      const tail = `,"statuses":${JSON.stringify(statuses)},"event_timestamps":${JSON.stringify(stamps)}}`;
       for (const f of v.features) {
         const values = this.column(vi, f.name);
         // JSON.stringify of a whole array runs in V8's native serializer: ~2x faster than concatenating
