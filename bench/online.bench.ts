@@ -193,8 +193,8 @@ async function benchSqlite(views: FeatureViewSpec[], allCols: Float64Array[][]):
 
   // raw reads of the same bytes: prepared statements over the store's table, one row per (entity, view), no decoding
   const table = `"${sqliteTableName(PROJECT, views[0])}"`;
-  const oneEntity = raw.prepare(`SELECT view, payload FROM ${table} WHERE entity_key = ?`).raw(true);
-  const hundredEntities = raw.prepare(`SELECT entity_key, view, payload FROM ${table} WHERE entity_key IN (${"?,".repeat(99)}?)`).raw(true);
+  const oneEntity = raw.prepare(`SELECT view, frame FROM ${table} WHERE entity_key = ?`).raw(true);
+  const hundredEntities = raw.prepare(`SELECT entity_key, view, frame FROM ${table} WHERE entity_key IN (${"?,".repeat(99)}?)`).raw(true);
 
   const s1 = await measure(() => store.read(PROJECT, requestsFor(views, [randomId()])), ITER_1);
   const r1 = await measure(() => oneEntity.all(String(randomId())), ITER_1);
