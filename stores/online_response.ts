@@ -69,6 +69,26 @@ export class OnlineResponse {
     return ttl > 0 && ts < this.now - ttl * 1000 ? "OUTSIDE_MAX_AGE" : "PRESENT";
   }
 
+  /** Status and event timestamp text of each row of a view; `stampText` caches formatted times. */
+  private viewStatuses(viewIndex: number, stampText: Map<number, string>): { statuses: FeatureStatus[]; stamps: string[] } {
+    const n = this.rowCount;
+    const ts = this.results[viewIndex].eventTs;
+    const statuses = new Array<FeatureStatus>(n);
+    const stamps = new Array<string>(n);
+    for (let i = 0; i < n; i++) {
+      statuses[i] = this.statusOf(viewIndex, i);
+      const t = ts[i];
+      if (Number.isNaN(t)) {
+        stamps[i] = EPOCH;
+        continue;
+      }
+      let text = stampText.get(t);
+      if (text === undefined) stampText.set(t, (text = isoUtc(t)));
+      stamps[i] = text;
+    }
+    return { statuses, stamps };
+  }
+
   /** Feast's feature server response. */
   toFeastJSON(): FeastOnlineResponse {
     const n = this.rowCount;
@@ -76,15 +96,10 @@ export class OnlineResponse {
     const epochs = new Array<string>(n).fill(EPOCH);
     const present = new Array<FeatureStatus>(n).fill("PRESENT");
     for (const c of this.entityColumns) results.push({ values: c.values, statuses: present, event_timestamps: epochs });
+    const stampText = new Map<number, string>();
     this.views.forEach((v, vi) => {
-      const ts = this.results[vi].eventTs;
       // statuses and timestamps are per (view, row): compute once, share across the view's features
-      const statuses = new Array<FeatureStatus>(n);
-      const stamps = new Array<string>(n);
-      for (let i = 0; i < n; i++) {
-        statuses[i] = this.statusOf(vi, i);
-        stamps[i] = Number.isNaN(ts[i]) ? EPOCH : isoUtc(ts[i]);
-      }
+      const { statuses, stamps } = this.viewStatuses(vi, stampText);
       for (const f of v.features) results.push({ values: this.column(vi, f.name), statuses, event_timestamps: stamps });
     });
     return { metadata: { feature_names: this.featureNames }, results };
@@ -107,20 +122,7 @@ export class OnlineResponse {
     }
     const stampText = new Map<number, string>();
     this.views.forEach((v, vi) => {
-      const ts = this.results[vi].eventTs;
-      const statuses = new Array<FeatureStatus>(n);
-      const stamps = new Array<string>(n);
-      for (let i = 0; i < n; i++) {
-        statuses[i] = this.statusOf(vi, i);
-        const t = ts[i];
-        if (Number.isNaN(t)) {
-          stamps[i] = EPOCH;
-          continue;
-        }
-        let text = stampText.get(t);
-        if (text === undefined) stampText.set(t, (text = isoUtc(t)));
-        stamps[i] = text;
-      }
+      const { statuses, stamps } = this.viewStatuses(vi, stampText);
       // arrays of strings through the native serializer, once per view
       const tail = `,"statuses":${JSON.stringify(statuses)},"event_timestamps":${JSON.stringify(stamps)}}`;
       for (const f of v.features) {

@@ -10,6 +10,19 @@ import { NOW, type TestRepo, createTestRepo, get, post } from "./server_fixture.
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 
+/** Calls `fn` with each JSON log line the child writes to stdout. */
+function onJsonLines(child: ChildProcess, fn: (line: Record<string, unknown>) => void): void {
+  let buf = "";
+  child.stdout!.on("data", (c: Buffer) => {
+    buf += c.toString();
+    let nl: number;
+    while ((nl = buf.indexOf("\n")) >= 0) {
+      fn(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
+      buf = buf.slice(nl + 1);
+    }
+  });
+}
+
 describe("fs serve (CLI process)", () => {
   let repo: TestRepo;
   let child: ChildProcess;
@@ -32,19 +45,12 @@ describe("fs serve (CLI process)", () => {
     let stderr = "";
     child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
     url = await new Promise<string>((resolve, reject) => {
-      let buf = "";
       const timer = setTimeout(() => reject(new Error(`fs serve did not start in 30 s; stderr: ${stderr}`)), 30_000);
-      child.stdout!.on("data", (c: Buffer) => {
-        buf += c.toString();
-        let nl: number;
-        while ((nl = buf.indexOf("\n")) >= 0) {
-          const line = JSON.parse(buf.slice(0, nl)) as Record<string, unknown>;
-          buf = buf.slice(nl + 1);
-          lines.push(line);
-          if (line.msg === "feature server listening") {
-            clearTimeout(timer);
-            resolve(line.url as string);
-          }
+      onJsonLines(child, (line) => {
+        lines.push(line);
+        if (line.msg === "feature server listening") {
+          clearTimeout(timer);
+          resolve(line.url as string);
         }
       });
       child.once("exit", (code) => reject(new Error(`fs serve exited with ${code}; stderr: ${stderr}`)));
@@ -101,21 +107,14 @@ describe("fs serve --workers 2 (cluster)", () => {
       const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
       const lines: Array<Record<string, unknown>> = [];
       const listening = await new Promise<string[]>((resolve, reject) => {
-        let buf = "";
         const urls: string[] = [];
         const timer = setTimeout(() => reject(new Error("two workers did not start in 30 s")), 30_000);
-        child.stdout!.on("data", (c: Buffer) => {
-          buf += c.toString();
-          let nl: number;
-          while ((nl = buf.indexOf("\n")) >= 0) {
-            const line = JSON.parse(buf.slice(0, nl)) as Record<string, unknown>;
-            buf = buf.slice(nl + 1);
-            lines.push(line);
-            if (line.msg === "feature server listening") urls.push(line.url as string);
-            if (urls.length === 2) {
-              clearTimeout(timer);
-              resolve(urls);
-            }
+        onJsonLines(child, (line) => {
+          lines.push(line);
+          if (line.msg === "feature server listening") urls.push(line.url as string);
+          if (urls.length === 2) {
+            clearTimeout(timer);
+            resolve(urls);
           }
         });
       });
