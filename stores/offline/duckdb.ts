@@ -166,7 +166,11 @@ class DuckDBOfflineStore implements OfflineStore {
     // then be streamed while the online store writes them
     const latest = `SELECT ${[...keyNames, ...feats.map((f) => ident(f.name)), "__ts", "__cr"].join(", ")}
       FROM (SELECT ${wide.join(", ")} FROM ${rel}) w
-      WHERE ${inWindow} AND w.__rid IN (SELECT __rid FROM __fstore_winners)`;
+      WHERE ${inWindow} AND w.__rid IN (SELECT __rid FROM __fstore_winners)
+      ORDER BY ${keyNames.map((k) => `CAST(${k} AS VARCHAR)`).join(", ")}`;
+    // Rows come out in the text order of their keys (as online stores spell them): a B-tree store then
+    // appends or sweeps forward instead of dirtying a random page per row - SQLite inserts 1M keys at
+    // 667k rows/s in that order against 41k/s in random order. DuckDB sorts larger-than-memory on disk.
     const setup = [`CREATE TEMP TABLE __fstore_winners AS ${winners}`];
     const outCols: ColumnInfo[] = (await this.duck.describe(`(${latest.replace("(SELECT __rid FROM __fstore_winners)", `(${winners})`)})`)).filter((c) => c.name !== "__ts" && c.name !== "__cr");
     const plan: ReadColumn[] = [
