@@ -7,7 +7,7 @@
 // waited for a connection (no coordinated omission). A closed-loop run (no rate) sends the next request on each connection as
 // soon as the previous answer is complete. Responses must carry content-length (no chunked encoding).
 import { connect, type Socket } from "node:net";
-import { performance } from "node:perf_hooks";
+import { percentile, performance } from "./lib.js";
 
 export interface LoadOptions {
   url: string;
@@ -26,7 +26,6 @@ export interface LoadResult {
   /** latency in ms */
   p50: number;
   p99: number;
-  max: number;
   /** non-200 answers, socket errors and requests still unanswered at the end */
   errors: number;
 }
@@ -44,11 +43,6 @@ interface Conn {
 }
 
 const CRLF2 = Buffer.from("\r\n\r\n");
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))];
-}
 
 export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const u = new URL(opts.url);
@@ -161,6 +155,5 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   while (conns.some((c) => c.busy) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   errors += conns.filter((c) => c.busy).length + backlog.length;
   for (const c of conns) c.socket.destroy();
-  latencies.sort((a, b) => a - b);
-  return { rps: completed / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] ?? NaN, errors };
+  return { rps: completed / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors };
 }

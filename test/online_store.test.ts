@@ -361,7 +361,7 @@ describe("redis specifics", () => {
     }
   });
 
-  it("reads again after the server lost its scripts (SCRIPT FLUSH)", async () => {
+  it("writes again after the server lost its scripts (SCRIPT FLUSH), and reads", async () => {
     const store = await createOnlineStore({ type: "redis", connectionString: REDIS_URL, keyTtlSeconds: 0, keyPrefix: `${REDIS_PREFIX}_flush` });
     const raw = new Redis(parseRedisConnectionString(REDIS_URL));
     try {

@@ -164,15 +164,16 @@ class DuckDBOfflineStore implements OfflineStore {
     const winners = `SELECT arg_max(__rid, ${order}) AS __rid FROM (SELECT ${narrow.join(", ")} FROM ${rel}) WHERE ${inWindow} GROUP BY ${keyNames.join(", ")}`;
     // the winners go to a temp table first: its size is the row count (for progress), and the rows can
     // then be streamed while the online store writes them
-    const latest = `SELECT ${[...keyNames, ...feats.map((f) => ident(f.name)), "__ts", "__cr"].join(", ")}
+    const latestOf = (rids: string) => `SELECT ${[...keyNames, ...feats.map((f) => ident(f.name)), "__ts", "__cr"].join(", ")}
       FROM (SELECT ${wide.join(", ")} FROM ${rel}) w
-      WHERE ${inWindow} AND w.__rid IN (SELECT __rid FROM __fstore_winners)
+      WHERE ${inWindow} AND w.__rid IN (${rids})
       ORDER BY ${keyNames.map((k) => `CAST(${k} AS VARCHAR)`).join(", ")}`;
+    const latest = latestOf("SELECT __rid FROM __fstore_winners");
     // Rows come out in the text order of their keys (as online stores spell them): a B-tree store then
     // appends or sweeps forward instead of dirtying a random page per row - SQLite inserts 1M keys at
     // 667k rows/s in that order against 41k/s in random order. DuckDB sorts larger-than-memory on disk.
     const setup = [`CREATE TEMP TABLE __fstore_winners AS ${winners}`];
-    const outCols: ColumnInfo[] = (await this.duck.describe(`(${latest.replace("(SELECT __rid FROM __fstore_winners)", `(${winners})`)})`)).filter((c) => c.name !== "__ts" && c.name !== "__cr");
+    const outCols: ColumnInfo[] = (await this.duck.describe(`(${latestOf(winners)})`)).filter((c) => c.name !== "__ts" && c.name !== "__cr");
     const plan: ReadColumn[] = [
       ...readPlan(outCols),
       { name: "__event_ts", kind: "f64", duckType: "DOUBLE", expr: "CAST(epoch_ms(__ts) AS DOUBLE) AS __event_ts" },

@@ -176,7 +176,7 @@ class ColumnBuilder {
 }
 
 /** Cut a sequence of DuckDB chunks into batches of up to `batchSize` rows. */
-async function* chunksToBatches(nextChunk: () => Promise<DuckDBDataChunk | null> | DuckDBDataChunk | null, plan: ReadColumn[], batchSize: number): AsyncGenerator<ColumnBatch> {
+async function* chunksToBatches(nextChunk: () => Promise<DuckDBDataChunk | null>, plan: ReadColumn[], batchSize: number): AsyncGenerator<ColumnBatch> {
   const builders = plan.map((c) => new ColumnBuilder(c, batchSize));
   let filled = 0;
   const flush = (): ColumnBatch => {
@@ -190,14 +190,13 @@ async function* chunksToBatches(nextChunk: () => Promise<DuckDBDataChunk | null>
     return batch;
   };
   // the next chunk is fetched (in DuckDB's threads) while this one is converted and its batches consumed
-  let pending: Promise<DuckDBDataChunk | null> | DuckDBDataChunk | null = nextChunk();
+  let pending = nextChunk();
   for (;;) {
     const chunk = await pending;
-    pending = null;
     if (!chunk || chunk.rowCount === 0) break;
     pending = nextChunk();
-    // a consumer that stops early must not leave a fetch running on a connection about to close
-    if (pending instanceof Promise) pending.catch(() => undefined);
+    // a consumer that stops early leaves this fetch unawaited: keep its failure from going unhandled
+    pending.catch(() => undefined);
     const rows = chunk.rowCount;
     let from = 0;
     while (from < rows) {

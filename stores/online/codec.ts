@@ -12,7 +12,7 @@
 
 import { ValidationError } from "../../registry/errors.js";
 import type { Dtype, FeatureViewSpec, FieldSpec, ValueType } from "../../registry/types.js";
-import type { OnlineWriteBatch } from "../types.js";
+import type { OnlineReadRequest, OnlineReadResult, OnlineWriteBatch } from "../types.js";
 
 export const PAYLOAD_VERSION = 1;
 /** byte offset of the event ts (f64), followed by the created ts (f64) */
@@ -110,6 +110,8 @@ function badKey(view: FeatureViewSpec, col: FieldSpec, v: unknown, row: number):
 export class EntityKeyCodec {
   private readonly parts: KeyPart[];
   private readonly prefixes: string[];
+  /** codecs with equal spellings turn equal join-key values into equal keys */
+  readonly spelling: string;
 
   constructor(
     private readonly view: FeatureViewSpec,
@@ -118,6 +120,7 @@ export class EntityKeyCodec {
     if (view.entityColumns.length === 0) throw new ValidationError(`feature view "${view.name}" has no join keys; the online store needs at least one`);
     this.parts = view.entityColumns.map((c) => keyPartFor(c.dtype));
     this.prefixes = view.entityColumns.map((c, i) => (i > 0 ? "," : "") + (withNames ? `${c.name}=` : ""));
+    this.spelling = view.entityColumns.map((c, i) => `${this.prefixes[i]}${c.dtype}`).join("");
   }
 
   /** One key from join-key values in `view.entityColumns` order. */
@@ -167,6 +170,26 @@ export class EntityKeyCodec {
     }
     return out;
   }
+}
+
+/**
+ * The serialized keys of each request's entity rows, `prefix` first. Requests given the same entity-row
+ * array (the facade passes one array to every view of the same join keys) and spelled alike get the
+ * same keys array, computed once: a store can group requests by it.
+ */
+export function keysOfRequests(requests: readonly OnlineReadRequest[], codecOf: (view: FeatureViewSpec) => EntityKeyCodec, prefix = ""): string[][] {
+  const cache = new Map<unknown[][], Map<string, string[]>>();
+  return requests.map((req) => {
+    const codec = codecOf(req.view);
+    let bySpelling = cache.get(req.entityKeys);
+    if (!bySpelling) cache.set(req.entityKeys, (bySpelling = new Map()));
+    let keys = bySpelling.get(codec.spelling);
+    if (!keys) {
+      keys = req.entityKeys.map((k, i) => prefix + codec.key(k, i));
+      bySpelling.set(codec.spelling, keys);
+    }
+    return keys;
+  });
 }
 
 // ---------------------------------------------------------------- payload schema
@@ -609,13 +632,30 @@ export function decodeInto(b: Buffer, start: number, schema: PayloadSchema, colu
 }
 
 /** An empty answer for `features` over `rows` entity rows: every value null, every event time NaN. */
-export function emptyReadResult(features: readonly string[], rows: number): { eventTs: Float64Array; values: Record<string, unknown[]> } {
+export function emptyReadResult(features: readonly string[], rows: number): OnlineReadResult {
   const values: Record<string, unknown[]> = {};
   for (const f of features) values[f] = new Array<unknown>(rows).fill(null);
   return { eventTs: new Float64Array(rows).fill(NaN), values };
 }
 
-/** For decodeInto: the output column of each field of `schema` (undefined when not in `values`). */
-export function columnsOf(schema: PayloadSchema, values: Record<string, unknown[]>): Array<unknown[] | undefined> {
-  return schema.names.map((n) => (Object.hasOwn(values, n) ? values[n] : undefined));
+/** The answers of one read, and decodeInto's output columns per request and payload schema. */
+export class ReadResults {
+  readonly out: OnlineReadResult[];
+  private readonly columns: Array<Map<number, Array<unknown[] | undefined>>>;
+
+  constructor(requests: readonly OnlineReadRequest[]) {
+    this.out = requests.map((r) => emptyReadResult(r.features, r.entityKeys.length));
+    this.columns = requests.map(() => new Map());
+  }
+
+  /** Decodes the payload at `start` of `b`, written with `schema`, into row `row` of request `req`. */
+  decode(req: number, row: number, b: Buffer, start: number, schema: PayloadSchema): void {
+    let cols = this.columns[req].get(schema.fingerprint);
+    if (!cols) {
+      const values = this.out[req].values;
+      cols = schema.names.map((n) => (Object.hasOwn(values, n) ? values[n] : undefined));
+      this.columns[req].set(schema.fingerprint, cols);
+    }
+    this.out[req].eventTs[row] = decodeInto(b, start, schema, cols, row);
+  }
 }

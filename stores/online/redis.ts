@@ -13,7 +13,7 @@ import { FstoreError, ValidationError, errorMessage } from "../../registry/error
 import type { RedisOnlineConfig } from "../../registry/config.js";
 import type { FeatureViewSpec, FieldSpec } from "../../registry/types.js";
 import type { OnlineReadRequest, OnlineReadResult, OnlineStore, OnlineWriteBatch } from "../types.js";
-import { EntityKeyCodec, SchemaBook, TS_OFFSET, columnsOf, decodeInto, emptyReadResult, encodeRows, payloadFingerprint, type PayloadSchema } from "./codec.js";
+import { EntityKeyCodec, ReadResults, SchemaBook, TS_OFFSET, encodeRows, keysOfRequests, payloadFingerprint, type PayloadSchema } from "./codec.js";
 
 /** rows per Lua call: big enough to amortise the call, small enough not to stall the server */
 const ROWS_PER_CALL = 500;
@@ -239,24 +239,14 @@ export class RedisOnlineStore implements OnlineStore {
 
   async read(project: string, requests: OnlineReadRequest[]): Promise<OnlineReadResult[]> {
     const base = this.base(project);
-    const out = requests.map((r) => emptyReadResult(r.features, r.entityKeys.length));
+    const results = new ReadResults(requests);
     // one HMGET per distinct hash, covering every view asked of it
     const byKey = new Map<string, { fields: string[]; targets: ReadTarget[] }>();
-    // views given the same entity rows (the facade shares the array) share their serialized keys
-    const keyCache = new Map<unknown[][], Map<string, string[]>>();
+    const keysOf = keysOfRequests(requests, (v) => this.keyCodec(v), `${base}:`);
     for (let q = 0; q < requests.length; q++) {
-      const req = requests[q];
-      const field = req.view.name;
-      const dtypes = req.view.entityColumns.map((c) => `${c.name}:${c.dtype}`).join(",");
-      let byDtype = keyCache.get(req.entityKeys);
-      if (!byDtype) keyCache.set(req.entityKeys, (byDtype = new Map()));
-      let keys = byDtype.get(dtypes);
-      if (!keys) {
-        const codec = this.keyCodec(req.view);
-        keys = req.entityKeys.map((k, i) => `${base}:${codec.key(k, i)}`);
-        byDtype.set(dtypes, keys);
-      }
-      for (let i = 0; i < req.entityKeys.length; i++) {
+      const field = requests[q].view.name;
+      const keys = keysOf[q];
+      for (let i = 0; i < keys.length; i++) {
         const key = keys[i];
         let e = byKey.get(key);
         if (!e) {
@@ -268,7 +258,7 @@ export class RedisOnlineStore implements OnlineStore {
         e.targets.push({ req: q, row: i, field: f });
       }
     }
-    if (byKey.size === 0) return out;
+    if (byKey.size === 0) return results.out;
     const p = this.client.pipeline();
     for (const [key, e] of byKey) p.hmgetBuffer(key, ...e.fields);
     const replies = await execOrThrow(p);
@@ -287,8 +277,6 @@ export class RedisOnlineStore implements OnlineStore {
       }
     }
     if (unknown.size) await this.loadSchemas(base, [...unknown]);
-    // output columns by schema field, per request and payload schema
-    const columns = new Map<string, Array<unknown[] | undefined>>();
     for (let k = 0; k < entries.length; k++) {
       const vals = replies[k] as Array<Buffer | null>;
       for (const t of entries[k].targets) {
@@ -298,13 +286,10 @@ export class RedisOnlineStore implements OnlineStore {
         const cur = current[t.req];
         const schema = fp === cur.fingerprint ? cur : this.schemas.get(fp);
         if (!schema) throw new FstoreError(`online store (redis): a payload of feature view "${requests[t.req].view.name}" was written with an unknown schema (fingerprint ${fp}); re-materialize the view`);
-        const id = `${t.req}:${fp}`;
-        let cols = columns.get(id);
-        if (!cols) columns.set(id, (cols = columnsOf(schema, out[t.req].values)));
-        out[t.req].eventTs[t.row] = decodeInto(b, 0, schema, cols, t.row);
+        results.decode(t.req, t.row, b, 0, schema);
       }
     }
-    return out;
+    return results.out;
   }
 
   private async loadSchemas(base: string, fingerprints: number[]): Promise<void> {

@@ -2,8 +2,9 @@
 // packed payload, PRIMARY KEY (entity_key, view) WITHOUT ROWID: every view of an entity sits in the same
 // B-tree leaf, so a read of all views is one seek per entity, and an aggregate hands back one blob per
 // entity instead of one per (entity, view). The payload is stored framed, `<view>:<length>:<payload>`, so
-// that aggregate is a plain group_concat (framing in SQL at read time cost a third of the query). (One table per view costs a seek per view: 25 for Feast's
-// benchmark shape, 5-10x slower. The price is paid by writes: a view's rows are spread over the table.)
+// that aggregate is a plain group_concat (framing in SQL at read time cost a third of the query). One table
+// per view costs a seek per view (25 for Feast's benchmark shape, 5-10x slower); the price is paid by
+// writes instead: a view's rows are spread over the table.
 // WAL + synchronous=NORMAL: a committed batch survives a process crash; a power loss may lose the last
 // batches but never leaves one half-written.
 
@@ -12,7 +13,7 @@ import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import type { FeatureViewSpec, FieldSpec } from "../../registry/types.js";
 import type { OnlineReadRequest, OnlineReadResult, OnlineStore, OnlineWriteBatch } from "../types.js";
-import { EntityKeyCodec, SchemaBook, columnsOf, decodeInto, emptyReadResult, encodeRows, payloadFingerprint, type PayloadSchema } from "./codec.js";
+import { EntityKeyCodec, ReadResults, SchemaBook, encodeRows, keysOfRequests, payloadFingerprint, type PayloadSchema } from "./codec.js";
 
 type Statement = Database.Statement<unknown[], unknown>;
 
@@ -113,21 +114,26 @@ export class SqliteOnlineStore implements OnlineStore {
       if (before !== undefined && before !== table) this.deleteViewRows(before, view.name);
       this.stmt(`INSERT OR REPLACE INTO ${VIEWS_TABLE} (project, view, tbl) VALUES (?, ?, ?)`).run(project, view.name, table);
       const old = this.legacy.get(id);
-      if (old !== undefined) {
-        if (this.tableExists(old)) {
-          this.db.exec(
-            `INSERT INTO ${quoteIdent(table)} (entity_key, view, event_ts, created_ts, frame) SELECT entity_key, ${sqlString(view.name)}, event_ts, created_ts, ` +
-              `CAST(${sqlString(`${view.name}:`)} || length(payload) || ':' || payload AS BLOB) FROM ${quoteIdent(old)} WHERE true ` +
-              `ON CONFLICT(entity_key, view) DO NOTHING`,
-          );
-          this.dropTable(old);
-        }
-        this.stmt(`DELETE FROM ${LEGACY_TABLES} WHERE name = ?`).run(old);
+      if (old !== undefined && this.tableExists(old)) {
+        this.db.exec(
+          `INSERT INTO ${quoteIdent(table)} (entity_key, view, event_ts, created_ts, frame) SELECT entity_key, ${sqlString(view.name)}, event_ts, created_ts, ` +
+            `CAST(${sqlString(`${view.name}:`)} || length(payload) || ':' || payload AS BLOB) FROM ${quoteIdent(old)} WHERE true ` +
+            `ON CONFLICT(entity_key, view) DO NOTHING`,
+        );
       }
+      this.dropLegacy(id);
     })();
     this.registered.set(id, table);
-    this.legacy.delete(id);
     return table;
+  }
+
+  /** Drops the old-layout table of a view (moved or no longer wanted) and forgets it. */
+  private dropLegacy(id: string): void {
+    const old = this.legacy.get(id);
+    if (old === undefined) return;
+    this.dropTable(old);
+    this.stmt(`DELETE FROM ${LEGACY_TABLES} WHERE name = ?`).run(old);
+    this.legacy.delete(id);
   }
 
   private deleteViewRows(table: string, view: string): void {
@@ -173,12 +179,7 @@ export class SqliteOnlineStore implements OnlineStore {
     const table = this.registered.get(id);
     this.unregister(project, view);
     if (table !== undefined) this.deleteViewRows(table, view);
-    const old = this.legacy.get(id);
-    if (old !== undefined) {
-      this.dropTable(old);
-      this.stmt(`DELETE FROM ${LEGACY_TABLES} WHERE name = ?`).run(old);
-      this.legacy.delete(id);
-    }
+    this.dropLegacy(id);
   }
 
   async teardown(project: string, views: FeatureViewSpec[]): Promise<void> {
@@ -187,12 +188,7 @@ export class SqliteOnlineStore implements OnlineStore {
       const tables = new Set([...rows.map((r) => r.tbl), ...views.map((v) => sqliteTableName(project, v))]);
       this.stmt(`DELETE FROM ${VIEWS_TABLE} WHERE project = ?`).run(project);
       for (const t of tables) this.dropTable(t);
-      for (const [id, old] of this.legacy) {
-        if (!id.startsWith(`${project}\0`)) continue;
-        this.dropTable(old);
-        this.stmt(`DELETE FROM ${LEGACY_TABLES} WHERE name = ?`).run(old);
-        this.legacy.delete(id);
-      }
+      for (const id of [...this.legacy.keys()]) if (id.startsWith(`${project}\0`)) this.dropLegacy(id);
     })();
     for (const r of rows) this.registered.delete(`${project}\0${r.view}`);
   }
@@ -265,52 +261,43 @@ export class SqliteOnlineStore implements OnlineStore {
   }
 
   async read(project: string, requests: OnlineReadRequest[]): Promise<OnlineReadResult[]> {
-    const out = requests.map((req) => emptyReadResult(req.features, req.entityKeys.length));
+    const results = new ReadResults(requests);
     // requests of views keyed by the same entity columns read one table, in one pass
     const byTable = new Map<string, number[]>();
     requests.forEach((req, i) => {
       if (req.entityKeys.length === 0) return;
-      const id = `${project}\0${req.view.name}`;
-      if (this.legacy.has(id)) this.ensureView(project, req.view);
+      if (this.legacy.has(`${project}\0${req.view.name}`)) this.ensureView(project, req.view);
       const table = sqliteTableName(project, req.view);
       const list = byTable.get(table);
       if (list) list.push(i);
       else byTable.set(table, [i]);
     });
+    const keysOf = keysOfRequests(requests, (v) => this.keyCodec(v));
     for (const [table, reqIdx] of byTable) {
-      if (!this.tableExists(table)) continue;
-      this.readTable(table, requests, reqIdx, out);
+      if (this.tableExists(table)) this.readTable(table, requests, reqIdx, keysOf, results);
     }
-    return out;
+    return results.out;
   }
 
-  private readTable(table: string, requests: OnlineReadRequest[], reqIdx: number[], out: OnlineReadResult[]): void {
-    // Requests of one entity list (the facade passes the same array to every view) form a group that
-    // shares its keys; the key codec depends on the join keys' dtypes, so they are part of the group.
-    const groups: ReadGroup[] = [];
-    const groupOf = new Map<unknown[][], Map<string, ReadGroup>>();
+  private readTable(table: string, requests: OnlineReadRequest[], reqIdx: number[], keysOf: string[][], results: ReadResults): void {
+    // requests sharing a keys array (same entity rows, same key spelling) form a group: view -> requests
+    const groups = new Map<string[], ReadGroup>();
     const targets = new Map<string, Array<[ReadGroup, number]>>();
     for (const ri of reqIdx) {
-      const req = requests[ri];
-      const dtypes = req.view.entityColumns.map((c) => c.dtype).join(",");
-      let byDtype = groupOf.get(req.entityKeys);
-      if (!byDtype) groupOf.set(req.entityKeys, (byDtype = new Map()));
-      let g = byDtype.get(dtypes);
+      const keys = keysOf[ri];
+      let g = groups.get(keys);
       if (!g) {
-        const codec = this.keyCodec(req.view);
-        g = { byView: new Map() };
-        byDtype.set(dtypes, g);
-        groups.push(g);
-        req.entityKeys.forEach((k, row) => {
-          const key = codec.key(k, row);
+        const group: ReadGroup = { byView: new Map() };
+        groups.set(keys, (g = group));
+        keys.forEach((key, row) => {
           const list = targets.get(key);
-          if (list) list.push([g as ReadGroup, row]);
-          else targets.set(key, [[g as ReadGroup, row]]);
+          if (list) list.push([group, row]);
+          else targets.set(key, [[group, row]]);
         });
       }
-      const same = g.byView.get(req.view.name);
+      const same = g.byView.get(requests[ri].view.name);
       if (same) same.push(ri);
-      else g.byView.set(req.view.name, [ri]);
+      else g.byView.set(requests[ri].view.name, [ri]);
     }
     const distinct = [...targets.keys()];
     for (let start = 0; start < distinct.length; start += MAX_IN) {
@@ -319,24 +306,15 @@ export class SqliteOnlineStore implements OnlineStore {
       while (size < chunk.length) size <<= 1;
       while (chunk.length < size) chunk.push(chunk[0]);
       const rows = this.selectIn(table, size).all(...chunk) as Array<[string, Buffer]>;
-      // output columns by schema field, per request and payload fingerprint
-      const columns = requests.map(() => new Map<number, Array<unknown[] | undefined>>());
       for (const [key, frames] of rows) {
         const t = targets.get(key);
-        if (t) this.decodeFrames(key, frames, requests, t, out, columns);
+        if (t) this.decodeFrames(key, frames, requests, t, results);
       }
     }
   }
 
   /** Unpacks one entity's frames into the rows of every request that asked for it. */
-  private decodeFrames(
-    key: string,
-    b: Buffer,
-    requests: OnlineReadRequest[],
-    targets: Array<[ReadGroup, number]>,
-    out: OnlineReadResult[],
-    columns: Array<Map<number, Array<unknown[] | undefined>>>,
-  ): void {
+  private decodeFrames(key: string, b: Buffer, requests: OnlineReadRequest[], targets: Array<[ReadGroup, number]>, results: ReadResults): void {
     let p = 0;
     while (p < b.length) {
       const c1 = b.indexOf(COLON, p);
@@ -354,11 +332,8 @@ export class SqliteOnlineStore implements OnlineStore {
         if (!reqs) continue;
         const fp = payloadFingerprint(b, at);
         for (const ri of reqs) {
-          let cols = columns[ri].get(fp);
           const current = this.schemas.ofView(requests[ri].view);
-          const schema = fp === current.fingerprint ? current : this.schemaOf(fp);
-          if (!cols) columns[ri].set(fp, (cols = columnsOf(schema, out[ri].values)));
-          out[ri].eventTs[row] = decodeInto(b, at, schema, cols, row);
+          results.decode(ri, row, b, at, fp === current.fingerprint ? current : this.schemaOf(fp));
         }
       }
     }
