@@ -167,6 +167,13 @@ describe.each(cases)("online store: $name", ({ name, open, cleanup }) => {
     answers[`${name}:keys`] = [stats, pairs];
   });
 
+  it("reads string keys holding separators, quotes and multi-byte characters", async () => {
+    const items = ["x:1", "日本:2", "", '"q",3', "12:"];
+    await store.write(PROJECT, pair, batch(pair, items.map((item, i) => ({ key: [7, item], values: { score: i + 0.5 }, ev: 10 }))));
+    const [res] = await readRecords(store, PROJECT, [{ view: pair, features: ["score"], entityKeys: [...items.map((item) => [7, item]).reverse(), [7, "日本"]] }]);
+    expect(res.map((r) => r?.values.score ?? null)).toEqual([4.5, 3.5, 2.5, 1.5, 0.5, null]);
+  });
+
   it("rejects a value that cannot be a key, naming the join key and value", async () => {
     const bad = readRecords(store, PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [["abc"]] }]);
     await expect(bad).rejects.toThrow(ValidationError);

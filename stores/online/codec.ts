@@ -221,6 +221,8 @@ export interface PayloadSchema {
   names: string[];
   codes: Uint8Array;
   bitmapBytes: number;
+  /** every field a fixed-size scalar (no strings, bytes or lists): decoding needs no cursor */
+  fixedOnly: boolean;
 }
 
 /** FNV-1a (32 bit) of "name:dtype,..." */
@@ -243,7 +245,14 @@ export function payloadSchema(fields: FieldSpec[]): PayloadSchema {
     if (code === undefined) throw new ValidationError(`field "${f.name}": dtype "${f.dtype}" cannot be stored online`);
     codes[i] = code | (list ? LIST : 0);
   });
-  return { fingerprint: fingerprintOf(fields), fields: fields.map((f) => ({ name: f.name, dtype: f.dtype })), names: fields.map((f) => f.name), codes, bitmapBytes: (fields.length + 7) >> 3 };
+  return {
+    fingerprint: fingerprintOf(fields),
+    fields: fields.map((f) => ({ name: f.name, dtype: f.dtype })),
+    names: fields.map((f) => f.name),
+    codes,
+    bitmapBytes: (fields.length + 7) >> 3,
+    fixedOnly: codes.every((c) => fixedSize(c) > 0),
+  };
 }
 
 /** Fingerprint -> schema, for payloads written before a view's schema changed. */
@@ -527,22 +536,32 @@ function readVarint(b: Buffer, c: Cursor): number {
   return n;
 }
 
-function readScalar(b: Buffer, dv: DataView, code: number, c: Cursor): unknown {
+/** A fixed-size scalar at `o` of `b` (`dv` spans b's whole ArrayBuffer, `base` is b's offset in it). */
+function readFixed(b: Buffer, dv: DataView, base: number, code: number, o: number): unknown {
+  switch (code) {
+    case T_FLOAT:
+      return dv.getFloat64(base + o, true);
+    case T_INT32:
+      return dv.getInt32(base + o, true);
+    case T_INT64:
+    case T_TIMESTAMP:
+      return readInt64(dv, base + o);
+    case T_BOOL:
+      return b[o] === 1;
+  }
+  throw new Error(`corrupt online payload: type code ${code} is not fixed-size`);
+}
+
+function readScalar(b: Buffer, dv: DataView, base: number, code: number, c: Cursor): unknown {
   const o = c.o;
   switch (code) {
     case T_FLOAT:
-      c.o = o + 8;
-      return dv.getFloat64(o, true);
     case T_INT32:
-      c.o = o + 4;
-      return dv.getInt32(o, true);
     case T_INT64:
     case T_TIMESTAMP:
-      c.o = o + 8;
-      return readInt64(dv, o);
     case T_BOOL:
-      c.o = o + 1;
-      return b[o] === 1;
+      c.o = o + fixedSize(code);
+      return readFixed(b, dv, base, code, o);
     case T_STRING: {
       const n = readVarint(b, c);
       const s = b.toString("utf8", c.o, c.o + n);
@@ -597,6 +616,26 @@ function skipValue(b: Buffer, code: number, c: Cursor): void {
   }
 }
 
+/** Cursor over a payload's values, reused (decoding is synchronous): no object per decoded payload. */
+const cursor: Cursor = { o: 0 };
+/** The DataView of the last ArrayBuffer decoded from: payloads sliced from one reply buffer share it. */
+let viewBuffer: ArrayBufferLike | undefined;
+let view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
+
+function dataViewOf(b: Uint8Array): DataView {
+  if (b.buffer !== viewBuffer) {
+    viewBuffer = b.buffer;
+    view = new DataView(b.buffer);
+  }
+  return view;
+}
+
+/** Lets go of the last decoded buffer (the cached DataView would otherwise keep it alive). */
+export function releaseDecodeBuffer(): void {
+  viewBuffer = undefined;
+  view = new DataView(new ArrayBuffer(0));
+}
+
 /**
  * Unpacks the payload at `start` of `b` (written with `schema`) into row `row` of output columns:
  * `columns[f]` is the column of schema field f, or undefined when it was not asked for (skipped).
@@ -605,10 +644,29 @@ function skipValue(b: Buffer, code: number, c: Cursor): void {
  */
 export function decodeInto(b: Buffer, start: number, schema: PayloadSchema, columns: ReadonlyArray<unknown[] | undefined>, row: number): number {
   if (b[start] !== PAYLOAD_VERSION) throw new Error(`corrupt online payload: version ${b[start]}, expected ${PAYLOAD_VERSION}`);
-  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const dv = dataViewOf(b);
+  const base = b.byteOffset;
   const codes = schema.codes;
   const bitmapAt = start + HEADER_BYTES;
-  const c: Cursor = { o: bitmapAt + schema.bitmapBytes };
+  let o = bitmapAt + schema.bitmapBytes;
+  if (schema.fixedOnly) {
+    // every value has a fixed size: offsets follow from the bitmap alone
+    for (let f = 0; f < codes.length; f++) {
+      if ((b[bitmapAt + (f >> 3)] & (1 << (f & 7))) === 0) continue;
+      const code = codes[f];
+      const out = columns[f];
+      if (code === T_FLOAT) {
+        if (out !== undefined) out[row] = dv.getFloat64(base + o, true);
+        o += 8;
+      } else {
+        if (out !== undefined) out[row] = readFixed(b, dv, base, code, o);
+        o += fixedSize(code);
+      }
+    }
+    return dv.getFloat64(base + start + TS_OFFSET, true);
+  }
+  const c = cursor;
+  c.o = o;
   for (let f = 0; f < codes.length; f++) {
     if ((b[bitmapAt + (f >> 3)] & (1 << (f & 7))) === 0) continue;
     const code = codes[f];
@@ -616,19 +674,19 @@ export function decodeInto(b: Buffer, start: number, schema: PayloadSchema, colu
     if (out === undefined) {
       skipValue(b, code, c);
     } else if (code === T_FLOAT) {
-      out[row] = dv.getFloat64(c.o, true);
+      out[row] = dv.getFloat64(base + c.o, true);
       c.o += 8;
     } else if ((code & LIST) === 0) {
-      out[row] = readScalar(b, dv, code, c);
+      out[row] = readScalar(b, dv, base, code, c);
     } else {
       const len = readVarint(b, c);
       const arr = new Array<unknown>(len);
-      const base = code & 7;
-      for (let i = 0; i < len; i++) arr[i] = readScalar(b, dv, base, c);
+      const elem = code & 7;
+      for (let i = 0; i < len; i++) arr[i] = readScalar(b, dv, base, elem, c);
       out[row] = arr;
     }
   }
-  return dv.getFloat64(start + TS_OFFSET, true);
+  return dv.getFloat64(base + start + TS_OFFSET, true);
 }
 
 /** An empty answer for `features` over `rows` entity rows: every value null, every event time NaN. */
@@ -648,14 +706,19 @@ export class ReadResults {
     this.columns = requests.map(() => new Map());
   }
 
-  /** Decodes the payload at `start` of `b`, written with `schema`, into row `row` of request `req`. */
-  decode(req: number, row: number, b: Buffer, start: number, schema: PayloadSchema): void {
+  /** decodeInto's output columns of request `req` for payloads written with `schema`. */
+  columnsFor(req: number, schema: PayloadSchema): Array<unknown[] | undefined> {
     let cols = this.columns[req].get(schema.fingerprint);
     if (!cols) {
       const values = this.out[req].values;
       cols = schema.names.map((n) => (Object.hasOwn(values, n) ? values[n] : undefined));
       this.columns[req].set(schema.fingerprint, cols);
     }
-    this.out[req].eventTs[row] = decodeInto(b, start, schema, cols, row);
+    return cols;
+  }
+
+  /** Decodes the payload at `start` of `b`, written with `schema`, into row `row` of request `req`. */
+  decode(req: number, row: number, b: Buffer, start: number, schema: PayloadSchema): void {
+    this.out[req].eventTs[row] = decodeInto(b, start, schema, this.columnsFor(req, schema), row);
   }
 }
