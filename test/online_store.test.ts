@@ -1,6 +1,7 @@
 // One suite run against both online stores (SQLite in a temp file, Redis on 127.0.0.1:6379 with a unique
 // prefix), plus checks that both answer the same.
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -10,9 +11,51 @@ import { ValidationError } from "../registry/errors.js";
 import type { Dtype, FeatureViewSpec, FieldSpec } from "../registry/types.js";
 import { EntityKeyCodec, SchemaBook, encodeRows } from "../stores/online/codec.js";
 import { createOnlineStore, parseRedisConnectionString } from "../stores/online/index.js";
+import { READER_NAME } from "../stores/online/redis_reader.js";
 import type { OnlineReadRequest, OnlineReadResult, OnlineStore, OnlineWriteBatch } from "../stores/types.js";
 
 const PROJECT = "online_test";
+
+/**
+ * A TCP proxy to 127.0.0.1:`port` that passes the server's bytes on in pieces of 1-13 bytes, one piece
+ * per event-loop turn, so that every reply reaches the client split at every possible place.
+ */
+async function choppingProxy(port: number): Promise<{ port: number; close: () => Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(port, "127.0.0.1");
+    sockets.add(client).add(upstream);
+    client.pipe(upstream);
+    let queue = Promise.resolve();
+    let seed = 7;
+    upstream.on("data", (d: Buffer) => {
+      queue = queue.then(async () => {
+        for (let at = 0; at < d.length; ) {
+          seed = (seed * 1103515245 + 12345) % 2147483648;
+          const piece = d.subarray(at, at + 1 + (seed % 13));
+          at += piece.length;
+          client.write(piece);
+          if (d.length < 4096) await new Promise((r) => setImmediate(r));
+        }
+      });
+    });
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("close", end).on("error", end);
+    upstream.on("close", end).on("error", end);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const address = server.address();
+  return {
+    port: typeof address === "object" && address ? address.port : 0,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
 const REDIS_PREFIX = `fstore_test_${process.pid}_${Date.now()}`;
 const REDIS_URL = "127.0.0.1:6379,db=0";
 
@@ -377,6 +420,75 @@ describe("redis specifics", () => {
       const got = await readRecords(store, PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[3], [4]] }]);
       expect(got[0].map((r) => r?.values.clicks ?? null)).toEqual([4, null]);
       expect(await store.write(PROJECT, userStats, batch(userStats, [{ key: [3], values: { clicks: 5 }, ev: 2 }]))).toBe(1);
+    } finally {
+      await store.teardown(PROJECT, [userStats]);
+      await raw.quit();
+      await store.close();
+    }
+  });
+
+  it("reads replies that arrive a few bytes at a time, and payloads of megabytes", async () => {
+    const prefix = `${REDIS_PREFIX}_pieces`;
+    const direct = await createOnlineStore({ type: "redis", connectionString: REDIS_URL, keyTtlSeconds: 0, keyPrefix: prefix });
+    const proxy = await choppingProxy(6379);
+    const chopped = await createOnlineStore({ type: "redis", connectionString: `127.0.0.1:${proxy.port},db=0`, keyTtlSeconds: 0, keyPrefix: prefix });
+    try {
+      const ids = Array.from({ length: 40 }, (_, i) => i);
+      await direct.write(PROJECT, allTypes, batch(allTypes, ids.map((id) => ({ key: [id], values: { ...richRow, i32: id, s: `é${id}` }, ev: 1 }))));
+      await direct.write(PROJECT, userStats, batch(userStats, ids.filter((id) => id % 3).map((id) => ({ key: [id], values: { clicks: id, ctr: id / 4 }, ev: 1 }))));
+      const big = Float64Array.from({ length: 300_000 }, (_, i) => i / 7);
+      await direct.write(PROJECT, allTypes, batch(allTypes, [{ key: [1000], values: { f64s: big }, ev: 1 }]));
+      const requests: OnlineReadRequest[] = [
+        { view: allTypes, features: allTypes.features.map((f) => f.name), entityKeys: [...ids, 99].map((id) => [id]) },
+        { view: userStats, features: ["clicks", "ctr"], entityKeys: [...ids, 99].map((id) => [id]) },
+      ];
+      const want = await readRecords(direct, PROJECT, requests);
+      expect(want[0][5]?.values.s).toBe("é5");
+      expect(want[1][1]?.values.ctr).toBe(0.25);
+      expect(want[1][3]).toBeNull();
+      expect(want[1][40]).toBeNull();
+      expect(await readRecords(chopped, PROJECT, requests)).toEqual(want);
+      const [[large]] = await readRecords(direct, PROJECT, [{ view: allTypes, features: ["f64s"], entityKeys: [[1000]] }]);
+      expect(large?.values.f64s).toEqual(Array.from(big));
+    } finally {
+      await direct.teardown(PROJECT, [allTypes, userStats]);
+      await chopped.close();
+      await direct.close();
+      await proxy.close();
+    }
+  });
+
+  it("fails a read the server answers with an error, and the next read works", async () => {
+    const prefix = `${REDIS_PREFIX}_wrongtype`;
+    const store = await createOnlineStore({ type: "redis", connectionString: REDIS_URL, keyTtlSeconds: 0, keyPrefix: prefix });
+    const raw = new Redis(parseRedisConnectionString(REDIS_URL));
+    try {
+      await store.write(PROJECT, userStats, batch(userStats, [{ key: [3], values: { clicks: 4 }, ev: 1 }]));
+      await raw.set(`${prefix}:${PROJECT}:user_id=9`, "not a hash");
+      await expect(store.read(PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[3], [9]] }])).rejects.toThrow(/WRONGTYPE/);
+      const got = await readRecords(store, PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[3], [4]] }]);
+      expect(got[0].map((r) => r?.values.clicks ?? null)).toEqual([4, null]);
+    } finally {
+      await raw.del(`${prefix}:${PROJECT}:user_id=9`);
+      await store.teardown(PROJECT, [userStats]);
+      await raw.quit();
+      await store.close();
+    }
+  });
+
+  it("reads again after the server dropped the read connection", async () => {
+    const prefix = `${REDIS_PREFIX}_killed`;
+    const store = await createOnlineStore({ type: "redis", connectionString: REDIS_URL, keyTtlSeconds: 0, keyPrefix: prefix });
+    const raw = new Redis(parseRedisConnectionString(REDIS_URL));
+    const read = async () => (await readRecords(store, PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[3]] }]))[0][0]?.values.clicks;
+    try {
+      await store.write(PROJECT, userStats, batch(userStats, [{ key: [3], values: { clicks: 4 }, ev: 1 }]));
+      expect(await read()).toBe(4);
+      const list = (await raw.client("LIST")) as string;
+      const readers = list.split("\n").filter((l) => l.includes(`name=${READER_NAME} `)).map((l) => /\bid=(\d+)/.exec(l)?.[1]);
+      expect(readers.length).toBeGreaterThan(0);
+      for (const id of readers) await raw.client("KILL", "ID", String(id));
+      expect(await read()).toBe(4);
     } finally {
       await store.teardown(PROJECT, [userStats]);
       await raw.quit();

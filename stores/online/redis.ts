@@ -13,7 +13,8 @@ import { FstoreError, ValidationError, errorMessage } from "../../registry/error
 import type { RedisOnlineConfig } from "../../registry/config.js";
 import type { FeatureViewSpec, FieldSpec } from "../../registry/types.js";
 import type { OnlineReadRequest, OnlineReadResult, OnlineStore, OnlineWriteBatch } from "../types.js";
-import { EntityKeyCodec, ReadResults, SchemaBook, TS_OFFSET, encodeRows, keysOfRequests, payloadFingerprint, type PayloadSchema } from "./codec.js";
+import { EntityKeyCodec, ReadResults, SchemaBook, TS_OFFSET, dataViewOf, decodeInto, encodeRows, keysOfRequests, payloadFingerprint, releaseDecodeBuffer, type PayloadSchema } from "./codec.js";
+import { RedisReadConnection } from "./redis_reader.js";
 
 /** rows per Lua call: big enough to amortise the call, small enough not to stall the server */
 const ROWS_PER_CALL = 500;
@@ -92,10 +93,13 @@ function globEscape(s: string): string {
   return s.replace(/[*?[\]\\]/g, "\\$&");
 }
 
-interface ReadTarget {
-  req: number;
-  row: number;
-  field: number;
+/** Requests reading the same entity rows: the views (hash fields) they ask, as RESP text too. */
+interface ReadGroup {
+  keys: string[];
+  views: string[];
+  fieldList: string;
+  /** per view: the requests asking it */
+  requestsOfView: number[][];
 }
 
 export class RedisOnlineStore implements OnlineStore {
@@ -107,6 +111,7 @@ export class RedisOnlineStore implements OnlineStore {
 
   private constructor(
     private readonly client: Redis,
+    private readonly reader: RedisReadConnection,
     private readonly config: RedisOnlineConfig,
   ) {}
 
@@ -121,7 +126,8 @@ export class RedisOnlineStore implements OnlineStore {
       client.disconnect();
       throw new FstoreError(`online store: cannot connect to Redis at ${opts.host}:${opts.port} (connection_string "${config.connectionString}"): ${errorMessage(e)}`);
     }
-    const store = new RedisOnlineStore(client, config);
+    const reader = new RedisReadConnection({ ...opts, connectTimeout: 5000 }, `${opts.host}:${opts.port}`);
+    const store = new RedisOnlineStore(client, reader, config);
     await store.loadScript();
     return store;
   }
@@ -240,56 +246,82 @@ export class RedisOnlineStore implements OnlineStore {
   async read(project: string, requests: OnlineReadRequest[]): Promise<OnlineReadResult[]> {
     const base = this.base(project);
     const results = new ReadResults(requests);
-    // one HMGET per distinct hash, covering every view asked of it
-    const byKey = new Map<string, { fields: string[]; targets: ReadTarget[] }>();
+    // requests given the same keys array (the facade passes one per join-key set) form a group: one HMGET
+    // per distinct entity of the group, for every view the group asks (rendered as RESP text once)
+    const groups = new Map<string[], ReadGroup>();
     const keysOf = keysOfRequests(requests, (v) => this.keyCodec(v), `${base}:`);
     for (let q = 0; q < requests.length; q++) {
-      const field = requests[q].view.name;
       const keys = keysOf[q];
-      for (let i = 0; i < keys.length; i++) {
-        const key = keys[i];
-        let e = byKey.get(key);
-        if (!e) {
-          e = { fields: [], targets: [] };
-          byKey.set(key, e);
+      if (keys.length === 0) continue;
+      let g = groups.get(keys);
+      if (!g) groups.set(keys, (g = { keys, views: [], fieldList: "", requestsOfView: [] }));
+      const name = requests[q].view.name;
+      let f = g.views.indexOf(name);
+      if (f < 0) {
+        f = g.views.push(name) - 1;
+        g.fieldList += `$${Buffer.byteLength(name)}\r\n${name}\r\n`;
+        g.requestsOfView.push([]);
+      }
+      g.requestsOfView[f].push(q);
+    }
+    /** per command (reply): its group and the rows of the entity it reads */
+    const replies: Array<{ g: ReadGroup; rows: number[] }> = [];
+    let commands = "";
+    for (const g of groups.values()) {
+      const head = `*${2 + g.views.length}\r\n$5\r\nHMGET\r\n`;
+      const rowsOf = new Map<string, number[]>();
+      for (let row = 0; row < g.keys.length; row++) {
+        const key = g.keys[row];
+        const rows = rowsOf.get(key);
+        if (rows) {
+          rows.push(row);
+          continue;
         }
-        let f = e.fields.indexOf(field);
-        if (f < 0) f = e.fields.push(field) - 1;
-        e.targets.push({ req: q, row: i, field: f });
+        const fresh = [row];
+        rowsOf.set(key, fresh);
+        replies.push({ g, rows: fresh });
+        commands += `${head}$${Buffer.byteLength(key)}\r\n${key}\r\n${g.fieldList}`;
       }
     }
-    if (byKey.size === 0) return results.out;
-    const p = this.client.pipeline();
-    for (const [key, e] of byKey) p.hmgetBuffer(key, ...e.fields);
-    const replies = await execOrThrow(p);
+    if (replies.length === 0) return results.finish();
 
-    const entries = [...byKey.values()];
-    const unknown = new Set<number>();
     const current = requests.map((r) => this.schemas.ofView(r.view));
-    for (let k = 0; k < entries.length; k++) {
-      const vals = replies[k] as Array<Buffer | null>;
-      for (const t of entries[k].targets) {
-        const b = vals[t.field];
-        if (b) {
-          const fp = payloadFingerprint(b);
-          if (fp !== current[t.req].fingerprint && !this.schemas.get(fp)) unknown.add(fp);
+    const columns = current.map((schema, q) => results.columnsFor(q, schema));
+    const eventTs = requests.map((_, q) => results.eventTsOf(q));
+    // payloads of a schema this process has not seen yet: kept (copied) until it is loaded
+    const later: Array<{ req: number; row: number; payload: Buffer }> = [];
+    try {
+      await this.reader.send(commands, replies.length, (k, b, starts, lens) => {
+        const { g, rows } = replies[k];
+        const dv = dataViewOf(b);
+        for (let f = 0; f < g.views.length; f++) {
+          const len = lens[f];
+          if (len < 0) continue;
+          const at = starts[f];
+          const fp = payloadFingerprint(b, at);
+          for (const q of g.requestsOfView[f]) {
+            const cur = current[q];
+            const known = fp === cur.fingerprint ? cur : this.schemas.get(fp);
+            for (const row of rows) {
+              if (known === cur) eventTs[q][row] = decodeInto(b, dv, at, cur, columns[q], row);
+              else if (known) results.decode(q, row, b, at, known);
+              else later.push({ req: q, row, payload: Buffer.from(b.subarray(at, at + len)) });
+            }
+          }
         }
+      });
+    } finally {
+      releaseDecodeBuffer();
+    }
+    if (later.length) {
+      await this.loadSchemas(base, [...new Set(later.map((l) => payloadFingerprint(l.payload)))]);
+      for (const { req, row, payload } of later) {
+        const schema = this.schemas.get(payloadFingerprint(payload));
+        if (!schema) throw new FstoreError(`online store (redis): a payload of feature view "${requests[req].view.name}" was written with an unknown schema (fingerprint ${payloadFingerprint(payload)}); re-materialize the view`);
+        results.decode(req, row, payload, 0, schema);
       }
     }
-    if (unknown.size) await this.loadSchemas(base, [...unknown]);
-    for (let k = 0; k < entries.length; k++) {
-      const vals = replies[k] as Array<Buffer | null>;
-      for (const t of entries[k].targets) {
-        const b = vals[t.field];
-        if (!b) continue;
-        const fp = payloadFingerprint(b);
-        const cur = current[t.req];
-        const schema = fp === cur.fingerprint ? cur : this.schemas.get(fp);
-        if (!schema) throw new FstoreError(`online store (redis): a payload of feature view "${requests[t.req].view.name}" was written with an unknown schema (fingerprint ${fp}); re-materialize the view`);
-        results.decode(t.req, t.row, b, 0, schema);
-      }
-    }
-    return results.out;
+    return results.finish();
   }
 
   private async loadSchemas(base: string, fingerprints: number[]): Promise<void> {
@@ -302,6 +334,7 @@ export class RedisOnlineStore implements OnlineStore {
   }
 
   async close(): Promise<void> {
+    await this.reader.close();
     if (this.client.status === "end") return;
     await this.client.quit();
   }

@@ -13,7 +13,7 @@ import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import type { FeatureViewSpec, FieldSpec } from "../../registry/types.js";
 import type { OnlineReadRequest, OnlineReadResult, OnlineStore, OnlineWriteBatch } from "../types.js";
-import { EntityKeyCodec, ReadResults, SchemaBook, decodeInto, encodeRows, keysOfRequests, payloadFingerprint, releaseDecodeBuffer, type PayloadSchema } from "./codec.js";
+import { EntityKeyCodec, ReadResults, SchemaBook, dataViewOf, decodeInto, encodeRows, keysOfRequests, payloadFingerprint, releaseDecodeBuffer, type PayloadSchema } from "./codec.js";
 
 type Statement = Database.Statement<unknown[], unknown>;
 
@@ -280,7 +280,7 @@ export class SqliteOnlineStore implements OnlineStore {
     for (const [table, reqIdx] of byTable) {
       if (this.tableExists(table)) this.readTable(table, requests, reqIdx, keysOf, results);
     }
-    return results.out;
+    return results.finish();
   }
 
   private readTable(table: string, requests: OnlineReadRequest[], reqIdx: number[], keysOf: string[][], results: ReadResults): void {
@@ -303,7 +303,7 @@ export class SqliteOnlineStore implements OnlineStore {
       }
       const view = requests[ri].view;
       const schema = this.schemas.ofView(view);
-      views.add(view.name, g, { req: ri, schema, columns: results.columnsFor(ri, schema), eventTs: results.out[ri].eventTs });
+      views.add(view.name, g, { req: ri, schema, columns: results.columnsFor(ri, schema), eventTs: results.eventTsOf(ri) });
     }
     const distinct = [...targets.keys()];
     for (let start = 0; start < distinct.length; start += MAX_IN) {
@@ -312,13 +312,13 @@ export class SqliteOnlineStore implements OnlineStore {
       while (size < chunk.length) size <<= 1;
       while (chunk.length < size) chunk.push(chunk[0]);
       const blob = this.selectIn(table, size).get(...chunk) as Buffer | null;
-      if (blob !== null) this.decodeEntities(blob, targets, views, results);
+      if (blob !== null) this.decodeEntities(blob, dataViewOf(blob), targets, views, results);
     }
     releaseDecodeBuffer();
   }
 
   /** Walks selectIn's blob: each entity's frames go to the rows that asked for it. */
-  private decodeEntities(b: Buffer, targets: Map<string, number[]>, views: ViewMatcher, results: ReadResults): void {
+  private decodeEntities(b: Buffer, dv: DataView, targets: Map<string, number[]>, views: ViewMatcher, results: ReadResults): void {
     const end = b.length;
     let p = 0;
     while (p < end) {
@@ -332,12 +332,12 @@ export class SqliteOnlineStore implements OnlineStore {
       p = framesAt + framesLen;
       if (p > end) throw new Error(`online store ${this.path}: corrupt read of entity ${key}`);
       const t = targets.get(key);
-      if (t !== undefined) this.decodeFrames(key, b, framesAt, p, t, views, results);
+      if (t !== undefined) this.decodeFrames(key, b, dv, framesAt, p, t, views, results);
     }
   }
 
   /** Unpacks one entity's frames, b[start, end), into the rows (`targets`: group, row, ...) that asked for it. */
-  private decodeFrames(key: string, b: Buffer, start: number, end: number, targets: number[], views: ViewMatcher, results: ReadResults): void {
+  private decodeFrames(key: string, b: Buffer, dv: DataView, start: number, end: number, targets: number[], views: ViewMatcher, results: ReadResults): void {
     let p = start;
     while (p < end) {
       // the view name, hashed as it is scanned (no string per frame), then the payload length
@@ -358,7 +358,7 @@ export class SqliteOnlineStore implements OnlineStore {
         if (list === undefined) continue;
         const row = targets[i + 1];
         for (const t of list) {
-          if (fp === t.schema.fingerprint) t.eventTs[row] = decodeInto(b, at, t.schema, t.columns, row);
+          if (fp === t.schema.fingerprint) t.eventTs[row] = decodeInto(b, dv, at, t.schema, t.columns, row);
           else results.decode(t.req, row, b, at, this.schemaOf(fp));
         }
       }
