@@ -704,10 +704,12 @@ export function emptyReadResult(features: readonly string[], rows: number): Onli
 }
 
 const doubleTemplates = new Map<number, unknown[]>();
+/** dtypes decoded to JS numbers (int64 beyond 2^53 gives a bigint: the column then holds any value) */
+const NUMERIC = new Set<string>(["float64", "float32", "int32", "int64", "unix_timestamp"]);
 
 /**
- * A column of `rows` NaNs whose elements V8 keeps as unboxed doubles, for float features: decoding a
- * float into it allocates nothing (a null-filled array boxes every number it is given: 25,000 heap
+ * A column of `rows` NaNs whose elements V8 keeps as unboxed doubles, for numeric features: decoding a
+ * number into it allocates nothing (a null-filled array boxes every number it is given: 25,000 heap
  * numbers for 100 x 250 features). Rows left without a value are set to null by ReadResults.finish.
  */
 function doubleColumn(rows: number): unknown[] {
@@ -732,7 +734,7 @@ export class ReadResults {
       const values: Record<string, unknown[]> = {};
       for (const f of r.features) {
         const dtype = r.view.features.find((x) => x.name === f)?.dtype;
-        values[f] = dtype === "float64" || dtype === "float32" ? doubleColumn(n) : new Array<unknown>(n).fill(null);
+        values[f] = dtype !== undefined && NUMERIC.has(dtype) ? doubleColumn(n) : new Array<unknown>(n).fill(null);
       }
       return { eventTs: new Float64Array(n).fill(NaN), values };
     });
