@@ -620,7 +620,8 @@ function skipValue(b: Buffer, code: number, c: Cursor): void {
 const cursor: Cursor = { o: 0 };
 /** The DataView of the last ArrayBuffer decoded from: payloads sliced from one reply buffer share it. */
 let viewBuffer: ArrayBufferLike | undefined;
-let view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
+const NO_VIEW: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
+let view = NO_VIEW;
 
 /** A DataView over all of b's ArrayBuffer (decodeInto adds b.byteOffset); cached for the last buffer. */
 export function dataViewOf(b: Uint8Array): DataView {
@@ -634,7 +635,7 @@ export function dataViewOf(b: Uint8Array): DataView {
 /** Lets go of the last decoded buffer (the cached DataView would otherwise keep it alive). */
 export function releaseDecodeBuffer(): void {
   viewBuffer = undefined;
-  view = new DataView(new ArrayBuffer(0));
+  view = NO_VIEW;
 }
 
 /**
@@ -722,6 +723,18 @@ function doubleColumn(rows: number): unknown[] {
   return t.slice();
 }
 
+const numericOf = new WeakMap<FeatureViewSpec, Set<string>>();
+
+/** The view's features decoded to numbers (cached per spec object). */
+function numericFeatures(view: FeatureViewSpec): Set<string> {
+  let set = numericOf.get(view);
+  if (!set) {
+    set = new Set(view.features.filter((f) => NUMERIC.has(f.dtype)).map((f) => f.name));
+    numericOf.set(view, set);
+  }
+  return set;
+}
+
 /** The answers of one read, and decodeInto's output columns per request and payload schema. */
 export class ReadResults {
   private readonly out: OnlineReadResult[];
@@ -732,10 +745,8 @@ export class ReadResults {
     this.out = requests.map((r) => {
       const n = r.entityKeys.length;
       const values: Record<string, unknown[]> = {};
-      for (const f of r.features) {
-        const dtype = r.view.features.find((x) => x.name === f)?.dtype;
-        values[f] = dtype !== undefined && NUMERIC.has(dtype) ? doubleColumn(n) : new Array<unknown>(n).fill(null);
-      }
+      const numeric = numericFeatures(r.view);
+      for (const f of r.features) values[f] = numeric.has(f) ? doubleColumn(n) : new Array<unknown>(n).fill(null);
       return { eventTs: new Float64Array(n).fill(NaN), values };
     });
     this.columns = requests.map(() => new Map());

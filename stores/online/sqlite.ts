@@ -43,10 +43,14 @@ export class SqliteOnlineStore implements OnlineStore {
   private readonly schemas = new SchemaBook();
   private readonly keyCodecs = new WeakMap<FeatureViewSpec, EntityKeyCodec>();
   private readonly stmts = new Map<string, Statement>();
+  /** read statements per table and shape (keys, views), without building their SQL per read */
+  private readonly selects = new Map<string, Map<number, Statement>>();
   /** entity tables known to exist */
   private readonly tables = new Set<string>();
   /** "<project>\0<view>" -> table, views registered in VIEWS_TABLE */
   private readonly registered = new Map<string, string>();
+  /** table -> number of registered views, derived from `registered` (reset whenever it changes) */
+  private viewCounts?: Map<string, number>;
   private readonly savedSchemas = new Set<number>();
   /** "<project>\0<view>" -> per-view table of the old layout, still to move */
   private readonly legacy = new Map<string, string>();
@@ -124,6 +128,7 @@ export class SqliteOnlineStore implements OnlineStore {
       this.dropLegacy(id);
     })();
     this.registered.set(id, table);
+    this.viewCounts = undefined;
     return table;
   }
 
@@ -146,11 +151,13 @@ export class SqliteOnlineStore implements OnlineStore {
     this.db.exec(`DROP TABLE IF EXISTS ${quoteIdent(table)}`);
     this.tables.delete(table);
     for (const sql of [...this.stmts.keys()]) if (sql.includes(quoteIdent(table))) this.stmts.delete(sql);
+    this.selects.delete(table);
   }
 
   private unregister(project: string, view: string): void {
     this.stmt(`DELETE FROM ${VIEWS_TABLE} WHERE project = ? AND view = ?`).run(project, view);
     this.registered.delete(`${project}\0${view}`);
+    this.viewCounts = undefined;
   }
 
   private saveSchema(schema: PayloadSchema): void {
@@ -191,6 +198,7 @@ export class SqliteOnlineStore implements OnlineStore {
       for (const id of [...this.legacy.keys()]) if (id.startsWith(`${project}\0`)) this.dropLegacy(id);
     })();
     for (const r of rows) this.registered.delete(`${project}\0${r.view}`);
+    this.viewCounts = undefined;
   }
 
   async write(project: string, view: FeatureViewSpec, batch: OnlineWriteBatch): Promise<number> {
@@ -250,18 +258,33 @@ export class SqliteOnlineStore implements OnlineStore {
    * makes one JS value instead of 100 buffers (or 2,500 rows), and its p99 halves (1 entity's worth of
    * allocation per read instead of 100).
    */
-  private selectIn(table: string, size: number): Statement {
-    const t = quoteIdent(table);
-    const where = size === 1 ? "entity_key = ?" : `entity_key IN (${"?,".repeat(size - 1)}?)`;
-    const sql =
-      `SELECT CAST(group_concat(octet_length(entity_key) || ':' || entity_key || octet_length(f) || ':' || f, '') AS BLOB) ` +
-      `FROM (SELECT entity_key, group_concat(frame, '') AS f FROM ${t} WHERE ${where} GROUP BY entity_key)`;
-    let s = this.stmts.get(sql);
+  private selectIn(table: string, size: number, views: number): Statement {
+    let byShape = this.selects.get(table);
+    if (!byShape) this.selects.set(table, (byShape = new Map()));
+    // size < 2^20 (MAX_IN), views < 2^11 for any shape that is read
+    const shape = size * 2048 + views;
+    let s = byShape.get(shape);
     if (!s) {
-      s = this.db.prepare(sql).pluck(true);
-      this.stmts.set(sql, s);
+      const t = quoteIdent(table);
+      let where = size === 1 ? "entity_key = ?" : `entity_key IN (${"?,".repeat(size - 1)}?)`;
+      // a read of some of the table's views seeks just those rows of each entity
+      if (views > 0) where += views === 1 ? " AND view = ?" : ` AND view IN (${"?,".repeat(views - 1)}?)`;
+      s = this.stmt(
+        `SELECT CAST(group_concat(octet_length(entity_key) || ':' || entity_key || octet_length(f) || ':' || f, '') AS BLOB) ` +
+          `FROM (SELECT entity_key, group_concat(frame, '') AS f FROM ${t} WHERE ${where} GROUP BY entity_key)`,
+      ).pluck(true);
+      byShape.set(shape, s);
     }
     return s;
+  }
+
+  /** How many views this process knows `table` to hold (another process may have added more since). */
+  private viewsInTable(table: string): number {
+    if (!this.viewCounts) {
+      this.viewCounts = new Map();
+      for (const t of this.registered.values()) this.viewCounts.set(t, (this.viewCounts.get(t) ?? 0) + 1);
+    }
+    return this.viewCounts.get(table) ?? 0;
   }
 
   async read(project: string, requests: OnlineReadRequest[]): Promise<OnlineReadResult[]> {
@@ -306,12 +329,14 @@ export class SqliteOnlineStore implements OnlineStore {
       views.add(view.name, g, { req: ri, schema, columns: results.columnsFor(ri, schema), eventTs: results.eventTsOf(ri) });
     }
     const distinct = [...targets.keys()];
+    const wanted = views.names();
+    const viewNames = wanted.length < this.viewsInTable(table) ? wanted : [];
     for (let start = 0; start < distinct.length; start += MAX_IN) {
       const chunk = distinct.slice(start, start + MAX_IN);
       let size = 1;
       while (size < chunk.length) size <<= 1;
       while (chunk.length < size) chunk.push(chunk[0]);
-      const blob = this.selectIn(table, size).get(...chunk) as Buffer | null;
+      const blob = (viewNames.length > 0 ? this.selectIn(table, size, viewNames.length).get(...chunk, ...viewNames) : this.selectIn(table, size, 0).get(...chunk)) as Buffer | null;
       if (blob !== null) this.decodeEntities(blob, dataViewOf(blob), targets, views, results);
     }
     releaseDecodeBuffer();
@@ -371,8 +396,23 @@ export class SqliteOnlineStore implements OnlineStore {
 
   async close(): Promise<void> {
     this.stmts.clear();
+    this.selects.clear();
     if (this.db.open) this.db.close();
   }
+}
+
+const nameCache = new Map<string, { name: Buffer; hash: number }>();
+
+/** A view name's bytes and their hash as decodeFrames computes it (cached: names are few). */
+function nameBytes(view: string): { name: Buffer; hash: number } {
+  let e = nameCache.get(view);
+  if (!e) {
+    const name = Buffer.from(view, "latin1");
+    let hash = 0;
+    for (let i = 0; i < name.length; i++) hash = (Math.imul(hash, 31) + name[i]) | 0;
+    nameCache.set(view, (e = { name, hash }));
+  }
+  return e;
 }
 
 /** A request's decode target for payloads of its view's current schema. */
@@ -387,15 +427,23 @@ interface FrameTarget {
 class ViewMatcher {
   private readonly byHash = new Map<number, Array<{ name: Buffer; byGroup: FrameTarget[][] }>>();
 
+  private readonly added: string[] = [];
+
   add(view: string, group: number, target: FrameTarget): void {
-    const name = Buffer.from(view, "latin1");
-    let h = 0;
-    for (let i = 0; i < name.length; i++) h = (Math.imul(h, 31) + name[i]) | 0;
-    let list = this.byHash.get(h);
-    if (!list) this.byHash.set(h, (list = []));
+    const { name, hash } = nameBytes(view);
+    let list = this.byHash.get(hash);
+    if (!list) this.byHash.set(hash, (list = []));
     let entry = list.find((e) => e.name.equals(name));
-    if (!entry) list.push((entry = { name, byGroup: [] }));
+    if (!entry) {
+      list.push((entry = { name, byGroup: [] }));
+      this.added.push(view);
+    }
     (entry.byGroup[group] ??= []).push(target);
+  }
+
+  /** The view names added. */
+  names(): string[] {
+    return this.added;
   }
 
   /** The targets, per group, of the view named by b[start, end) with name hash `h`. */
