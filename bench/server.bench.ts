@@ -58,7 +58,9 @@ async function childMain(mode: ChildMode): Promise<void> {
       }
     });
   } else if (mode === "feature") {
-    const { startFeatureServer } = await import("../adapters/server/server.js");
+    // the built library, as `fs serve` runs it (`npm run bench` builds first); tsx's transform of the
+    // sources names every closure it creates (esbuild keepNames), a cost the real server does not pay
+    const { startFeatureServer } = (await import(new URL("../dist/adapters/server/server.js", import.meta.url).href)) as typeof import("../adapters/server/server.js");
     const s = await startFeatureServer({ repoPath: process.env.FSTORE_BENCH_REPO!, port: Number(process.env.FSTORE_BENCH_PORT ?? 0), logLevel: (process.env.FSTORE_BENCH_LOG as "info") ?? "info" });
     url = s.url;
     const stop = () => void s.close().then(() => process.exit(0));
@@ -254,16 +256,16 @@ async function inProcess(kind: string, repo: string): Promise<void> {
       const read = await measure(() => store.getOnlineFeatures({ features, entities: { user_id: Array.from({ length: rows }, randomId) } }), iterations);
       const full = await measure(async () => {
         const r = await store.getOnlineFeatures({ features, entities: { user_id: Array.from({ length: rows }, randomId) } });
-        return r.toFeastJSONText();
+        return r.toFeastJSONBuffer();
       }, iterations);
       report(`${kind}: in process (no HTTP), ${name}: read+JSON p99`, full.p99 / 1000, "ms", { baseline: read.p99 / 1000, baselineName: "getOnlineFeatures alone" });
       report(`${kind}: in process (no HTTP), ${name}: read+JSON p50`, full.p50 / 1000, "ms", { baseline: read.p50 / 1000, baselineName: "getOnlineFeatures alone" });
     }
     // the hand-written serialiser against JSON.stringify on the largest answer
     const bigResponse = await store.getOnlineFeatures({ features: ALL_FEATURES, entities: { user_id: Array.from({ length: 100 }, randomId) } });
-    const hand = await measure(() => bigResponse.toFeastJSONText(), 100, 20);
-    const std = await measure(() => JSON.stringify(bigResponse.toFeastJSON()), 100, 20);
-    report(`${kind}: JSON of the 100 x 250 answer, toFeastJSONText p50`, hand.p50 / 1000, "ms", { baseline: std.p50 / 1000, baselineName: "JSON.stringify(toFeastJSON())" });
+    const hand = await measure(() => bigResponse.toFeastJSONBuffer(), 100, 20);
+    const std = await measure(() => Buffer.from(JSON.stringify(bigResponse.toFeastJSON())), 100, 20);
+    report(`${kind}: JSON bytes of the 100 x 250 answer, toFeastJSONBuffer p50`, hand.p50 / 1000, "ms", { baseline: std.p50 / 1000, baselineName: "Buffer.from(JSON.stringify(toFeastJSON()))" });
   } finally {
     await store.close();
   }

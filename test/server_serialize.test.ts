@@ -46,9 +46,12 @@ describe("OnlineResponse.toFeastJSONText", () => {
       now,
     );
     expect(r.toFeastJSONText()).toBe(JSON.stringify(r.toFeastJSON()));
+    // the server's bytes: the same text, UTF-8 (multi-byte characters and U+2028 included)
+    expect(r.toFeastJSONBuffer().equals(Buffer.from(JSON.stringify(r.toFeastJSON()), "utf8"))).toBe(true);
     expect(JSON.parse(r.toFeastJSONText()).results[1].statuses).toEqual(["PRESENT", "NOT_FOUND", "OUTSIDE_MAX_AGE"]);
     const empty = new OnlineResponse([{ name: "user_id", values: [] }], [{ view: a, features: [{ name: "age", outputName: "age" }] }], [result([], ["age"])], 0, now);
     expect(empty.toFeastJSONText()).toBe(JSON.stringify(empty.toFeastJSON()));
+    expect(empty.toFeastJSONBuffer().toString("utf8")).toBe(JSON.stringify(empty.toFeastJSON()));
   });
 
   it("writes int64 values beyond 2^53 as exact numbers", () => {

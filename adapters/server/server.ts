@@ -71,7 +71,7 @@ interface Route {
   method: "GET" | "POST";
   /** false for /health: answers without the bearer token */
   auth: boolean;
-  run(body: Json | undefined): Promise<{ status?: number; body: string; contentType?: string }>;
+  run(body: Json | undefined): Promise<{ status?: number; body: string | Buffer; contentType?: string }>;
 }
 
 const JSON_TYPE = "application/json";
@@ -164,7 +164,7 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
           const t = performance.now();
           const resp = await store.getOnlineFeatures({ features: b.features ?? b.feature_service!, entities: b.entities, fullFeatureNames: b.full_feature_names });
           observeRead({}, (performance.now() - t) / 1000);
-          const json = resp.toFeastJSONText();
+          const json = resp.toFeastJSONBuffer();
           countReadRows({}, firstColumnLength(b.entities));
           return { body: json };
         },
@@ -264,8 +264,8 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
   let closing = false;
   let onDrained: (() => void) | undefined;
 
-  const send = (res: ServerResponse, status: number, body: string, contentType = JSON_TYPE, extra?: Record<string, string>) => {
-    const headers: Record<string, string | number> = { "content-type": contentType, "content-length": Buffer.byteLength(body) };
+  const send = (res: ServerResponse, status: number, body: string | Buffer, contentType = JSON_TYPE, extra?: Record<string, string>) => {
+    const headers: Record<string, string | number> = { "content-type": contentType, "content-length": typeof body === "string" ? Buffer.byteLength(body) : body.length };
     if (closing) headers.connection = "close";
     if (extra) Object.assign(headers, extra);
     res.writeHead(status, headers);
