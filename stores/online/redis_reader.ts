@@ -134,15 +134,13 @@ export class RedisReadConnection {
     if (o.db) hello.push(respCommand(["SELECT", String(o.db)]));
     // named, so that CLIENT LIST tells the read connection apart from the ioredis one
     hello.push(respCommand(["CLIENT", "SETNAME", READER_NAME]));
-    {
-      await new Promise<void>((resolve, reject) => {
-        this.queue.push({ left: hello.length, seen: 0, resolve, reject });
-        socket.write(hello.join(""));
-      }).catch((e: unknown) => {
-        socket.destroy();
-        throw e;
-      });
-    }
+    await new Promise<void>((resolve, reject) => {
+      this.queue.push({ left: hello.length, seen: 0, resolve, reject });
+      socket.write(hello.join(""));
+    }).catch((e: unknown) => {
+      socket.destroy();
+      throw e;
+    });
   }
 
   /** Fails every request in flight on `socket` and forgets the connection (the next send reconnects). */
