@@ -322,6 +322,26 @@ describe("both stores", () => {
 });
 
 describe("sqlite specifics", () => {
+  it("frames payloads of any size (one over 10 MB needs more room for its length) beside small ones", async () => {
+    const store = await createOnlineStore({ type: "sqlite", path: join(tmp, "frames.db") });
+    try {
+      await store.update(PROJECT, [allTypes], []);
+      const big = Float64Array.from({ length: 1_400_000 }, (_, i) => i * 0.5);
+      await store.write(PROJECT, allTypes, batch(allTypes, [
+        { key: [1], values: { f64: 1 }, ev: 1 },
+        { key: [2], values: { f64s: big, s: "after" }, ev: 1 },
+        { key: [3], values: { f64: 3 }, ev: 1 },
+      ]));
+      const [got] = await readRecords(store, PROJECT, [{ view: allTypes, features: ["f64", "f64s", "s"], entityKeys: [[1], [2], [3]] }]);
+      expect(got.map((r) => r?.values.f64 ?? null)).toEqual([1, null, 3]);
+      expect(got[1]?.values.s).toBe("after");
+      expect((got[1]?.values.f64s as number[]).length).toBe(big.length);
+      expect((got[1]?.values.f64s as number[])[1_399_999]).toBe(699_999.5);
+    } finally {
+      await store.close();
+    }
+  });
+
   it("keeps one WAL table per entity-key set, shared by its views, and drops a view's rows with it", async () => {
     const path = join(tmp, "update.db");
     const store = await createOnlineStore({ type: "sqlite", path });

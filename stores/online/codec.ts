@@ -18,6 +18,7 @@ export const PAYLOAD_VERSION = 1;
 /** byte offset of the event ts (f64), followed by the created ts (f64) */
 export const TS_OFFSET = 5;
 const HEADER_BYTES = 21;
+const COLON = 58;
 
 // ---------------------------------------------------------------- entity keys
 
@@ -449,6 +450,30 @@ function writeValue(w: Writer, code: number, v: unknown): void {
  * store can reject the whole batch before touching storage.
  */
 export function encodeRows(view: FeatureViewSpec, schema: PayloadSchema, batch: OnlineWriteBatch): EncodedRows {
+  const { buf, offsets } = encode(view, schema, batch, undefined);
+  return { buf, offsets };
+}
+
+/** Rows of a batch packed into one buffer, each framed; row r is buf[starts[r], ends[r]) (gaps between). */
+export interface FramedRows {
+  buf: Buffer;
+  starts: Float64Array;
+  ends: Float64Array;
+}
+
+/** Room left before each payload for `<length>:` (7 digits: payloads up to ~10 MB need no move). */
+const FRAME_DIGITS = 8;
+
+/**
+ * encodeRows, each payload framed as `<frame><length>:<payload>` (the SQLite store's rows, `frame` being
+ * `<view>:`). The frame is written into room left before each payload, so framing costs no second copy.
+ */
+export function encodeFramedRows(view: FeatureViewSpec, schema: PayloadSchema, batch: OnlineWriteBatch, frame: Buffer): FramedRows {
+  const { buf, starts, ends } = encode(view, schema, batch, frame);
+  return { buf, starts: starts!, ends: ends! };
+}
+
+function encode(view: FeatureViewSpec, schema: PayloadSchema, batch: OnlineWriteBatch, frame: Buffer | undefined): EncodedRows & { starts?: Float64Array; ends?: Float64Array } {
   const n = batch.length;
   const fields = schema.fields;
   const cols = fields.map((f) => batch.features[f.name]);
@@ -464,11 +489,18 @@ export function encodeRows(view: FeatureViewSpec, schema: PayloadSchema, batch: 
   const bm = schema.bitmapBytes;
   const w = new Writer(n * (HEADER_BYTES + bm + fields.length * 9));
   const offsets = new Float64Array(n + 1);
+  const starts = frame ? new Float64Array(n) : undefined;
+  const ends = frame ? new Float64Array(n) : undefined;
+  const room = frame ? frame.length + FRAME_DIGITS : 0;
   const fp = schema.fingerprint;
   let r = 0;
   let f = 0;
   try {
     for (r = 0; r < n; r++) {
+      if (room) {
+        w.ensure(room);
+        w.off += room;
+      }
       offsets[r] = w.off;
       const ev = batch.eventTs[r];
       const cr = batch.createdTs[r];
@@ -499,6 +531,7 @@ export function encodeRows(view: FeatureViewSpec, schema: PayloadSchema, batch: 
         }
         w.buf[bitmapAt + (f >> 3)] |= 1 << (f & 7);
       }
+      if (frame) frameRow(w, frame, offsets[r], room, r, starts!, ends!);
     }
   } catch (e) {
     if (e instanceof EncodeError) {
@@ -509,7 +542,33 @@ export function encodeRows(view: FeatureViewSpec, schema: PayloadSchema, batch: 
     throw e;
   }
   offsets[n] = w.off;
-  return { buf: w.buf, offsets };
+  return { buf: w.buf, offsets, starts, ends };
+}
+
+/** Writes `<frame><length>:` into the room before the payload at `at` (moving a payload too long for it). */
+function frameRow(w: Writer, frame: Buffer, at: number, room: number, r: number, starts: Float64Array, ends: Float64Array): void {
+  let len = w.off - at;
+  const digits = String(len).length;
+  if (frame.length + digits + 1 > room) {
+    // a payload of 10 MB or more: shift it right to make room for its length
+    const extra = frame.length + digits + 1 - room;
+    w.ensure(extra);
+    w.buf.copyWithin(at + extra, at, w.off);
+    w.off += extra;
+    at += extra;
+  }
+  const b = w.buf;
+  let p = at;
+  b[--p] = COLON;
+  do {
+    const q = Math.floor(len / 10);
+    b[--p] = 48 + (len - q * 10);
+    len = q;
+  } while (len > 0);
+  p -= frame.length;
+  frame.copy(b, p);
+  starts[r] = p;
+  ends[r] = w.off;
 }
 
 // ---------------------------------------------------------------- decoding

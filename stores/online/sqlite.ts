@@ -13,7 +13,7 @@ import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import type { FeatureViewSpec, FieldSpec } from "../../registry/types.js";
 import type { OnlineReadRequest, OnlineReadResult, OnlineStore, OnlineWriteBatch } from "../types.js";
-import { EntityKeyCodec, ReadResults, SchemaBook, dataViewOf, decodeInto, encodeRows, keysOfRequests, payloadFingerprint, releaseDecodeBuffer, type PayloadSchema } from "./codec.js";
+import { EntityKeyCodec, ReadResults, SchemaBook, dataViewOf, decodeInto, encodeFramedRows, keysOfRequests, payloadFingerprint, releaseDecodeBuffer, type PayloadSchema } from "./codec.js";
 
 type Statement = Database.Statement<unknown[], unknown>;
 
@@ -207,19 +207,17 @@ export class SqliteOnlineStore implements OnlineStore {
     // everything that can fail on bad input happens before the transaction
     const keys = this.keyCodec(view).keysOfColumns(batch.keys, n);
     const schema = this.schemas.ofView(view);
-    const { buf, offsets } = encodeRows(view, schema, batch);
+    const { buf, starts, ends } = encodeFramedRows(view, schema, batch, frameOf(view.name));
     const table = this.ensureView(project, view);
     const one = this.upsert(table, 1);
     const many = this.upsert(table, ROWS_PER_INSERT);
     const name = view.name;
     const eventTs = batch.eventTs;
     const createdTs = batch.createdTs;
-    const framed = frameRows(name, buf, offsets, n);
-    const ab = framed.buf.buffer;
-    const base = framed.buf.byteOffset;
-    const fo = framed.offsets;
+    const ab = buf.buffer;
+    const base = buf.byteOffset;
     // a plain Uint8Array view is cheaper to make than Buffer.subarray; SQLite copies the bytes
-    const payload = (r: number) => new Uint8Array(ab, base + fo[r], fo[r + 1] - fo[r]);
+    const payload = (r: number) => new Uint8Array(ab, base + starts[r], ends[r] - starts[r]);
     let written = 0;
     this.db.transaction(() => {
       this.saveSchema(schema);
@@ -461,26 +459,13 @@ class ViewMatcher {
   }
 }
 
-/** `<view>:<length>:<payload>` for each encoded row (row r at offsets[r]..offsets[r+1] of the result). */
-function frameRows(view: string, buf: Buffer, offsets: Float64Array, n: number): { buf: Buffer; offsets: Float64Array } {
-  const head = Buffer.from(`${view}:`, "latin1");
-  let size = 0;
-  for (let r = 0; r < n; r++) {
-    const len = offsets[r + 1] - offsets[r];
-    size += head.length + String(len).length + 1 + len;
-  }
-  const out = Buffer.allocUnsafeSlow(size);
-  const framedAt = new Float64Array(n + 1);
-  let o = 0;
-  for (let r = 0; r < n; r++) {
-    framedAt[r] = o;
-    const len = offsets[r + 1] - offsets[r];
-    o += head.copy(out, o);
-    o += out.write(`${len}:`, o, "latin1");
-    o += buf.copy(out, o, offsets[r], offsets[r + 1]);
-  }
-  framedAt[n] = o;
-  return { buf: out, offsets: framedAt };
+const frames = new Map<string, Buffer>();
+
+/** `<view>:`, the start of each of the view's frames (cached: views are few). */
+function frameOf(view: string): Buffer {
+  let f = frames.get(view);
+  if (!f) frames.set(view, (f = Buffer.from(`${view}:`, "latin1")));
+  return f;
 }
 
 function sqlString(s: string): string {
