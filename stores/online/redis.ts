@@ -25,21 +25,22 @@ const SCHEMAS_FIELD_KEY = "__fstore_schemas";
 
 // KEYS: row keys. ARGV[1]: hash field (view), ARGV[2]: key ttl seconds (0 = none), ARGV[3..]: payloads.
 const UPSERT_LUA = `
+local call, unpack = redis.call, struct.unpack
 local field = ARGV[1]
 local ttl = tonumber(ARGV[2])
 local written = 0
 for i = 1, #KEYS do
-  local new = ARGV[i + 2]
-  local old = redis.call('HGET', KEYS[i], field)
+  local key, new = KEYS[i], ARGV[i + 2]
+  local old = call('HGET', key, field)
   local ok = true
   if old then
-    local oe, oc = struct.unpack('<dd', old, ${TS_OFFSET + 1})
-    local ne, nc = struct.unpack('<dd', new, ${TS_OFFSET + 1})
+    local oe, oc = unpack('<dd', old, ${TS_OFFSET + 1})
+    local ne, nc = unpack('<dd', new, ${TS_OFFSET + 1})
     ok = ne > oe or (ne == oe and nc >= oc)
   end
   if ok then
-    redis.call('HSET', KEYS[i], field, new)
-    if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) end
+    call('HSET', key, field, new)
+    if ttl > 0 then call('EXPIRE', key, ttl) end
     written = written + 1
   end
 end
