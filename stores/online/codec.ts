@@ -773,6 +773,7 @@ const NUMERIC = new Set<string>(["float64", "float32", "int32", "int64", "unix_t
  * numbers for 100 x 250 features). Rows left without a value are set to null by ReadResults.finish.
  */
 function doubleColumn(rows: number): unknown[] {
+  if (rows === 1) return [NaN];
   let t = doubleTemplates.get(rows);
   if (t === undefined) {
     t = [];

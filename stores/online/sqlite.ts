@@ -42,6 +42,7 @@ export class SqliteOnlineStore implements OnlineStore {
   private readonly db: Database.Database;
   private readonly schemas = new SchemaBook();
   private readonly keyCodecs = new WeakMap<FeatureViewSpec, EntityKeyCodec>();
+  private readonly tableNames = new WeakMap<FeatureViewSpec, { project: string; table: string }>();
   private readonly stmts = new Map<string, Statement>();
   /** read statements per table and shape (keys, views), without building their SQL per read */
   private readonly selects = new Map<string, Map<number, Statement>>();
@@ -83,6 +84,15 @@ export class SqliteOnlineStore implements OnlineStore {
       this.stmts.set(sql, s);
     }
     return s;
+  }
+
+  /** sqliteTableName, cached per view spec (a read names the table of each of its requests). */
+  private tableOf(project: string, view: FeatureViewSpec): string {
+    const known = this.tableNames.get(view);
+    if (known !== undefined && known.project === project) return known.table;
+    const table = sqliteTableName(project, view);
+    this.tableNames.set(view, { project, table });
+    return table;
   }
 
   private keyCodec(view: FeatureViewSpec): EntityKeyCodec {
@@ -291,8 +301,8 @@ export class SqliteOnlineStore implements OnlineStore {
     const byTable = new Map<string, number[]>();
     requests.forEach((req, i) => {
       if (req.entityKeys.length === 0) return;
-      if (this.legacy.has(`${project}\0${req.view.name}`)) this.ensureView(project, req.view);
-      const table = sqliteTableName(project, req.view);
+      if (this.legacy.size > 0 && this.legacy.has(`${project}\0${req.view.name}`)) this.ensureView(project, req.view);
+      const table = this.tableOf(project, req.view);
       const list = byTable.get(table);
       if (list) list.push(i);
       else byTable.set(table, [i]);
