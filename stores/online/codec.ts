@@ -756,13 +756,6 @@ export function decodeInto(b: Buffer, dv: DataView, start: number, schema: Paylo
   return dv.getFloat64(base + start + TS_OFFSET, true);
 }
 
-/** An empty answer for `features` over `rows` entity rows: every value null, every event time NaN. */
-export function emptyReadResult(features: readonly string[], rows: number): OnlineReadResult {
-  const values: Record<string, unknown[]> = {};
-  for (const f of features) values[f] = new Array<unknown>(rows).fill(null);
-  return { eventTs: new Float64Array(rows).fill(NaN), values };
-}
-
 const doubleTemplates = new Map<number, unknown[]>();
 /** dtypes decoded to JS numbers (int64 beyond 2^53 gives a bigint: the column then holds any value) */
 const NUMERIC = new Set<string>(["float64", "float32", "int32", "int64", "unix_timestamp"]);
