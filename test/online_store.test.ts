@@ -15,20 +15,35 @@ import { READER_NAME } from "../stores/online/redis_reader.js";
 import type { OnlineReadRequest, OnlineReadResult, OnlineStore, OnlineWriteBatch } from "../stores/types.js";
 
 const PROJECT = "online_test";
+const REDIS_PREFIX = `fstore_test_${process.pid}_${Date.now()}`;
+const REDIS_URL = "127.0.0.1:6379,db=0";
 
 /**
- * A TCP proxy to 127.0.0.1:`port` that passes the server's bytes on in pieces of 1-13 bytes, one piece
- * per event-loop turn, so that every reply reaches the client split at every possible place.
+ * A TCP proxy to 127.0.0.1:`port`. `chop`: the server's bytes are passed on in pieces of 1-13 bytes, one
+ * piece per event-loop turn, so that every reply reaches the client split at every possible place.
+ * `dropFirstRead`: the first client connection that sends an HMGET is closed before it is answered.
  */
-async function choppingProxy(port: number): Promise<{ port: number; close: () => Promise<void> }> {
+async function tcpProxy(port: number, opts: { chop?: boolean; dropFirstRead?: boolean }): Promise<{ port: number; dropped: () => number; close: () => Promise<void> }> {
   const sockets = new Set<Socket>();
+  let dropped = 0;
   const server = createServer((client) => {
     const upstream = connect(port, "127.0.0.1");
     sockets.add(client).add(upstream);
-    client.pipe(upstream);
+    client.on("data", (d: Buffer) => {
+      if (opts.dropFirstRead && dropped === 0 && d.includes("HMGET")) {
+        dropped++;
+        client.destroy();
+        return;
+      }
+      upstream.write(d);
+    });
     let queue = Promise.resolve();
     let seed = 7;
     upstream.on("data", (d: Buffer) => {
+      if (!opts.chop) {
+        client.write(d);
+        return;
+      }
       queue = queue.then(async () => {
         for (let at = 0; at < d.length; ) {
           seed = (seed * 1103515245 + 12345) % 2147483648;
@@ -50,14 +65,27 @@ async function choppingProxy(port: number): Promise<{ port: number; close: () =>
   const address = server.address();
   return {
     port: typeof address === "object" && address ? address.port : 0,
+    dropped: () => dropped,
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));
     },
   };
 }
-const REDIS_PREFIX = `fstore_test_${process.pid}_${Date.now()}`;
-const REDIS_URL = "127.0.0.1:6379,db=0";
+
+/** A Redis store under its own key prefix and a raw client, for `fn`; the project is torn down after. */
+async function withRedisStore(name: string, fn: (store: OnlineStore, raw: Redis, prefix: string) => Promise<void>): Promise<void> {
+  const prefix = `${REDIS_PREFIX}_${name}`;
+  const store = await createOnlineStore({ type: "redis", connectionString: REDIS_URL, keyTtlSeconds: 0, keyPrefix: prefix });
+  const raw = new Redis(parseRedisConnectionString(REDIS_URL));
+  try {
+    await fn(store, raw, prefix);
+  } finally {
+    await store.teardown(PROJECT, [userStats]);
+    await raw.quit();
+    await store.close();
+  }
+}
 
 function view(name: string, entityColumns: Array<[string, Dtype]>, features: Array<[string, Dtype]>): FeatureViewSpec {
   const f = (list: Array<[string, Dtype]>): FieldSpec[] => list.map(([n, dtype]) => ({ name: n, dtype }));
@@ -431,26 +459,19 @@ describe("redis specifics", () => {
     }
   });
 
-  it("writes again after the server lost its scripts (SCRIPT FLUSH), and reads", async () => {
-    const store = await createOnlineStore({ type: "redis", connectionString: REDIS_URL, keyTtlSeconds: 0, keyPrefix: `${REDIS_PREFIX}_flush` });
-    const raw = new Redis(parseRedisConnectionString(REDIS_URL));
-    try {
+  it("writes again after the server lost its scripts (SCRIPT FLUSH), and reads", () =>
+    withRedisStore("flush", async (store, raw) => {
       await store.write(PROJECT, userStats, batch(userStats, [{ key: [3], values: { clicks: 4 }, ev: 1 }]));
       await raw.script("FLUSH");
       const got = await readRecords(store, PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[3], [4]] }]);
       expect(got[0].map((r) => r?.values.clicks ?? null)).toEqual([4, null]);
       expect(await store.write(PROJECT, userStats, batch(userStats, [{ key: [3], values: { clicks: 5 }, ev: 2 }]))).toBe(1);
-    } finally {
-      await store.teardown(PROJECT, [userStats]);
-      await raw.quit();
-      await store.close();
-    }
-  });
+    }));
 
   it("reads replies that arrive a few bytes at a time, and payloads of megabytes", async () => {
     const prefix = `${REDIS_PREFIX}_pieces`;
     const direct = await createOnlineStore({ type: "redis", connectionString: REDIS_URL, keyTtlSeconds: 0, keyPrefix: prefix });
-    const proxy = await choppingProxy(6379);
+    const proxy = await tcpProxy(6379, { chop: true });
     const chopped = await createOnlineStore({ type: "redis", connectionString: `127.0.0.1:${proxy.port},db=0`, keyTtlSeconds: 0, keyPrefix: prefix });
     try {
       const ids = Array.from({ length: 40 }, (_, i) => i);
@@ -478,30 +499,19 @@ describe("redis specifics", () => {
     }
   });
 
-  it("fails a read the server answers with an error, and the next read works", async () => {
-    const prefix = `${REDIS_PREFIX}_wrongtype`;
-    const store = await createOnlineStore({ type: "redis", connectionString: REDIS_URL, keyTtlSeconds: 0, keyPrefix: prefix });
-    const raw = new Redis(parseRedisConnectionString(REDIS_URL));
-    try {
+  it("fails a read the server answers with an error, and the next read works", () =>
+    withRedisStore("wrongtype", async (store, raw, prefix) => {
       await store.write(PROJECT, userStats, batch(userStats, [{ key: [3], values: { clicks: 4 }, ev: 1 }]));
+      // (under the project's keys: teardown removes it)
       await raw.set(`${prefix}:${PROJECT}:user_id=9`, "not a hash");
       await expect(store.read(PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[3], [9]] }])).rejects.toThrow(/WRONGTYPE/);
       const got = await readRecords(store, PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[3], [4]] }]);
       expect(got[0].map((r) => r?.values.clicks ?? null)).toEqual([4, null]);
-    } finally {
-      await raw.del(`${prefix}:${PROJECT}:user_id=9`);
-      await store.teardown(PROJECT, [userStats]);
-      await raw.quit();
-      await store.close();
-    }
-  });
+    }));
 
-  it("reads again after the server dropped the read connection", async () => {
-    const prefix = `${REDIS_PREFIX}_killed`;
-    const store = await createOnlineStore({ type: "redis", connectionString: REDIS_URL, keyTtlSeconds: 0, keyPrefix: prefix });
-    const raw = new Redis(parseRedisConnectionString(REDIS_URL));
-    const read = async () => (await readRecords(store, PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[3]] }]))[0][0]?.values.clicks;
-    try {
+  it("reads again after the server dropped the read connection", () =>
+    withRedisStore("killed", async (store, raw) => {
+      const read = async () => (await readRecords(store, PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[3]] }]))[0][0]?.values.clicks;
       await store.write(PROJECT, userStats, batch(userStats, [{ key: [3], values: { clicks: 4 }, ev: 1 }]));
       expect(await read()).toBe(4);
       const list = (await raw.client("LIST")) as string;
@@ -509,10 +519,24 @@ describe("redis specifics", () => {
       expect(readers.length).toBeGreaterThan(0);
       for (const id of readers) await raw.client("KILL", "ID", String(id));
       expect(await read()).toBe(4);
+    }));
+
+  it("retries a read whose connection is lost while the read is in flight", async () => {
+    const prefix = `${REDIS_PREFIX}_lost`;
+    const direct = await createOnlineStore({ type: "redis", connectionString: REDIS_URL, keyTtlSeconds: 0, keyPrefix: prefix });
+    // drops the first connection that sends an HMGET, before any reply
+    const proxy = await tcpProxy(6379, { dropFirstRead: true });
+    const dropping = await createOnlineStore({ type: "redis", connectionString: `127.0.0.1:${proxy.port},db=0`, keyTtlSeconds: 0, keyPrefix: prefix });
+    try {
+      await direct.write(PROJECT, userStats, batch(userStats, [{ key: [3], values: { clicks: 4 }, ev: 1 }]));
+      const got = await readRecords(dropping, PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[3], [4]] }]);
+      expect(got[0].map((r) => r?.values.clicks ?? null)).toEqual([4, null]);
+      expect(proxy.dropped()).toBe(1);
     } finally {
-      await store.teardown(PROJECT, [userStats]);
-      await raw.quit();
-      await store.close();
+      await direct.teardown(PROJECT, [userStats]);
+      await dropping.close();
+      await direct.close();
+      await proxy.close();
     }
   });
 

@@ -222,8 +222,6 @@ export interface PayloadSchema {
   names: string[];
   codes: Uint8Array;
   bitmapBytes: number;
-  /** every field a fixed-size scalar (no strings, bytes or lists): decoding needs no cursor */
-  fixedOnly: boolean;
 }
 
 /** FNV-1a (32 bit) of "name:dtype,..." */
@@ -252,7 +250,6 @@ export function payloadSchema(fields: FieldSpec[]): PayloadSchema {
     names: fields.map((f) => f.name),
     codes,
     bitmapBytes: (fields.length + 7) >> 3,
-    fixedOnly: codes.every((c) => fixedSize(c) > 0),
   };
 }
 
@@ -709,28 +706,8 @@ export function decodeInto(b: Buffer, dv: DataView, start: number, schema: Paylo
   const base = b.byteOffset;
   const codes = schema.codes;
   const bitmapAt = start + HEADER_BYTES;
-  let o = bitmapAt + schema.bitmapBytes;
-  if (schema.fixedOnly) {
-    // every value has a fixed size: offsets follow from the bitmap alone
-    for (let f = 0; f < codes.length; f++) {
-      const out = columns[f];
-      if ((b[bitmapAt + (f >> 3)] & (1 << (f & 7))) === 0) {
-        if (out !== undefined) out[row] = null;
-        continue;
-      }
-      const code = codes[f];
-      if (code === T_FLOAT) {
-        if (out !== undefined) out[row] = dv.getFloat64(base + o, true);
-        o += 8;
-      } else {
-        if (out !== undefined) out[row] = readFixed(b, dv, base, code, o);
-        o += fixedSize(code);
-      }
-    }
-    return dv.getFloat64(base + start + TS_OFFSET, true);
-  }
   const c = cursor;
-  c.o = o;
+  c.o = bitmapAt + schema.bitmapBytes;
   for (let f = 0; f < codes.length; f++) {
     const out = columns[f];
     if ((b[bitmapAt + (f >> 3)] & (1 << (f & 7))) === 0) {
@@ -792,7 +769,6 @@ function numericFeatures(view: FeatureViewSpec): Set<string> {
 export class ReadResults {
   private readonly out: OnlineReadResult[];
   private readonly columns: Array<Map<number, Array<unknown[] | undefined>>>;
-  private readonly current: Array<number | undefined> = [];
 
   constructor(private readonly requests: readonly OnlineReadRequest[]) {
     this.out = requests.map((r) => {
@@ -842,11 +818,6 @@ export class ReadResults {
   decode(req: number, row: number, b: Buffer, start: number, schema: PayloadSchema): void {
     const res = this.out[req];
     res.eventTs[row] = decodeInto(b, dataViewOf(b), start, schema, this.columnsFor(req, schema), row);
-    if (schema.fingerprint === this.currentFingerprint(req)) return;
     for (const f of this.requests[req].features) if (!schema.names.includes(f)) res.values[f][row] = null;
-  }
-
-  private currentFingerprint(req: number): number {
-    return (this.current[req] ??= fingerprintOf(this.requests[req].view.features));
   }
 }

@@ -14,7 +14,7 @@ import type { RedisOnlineConfig } from "../../registry/config.js";
 import type { FeatureViewSpec, FieldSpec } from "../../registry/types.js";
 import type { OnlineReadRequest, OnlineReadResult, OnlineStore, OnlineWriteBatch } from "../types.js";
 import { EntityKeyCodec, ReadResults, SchemaBook, TS_OFFSET, dataViewOf, decodeInto, encodeRows, keysOfRequests, payloadFingerprint, releaseDecodeBuffer, type PayloadSchema } from "./codec.js";
-import { RedisReadConnection } from "./redis_reader.js";
+import { RedisReadConnection, respBulk } from "./redis_reader.js";
 
 /** rows per Lua call: big enough to amortise the call, small enough not to stall the server */
 const ROWS_PER_CALL = 500;
@@ -260,7 +260,7 @@ export class RedisOnlineStore implements OnlineStore {
       let f = g.views.indexOf(name);
       if (f < 0) {
         f = g.views.push(name) - 1;
-        g.fieldList += `$${Buffer.byteLength(name)}\r\n${name}\r\n`;
+        g.fieldList += respBulk(name);
         g.requestsOfView.push([]);
       }
       g.requestsOfView[f].push(q);
@@ -281,7 +281,7 @@ export class RedisOnlineStore implements OnlineStore {
         const fresh = [row];
         rowsOf.set(key, fresh);
         replies.push({ g, rows: fresh });
-        commands += `${head}$${Buffer.byteLength(key)}\r\n${key}\r\n${g.fieldList}`;
+        commands += head + respBulk(key) + g.fieldList;
       }
     }
     if (replies.length === 0) return results.finish();

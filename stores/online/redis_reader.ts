@@ -39,10 +39,15 @@ const INCOMPLETE = -1;
 /** The connection went away with requests in flight (as opposed to the server answering an error). */
 class ConnectionLost extends FstoreError {}
 
-/** Commands as RESP text: `*<n>\r\n$<len>\r\n<arg>\r\n...` (lengths in UTF-8 bytes). */
+/** One argument as RESP text: `$<length in UTF-8 bytes>\r\n<arg>\r\n`. */
+export function respBulk(arg: string): string {
+  return `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`;
+}
+
+/** A command as RESP text: `*<n>\r\n` and its arguments. */
 export function respCommand(args: readonly string[]): string {
   let out = `*${args.length}\r\n`;
-  for (const a of args) out += `$${Buffer.byteLength(a)}\r\n${a}\r\n`;
+  for (const a of args) out += respBulk(a);
   return out;
 }
 
@@ -51,12 +56,11 @@ export class RedisReadConnection {
   private ready?: Promise<void>;
   private readonly queue: Pending[] = [];
   private head = 0;
-  /** bytes received but not yet parsed (a reply that is still arriving) */
-  private rest?: Buffer;
-  /** the receive buffer must reach this many bytes before a parse can make progress */
-  private needed = 0;
+  /** bytes received but not yet parsed: a reply still arriving (the unparsed tail, then later chunks) */
   private chunks: Buffer[] = [];
   private chunkBytes = 0;
+  /** chunkBytes must reach this before a parse can make progress */
+  private needed = 0;
   private starts = new Int32Array(64);
   private lens = new Int32Array(64);
   private closed = false;
@@ -122,7 +126,6 @@ export class RedisReadConnection {
       });
     });
     this.socket = socket;
-    this.rest = undefined;
     this.chunks = [];
     this.chunkBytes = 0;
     this.needed = 0;
@@ -166,14 +169,12 @@ export class RedisReadConnection {
   }
 
   private onData(chunk: Buffer): void {
-    if (this.rest !== undefined || this.chunkBytes > 0) {
+    if (this.chunks.length > 0) {
       // a reply is still arriving: gather chunks until the parse can get further, then join them once
       this.chunks.push(chunk);
       this.chunkBytes += chunk.length;
-      const have = (this.rest?.length ?? 0) + this.chunkBytes;
-      if (have < this.needed) return;
-      chunk = Buffer.concat(this.rest ? [this.rest, ...this.chunks] : this.chunks, have);
-      this.rest = undefined;
+      if (this.chunkBytes < this.needed) return;
+      chunk = Buffer.concat(this.chunks, this.chunkBytes);
       this.chunks = [];
       this.chunkBytes = 0;
     }
@@ -183,7 +184,9 @@ export class RedisReadConnection {
         const next = this.parseReply(chunk, pos);
         if (next === INCOMPLETE) {
           // `needed` was set relative to pos by the parser
-          this.rest = chunk.subarray(pos);
+          const rest = chunk.subarray(pos);
+          this.chunks = [rest];
+          this.chunkBytes = rest.length;
           return;
         }
         pos = next;
@@ -216,7 +219,7 @@ export class RedisReadConnection {
   /** Parses the reply at `pos`; returns the position after it, or INCOMPLETE (setting `needed`). */
   private parseReply(b: Buffer, pos: number): number {
     const lineEnd = b.indexOf(CR, pos);
-    if (lineEnd < 0 || lineEnd + 1 >= b.length) return this.incomplete(b, pos, b.length + 1);
+    if (lineEnd < 0 || lineEnd + 1 >= b.length) return this.incomplete(pos, b.length + 1);
     const type = b[pos];
     if (type === 0x2a /* * */) {
       const n = readInt(b, pos + 1, lineEnd);
@@ -230,10 +233,10 @@ export class RedisReadConnection {
       }
       let q = lineEnd + 2;
       for (let i = 0; i < n; i++) {
-        if (q >= b.length) return this.incomplete(b, pos, q + 1);
+        if (q >= b.length) return this.incomplete(pos, q + 1);
         if (b[q] !== 0x24 /* $ */) throw this.protocolError(`expected a bulk string in an array reply, got "${String.fromCharCode(b[q])}"`);
         const e = b.indexOf(CR, q);
-        if (e < 0 || e + 1 >= b.length) return this.incomplete(b, pos, b.length + 1);
+        if (e < 0 || e + 1 >= b.length) return this.incomplete(pos, b.length + 1);
         const len = readInt(b, q + 1, e);
         if (len < 0) {
           this.lens[i] = -1;
@@ -243,7 +246,7 @@ export class RedisReadConnection {
         this.starts[i] = e + 2;
         this.lens[i] = len;
         q = e + 2 + len + 2;
-        if (q > b.length) return this.incomplete(b, pos, q);
+        if (q > b.length) return this.incomplete(pos, q);
       }
       const p = this.current();
       if (p.onArray && !p.error) {
@@ -269,14 +272,14 @@ export class RedisReadConnection {
     if (type === 0x24 /* $ */) {
       const len = readInt(b, pos + 1, lineEnd);
       const end = len < 0 ? lineEnd + 2 : lineEnd + 2 + len + 2;
-      if (end > b.length) return this.incomplete(b, pos, end);
+      if (end > b.length) return this.incomplete(pos, end);
       this.settle(this.current());
       return end;
     }
     throw this.protocolError(`unexpected reply type "${String.fromCharCode(type)}"`);
   }
 
-  private incomplete(_b: Buffer, pos: number, end: number): number {
+  private incomplete(pos: number, end: number): number {
     this.needed = end - pos;
     return INCOMPLETE;
   }

@@ -50,8 +50,6 @@ export class SqliteOnlineStore implements OnlineStore {
   private readonly tables = new Set<string>();
   /** "<project>\0<view>" -> table, views registered in VIEWS_TABLE */
   private readonly registered = new Map<string, string>();
-  /** table -> number of registered views, derived from `registered` (reset whenever it changes) */
-  private viewCounts?: Map<string, number>;
   private readonly savedSchemas = new Set<number>();
   /** "<project>\0<view>" -> per-view table of the old layout, still to move */
   private readonly legacy = new Map<string, string>();
@@ -138,7 +136,6 @@ export class SqliteOnlineStore implements OnlineStore {
       this.dropLegacy(id);
     })();
     this.registered.set(id, table);
-    this.viewCounts = undefined;
     return table;
   }
 
@@ -167,7 +164,6 @@ export class SqliteOnlineStore implements OnlineStore {
   private unregister(project: string, view: string): void {
     this.stmt(`DELETE FROM ${VIEWS_TABLE} WHERE project = ? AND view = ?`).run(project, view);
     this.registered.delete(`${project}\0${view}`);
-    this.viewCounts = undefined;
   }
 
   private saveSchema(schema: PayloadSchema): void {
@@ -208,7 +204,6 @@ export class SqliteOnlineStore implements OnlineStore {
       for (const id of [...this.legacy.keys()]) if (id.startsWith(`${project}\0`)) this.dropLegacy(id);
     })();
     for (const r of rows) this.registered.delete(`${project}\0${r.view}`);
-    this.viewCounts = undefined;
   }
 
   async write(project: string, view: FeatureViewSpec, batch: OnlineWriteBatch): Promise<number> {
@@ -217,7 +212,7 @@ export class SqliteOnlineStore implements OnlineStore {
     // everything that can fail on bad input happens before the transaction
     const keys = this.keyCodec(view).keysOfColumns(batch.keys, n);
     const schema = this.schemas.ofView(view);
-    const { buf, starts, ends } = encodeFramedRows(view, schema, batch, frameOf(view.name));
+    const { buf, starts, ends } = encodeFramedRows(view, schema, batch, viewBytes(view.name).frame);
     const table = this.ensureView(project, view);
     const one = this.upsert(table, 1);
     const many = this.upsert(table, ROWS_PER_INSERT);
@@ -288,11 +283,9 @@ export class SqliteOnlineStore implements OnlineStore {
 
   /** How many views this process knows `table` to hold (another process may have added more since). */
   private viewsInTable(table: string): number {
-    if (!this.viewCounts) {
-      this.viewCounts = new Map();
-      for (const t of this.registered.values()) this.viewCounts.set(t, (this.viewCounts.get(t) ?? 0) + 1);
-    }
-    return this.viewCounts.get(table) ?? 0;
+    let n = 0;
+    for (const t of this.registered.values()) if (t === table) n++;
+    return n;
   }
 
   async read(project: string, requests: OnlineReadRequest[]): Promise<OnlineReadResult[]> {
@@ -344,7 +337,7 @@ export class SqliteOnlineStore implements OnlineStore {
       let size = 1;
       while (size < chunk.length) size <<= 1;
       while (chunk.length < size) chunk.push(chunk[0]);
-      const blob = (viewNames.length > 0 ? this.selectIn(table, size, viewNames.length).get(...chunk, ...viewNames) : this.selectIn(table, size, 0).get(...chunk)) as Buffer | null;
+      const blob = this.selectIn(table, size, viewNames.length).get(...chunk, ...viewNames) as Buffer | null;
       if (blob !== null) this.decodeEntities(blob, dataViewOf(blob), targets, views, results);
     }
     releaseDecodeBuffer();
@@ -409,16 +402,19 @@ export class SqliteOnlineStore implements OnlineStore {
   }
 }
 
-const nameCache = new Map<string, { name: Buffer; hash: number }>();
+const nameCache = new Map<string, { name: Buffer; hash: number; frame: Buffer }>();
 
-/** A view name's bytes and their hash as decodeFrames computes it (cached: names are few). */
-function nameBytes(view: string): { name: Buffer; hash: number } {
+/**
+ * A view name's bytes, their hash as decodeFrames computes it, and `<view>:`, the start of each of the
+ * view's frames (cached: names are few).
+ */
+function viewBytes(view: string): { name: Buffer; hash: number; frame: Buffer } {
   let e = nameCache.get(view);
   if (!e) {
     const name = Buffer.from(view, "latin1");
     let hash = 0;
     for (let i = 0; i < name.length; i++) hash = (Math.imul(hash, 31) + name[i]) | 0;
-    nameCache.set(view, (e = { name, hash }));
+    nameCache.set(view, (e = { name, hash, frame: Buffer.from(`${view}:`, "latin1") }));
   }
   return e;
 }
@@ -438,7 +434,7 @@ class ViewMatcher {
   private readonly added: string[] = [];
 
   add(view: string, group: number, target: FrameTarget): void {
-    const { name, hash } = nameBytes(view);
+    const { name, hash } = viewBytes(view);
     let list = this.byHash.get(hash);
     if (!list) this.byHash.set(hash, (list = []));
     let entry = list.find((e) => e.name.equals(name));
@@ -467,15 +463,6 @@ class ViewMatcher {
     }
     return undefined;
   }
-}
-
-const frames = new Map<string, Buffer>();
-
-/** `<view>:`, the start of each of the view's frames (cached: views are few). */
-function frameOf(view: string): Buffer {
-  let f = frames.get(view);
-  if (!f) frames.set(view, (f = Buffer.from(`${view}:`, "latin1")));
-  return f;
 }
 
 function sqlString(s: string): string {
