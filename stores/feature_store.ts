@@ -55,6 +55,8 @@ export type PushTarget = "online" | "offline" | "online_and_offline";
 export class FeatureStore {
   // Promises, not stores: concurrent first calls share one opening instead of each opening its own.
   private online: Promise<OnlineStore> | null;
+  /** the online store once `online` has resolved */
+  private openOnline: OnlineStore | null = null;
   private offline: Promise<OfflineStore> | null = null;
   private cached: RegistryContents;
   private cachedVersion: number;
@@ -70,6 +72,7 @@ export class FeatureStore {
     ttlSeconds: number,
   ) {
     this.online = online ? Promise.resolve(online) : null;
+    this.openOnline = online;
     this.ttlMs = ttlSeconds * 1000;
     this.cachedVersion = registry.version(config.project);
     this.cached = registry.load(config.project);
@@ -90,12 +93,19 @@ export class FeatureStore {
 
   async onlineStore(): Promise<OnlineStore> {
     // Loaded on first use: a process that only reads definitions never pays for DuckDB or ioredis.
-    this.online ??= import("./online/index.js")
-      .then(({ createOnlineStore }) => createOnlineStore(this.config.onlineStore))
-      .catch((e: unknown) => {
-        this.online = null; // let the next call try again (e.g. Redis came back)
-        throw e;
-      });
+    if (!this.online) {
+      const opening: Promise<OnlineStore> = import("./online/index.js")
+        .then(({ createOnlineStore }) => createOnlineStore(this.config.onlineStore))
+        .then((store) => {
+          if (this.online === opening) this.openOnline = store; // not when closed meanwhile
+          return store;
+        })
+        .catch((e: unknown) => {
+          if (this.online === opening) this.online = null; // let the next call try again (e.g. Redis came back)
+          throw e;
+        });
+      this.online = opening;
+    }
     return this.online;
   }
 
@@ -286,7 +296,9 @@ export class FeatureStore {
       }
       return { view, features: features.map((f) => f.name), entityKeys };
     });
-    const records = await (await this.onlineStore()).read(this.project, requests);
+    // an open store is used without awaiting its promise again (a microtask hop less per read)
+    const online = this.openOnline ?? (await this.onlineStore());
+    const records = await online.read(this.project, requests);
     const entityColumns = Object.entries(columns).map(([name, values]) => ({ name, values }));
     return new OnlineResponse(entityColumns, resolved.views, records, length, Date.now());
   }
@@ -348,6 +360,7 @@ export class FeatureStore {
     const online = this.online;
     const offline = this.offline;
     this.online = null;
+    this.openOnline = null;
     this.offline = null;
     await Promise.allSettled([online?.then((s) => s.close()), offline?.then((s) => s.close())]);
     this.registry.close();

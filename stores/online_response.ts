@@ -114,12 +114,19 @@ export class OnlineResponse {
     return this.feastJSONParts().join("");
   }
 
-  /**
-   * toFeastJSONText as UTF-8 bytes, the parts written into one buffer in 16 KB chunks: joining them into
-   * one string and encoding that again cost 2-4 ms of the 100 x 250 answer (1 MB) on the bench machine.
-   * What the feature server sends.
-   */
+  /** toFeastJSONText as UTF-8 bytes. */
   toFeastJSONBuffer(): Buffer {
+    const body = this.toFeastJSONBody();
+    return typeof body === "string" ? Buffer.from(body) : body;
+  }
+
+  /**
+   * What the feature server sends. An answer under 16 K characters is toFeastJSONText: node writes a
+   * string body and the headers in one write, where a buffer costs a copy more and a second iovec. A
+   * larger one is UTF-8 bytes, the parts written into one buffer in 16 KB chunks: joining them into one
+   * string and encoding that again cost 2-4 ms of the 100 x 250 answer (1 MB) on the bench machine.
+   */
+  toFeastJSONBody(): string | Buffer {
     // parts coalesced into ~16 KB strings: one byteLength and one write per chunk, not per (small) part
     const chunks: string[] = [];
     let chunk = "";
@@ -130,6 +137,7 @@ export class OnlineResponse {
         chunk = "";
       }
     }
+    if (chunks.length === 0) return chunk;
     chunks.push(chunk);
     let size = 0;
     for (const c of chunks) size += Buffer.byteLength(c);

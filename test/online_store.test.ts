@@ -305,6 +305,19 @@ describe.each(cases)("online store: $name", ({ name, open, cleanup }) => {
     expect(b[700]).toBeNull();
   });
 
+  it("reads one entity from some of the views sharing its key: a view it lacks and an unknown entity are null", async () => {
+    const [x, y, z] = ["few_x", "few_y", "few_z"].map((n) => view(n, [["user_id", "int64"]], [["v", "int64"]]));
+    await store.update(PROJECT, [x, y, z], []);
+    await store.write(PROJECT, x, batch(x, [{ key: [7], values: { v: 1 }, ev: 1 }]));
+    await store.write(PROJECT, z, batch(z, [{ key: [7], values: { v: 3 }, ev: 1 }]));
+    const values = async (keys: unknown[][]) =>
+      (await readRecords(store, PROJECT, [x, y].map((v) => ({ view: v, features: ["v"], entityKeys: keys })))).map((rows) => rows.map((r) => r?.values.v ?? null));
+    expect(await values([[7]])).toEqual([[1], [null]]);
+    expect(await values([[8]])).toEqual([[null], [null]]);
+    expect(await values([[7], [8]])).toEqual([[1, null], [null, null]]);
+    await store.update(PROJECT, [], [x, y, z]);
+  });
+
   it("reads payloads written before a feature was added (missing ones are null)", async () => {
     const v1 = view("evolving", [["user_id", "int64"]], [["a", "int64"]]);
     const v2 = view("evolving", [["user_id", "int64"]], [["a", "int64"], ["b", "string"]]);

@@ -1,5 +1,7 @@
 // The hand-written response JSON is exactly what JSON.stringify writes of the response object.
 import { describe, expect, it } from "vitest";
+import { Writable } from "node:stream";
+import { jsonLogger } from "../adapters/server/log.js";
 import { Metrics } from "../adapters/server/metrics.js";
 import type { FeatureViewSpec } from "../registry/types.js";
 import { OnlineResponse } from "../stores/online_response.js";
@@ -54,11 +56,56 @@ describe("OnlineResponse.toFeastJSONText", () => {
     expect(empty.toFeastJSONBuffer().toString("utf8")).toBe(JSON.stringify(empty.toFeastJSON()));
   });
 
+  it("toFeastJSONBody: a small answer as text, a large one (multi-byte text across 16 K chunks) as the same UTF-8 bytes", () => {
+    const small = new OnlineResponse([{ name: "user_id", values: [1] }], [{ view: spec("a", 0), features: [{ name: "s", outputName: "s" }] }], [result([{ eventTs: 0, values: { s: "ü" } }], ["s"])], 1, 0);
+    expect(small.toFeastJSONBody()).toBe(JSON.stringify(small.toFeastJSON()));
+    const rows = 3000;
+    const names = Array.from({ length: rows }, (_, i) => `näme ${i} \u2028 ${"é".repeat(i % 7)}`);
+    const large = new OnlineResponse(
+      [{ name: "user_id", values: names.map((_, i) => i) }],
+      [{ view: spec("a", 0), features: [{ name: "s", outputName: "s" }, { name: "x", outputName: "x" }] }],
+      [result(names.map((s, i) => ({ eventTs: i * 1000, values: { s, x: i / 3 } })), ["s", "x"])],
+      rows,
+      0,
+    );
+    const body = large.toFeastJSONBody();
+    expect(Buffer.isBuffer(body)).toBe(true);
+    expect((body as Buffer).equals(Buffer.from(JSON.stringify(large.toFeastJSON()), "utf8"))).toBe(true);
+  });
+
   it("writes int64 values beyond 2^53 as exact numbers", () => {
     const r = new OnlineResponse([{ name: "user_id", values: [1] }], [{ view: spec("a", 0), features: [{ name: "big", outputName: "big" }] }], [result([{ eventTs: 0, values: { big: 2n ** 62n } }], ["big"])], 1, 0);
     expect(r.toFeastJSONText()).toContain(`"values":[${2n ** 62n}]`);
     const list = new OnlineResponse([{ name: "user_id", values: [1] }], [{ view: spec("a", 0), features: [{ name: "ids", outputName: "ids" }] }], [result([{ eventTs: 0, values: { ids: [1, 2n ** 60n] } }], ["ids"])], 1, 0);
     expect(list.toFeastJSONText()).toContain(`"values":[[1,${2n ** 60n}]]`);
+  });
+});
+
+describe("jsonLogger", () => {
+  it("writes the lines of one turn of the event loop in one write, a warning at once, and what is held on flush()", async () => {
+    const writes: string[] = [];
+    const stream = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        writes.push(chunk.toString());
+        done();
+      },
+    });
+    const msgs = (text: string) => text.trim().split("\n").map((l) => (JSON.parse(l) as { msg: string }).msg);
+    const log = jsonLogger("info", stream);
+    log.log("info", "a");
+    log.log("info", "b");
+    log.log("debug", "below the level");
+    expect(writes).toEqual([]);
+    await new Promise((r) => setImmediate(r));
+    expect(writes.map(msgs)).toEqual([["a", "b"]]);
+    log.log("info", "c");
+    log.log("warn", "w");
+    expect(writes.map(msgs)).toEqual([["a", "b"], ["c", "w"]]);
+    log.log("info", "d");
+    log.flush();
+    expect(writes.map(msgs)).toEqual([["a", "b"], ["c", "w"], ["d"]]);
+    await new Promise((r) => setImmediate(r));
+    expect(writes.length).toBe(3);
   });
 });
 

@@ -14,6 +14,8 @@ export interface Logger {
   readonly level: LogLevel;
   enabled(level: Exclude<LogLevel, "silent">): boolean;
   log(level: Exclude<LogLevel, "silent">, msg: string, fields?: Record<string, unknown>): void;
+  /** Write the lines still held back (the server calls it on close). */
+  flush(): void;
 }
 
 /** The chain of causes of an error as plain JSON (message, name, stack of the first). */
@@ -30,11 +32,29 @@ export function errorFields(e: unknown): Record<string, unknown> {
   return out;
 }
 
+/** Lines held back are written at this size even within one turn of the event loop. */
+const FLUSH_CHARS = 64 * 1024;
+
+/**
+ * A logger writing one JSON object per line. Lines are held until the end of the current turn of the
+ * event loop (setImmediate) and written together: a write per request line cost about 5% of a small
+ * request's CPU in the feature server. Warnings and errors are written at once, with what was held.
+ */
 export function jsonLogger(level: LogLevel = "info", stream: Writable = process.stdout): Logger {
   const min = RANK[level];
+  let held = "";
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    if (held === "") return;
+    const text = held;
+    held = "";
+    stream.write(text);
+  };
   return {
     level,
     enabled: (l) => RANK[l] >= min,
+    flush,
     log(l, msg, fields) {
       if (RANK[l] < min) return;
       let line: string;
@@ -43,7 +63,12 @@ export function jsonLogger(level: LogLevel = "info", stream: Writable = process.
       } catch {
         line = JSON.stringify({ time: new Date().toISOString(), level: l, msg, note: "fields not serialisable" });
       }
-      stream.write(line + "\n");
+      held += line + "\n";
+      if (RANK[l] >= RANK.warn || held.length >= FLUSH_CHARS) flush();
+      else if (!scheduled) {
+        scheduled = true;
+        setImmediate(flush);
+      }
     },
   };
 }

@@ -164,7 +164,7 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
           const t = performance.now();
           const resp = await store.getOnlineFeatures({ features: b.features ?? b.feature_service!, entities: b.entities, fullFeatureNames: b.full_feature_names });
           observeRead({}, (performance.now() - t) / 1000);
-          const json = resp.toFeastJSONBuffer();
+          const json = resp.toFeastJSONBody();
           countReadRows({}, firstColumnLength(b.entities));
           return { body: json };
         },
@@ -377,6 +377,7 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
       clearTimeout(timer);
       if (ownsStore) await store.close();
       logger.log("info", "feature server stopped", { url });
+      logger.flush();
     })();
     return closed;
   };
