@@ -2,7 +2,7 @@
 // 10 features over N entities (FSTORE_BENCH_ENTITIES, default 100,000: materializing 25 x 1M rows
 // into each store takes minutes; FSTORE_BENCH_ENTITIES=1000000 gives Feast's full shape), SQLite and Redis online stores.
 // Beside each figure: the same load against a bare node:http handler answering a body of the same size
-// (the floor) and the ratio. The servers run in child processes (one core), the load generator here
+// (the floor) and the ratio. The servers and the load generator run in child processes of their own
 // (bench/loadgen.ts: evenly spaced open-loop requests, latency counted from when each was due).
 //
 //   npm run bench -- server            FSTORE_BENCH_ENTITIES=100000 FSTORE_BENCH_SECONDS=5 npm run bench -- server
@@ -30,11 +30,31 @@ const END = Date.parse("2026-01-01T00:00:00Z");
 
 // ------------------------------------------------------------------ child processes (servers)
 
-type ChildMode = "feature" | "floor";
+type ChildMode = "feature" | "floor" | "load";
+
+interface LoadJob {
+  url: string;
+  path: string;
+  features: string[];
+  rows: number;
+  connections: number;
+  rate?: number;
+  seconds: number;
+}
 
 async function childMain(mode: ChildMode): Promise<void> {
   let url: string;
-  if (mode === "feature" && WORKERS > 1 && cluster.isPrimary) {
+  if (mode === "load") {
+    // The load generator in a process of its own: its GC and event loop stay apart from the bench's
+    // (DuckDB, ioredis, a heap of materialized data), which added stalls of its own to every p99.
+    process.on("message", (m: { job?: LoadJob; stop?: boolean }) => {
+      if (m.stop) process.exit(0);
+      const job = m.job;
+      if (!job) return;
+      void runLoad({ ...job, body: () => bodyFor(job.features, job.rows) }).then((result) => process.send!({ result }));
+    });
+    url = "-";
+  } else if (mode === "feature" && WORKERS > 1 && cluster.isPrimary) {
     // as `fs serve --workers N`: N processes share one port
     const probe = createServer();
     await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
@@ -102,7 +122,7 @@ interface Child {
 function startChild(mode: ChildMode, env: Record<string, string> = {}): Promise<Child> {
   const proc = fork(SELF, [], { execArgv: ["--import", "tsx"], env: { ...process.env, FSTORE_BENCH_CHILD: mode, ...env }, stdio: ["ignore", "ignore", "inherit", "ipc"] });
   return new Promise((resolve, reject) => {
-    proc.once("exit", (code) => reject(new Error(`bench ${mode} server exited with ${code}`)));
+    proc.once("exit", (code) => reject(new Error(`bench ${mode} child exited with ${code}`)));
     proc.on("message", (m: { url?: string }) => {
       if (m.url) resolve({ proc, url: m.url });
     });
@@ -211,8 +231,21 @@ function bodyFor(features: string[], rows: number): string {
   return JSON.stringify({ features, entities: { user_id: Array.from({ length: rows }, randomId) } });
 }
 
-async function load(url: string, path: string, makeBody: () => string, opts: { connections: number; rate?: number; seconds?: number }): Promise<LoadResult> {
-  return runLoad({ url, path, body: makeBody, connections: opts.connections, rate: opts.rate, seconds: opts.seconds ?? SECONDS });
+let loader: Child | undefined;
+
+/** One run of the load generator child against `url` + `path`, with bodies of `rows` random entities. */
+function load(url: string, path: string, features: string[], rows: number, opts: { connections: number; rate?: number; seconds?: number }): Promise<LoadResult> {
+  const child = loader!;
+  return new Promise((resolve) => {
+    const on = (m: { result?: LoadResult }) => {
+      if (!m.result) return;
+      child.proc.off("message", on);
+      resolve(m.result);
+    };
+    child.proc.on("message", on);
+    const job: LoadJob = { url, path, features, rows, connections: opts.connections, rate: opts.rate, seconds: opts.seconds ?? SECONDS };
+    child.proc.send({ job });
+  });
 }
 
 async function fetchBody(url: string, path: string, body: string): Promise<string> {
@@ -234,10 +267,10 @@ async function compare(
   const floorPath = `/floor_${rows}_${features.length}`;
   await setFloorBody(floor, floorPath, sample);
   // warm up both (JIT, caches), then measure
-  await load(fs.url, "/get-online-features", () => bodyFor(features, rows), { ...opts, seconds: 1 });
-  const a = await load(fs.url, "/get-online-features", () => bodyFor(features, rows), opts);
-  await load(floor.url, floorPath, () => bodyFor(features, rows), { ...opts, seconds: 1 });
-  const b = await load(floor.url, floorPath, () => bodyFor(features, rows), opts);
+  await load(fs.url, "/get-online-features", features, rows, { ...opts, seconds: 1 });
+  const a = await load(fs.url, "/get-online-features", features, rows, opts);
+  await load(floor.url, floorPath, features, rows, { ...opts, seconds: 1 });
+  const b = await load(floor.url, floorPath, features, rows, opts);
   if (a.errors) console.log(`  ${name}: ${a.errors} errors`);
   return { fs: a, floor: b, bytes: Buffer.byteLength(sample) };
 }
@@ -314,6 +347,7 @@ export async function main(): Promise<void> {
   }
   const redisPrefix = `fstore_server_bench_${process.pid}`;
   const floor = await startChild("floor");
+  loader = await startChild("load");
   try {
     const kinds = (process.env.FSTORE_BENCH_STORES ?? "sqlite,redis").split(",") as Array<"sqlite" | "redis">;
     for (const kind of kinds) {
@@ -327,6 +361,7 @@ export async function main(): Promise<void> {
     }
   } finally {
     await stopChild(floor);
+    await stopChild(loader);
   }
 }
 
