@@ -30,6 +30,35 @@ export async function measure(fn: () => unknown | Promise<unknown>, iterations: 
   return { n: iterations, p50: percentile(lat, 50), p99: percentile(lat, 99), mean: sum / iterations };
 }
 
+/**
+ * `a` and `b` measured in turns, one call of each per iteration, after `warmup` turns: both see the same
+ * state of the page cache, the heap and the machine, where one measured after the other would get the
+ * pages the first one brought in (and whatever the machine was doing meanwhile).
+ */
+export async function measurePair(
+  a: () => unknown | Promise<unknown>,
+  b: () => unknown | Promise<unknown>,
+  iterations: number,
+  warmup = Math.min(200, iterations),
+): Promise<[LatencyStats, LatencyStats]> {
+  for (let i = 0; i < warmup; i++) {
+    await a();
+    await b();
+  }
+  const la: number[] = new Array(iterations);
+  const lb: number[] = new Array(iterations);
+  for (let i = 0; i < iterations; i++) {
+    let t = performance.now();
+    await a();
+    la[i] = (performance.now() - t) * 1000;
+    t = performance.now();
+    await b();
+    lb[i] = (performance.now() - t) * 1000;
+  }
+  const stats = (lat: number[]): LatencyStats => ({ n: iterations, p50: percentile(lat, 50), p99: percentile(lat, 99), mean: lat.reduce((x, y) => x + y, 0) / iterations });
+  return [stats(la), stats(lb)];
+}
+
 export function peakRssMb(): number {
   return process.resourceUsage().maxRSS / 1024;
 }
