@@ -87,6 +87,22 @@ async function withRedisStore(name: string, fn: (store: OnlineStore, raw: Redis,
   }
 }
 
+/** A store on Redis and a second one reaching the same data through tcpProxy(opts); torn down after fn. */
+async function withProxiedRedisStore(name: string, opts: { chop?: boolean; dropFirstRead?: boolean }, fn: (direct: OnlineStore, proxied: OnlineStore, proxy: { dropped: () => number }) => Promise<void>): Promise<void> {
+  const prefix = `${REDIS_PREFIX}_${name}`;
+  const direct = await createOnlineStore({ type: "redis", connectionString: REDIS_URL, keyTtlSeconds: 0, keyPrefix: prefix });
+  const proxy = await tcpProxy(6379, opts);
+  const proxied = await createOnlineStore({ type: "redis", connectionString: `127.0.0.1:${proxy.port},db=0`, keyTtlSeconds: 0, keyPrefix: prefix });
+  try {
+    await fn(direct, proxied, proxy);
+  } finally {
+    await direct.teardown(PROJECT, [allTypes, userStats]);
+    await proxied.close();
+    await direct.close();
+    await proxy.close();
+  }
+}
+
 function view(name: string, entityColumns: Array<[string, Dtype]>, features: Array<[string, Dtype]>): FeatureViewSpec {
   const f = (list: Array<[string, Dtype]>): FieldSpec[] => list.map(([n, dtype]) => ({ name: n, dtype }));
   return {
@@ -481,12 +497,8 @@ describe("redis specifics", () => {
       expect(await store.write(PROJECT, userStats, batch(userStats, [{ key: [3], values: { clicks: 5 }, ev: 2 }]))).toBe(1);
     }));
 
-  it("reads replies that arrive a few bytes at a time, and payloads of megabytes", async () => {
-    const prefix = `${REDIS_PREFIX}_pieces`;
-    const direct = await createOnlineStore({ type: "redis", connectionString: REDIS_URL, keyTtlSeconds: 0, keyPrefix: prefix });
-    const proxy = await tcpProxy(6379, { chop: true });
-    const chopped = await createOnlineStore({ type: "redis", connectionString: `127.0.0.1:${proxy.port},db=0`, keyTtlSeconds: 0, keyPrefix: prefix });
-    try {
+  it("reads replies that arrive a few bytes at a time, and payloads of megabytes", () =>
+    withProxiedRedisStore("pieces", { chop: true }, async (direct, chopped) => {
       const ids = Array.from({ length: 40 }, (_, i) => i);
       await direct.write(PROJECT, allTypes, batch(allTypes, ids.map((id) => ({ key: [id], values: { ...richRow, i32: id, s: `é${id}` }, ev: 1 }))));
       await direct.write(PROJECT, userStats, batch(userStats, ids.filter((id) => id % 3).map((id) => ({ key: [id], values: { clicks: id, ctr: id / 4 }, ev: 1 }))));
@@ -504,13 +516,7 @@ describe("redis specifics", () => {
       expect(await readRecords(chopped, PROJECT, requests)).toEqual(want);
       const [[large]] = await readRecords(direct, PROJECT, [{ view: allTypes, features: ["f64s"], entityKeys: [[1000]] }]);
       expect(large?.values.f64s).toEqual(Array.from(big));
-    } finally {
-      await direct.teardown(PROJECT, [allTypes, userStats]);
-      await chopped.close();
-      await direct.close();
-      await proxy.close();
-    }
-  });
+    }));
 
   it("fails a read the server answers with an error, and the next read works", () =>
     withRedisStore("wrongtype", async (store, raw, prefix) => {
@@ -534,24 +540,14 @@ describe("redis specifics", () => {
       expect(await read()).toBe(4);
     }));
 
-  it("retries a read whose connection is lost while the read is in flight", async () => {
-    const prefix = `${REDIS_PREFIX}_lost`;
-    const direct = await createOnlineStore({ type: "redis", connectionString: REDIS_URL, keyTtlSeconds: 0, keyPrefix: prefix });
-    // drops the first connection that sends an HMGET, before any reply
-    const proxy = await tcpProxy(6379, { dropFirstRead: true });
-    const dropping = await createOnlineStore({ type: "redis", connectionString: `127.0.0.1:${proxy.port},db=0`, keyTtlSeconds: 0, keyPrefix: prefix });
-    try {
+  // the proxy drops the first connection that sends an HMGET, before any reply
+  it("retries a read whose connection is lost while the read is in flight", () =>
+    withProxiedRedisStore("lost", { dropFirstRead: true }, async (direct, dropping, proxy) => {
       await direct.write(PROJECT, userStats, batch(userStats, [{ key: [3], values: { clicks: 4 }, ev: 1 }]));
       const got = await readRecords(dropping, PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[3], [4]] }]);
       expect(got[0].map((r) => r?.values.clicks ?? null)).toEqual([4, null]);
       expect(proxy.dropped()).toBe(1);
-    } finally {
-      await direct.teardown(PROJECT, [userStats]);
-      await dropping.close();
-      await direct.close();
-      await proxy.close();
-    }
-  });
+    }));
 
   it("parses Feast connection strings and reports an unreachable server", async () => {
     expect(parseRedisConnectionString("redis.local:6380,db=3,password=s3cret,ssl=true")).toEqual({ host: "redis.local", port: 6380, db: 3, password: "s3cret", tls: {} });

@@ -35,10 +35,16 @@ export function sqliteTableName(project: string, view: Pick<FeatureViewSpec, "en
   return `${project}:${view.entityColumns.map((c) => c.name).join(",")}`;
 }
 
-/** Parameters of selectIn's point-lookup form: the key twice, then (key, view) per view. */
-function pointParams(key: string, views: string[]): string[] {
-  const out = [key, key];
-  for (const v of views) out.push(key, v);
+/** Whether selectIn reads this shape by point lookups (one entity, a few of its views). */
+function isPointRead(size: number, views: number): boolean {
+  return size === 1 && views > 0 && views <= MAX_POINT_VIEWS;
+}
+
+/** Parameters of a selectIn statement: for point lookups the key twice, then (key, view) per view. */
+function selectParams(keys: string[], views: string[]): string[] {
+  if (!isPointRead(keys.length, views.length)) return [...keys, ...views];
+  const out = [keys[0], keys[0]];
+  for (const v of views) out.push(keys[0], v);
   return out;
 }
 
@@ -268,8 +274,8 @@ export class SqliteOnlineStore implements OnlineStore {
    * one blob: `<key length>:<key><frames length>:<frames>` per entity. group_concat is byte-exact on
    * blobs in a UTF-8 database. One blob per read, not one per entity: a read of 100 entities x 25 views
    * makes one JS value instead of 100 buffers (or 2,500 rows), and its p99 halves (1 entity's worth of
-   * allocation per read instead of 100). One entity and at most MAX_POINT_VIEWS views: point lookups
-   * (parameters from pointParams), 15% less time in SQLite than the IN form for the 1 x 2-view read.
+   * allocation per read instead of 100). One entity and at most MAX_POINT_VIEWS views: point lookups,
+   * 15% less time in SQLite than the IN form for the 1 x 2-view read. Parameters: selectParams.
    */
   private selectIn(table: string, size: number, views: number): Statement {
     let byShape = this.selects.get(table);
@@ -277,7 +283,7 @@ export class SqliteOnlineStore implements OnlineStore {
     // size < 2^20 (MAX_IN), views < 2^11 for any shape that is read
     const shape = size * 2048 + views;
     let s = byShape.get(shape);
-    if (!s && size === 1 && views > 0 && views <= MAX_POINT_VIEWS) {
+    if (!s && isPointRead(size, views)) {
       // one entity, a few of its views: point lookups of the primary key, no IN list (SQLite builds an
       // ephemeral index for one) and no GROUP BY; parameters: key, key, then (key, view) per view
       const t = quoteIdent(table);
@@ -355,8 +361,7 @@ export class SqliteOnlineStore implements OnlineStore {
       let size = 1;
       while (size < chunk.length) size <<= 1;
       while (chunk.length < size) chunk.push(chunk[0]);
-      const stmt = this.selectIn(table, size, viewNames.length);
-      const blob = (size === 1 && viewNames.length > 0 && viewNames.length <= MAX_POINT_VIEWS ? stmt.get(...pointParams(chunk[0], viewNames)) : stmt.get(...chunk, ...viewNames)) as Buffer | null;
+      const blob = this.selectIn(table, size, viewNames.length).get(...selectParams(chunk, viewNames)) as Buffer | null;
       if (blob !== null) this.decodeEntities(blob, dataViewOf(blob), targets, views, results);
     }
     releaseDecodeBuffer();
