@@ -289,16 +289,16 @@ async function inProcess(kind: string, repo: string): Promise<void> {
       const read = await measure(() => store.getOnlineFeatures({ features, entities: { user_id: Array.from({ length: rows }, randomId) } }), iterations);
       const full = await measure(async () => {
         const r = await store.getOnlineFeatures({ features, entities: { user_id: Array.from({ length: rows }, randomId) } });
-        return r.toFeastJSONBody();
+        return r.toFeastJSONBuffer();
       }, iterations);
       report(`${kind}: in process (no HTTP), ${name}: read+JSON p99`, full.p99 / 1000, "ms", { baseline: read.p99 / 1000, baselineName: "getOnlineFeatures alone" });
       report(`${kind}: in process (no HTTP), ${name}: read+JSON p50`, full.p50 / 1000, "ms", { baseline: read.p50 / 1000, baselineName: "getOnlineFeatures alone" });
     }
     // the hand-written serialiser against JSON.stringify on the largest answer
     const bigResponse = await store.getOnlineFeatures({ features: ALL_FEATURES, entities: { user_id: Array.from({ length: 100 }, randomId) } });
-    const hand = await measure(() => bigResponse.toFeastJSONBody(), 100, 20);
+    const hand = await measure(() => bigResponse.toFeastJSONBuffer(), 100, 20);
     const std = await measure(() => Buffer.from(JSON.stringify(bigResponse.toFeastJSON())), 100, 20);
-    report(`${kind}: JSON bytes of the 100 x 250 answer, toFeastJSONBody p50`, hand.p50 / 1000, "ms", { baseline: std.p50 / 1000, baselineName: "Buffer.from(JSON.stringify(toFeastJSON()))" });
+    report(`${kind}: JSON bytes of the 100 x 250 answer, toFeastJSONBuffer p50`, hand.p50 / 1000, "ms", { baseline: std.p50 / 1000, baselineName: "Buffer.from(JSON.stringify(toFeastJSON()))" });
   } finally {
     await store.close();
   }

@@ -1,6 +1,7 @@
 // The answer of an online read, column-oriented as Feast's: join keys first, then features.
 
 import { isoUtc } from "../registry/time.js";
+import { JsonBytes, asciiBytes } from "./json_bytes.js";
 import type { ResolvedView } from "./references.js";
 import type { OnlineReadResult } from "./types.js";
 
@@ -12,13 +13,16 @@ export interface FeastOnlineResponse {
 }
 
 const EPOCH = "1970-01-01T00:00:00Z";
-const featureNamesText = new WeakMap<ResolvedView[], string>();
+/** What the response needs of a resolved view. */
+type ResponseView = Pick<ResolvedView, "view" | "features">;
+
+const featureNamesBytes = new WeakMap<ResponseView[], Map<string, Uint8Array>>();
 
 export class OnlineResponse {
   constructor(
     /** entity columns echoed from the request */
     private readonly entityColumns: Array<{ name: string; values: unknown[] }>,
-    private readonly views: ResolvedView[],
+    private readonly views: ResponseView[],
     /** per view, column-wise */
     private readonly results: OnlineReadResult[],
     private readonly rowCount: number,
@@ -28,17 +32,6 @@ export class OnlineResponse {
 
   get featureNames(): string[] {
     return [...this.entityColumns.map((c) => c.name), ...this.views.flatMap((v) => v.features.map((f) => f.outputName))];
-  }
-
-  /** featureNames as JSON; the features' part is cached per resolved-views array (memoised by the facade) */
-  private featureNamesJSON(): string {
-    let features = featureNamesText.get(this.views);
-    if (features === undefined) {
-      features = this.views.flatMap((v) => v.features.map((f) => JSON.stringify(f.outputName))).join(",");
-      featureNamesText.set(this.views, features);
-    }
-    const entities = this.entityColumns.map((c) => JSON.stringify(c.name)).join(",");
-    return `[${entities}${entities && features ? "," : ""}${features}]`;
   }
 
   /** Column-wise values: `{ user_id: [1, 2], age: [31, null] }` (the arrays are the response's own). */
@@ -106,103 +99,132 @@ export class OnlineResponse {
   }
 
   /**
-   * `JSON.stringify(toFeastJSON())`, written straight from the read columns: no per-feature result objects,
-   * and a view's statuses and event timestamps are rendered once and shared by its features. Int64
-   * values beyond 2^53 (bigint) are written as exact JSON numbers.
+   * `JSON.stringify(toFeastJSON())` as UTF-8 bytes, written straight from the read columns into one buffer
+   * (stores/json_bytes.ts): no per-feature result objects, no string parts, and a view's statuses and
+   * event timestamps are rendered once and copied into each of its features. Int64 values beyond 2^53
+   * (bigint) are written as exact JSON numbers. This is what the feature server sends.
    */
-  toFeastJSONText(): string {
-    return this.feastJSONParts().join("");
-  }
-
-  /** toFeastJSONText as UTF-8 bytes. */
   toFeastJSONBuffer(): Buffer {
-    const body = this.toFeastJSONBody();
-    return typeof body === "string" ? Buffer.from(body) : body;
-  }
-
-  /**
-   * What the feature server sends. An answer under 128 K characters is toFeastJSONText: node writes a
-   * string body and the headers in one write, where a buffer costs a copy more and a second iovec (1 x 250
-   * features, 24 KB: 42 against 60 us). A larger one is UTF-8 bytes, the parts written into one buffer in
-   * 16 KB chunks: joining them into one string and encoding that again cost 2-4 ms of the 100 x 250
-   * answer (1 MB) on the bench machine.
-   */
-  toFeastJSONBody(): string | Buffer {
-    const parts = this.feastJSONParts();
-    let length = 0;
-    for (const p of parts) length += p.length;
-    if (length < 131_072) return parts.join("");
-    // parts coalesced into ~16 KB strings: one byteLength and one write per chunk, not per (small) part
-    const chunks: string[] = [];
-    let chunk = "";
-    for (const p of parts) {
-      chunk += p;
-      if (chunk.length >= 16_384) {
-        chunks.push(chunk);
-        chunk = "";
-      }
-    }
-    chunks.push(chunk);
-    let size = 0;
-    for (const c of chunks) size += Buffer.byteLength(c);
-    const out = Buffer.allocUnsafe(size);
-    let o = 0;
-    for (const c of chunks) o += out.write(c, o);
-    return out;
-  }
-
-  /** The pieces of the Feast response JSON, in order. */
-  private feastJSONParts(): string[] {
     const n = this.rowCount;
-    const repeat = (item: string) => (n === 0 ? "[]" : `[${`${item},`.repeat(n - 1)}${item}]`);
-    const entityTail = `,"statuses":${repeat('"PRESENT"')},"event_timestamps":${repeat(`"${EPOCH}"`)}}`;
-    const parts: string[] = [`{"metadata":{"feature_names":${this.featureNamesJSON()}},"results":[`];
+    const features = this.views.reduce((s, v) => s + v.features.length, 0);
+    const names = this.namesBytes();
+    // numbers take at most 24 characters and a comma, a row's status and time about 36; JsonBytes grows
+    // past this estimate when strings or lists are longer
+    const out = new JsonBytes(names.length + 64 + (this.entityColumns.length + features) * (80 + n * 61));
+    out.bytes(HEAD);
+    out.bytes(names);
+    out.bytes(RESULTS);
     let first = true;
+    // a tail (statuses and event timestamps) is written once, after the first column it follows, and
+    // copied from there after each further column that shares it
+    let tailAt = -1;
+    let tailEnd = -1;
     for (const c of this.entityColumns) {
-      parts.push(`${first ? "" : ","}{"values":${jsonList(c.values, n)}${entityTail}`);
+      if (!first) out.byte(COMMA);
       first = false;
+      out.bytes(VALUES);
+      writeValues(out, c.values, n);
+      if (tailAt >= 0) {
+        out.copyOf(tailAt, tailEnd);
+        continue;
+      }
+      tailAt = out.length;
+      out.bytes(STATUSES);
+      for (let i = 0; i < n; i++) out.bytes(i ? MORE_PRESENT : ONE_PRESENT);
+      out.bytes(STAMPS);
+      for (let i = 0; i < n; i++) out.bytes(i ? MORE_EPOCH : ONE_EPOCH);
+      out.bytes(TAIL_END);
+      tailEnd = out.length;
     }
     const stampText = new Map<number, string>();
     this.views.forEach((v, vi) => {
-      const { statuses, stamps } = this.viewStatuses(vi, stampText);
-      // arrays of strings through the native serializer, once per view
-      const tail = `,"statuses":${JSON.stringify(statuses)},"event_timestamps":${JSON.stringify(stamps)}}`;
+      tailAt = -1;
       for (const f of v.features) {
-        const values = this.column(vi, f.name);
-        // JSON.stringify of a whole array runs in V8's native serializer: ~2x faster than concatenating
-        // each value's text here; it throws on bigint (int64 beyond 2^53), which gets the slow path
-        let big = false;
-        for (let i = 0; i < n; i++) {
-          const x = values[i];
-          if (typeof x === "bigint" || (Array.isArray(x) && x.some((e) => typeof e === "bigint"))) {
-            big = true;
-            break;
-          }
-        }
-        // (a call of the serializer costs more than writing one or two values here)
-        parts.push(`${first ? "" : ","}{"values":${big || n <= 2 ? jsonList(values, n) : JSON.stringify(values)}${tail}`);
+        if (!first) out.byte(COMMA);
         first = false;
+        out.bytes(VALUES);
+        writeValues(out, this.column(vi, f.name), n);
+        if (tailAt >= 0) out.copyOf(tailAt, tailEnd);
+        else {
+          tailAt = out.length;
+          this.writeTail(out, vi, stampText);
+          tailEnd = out.length;
+        }
       }
     });
-    parts.push("]}");
-    return parts;
+    out.bytes(END);
+    return out.finish();
+  }
+
+  /** `,"statuses":[...],"event_timestamps":[...]}` of a view's rows. */
+  private writeTail(out: JsonBytes, viewIndex: number, stampText: Map<number, string>): void {
+    const n = this.rowCount;
+    const ts = this.results[viewIndex].eventTs;
+    out.bytes(STATUSES);
+    for (let i = 0; i < n; i++) {
+      if (i) out.byte(COMMA);
+      out.bytes(STATUS_BYTES[this.statusOf(viewIndex, i)]);
+    }
+    out.bytes(STAMPS);
+    for (let i = 0; i < n; i++) {
+      if (i) out.byte(COMMA);
+      const t = ts[i];
+      if (Number.isNaN(t)) {
+        out.bytes(ONE_EPOCH);
+        continue;
+      }
+      let text = stampText.get(t);
+      if (text === undefined) stampText.set(t, (text = JSON.stringify(isoUtc(t))));
+      out.raw(text);
+    }
+    out.bytes(TAIL_END);
+  }
+
+  /** toFeastJSONBuffer as text. */
+  toFeastJSONText(): string {
+    return this.toFeastJSONBuffer().toString("utf8");
+  }
+
+  /** feature_names as JSON bytes, cached per resolved-views array (memoised by the facade) and entity columns. */
+  private namesBytes(): Uint8Array {
+    let byEntities = featureNamesBytes.get(this.views);
+    if (byEntities === undefined) featureNamesBytes.set(this.views, (byEntities = new Map()));
+    const key = this.entityColumns.length === 1 ? this.entityColumns[0].name : this.entityColumns.map((c) => c.name).join("\u0000");
+    let bytes = byEntities.get(key);
+    if (bytes === undefined) {
+      bytes = Buffer.from(JSON.stringify(this.featureNames), "utf8");
+      // bounded: entity column spellings come from requests
+      if (byEntities.size >= 16) byEntities.clear();
+      byEntities.set(key, bytes);
+    }
+    return bytes;
   }
 }
 
-function jsonValue(x: unknown): string {
-  if (x === null || x === undefined) return "null";
-  // JSON.stringify, not String: String(x) puts each new text in V8's number-string cache, which keeps it
-  // alive through the next scavenge; 250 numbers per answer made every scavenge copy thousands of them
-  // (1.5-2 ms pauses, the p99 of 1-row reads). Non-finite numbers come out as null, as JSON has it.
-  if (typeof x === "number") return JSON.stringify(x);
-  if (typeof x === "bigint") return x.toString();
-  if (typeof x === "boolean") return x ? "true" : "false";
-  if (Array.isArray(x) && x.some((e) => typeof e === "bigint")) return `[${x.map(jsonValue).join(",")}]`;
-  return JSON.stringify(x) ?? "null";
-}
+const HEAD = asciiBytes('{"metadata":{"feature_names":');
+const RESULTS = asciiBytes('},"results":[');
+const VALUES = asciiBytes('{"values":');
+const STATUSES = asciiBytes(',"statuses":[');
+const STAMPS = asciiBytes('],"event_timestamps":[');
+const TAIL_END = asciiBytes("]}");
+const END = asciiBytes("]}");
+const ONE_PRESENT = asciiBytes('"PRESENT"');
+const MORE_PRESENT = asciiBytes(',"PRESENT"');
+const ONE_EPOCH = asciiBytes(`"${EPOCH}"`);
+const MORE_EPOCH = asciiBytes(`,"${EPOCH}"`);
+const STATUS_BYTES: Record<FeatureStatus, Uint8Array> = {
+  PRESENT: ONE_PRESENT,
+  NOT_FOUND: asciiBytes('"NOT_FOUND"'),
+  OUTSIDE_MAX_AGE: asciiBytes('"OUTSIDE_MAX_AGE"'),
+};
+const COMMA = 44;
 
-function jsonList(values: ArrayLike<unknown>, n: number): string {
-  let out = "[";
-  for (let i = 0; i < n; i++) out += (i ? "," : "") + jsonValue(values[i]);
-  return out + "]";
+/** `[...]`: a column's first n values (numbers digit by digit, see JsonBytes.number). */
+function writeValues(out: JsonBytes, values: ArrayLike<unknown>, n: number): void {
+  out.byte(91);
+  for (let i = 0; i < n; i++) {
+    if (i) out.byte(COMMA);
+    out.value(values[i]);
+  }
+  out.byte(93);
 }

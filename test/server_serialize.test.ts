@@ -56,21 +56,39 @@ describe("OnlineResponse.toFeastJSONText", () => {
     expect(empty.toFeastJSONBuffer().toString("utf8")).toBe(JSON.stringify(empty.toFeastJSON()));
   });
 
-  it("toFeastJSONBody: a small answer as text, a large one (multi-byte text across 16 K chunks) as the same UTF-8 bytes", () => {
-    const small = new OnlineResponse([{ name: "user_id", values: [1] }], [{ view: spec("a", 0), features: [{ name: "s", outputName: "s" }] }], [result([{ eventTs: 0, values: { s: "ü" } }], ["s"])], 1, 0);
-    expect(small.toFeastJSONBody()).toBe(JSON.stringify(small.toFeastJSON()));
+  it("toFeastJSONBuffer: strings past the buffer's first estimate, two entity columns, the same UTF-8 bytes", () => {
     const rows = 3000;
-    const names = Array.from({ length: rows }, (_, i) => `näme ${i} \u2028 ${"é".repeat(i % 7)}`);
+    const names = Array.from({ length: rows }, (_, i) => `näme ${i} \u2028 ${"é".repeat(i % 7)} ${"x".repeat(i % 50)}`);
     const large = new OnlineResponse(
-      [{ name: "user_id", values: names.map((_, i) => i) }],
+      [
+        { name: "user_id", values: names.map((_, i) => i) },
+        { name: "region", values: names.map((_, i) => `r${i % 3}`) },
+      ],
       [{ view: spec("a", 0), features: [{ name: "s", outputName: "s" }, { name: "x", outputName: "x" }] }],
       [result(names.map((s, i) => ({ eventTs: i * 1000, values: { s, x: i / 3 } })), ["s", "x"])],
       rows,
       0,
     );
-    const body = large.toFeastJSONBody();
-    expect(Buffer.isBuffer(body)).toBe(true);
-    expect((body as Buffer).equals(Buffer.from(JSON.stringify(large.toFeastJSON()), "utf8"))).toBe(true);
+    expect(large.toFeastJSONBuffer().equals(Buffer.from(JSON.stringify(large.toFeastJSON()), "utf8"))).toBe(true);
+  });
+
+  it("writes every kind of double as JSON.stringify does (digit by digit where it can)", () => {
+    const values: number[] = [0, -0, 1e-6, 1e-7, 0.1, 0.30000000000000004, 999999999.9999995, 1e9, 1e9 - 1e-6, 0.0000015, 123.456, -123.456, 5e-324, 1.7976931348623157e308, 2 ** 53, 2 ** 53 + 2, -(2 ** 53), 1e21, 3e-6, NaN, Infinity, -Infinity];
+    let seed = 7;
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const bits = new Float64Array(1);
+    const words = new Uint32Array(bits.buffer);
+    for (let i = 0; i < 20_000; i++) {
+      values.push(rand() * 1000, Math.round(rand() * 1e9) / 1e3, -Math.round(rand() * 1e6) / 10 ** (i % 8), (rand() - 0.5) * 10 ** ((i % 40) - 20), Math.fround(rand() * 100));
+      words[0] = rand() * 2 ** 32;
+      words[1] = rand() * 2 ** 32;
+      values.push(bits[0]);
+    }
+    const r = new OnlineResponse([{ name: "user_id", values: values.map((_, i) => i) }], [{ view: spec("a", 0), features: [{ name: "x", outputName: "x" }] }], [result(values.map((x) => ({ eventTs: 0, values: { x } })), ["x"])], values.length, 0);
+    const got = JSON.parse(r.toFeastJSONText()).results[1].values as unknown[];
+    const want = JSON.parse(JSON.stringify(r.toFeastJSON())).results[1].values as unknown[];
+    expect(got).toEqual(want);
+    expect(r.toFeastJSONText()).toBe(JSON.stringify(r.toFeastJSON()));
   });
 
   it("writes int64 values beyond 2^53 as exact numbers", () => {

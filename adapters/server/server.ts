@@ -164,7 +164,7 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
           const t = performance.now();
           const resp = await store.getOnlineFeatures({ features: b.features ?? b.feature_service!, entities: b.entities, fullFeatureNames: b.full_feature_names });
           observeRead({}, (performance.now() - t) / 1000);
-          const json = resp.toFeastJSONBody();
+          const json = resp.toFeastJSONBuffer();
           countReadRows({}, firstColumnLength(b.entities));
           return { body: json };
         },
