@@ -12,6 +12,7 @@ import { type MaterializeReport, materializeViews } from "./materialize.js";
 export type { MaterializeReport };
 import { OnlineResponse } from "./online_response.js";
 import { type ResolvedFeatures, resolveFeatures } from "./references.js";
+import { StringListMemo } from "./list_memo.js";
 import { type RowsInput, toColumns, toOnlineBatch } from "./rows.js";
 import type { EntityDfInput, OfflineStore, OnlineReadRequest, OnlineStore, ProgressSink, RetrievalJob } from "./types.js";
 import { silentProgress } from "./progress.js";
@@ -62,8 +63,9 @@ export class FeatureStore {
   private cachedVersion: number;
   private checkedAt: number;
   private readonly ttlMs: number;
-  /** resolved feature lists by request, for the cached registry; a hot read resolves once */
-  private resolved = new Map<string, ResolvedFeatures>();
+  /** resolved feature lists and services by request, for the cached registry; a hot read resolves once */
+  private readonly resolved = new StringListMemo<ResolvedFeatures>(1000);
+  private readonly resolvedServices = new Map<string, ResolvedFeatures>();
 
   private constructor(
     readonly config: RepoConfig,
@@ -139,6 +141,7 @@ export class FeatureStore {
     this.cached = this.registry.load(this.project);
     this.cachedVersion = v;
     this.resolved.clear();
+    this.resolvedServices.clear();
     return true;
   }
 
@@ -260,15 +263,24 @@ export class FeatureStore {
 
   // ------------------------------------------------------------ online
 
-  /** resolveFeatures, memoised per registry version (the key is cheap next to a read of 250 features) */
+  /** resolveFeatures, memoised per registry version (no key string built: see StringListMemo) */
   private resolve(features: string[] | string, fullFeatureNames: boolean): ResolvedFeatures {
     const reg = this.contents();
-    const key = `${fullFeatureNames ? 1 : 0}${typeof features === "string" ? `s:${features}` : `f:${Array.isArray(features) ? features.join("\u0000") : ""}`}`;
-    let r = this.resolved.get(key);
+    const tag = fullFeatureNames ? 1 : 0;
+    if (typeof features === "string") {
+      const key = `${tag}${features}`;
+      let r = this.resolvedServices.get(key);
+      if (!r) {
+        r = resolveFeatures(reg, features, fullFeatureNames);
+        if (this.resolvedServices.size > 1000) this.resolvedServices.clear();
+        this.resolvedServices.set(key, r);
+      }
+      return r;
+    }
+    let r = Array.isArray(features) ? this.resolved.get(features, tag) : undefined;
     if (!r) {
       r = resolveFeatures(reg, features, fullFeatureNames);
-      if (this.resolved.size > 1000) this.resolved.clear(); // bound the memo against ad-hoc request shapes
-      this.resolved.set(key, r);
+      this.resolved.set(features, tag, r);
     }
     return r;
   }
@@ -280,9 +292,10 @@ export class FeatureStore {
     const { length, columns } = toColumns(entityInput, "entities");
     // views keyed by the same join keys get the same entityKeys array, so a store can read them together
     const keysByJoinKeys = new Map<string, unknown[][]>();
-    const requests: OnlineReadRequest[] = resolved.views.map(({ view, features }) => {
+    const requests: OnlineReadRequest[] = resolved.views.map((rv) => {
+      const view = rv.view;
       if (!view.online) throw new ValidationError(`feature view "${view.name}" has online: false; read it with getHistoricalFeatures`);
-      const sig = view.entityColumns.map((c) => c.name).join("\u0000");
+      const sig = rv.joinKeySignature;
       let entityKeys = keysByJoinKeys.get(sig);
       if (!entityKeys) {
         const keyCols = view.entityColumns.map((c) => {
@@ -294,7 +307,7 @@ export class FeatureStore {
         for (let i = 0; i < length; i++) entityKeys[i] = keyCols.map((col) => col[i]);
         keysByJoinKeys.set(sig, entityKeys);
       }
-      return { view, features: features.map((f) => f.name), entityKeys };
+      return { view, features: rv.featureNames, entityKeys };
     });
     // an open store is used without awaiting its promise again (a microtask hop less per read)
     const online = this.openOnline ?? (await this.onlineStore());

@@ -6,6 +6,10 @@ import type { FeatureViewSpec, RegistryContents } from "../registry/types.js";
 export interface ResolvedView {
   view: FeatureViewSpec;
   features: Array<{ name: string; outputName: string }>;
+  /** features' names (what an online read asks the store for; shared, not to be changed) */
+  featureNames: string[];
+  /** the view's join-key names joined by NUL: views alike read the same entity keys */
+  joinKeySignature: string;
 }
 
 export interface ResolvedFeatures {
@@ -62,11 +66,12 @@ export function resolveFeatures(reg: RegistryContents, features: string[] | stri
     outputNames.push(outputName);
     let rv = byView.get(view.name);
     if (!rv) {
-      rv = { view, features: [] };
+      rv = { view, features: [], featureNames: [], joinKeySignature: view.entityColumns.map((c) => c.name).join("\u0000") };
       byView.set(view.name, rv);
       for (const c of view.entityColumns) if (!joinKeys.includes(c.name)) joinKeys.push(c.name);
     }
     rv.features.push({ name: r.feature, outputName });
+    rv.featureNames.push(r.feature);
   }
   return { views: [...byView.values()], outputNames, joinKeys };
 }

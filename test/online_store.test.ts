@@ -338,11 +338,12 @@ describe.each(cases)("online store: $name", ({ name, open, cleanup }) => {
     const v1 = view("evolving", [["user_id", "int64"]], [["a", "int64"]]);
     const v2 = view("evolving", [["user_id", "int64"]], [["a", "int64"], ["b", "string"]]);
     await store.update(PROJECT, [v1], []);
-    await store.write(PROJECT, v1, batch(v1, [{ key: [1], values: { a: 11 }, ev: 1 }]));
+    await store.write(PROJECT, v1, batch(v1, [{ key: [1], values: { a: 11 }, ev: 1 }, { key: [3], values: { a: 33 }, ev: 1 }]));
     await store.update(PROJECT, [v2], []);
     await store.write(PROJECT, v2, batch(v2, [{ key: [2], values: { a: 22, b: "x" }, ev: 1 }]));
-    const [res] = await readRecords(store, PROJECT, [{ view: v2, features: ["a", "b"], entityKeys: [[1], [2]] }]);
-    expect(res.map((r) => r?.values)).toEqual([{ a: 11, b: null }, { a: 22, b: "x" }]);
+    // old, new and old again: each schema's columns are looked up once and reused
+    const [res] = await readRecords(store, PROJECT, [{ view: v2, features: ["a", "b"], entityKeys: [[1], [2], [3]] }]);
+    expect(res.map((r) => r?.values)).toEqual([{ a: 11, b: null }, { a: 22, b: "x" }, { a: 33, b: null }]);
   });
 
   it("drops a view's data and tears down the project", async () => {

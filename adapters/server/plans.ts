@@ -5,6 +5,7 @@
 import type { Ajv, ValidateFunction } from "ajv";
 import type { FeatureViewSpec, FieldSpec, RegistryContents } from "../../registry/types.js";
 import { batchSourceOf } from "../../registry/types.js";
+import { StringListMemo } from "../../stores/list_memo.js";
 import { TIMESTAMP_SCHEMA, check, columnSchema, type JsonSchema } from "./schemas.js";
 
 /** A request the registry cannot serve: 404 when a named object does not exist, else 400. */
@@ -31,7 +32,8 @@ function listNames(names: string[]): string {
 export class RegistrySchemas {
   private readonly views = new Map<string, FeatureViewSpec>();
   private readonly services = new Map<string, Set<string>>();
-  private readonly onlinePlans = new Map<string, OnlinePlan | PlanError>();
+  private readonly featurePlans = new StringListMemo<OnlinePlan | PlanError>(MAX_CACHED_PLANS);
+  private readonly servicePlans = new Map<string, OnlinePlan | PlanError>();
   private readonly entityValidators = new Map<string, ValidateFunction>();
   private readonly writePlans = new Map<string, WritePlan | PlanError>();
   private featureRefs: ValidateFunction | undefined;
@@ -47,12 +49,20 @@ export class RegistrySchemas {
 
   /** The entity check for a list of feature references or a feature service (cached per distinct request). */
   online(features: string[] | undefined, service: string | undefined): OnlinePlan | PlanError {
-    const key = service !== undefined ? `\u0001${service}` : features!.join("\u0000");
-    let plan = this.onlinePlans.get(key);
+    if (service === undefined) {
+      // (validated: a list of strings) looked up without a joined key: see StringListMemo
+      let plan = this.featurePlans.get(features!);
+      if (!plan) {
+        plan = this.buildOnline(features, service);
+        this.featurePlans.set(features!, 0, plan);
+      }
+      return plan;
+    }
+    let plan = this.servicePlans.get(service);
     if (!plan) {
       plan = this.buildOnline(features, service);
-      if (this.onlinePlans.size >= MAX_CACHED_PLANS) this.onlinePlans.clear();
-      this.onlinePlans.set(key, plan);
+      if (this.servicePlans.size >= MAX_CACHED_PLANS) this.servicePlans.clear();
+      this.servicePlans.set(service, plan);
     }
     return plan;
   }

@@ -768,7 +768,10 @@ function numericFeatures(view: FeatureViewSpec): Set<string> {
 /** The answers of one read, and decodeInto's output columns per request and payload schema. */
 export class ReadResults {
   private readonly out: OnlineReadResult[];
-  private readonly columns: Array<Map<number, Array<unknown[] | undefined>>>;
+  /** per request: the columns for its view's current payload schema (nearly always the only one)... */
+  private readonly columns: Array<{ fingerprint: number; columns: Array<unknown[] | undefined> } | undefined>;
+  /** ...and for older schemas, by fingerprint */
+  private older: Map<string, Array<unknown[] | undefined>> | undefined;
 
   constructor(private readonly requests: readonly OnlineReadRequest[]) {
     this.out = requests.map((r) => {
@@ -778,7 +781,7 @@ export class ReadResults {
       for (const f of r.features) values[f] = numeric.has(f) ? doubleColumn(n) : new Array<unknown>(n).fill(null);
       return { eventTs: new Float64Array(n).fill(NaN), values };
     });
-    this.columns = requests.map(() => new Map());
+    this.columns = new Array(requests.length).fill(undefined);
   }
 
   /** The event-time column of request `req` (NaN until a row is decoded). */
@@ -802,11 +805,15 @@ export class ReadResults {
 
   /** decodeInto's output columns of request `req` for payloads written with `schema`. */
   columnsFor(req: number, schema: PayloadSchema): Array<unknown[] | undefined> {
-    let cols = this.columns[req].get(schema.fingerprint);
+    const first = this.columns[req];
+    if (first !== undefined && first.fingerprint === schema.fingerprint) return first.columns;
+    const key = `${req}:${schema.fingerprint}`;
+    let cols = first === undefined ? undefined : this.older?.get(key);
     if (!cols) {
       const values = this.out[req].values;
       cols = schema.names.map((n) => (Object.hasOwn(values, n) ? values[n] : undefined));
-      this.columns[req].set(schema.fingerprint, cols);
+      if (first === undefined) this.columns[req] = { fingerprint: schema.fingerprint, columns: cols };
+      else (this.older ??= new Map()).set(key, cols);
     }
     return cols;
   }

@@ -458,15 +458,24 @@ class ViewMatcher {
   private readonly added: string[] = [];
 
   add(view: string, group: number, target: FrameTarget): void {
+    // (arrays made with their first element: an empty array grows to 17 slots on its first push, and a
+    // 25-view read made 75 of them)
     const { name, hash } = viewBytes(view);
-    let list = this.byHash.get(hash);
-    if (!list) this.byHash.set(hash, (list = []));
-    let entry = list.find((e) => e.name.equals(name));
-    if (!entry) {
-      list.push((entry = { name, byGroup: [] }));
+    const list = this.byHash.get(hash);
+    // one Buffer per view name (viewBytes caches them): identity is equality
+    let entry: { name: Buffer; byGroup: FrameTarget[][] } | undefined;
+    if (list !== undefined) for (const e of list) if (e.name === name) entry = e;
+    if (entry === undefined) {
       this.added.push(view);
+      const byGroup: FrameTarget[][] = group === 0 ? [[target]] : [];
+      if (group !== 0) byGroup[group] = [target];
+      if (list === undefined) this.byHash.set(hash, [{ name, byGroup }]);
+      else list.push({ name, byGroup });
+      return;
     }
-    (entry.byGroup[group] ??= []).push(target);
+    const targets = entry.byGroup[group];
+    if (targets === undefined) entry.byGroup[group] = [target];
+    else targets.push(target);
   }
 
   /** The view names added. */
