@@ -1,7 +1,7 @@
 // The answer of an online read, column-oriented as Feast's: join keys first, then features.
 
 import { isoUtc } from "../registry/time.js";
-import { JsonBytes, asciiBytes } from "./json_bytes.js";
+import { type BufferPool, JsonBytes, asciiBytes } from "./json_bytes.js";
 import type { ResolvedView } from "./references.js";
 import type { OnlineReadResult } from "./types.js";
 
@@ -102,15 +102,16 @@ export class OnlineResponse {
    * `JSON.stringify(toFeastJSON())` as UTF-8 bytes, written straight from the read columns into one buffer
    * (stores/json_bytes.ts): no per-feature result objects, no string parts, and a view's statuses and
    * event timestamps are rendered once and copied into each of its features. Int64 values beyond 2^53
-   * (bigint) are written as exact JSON numbers. This is what the feature server sends.
+   * (bigint) are written as exact JSON numbers. This is what the feature server sends; it passes its
+   * `pool` and gives the buffer back (pool.give) once the socket has written it.
    */
-  toFeastJSONBuffer(): Buffer {
+  toFeastJSONBuffer(pool?: BufferPool): Buffer {
     const n = this.rowCount;
     const features = this.views.reduce((s, v) => s + v.features.length, 0);
     const names = this.namesBytes();
     // numbers take at most 24 characters and a comma, a row's status and time about 36; JsonBytes grows
     // past this estimate when strings or lists are longer
-    const out = new JsonBytes(names.length + 64 + (this.entityColumns.length + features) * (80 + n * 61));
+    const out = new JsonBytes(names.length + 64 + (this.entityColumns.length + features) * (80 + n * 61), pool);
     out.bytes(HEAD);
     out.bytes(names);
     out.bytes(RESULTS);

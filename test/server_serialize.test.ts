@@ -4,6 +4,7 @@ import { Writable } from "node:stream";
 import { jsonLogger } from "../adapters/server/log.js";
 import { Metrics } from "../adapters/server/metrics.js";
 import type { FeatureViewSpec } from "../registry/types.js";
+import { BufferPool } from "../stores/json_bytes.js";
 import { OnlineResponse } from "../stores/online_response.js";
 import type { OnlineReadResult } from "../stores/types.js";
 
@@ -89,6 +90,33 @@ describe("OnlineResponse.toFeastJSONText", () => {
     const want = JSON.parse(JSON.stringify(r.toFeastJSON())).results[1].values as unknown[];
     expect(got).toEqual(want);
     expect(r.toFeastJSONText()).toBe(JSON.stringify(r.toFeastJSON()));
+  });
+
+  it("BufferPool: answers written into reused buffers; only the pool's own buffers are taken back", () => {
+    const pool = new BufferPool(2);
+    const one = (id: number, s: string) =>
+      new OnlineResponse([{ name: "user_id", values: [id] }], [{ view: spec("a", 0), features: [{ name: "s", outputName: "s" }] }], [result([{ eventTs: 0, values: { s } }], ["s"])], 1, 0);
+    const first = one(1, "first").toFeastJSONBuffer(pool);
+    pool.give(first);
+    const second = one(2, "short").toFeastJSONBuffer(pool);
+    // the same memory again, holding the second answer only
+    expect(second.buffer).toBe(first.buffer);
+    expect(second.toString()).toBe(JSON.stringify(one(2, "short").toFeastJSON()));
+    // an answer past its first buffer moves to a bigger one and gives the smaller back
+    const long = one(3, "long ".repeat(5000));
+    const grown = long.toFeastJSONBuffer(pool);
+    expect(grown.toString()).toBe(JSON.stringify(long.toFeastJSON()));
+    expect(grown.buffer.byteLength).toBeGreaterThan(second.buffer.byteLength);
+    expect(pool.take(100).buffer.byteLength).toBe(second.buffer.byteLength);
+    // a buffer the pool did not make is never taken in (its memory may be shared with other data)
+    const foreign = Buffer.from(new ArrayBuffer(second.buffer.byteLength));
+    pool.give(second);
+    pool.give(second);
+    pool.give(foreign);
+    expect(pool.take(100).buffer).toBe(second.buffer);
+    const next = pool.take(100).buffer;
+    expect(next).not.toBe(second.buffer);
+    expect(next).not.toBe(foreign.buffer);
   });
 
   it("writes int64 values beyond 2^53 as exact numbers", () => {

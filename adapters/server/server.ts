@@ -10,6 +10,7 @@ import type { Writable } from "node:stream";
 import type { ValidateFunction } from "ajv";
 import { FstoreError, NotFoundError, ValidationError, errorMessage } from "../../registry/errors.js";
 import { FeatureStore, type PushTarget } from "../../stores/feature_store.js";
+import { BufferPool } from "../../stores/json_bytes.js";
 import { type LogLevel, type Logger, errorFields, jsonLogger } from "./log.js";
 import { Metrics } from "./metrics.js";
 import { type PlanError, RegistrySchemas } from "./plans.js";
@@ -71,7 +72,7 @@ interface Route {
   method: "GET" | "POST";
   /** false for /health: answers without the bearer token */
   auth: boolean;
-  run(body: Json | undefined): Promise<{ status?: number; body: string | Buffer; contentType?: string }>;
+  run(body: Json | undefined): Promise<{ status?: number; body: string | Buffer; contentType?: string; pooled?: boolean }>;
 }
 
 const JSON_TYPE = "application/json";
@@ -164,9 +165,9 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
           const t = performance.now();
           const resp = await store.getOnlineFeatures({ features: b.features ?? b.feature_service!, entities: b.entities, fullFeatureNames: b.full_feature_names });
           observeRead({}, (performance.now() - t) / 1000);
-          const json = resp.toFeastJSONBuffer();
+          const json = resp.toFeastJSONBuffer(answers);
           countReadRows({}, firstColumnLength(b.entities));
-          return { body: json };
+          return { body: json, pooled: true };
         },
       },
     ],
@@ -264,12 +265,16 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
   let closing = false;
   let onDrained: (() => void) | undefined;
 
-  const send = (res: ServerResponse, status: number, body: string | Buffer, contentType = JSON_TYPE, extra?: Record<string, string>) => {
+  // answer buffers, reused once the socket has written them (see BufferPool)
+  const answers = new BufferPool();
+  const send = (res: ServerResponse, status: number, body: string | Buffer, contentType = JSON_TYPE, extra?: Record<string, string>, pooled = false) => {
     const headers: Record<string, string | number> = { "content-type": contentType, "content-length": typeof body === "string" ? Buffer.byteLength(body) : body.length };
     if (closing) headers.connection = "close";
     if (extra) Object.assign(headers, extra);
     res.writeHead(status, headers);
-    res.end(body);
+    // given back only after a write that completed: a failed one may still be held by the socket
+    if (pooled && typeof body !== "string") res.end(body, () => res.writableFinished && answers.give(body));
+    else res.end(body);
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -294,7 +299,7 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
       const body = route.method === "POST" ? await readJson(req, maxBody) : undefined;
       const out = await route.run(body);
       status = out.status ?? 200;
-      send(res, status, out.body, out.contentType);
+      send(res, status, out.body, out.contentType, undefined, out.pooled);
     } catch (e) {
       failure = e;
       let headers: Record<string, string> | undefined;
@@ -357,7 +362,7 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
   const addr = server.address() as AddressInfo;
   const hostForUrl = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
   const url = `http://${hostForUrl}:${addr.port}`;
-  logger.log("info", "feature server listening", { url, project: store.config.project, auth: Boolean(expectedAuth), registry_ttl_sec: registryTtl, online_store: store.config.onlineStore.type });
+  logger.log("info", "feature server listening", { url, pid: process.pid, project: store.config.project, auth: Boolean(expectedAuth), registry_ttl_sec: registryTtl, online_store: store.config.onlineStore.type });
 
   let closed: Promise<void> | undefined;
   const close = (): Promise<void> => {
