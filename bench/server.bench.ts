@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { Redis } from "ioredis";
+import { SERVER_NODE_FLAGS } from "../adapters/server/defaults.js";
 import { measure, performance, report } from "./lib.js";
 import { type LoadResult, runLoad } from "./loadgen.js";
 
@@ -120,7 +121,9 @@ interface Child {
 }
 
 function startChild(mode: ChildMode, env: Record<string, string> = {}): Promise<Child> {
-  const proc = fork(SELF, [], { execArgv: ["--import", "tsx"], env: { ...process.env, FSTORE_BENCH_CHILD: mode, ...env }, stdio: ["ignore", "ignore", "inherit", "ipc"] });
+  // the feature server runs with the V8 flags `fs serve` gives its processes
+  const execArgv = ["--import", "tsx", ...(mode === "feature" ? SERVER_NODE_FLAGS : [])];
+  const proc = fork(SELF, [], { execArgv, env: { ...process.env, FSTORE_BENCH_CHILD: mode, ...env }, stdio: ["ignore", "ignore", "inherit", "ipc"] });
   return new Promise((resolve, reject) => {
     proc.once("exit", (code) => reject(new Error(`bench ${mode} child exited with ${code}`)));
     proc.on("message", (m: { url?: string }) => {

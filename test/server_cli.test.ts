@@ -1,11 +1,12 @@
 // The real `fs serve` process: serves a repo on a free port, logs JSON lines, and on SIGTERM finishes the
 // request in flight, closes the stores and exits 0.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { request } from "node:http";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SERVER_NODE_FLAGS } from "../adapters/server/defaults.js";
 import { NOW, type TestRepo, createTestRepo, get, post } from "./server_fixture.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -60,6 +61,14 @@ describe("fs serve (CLI process)", () => {
   afterAll(async () => {
     if (child && child.exitCode === null) child.kill("SIGKILL");
     await repo?.cleanup();
+  });
+
+  it("runs the server in a worker process started with SERVER_NODE_FLAGS", () => {
+    const listening = lines.find((l) => l.msg === "feature server listening")!;
+    expect(listening.pid).not.toBe(child.pid);
+    if (!existsSync("/proc")) return;
+    const argv = readFileSync(`/proc/${listening.pid as number}/cmdline`, "utf8").split("\0");
+    for (const flag of SERVER_NODE_FLAGS) expect(argv).toContain(flag);
   });
 
   it("serves health, materialize and online reads", async () => {

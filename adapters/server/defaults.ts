@@ -1,3 +1,11 @@
 // Server defaults, in a module of their own so the CLI can show them without loading the server.
 export const DEFAULT_PORT = 6566;
 export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
+
+/**
+ * V8 flags `fs serve` runs its server processes with. A young generation fixed at 16 MB semi-spaces
+ * (V8 starts small and grows it only when many objects survive, which a server's short-lived request
+ * objects never do): a third fewer scavenges, each a pause every request in flight waits for. Measured
+ * on 1 x 250-feature reads at 1,000 req/s: 88-94 scavenges per 10 s become 59, p99 1.05-1.19 -> 0.98-1.07 ms.
+ */
+export const SERVER_NODE_FLAGS: readonly string[] = ["--max-semi-space-size=16", "--min-semi-space-size=16"];

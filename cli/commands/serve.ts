@@ -2,7 +2,7 @@ import cluster from "node:cluster";
 import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { Flags } from "@oclif/core";
-import { DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT } from "../../adapters/server/defaults.js";
+import { DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, SERVER_NODE_FLAGS } from "../../adapters/server/defaults.js";
 import { LOG_LEVELS, type LogLevel } from "../../adapters/server/log.js";
 import { FstoreCommand } from "../base.js";
 
@@ -23,7 +23,8 @@ export default class Serve extends FstoreCommand {
     "registry-ttl": Flags.integer({ description: "seconds between background registry refreshes; 0 = load once, never refresh, as in Feast (default: registry_ttl_sec of feature_store.yaml, else 10)", min: 0 }),
     workers: Flags.integer({
       char: "w",
-      description: "server processes sharing the port (Node cluster), each with its own store connections; 0 = one per core. /metrics then reports the worker that answers",
+      description:
+        "server processes sharing the port (Node cluster), each with its own store connections; 0 = one per core. /metrics then reports the worker that answers. Each runs with the V8 flags of SERVER_NODE_FLAGS (a 16 MB young generation)",
       default: 1,
       min: 0,
     }),
@@ -33,7 +34,9 @@ export default class Serve extends FstoreCommand {
   async run(): Promise<void> {
     const { flags } = await this.parse(Serve);
     const workers = flags.workers === 0 ? availableParallelism() : flags.workers;
-    if (workers > 1 && cluster.isPrimary) return this.runPrimary(workers);
+    // Server processes are always workers of a small primary: it starts them with the V8 flags a server
+    // wants (fixed at process start), replaces one that dies, and passes signals on.
+    if (cluster.isPrimary) return this.runPrimary(workers);
     // Every fs command loads this file; the server itself loads only for `fs serve`.
     const { startFeatureServer } = await import("../../adapters/server/server.js");
     const server = await startFeatureServer({
@@ -61,12 +64,15 @@ export default class Serve extends FstoreCommand {
   }
 
   /**
-   * Forks `workers` processes that run this command and share the listening socket. A worker that dies
+   * Forks `workers` processes (one or more) that run this command and share the listening socket. A worker that dies
    * unexpectedly is replaced; SIGTERM/SIGINT is passed on, and the primary exits once every worker has
    * finished its in-flight requests and closed its stores.
    */
   private async runPrimary(workers: number): Promise<void> {
     let stopping = false;
+    // one worker accepts its own connections; several take turns handed out by the primary
+    if (workers === 1) cluster.schedulingPolicy = cluster.SCHED_NONE;
+    cluster.setupPrimary({ execArgv: [...process.execArgv, ...SERVER_NODE_FLAGS] });
     const log = (msg: string, fields: Record<string, unknown> = {}) =>
       process.stdout.write(JSON.stringify({ time: new Date().toISOString(), level: "info", msg, pid: process.pid, ...fields }) + "\n");
     const listening = new Set<number>();
