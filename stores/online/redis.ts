@@ -257,13 +257,14 @@ export class RedisOnlineStore implements OnlineStore {
       let g = groups.get(keys);
       if (!g) groups.set(keys, (g = { keys, views: [], fieldList: "", requestsOfView: [] }));
       const name = requests[q].view.name;
-      let f = g.views.indexOf(name);
-      if (f < 0) {
-        f = g.views.push(name) - 1;
+      const f = g.views.indexOf(name);
+      if (f >= 0) g.requestsOfView[f].push(q);
+      else {
+        g.views.push(name);
         g.fieldList += respBulk(name);
-        g.requestsOfView.push([]);
+        // made with its element: an empty array grows to 17 slots on its first push
+        g.requestsOfView.push([q]);
       }
-      g.requestsOfView[f].push(q);
     }
     /** per command (reply): its group and the rows of the entity it reads */
     const replies: Array<{ g: ReadGroup; rows: number[] }> = [];
