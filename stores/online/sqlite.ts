@@ -40,10 +40,10 @@ function isPointRead(size: number, views: number): boolean {
   return size === 1 && views > 0 && views <= MAX_POINT_VIEWS;
 }
 
-/** Parameters of a selectIn statement: for point lookups the key twice, then (key, view) per view. */
+/** Parameters of a selectIn statement: for point lookups (key, view) per view, else the keys then the views. */
 function selectParams(keys: string[], views: string[]): string[] {
   if (!isPointRead(keys.length, views.length)) return [...keys, ...views];
-  const out = [keys[0], keys[0]];
+  const out: string[] = [];
   for (const v of views) out.push(keys[0], v);
   return out;
 }
@@ -285,17 +285,22 @@ export class SqliteOnlineStore implements OnlineStore {
     let s = byShape.get(shape);
     if (!s && isPointRead(size, views)) {
       // one entity, a few of its views: point lookups of the primary key, no IN list (SQLite builds an
-      // ephemeral index for one) and no GROUP BY; parameters: key, key, then (key, view) per view
+      // ephemeral index for one); parameters: (key, view) per view
       const t = quoteIdent(table);
       const points = Array.from({ length: views }, () => `SELECT frame FROM ${t} WHERE entity_key = ? AND view = ?`).join(" UNION ALL ");
-      s = this.stmt(`SELECT CAST(octet_length(?) || ':' || ? || octet_length(f) || ':' || f AS BLOB) FROM (SELECT group_concat(frame, '') AS f FROM (${points}))`).pluck(true);
+      s = this.stmt(`SELECT CAST(group_concat(frame, '') AS BLOB) FROM (${points})`).pluck(true);
+      byShape.set(shape, s);
+    }
+    if (!s && size === 1) {
+      // one entity: its frames only (the caller knows the key), no GROUP BY
+      const t = quoteIdent(table);
+      const where = views === 0 ? "" : views === 1 ? " AND view = ?" : ` AND view IN (${"?,".repeat(views - 1)}?)`;
+      s = this.stmt(`SELECT CAST(group_concat(frame, '') AS BLOB) FROM ${t} WHERE entity_key = ?${where}`).pluck(true);
       byShape.set(shape, s);
     }
     if (!s) {
       const t = quoteIdent(table);
-      let where = size === 1 ? "entity_key = ?" : `entity_key IN (${"?,".repeat(size - 1)}?)`;
-      // a read of some of the table's views seeks just those rows of each entity
-      if (views > 0) where += views === 1 ? " AND view = ?" : ` AND view IN (${"?,".repeat(views - 1)}?)`;
+      const where = `entity_key IN (${"?,".repeat(size - 1)}?)` + (views === 0 ? "" : views === 1 ? " AND view = ?" : ` AND view IN (${"?,".repeat(views - 1)}?)`);
       s = this.stmt(
         `SELECT CAST(group_concat(octet_length(entity_key) || ':' || entity_key || octet_length(f) || ':' || f, '') AS BLOB) ` +
           `FROM (SELECT entity_key, group_concat(frame, '') AS f FROM ${t} WHERE ${where} GROUP BY entity_key)`,
@@ -362,7 +367,10 @@ export class SqliteOnlineStore implements OnlineStore {
       while (size < chunk.length) size <<= 1;
       while (chunk.length < size) chunk.push(chunk[0]);
       const blob = this.selectIn(table, size, viewNames.length).get(...selectParams(chunk, viewNames)) as Buffer | null;
-      if (blob !== null) this.decodeEntities(blob, dataViewOf(blob), targets, views, results);
+      if (blob === null) continue;
+      // a one-entity read answers that entity's frames alone; others, `<key length>:<key><frames length>:<frames>` per entity
+      if (size === 1) this.decodeFrames(chunk[0], blob, dataViewOf(blob), 0, blob.length, targets.get(chunk[0])!, views, results);
+      else this.decodeEntities(blob, dataViewOf(blob), targets, views, results);
     }
     releaseDecodeBuffer();
   }
