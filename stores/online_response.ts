@@ -121,9 +121,8 @@ export class OnlineResponse {
     let tailAt = -1;
     let tailEnd = -1;
     for (const c of this.entityColumns) {
-      if (!first) out.byte(COMMA);
+      out.bytes(first ? FIRST_VALUES : NEXT_VALUES);
       first = false;
-      out.bytes(VALUES);
       writeValues(out, c.values, n);
       if (tailAt >= 0) {
         out.copyOf(tailAt, tailEnd);
@@ -141,9 +140,8 @@ export class OnlineResponse {
     this.views.forEach((v, vi) => {
       tailAt = -1;
       for (const f of v.features) {
-        if (!first) out.byte(COMMA);
+        out.bytes(first ? FIRST_VALUES : NEXT_VALUES);
         first = false;
-        out.bytes(VALUES);
         writeValues(out, this.column(vi, f.name), n);
         if (tailAt >= 0) out.copyOf(tailAt, tailEnd);
         else {
@@ -157,7 +155,7 @@ export class OnlineResponse {
     return out.finish();
   }
 
-  /** `,"statuses":[...],"event_timestamps":[...]}` of a view's rows. */
+  /** `],"statuses":[...],"event_timestamps":[...]}` of a view's rows (the `]` closes the values). */
   private writeTail(out: JsonBytes, viewIndex: number, stampText: Map<number, string>): void {
     const n = this.rowCount;
     const ts = this.results[viewIndex].eventTs;
@@ -204,8 +202,9 @@ export class OnlineResponse {
 
 const HEAD = asciiBytes('{"metadata":{"feature_names":');
 const RESULTS = asciiBytes('},"results":[');
-const VALUES = asciiBytes('{"values":');
-const STATUSES = asciiBytes(',"statuses":[');
+const FIRST_VALUES = asciiBytes('{"values":[');
+const NEXT_VALUES = asciiBytes(',{"values":[');
+const STATUSES = asciiBytes('],"statuses":[');
 const STAMPS = asciiBytes('],"event_timestamps":[');
 const TAIL_END = asciiBytes("]}");
 const END = asciiBytes("]}");
@@ -220,12 +219,10 @@ const STATUS_BYTES: Record<FeatureStatus, Uint8Array> = {
 };
 const COMMA = 44;
 
-/** `[...]`: a column's first n values (numbers digit by digit, see JsonBytes.number). */
+/** A column's first n values, comma-separated (numbers digit by digit, see JsonBytes.number). */
 function writeValues(out: JsonBytes, values: ArrayLike<unknown>, n: number): void {
-  out.byte(91);
   for (let i = 0; i < n; i++) {
     if (i) out.byte(COMMA);
     out.value(values[i]);
   }
-  out.byte(93);
 }
