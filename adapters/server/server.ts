@@ -12,6 +12,7 @@ import { FstoreError, NotFoundError, ValidationError, errorMessage } from "../..
 import { FeatureStore, type PushTarget } from "../../stores/feature_store.js";
 import { BufferPool } from "../../stores/json_bytes.js";
 import { type LogLevel, type Logger, errorFields, jsonLogger } from "./log.js";
+import { BodyPrefixes } from "./body_prefix.js";
 import { Metrics } from "./metrics.js";
 import { type PlanError, RegistrySchemas } from "./plans.js";
 import { GET_ONLINE_FEATURES, MATERIALIZE, MATERIALIZE_INCREMENTAL, PUSH, WRITE_TO_ONLINE_STORE, check, newAjv } from "./schemas.js";
@@ -70,6 +71,8 @@ type Json = Record<string, unknown>;
 
 interface Route {
   method: "GET" | "POST";
+  /** bodies parsed with remembered starts (get-online-features: the same feature list every time) */
+  prefixes?: BodyPrefixes;
   /** false for /health: answers without the bearer token */
   auth: boolean;
   run(body: Json | undefined): Promise<{ status?: number; body: string | Buffer; contentType?: string; pooled?: boolean }>;
@@ -156,6 +159,7 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
       {
         method: "POST",
         auth: true,
+        prefixes: new BodyPrefixes(),
         async run(body) {
           validate(v.getOnline, body);
           const b = body as { features?: string[]; feature_service?: string; entities: Record<string, unknown[]>; full_feature_names?: boolean };
@@ -296,7 +300,7 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
           throw new HttpError(401, 'missing or wrong bearer token: send "Authorization: Bearer <token>"', { "www-authenticate": 'Bearer realm="fstore"' });
         }
       }
-      const body = route.method === "POST" ? await readJson(req, maxBody) : undefined;
+      const body = route.method === "POST" ? await readJson(req, maxBody, route.prefixes) : undefined;
       const out = await route.run(body);
       status = out.status ?? 200;
       send(res, status, out.body, out.contentType, undefined, out.pooled);
@@ -401,7 +405,7 @@ function firstColumnLength(cols: Record<string, unknown[]>): number {
 }
 
 /** The request body as a JSON object; 413 past `limit` bytes, 400 for anything but a JSON object. */
-function readJson(req: IncomingMessage, limit: number): Promise<Json> {
+function readJson(req: IncomingMessage, limit: number, prefixes?: BodyPrefixes): Promise<Json> {
   const declared = Number(req.headers["content-length"]);
   if (declared > limit) {
     req.resume();
@@ -429,12 +433,12 @@ function readJson(req: IncomingMessage, limit: number): Promise<Json> {
     });
     req.on("end", () => {
       if (over) return;
-      const text = (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)).toString("utf8");
-      if (text.trim() === "") return reject(new HttpError(400, "body: expected a JSON object, got an empty body"));
+      const bytes = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
       let parsed: unknown;
       try {
-        parsed = JSON.parse(text);
+        parsed = prefixes ? prefixes.parse(bytes) : JSON.parse(bytes.toString("utf8"));
       } catch (e) {
+        if (bytes.toString("utf8").trim() === "") return reject(new HttpError(400, "body: expected a JSON object, got an empty body"));
         return reject(new HttpError(400, `body: malformed JSON: ${errorMessage(e)}`));
       }
       if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
