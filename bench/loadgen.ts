@@ -43,6 +43,8 @@ export interface LoadResult {
 interface Conn {
   socket: Socket;
   busy: boolean;
+  /** closed by the server */
+  dead: boolean;
   /** when the current request was due (open loop) or sent (closed loop) */
   since: number;
   /** the answer's head while it is incomplete (rarely: it nearly always comes in one chunk) */
@@ -70,6 +72,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   let latencies = new Float64Array(1 << 16);
   let count = 0;
   let errors = 0;
+  let closed = 0;
   let completed = 0;
   const head = Buffer.from(`POST ${opts.path} HTTP/1.1\r\nHost: ${u.host}\r\nContent-Type: application/json\r\nConnection: keep-alive\r\nContent-Length: `);
   const prefix = Buffer.from(opts.body.prefix);
@@ -147,13 +150,20 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
       () =>
         new Promise<Conn>((resolve, reject) => {
           const socket = connect({ host, port }, () => resolve(c));
-          const c: Conn = { socket, busy: false, since: 0, head: undefined, received: 0, total: -1, status: 0, out: Buffer.allocUnsafeSlow(16_384) };
+          const c: Conn = { socket, busy: false, dead: false, since: 0, head: undefined, received: 0, total: -1, status: 0, out: Buffer.allocUnsafeSlow(16_384) };
           socket.setNoDelay(true);
           socket.on("data", (d: Buffer) => onData(c, d));
           socket.once("error", (e) => {
             if (!running) return;
             errors++;
             reject(e);
+          });
+          // a connection the server closes mid-run is an error, and is not used again (a request sent on
+          // it would wait for an answer forever)
+          socket.once("close", () => {
+            if (!running) return;
+            closed++;
+            c.dead = true;
           });
         }),
     ),
@@ -177,7 +187,8 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
         while (due <= now && due < end) {
           // latency counts from this wake-up, not from `due`: the timer's own lateness (up to ~1 ms) is
           // the generator's, while waiting for a free connection is the server's
-          const c = idle.pop();
+          let c = idle.pop();
+          while (c?.dead) c = idle.pop();
           if (c) send(c, now);
           else backlog.push(now);
           due += interval;
@@ -192,8 +203,9 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const elapsed = (performance.now() - start) / 1000;
   // let answers in flight arrive (up to 2 s), then count the rest as errors
   const deadline = performance.now() + 2000;
-  while (conns.some((c) => c.busy) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  while (conns.some((c) => c.busy && !c.dead) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   errors += conns.filter((c) => c.busy).length + backlog.length;
+  if (closed > 0) console.error(`load generator: the server closed ${closed} connection(s) during the run`);
   for (const c of conns) c.socket.destroy();
   const measured = Array.from(latencies.subarray(0, count));
   return { rps: completed / elapsed, p50: percentile(measured, 50), p99: percentile(measured, 99), errors };

@@ -100,7 +100,9 @@ async function childMain(mode: ChildMode): Promise<void> {
         process.send!({ ack: m.path });
       }
     });
-    const server = createServer((req, res) => {
+    // keep-alive as long as the feature server's (node's default of 5 s closed connections the generator
+    // had left idle, and the request it next sent on one was lost)
+    const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
       req.on("data", () => {});
       req.on("end", () => {
         const b = bodies.get(req.url ?? "") ?? Buffer.from("{}");
