@@ -108,6 +108,43 @@ describe("fs serve (CLI process)", () => {
   });
 });
 
+describe("fs serve and Ctrl-C", () => {
+  it("finishes the request in flight when SIGINT reaches the whole process group (primary and worker)", async () => {
+    const repo = await createTestRepo("sqlite");
+    // a process group of its own, as a terminal's foreground job: Ctrl-C signals every process in it
+    const child = spawn(process.execPath, [join(ROOT, "bin/fs.js"), "serve", "--repo", repo.dir, "--port", "0"], { stdio: ["ignore", "pipe", "pipe"], detached: true });
+    try {
+      const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+      const url = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("fs serve did not start in 30 s")), 30_000);
+        onJsonLines(child, (line) => {
+          if (line.msg === "feature server listening") {
+            clearTimeout(timer);
+            resolve(line.url as string);
+          }
+        });
+      });
+      const body = JSON.stringify({ features: ["user_features:age"], entities: { user_id: [1] } });
+      const answer = new Promise<number>((resolve, reject) => {
+        const req = request(`${url}/get-online-features`, { method: "POST", headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode ?? 0));
+        });
+        req.on("error", reject);
+        req.write(body.slice(0, 10));
+        setTimeout(() => req.end(body.slice(10)), 500);
+      });
+      await new Promise((r) => setTimeout(r, 150));
+      process.kill(-child.pid!, "SIGINT");
+      expect(await answer).toBe(200);
+      expect(await exited).toBe(0);
+    } finally {
+      if (child.exitCode === null) process.kill(-child.pid!, "SIGKILL");
+      await repo.cleanup();
+    }
+  });
+});
+
 describe("fs serve --workers 2 (cluster)", () => {
   it("serves from two processes on one port, and SIGTERM stops them all with exit 0", async () => {
     const repo = await createTestRepo("sqlite");

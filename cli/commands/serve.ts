@@ -50,15 +50,20 @@ export default class Serve extends FstoreCommand {
     });
     // Runs until a signal: stop accepting, finish in-flight requests, close the stores, exit 0.
     await new Promise<void>((done) => {
+      let stopping = false;
       const stop = (signal: string) => {
+        // Ctrl-C reaches the worker twice, from the terminal and from the primary: a second signal must
+        // not end the process (no listener left would) before in-flight requests finish
+        if (stopping) return;
+        stopping = true;
         server.logger.log("info", "shutting down", { signal });
         server.close().then(done, (e: unknown) => {
           server.logger.log("error", "shutdown failed", { error: String(e) });
           process.exit(1);
         });
       };
-      process.once("SIGTERM", () => stop("SIGTERM"));
-      process.once("SIGINT", () => stop("SIGINT"));
+      process.on("SIGTERM", () => stop("SIGTERM"));
+      process.on("SIGINT", () => stop("SIGINT"));
     });
     process.exit(0);
   }
@@ -107,8 +112,8 @@ export default class Serve extends FstoreCommand {
           w.process.kill(signal);
         }
       };
-      process.once("SIGTERM", () => stop("SIGTERM"));
-      process.once("SIGINT", () => stop("SIGINT"));
+      process.on("SIGTERM", () => stop("SIGTERM"));
+      process.on("SIGINT", () => stop("SIGINT"));
     });
     process.exit(0);
   }
