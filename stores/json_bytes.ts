@@ -21,21 +21,30 @@ const FALSE = asciiBytes("false");
 const SHORT = 32;
 
 /**
- * Reusable byte buffers in power-of-two sizes from 16 KB to 4 MB, a few of each: for answers handed to
- * a socket and given back once written. Only buffers the pool made are taken back.
+ * Reusable byte buffers in power-of-two sizes from 16 KB to 4 MB, a few of each and at most
+ * `maxHeldBytes` in all: for answers handed to a socket and given back once written. Only buffers the
+ * pool made are taken back.
  */
 export class BufferPool {
   private readonly free = new Map<number, ArrayBuffer[]>();
   private readonly made = new WeakSet<ArrayBufferLike>();
+  /** bytes of the buffers waiting in `free` */
+  private held = 0;
 
-  constructor(private readonly perSize = 16) {}
+  constructor(
+    private readonly perSize = 16,
+    private readonly maxHeldBytes = 32 << 20,
+  ) {}
 
   /** A buffer of at least `min` bytes, its content undefined. */
   take(min: number): Buffer {
     if (this.perSize === 0) return Buffer.allocUnsafeSlow(Math.max(64, min));
     const size = sizeFor(min);
     const ab = size <= MAX_POOLED ? this.free.get(size)?.pop() : undefined;
-    if (ab !== undefined) return Buffer.from(ab);
+    if (ab !== undefined) {
+      this.held -= ab.byteLength;
+      return Buffer.from(ab);
+    }
     // not from node's shared 8 KB slab: the answer is handed to the socket and must stay as written
     const b = Buffer.allocUnsafeSlow(size);
     if (size <= MAX_POOLED) this.made.add(b.buffer);
@@ -48,7 +57,9 @@ export class BufferPool {
     if (!this.made.has(ab) || !(ab instanceof ArrayBuffer)) return;
     let list = this.free.get(ab.byteLength);
     if (list === undefined) this.free.set(ab.byteLength, (list = []));
-    if (list.length < this.perSize && !list.includes(ab)) list.push(ab);
+    if (list.length >= this.perSize || this.held + ab.byteLength > this.maxHeldBytes || list.includes(ab)) return;
+    list.push(ab);
+    this.held += ab.byteLength;
   }
 }
 

@@ -117,6 +117,18 @@ describe("OnlineResponse.toFeastJSONText", () => {
     const next = pool.take(100).buffer;
     expect(next).not.toBe(second.buffer);
     expect(next).not.toBe(foreign.buffer);
+    // what waits in the pool is bounded in bytes
+    const small = new BufferPool(16, 40_000);
+    const a = small.take(100);
+    const b = small.take(100);
+    const c = small.take(100);
+    small.give(a);
+    small.give(b);
+    small.give(c);
+    // 16 KB each: the third is over 40,000 bytes and is dropped
+    expect(small.take(100).buffer).toBe(b.buffer);
+    expect(small.take(100).buffer).toBe(a.buffer);
+    expect(small.take(100).buffer).not.toBe(c.buffer);
   });
 
   it("writes int64 values beyond 2^53 as exact numbers", () => {
