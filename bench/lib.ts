@@ -26,8 +26,12 @@ export async function measure(fn: () => unknown | Promise<unknown>, iterations: 
     await fn();
     lat[i] = (performance.now() - t) * 1000;
   }
-  const sum = lat.reduce((a, b) => a + b, 0);
-  return { n: iterations, p50: percentile(lat, 50), p99: percentile(lat, 99), mean: sum / iterations };
+  return latencyStats(lat);
+}
+
+/** p50, p99 and mean of latencies in µs. */
+function latencyStats(lat: number[]): LatencyStats {
+  return { n: lat.length, p50: percentile(lat, 50), p99: percentile(lat, 99), mean: lat.reduce((a, b) => a + b, 0) / lat.length };
 }
 
 /**
@@ -55,8 +59,7 @@ export async function measurePair(
     await b();
     lb[i] = (performance.now() - t) * 1000;
   }
-  const stats = (lat: number[]): LatencyStats => ({ n: iterations, p50: percentile(lat, 50), p99: percentile(lat, 99), mean: lat.reduce((x, y) => x + y, 0) / iterations });
-  return [stats(la), stats(lb)];
+  return [latencyStats(la), latencyStats(lb)];
 }
 
 export function peakRssMb(): number {

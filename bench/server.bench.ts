@@ -267,6 +267,11 @@ async function fetchBody(url: string, path: string, body: string): Promise<strin
   return text;
 }
 
+/**
+ * The load against the feature server, then against the floor, `rounds` times; the round of median
+ * fstore p99 (and of median floor p99) stands for the case. A 10 s p99 on this 2-vCPU machine moves by 2x
+ * from run to run, the floor's too: one round is one draw.
+ */
 async function compare(
   name: string,
   fs: Child,
@@ -274,36 +279,24 @@ async function compare(
   features: string[],
   rows: number,
   opts: { connections: number; rate?: number; seconds?: number },
+  rounds = 1,
 ): Promise<{ fs: LoadResult; floor: LoadResult; bytes: number }> {
   const sample = await fetchBody(fs.url, "/get-online-features", bodyFor(features, rows));
   const floorPath = `/floor_${rows}_${features.length}`;
   await setFloorBody(floor, floorPath, sample);
-  // warm up both (JIT, caches), then measure
-  await load(fs.url, "/get-online-features", features, rows, { ...opts, seconds: 1 });
-  const a = await load(fs.url, "/get-online-features", features, rows, opts);
-  await load(floor.url, floorPath, features, rows, { ...opts, seconds: 1 });
-  const b = await load(floor.url, floorPath, features, rows, opts);
-  if (a.errors) console.log(`  ${name}: ${a.errors} errors`);
-  return { fs: a, floor: b, bytes: Buffer.byteLength(sample) };
-}
-
-/**
- * compare() ROUNDS times; the round of median fstore p99 (and of median floor p99) stands for the case.
- * A 10 s p99 on this 2-vCPU machine moves by 2x from run to run, the floor's too: one round is one draw.
- */
-async function compareRounds(
-  name: string,
-  fs: Child,
-  floor: Child,
-  features: string[],
-  rows: number,
-  opts: { connections: number; rate?: number; seconds?: number },
-): Promise<{ fs: LoadResult; floor: LoadResult; bytes: number }> {
-  const all: Array<{ fs: LoadResult; floor: LoadResult; bytes: number }> = [];
-  for (let r = 0; r < ROUNDS; r++) all.push(await compare(name, fs, floor, features, rows, opts));
-  const median = (pick: (x: (typeof all)[number]) => LoadResult) => [...all].sort((a, b) => pick(a).p99 - pick(b).p99)[(all.length - 1) >> 1];
-  if (ROUNDS > 1) console.log(`  ${name} p99 by round: fstore ${all.map((x) => x.fs.p99.toFixed(2)).join(", ")} ms | floor ${all.map((x) => x.floor.p99.toFixed(2)).join(", ")} ms`);
-  return { fs: median((x) => x.fs).fs, floor: median((x) => x.floor).floor, bytes: all[0].bytes };
+  const all: Array<{ fs: LoadResult; floor: LoadResult }> = [];
+  for (let r = 0; r < rounds; r++) {
+    // warm up both (JIT, caches), then measure
+    await load(fs.url, "/get-online-features", features, rows, { ...opts, seconds: 1 });
+    const a = await load(fs.url, "/get-online-features", features, rows, opts);
+    await load(floor.url, floorPath, features, rows, { ...opts, seconds: 1 });
+    const b = await load(floor.url, floorPath, features, rows, opts);
+    if (a.errors) console.log(`  ${name}: ${a.errors} errors`);
+    all.push({ fs: a, floor: b });
+  }
+  const median = (pick: (x: (typeof all)[number]) => LoadResult) => pick([...all].sort((x, y) => pick(x).p99 - pick(y).p99)[(all.length - 1) >> 1]);
+  if (rounds > 1) console.log(`  ${name} p99 by round: fstore ${all.map((x) => x.fs.p99.toFixed(2)).join(", ")} ms | floor ${all.map((x) => x.floor.p99.toFixed(2)).join(", ")} ms`);
+  return { fs: median((x) => x.fs), floor: median((x) => x.floor), bytes: Buffer.byteLength(sample) };
 }
 
 /** The same reads in process, without HTTP: FeatureStore.getOnlineFeatures + the response JSON. */
@@ -346,11 +339,11 @@ async function benchStore(kind: "sqlite" | "redis", repo: string, floor: Child):
       await load(fs.url, "/get-online-features", features, rows, { connections: 4, seconds: 2 });
     }
     // 1. one row, 250 features, at 1,000 requests/s
-    const one = await compareRounds("1x250", fs, floor, ALL_FEATURES, 1, { connections: 8, rate: 1000 });
+    const one = await compare("1x250", fs, floor, ALL_FEATURES, 1, { connections: 8, rate: 1000 }, ROUNDS);
     report(`${kind}: 1 row x 250 features @1000 req/s p99, median of ${ROUNDS} (${one.bytes} B)`, one.fs.p99, "ms", { baseline: one.floor.p99, baselineName: "bare node:http", target: "<= 1 ms", pass: one.fs.p99 <= 1 });
     report(`${kind}: 1 row x 250 features @1000 req/s p50`, one.fs.p50, "ms", { baseline: one.floor.p50, baselineName: "bare node:http" });
     // 2. 100 rows, 250 features, at 100 requests/s
-    const hundred = await compareRounds("100x250", fs, floor, ALL_FEATURES, 100, { connections: 4, rate: 100 });
+    const hundred = await compare("100x250", fs, floor, ALL_FEATURES, 100, { connections: 4, rate: 100 }, ROUNDS);
     report(`${kind}: 100 rows x 250 features @100 req/s p99, median of ${ROUNDS} (${hundred.bytes} B)`, hundred.fs.p99, "ms", { baseline: hundred.floor.p99, baselineName: "bare node:http", target: "<= 15 ms", pass: hundred.fs.p99 <= 15 });
     report(`${kind}: 100 rows x 250 features @100 req/s p50`, hundred.fs.p50, "ms", { baseline: hundred.floor.p50, baselineName: "bare node:http" });
     // 3. the highest throughput of 1 x 250 with p99 <= 10 ms (closed loop, growing concurrency)

@@ -106,17 +106,9 @@ export class JsonBytes {
 
   /** Appends a copy of bytes [start, end) already written. */
   copyOf(start: number, end: number): void {
-    const n = end - start;
-    this.room(n);
-    const buf = this.buf;
-    if (n > 0) {
-      buf.copyWithin(this.at, start, end);
-      this.at += n;
-      return;
-    }
-    let o = this.at;
-    for (let i = start; i < end; i++) buf[o++] = buf[i];
-    this.at = o;
+    this.room(end - start);
+    this.buf.copyWithin(this.at, start, end);
+    this.at += end - start;
   }
 
   byte(c: number): void {

@@ -117,66 +117,54 @@ export class OnlineResponse {
     out.bytes(RESULTS);
     let first = true;
     // a tail (statuses and event timestamps) is written once, after the first column it follows, and
-    // copied from there after each further column that shares it
+    // copied from there after each further column that shares it; `tailOf` is whose it is (-1: entities')
+    let tailOf = -2;
     let tailAt = -1;
     let tailEnd = -1;
-    for (const c of this.entityColumns) {
+    const stampText = new Map<number, string>();
+    const column = (values: ArrayLike<unknown>, viewIndex: number) => {
       out.bytes(first ? FIRST_VALUES : NEXT_VALUES);
       first = false;
-      writeValues(out, c.values, n);
-      if (tailAt >= 0) {
-        out.copyOf(tailAt, tailEnd);
-        continue;
-      }
+      writeValues(out, values, n);
+      if (tailOf === viewIndex) return out.copyOf(tailAt, tailEnd);
+      tailOf = viewIndex;
       tailAt = out.length;
-      out.bytes(STATUSES);
-      for (let i = 0; i < n; i++) out.bytes(i ? MORE_PRESENT : ONE_PRESENT);
-      out.bytes(STAMPS);
-      for (let i = 0; i < n; i++) out.bytes(i ? MORE_EPOCH : ONE_EPOCH);
-      out.bytes(TAIL_END);
+      this.writeTail(out, viewIndex, stampText);
       tailEnd = out.length;
-    }
-    const stampText = new Map<number, string>();
+    };
+    for (const c of this.entityColumns) column(c.values, -1);
     this.views.forEach((v, vi) => {
-      tailAt = -1;
-      for (const f of v.features) {
-        out.bytes(first ? FIRST_VALUES : NEXT_VALUES);
-        first = false;
-        writeValues(out, this.column(vi, f.name), n);
-        if (tailAt >= 0) out.copyOf(tailAt, tailEnd);
-        else {
-          tailAt = out.length;
-          this.writeTail(out, vi, stampText);
-          tailEnd = out.length;
-        }
-      }
+      for (const f of v.features) column(this.column(vi, f.name), vi);
     });
-    out.bytes(END);
+    out.bytes(CLOSE);
     return out.finish();
   }
 
-  /** `],"statuses":[...],"event_timestamps":[...]}` of a view's rows (the `]` closes the values). */
+  /**
+   * `],"statuses":[...],"event_timestamps":[...]}` of a view's rows, or of the entity columns (viewIndex
+   * -1: always present, at the epoch); the `]` closes the values.
+   */
   private writeTail(out: JsonBytes, viewIndex: number, stampText: Map<number, string>): void {
     const n = this.rowCount;
-    const ts = this.results[viewIndex].eventTs;
+    const ts = viewIndex < 0 ? undefined : this.results[viewIndex].eventTs;
     out.bytes(STATUSES);
     for (let i = 0; i < n; i++) {
       if (i) out.byte(COMMA);
-      out.bytes(STATUS_BYTES[this.statusOf(viewIndex, i)]);
+      out.bytes(ts === undefined ? QUOTED_PRESENT : STATUS_BYTES[this.statusOf(viewIndex, i)]);
     }
     out.bytes(STAMPS);
     for (let i = 0; i < n; i++) {
       if (i) out.byte(COMMA);
-      const t = ts[i];
+      const t = ts === undefined ? NaN : ts[i];
       if (Number.isNaN(t)) {
-        out.bytes(ONE_EPOCH);
+        out.bytes(QUOTED_EPOCH);
         continue;
       }
       let text = stampText.get(t);
       if (text === undefined) stampText.set(t, (text = JSON.stringify(isoUtc(t))));
       out.raw(text);
     }
-    out.bytes(TAIL_END);
+    out.bytes(CLOSE);
   }
 
   /** toFeastJSONBuffer as text. */
@@ -206,14 +194,12 @@ const FIRST_VALUES = asciiBytes('{"values":[');
 const NEXT_VALUES = asciiBytes(',{"values":[');
 const STATUSES = asciiBytes('],"statuses":[');
 const STAMPS = asciiBytes('],"event_timestamps":[');
-const TAIL_END = asciiBytes("]}");
-const END = asciiBytes("]}");
-const ONE_PRESENT = asciiBytes('"PRESENT"');
-const MORE_PRESENT = asciiBytes(',"PRESENT"');
-const ONE_EPOCH = asciiBytes(`"${EPOCH}"`);
-const MORE_EPOCH = asciiBytes(`,"${EPOCH}"`);
+/** closes a column's object, and the results array with the whole answer */
+const CLOSE = asciiBytes("]}");
+const QUOTED_PRESENT = asciiBytes('"PRESENT"');
+const QUOTED_EPOCH = asciiBytes(`"${EPOCH}"`);
 const STATUS_BYTES: Record<FeatureStatus, Uint8Array> = {
-  PRESENT: ONE_PRESENT,
+  PRESENT: QUOTED_PRESENT,
   NOT_FOUND: asciiBytes('"NOT_FOUND"'),
   OUTSIDE_MAX_AGE: asciiBytes('"OUTSIDE_MAX_AGE"'),
 };

@@ -274,8 +274,9 @@ export class SqliteOnlineStore implements OnlineStore {
    * one blob: `<key length>:<key><frames length>:<frames>` per entity. group_concat is byte-exact on
    * blobs in a UTF-8 database. One blob per read, not one per entity: a read of 100 entities x 25 views
    * makes one JS value instead of 100 buffers (or 2,500 rows), and its p99 halves (1 entity's worth of
-   * allocation per read instead of 100). One entity and at most MAX_POINT_VIEWS views: point lookups,
-   * 15% less time in SQLite than the IN form for the 1 x 2-view read. Parameters: selectParams.
+   * allocation per read instead of 100). A one-entity read answers that entity's frames alone; with at
+   * most MAX_POINT_VIEWS views it is point lookups, 15% less time in SQLite than the IN form for the
+   * 1 x 2-view read. Parameters: selectParams.
    */
   private selectIn(table: string, size: number, views: number): Statement {
     let byShape = this.selects.get(table);
@@ -283,30 +284,26 @@ export class SqliteOnlineStore implements OnlineStore {
     // size < 2^20 (MAX_IN), views < 2^11 for any shape that is read
     const shape = size * 2048 + views;
     let s = byShape.get(shape);
-    if (!s && isPointRead(size, views)) {
+    if (s) return s;
+    const t = quoteIdent(table);
+    // a read of some of the table's views seeks just those rows of each entity
+    const ofViews = views === 0 ? "" : views === 1 ? " AND view = ?" : ` AND view IN (${"?,".repeat(views - 1)}?)`;
+    if (isPointRead(size, views)) {
       // one entity, a few of its views: point lookups of the primary key, no IN list (SQLite builds an
       // ephemeral index for one); parameters: (key, view) per view
-      const t = quoteIdent(table);
       const points = Array.from({ length: views }, () => `SELECT frame FROM ${t} WHERE entity_key = ? AND view = ?`).join(" UNION ALL ");
-      s = this.stmt(`SELECT CAST(group_concat(frame, '') AS BLOB) FROM (${points})`).pluck(true);
-      byShape.set(shape, s);
-    }
-    if (!s && size === 1) {
+      s = this.stmt(`SELECT CAST(group_concat(frame, '') AS BLOB) FROM (${points})`);
+    } else if (size === 1) {
       // one entity: its frames only (the caller knows the key), no GROUP BY
-      const t = quoteIdent(table);
-      const where = views === 0 ? "" : views === 1 ? " AND view = ?" : ` AND view IN (${"?,".repeat(views - 1)}?)`;
-      s = this.stmt(`SELECT CAST(group_concat(frame, '') AS BLOB) FROM ${t} WHERE entity_key = ?${where}`).pluck(true);
-      byShape.set(shape, s);
-    }
-    if (!s) {
-      const t = quoteIdent(table);
-      const where = `entity_key IN (${"?,".repeat(size - 1)}?)` + (views === 0 ? "" : views === 1 ? " AND view = ?" : ` AND view IN (${"?,".repeat(views - 1)}?)`);
+      s = this.stmt(`SELECT CAST(group_concat(frame, '') AS BLOB) FROM ${t} WHERE entity_key = ?${ofViews}`);
+    } else {
       s = this.stmt(
         `SELECT CAST(group_concat(octet_length(entity_key) || ':' || entity_key || octet_length(f) || ':' || f, '') AS BLOB) ` +
-          `FROM (SELECT entity_key, group_concat(frame, '') AS f FROM ${t} WHERE ${where} GROUP BY entity_key)`,
-      ).pluck(true);
-      byShape.set(shape, s);
+          `FROM (SELECT entity_key, group_concat(frame, '') AS f FROM ${t} WHERE entity_key IN (${"?,".repeat(size - 1)}?)${ofViews} GROUP BY entity_key)`,
+      );
     }
+    s.pluck(true);
+    byShape.set(shape, s);
     return s;
   }
 
