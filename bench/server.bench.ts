@@ -28,6 +28,8 @@ const SECONDS = Number(process.env.FSTORE_BENCH_SECONDS ?? 10);
 const ROUNDS = Number(process.env.FSTORE_BENCH_ROUNDS ?? 3);
 /** server processes (fs serve --workers); they share the 2 cores with the load generator */
 const WORKERS = Number(process.env.FSTORE_BENCH_WORKERS ?? 1);
+/** which cases run: FSTORE_BENCH_CASES=inprocess,1x250,100x250,ramp,1x20 (all by default) */
+const CASES = new Set((process.env.FSTORE_BENCH_CASES ?? "inprocess,1x250,100x250,ramp,1x20").split(","));
 const SELF = fileURLToPath(import.meta.url);
 const END = Date.parse("2026-01-01T00:00:00Z");
 
@@ -329,7 +331,7 @@ async function inProcess(kind: string, repo: string): Promise<void> {
 }
 
 async function benchStore(kind: "sqlite" | "redis", repo: string, floor: Child): Promise<void> {
-  await inProcess(kind, repo);
+  if (CASES.has("inprocess")) await inProcess(kind, repo);
   const fs = await startChild("feature", { FSTORE_BENCH_REPO: repo });
   try {
     console.log(`-- ${kind} online store, ${ENTITIES} entities, ${VIEWS} views x ${FEATURES} features, ${SECONDS} s per case, ${WORKERS} server process(es)`);
@@ -339,27 +341,35 @@ async function benchStore(kind: "sqlite" | "redis", repo: string, floor: Child):
       await load(fs.url, "/get-online-features", features, rows, { connections: 4, seconds: 2 });
     }
     // 1. one row, 250 features, at 1,000 requests/s
-    const one = await compare("1x250", fs, floor, ALL_FEATURES, 1, { connections: 8, rate: 1000 }, ROUNDS);
-    report(`${kind}: 1 row x 250 features @1000 req/s p99, median of ${ROUNDS} (${one.bytes} B)`, one.fs.p99, "ms", { baseline: one.floor.p99, baselineName: "bare node:http", target: "<= 1 ms", pass: one.fs.p99 <= 1 });
-    report(`${kind}: 1 row x 250 features @1000 req/s p50`, one.fs.p50, "ms", { baseline: one.floor.p50, baselineName: "bare node:http" });
-    // 2. 100 rows, 250 features, at 100 requests/s
-    const hundred = await compare("100x250", fs, floor, ALL_FEATURES, 100, { connections: 4, rate: 100 }, ROUNDS);
-    report(`${kind}: 100 rows x 250 features @100 req/s p99, median of ${ROUNDS} (${hundred.bytes} B)`, hundred.fs.p99, "ms", { baseline: hundred.floor.p99, baselineName: "bare node:http", target: "<= 15 ms", pass: hundred.fs.p99 <= 15 });
-    report(`${kind}: 100 rows x 250 features @100 req/s p50`, hundred.fs.p50, "ms", { baseline: hundred.floor.p50, baselineName: "bare node:http" });
-    // 3. the highest throughput of 1 x 250 with p99 <= 10 ms (closed loop, growing concurrency)
-    const best = { fs: 0, floor: 0, fsConn: 0, floorConn: 0 };
-    for (const connections of [1, 2, 4, 8, 16]) {
-      const r = await compare("ramp", fs, floor, ALL_FEATURES, 1, { connections, seconds: Math.max(3, Math.round(SECONDS / 2)) });
-      console.log(`  ramp c=${connections}: fstore ${r.fs.rps.toFixed(0)} req/s p99 ${r.fs.p99.toFixed(2)} ms | floor ${r.floor.rps.toFixed(0)} req/s p99 ${r.floor.p99.toFixed(2)} ms`);
-      if (r.fs.p99 <= 10 && r.fs.rps > best.fs) Object.assign(best, { fs: r.fs.rps, fsConn: connections });
-      if (r.floor.p99 <= 10 && r.floor.rps > best.floor) Object.assign(best, { floor: r.floor.rps, floorConn: connections });
-      if (r.fs.p99 > 10 && r.floor.p99 > 10) break;
+    if (CASES.has("1x250")) {
+      const one = await compare("1x250", fs, floor, ALL_FEATURES, 1, { connections: 8, rate: 1000 }, ROUNDS);
+      report(`${kind}: 1 row x 250 features @1000 req/s p99, median of ${ROUNDS} (${one.bytes} B)`, one.fs.p99, "ms", { baseline: one.floor.p99, baselineName: "bare node:http", target: "<= 1 ms", pass: one.fs.p99 <= 1 });
+      report(`${kind}: 1 row x 250 features @1000 req/s p50`, one.fs.p50, "ms", { baseline: one.floor.p50, baselineName: "bare node:http" });
     }
-    if (best.fs === 0) console.log(`${kind}: max 1 x 250 throughput with p99 <= 10 ms: none (p99 > 10 ms already at 1 connection) | bare node:http ${best.floor.toFixed(0)} req/s`);
-    else report(`${kind}: max 1 x 250 throughput with p99 <= 10 ms (c=${best.fsConn}/${best.floorConn})`, best.fs, "req/s", { baseline: best.floor, baselineName: "bare node:http" });
+    // 2. 100 rows, 250 features, at 100 requests/s
+    if (CASES.has("100x250")) {
+      const hundred = await compare("100x250", fs, floor, ALL_FEATURES, 100, { connections: 4, rate: 100 }, ROUNDS);
+      report(`${kind}: 100 rows x 250 features @100 req/s p99, median of ${ROUNDS} (${hundred.bytes} B)`, hundred.fs.p99, "ms", { baseline: hundred.floor.p99, baselineName: "bare node:http", target: "<= 15 ms", pass: hundred.fs.p99 <= 15 });
+      report(`${kind}: 100 rows x 250 features @100 req/s p50`, hundred.fs.p50, "ms", { baseline: hundred.floor.p50, baselineName: "bare node:http" });
+    }
+    // 3. the highest throughput of 1 x 250 with p99 <= 10 ms (closed loop, growing concurrency)
+    if (CASES.has("ramp")) {
+      const best = { fs: 0, floor: 0, fsConn: 0, floorConn: 0 };
+      for (const connections of [1, 2, 4, 8, 16]) {
+        const r = await compare("ramp", fs, floor, ALL_FEATURES, 1, { connections, seconds: Math.max(3, Math.round(SECONDS / 2)) });
+        console.log(`  ramp c=${connections}: fstore ${r.fs.rps.toFixed(0)} req/s p99 ${r.fs.p99.toFixed(2)} ms | floor ${r.floor.rps.toFixed(0)} req/s p99 ${r.floor.p99.toFixed(2)} ms`);
+        if (r.fs.p99 <= 10 && r.fs.rps > best.fs) Object.assign(best, { fs: r.fs.rps, fsConn: connections });
+        if (r.floor.p99 <= 10 && r.floor.rps > best.floor) Object.assign(best, { floor: r.floor.rps, floorConn: connections });
+        if (r.fs.p99 > 10 && r.floor.p99 > 10) break;
+      }
+      if (best.fs === 0) console.log(`${kind}: max 1 x 250 throughput with p99 <= 10 ms: none (p99 > 10 ms already at 1 connection) | bare node:http ${best.floor.toFixed(0)} req/s`);
+      else report(`${kind}: max 1 x 250 throughput with p99 <= 10 ms (c=${best.fsConn}/${best.floorConn})`, best.fs, "req/s", { baseline: best.floor, baselineName: "bare node:http" });
+    }
     // 4. one entity, 20 features: throughput
-    const twenty = await compare("1x20", fs, floor, TWENTY, 1, { connections: 16 });
-    report(`${kind}: 1 row x 20 features throughput (p99 ${twenty.fs.p99.toFixed(2)} ms)`, twenty.fs.rps, "req/s", { baseline: twenty.floor.rps, baselineName: "bare node:http", target: ">= 10000 req/s", pass: twenty.fs.rps >= 10_000 });
+    if (CASES.has("1x20")) {
+      const twenty = await compare("1x20", fs, floor, TWENTY, 1, { connections: 16 });
+      report(`${kind}: 1 row x 20 features throughput (p99 ${twenty.fs.p99.toFixed(2)} ms)`, twenty.fs.rps, "req/s", { baseline: twenty.floor.rps, baselineName: "bare node:http", target: ">= 10000 req/s", pass: twenty.fs.rps >= 10_000 });
+    }
   } finally {
     await stopChild(fs);
   }
