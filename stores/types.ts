@@ -58,6 +58,12 @@ export interface OnlineStore {
    * newer event time (ties: newer or equal created time wins). Returns the rows actually written.
    */
   write(project: string, view: FeatureViewSpec, batch: OnlineWriteBatch): Promise<number>;
+  /**
+   * Optional: several views' batches written atomically together, as `write` writes one; the rows written
+   * per batch, in order. Materialize uses it to write the views of the same entities a key range at a time,
+   * for stores that keep an entity's views side by side (SQLite); without it, it writes view by view.
+   */
+  writeViews?(project: string, batches: Array<{ view: FeatureViewSpec; batch: OnlineWriteBatch }>): Promise<number[]>;
   /** One result per request, in order. */
   read(project: string, requests: OnlineReadRequest[]): Promise<OnlineReadResult[]>;
   /** Throws when the store does not answer. */
