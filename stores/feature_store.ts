@@ -49,6 +49,11 @@ export interface MaterializeOptions {
   views?: string[];
   progress?: ProgressSink;
   batchSize?: number;
+  /**
+   * Views of the same entities are written together, this many rows at most at once (default 8,000,000):
+   * the offline store holds each one's sorted rows until they are written. Lower it to use less memory.
+   */
+  mergeRows?: number;
 }
 
 export type PushTarget = "online" | "offline" | "online_and_offline";
@@ -255,6 +260,7 @@ export class FeatureStore {
       online: await this.onlineStore(),
       progress: opts.progress ?? silentProgress,
       batchSize: opts.batchSize,
+      mergeRows: opts.mergeRows,
       recordInterval: (interval) => this.registry.addMaterialization(this.project, interval),
     });
     this.reloadNow();
