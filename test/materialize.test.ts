@@ -282,8 +282,8 @@ describe("materialize of several views of one entity", () => {
       const again = await store.materialize(new Date(T0 - 86400_000), new Date(T0), { batchSize: 64 });
       expect(again.views.map((v) => v.written)).toEqual(VIEWS.map((v) => USERS[v].length));
       expect((await store.getOnlineFeatures({ features: ALL, entities: { user_id: PROBE } })).toFeastJSON()).toEqual(res);
-      await store.teardown();
     } finally {
+      await store.teardown(); // Redis keys go even when the test fails
       await store.close();
     }
     if (answers.size === 2) expect(answers.get("redis")).toEqual(answers.get("sqlite"));
