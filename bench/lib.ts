@@ -17,28 +17,17 @@ export interface LatencyStats {
   mean: number;
 }
 
-/** Run `fn` `iterations` times after `warmup` runs; latencies in microseconds. */
-export async function measure(fn: () => unknown | Promise<unknown>, iterations: number, warmup = Math.min(200, iterations)): Promise<LatencyStats> {
-  for (let i = 0; i < warmup; i++) await fn();
-  const lat: number[] = new Array(iterations);
-  for (let i = 0; i < iterations; i++) {
-    const t = performance.now();
-    await fn();
-    lat[i] = (performance.now() - t) * 1000;
-  }
-  return latencyStats(lat);
-}
-
 /**
- * Like measure, with `gapMs` of sleep before each call, as a server at a modest request rate runs it: on
- * some virtual machines memory not touched for a millisecond costs far more than it did a moment ago (see
- * memoryProbe), and back-to-back calls hide that.
+ * Run `fn` `iterations` times after `warmup` runs; latencies in microseconds. With `gapMs`, each call
+ * waits that long first, as a server at a modest request rate runs it: on some virtual machines memory not
+ * touched for a millisecond costs far more than it did a moment ago (see memoryProbe), and back-to-back
+ * calls hide that.
  */
-export async function measurePaced(fn: () => unknown | Promise<unknown>, iterations: number, gapMs = 1, warmup = Math.min(200, iterations)): Promise<LatencyStats> {
+export async function measure(fn: () => unknown | Promise<unknown>, iterations: number, warmup = Math.min(200, iterations), gapMs = 0): Promise<LatencyStats> {
   for (let i = 0; i < warmup; i++) await fn();
   const lat: number[] = new Array(iterations);
   for (let i = 0; i < iterations; i++) {
-    await new Promise((r) => setTimeout(r, gapMs));
+    if (gapMs > 0) await new Promise((r) => setTimeout(r, gapMs));
     const t = performance.now();
     await fn();
     lat[i] = (performance.now() - t) * 1000;
@@ -59,7 +48,7 @@ export async function memoryProbe(): Promise<{ backToBack: LatencyStats; paced: 
     for (let k = 0; k < 8; k++) sink += buf[Math.floor(Math.random() * size)];
   };
   const backToBack = await measure(touch, 20_000, 2_000);
-  const paced = await measurePaced(touch, 2_000, 1, 0);
+  const paced = await measure(touch, 2_000, 0, 1);
   if (sink < 0) console.log(sink);
   return { backToBack, paced };
 }

@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { Redis } from "ioredis";
 import { SERVER_NODE_FLAGS } from "../adapters/server/defaults.js";
-import { measure, measurePaced, memoryProbe, performance, report } from "./lib.js";
+import { measure, memoryProbe, performance, report } from "./lib.js";
 import { type BodyTemplate, type LoadResult, runLoad } from "./loadgen.js";
 
 const VIEWS = 25;
@@ -313,18 +313,16 @@ async function inProcess(kind: string, repo: string): Promise<void> {
     ] as const) {
       const iterations = rows === 1 ? 3000 : 200;
       const read = await measure(() => store.getOnlineFeatures({ features, entities: { user_id: Array.from({ length: rows }, randomId) } }), iterations);
-      const full = await measure(async () => {
+      const readJson = async () => {
         const r = await store.getOnlineFeatures({ features, entities: { user_id: Array.from({ length: rows }, randomId) } });
         return r.toFeastJSONBuffer();
-      }, iterations);
+      };
+      const full = await measure(readJson, iterations);
       report(`${kind}: in process (no HTTP), ${name}: read+JSON p99`, full.p99 / 1000, "ms", { baseline: read.p99 / 1000, baselineName: "getOnlineFeatures alone" });
       report(`${kind}: in process (no HTTP), ${name}: read+JSON p50`, full.p50 / 1000, "ms", { baseline: read.p50 / 1000, baselineName: "getOnlineFeatures alone" });
       if (rows === 1 && features.length === ALL_FEATURES.length) {
         // the same calls 1 ms apart, as the 1,000 req/s case makes them
-        const paced = await measurePaced(async () => {
-          const r = await store.getOnlineFeatures({ features, entities: { user_id: [randomId()] } });
-          return r.toFeastJSONBuffer();
-        }, 2000);
+        const paced = await measure(readJson, 2000, undefined, 1);
         report(`${kind}: in process (no HTTP), ${name}, 1 ms apart: read+JSON p99`, paced.p99 / 1000, "ms", { baseline: full.p99 / 1000, baselineName: "back to back" });
       }
     }

@@ -8,11 +8,12 @@ import Database from "better-sqlite3";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ValidationError } from "../registry/errors.js";
-import type { Dtype, FeatureViewSpec, FieldSpec } from "../registry/types.js";
+import type { FeatureViewSpec } from "../registry/types.js";
 import { EntityKeyCodec, SchemaBook, encodeRows } from "../stores/online/codec.js";
 import { createOnlineStore, parseRedisConnectionString } from "../stores/online/index.js";
 import { READER_NAME } from "../stores/online/redis_reader.js";
 import type { OnlineReadRequest, OnlineReadResult, OnlineStore, OnlineWriteBatch } from "../stores/types.js";
+import { viewSpec as view } from "./repo_fixture.js";
 
 const PROJECT = "online_test";
 const REDIS_PREFIX = `fstore_test_${process.pid}_${Date.now()}`;
@@ -103,21 +104,6 @@ async function withProxiedRedisStore(name: string, opts: { chop?: boolean; dropF
   }
 }
 
-function view(name: string, entityColumns: Array<[string, Dtype]>, features: Array<[string, Dtype]>): FeatureViewSpec {
-  const f = (list: Array<[string, Dtype]>): FieldSpec[] => list.map(([n, dtype]) => ({ name: n, dtype }));
-  return {
-    name,
-    entities: entityColumns.map(([n]) => n.replace(/_id$/, "")),
-    entityColumns: f(entityColumns),
-    features: f(features),
-    ttlSeconds: 0,
-    source: { type: "file", name: `${name}_src`, path: "/nowhere.parquet", timestampField: "ts", fieldMapping: {}, description: "", tags: {} },
-    online: true,
-    tags: {},
-    description: "",
-    owner: "",
-  };
-}
 
 const allTypes = view(
   "all_types",

@@ -2,6 +2,7 @@
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Dtype, FeatureViewSpec, FieldSpec } from "../registry/types.js";
 import { writeParquet } from "../stores/offline/parquet.js";
 
 export const T0 = Date.parse("2024-01-01T00:00:00Z");
@@ -74,4 +75,21 @@ export async function writeRepo(dir: string, project = "test_repo", online?: str
     ],
     { item_id: "int64", event_timestamp: "timestamp", price: "float64" },
   );
+}
+
+/** A registered view's spec, built directly (no repo): entity and feature columns with their dtypes. */
+export function viewSpec(name: string, entityColumns: Array<[string, Dtype]>, features: Array<[string, Dtype]>): FeatureViewSpec {
+  const f = (list: Array<[string, Dtype]>): FieldSpec[] => list.map(([n, dtype]) => ({ name: n, dtype }));
+  return {
+    name,
+    entities: entityColumns.map(([n]) => n.replace(/_id$/, "")),
+    entityColumns: f(entityColumns),
+    features: f(features),
+    ttlSeconds: 0,
+    source: { type: "file", name: `${name}_src`, path: "/nowhere.parquet", timestampField: "ts", fieldMapping: {}, description: "", tags: {} },
+    online: true,
+    tags: {},
+    description: "",
+    owner: "",
+  };
 }
