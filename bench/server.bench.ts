@@ -7,11 +7,13 @@
 //
 //   npm run bench -- server            FSTORE_BENCH_ENTITIES=100000 FSTORE_BENCH_SECONDS=5 npm run bench -- server
 //   FSTORE_BENCH_WORKERS=2 (server processes)  FSTORE_BENCH_STORES=sqlite|redis  FSTORE_BENCH_ROUNDS=3
+//   FSTORE_BENCH_THROUGHPUT_WORKERS=N: the throughput cases (ramp, 1x20) run again with N server processes,
+//   fstore's and the floor's alike (`fs serve --workers 0`: one per core; default the core count, 0 = skip)
 import { type ChildProcess, fork } from "node:child_process";
 import cluster from "node:cluster";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DuckDBInstance } from "@duckdb/node-api";
@@ -28,6 +30,14 @@ const SECONDS = Number(process.env.FSTORE_BENCH_SECONDS ?? 10);
 const ROUNDS = Number(process.env.FSTORE_BENCH_ROUNDS ?? 3);
 /** server processes (fs serve --workers); they share the 2 cores with the load generator */
 const WORKERS = Number(process.env.FSTORE_BENCH_WORKERS ?? 1);
+/**
+ * Server processes for a second pass of the throughput cases: one per core, as `fs serve --workers 0`
+ * runs. One Node process serves on one core; a throughput figure from one process on a 2-core machine
+ * leaves a core to the load generator and idle time.
+ */
+const THROUGHPUT_WORKERS = Number(process.env.FSTORE_BENCH_THROUGHPUT_WORKERS ?? availableParallelism());
+/** in a server child: how many processes serve (set per child by startChild) */
+const PROCESSES = Number(process.env.FSTORE_BENCH_PROCESSES ?? WORKERS);
 /** which cases run: FSTORE_BENCH_CASES=inprocess,1x250,100x250,ramp,1x20 (all by default) */
 const CASES = new Set((process.env.FSTORE_BENCH_CASES ?? "inprocess,1x250,100x250,ramp,1x20").split(","));
 const SELF = fileURLToPath(import.meta.url);
@@ -59,8 +69,8 @@ async function childMain(mode: ChildMode): Promise<void> {
       void runLoad({ ...job, body: bodyTemplate(job.features, job.rows) }).then((result) => process.send!({ result }));
     });
     url = "-";
-  } else if (mode === "feature" && WORKERS > 1 && cluster.isPrimary) {
-    // as `fs serve --workers N`: N processes share one port
+  } else if (PROCESSES > 1 && cluster.isPrimary) {
+    // as `fs serve --workers N`: N processes share one port (the floor's too, in the multi-process pass)
     const probe = createServer();
     await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
     const port = (probe.address() as { port: number }).port;
@@ -68,12 +78,27 @@ async function childMain(mode: ChildMode): Promise<void> {
     let up = 0;
     await new Promise<void>((resolve) => {
       cluster.on("listening", () => {
-        if (++up === WORKERS) resolve();
+        if (++up === PROCESSES) resolve();
       });
-      for (let i = 0; i < WORKERS; i++) cluster.fork({ FSTORE_BENCH_PORT: String(port) });
+      for (let i = 0; i < PROCESSES; i++) cluster.fork({ FSTORE_BENCH_PORT: String(port) });
     });
     url = `http://127.0.0.1:${port}`;
-    process.on("message", (m: { stop?: boolean }) => {
+    process.on("message", (m: { path?: string; body?: string; stop?: boolean }) => {
+      if (m.path !== undefined) {
+        // a floor body goes to every process; acknowledged once all have it
+        const workers = Object.values(cluster.workers ?? {});
+        let left = workers.length;
+        for (const w of workers) {
+          const on = (r: { ack?: string }) => {
+            if (r.ack !== m.path) return;
+            w?.off("message", on);
+            if (--left === 0) process.send!({ ack: m.path });
+          };
+          w?.on("message", on);
+          w?.send(m);
+        }
+        return;
+      }
       if (!m.stop) return;
       const alive = Object.values(cluster.workers ?? {});
       let left = alive.length;
@@ -114,9 +139,10 @@ async function childMain(mode: ChildMode): Promise<void> {
         res.end(b);
       });
     });
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    await new Promise<void>((r) => server.listen(Number(process.env.FSTORE_BENCH_PORT ?? 0), "127.0.0.1", r));
     const a = server.address() as { port: number };
     url = `http://127.0.0.1:${a.port}`;
+    if (cluster.isWorker) return;
   }
   process.send!({ url });
 }
@@ -336,16 +362,22 @@ async function inProcess(kind: string, repo: string): Promise<void> {
   }
 }
 
+/**
+ * A fresh server first runs every request shape for a while (JIT tiers, caches, schema compiles), as one
+ * in service would have; each case then warms up for another second before it is measured.
+ */
+async function warmUp(fs: Child): Promise<void> {
+  for (const [features, rows] of [[ALL_FEATURES, 1], [ALL_FEATURES, 100], [TWENTY, 1]] as const) {
+    await load(fs.url, "/get-online-features", features, rows, { connections: 4, seconds: 2 });
+  }
+}
+
 async function benchStore(kind: "sqlite" | "redis", repo: string, floor: Child): Promise<void> {
   if (CASES.has("inprocess")) await inProcess(kind, repo);
   const fs = await startChild("feature", { FSTORE_BENCH_REPO: repo });
   try {
     console.log(`-- ${kind} online store, ${ENTITIES} entities, ${VIEWS} views x ${FEATURES} features, ${SECONDS} s per case, ${WORKERS} server process(es)`);
-    // a fresh server first runs every request shape for a while (JIT tiers, caches, schema compiles), as
-    // one in service would have; each case then warms up for another second before it is measured
-    for (const [features, rows] of [[ALL_FEATURES, 1], [ALL_FEATURES, 100], [TWENTY, 1]] as const) {
-      await load(fs.url, "/get-online-features", features, rows, { connections: 4, seconds: 2 });
-    }
+    await warmUp(fs);
     // 1. one row, 250 features, at 1,000 requests/s
     if (CASES.has("1x250")) {
       const one = await compare("1x250", fs, floor, ALL_FEATURES, 1, { connections: 8, rate: 1000 }, ROUNDS);
@@ -358,26 +390,45 @@ async function benchStore(kind: "sqlite" | "redis", repo: string, floor: Child):
       report(`${kind}: 100 rows x 250 features @100 req/s p99, median of ${ROUNDS} (${hundred.bytes} B)`, hundred.fs.p99, "ms", { baseline: hundred.floor.p99, baselineName: "bare node:http", target: "<= 15 ms", pass: hundred.fs.p99 <= 15 });
       report(`${kind}: 100 rows x 250 features @100 req/s p50`, hundred.fs.p50, "ms", { baseline: hundred.floor.p50, baselineName: "bare node:http" });
     }
-    // 3. the highest throughput of 1 x 250 with p99 <= 10 ms (closed loop, growing concurrency)
-    if (CASES.has("ramp")) {
-      const best = { fs: 0, floor: 0, fsConn: 0, floorConn: 0 };
-      for (const connections of [1, 2, 4, 8, 16]) {
-        const r = await compare("ramp", fs, floor, ALL_FEATURES, 1, { connections, seconds: Math.max(3, Math.round(SECONDS / 2)) });
-        console.log(`  ramp c=${connections}: fstore ${r.fs.rps.toFixed(0)} req/s p99 ${r.fs.p99.toFixed(2)} ms | floor ${r.floor.rps.toFixed(0)} req/s p99 ${r.floor.p99.toFixed(2)} ms`);
-        if (r.fs.p99 <= 10 && r.fs.rps > best.fs) Object.assign(best, { fs: r.fs.rps, fsConn: connections });
-        if (r.floor.p99 <= 10 && r.floor.rps > best.floor) Object.assign(best, { floor: r.floor.rps, floorConn: connections });
-        if (r.fs.p99 > 10 && r.floor.p99 > 10) break;
-      }
-      if (best.fs === 0) console.log(`${kind}: max 1 x 250 throughput with p99 <= 10 ms: none (p99 > 10 ms already at 1 connection) | bare node:http ${best.floor.toFixed(0)} req/s`);
-      else report(`${kind}: max 1 x 250 throughput with p99 <= 10 ms (c=${best.fsConn}/${best.floorConn})`, best.fs, "req/s", { baseline: best.floor, baselineName: "bare node:http" });
-    }
-    // 4. one entity, 20 features: throughput
-    if (CASES.has("1x20")) {
-      const twenty = await compare("1x20", fs, floor, TWENTY, 1, { connections: 16 });
-      report(`${kind}: 1 row x 20 features throughput (p99 ${twenty.fs.p99.toFixed(2)} ms)`, twenty.fs.rps, "req/s", { baseline: twenty.floor.rps, baselineName: "bare node:http", target: ">= 10000 req/s", pass: twenty.fs.rps >= 10_000 });
-    }
+    await throughputCases(kind, fs, floor, WORKERS);
   } finally {
     await stopChild(fs);
+  }
+  if (THROUGHPUT_WORKERS > WORKERS && (CASES.has("ramp") || CASES.has("1x20"))) {
+    const env = { FSTORE_BENCH_PROCESSES: String(THROUGHPUT_WORKERS) };
+    const many = await startChild("feature", { FSTORE_BENCH_REPO: repo, ...env });
+    const manyFloor = await startChild("floor", env);
+    try {
+      console.log(`-- ${kind}: throughput with ${THROUGHPUT_WORKERS} server processes (fs serve --workers ${THROUGHPUT_WORKERS}), and a floor of as many`);
+      await warmUp(many);
+      await throughputCases(kind, many, manyFloor, THROUGHPUT_WORKERS);
+    } finally {
+      await stopChild(many);
+      await stopChild(manyFloor);
+    }
+  }
+}
+
+/** The throughput cases (3 and 4) against a feature server and a floor of `processes` processes each. */
+async function throughputCases(kind: string, fs: Child, floor: Child, processes: number): Promise<void> {
+  const procs = processes === 1 ? "1 process" : `${processes} processes`;
+  // 3. the highest throughput of 1 x 250 with p99 <= 10 ms (closed loop, growing concurrency)
+  if (CASES.has("ramp")) {
+    const best = { fs: 0, floor: 0, fsConn: 0, floorConn: 0 };
+    for (const connections of [1, 2, 4, 8, 16]) {
+      const r = await compare("ramp", fs, floor, ALL_FEATURES, 1, { connections, seconds: Math.max(3, Math.round(SECONDS / 2)) });
+      console.log(`  ramp ${procs} c=${connections}: fstore ${r.fs.rps.toFixed(0)} req/s p99 ${r.fs.p99.toFixed(2)} ms | floor ${r.floor.rps.toFixed(0)} req/s p99 ${r.floor.p99.toFixed(2)} ms`);
+      if (r.fs.p99 <= 10 && r.fs.rps > best.fs) Object.assign(best, { fs: r.fs.rps, fsConn: connections });
+      if (r.floor.p99 <= 10 && r.floor.rps > best.floor) Object.assign(best, { floor: r.floor.rps, floorConn: connections });
+      if (r.fs.p99 > 10 && r.floor.p99 > 10) break;
+    }
+    if (best.fs === 0) console.log(`${kind}: max 1 x 250 throughput with p99 <= 10 ms, ${procs}: none (p99 > 10 ms already at 1 connection) | bare node:http ${best.floor.toFixed(0)} req/s`);
+    else report(`${kind}: max 1 x 250 throughput with p99 <= 10 ms, ${procs} (c=${best.fsConn}/${best.floorConn})`, best.fs, "req/s", { baseline: best.floor, baselineName: "bare node:http" });
+  }
+  // 4. one entity, 20 features: throughput
+  if (CASES.has("1x20")) {
+    const twenty = await compare("1x20", fs, floor, TWENTY, 1, { connections: 16 });
+    report(`${kind}: 1 row x 20 features throughput, ${procs} (p99 ${twenty.fs.p99.toFixed(2)} ms)`, twenty.fs.rps, "req/s", { baseline: twenty.floor.rps, baselineName: "bare node:http", target: ">= 10000 req/s", pass: twenty.fs.rps >= 10_000 });
   }
 }
 
