@@ -21,6 +21,18 @@ export interface RedisOnlineConfig {
 
 export type OnlineStoreConfig = SqliteOnlineConfig | RedisOnlineConfig;
 
+/** DuckDB settings of the offline store; unset ones keep DuckDB's defaults (80% of RAM, a thread per core). */
+export interface DuckDBOfflineConfig {
+  type: "duckdb";
+  /** DuckDB's memory_limit, e.g. "4GB"; past it DuckDB spills what it can to temp_directory */
+  memoryLimit?: string;
+  /** memoryLimit in bytes */
+  memoryLimitBytes?: number;
+  /** absolute path of DuckDB's temp_directory (where it spills) */
+  tempDirectory?: string;
+  threads?: number;
+}
+
 export interface RepoConfig {
   /** absolute path of the repo folder */
   repoPath: string;
@@ -30,7 +42,7 @@ export interface RepoConfig {
   registryTtlSeconds: number;
   provider: string;
   onlineStore: OnlineStoreConfig;
-  offlineStore: { type: "duckdb" };
+  offlineStore: DuckDBOfflineConfig;
   entityKeySerializationVersion: number;
 }
 
@@ -99,8 +111,24 @@ export function parseRepoConfig(raw: Raw, repo: string, file = CONFIG_FILE): Rep
   }
 
   const off = (raw.offline_store ?? { type: "duckdb" }) as Raw;
+  if (typeof off !== "object" || off === null || Array.isArray(off)) throw new ValidationError(`${file}: "offline_store" must be a mapping with "type"`);
   const offType = str(off, "type", `${file} offline_store`, "duckdb");
   if (offType !== "duckdb" && offType !== "file") throw new ValidationError(`${file}: offline_store.type "${offType}" is not supported (expected duckdb or file)`);
+  const offlineStore: DuckDBOfflineConfig = { type: "duckdb" };
+  if (off.memory_limit !== undefined) {
+    const limit = String(off.memory_limit);
+    const bytes = parseByteSize(limit);
+    if (bytes === undefined) throw new ValidationError(`${file}: offline_store.memory_limit ${JSON.stringify(off.memory_limit)} is not a size: expected e.g. "512MB", "4GB" or "2GiB"`);
+    if (bytes < 64 * 2 ** 20) throw new ValidationError(`${file}: offline_store.memory_limit "${limit}" is below 64MB, too little for DuckDB to run queries`);
+    offlineStore.memoryLimit = limit;
+    offlineStore.memoryLimitBytes = bytes;
+  }
+  if (off.temp_directory !== undefined) offlineStore.tempDirectory = abs(str(off, "temp_directory", `${file} offline_store`));
+  if (off.threads !== undefined) {
+    const threads = Number(off.threads);
+    if (!Number.isInteger(threads) || threads < 1) throw new ValidationError(`${file}: offline_store.threads must be a whole number >= 1, got ${JSON.stringify(off.threads)}`);
+    offlineStore.threads = threads;
+  }
 
   const v = raw.entity_key_serialization_version === undefined ? 3 : Number(raw.entity_key_serialization_version);
   return {
@@ -110,7 +138,16 @@ export function parseRepoConfig(raw: Raw, repo: string, file = CONFIG_FILE): Rep
     registryTtlSeconds,
     provider: typeof raw.provider === "string" ? raw.provider : "local",
     onlineStore,
-    offlineStore: { type: "duckdb" },
+    offlineStore,
     entityKeySerializationVersion: v,
   };
+}
+
+const BYTE_UNITS: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
+
+/** "4GB", "512 MiB", "1.5gb" -> bytes (DuckDB's units: KB = 1000, KiB = 1024); undefined if not a size. */
+export function parseByteSize(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$/i.exec(text);
+  const unit = m ? BYTE_UNITS[m[2].toLowerCase()] : undefined;
+  return m && unit !== undefined ? Math.floor(Number(m[1]) * unit) : undefined;
 }

@@ -1,13 +1,13 @@
 // The FeatureStore facade: what services, the CLI and the HTTP server all call.
 
-import { loadRepoConfig, type RepoConfig } from "../registry/config.js";
-import { NotFoundError, ValidationError } from "../registry/errors.js";
+import { CONFIG_FILE, loadRepoConfig, type RepoConfig } from "../registry/config.js";
+import { FstoreError, NotFoundError, ValidationError, errorMessage } from "../registry/errors.js";
 import { loadRepoDefinitions } from "../registry/loader.js";
 import { type Plan, compileDefinitions, diff } from "../registry/plan.js";
 import { Registry } from "../registry/registry.js";
 import { toEpochMs } from "../registry/time.js";
 import type { FeatureServiceSpec, FeatureViewSpec, RegistryContents } from "../registry/types.js";
-import { type MaterializeReport, materializeViews } from "./materialize.js";
+import { type MaterializeReport, defaultMergeRows, materializeViews } from "./materialize.js";
 
 export type { MaterializeReport };
 import { OnlineResponse } from "./online_response.js";
@@ -50,8 +50,9 @@ export interface MaterializeOptions {
   progress?: ProgressSink;
   batchSize?: number;
   /**
-   * Views of the same entities are written together, this many rows at most at once (default 8,000,000):
-   * the offline store holds each one's sorted rows until they are written. Lower it to use less memory.
+   * Views of the same entities are written together, this many rows at most at once (default: what fits
+   * in offline_store.memory_limit at 250 bytes a row, or 8,000,000 without a limit): the offline store
+   * holds each one's sorted rows until they are written. Lower it to use less memory.
    */
   mergeRows?: number;
 }
@@ -118,7 +119,7 @@ export class FeatureStore {
 
   async offlineStore(): Promise<OfflineStore> {
     this.offline ??= import("./offline/duckdb.js")
-      .then(({ createDuckDBOfflineStore }) => createDuckDBOfflineStore())
+      .then(({ createDuckDBOfflineStore }) => createDuckDBOfflineStore(this.config.offlineStore))
       .catch((e: unknown) => {
         this.offline = null;
         throw e;
@@ -254,15 +255,28 @@ export class FeatureStore {
   }
 
   private async runMaterialize(jobs: Array<{ view: FeatureViewSpec; startMs: number; endMs: number }>, opts: MaterializeOptions): Promise<MaterializeReport> {
-    const report = await materializeViews(jobs, {
-      project: this.project,
-      offline: await this.offlineStore(),
-      online: await this.onlineStore(),
-      progress: opts.progress ?? silentProgress,
-      batchSize: opts.batchSize,
-      mergeRows: opts.mergeRows,
-      recordInterval: (interval) => this.registry.addMaterialization(this.project, interval),
-    });
+    let report: MaterializeReport;
+    try {
+      report = await materializeViews(jobs, {
+        project: this.project,
+        offline: await this.offlineStore(),
+        online: await this.onlineStore(),
+        progress: opts.progress ?? silentProgress,
+        batchSize: opts.batchSize,
+        mergeRows: opts.mergeRows ?? defaultMergeRows(this.config.offlineStore.memoryLimitBytes),
+        recordInterval: (interval) => this.registry.addMaterialization(this.project, interval),
+      });
+    } catch (e) {
+      // DuckDB's own message names neither the setting nor the way out
+      if (/Out of Memory Error/i.test(errorMessage(e))) {
+        const limit = this.config.offlineStore.memoryLimit;
+        throw new FstoreError(
+          `materialize: the offline store (DuckDB) ran out of memory${limit ? ` under offline_store.memory_limit ${limit}` : ""}: raise offline_store.memory_limit in ${CONFIG_FILE}, or merge fewer rows at once (MaterializeOptions.mergeRows). DuckDB said: ${errorMessage(e)}`,
+          { cause: e },
+        );
+      }
+      throw e;
+    }
     this.reloadNow();
     return report;
   }

@@ -2,11 +2,12 @@
 // and the whole path through FeatureStore.materialize on real parquet, DuckDB, SQLite and Redis.
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { DuckDBInstance } from "@duckdb/node-api";
 import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import type { Dtype, FeatureViewSpec } from "../registry/types.js";
 import { FeatureStore } from "../stores/feature_store.js";
-import { alignByKey, openStream, sliceBatch } from "../stores/materialize.js";
+import { alignByKey, defaultMergeRows, openStream, sliceBatch } from "../stores/materialize.js";
 import { writeParquet } from "../stores/offline/parquet.js";
 import { createOnlineStore } from "../stores/online/index.js";
 import { sqliteTableName } from "../stores/online/sqlite.js";
@@ -322,6 +323,55 @@ describe("materialize of several views of one entity", () => {
       expect(report.views.map((v) => v.rows)).toEqual(VIEWS.map((v) => USERS[v].length));
       const res = (await store.getOnlineFeatures({ features: ALL, entities: { user_id: PROBE } })).toFeastJSON();
       expect(res.results.slice(1).map((r) => r.values)).toEqual(expected());
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe("materialize under offline_store.memory_limit", () => {
+  it("sizes merged parts to fit the limit: what runs out of memory in one part completes in parts", async () => {
+    expect([defaultMergeRows(), defaultMergeRows(1e9), defaultMergeRows(64 * 2 ** 20), defaultMergeRows(1e6)]).toEqual([8_000_000, 4_000_000, 268_435, 65_536]);
+    const dir = join(tmp.dir, "repo_limited");
+    mkdirSync(join(dir, "data"), { recursive: true });
+    const n = 250_000;
+    const names = ["a", "b", "c", "d"];
+    writeFileSync(
+      join(dir, "feature_store.yaml"),
+      `project: mat_limited\nregistry: data/registry.db\nonline_store:\n  type: sqlite\n  path: data/online.db\noffline_store:\n  type: duckdb\n  memory_limit: 64MiB\n  threads: 1\n`,
+    );
+    const fields = (v: string) => Array.from({ length: 6 }, (_, f) => `new Field({ name: "${v}${f}", dtype: "float64" })`).join(", ");
+    writeFileSync(
+      join(dir, "features.ts"),
+      `import { Entity, FeatureView, Field, FileSource } from "fstore";\nexport const user = new Entity({ name: "user", joinKeys: ["user_id"], valueType: "int64" });\n` +
+        names.map((v) => `export const ${v} = new FeatureView({ name: "view_${v}", entities: [user], ttl: 0, schema: [${fields(v)}], source: new FileSource({ path: "data/${v}.parquet", timestampField: "ts" }) });`).join("\n"),
+    );
+    const db = await DuckDBInstance.create(":memory:");
+    const c = await db.connect();
+    try {
+      for (const v of names) {
+        const cols = Array.from({ length: 6 }, (_, f) => `random() AS ${v}${f}`).join(", ");
+        await c.run(`COPY (SELECT range AS user_id, TIMESTAMP '2025-06-01' AS ts, ${cols} FROM range(${n})) TO '${join(dir, `data/${v}.parquet`)}' (FORMAT parquet)`);
+      }
+    } finally {
+      c.closeSync();
+      db.closeSync();
+    }
+    const store = await FeatureStore.open(dir);
+    try {
+      await store.apply();
+      // 1M rows in one part need ~150 MB of DuckDB memory: past the limit, and the error says what to do
+      await expect(store.materialize(0, new Date("2026-01-01"), { mergeRows: 1e9 })).rejects.toThrow(/ran out of memory under offline_store\.memory_limit 64MiB: raise offline_store\.memory_limit/);
+      // by default a part holds what fits in 64 MiB: one view each
+      const labels: string[] = [];
+      const report = await store.materialize(0, new Date("2026-01-01"), { progress: { start: (label: string) => labels.push(label), tick: () => undefined, stop: () => undefined } });
+      expect(labels).toEqual(["view_a", "view_b", "view_c", "view_d"]);
+      expect(report.views.map((v) => v.rows)).toEqual([n, n, n, n]);
+      const res = await store.getOnlineFeatures({ features: ["view_a:a0", "view_d:d5"], entities: { user_id: [0, n - 1, n] } });
+      expect(res.toFeastJSON().results.slice(1).map((r) => r.statuses)).toEqual([
+        ["PRESENT", "PRESENT", "NOT_FOUND"],
+        ["PRESENT", "PRESENT", "NOT_FOUND"],
+      ]);
     } finally {
       await store.close();
     }

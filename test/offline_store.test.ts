@@ -7,6 +7,7 @@ import { DuckDBInstance } from "@duckdb/node-api";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ValidationError } from "../registry/errors.js";
 import type { FeatureViewSpec, FieldSpec, FileSourceSpec } from "../registry/types.js";
+import { Duck } from "../stores/offline/db.js";
 import { createDuckDBOfflineStore } from "../stores/offline/duckdb.js";
 import { writeParquet } from "../stores/offline/parquet.js";
 import type { ColumnBatch, OfflineStore } from "../stores/types.js";
@@ -290,5 +291,25 @@ describe("writeParquet", () => {
   it("names the column and row of a bad value, and untyped columns", async () => {
     await expect(writeParquet(join(dir, "x.parquet"), [{ id: 1.5 }], { id: "int64" })).rejects.toThrow('writing ' + join(dir, "x.parquet") + ': column "id" row 0: expected an integer (int64), got number 1.5');
     await expect(writeParquet(join(dir, "x.parquet"), [{ id: 1, extra: 2 }], { id: "int64" })).rejects.toThrow(/row 0 has column "extra" with no type/);
+  });
+});
+
+describe("DuckDB settings (feature_store.yaml offline_store)", () => {
+  it("applies memory_limit, threads and temp_directory to the instance, and queries run under them", async () => {
+    const spill = join(dir, "spill");
+    const duck = await Duck.create({ memoryLimitBytes: 256 * 2 ** 20, threads: 1, tempDirectory: spill });
+    try {
+      const [s] = await duck.rows("SELECT current_setting('memory_limit') AS m, current_setting('threads') AS t, current_setting('temp_directory') AS d");
+      expect(s).toEqual({ m: "256.0 MiB", t: 1n, d: spill });
+    } finally {
+      await duck.close();
+    }
+    const limited = await createDuckDBOfflineStore({ memoryLimitBytes: 128 * 2 ** 20, threads: 1 });
+    try {
+      const pulled = await limited.pullLatest(stats, ms("2024-01-01T00:00:00"), ms("2024-01-03T00:00:00"));
+      expect(await collect(pulled.batches)).toEqual(await collect((await store.pullLatest(stats, ms("2024-01-01T00:00:00"), ms("2024-01-03T00:00:00"))).batches));
+    } finally {
+      await limited.close();
+    }
   });
 });

@@ -6,6 +6,7 @@ import { Entity, FeatureService, FeatureView, Field, FileSource } from "../index
 import { ValidationError } from "../registry/errors.js";
 import { formatPlan } from "../registry/plan.js";
 import { Registry } from "../registry/registry.js";
+import { parseByteSize, parseRepoConfig } from "../registry/config.js";
 import { isoUtc, parseTtl, toEpochMs } from "../registry/time.js";
 import { FeatureStore } from "../stores/feature_store.js";
 import { DEFINITIONS, tempDir, writeRepo } from "./repo_fixture.js";
@@ -150,5 +151,30 @@ describe("plan and apply", () => {
     writeFileSync(yamlPath, "registry: data/registry.db\n");
     await expect(FeatureStore.open(dir)).rejects.toThrow(/"project" is required/);
     await expect(FeatureStore.open(join(dir, "missing"))).rejects.toThrow(ValidationError);
+  });
+});
+
+describe("feature_store.yaml offline_store", () => {
+  const parse = (offline: unknown) => parseRepoConfig({ project: "p", offline_store: offline }, "/repo", "feature_store.yaml");
+
+  it("takes DuckDB's memory_limit, temp_directory (relative to the repo) and threads", () => {
+    expect(parse({ type: "duckdb", memory_limit: "4GB", temp_directory: "data/spill", threads: 2 }).offlineStore).toEqual({
+      type: "duckdb",
+      memoryLimit: "4GB",
+      memoryLimitBytes: 4e9,
+      tempDirectory: "/repo/data/spill",
+      threads: 2,
+    });
+    expect(parse(undefined).offlineStore).toEqual({ type: "duckdb" });
+    expect([parseByteSize("512MB"), parseByteSize("2 GiB"), parseByteSize("1.5gb"), parseByteSize("64MiB")]).toEqual([512e6, 2 ** 31, 1.5e9, 2 ** 26]);
+    expect([parseByteSize("lots"), parseByteSize("4"), parseByteSize("4 GX")]).toEqual([undefined, undefined, undefined]);
+  });
+
+  it("rejects bad settings with the key at fault", () => {
+    expect(() => parse({ type: "duckdb", memory_limit: "lots" })).toThrow(/offline_store\.memory_limit "lots" is not a size: expected e\.g\. "512MB"/);
+    expect(() => parse({ type: "duckdb", memory_limit: "10MB" })).toThrow(/offline_store\.memory_limit "10MB" is below 64MB/);
+    expect(() => parse({ type: "duckdb", threads: 0 })).toThrow(/offline_store\.threads must be a whole number >= 1, got 0/);
+    expect(() => parse({ type: "duckdb", threads: "many" })).toThrow(/offline_store\.threads/);
+    expect(() => parse("duckdb")).toThrow(/"offline_store" must be a mapping/);
   });
 });

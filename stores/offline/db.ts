@@ -8,6 +8,13 @@ export interface ColumnInfo {
   type: string;
 }
 
+/** Instance settings (feature_store.yaml offline_store); unset ones keep DuckDB's defaults. */
+export interface DuckSettings {
+  memoryLimitBytes?: number;
+  tempDirectory?: string;
+  threads?: number;
+}
+
 export class Duck {
   private queue: Promise<unknown> = Promise.resolve();
   private counter = 0;
@@ -18,9 +25,14 @@ export class Duck {
     private readonly conn: DuckDBConnection,
   ) {}
 
-  static async create(): Promise<Duck> {
+  static async create(settings: DuckSettings = {}): Promise<Duck> {
     // never download extensions at query time (offline machines, reproducible runs); installed ones still load
-    const instance = await DuckDBInstance.create(":memory:", { autoinstall_known_extensions: "false" });
+    const options: Record<string, string> = { autoinstall_known_extensions: "false" };
+    // in KiB: DuckDB's own units, whatever spelling feature_store.yaml used
+    if (settings.memoryLimitBytes !== undefined) options.memory_limit = `${Math.floor(settings.memoryLimitBytes / 1024)}KiB`;
+    if (settings.tempDirectory !== undefined) options.temp_directory = settings.tempDirectory;
+    if (settings.threads !== undefined) options.threads = String(settings.threads);
+    const instance = await DuckDBInstance.create(":memory:", options);
     const conn = await instance.connect();
     await setUtc(conn);
     return new Duck(instance, conn);

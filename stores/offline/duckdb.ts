@@ -8,7 +8,7 @@ import { ValidationError } from "../../registry/errors.js";
 import { batchSourceOf, type FeatureViewSpec, type FileSourceSpec } from "../../registry/types.js";
 import type { ColumnBatch, HistoricalRequest, OfflineStore, PullLatestResult, RetrievalJob } from "../types.js";
 import { batchesToArrow } from "./arrow.js";
-import { Duck, type ColumnInfo } from "./db.js";
+import { Duck, type ColumnInfo, type DuckSettings } from "./db.js";
 import { compatibleWithDtype, describeColumns, joinTypesComparable, listElementType, typeFamily, type TypeFamily } from "./duck_types.js";
 import { loadEntityDf } from "./entity_df.js";
 import { loadColumns, prepareColumn, type ColumnTarget } from "./load.js";
@@ -179,7 +179,7 @@ class DuckDBOfflineStore implements OfflineStore {
       { name: "__event_ts", kind: "f64", duckType: "DOUBLE", expr: "CAST(epoch_ms(__ts) AS DOUBLE) AS __event_ts" },
       { name: "__created_ts", kind: "f64", duckType: "DOUBLE", expr: "coalesce(CAST(epoch_ms(__cr) AS DOUBLE), 0) AS __created_ts" },
     ];
-    return countedBatches(this.duck, setup, "SELECT count(*) FROM __fstore_winners", readSql(plan, `(${latest})`), plan, opts.batchSize ?? DEFAULT_BATCH);
+    return countedBatches(this.duck, setup, "SELECT count(*) FROM __fstore_winners", readSql(plan, `(${latest})`), plan, opts.batchSize ?? DEFAULT_BATCH, ["DROP TABLE IF EXISTS __fstore_winners"]);
   }
 
   async validateView(view: FeatureViewSpec): Promise<void> {
@@ -272,7 +272,7 @@ class DuckDBOfflineStore implements OfflineStore {
   }
 }
 
-/** An offline store over one in-memory DuckDB instance; close() releases it. */
-export async function createDuckDBOfflineStore(): Promise<OfflineStore> {
-  return new DuckDBOfflineStore(await Duck.create());
+/** An offline store over one in-memory DuckDB instance (settings: feature_store.yaml offline_store); close() releases it. */
+export async function createDuckDBOfflineStore(settings: DuckSettings = {}): Promise<OfflineStore> {
+  return new DuckDBOfflineStore(await Duck.create(settings));
 }

@@ -191,23 +191,28 @@ async function* chunksToBatches(nextChunk: () => Promise<DuckDBDataChunk | null>
   };
   // the next chunk is fetched (in DuckDB's threads) while this one is converted and its batches consumed
   let pending = nextChunk();
-  for (;;) {
-    const chunk = await pending;
-    if (!chunk || chunk.rowCount === 0) break;
-    pending = nextChunk();
-    // a consumer that stops early leaves this fetch unawaited: keep its failure from going unhandled
-    pending.catch(() => undefined);
-    const rows = chunk.rowCount;
-    let from = 0;
-    while (from < rows) {
-      const n = Math.min(rows - from, batchSize - filled);
-      for (let j = 0; j < builders.length; j++) builders[j].fill(chunk, j, from, n, filled);
-      filled += n;
-      from += n;
-      if (filled === batchSize) yield flush();
+  try {
+    for (;;) {
+      const chunk = await pending;
+      if (!chunk || chunk.rowCount === 0) break;
+      pending = nextChunk();
+      // a consumer that stops early leaves this fetch unawaited: keep its failure from going unhandled
+      pending.catch(() => undefined);
+      const rows = chunk.rowCount;
+      let from = 0;
+      while (from < rows) {
+        const n = Math.min(rows - from, batchSize - filled);
+        for (let j = 0; j < builders.length; j++) builders[j].fill(chunk, j, from, n, filled);
+        filled += n;
+        from += n;
+        if (filled === batchSize) yield flush();
+      }
     }
+    if (filled > 0) yield flush();
+  } finally {
+    // the fetch ahead is done before the caller ends the query on this connection (see release)
+    await pending.catch(() => undefined);
   }
-  if (filled > 0) yield flush();
 }
 
 /**
@@ -221,8 +226,26 @@ export async function* streamBatches(duck: Duck, sql: string, plan: ReadColumn[]
     const result = await conn.stream(sql);
     yield* chunksToBatches(() => result.fetchChunk(), plan, batchSize);
   } finally {
-    conn.closeSync();
+    await release(conn);
   }
+}
+
+/**
+ * Closes a stream's connection and frees what its query held. Closing alone is not enough: a streaming
+ * result keeps its connection's context (the query's hash tables and sort runs, the temp tables) alive
+ * until node's GC finalizes the result, so an abandoned or failed materialize left DuckDB short of
+ * memory for the next one. A new statement on the connection ends the streaming query (DuckDB invalidates
+ * a stream when its connection runs another statement); `teardown` drops what `setup` made.
+ */
+async function release(conn: DuckDBConnection, teardown: string[] = []): Promise<void> {
+  for (const stmt of [...teardown, "SELECT 1"]) {
+    try {
+      await conn.run(stmt);
+    } catch {
+      // the connection is being closed anyway; what could not be freed goes with the GC
+    }
+  }
+  conn.closeSync();
 }
 
 /**
@@ -231,7 +254,15 @@ export async function* streamBatches(duck: Duck, sql: string, plan: ReadColumn[]
  * still streamed, overlapping DuckDB's work with the consumer's. The connection, and with it any temp
  * table, is closed when the batches are done (or abandoned).
  */
-export async function countedBatches(duck: Duck, setup: string[], countSql: string, sql: string, plan: ReadColumn[], batchSize = 65_536): Promise<{ total: number; batches: AsyncGenerator<ColumnBatch> }> {
+export async function countedBatches(
+  duck: Duck,
+  setup: string[],
+  countSql: string,
+  sql: string,
+  plan: ReadColumn[],
+  batchSize = 65_536,
+  teardown: string[] = [],
+): Promise<{ total: number; batches: AsyncGenerator<ColumnBatch> }> {
   const conn = await duck.connect();
   let total: number;
   try {
@@ -239,7 +270,7 @@ export async function countedBatches(duck: Duck, setup: string[], countSql: stri
     const counted = await conn.runAndReadAll(countSql);
     total = Number(counted.getRows()[0][0]);
   } catch (e) {
-    conn.closeSync();
+    await release(conn, teardown);
     throw e;
   }
   async function* batches(): AsyncGenerator<ColumnBatch> {
@@ -247,7 +278,7 @@ export async function countedBatches(duck: Duck, setup: string[], countSql: stri
       const result = await conn.stream(sql);
       yield* chunksToBatches(() => result.fetchChunk(), plan, batchSize);
     } finally {
-      conn.closeSync();
+      await release(conn, teardown);
     }
   }
   return { total, batches: batches() };
