@@ -312,19 +312,46 @@ async function compare(
   const sample = await fetchBody(fs.url, "/get-online-features", bodyFor(features, rows));
   const floorPath = `/floor_${rows}_${features.length}`;
   await setFloorBody(floor, floorPath, sample);
-  const all: Array<{ fs: LoadResult; floor: LoadResult }> = [];
+  const all: Array<{ fs: LoadResult; floor: LoadResult; inside?: string }> = [];
+  // with one server process, /metrics covers every request of the round
+  const inside = opts.rate !== undefined && WORKERS === 1 && process.env.FSTORE_BENCH_PROCESSES === undefined;
   for (let r = 0; r < rounds; r++) {
     // warm up both (JIT, caches), then measure
     await load(fs.url, "/get-online-features", features, rows, { ...opts, seconds: 1 });
+    const before = inside ? await handlerBuckets(fs.url) : undefined;
     const a = await load(fs.url, "/get-online-features", features, rows, opts);
+    const within = before ? insideShare(before, await handlerBuckets(fs.url)) : undefined;
     await load(floor.url, floorPath, features, rows, { ...opts, seconds: 1 });
     const b = await load(floor.url, floorPath, features, rows, opts);
     if (a.errors) console.log(`  ${name}: ${a.errors} errors`);
-    all.push({ fs: a, floor: b });
+    all.push({ fs: a, floor: b, inside: within });
   }
   const median = (pick: (x: (typeof all)[number]) => LoadResult) => pick([...all].sort((x, y) => pick(x).p99 - pick(y).p99)[(all.length - 1) >> 1]);
   if (rounds > 1) console.log(`  ${name} p99 by round: fstore ${all.map((x) => x.fs.p99.toFixed(2)).join(", ")} ms | floor ${all.map((x) => x.floor.p99.toFixed(2)).join(", ")} ms`);
+  if (inside) console.log(`  ${name} time inside the server's handler (its own /metrics), by round: ${all.map((x) => x.inside).join(" | ")}`);
   return { fs: median((x) => x.fs), floor: median((x) => x.floor), bytes: Buffer.byteLength(sample) };
+}
+
+/** The feature server's own histogram of /get-online-features handler times: bucket bound (s) -> cumulative count. */
+async function handlerBuckets(url: string): Promise<Map<number, number>> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const out = new Map<number, number>();
+  const re = /^fstore_http_request_duration_seconds_bucket\{endpoint="\/get-online-features",status="200",le="([^"]+)"\} (\d+)$/gm;
+  for (const m of text.matchAll(re)) out.set(m[1] === "+Inf" ? Infinity : Number(m[1]), Number(m[2]));
+  return out;
+}
+
+/**
+ * Of the requests between two snapshots, the share whose handler took <= 1 ms, and the smallest bucket
+ * bound that holds 99% of them: how much of the round's p99 the server's own code accounts for (the
+ * rest is waiting: the event loop, the kernel, the load generator).
+ */
+function insideShare(before: Map<number, number>, after: Map<number, number>): string {
+  const n = (after.get(Infinity) ?? 0) - (before.get(Infinity) ?? 0);
+  if (n <= 0) return "no requests";
+  const upTo = (le: number) => (after.get(le) ?? 0) - (before.get(le) ?? 0);
+  const p99 = [...after.keys()].sort((x, y) => x - y).find((le) => upTo(le) >= 0.99 * n) ?? Infinity;
+  return `${((upTo(0.001) / n) * 100).toFixed(2)}% <= 1 ms, p99 <= ${p99 * 1000} ms`;
 }
 
 /** The same reads in process, without HTTP: FeatureStore.getOnlineFeatures + the response JSON. */
