@@ -14,6 +14,8 @@ export function asciiBytes(s: string): Uint8Array {
 }
 
 const COMMA = 44;
+/** "00" to "99", two bytes each */
+const PAIRS = asciiBytes(Array.from({ length: 100 }, (_, i) => String(i).padStart(2, "0")).join(""));
 const NULL = asciiBytes("null");
 const TRUE = asciiBytes("true");
 const FALSE = asciiBytes("false");
@@ -179,18 +181,24 @@ export class JsonBytes {
     else this.bytes(NULL);
   }
 
-  /** The digits of a non-negative safe integer (room made by the caller). */
+  /** The digits of a non-negative safe integer (room made by the caller), two at a time. */
   private digits(v: number): void {
     const b = this.buf;
     let n = 1;
     for (let p = 10; p <= v; p *= 10) n++;
     let o = this.at + n;
     this.at = o;
-    do {
-      const q = Math.floor(v / 10);
-      b[--o] = 48 + (v - q * 10);
+    while (v >= 100) {
+      const q = Math.floor(v / 100);
+      const d = (v - q * 100) * 2;
+      b[--o] = PAIRS[d + 1];
+      b[--o] = PAIRS[d];
       v = q;
-    } while (v > 0);
+    }
+    if (v >= 10) {
+      b[--o] = PAIRS[v * 2 + 1];
+      b[--o] = PAIRS[v * 2];
+    } else b[--o] = 48 + v;
   }
 
   /**
@@ -212,11 +220,15 @@ export class JsonBytes {
     b[this.at++] = 46; // '.'
     let o = this.at + places;
     this.at = o;
-    for (let i = 0; i < places; i++) {
-      const q = Math.floor(fraction / 10);
-      b[--o] = 48 + (fraction - q * 10);
+    // leading zeros included: `places` digits, two at a time
+    for (; places >= 2; places -= 2) {
+      const q = Math.floor(fraction / 100);
+      const d = (fraction - q * 100) * 2;
+      b[--o] = PAIRS[d + 1];
+      b[--o] = PAIRS[d];
       fraction = q;
     }
+    if (places === 1) b[--o] = 48 + fraction;
   }
 
   /** Any JSON value of a feature column (number, string, boolean, null, bigint, list, bytes...). */

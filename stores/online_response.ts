@@ -121,7 +121,7 @@ export class OnlineResponse {
     let tailOf = -2;
     let tailAt = -1;
     let tailEnd = -1;
-    const stampText = new Map<number, string>();
+    const stampBytes = new Map<number, Uint8Array>();
     const column = (values: ArrayLike<unknown>, viewIndex: number) => {
       out.bytes(first ? FIRST_VALUES : NEXT_VALUES);
       first = false;
@@ -129,7 +129,7 @@ export class OnlineResponse {
       if (tailOf === viewIndex) return out.copyOf(tailAt, tailEnd);
       tailOf = viewIndex;
       tailAt = out.length;
-      this.writeTail(out, viewIndex, stampText);
+      this.writeTail(out, viewIndex, stampBytes);
       tailEnd = out.length;
     };
     for (const c of this.entityColumns) column(c.values, -1);
@@ -144,7 +144,7 @@ export class OnlineResponse {
    * `],"statuses":[...],"event_timestamps":[...]}` of a view's rows, or of the entity columns (viewIndex
    * -1: always present, at the epoch); the `]` closes the values.
    */
-  private writeTail(out: JsonBytes, viewIndex: number, stampText: Map<number, string>): void {
+  private writeTail(out: JsonBytes, viewIndex: number, stampBytes: Map<number, Uint8Array>): void {
     const n = this.rowCount;
     const ts = viewIndex < 0 ? undefined : this.results[viewIndex].eventTs;
     out.bytes(STATUSES);
@@ -160,9 +160,10 @@ export class OnlineResponse {
         out.bytes(QUOTED_EPOCH);
         continue;
       }
-      let text = stampText.get(t);
-      if (text === undefined) stampText.set(t, (text = JSON.stringify(isoUtc(t))));
-      out.raw(text);
+      // a time's quoted text, as bytes: made once per answer, copied for every row that has it
+      let bytes = stampBytes.get(t);
+      if (bytes === undefined) stampBytes.set(t, (bytes = asciiBytes(JSON.stringify(isoUtc(t)))));
+      out.bytes(bytes);
     }
     out.bytes(CLOSE);
   }

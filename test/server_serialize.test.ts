@@ -74,7 +74,7 @@ describe("OnlineResponse.toFeastJSONText", () => {
   });
 
   it("writes every kind of double as JSON.stringify does (digit by digit where it can)", () => {
-    const values: number[] = [0, -0, 1e-6, 1e-7, 0.1, 0.30000000000000004, 999999999.9999995, 1e9, 1e9 - 1e-6, 0.0000015, 123.456, -123.456, 5e-324, 1.7976931348623157e308, 2 ** 53, 2 ** 53 + 2, -(2 ** 53), 1e21, 3e-6, NaN, Infinity, -Infinity];
+    const values: number[] = [0, -0, 1e-6, 1e-7, 0.1, 0.30000000000000004, 999999999.9999995, 1e9, 1e9 - 1e-6, 0.0000015, 123.456, -123.456, 5e-324, 1.7976931348623157e308, 2 ** 53, 2 ** 53 + 2, -(2 ** 53), 1e21, 3e-6, NaN, Infinity, -Infinity, 9, 10, 99, 100, 101, 1009, 999999, 1000000, 2 ** 53 - 1, -(2 ** 53 - 1), 1e15 + 7, 0.05, 10.000001, 7.000009];
     let seed = 7;
     const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const bits = new Float64Array(1);
