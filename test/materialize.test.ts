@@ -300,6 +300,35 @@ describe("materialize of several views of one entity", () => {
     }
   });
 
+  it("lets the event loop run after every write (a server keeps answering while it materializes)", async () => {
+    const dir = join(tmp.dir, "repo_turns");
+    await writeMultiViewRepo(dir, `mat_turns_${RUN}`, "online_store:\n  type: sqlite\n  path: data/online.db\n");
+    const store = await FeatureStore.open(dir);
+    try {
+      await store.apply();
+      let turns = 0;
+      let running = true;
+      const spin = () => {
+        turns++;
+        if (running) setImmediate(spin);
+      };
+      setImmediate(spin);
+      // the turns of the event loop seen at each write's progress tick
+      let seen: number[] = [];
+      const progress = { start: () => undefined, tick: () => void seen.push(turns), stop: () => undefined };
+      for (const opts of [{ batchSize: 64 }, { batchSize: 64, views: ["view_a"] }]) {
+        seen = [];
+        await store.materialize(new Date(T0 - 86400_000), new Date(T0), { ...opts, progress });
+        // the loop turned between every two writes, merged (4 views) or view by view
+        expect(seen.length).toBeGreaterThan(5);
+        expect(seen.slice(1).every((t, i) => t > seen[i])).toBe(true);
+      }
+      running = false;
+    } finally {
+      await store.close();
+    }
+  });
+
   it("leaves SQLite consistent when a write fails midway, and a re-run completes it", async () => {
     const dir = join(tmp.dir, "repo_crash");
     await writeMultiViewRepo(dir, `mat_crash_${RUN}`, "online_store:\n  type: sqlite\n  path: data/online.db\n");

@@ -79,7 +79,7 @@ interface Route {
 }
 
 const JSON_TYPE = "application/json";
-import { DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT } from "./defaults.js";
+import { DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, SERVER_MATERIALIZE_BATCH_ROWS } from "./defaults.js";
 export { DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT } from "./defaults.js";
 
 function planFailed<T extends object>(p: T | PlanError): p is PlanError {
@@ -217,7 +217,7 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
           const b = body as { start_ts: string | number; end_ts: string | number; feature_views?: string[] };
           const bad = currentSchemas().checkViewNames(b.feature_views);
           if (bad) throw new HttpError(bad.status, bad.error);
-          const report = await store.materialize(b.start_ts, b.end_ts, { views: b.feature_views });
+          const report = await store.materialize(b.start_ts, b.end_ts, { views: b.feature_views, batchSize: SERVER_MATERIALIZE_BATCH_ROWS });
           return ok({ status: "ok", ...report });
         },
       },
@@ -232,7 +232,7 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
           const b = body as { end_ts: string | number; feature_views?: string[] };
           const bad = currentSchemas().checkViewNames(b.feature_views);
           if (bad) throw new HttpError(bad.status, bad.error);
-          const report = await store.materializeIncremental(b.end_ts, { views: b.feature_views });
+          const report = await store.materializeIncremental(b.end_ts, { views: b.feature_views, batchSize: SERVER_MATERIALIZE_BATCH_ROWS });
           return ok({ status: "ok", ...report });
         },
       },
