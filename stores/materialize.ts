@@ -6,6 +6,7 @@
 // view's batches would rewrite pages all over its table.
 
 import type { FeatureViewSpec, MaterializationInterval } from "../registry/types.js";
+import { takeTurn } from "./turns.js";
 import type { ColumnBatch, OfflineStore, OnlineStore, OnlineWriteBatch, ProgressSink } from "./types.js";
 
 export interface MaterializeContext {
@@ -126,7 +127,9 @@ async function materializeOne({ view, startMs, endMs }: ViewJob, ctx: Materializ
       written += await ctx.online.write(ctx.project, view, toWriteBatch(view, chunk));
       rows += chunk.length;
       ctx.progress.tick(rows);
-      await turn();
+      // a write into SQLite is synchronous and the next batch is usually fetched already: without a turn here
+      // a materialize inside a server (POST /materialize) held its event loop from one write to the next
+      await takeTurn();
     }
   } finally {
     ctx.progress.stop();
@@ -165,7 +168,9 @@ async function materializeMerged(
         done += s.batch.length;
       });
       ctx.progress.tick(done);
-      await turn();
+      // a write into SQLite is synchronous and the next batch is usually fetched already: without a turn here
+      // a materialize inside a server (POST /materialize) held its event loop from one write to the next
+      await takeTurn();
     }
   } finally {
     ctx.progress.stop();
@@ -176,15 +181,6 @@ async function materializeMerged(
     ctx.recordInterval({ view: view.name, start: startMs, end: endMs, at });
     return { view: view.name, start: startMs, end: endMs, rows: rows[i], written: written[i], seconds };
   });
-}
-
-/**
- * Lets the event loop run between writes. A write into SQLite is synchronous, and the next batch is
- * usually fetched already, so without this a materialize inside a server (POST /materialize) would hold
- * the event loop from its first write to its last, and every read waited for the whole run.
- */
-function turn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** A view's batches while they are merged with others'; the next batch is always being fetched. */

@@ -16,6 +16,7 @@ import {
   type DuckDBDataChunk,
   type DuckDBValue,
 } from "@duckdb/node-api";
+import { takeTurn } from "../turns.js";
 import type { ColumnBatch } from "../types.js";
 import type { ColumnInfo, Duck } from "./db.js";
 import { typeFamily } from "./duck_types.js";
@@ -198,6 +199,9 @@ async function* chunksToBatches(nextChunk: () => Promise<DuckDBDataChunk | null>
       pending = nextChunk();
       // a consumer that stops early leaves this fetch unawaited: keep its failure from going unhandled
       pending.catch(() => undefined);
+      // converting a chunk takes ~1 ms: one per turn of the event loop (see takeTurn), while DuckDB
+      // fetches the next
+      await takeTurn();
       const rows = chunk.rowCount;
       let from = 0;
       while (from < rows) {
