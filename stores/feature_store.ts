@@ -24,6 +24,8 @@ export interface OpenOptions {
   onlineStore?: OnlineStore;
   /** override the registry cache TTL (seconds) */
   registryTtlSeconds?: number;
+  /** DuckDB threads when feature_store.yaml's offline_store sets none (a serving process keeps cores for reads) */
+  defaultOfflineThreads?: number;
 }
 
 export interface OnlineFeaturesRequest {
@@ -89,6 +91,7 @@ export class FeatureStore {
 
   static async open(repoPath: string, opts: OpenOptions = {}): Promise<FeatureStore> {
     const config = loadRepoConfig(repoPath);
+    if (opts.defaultOfflineThreads !== undefined) config.offlineStore.threads ??= opts.defaultOfflineThreads;
     const registry = Registry.open(config.registryPath);
     return new FeatureStore(config, registry, opts.onlineStore ?? null, opts.registryTtlSeconds ?? config.registryTtlSeconds);
   }

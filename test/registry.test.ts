@@ -170,6 +170,23 @@ describe("feature_store.yaml offline_store", () => {
     expect([parseByteSize("lots"), parseByteSize("4"), parseByteSize("4 GX")]).toEqual([undefined, undefined, undefined]);
   });
 
+  it("a serving process's default DuckDB threads apply only where feature_store.yaml sets none", async () => {
+    const { dir, cleanup } = tempDir("offline_threads");
+    try {
+      await writeRepo(dir, "threads_test");
+      const byDefault = await FeatureStore.open(dir, { defaultOfflineThreads: 1 });
+      expect(byDefault.config.offlineStore.threads).toBe(1);
+      await byDefault.close();
+      const yamlPath = join(dir, "feature_store.yaml");
+      writeFileSync(yamlPath, readFileSync(yamlPath, "utf8").replace("offline_store:\n  type: duckdb\n", "offline_store:\n  type: duckdb\n  threads: 3\n"));
+      const set = await FeatureStore.open(dir, { defaultOfflineThreads: 1 });
+      expect(set.config.offlineStore.threads).toBe(3);
+      await set.close();
+    } finally {
+      cleanup();
+    }
+  });
+
   it("rejects bad settings with the key at fault", () => {
     expect(() => parse({ type: "duckdb", memory_limit: "lots" })).toThrow(/offline_store\.memory_limit "lots" is not a size: expected e\.g\. "512MB"/);
     expect(() => parse({ type: "duckdb", memory_limit: "10MB" })).toThrow(/offline_store\.memory_limit "10MB" is below 64MB/);

@@ -79,7 +79,7 @@ interface Route {
 }
 
 const JSON_TYPE = "application/json";
-import { DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, SERVER_MATERIALIZE_BATCH_ROWS } from "./defaults.js";
+import { DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, SERVER_MATERIALIZE_BATCH_ROWS, SERVER_OFFLINE_THREADS } from "./defaults.js";
 export { DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT } from "./defaults.js";
 
 function planFailed<T extends object>(p: T | PlanError): p is PlanError {
@@ -95,7 +95,7 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
   const ttlSeconds = opts.registryTtlSeconds ?? opts.store?.config.registryTtlSeconds;
   // A store we open never reads the registry inside a request: the timer below refreshes it.
   const ownsStore = !opts.store;
-  const store: ServedStore = opts.store ?? (await FeatureStore.open(opts.repoPath!, { registryTtlSeconds: Infinity }));
+  const store: ServedStore = opts.store ?? (await FeatureStore.open(opts.repoPath!, { registryTtlSeconds: Infinity, defaultOfflineThreads: SERVER_OFFLINE_THREADS }));
   const registryTtl = ttlSeconds ?? store.config.registryTtlSeconds;
   const logger = jsonLogger(opts.logLevel ?? envLogLevel(), opts.logStream);
   const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
