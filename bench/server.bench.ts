@@ -7,6 +7,7 @@
 //
 //   npm run bench -- server            FSTORE_BENCH_ENTITIES=100000 FSTORE_BENCH_SECONDS=5 npm run bench -- server
 //   FSTORE_BENCH_WORKERS=2 (server processes)  FSTORE_BENCH_STORES=sqlite|redis  FSTORE_BENCH_ROUNDS=3
+//   FSTORE_BENCH_CASES=inprocess,1x250,100x250,ramp,1x20,materialize (reads during POST /materialize)
 //   FSTORE_BENCH_THROUGHPUT_WORKERS=N: the throughput cases (ramp, 1x20) run again with N server processes,
 //   fstore's and the floor's alike (`fs serve --workers 0`: one per core; default the core count, 0 = skip)
 import { type ChildProcess, fork } from "node:child_process";
@@ -38,8 +39,8 @@ const WORKERS = Number(process.env.FSTORE_BENCH_WORKERS ?? 1);
 const THROUGHPUT_WORKERS = Number(process.env.FSTORE_BENCH_THROUGHPUT_WORKERS ?? availableParallelism());
 /** in a server child: how many processes serve (set per child by startChild) */
 const PROCESSES = Number(process.env.FSTORE_BENCH_PROCESSES ?? WORKERS);
-/** which cases run: FSTORE_BENCH_CASES=inprocess,1x250,100x250,ramp,1x20 (all by default) */
-const CASES = new Set((process.env.FSTORE_BENCH_CASES ?? "inprocess,1x250,100x250,ramp,1x20").split(","));
+/** which cases run: FSTORE_BENCH_CASES=inprocess,1x250,100x250,ramp,1x20,materialize (all by default) */
+const CASES = new Set((process.env.FSTORE_BENCH_CASES ?? "inprocess,1x250,100x250,ramp,1x20,materialize").split(","));
 const SELF = fileURLToPath(import.meta.url);
 const END = Date.parse("2026-01-01T00:00:00Z");
 
@@ -418,6 +419,7 @@ async function benchStore(kind: "sqlite" | "redis", repo: string, floor: Child):
       report(`${kind}: 100 rows x 250 features @100 req/s p50`, hundred.fs.p50, "ms", { baseline: hundred.floor.p50, baselineName: "bare node:http" });
     }
     await throughputCases(kind, fs, floor, WORKERS);
+    if (CASES.has("materialize")) await readsDuringMaterialize(kind, fs);
   } finally {
     await stopChild(fs);
   }
@@ -434,6 +436,25 @@ async function benchStore(kind: "sqlite" | "redis", repo: string, floor: Child):
       await stopChild(manyFloor);
     }
   }
+}
+
+/**
+ * 5. Reads while the server materializes every view (POST /materialize: the same rows again, so the store
+ * ends as it began): 1 x 20 at 500 req/s for as long as a materialize takes, against the same load with
+ * no materialize.
+ */
+async function readsDuringMaterialize(kind: string, fs: Child): Promise<void> {
+  const materialize = async (): Promise<number> => {
+    const t = performance.now();
+    await fetchBody(fs.url, "/materialize", JSON.stringify({ start_ts: "1970-01-01T00:00:00Z", end_ts: new Date(END).toISOString() }));
+    return (performance.now() - t) / 1000;
+  };
+  const alone = await materialize();
+  const seconds = Math.max(2, Math.floor(alone));
+  const quiet = await load(fs.url, "/get-online-features", TWENTY, 1, { connections: 4, rate: 500, seconds });
+  const [busy, during] = await Promise.all([load(fs.url, "/get-online-features", TWENTY, 1, { connections: 4, rate: 500, seconds }), materialize()]);
+  console.log(`  materialize of ${VIEWS} views x ${ENTITIES} entities through the server: ${alone.toFixed(1)} s alone, ${during.toFixed(1)} s under the reads`);
+  report(`${kind}: 1 x 20 @500 req/s while POST /materialize runs, p99`, busy.p99, "ms", { baseline: quiet.p99, baselineName: "no materialize" });
 }
 
 /** The throughput cases (3 and 4) against a feature server and a floor of `processes` processes each. */
