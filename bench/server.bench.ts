@@ -314,8 +314,8 @@ async function compare(
   const floorPath = `/floor_${rows}_${features.length}`;
   await setFloorBody(floor, floorPath, sample);
   const all: Array<{ fs: LoadResult; floor: LoadResult; inside?: string }> = [];
-  // with one server process, /metrics covers every request of the round
-  const inside = opts.rate !== undefined && WORKERS === 1 && process.env.FSTORE_BENCH_PROCESSES === undefined;
+  // the paced (latency) cases, with one server process: its /metrics covers every request of the round
+  const inside = opts.rate !== undefined && WORKERS === 1;
   for (let r = 0; r < rounds; r++) {
     // warm up both (JIT, caches), then measure
     await load(fs.url, "/get-online-features", features, rows, { ...opts, seconds: 1 });

@@ -12,7 +12,7 @@ import { writeParquet } from "../stores/offline/parquet.js";
 import { createOnlineStore } from "../stores/online/index.js";
 import { sqliteTableName } from "../stores/online/sqlite.js";
 import type { ColumnBatch, OnlineStore, OnlineWriteBatch } from "../stores/types.js";
-import { T0, tempDir, viewSpec } from "./repo_fixture.js";
+import { T0, tempDir, turnCounter, viewSpec } from "./repo_fixture.js";
 
 const tmp = tempDir("materialize");
 afterAll(() => tmp.cleanup());
@@ -304,18 +304,12 @@ describe("materialize of several views of one entity", () => {
     const dir = join(tmp.dir, "repo_turns");
     await writeMultiViewRepo(dir, `mat_turns_${RUN}`, "online_store:\n  type: sqlite\n  path: data/online.db\n");
     const store = await FeatureStore.open(dir);
+    const counter = turnCounter();
     try {
       await store.apply();
-      let turns = 0;
-      let running = true;
-      const spin = () => {
-        turns++;
-        if (running) setImmediate(spin);
-      };
-      setImmediate(spin);
       // the turns of the event loop seen at each write's progress tick
       let seen: number[] = [];
-      const progress = { start: () => undefined, tick: () => void seen.push(turns), stop: () => undefined };
+      const progress = { start: () => undefined, tick: () => void seen.push(counter.turns()), stop: () => undefined };
       for (const opts of [{ batchSize: 64 }, { batchSize: 64, views: ["view_a"] }]) {
         seen = [];
         await store.materialize(new Date(T0 - 86400_000), new Date(T0), { ...opts, progress });
@@ -323,8 +317,8 @@ describe("materialize of several views of one entity", () => {
         expect(seen.length).toBeGreaterThan(5);
         expect(seen.slice(1).every((t, i) => t > seen[i])).toBe(true);
       }
-      running = false;
     } finally {
+      counter.stop();
       await store.close();
     }
   });

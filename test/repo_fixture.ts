@@ -93,3 +93,15 @@ export function viewSpec(name: string, entityColumns: Array<[string, Dtype]>, fe
     owner: "",
   };
 }
+
+/** Counts turns of the event loop (a setImmediate that re-arms itself) until stop(). */
+export function turnCounter(): { turns: () => number; stop: () => void } {
+  let turns = 0;
+  let running = true;
+  const spin = () => {
+    turns++;
+    if (running) setImmediate(spin);
+  };
+  setImmediate(spin);
+  return { turns: () => turns, stop: () => void (running = false) };
+}
