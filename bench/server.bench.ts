@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { Redis } from "ioredis";
-import { SERVER_NODE_FLAGS } from "../adapters/server/defaults.js";
+import { SERVER_NODE_FLAGS } from "../server/defaults.js";
 import { measure, memoryProbe, performance, report } from "./lib.js";
 import { type BodyTemplate, type LoadResult, runLoad } from "./loadgen.js";
 
@@ -111,7 +111,7 @@ async function childMain(mode: ChildMode): Promise<void> {
   } else if (mode === "feature") {
     // the built library, as `fs serve` runs it (`npm run bench` builds first); tsx's transform of the
     // sources names every closure it creates (esbuild keepNames), a cost the real server does not pay
-    const { startFeatureServer } = (await import(new URL("../dist/adapters/server/server.js", import.meta.url).href)) as typeof import("../adapters/server/server.js");
+    const { startFeatureServer } = (await import(new URL("../dist/server/server.js", import.meta.url).href)) as typeof import("../server/server.js");
     const s = await startFeatureServer({ repoPath: process.env.FSTORE_BENCH_REPO!, port: Number(process.env.FSTORE_BENCH_PORT ?? 0), logLevel: (process.env.FSTORE_BENCH_LOG as "info") ?? "info" });
     url = s.url;
     const stop = () => void s.close().then(() => process.exit(0));

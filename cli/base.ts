@@ -1,7 +1,7 @@
 // Shared plumbing of the `fs` commands: the repo flag, opening the store, clear errors.
 import { Command, Flags } from "@oclif/core";
 import { resolve } from "node:path";
-import { FstoreError } from "../registry/errors.js";
+import { FstoreError } from "../common/errors.js";
 import { FeatureStore } from "../stores/feature_store.js";
 
 /** A command whose user-facing errors print as one line (see reportError). */

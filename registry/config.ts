@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { ValidationError, errorMessage } from "./errors.js";
+import { ValidationError, errorMessage } from "../common/errors.js";
 
 export interface SqliteOnlineConfig {
   type: "sqlite";

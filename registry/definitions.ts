@@ -4,8 +4,8 @@
 // Objects carry a `fstoreKind` brand rather than relying on `instanceof`: a repo's files may be loaded
 // through a different module instance of this library (jiti), and the brand survives that.
 
-import { ValidationError } from "./errors.js";
-import { parseTtl } from "./time.js";
+import { ValidationError } from "../common/errors.js";
+import { parseTtl } from "../common/time.js";
 import {
   type DataSourceSpec,
   type Dtype,

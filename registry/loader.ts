@@ -5,7 +5,7 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ValidationError, errorMessage } from "./errors.js";
+import { ValidationError, errorMessage } from "../common/errors.js";
 import { type Definition, isDefinition } from "./definitions.js";
 
 /**

@@ -2,7 +2,7 @@
 // what the registry holds. Apply commits exactly the plan.
 
 import { isAbsolute, join } from "node:path";
-import { ValidationError } from "./errors.js";
+import { ValidationError } from "../common/errors.js";
 import { type Definition, isKind } from "./definitions.js";
 import type { LoadedDefinition } from "./loader.js";
 import { KIND_FIELDS, type ObjectKind, type RegistryChange, type RegistryObjects } from "./registry.js";

@@ -4,7 +4,7 @@
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { FstoreError, errorMessage } from "./errors.js";
+import { FstoreError, errorMessage } from "../common/errors.js";
 import type { DataSourceSpec, EntitySpec, FeatureServiceSpec, FeatureViewSpec, MaterializationInterval, RegistryContents } from "./types.js";
 
 export type ObjectKind = "entity" | "data_source" | "feature_view" | "feature_service";

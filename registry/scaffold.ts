@@ -3,7 +3,7 @@
 
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { ValidationError } from "./errors.js";
+import { ValidationError } from "../common/errors.js";
 
 const DEFINITIONS = `import { Entity, FeatureService, FeatureView, Field, FileSource, PushSource } from "fstore";
 

@@ -9,9 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { prepareDemoData } from "../adapters/datasets/demo.js";
-import { isoUtc } from "../registry/time.js";
+import { isoUtc } from "../common/time.js";
 import { FeatureStore } from "../stores/feature_store.js";
-import { consoleProgress } from "../stores/progress.js";
+import { consoleProgress } from "../common/progress.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const repo = join(root, "feature_repo");

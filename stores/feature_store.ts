@@ -1,11 +1,11 @@
 // The FeatureStore facade: what services, the CLI and the HTTP server all call.
 
 import { CONFIG_FILE, loadRepoConfig, type RepoConfig } from "../registry/config.js";
-import { FstoreError, NotFoundError, ValidationError, errorMessage } from "../registry/errors.js";
+import { FstoreError, NotFoundError, ValidationError, errorMessage } from "../common/errors.js";
 import { loadRepoDefinitions } from "../registry/loader.js";
 import { type Plan, compileDefinitions, diff } from "../registry/plan.js";
 import { Registry } from "../registry/registry.js";
-import { toEpochMs } from "../registry/time.js";
+import { toEpochMs } from "../common/time.js";
 import type { FeatureServiceSpec, FeatureViewSpec, RegistryContents } from "../registry/types.js";
 import { type MaterializeReport, defaultMergeRows, materializeViews } from "./materialize.js";
 
@@ -14,8 +14,9 @@ import { OnlineResponse } from "./online_response.js";
 import { type ResolvedFeatures, resolveFeatures } from "./references.js";
 import { StringListMemo } from "./list_memo.js";
 import { type RowsInput, toColumns, toOnlineBatch } from "./rows.js";
-import type { EntityDfInput, OfflineStore, OnlineReadRequest, OnlineStore, ProgressSink, RetrievalJob } from "./types.js";
-import { silentProgress } from "./progress.js";
+import type { ProgressSink } from "../common/progress.js";
+import type { EntityDfInput, OfflineStore, OnlineReadRequest, OnlineStore, RetrievalJob } from "./types.js";
+import { silentProgress } from "../common/progress.js";
 
 export type TimeInput = Date | string | number;
 

@@ -6,8 +6,9 @@
 // view's batches would rewrite pages all over its table.
 
 import type { FeatureViewSpec, MaterializationInterval } from "../registry/types.js";
-import { takeTurn } from "./turns.js";
-import type { ColumnBatch, OfflineStore, OnlineStore, OnlineWriteBatch, ProgressSink } from "./types.js";
+import { takeTurn } from "../common/turns.js";
+import type { ProgressSink } from "../common/progress.js";
+import type { ColumnBatch, OfflineStore, OnlineStore, OnlineWriteBatch } from "./types.js";
 
 export interface MaterializeContext {
   project: string;

@@ -1,7 +1,7 @@
 // The answer of an online read, column-oriented as Feast's: join keys first, then features.
 
-import { isoUtc } from "../registry/time.js";
-import { type BufferPool, JsonBytes, asciiBytes } from "./json_bytes.js";
+import { isoUtc } from "../common/time.js";
+import { type BufferPool, JsonBytes, asciiBytes } from "../server/json_bytes.js";
 import type { ResolvedView } from "./references.js";
 import type { OnlineReadResult } from "./types.js";
 
@@ -100,7 +100,7 @@ export class OnlineResponse {
 
   /**
    * `JSON.stringify(toFeastJSON())` as UTF-8 bytes, written straight from the read columns into one buffer
-   * (stores/json_bytes.ts): no per-feature result objects, no string parts, and a view's statuses and
+   * (server/json_bytes.ts): no per-feature result objects, no string parts, and a view's statuses and
    * event timestamps are rendered once and copied into each of its features. Int64 values beyond 2^53
    * (bigint) are written as exact JSON numbers. This is what the feature server sends; it passes its
    * `pool` and gives the buffer back (pool.give) once the socket has written it.

@@ -1,6 +1,6 @@
 // Feature references ("view:feature" or a feature service name) resolved against the registry.
 
-import { NotFoundError, ValidationError } from "../registry/errors.js";
+import { NotFoundError, ValidationError } from "../common/errors.js";
 import type { FeatureViewSpec, RegistryContents } from "../registry/types.js";
 
 export interface ResolvedView {

@@ -1,7 +1,7 @@
 // Rows that callers hand in (push, writeToOnlineStore, entity rows), as columns, checked against a schema.
 
-import { ValidationError } from "../registry/errors.js";
-import { toEpochMs } from "../registry/time.js";
+import { ValidationError } from "../common/errors.js";
+import { toEpochMs } from "../common/time.js";
 import { type Dtype, type FeatureViewSpec, baseType, batchSourceOf, isListDtype } from "../registry/types.js";
 import type { OnlineWriteBatch } from "./types.js";
 

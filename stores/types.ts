@@ -10,13 +10,6 @@ export interface ColumnBatch {
   columns: Record<string, ArrayLike<unknown>>;
 }
 
-/** Progress of a long job (materialize, ETL, training), reported by the worker and drawn by the caller. */
-export interface ProgressSink {
-  start(label: string, total: number): void;
-  tick(done: number): void;
-  stop(): void;
-}
-
 // ---------------------------------------------------------------- online
 
 /**

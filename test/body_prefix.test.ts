@@ -1,6 +1,6 @@
 // BodyPrefixes: request bodies that start like an earlier one parse to what JSON.parse gives.
 import { describe, expect, it } from "vitest";
-import { BodyPrefixes } from "../adapters/server/body_prefix.js";
+import { BodyPrefixes } from "../server/body_prefix.js";
 
 const features = Array.from({ length: 40 }, (_, i) => `view_${i % 4}:feature_${i}`);
 const body = (ids: number[], extra = "") => Buffer.from(`{"features":${JSON.stringify(features)},"entities":{"user_id":${JSON.stringify(ids)}}${extra}}`);

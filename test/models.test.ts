@@ -16,7 +16,7 @@ import { fit } from "../adapters/models/train.js";
 import { dlrmToLayers, loadModel, predict, readItemEmbeddings, saveModel, towerToLayers, writeItemEmbeddings } from "../adapters/models/artifacts.js";
 import { leaveLastOut, loadMovieLens, recentItems } from "../adapters/models/movielens.js";
 import { sharedDataDir } from "../adapters/datasets/movielens.js";
-import { ValidationError } from "../registry/errors.js";
+import { ValidationError } from "../common/errors.js";
 
 let dir: string;
 beforeAll(async () => {

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ValidationError } from "../registry/errors.js";
+import { ValidationError } from "../common/errors.js";
 import type { FeatureViewSpec, FieldSpec, FileSourceSpec } from "../registry/types.js";
 import { Duck } from "../stores/offline/db.js";
 import { createDuckDBOfflineStore } from "../stores/offline/duckdb.js";

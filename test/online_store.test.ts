@@ -7,7 +7,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ValidationError } from "../registry/errors.js";
+import { ValidationError } from "../common/errors.js";
 import type { FeatureViewSpec } from "../registry/types.js";
 import { EntityKeyCodec, SchemaBook, encodeRows } from "../stores/online/codec.js";
 import { createOnlineStore, parseRedisConnectionString } from "../stores/online/index.js";

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { tableFromArrays, vectorFromArray, TimestampMillisecond, Int64, Table } from "apache-arrow";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ValidationError } from "../registry/errors.js";
+import { ValidationError } from "../common/errors.js";
 import type { FeatureViewSpec, FieldSpec, FileSourceSpec } from "../registry/types.js";
 import { createDuckDBOfflineStore } from "../stores/offline/duckdb.js";
 import { writeParquet } from "../stores/offline/parquet.js";

@@ -3,11 +3,11 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Entity, FeatureService, FeatureView, Field, FileSource } from "../index.js";
-import { ValidationError } from "../registry/errors.js";
+import { ValidationError } from "../common/errors.js";
 import { formatPlan } from "../registry/plan.js";
 import { Registry } from "../registry/registry.js";
 import { parseByteSize, parseRepoConfig } from "../registry/config.js";
-import { isoUtc, parseTtl, toEpochMs } from "../registry/time.js";
+import { isoUtc, parseTtl, toEpochMs } from "../common/time.js";
 import { FeatureStore } from "../stores/feature_store.js";
 import { DEFINITIONS, tempDir, writeRepo } from "./repo_fixture.js";
 

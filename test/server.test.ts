@@ -2,8 +2,8 @@
 // loopback port, read back with the typed client.
 import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type FeatureServer, startFeatureServer } from "../adapters/server/server.js";
-import { FeatureServerClient, FeatureServerError, responseToObject, type OnlineFeaturesResponse } from "../adapters/server/client.js";
+import { type FeatureServer, startFeatureServer } from "../server/server.js";
+import { FeatureServerClient, FeatureServerError, responseToObject, type OnlineFeaturesResponse } from "../server/client.js";
 import { DAY, HOUR, NOW, type OnlineKind, type TestRepo, createTestRepo, get, post } from "./server_fixture.js";
 
 const EPOCH = "1970-01-01T00:00:00Z";

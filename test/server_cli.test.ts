@@ -6,7 +6,7 @@ import { request } from "node:http";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SERVER_NODE_FLAGS } from "../adapters/server/defaults.js";
+import { SERVER_NODE_FLAGS } from "../server/defaults.js";
 import { NOW, type TestRepo, createTestRepo, get, post } from "./server_fixture.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");

@@ -1,8 +1,8 @@
 // Concurrent pushes and reads of one entity: no read returns a value older than one already returned,
 // nor older than a push that completed before the read was sent. On SQLite and on Redis.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FeatureServerClient } from "../adapters/server/client.js";
-import { type FeatureServer, startFeatureServer } from "../adapters/server/server.js";
+import { FeatureServerClient } from "../server/client.js";
+import { type FeatureServer, startFeatureServer } from "../server/server.js";
 import { NOW, type OnlineKind, type TestRepo, createTestRepo } from "./server_fixture.js";
 
 const PUSHES = 60;

@@ -3,7 +3,7 @@
 import { request } from "node:http";
 import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type FeatureServer, startFeatureServer } from "../adapters/server/server.js";
+import { type FeatureServer, startFeatureServer } from "../server/server.js";
 import { FeatureStore } from "../stores/feature_store.js";
 import { NOW, type TestRepo, applyExtraView, createTestRepo, get, post } from "./server_fixture.js";
 

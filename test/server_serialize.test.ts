@@ -1,10 +1,10 @@
 // The hand-written response JSON is exactly what JSON.stringify writes of the response object.
 import { describe, expect, it } from "vitest";
 import { Writable } from "node:stream";
-import { jsonLogger } from "../adapters/server/log.js";
-import { Metrics } from "../adapters/server/metrics.js";
+import { jsonLogger } from "../server/log.js";
+import { Metrics } from "../server/metrics.js";
 import type { FeatureViewSpec } from "../registry/types.js";
-import { BufferPool } from "../stores/json_bytes.js";
+import { BufferPool } from "../server/json_bytes.js";
 import { OnlineResponse } from "../stores/online_response.js";
 import type { OnlineReadResult } from "../stores/types.js";
 

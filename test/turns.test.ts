@@ -1,6 +1,6 @@
 // takeTurn: batch work inside a serving process yields the event loop one step at a time.
 import { describe, expect, it } from "vitest";
-import { takeTurn } from "../stores/turns.js";
+import { takeTurn } from "../common/turns.js";
 import { turnCounter } from "./repo_fixture.js";
 
 describe("takeTurn", () => {

@@ -5,7 +5,7 @@
 // Generated in one DuckDB query from hashes of (seed, row): deterministic for a seed, fast, larger than memory.
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { ValidationError } from "../../registry/errors.js";
+import { ValidationError } from "../../common/errors.js";
 import { AddTags, Categorify, Dropna, Rename } from "../etl/ops.js";
 import { exec, openDuck, pathLiteral, queryRows } from "../etl/sql.js";
 import { Workflow } from "../etl/workflow.js";

@@ -2,8 +2,8 @@
 // user and item feature tables with event and created timestamps, where the repo's FileSources point.
 import { mkdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { silentProgress } from "../../stores/progress.js";
-import type { ProgressSink } from "../../stores/types.js";
+import { silentProgress } from "../../common/progress.js";
+import type { ProgressSink } from "../../common/progress.js";
 import { uniqueRowsByFeatures } from "../etl/features.js";
 import { openDuck, pathLiteral, queryRows } from "../etl/sql.js";
 import { aliccpWorkflow, generateAliccp } from "./aliccp.js";

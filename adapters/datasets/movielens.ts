@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ValidationError } from "../../registry/errors.js";
+import { ValidationError } from "../../common/errors.js";
 import { exec, openDuck, pathLiteral, queryRows } from "../etl/sql.js";
 
 /** The project root: the nearest folder above this module with a package.json (works from source and from dist/). */

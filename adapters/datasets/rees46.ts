@@ -5,7 +5,7 @@
 // consecutive repeats of the previous item (add to cart after a view), which the workflow removes.
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { ValidationError } from "../../registry/errors.js";
+import { ValidationError } from "../../common/errors.js";
 import { Categorify, DayIndex, DedupeConsecutive, Expr, Filter, Groupby, JoinGroupby, ListSlice, LogOp, Normalize, Rename, Select, TimeFeatures, AddTags } from "../etl/ops.js";
 import { exec, openDuck, pathLiteral, queryRows } from "../etl/sql.js";
 import { Workflow } from "../etl/workflow.js";

@@ -1,5 +1,5 @@
 // Column metadata carried through a workflow, selectors over it, and the schema.json written beside outputs.
-import { ValidationError } from "../../registry/errors.js";
+import { ValidationError } from "../../common/errors.js";
 import type { Value } from "./sql.js";
 
 /** The tags schema.json may carry (DESIGN.md "Data produced by ETL"). */

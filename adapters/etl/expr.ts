@@ -5,7 +5,7 @@
 // and the functions listed in FUNCTIONS (epoch(t): seconds since the epoch of a timestamp, a Date online). Semantics follow DuckDB: NULL propagates, three-valued logic,
 // x % 0 is NULL, least/greatest/coalesce skip NULLs; ln/log10/sqrt of an out-of-domain value give NULL
 // (DuckDB would raise: the printed SQL guards them).
-import { ValidationError } from "../../registry/errors.js";
+import { ValidationError } from "../../common/errors.js";
 import { ident, literal, type Row, type Value } from "./sql.js";
 
 export type Expr =

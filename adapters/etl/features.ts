@@ -3,7 +3,7 @@
 // two columns notebook 000 adds before handing the table to Feast).
 import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { ValidationError, errorMessage } from "../../registry/errors.js";
+import { ValidationError, errorMessage } from "../../common/errors.js";
 import { type SchemaEntry, type Tag, checkTags } from "./columns.js";
 import { type Dataset, datasetSql, describeDataset, exec, ident, openDuck, pathLiteral, queryRows } from "./sql.js";
 import { SCHEMA_FILE } from "./workflow.js";

@@ -3,7 +3,7 @@
 // itself to rows in JS for online requests. Projection operators (one output per selected column, rows
 // unchanged) share one implementation so both paths stay in step.
 import type { DuckDBConnection } from "@duckdb/node-api";
-import { ValidationError } from "../../registry/errors.js";
+import { ValidationError } from "../../common/errors.js";
 import { type ColumnInfo, type Selector, resolveSelector } from "./columns.js";
 import { ident, type Row, type Value } from "./sql.js";
 

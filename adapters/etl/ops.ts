@@ -10,7 +10,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
-import { ValidationError } from "../../registry/errors.js";
+import { ValidationError } from "../../common/errors.js";
 import { type ColumnInfo, type ColumnProperties, type Selector, type Tag, checkTags, embeddingDim, resolveSelector, selectorToJSON, valueKey, withTags } from "./columns.js";
 import { type Expr as ExprTree, evalExpr, exprColumns, exprToSql, parseExpr } from "./expr.js";
 import { type FitContext, type OpJson, type Output, type Projection, type SqlContext, NUMERIC, Op, ProjectionOp, ROW_COL, num, pcol, requireFitted, requireNumeric } from "./op.js";

@@ -3,7 +3,7 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { DuckDBInstance, type DuckDBConnection } from "@duckdb/node-api";
-import { ValidationError, errorMessage } from "../../registry/errors.js";
+import { ValidationError, errorMessage } from "../../common/errors.js";
 
 export type Value = string | number | bigint | boolean | null | Date | Value[];
 export type Row = Record<string, Value | undefined>;

@@ -5,9 +5,9 @@
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { ValidationError, errorMessage } from "../../registry/errors.js";
-import { silentProgress } from "../../stores/progress.js";
-import type { ProgressSink } from "../../stores/types.js";
+import { ValidationError, errorMessage } from "../../common/errors.js";
+import { silentProgress } from "../../common/progress.js";
+import type { ProgressSink } from "../../common/progress.js";
 import { type ColumnInfo, type SchemaEntry, schemaEntries } from "./columns.js";
 import { type GroupPass, type Op, type OpJson, ProjectionOp, ROW_COL, type SqlContext } from "./op.js";
 import { type DedupeConsecutive, type Groupby, opFromJSON } from "./ops.js";

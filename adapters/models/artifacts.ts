@@ -4,7 +4,7 @@
 import { DuckDBDataChunk, DuckDBInstance, FLOAT, INTEGER, type DuckDBFloatVector, type DuckDBIntegerVector } from "@duckdb/node-api";
 import { mkdirSync, readFileSync, writeFileSync, renameSync, existsSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { ValidationError } from "../../registry/errors.js";
+import { ValidationError } from "../../common/errors.js";
 import { tf } from "./backend.js";
 import type { DlrmModel } from "./dlrm.js";
 import { isList, type Frame } from "./frame.js";

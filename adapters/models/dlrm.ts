@@ -7,7 +7,7 @@ import { concatFrames, joinColumns, rng, sliceFrame, takeRows, type Frame } from
 import { sampleNegatives, type NegativeSource } from "./negatives.js";
 import { applyDense, applyMlp, dense, disposePrepared, FeatureEncoder, mlp, mlpVariables, Optimizer, tableVariables, type DenseLayer, type PreparedFeatures } from "./nn.js";
 import { inputColumns, inputsOf, type InputSpec } from "./schema.js";
-import { ValidationError } from "../../registry/errors.js";
+import { ValidationError } from "../../common/errors.js";
 
 export interface DlrmOptions {
   /** dimension of every embedding and of the bottom MLP's output (default 64) */

@@ -4,7 +4,7 @@
 // candidates) that is several times faster than TensorFlow.js, whose cost there is per-op overhead.
 // scoreCandidates() also computes the user/context side once per request: those vectors, their pairwise
 // interactions and their share of the first top layer are the same for every candidate.
-import { ValidationError } from "../../registry/errors.js";
+import { ValidationError } from "../../common/errors.js";
 import type { LoadedModel } from "./artifacts.js";
 import { tf } from "./backend.js";
 import type { DlrmModel } from "./dlrm.js";

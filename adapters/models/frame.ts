@@ -1,6 +1,6 @@
 // Columnar training data: typed arrays per column, lists as offsets + values. Built once from rows or column
 // batches (e.g. a point-in-time join), then sliced by row index for every mini-batch without per-row objects.
-import { ValidationError } from "../../registry/errors.js";
+import { ValidationError } from "../../common/errors.js";
 import type { ColumnBatch } from "../../stores/types.js";
 import type { CategoricalInput, ContinuousInput } from "./schema.js";
 

@@ -3,10 +3,11 @@
 // on the latest rows, and is exported (towers / ranking model folders, item embeddings parquet, results).
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ValidationError } from "../../registry/errors.js";
+import { ValidationError } from "../../common/errors.js";
 import { batchSourceOf } from "../../registry/types.js";
 import type { FeatureStore } from "../../stores/feature_store.js";
-import type { EntityDfInput, ProgressSink } from "../../stores/types.js";
+import type { ProgressSink } from "../../common/progress.js";
+import type { EntityDfInput } from "../../stores/types.js";
 import { dlrmToLayers, saveModel, towerToLayers, writeItemEmbeddings } from "./artifacts.js";
 import { initBackend, type BackendPreference } from "./backend.js";
 import { DlrmModel, type DlrmOptions } from "./dlrm.js";

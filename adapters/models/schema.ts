@@ -1,7 +1,7 @@
 // Model inputs from an ETL `schema.json` (DESIGN.md "Data produced by ETL"): which columns feed the query (user)
 // tower, the candidate (item) tower and the ranking model, with embedding tables sized from cardinalities.
 import { readFileSync } from "node:fs";
-import { ValidationError } from "../../registry/errors.js";
+import { ValidationError } from "../../common/errors.js";
 
 export const SCHEMA_TAGS = ["categorical", "continuous", "user", "item", "user_id", "item_id", "session_id", "target", "binary_classification", "regression", "time", "list"] as const;
 export type SchemaTag = (typeof SCHEMA_TAGS)[number];

@@ -1,6 +1,6 @@
 // The training loop shared by the models: shuffled mini-batches, progress per epoch, loss and samples/s.
-import type { ProgressSink } from "../../stores/types.js";
-import { silentProgress } from "../../stores/progress.js";
+import type { ProgressSink } from "../../common/progress.js";
+import { silentProgress } from "../../common/progress.js";
 import { rng, shuffled, takeRows, type Frame } from "./frame.js";
 
 export interface Trainable {

@@ -5,7 +5,7 @@ import type { EmbeddingUpdate } from "./embedding.js";
 import { concatFrames, rng, sliceFrame, takeRows, type Frame } from "./frame.js";
 import { applyMlp, disposePrepared, FeatureEncoder, mlp, mlpVariables, Optimizer, tableVariables, type DenseLayer, type PreparedFeatures } from "./nn.js";
 import { inputColumns, inputsOf, type InputSpec } from "./schema.js";
-import { ValidationError } from "../../registry/errors.js";
+import { ValidationError } from "../../common/errors.js";
 
 export interface TwoTowerOptions {
   /** MLP of each tower; the last layer has no activation (default [128, 64]) */

@@ -1,6 +1,6 @@
 import { Flags } from "@oclif/core";
 import { resolve } from "node:path";
-import { ValidationError } from "../../registry/errors.js";
+import { ValidationError } from "../../common/errors.js";
 import { RepoCommand, splitList } from "../base.js";
 
 export default class GetHistoricalFeatures extends RepoCommand {

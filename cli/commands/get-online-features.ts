@@ -1,5 +1,5 @@
 import { Flags } from "@oclif/core";
-import { ValidationError } from "../../registry/errors.js";
+import { ValidationError } from "../../common/errors.js";
 import { baseType } from "../../registry/types.js";
 import { RepoCommand, splitList } from "../base.js";
 

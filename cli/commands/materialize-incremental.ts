@@ -1,6 +1,6 @@
 import { Args, Flags } from "@oclif/core";
-import { isoUtc } from "../../registry/time.js";
-import { consoleProgress } from "../../stores/progress.js";
+import { isoUtc } from "../../common/time.js";
+import { consoleProgress } from "../../common/progress.js";
 import { RepoCommand, splitList } from "../base.js";
 
 export default class MaterializeIncremental extends RepoCommand {

@@ -2,8 +2,8 @@ import cluster from "node:cluster";
 import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { Flags } from "@oclif/core";
-import { DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, SERVER_NODE_FLAGS } from "../../adapters/server/defaults.js";
-import { LOG_LEVELS, type LogLevel } from "../../adapters/server/log.js";
+import { DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, SERVER_NODE_FLAGS } from "../../server/defaults.js";
+import { LOG_LEVELS, type LogLevel } from "../../server/log.js";
 import { FstoreCommand } from "../base.js";
 
 export default class Serve extends FstoreCommand {
@@ -38,7 +38,7 @@ export default class Serve extends FstoreCommand {
     // wants (fixed at process start), replaces one that dies, and passes signals on.
     if (cluster.isPrimary) return this.runPrimary(workers);
     // Every fs command loads this file; the server itself loads only for `fs serve`.
-    const { startFeatureServer } = await import("../../adapters/server/server.js");
+    const { startFeatureServer } = await import("../../server/server.js");
     const server = await startFeatureServer({
       repoPath: resolve(flags.repo),
       port: flags.port,

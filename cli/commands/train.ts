@@ -1,7 +1,7 @@
 import { Args, Flags } from "@oclif/core";
 import { resolve } from "node:path";
-import { ValidationError } from "../../registry/errors.js";
-import { consoleProgress } from "../../stores/progress.js";
+import { ValidationError } from "../../common/errors.js";
+import { consoleProgress } from "../../common/progress.js";
 import type { TrainJobOptions } from "../../adapters/models/jobs.js";
 import type { BackendPreference } from "../../adapters/models/backend.js";
 import { RepoCommand, splitList } from "../base.js";

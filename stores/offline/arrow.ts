@@ -15,7 +15,7 @@ import {
   vectorFromArray,
   type Vector,
 } from "apache-arrow";
-import { ValidationError } from "../../registry/errors.js";
+import { ValidationError } from "../../common/errors.js";
 import type { Dtype } from "../../registry/types.js";
 import type { ColumnBatch } from "../types.js";
 import { listElementType } from "./duck_types.js";

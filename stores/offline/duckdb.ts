@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import type { Table } from "apache-arrow";
-import { ValidationError } from "../../registry/errors.js";
+import { ValidationError } from "../../common/errors.js";
 import { batchSourceOf, type FeatureViewSpec, type FileSourceSpec } from "../../registry/types.js";
 import type { ColumnBatch, HistoricalRequest, OfflineStore, PullLatestResult, RetrievalJob } from "../types.js";
 import { batchesToArrow } from "./arrow.js";

@@ -3,7 +3,7 @@
 import { existsSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Table } from "apache-arrow";
-import { ValidationError } from "../../registry/errors.js";
+import { ValidationError } from "../../common/errors.js";
 import type { EntityDfInput } from "../types.js";
 import { arrowToPrepared } from "./arrow.js";
 import type { ColumnInfo, Duck } from "./db.js";

@@ -14,8 +14,8 @@ import {
   type DuckDBType,
   type DuckDBValue,
 } from "@duckdb/node-api";
-import { ValidationError } from "../../registry/errors.js";
-import { toEpochMs } from "../../registry/time.js";
+import { ValidationError } from "../../common/errors.js";
+import { toEpochMs } from "../../common/time.js";
 import { baseType, isListDtype, type Dtype, type ValueType } from "../../registry/types.js";
 import { duckTypeOf } from "./duck_types.js";
 import { ident } from "./sql.js";

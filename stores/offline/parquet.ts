@@ -3,7 +3,7 @@ import { mkdirSync, renameSync, rmSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
 import { DuckDBInstance, type DuckDBConnection } from "@duckdb/node-api";
-import { ValidationError } from "../../registry/errors.js";
+import { ValidationError } from "../../common/errors.js";
 import { isDtype, type Dtype } from "../../registry/types.js";
 import type { ColumnBatch } from "../types.js";
 import { prepareColumn, stageColumns, type PreparedColumn } from "./load.js";

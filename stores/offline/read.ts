@@ -16,7 +16,7 @@ import {
   type DuckDBDataChunk,
   type DuckDBValue,
 } from "@duckdb/node-api";
-import { takeTurn } from "../turns.js";
+import { takeTurn } from "../../common/turns.js";
 import type { ColumnBatch } from "../types.js";
 import type { ColumnInfo, Duck } from "./db.js";
 import { typeFamily } from "./duck_types.js";

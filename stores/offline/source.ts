@@ -1,7 +1,7 @@
 // File sources: where the parquet lives, how to read it, and how view names map to raw columns.
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { ValidationError } from "../../registry/errors.js";
+import { ValidationError } from "../../common/errors.js";
 import type { FeatureViewSpec, FileSourceSpec } from "../../registry/types.js";
 import type { ColumnInfo, Duck } from "./db.js";
 import { describeColumns, timestampExpr } from "./duck_types.js";

@@ -10,7 +10,7 @@
 // schema changes (the store keeps fingerprint -> fields). Event/created ts sit at fixed offsets so the
 // Redis Lua script can compare them without knowing the schema.
 
-import { ValidationError } from "../../registry/errors.js";
+import { ValidationError } from "../../common/errors.js";
 import type { Dtype, FeatureViewSpec, FieldSpec, ValueType } from "../../registry/types.js";
 import type { OnlineReadRequest, OnlineReadResult, OnlineWriteBatch } from "../types.js";
 

@@ -9,7 +9,7 @@
 // because older-or-equal rows never replace newer ones.
 
 import { Redis, type ChainableCommander, type RedisOptions } from "ioredis";
-import { FstoreError, ValidationError, errorMessage } from "../../registry/errors.js";
+import { FstoreError, ValidationError, errorMessage } from "../../common/errors.js";
 import type { RedisOnlineConfig } from "../../registry/config.js";
 import type { FeatureViewSpec, FieldSpec } from "../../registry/types.js";
 import type { OnlineReadRequest, OnlineReadResult, OnlineStore, OnlineWriteBatch } from "../types.js";

@@ -10,7 +10,7 @@
 import { connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import type { RedisOptions } from "ioredis";
-import { FstoreError } from "../../registry/errors.js";
+import { FstoreError } from "../../common/errors.js";
 
 /**
  * One array reply: element i is b[starts[i], starts[i] + lens[i]), or nil when lens[i] is -1. The

@@ -1,5 +1,5 @@
 import { Args, Flags } from "@oclif/core";
-import { ValidationError } from "../../../registry/errors.js";
+import { ValidationError } from "../../../common/errors.js";
 import { FstoreCommand } from "../../base.js";
 
 export default class DatasetsGenerate extends FstoreCommand {

@@ -2,8 +2,8 @@ import { existsSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Args, Flags } from "@oclif/core";
 import type { Splits, Workflow } from "../../../adapters/etl/index.js";
-import { ValidationError } from "../../../registry/errors.js";
-import { consoleProgress } from "../../../stores/progress.js";
+import { ValidationError } from "../../../common/errors.js";
+import { consoleProgress } from "../../../common/progress.js";
 import { FstoreCommand } from "../../base.js";
 
 /** A workflow from a .ts file (its default export, or its only exported Workflow) or a saved workflow folder. */

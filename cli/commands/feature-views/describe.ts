@@ -1,5 +1,5 @@
 import { Args } from "@oclif/core";
-import { isoUtc } from "../../../registry/time.js";
+import { isoUtc } from "../../../common/time.js";
 import { RepoCommand } from "../../base.js";
 
 export default class FeatureViewsDescribe extends RepoCommand {

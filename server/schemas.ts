@@ -3,8 +3,8 @@
 // snapshot and per distinct request shape (see plans.ts), so a request pays a Map lookup, not a compile.
 
 import { Ajv, type AnySchemaObject, type ErrorObject, type SchemaValidateFunction, type ValidateFunction } from "ajv";
-import { toEpochMs } from "../../registry/time.js";
-import { baseType, isListDtype, type Dtype, type ValueType } from "../../registry/types.js";
+import { toEpochMs } from "../common/time.js";
+import { baseType, isListDtype, type Dtype, type ValueType } from "../registry/types.js";
 
 export type JsonSchema = AnySchemaObject;
 

@@ -1,6 +1,12 @@
 // Progress for long jobs: a bar on a TTY, plain log lines otherwise (CI, pipes, log files).
 import cliProgress from "cli-progress";
-import type { ProgressSink } from "./types.js";
+
+/** Progress of a long job (materialize, ETL, training), reported by the worker and drawn by the caller. */
+export interface ProgressSink {
+  start(label: string, total: number): void;
+  tick(done: number): void;
+  stop(): void;
+}
 
 export const silentProgress: ProgressSink = { start() {}, tick() {}, stop() {} };
 

@@ -3,9 +3,9 @@
 // distinct request shape, so the hot path of a repeated request is one Map lookup and one compiled check.
 
 import type { Ajv, ValidateFunction } from "ajv";
-import type { FeatureViewSpec, FieldSpec, RegistryContents } from "../../registry/types.js";
-import { batchSourceOf } from "../../registry/types.js";
-import { StringListMemo } from "../../stores/list_memo.js";
+import type { FeatureViewSpec, FieldSpec, RegistryContents } from "../registry/types.js";
+import { batchSourceOf } from "../registry/types.js";
+import { StringListMemo } from "../stores/list_memo.js";
 import { TIMESTAMP_SCHEMA, check, columnSchema, type JsonSchema } from "./schemas.js";
 
 /** A request the registry cannot serve: 404 when a named object does not exist, else 400. */
