@@ -1,10 +1,40 @@
 // The public API of fstore: what feature repos and services import from "fstore".
-export { Entity, Field, FileSource, PushSource, FeatureView, FeatureViewProjection, FeatureService } from "./registry/definitions.js";
-export type { Dtype, ValueType, FeatureViewSpec, FeatureServiceSpec, EntitySpec, DataSourceSpec, FieldSpec } from "./registry/types.js";
+export {
+  Entity,
+  Field,
+  FileSource,
+  PushSource,
+  FeatureView,
+  FeatureViewProjection,
+  FeatureService,
+} from "./registry/definitions.js";
+export type {
+  Dtype,
+  ValueType,
+  FeatureViewSpec,
+  FeatureServiceSpec,
+  EntitySpec,
+  DataSourceSpec,
+  FieldSpec,
+} from "./registry/types.js";
 export { FstoreError, ValidationError, NotFoundError } from "./common/errors.js";
 export type { RepoConfig } from "./registry/config.js";
-export { startFeatureServer, FeatureServerClient, FeatureServerError, responseToObject, type FeatureServer, type FeatureServerOptions, type OnlineFeaturesResponse } from "./server/index.js";
-export { FeatureStore, type OnlineFeaturesRequest, type HistoricalFeaturesRequest, type MaterializeOptions, type PushTarget } from "./stores/feature_store.js";
+export {
+  startFeatureServer,
+  FeatureServerClient,
+  FeatureServerError,
+  responseToObject,
+  type FeatureServer,
+  type FeatureServerOptions,
+  type OnlineFeaturesResponse,
+} from "./server/index.js";
+export {
+  FeatureStore,
+  type OnlineFeaturesRequest,
+  type HistoricalFeaturesRequest,
+  type MaterializeOptions,
+  type PushTarget,
+} from "./stores/feature_store.js";
 export { OnlineResponse, type FeastOnlineResponse, type FeatureStatus } from "./stores/online_response.js";
 export type { OnlineStore, OfflineStore, RetrievalJob } from "./stores/types.js";
 export { consoleProgress, type ProgressSink } from "./common/progress.js";

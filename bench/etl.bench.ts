@@ -36,7 +36,17 @@ function sessionWorkflow(): Workflow {
   return new Workflow([
     new Categorify(["product_id", "category_id", "brand"], { startIndex: 1 }),
     new Normalize("price"),
-    new Groupby({ groupBy: ["user_session"], sortBy: ["event_time"], aggs: { product_id: ["list", "count"], category_id: ["list"], brand: ["list"], price: ["list"], event_time: ["first"] } }),
+    new Groupby({
+      groupBy: ["user_session"],
+      sortBy: ["event_time"],
+      aggs: {
+        product_id: ["list", "count"],
+        category_id: ["list"],
+        brand: ["list"],
+        price: ["list"],
+        event_time: ["first"],
+      },
+    }),
     new ListSlice(["product_id-list", "category_id-list", "brand-list", "price-list"], -20),
   ]);
 }
@@ -52,7 +62,9 @@ export async function main(): Promise<void> {
   rmSync(OUT, { recursive: true, force: true });
   mkdirSync(OUT, { recursive: true });
   let t = performance.now();
-  await duck.conn.run(`COPY (SELECT * FROM read_parquet('${INPUT}')) TO '${join(OUT, "copy.parquet")}' (FORMAT parquet)`);
+  await duck.conn.run(
+    `COPY (SELECT * FROM read_parquet('${INPUT}')) TO '${join(OUT, "copy.parquet")}' (FORMAT parquet)`,
+  );
   const copyS = (performance.now() - t) / 1000;
   duck.close();
 
@@ -71,22 +83,42 @@ export async function main(): Promise<void> {
   const rss = peakRssMb();
 
   report("etl fit (vocabularies + price stats)", events / fitS, "events/s");
-  report("etl transform: categorify+normalize+groupby+slice", events / transformS, "events/s", { baseline: events / copyS, baselineName: "bare COPY", target: ">= 1,000,000 events/s", pass: events / transformS >= 1_000_000 });
-  report("etl fit + transform", events / (fitS + transformS), "events/s", { target: ">= 1,000,000 events/s", pass: events / (fitS + transformS) >= 1_000_000 });
-  console.log(`  ${res.rows} sessions written in ${res.files.length} file(s); fit ${fitS.toFixed(1)} s, transform ${transformS.toFixed(1)} s (CPU ${cpuS.toFixed(1)} s over both, ${(cpuS / (fitS + transformS)).toFixed(2)} cores busy), bare COPY ${copyS.toFixed(1)} s; load average ${loadavg()[0].toFixed(1)} on ${cpus().length} cores`);
-  report(`etl peak RSS (fit + transform, DuckDB memory_limit ${MEMORY_LIMIT})`, rss, "MB", { target: "< 2048 MB", pass: rss < 2048 });
+  report("etl transform: categorify+normalize+groupby+slice", events / transformS, "events/s", {
+    baseline: events / copyS,
+    baselineName: "bare COPY",
+    target: ">= 1,000,000 events/s",
+    pass: events / transformS >= 1_000_000,
+  });
+  report("etl fit + transform", events / (fitS + transformS), "events/s", {
+    target: ">= 1,000,000 events/s",
+    pass: events / (fitS + transformS) >= 1_000_000,
+  });
+  console.log(
+    `  ${res.rows} sessions written in ${res.files.length} file(s); fit ${fitS.toFixed(1)} s, transform ${transformS.toFixed(1)} s (CPU ${cpuS.toFixed(1)} s over both, ${(cpuS / (fitS + transformS)).toFixed(2)} cores busy), bare COPY ${copyS.toFixed(1)} s; load average ${loadavg()[0].toFixed(1)} on ${cpus().length} cores`,
+  );
+  report(`etl peak RSS (fit + transform, DuckDB memory_limit ${MEMORY_LIMIT})`, rss, "MB", {
+    target: "< 2048 MB",
+    pass: rss < 2048,
+  });
 
   // online: one event through the row-wise part, and one session's events through the whole workflow
   await wf.prepareOnline();
   const d2 = await openDuck();
-  const sample = await queryRows(d2.conn, `SELECT * FROM read_parquet('${INPUT}') WHERE user_session IN (SELECT user_session FROM read_parquet('${INPUT}') LIMIT 200)`, "sample");
+  const sample = await queryRows(
+    d2.conn,
+    `SELECT * FROM read_parquet('${INPUT}') WHERE user_session IN (SELECT user_session FROM read_parquet('${INPUT}') LIMIT 200)`,
+    "sample",
+  );
   d2.close();
   const rowWise = new Workflow(wf.ops.slice(0, 2));
   rowWise.stateDir = wf.stateDir;
   await rowWise.prepareOnline();
   let i = 0;
   const one = await measure(() => rowWise.transformRow(sample[i++ % sample.length]), 20_000, 2_000);
-  report("transformRow p99 (categorify x3 + normalize, one event)", one.p99, "us", { target: "<= 50 us", pass: one.p99 <= 50 });
+  report("transformRow p99 (categorify x3 + normalize, one event)", one.p99, "us", {
+    target: "<= 50 us",
+    pass: one.p99 <= 50,
+  });
   report("transformRow p50", one.p50, "us");
   const bySession = new Map<string, Row[]>();
   for (const r of sample) {

@@ -66,7 +66,16 @@ const view: FeatureViewSpec = {
   entityColumns: [{ name: "entity_id", dtype: "int64" }],
   features: featureNames.map((name) => ({ name, dtype: "float64" })),
   ttlSeconds: TTL_S,
-  source: { type: "file", name: "bench_source", path: FEATURES, timestampField: "event_timestamp", createdTimestampColumn: "created", fieldMapping: {}, description: "", tags: {} },
+  source: {
+    type: "file",
+    name: "bench_source",
+    path: FEATURES,
+    timestampField: "event_timestamp",
+    createdTimestampColumn: "created",
+    fieldMapping: {},
+    description: "",
+    tags: {},
+  },
   online: true,
   tags: {},
   description: "",
@@ -74,18 +83,27 @@ const view: FeatureViewSpec = {
 };
 
 async function asofBaseline(conn: DuckDBConnection, out: string): Promise<void> {
-  const cols = featureNames.map((f) => `CASE WHEN f.event_timestamp >= e.event_timestamp - INTERVAL ${TTL_S} SECOND THEN f.${f} END AS ${f}`).join(", ");
+  const cols = featureNames
+    .map((f) => `CASE WHEN f.event_timestamp >= e.event_timestamp - INTERVAL ${TTL_S} SECOND THEN f.${f} END AS ${f}`)
+    .join(", ");
   await conn.run(`COPY (SELECT e.entity_id, e.event_timestamp, ${cols}
     FROM read_parquet('${ENTITIES}') e ASOF LEFT JOIN read_parquet('${FEATURES}') f
       ON e.entity_id = f.entity_id AND e.event_timestamp >= f.event_timestamp) TO '${out}' (FORMAT parquet, ${FAST_PARQUET})`);
 }
 
 async function summary(conn: DuckDBConnection, path: string): Promise<string> {
-  const r = await conn.runAndReadAll(`SELECT count(*)::DOUBLE AS n, count(f0)::DOUBLE AS hits, round(sum(f0 + f9), 6) AS s FROM read_parquet('${path}')`);
+  const r = await conn.runAndReadAll(
+    `SELECT count(*)::DOUBLE AS n, count(f0)::DOUBLE AS hits, round(sum(f0 + f9), 6) AS s FROM read_parquet('${path}')`,
+  );
   return JSON.stringify(r.getRowObjectsJS()[0]);
 }
 
-async function benchPull(conn: DuckDBConnection, store: Awaited<ReturnType<typeof createDuckDBOfflineStore>>, label: string, path: string): Promise<void> {
+async function benchPull(
+  conn: DuckDBConnection,
+  store: Awaited<ReturnType<typeof createDuckDBOfflineStore>>,
+  label: string,
+  path: string,
+): Promise<void> {
   const pullView: FeatureViewSpec = { ...view, source: { ...(view.source as FileSourceSpec), path } };
   const pulls: number[] = [];
   const bare: number[] = [];
@@ -118,7 +136,9 @@ async function benchPull(conn: DuckDBConnection, store: Awaited<ReturnType<typeo
     target: ">= 1M rows/s (materialize needs 300k/s)",
     pass: rows / best >= 1_000_000,
   });
-  console.log(`  runs: pullLatest ${pulls.map((x) => x.toFixed(2)).join(", ")} s; in DuckDB ${bare.map((x) => x.toFixed(2)).join(", ")} s (${rows.toLocaleString("en")} entities); CPU s: ${cpu.join("; ")}`);
+  console.log(
+    `  runs: pullLatest ${pulls.map((x) => x.toFixed(2)).join(", ")} s; in DuckDB ${bare.map((x) => x.toFixed(2)).join(", ")} s (${rows.toLocaleString("en")} entities); CPU s: ${cpu.join("; ")}`,
+  );
 }
 
 export async function main(): Promise<void> {
@@ -137,7 +157,10 @@ export async function main(): Promise<void> {
     const [, a, ac] = await timed(() => asofBaseline(conn, outAsof));
     asof.push(a);
     const [, o, oc] = await timed(async () => {
-      const job = await store.getHistoricalFeatures({ entityDf: ENTITIES, views: [{ view, features: featureNames.map((f) => ({ name: f, outputName: f })) }] });
+      const job = await store.getHistoricalFeatures({
+        entityDf: ENTITIES,
+        views: [{ view, features: featureNames.map((f) => ({ name: f, outputName: f })) }],
+      });
       await job.toParquet(outOurs);
       await job.close();
     });
@@ -148,8 +171,15 @@ export async function main(): Promise<void> {
   const sAsof = await summary(conn, outAsof);
   console.log(`results agree: ${sOurs === sAsof} (fstore ${sOurs}, asof ${sAsof})`);
   const best = Math.min(...ours);
-  report("getHistoricalFeatures + toParquet, 1M x 10M rows (s)", best, "s", { baseline: Math.min(...asof), baselineName: "DuckDB ASOF query", target: "<= 15 s", pass: best <= 15 });
-  console.log(`  runs: fstore ${ours.map((x) => x.toFixed(2)).join(", ")} s; asof ${asof.map((x) => x.toFixed(2)).join(", ")} s; CPU s per round: ${cpu.join("; ")}`);
+  report("getHistoricalFeatures + toParquet, 1M x 10M rows (s)", best, "s", {
+    baseline: Math.min(...asof),
+    baselineName: "DuckDB ASOF query",
+    target: "<= 15 s",
+    pass: best <= 15,
+  });
+  console.log(
+    `  runs: fstore ${ours.map((x) => x.toFixed(2)).join(", ")} s; asof ${asof.map((x) => x.toFixed(2)).join(", ")} s; CPU s per round: ${cpu.join("; ")}`,
+  );
 
   // pullLatest, as materialize reads: latest of 10 versions per entity, and a source with one row per entity
   for (const [label, path] of [

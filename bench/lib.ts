@@ -23,7 +23,12 @@ export interface LatencyStats {
  * touched for a millisecond costs far more than it did a moment ago (see memoryProbe), and back-to-back
  * calls hide that.
  */
-export async function measure(fn: () => unknown | Promise<unknown>, iterations: number, warmup = Math.min(200, iterations), gapMs = 0): Promise<LatencyStats> {
+export async function measure(
+  fn: () => unknown | Promise<unknown>,
+  iterations: number,
+  warmup = Math.min(200, iterations),
+  gapMs = 0,
+): Promise<LatencyStats> {
   for (let i = 0; i < warmup; i++) await fn();
   const lat: number[] = new Array(iterations);
   for (let i = 0; i < iterations; i++) {
@@ -55,7 +60,12 @@ export async function memoryProbe(): Promise<{ backToBack: LatencyStats; paced: 
 
 /** p50, p99 and mean of latencies in µs. */
 function latencyStats(lat: number[]): LatencyStats {
-  return { n: lat.length, p50: percentile(lat, 50), p99: percentile(lat, 99), mean: lat.reduce((a, b) => a + b, 0) / lat.length };
+  return {
+    n: lat.length,
+    p50: percentile(lat, 50),
+    p99: percentile(lat, 99),
+    mean: lat.reduce((a, b) => a + b, 0) / lat.length,
+  };
 }
 
 /**
@@ -91,9 +101,18 @@ export function peakRssMb(): number {
 }
 
 /** Print one figure: name, value, unit, and optionally a target and a baseline measured in the same run. */
-export function report(name: string, value: number, unit: string, extra: { target?: string; baseline?: number; baselineName?: string; pass?: boolean } = {}): void {
+export function report(
+  name: string,
+  value: number,
+  unit: string,
+  extra: { target?: string; baseline?: number; baselineName?: string; pass?: boolean } = {},
+): void {
   const parts = [`${name.padEnd(58)} ${value.toFixed(value >= 100 ? 0 : 3).padStart(12)} ${unit}`];
-  if (extra.baseline !== undefined) parts.push(`${extra.baselineName ?? "baseline"} ${extra.baseline.toFixed(extra.baseline >= 100 ? 0 : 3)} ${unit} (ratio ${(value / extra.baseline).toFixed(2)}x)`);
-  if (extra.target) parts.push(`target ${extra.target}${extra.pass === undefined ? "" : extra.pass ? " PASS" : " MISS"}`);
+  if (extra.baseline !== undefined)
+    parts.push(
+      `${extra.baselineName ?? "baseline"} ${extra.baseline.toFixed(extra.baseline >= 100 ? 0 : 3)} ${unit} (ratio ${(value / extra.baseline).toFixed(2)}x)`,
+    );
+  if (extra.target)
+    parts.push(`target ${extra.target}${extra.pass === undefined ? "" : extra.pass ? " PASS" : " MISS"}`);
   console.log(parts.join(" | "));
 }

@@ -74,7 +74,9 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   let errors = 0;
   let closed = 0;
   let completed = 0;
-  const head = Buffer.from(`POST ${opts.path} HTTP/1.1\r\nHost: ${u.host}\r\nContent-Type: application/json\r\nConnection: keep-alive\r\nContent-Length: `);
+  const head = Buffer.from(
+    `POST ${opts.path} HTTP/1.1\r\nHost: ${u.host}\r\nContent-Type: application/json\r\nConnection: keep-alive\r\nContent-Length: `,
+  );
   const prefix = Buffer.from(opts.body.prefix);
   const suffix = Buffer.from(opts.body.suffix);
   const { rows, nextId } = opts.body;
@@ -150,7 +152,17 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
       () =>
         new Promise<Conn>((resolve, reject) => {
           const socket = connect({ host, port }, () => resolve(c));
-          const c: Conn = { socket, busy: false, dead: false, since: 0, head: undefined, received: 0, total: -1, status: 0, out: Buffer.allocUnsafeSlow(16_384) };
+          const c: Conn = {
+            socket,
+            busy: false,
+            dead: false,
+            since: 0,
+            head: undefined,
+            received: 0,
+            total: -1,
+            status: 0,
+            out: Buffer.allocUnsafeSlow(16_384),
+          };
           socket.setNoDelay(true);
           socket.on("data", (d: Buffer) => onData(c, d));
           socket.once("error", (e) => {
@@ -203,7 +215,8 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const elapsed = (performance.now() - start) / 1000;
   // let answers in flight arrive (up to 2 s), then count the rest as errors
   const deadline = performance.now() + 2000;
-  while (conns.some((c) => c.busy && !c.dead) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  while (conns.some((c) => c.busy && !c.dead) && performance.now() < deadline)
+    await new Promise((r) => setTimeout(r, 5));
   errors += conns.filter((c) => c.busy).length + backlog.length;
   if (closed > 0) console.error(`load generator: the server closed ${closed} connection(s) during the run`);
   for (const c of conns) c.socket.destroy();

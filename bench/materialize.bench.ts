@@ -81,7 +81,9 @@ function rawSqliteRate(): number {
   db.exec("CREATE TABLE t (k BLOB PRIMARY KEY, event_ts INTEGER, created_ts INTEGER, v BLOB) WITHOUT ROWID");
   const payload = Buffer.alloc(F * 8 + 8, 1);
   const key = Buffer.alloc(8);
-  const stmt = db.prepare("INSERT INTO t VALUES (?, ?, ?, ?) ON CONFLICT(k) DO UPDATE SET event_ts = excluded.event_ts, created_ts = excluded.created_ts, v = excluded.v WHERE excluded.event_ts >= event_ts");
+  const stmt = db.prepare(
+    "INSERT INTO t VALUES (?, ?, ?, ?) ON CONFLICT(k) DO UPDATE SET event_ts = excluded.event_ts, created_ts = excluded.created_ts, v = excluded.v WHERE excluded.event_ts >= event_ts",
+  );
   const t = performance.now();
   const batch = db.transaction((lo: number, hi: number) => {
     for (let i = lo; i < hi; i++) {
@@ -121,19 +123,29 @@ async function ensureViewsRepo(dir: string): Promise<string[]> {
     await conn.run(`SET TimeZone='UTC'`);
     for (const [v, file] of files.entries()) {
       const feats = Array.from({ length: F }, (_, i) => `random() AS v${v}_f${i}`).join(", ");
-      await conn.run(`COPY (SELECT range::BIGINT AS user_id, ${feats}, TIMESTAMP '2024-01-01' + to_seconds(range % 86400) AS event_timestamp FROM range(${VIEWS_N})) TO '${file}' (FORMAT parquet)`);
+      await conn.run(
+        `COPY (SELECT range::BIGINT AS user_id, ${feats}, TIMESTAMP '2024-01-01' + to_seconds(range % 86400) AS event_timestamp FROM range(${VIEWS_N})) TO '${file}' (FORMAT parquet)`,
+      );
     }
     conn.closeSync();
   }
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, "feature_store.yaml"), "project: mat_views_bench\nregistry: registry.db\nonline_store:\n  type: sqlite\n  path: online.db\n");
+  writeFileSync(
+    join(dir, "feature_store.yaml"),
+    "project: mat_views_bench\nregistry: registry.db\nonline_store:\n  type: sqlite\n  path: online.db\n",
+  );
   const views = files.map((file, v) => {
-    const fields = Array.from({ length: F }, (_, i) => `new Field({ name: "v${v}_f${i}", dtype: "float64" })`).join(", ");
+    const fields = Array.from({ length: F }, (_, i) => `new Field({ name: "v${v}_f${i}", dtype: "float64" })`).join(
+      ", ",
+    );
     return `export const v${v} = new FeatureView({ name: "view_${v}", entities: [user], ttl: 0, schema: [${fields}],
   source: new FileSource({ name: "src_${v}", path: ${JSON.stringify(file)}, timestampField: "event_timestamp" }) });`;
   });
-  writeFileSync(join(dir, "defs.ts"), `import { Entity, FeatureView, Field, FileSource } from "fstore";\nexport const user = new Entity({ name: "user", joinKeys: ["user_id"] });\n${views.join("\n")}\n`);
+  writeFileSync(
+    join(dir, "defs.ts"),
+    `import { Entity, FeatureView, Field, FileSource } from "fstore";\nexport const user = new Entity({ name: "user", joinKeys: ["user_id"] });\n${views.join("\n")}\n`,
+  );
   return files.map((_, v) => `view_${v}`);
 }
 
@@ -160,10 +172,26 @@ export async function main(): Promise<void> {
   await ensureSource();
   console.log(`source: ${2 * N} rows (${N} entities x 2 versions) x ${F} float features`);
   const sqlite = await materializeRate("sqlite", "online_store:\n  type: sqlite\n  path: online.db\n");
-  report("materialize -> SQLite (fstore materialize)", sqlite, "rows/s", { baseline: rawSqliteRate(), baselineName: "raw better-sqlite3 upserts", target: ">= 300000 rows/s", pass: sqlite >= 300_000 });
-  const redis = await materializeRate("redis", 'online_store:\n  type: redis\n  connection_string: "127.0.0.1:6379,db=13"\n');
-  report("materialize -> Redis (fstore materialize)", redis, "rows/s", { baseline: await rawRedisRate(), baselineName: "raw ioredis pipelined HSET", target: ">= 150000 rows/s", pass: redis >= 150_000 });
+  report("materialize -> SQLite (fstore materialize)", sqlite, "rows/s", {
+    baseline: rawSqliteRate(),
+    baselineName: "raw better-sqlite3 upserts",
+    target: ">= 300000 rows/s",
+    pass: sqlite >= 300_000,
+  });
+  const redis = await materializeRate(
+    "redis",
+    'online_store:\n  type: redis\n  connection_string: "127.0.0.1:6379,db=13"\n',
+  );
+  report("materialize -> Redis (fstore materialize)", redis, "rows/s", {
+    baseline: await rawRedisRate(),
+    baselineName: "raw ioredis pipelined HSET",
+    target: ">= 150000 rows/s",
+    pass: redis >= 150_000,
+  });
   const together = await viewsRate(true);
-  report(`materialize ${VIEWS} views x ${VIEWS_N} entities -> SQLite, all at once`, together, "rows/s", { baseline: await viewsRate(false), baselineName: "the views one by one" });
+  report(`materialize ${VIEWS} views x ${VIEWS_N} entities -> SQLite, all at once`, together, "rows/s", {
+    baseline: await viewsRate(false),
+    baselineName: "the views one by one",
+  });
   report("peak RSS", peakRssMb(), "MB");
 }

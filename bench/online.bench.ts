@@ -34,7 +34,15 @@ function makeView(i: number): FeatureViewSpec {
     entityColumns: [{ name: "user_id", dtype: "int64" }],
     features: Array.from({ length: FEATURES }, (_, f) => ({ name: `f${f}`, dtype: "float64" as const })),
     ttlSeconds: 0,
-    source: { type: "file", name: "src", path: "/dev/null", timestampField: "ts", fieldMapping: {}, description: "", tags: {} },
+    source: {
+      type: "file",
+      name: "src",
+      path: "/dev/null",
+      timestampField: "ts",
+      fieldMapping: {},
+      description: "",
+      tags: {},
+    },
     online: true,
     tags: {},
     description: "",
@@ -64,20 +72,31 @@ const createdTs = new Float64Array(N).fill(1_700_000_000_500);
 function slice(view: FeatureViewSpec, cols: Float64Array[], start: number, end: number): OnlineWriteBatch {
   const features: Record<string, ArrayLike<unknown>> = {};
   view.features.forEach((f, i) => (features[f.name] = cols[i].subarray(start, end)));
-  return { length: end - start, keys: { user_id: ids.subarray(start, end) }, features, eventTs: eventTs.subarray(start, end), createdTs: createdTs.subarray(start, end) };
+  return {
+    length: end - start,
+    keys: { user_id: ids.subarray(start, end) },
+    features,
+    eventTs: eventTs.subarray(start, end),
+    createdTs: createdTs.subarray(start, end),
+  };
 }
 
 /** write all N rows of one view in materialize-sized batches; rows/s */
 async function writeView(store: OnlineStore, view: FeatureViewSpec, cols: Float64Array[]): Promise<number> {
   const t = performance.now();
   let written = 0;
-  for (let s = 0; s < N; s += WRITE_BATCH) written += await store.write(PROJECT, view, slice(view, cols, s, Math.min(N, s + WRITE_BATCH)));
+  for (let s = 0; s < N; s += WRITE_BATCH)
+    written += await store.write(PROJECT, view, slice(view, cols, s, Math.min(N, s + WRITE_BATCH)));
   if (written !== N) throw new Error(`${store.type}: wrote ${written} of ${N} rows of ${view.name}`);
   return N / ((performance.now() - t) / 1000);
 }
 
 /** the same rows as keys + payload buffers, for the raw-client baselines */
-function preEncode(view: FeatureViewSpec, cols: Float64Array[], withNames: boolean): Array<{ keys: string[]; payloads: Buffer[] }> {
+function preEncode(
+  view: FeatureViewSpec,
+  cols: Float64Array[],
+  withNames: boolean,
+): Array<{ keys: string[]; payloads: Buffer[] }> {
   const codec = new EntityKeyCodec(view, withNames);
   const schema = new SchemaBook().ofView(view);
   const out = [];
@@ -110,7 +129,8 @@ async function checkRead(store: OnlineStore, views: FeatureViewSpec[], allCols: 
   const res = await store.read(PROJECT, requestsFor(views, [id]));
   views.forEach((v, i) => {
     const got = res[i].values.f3[0];
-    if (got !== allCols[i][3][id]) throw new Error(`${store.type}: ${v.name} f3 of ${id} is ${String(got)}, expected ${allCols[i][3][id]}`);
+    if (got !== allCols[i][3][id])
+      throw new Error(`${store.type}: ${v.name} f3 of ${id} is ${String(got)}, expected ${allCols[i][3][id]}`);
   });
 }
 
@@ -126,7 +146,11 @@ async function facadeOver(store: OnlineStore, views: FeatureViewSpec[]): Promise
   const registry = Registry.open(join(repo, "data", "registry.db"));
   registry.commit(PROJECT, {
     upsert: [
-      { kind: "entity", name: "user", spec: { name: "user", joinKeys: ["user_id"], valueType: "int64", description: "", tags: {}, owner: "" } },
+      {
+        kind: "entity",
+        name: "user",
+        spec: { name: "user", joinKeys: ["user_id"], valueType: "int64", description: "", tags: {}, owner: "" },
+      },
       { kind: "data_source", name: "src", spec: views[0].source },
       ...views.map((v) => ({ kind: "feature_view" as const, name: v.name, spec: v })),
     ],
@@ -136,17 +160,41 @@ async function facadeOver(store: OnlineStore, views: FeatureViewSpec[]): Promise
   return FeatureStore.open(repo, { onlineStore: store });
 }
 
-async function benchFacade(store: OnlineStore, views: FeatureViewSpec[], raw1: { p50: number; p99: number }, raw100: { p50: number; p99: number }): Promise<void> {
+async function benchFacade(
+  store: OnlineStore,
+  views: FeatureViewSpec[],
+  raw1: { p50: number; p99: number },
+  raw100: { p50: number; p99: number },
+): Promise<void> {
   const fs = await facadeOver(store, views);
   const features = views.flatMap((v) => v.features.map((f) => `${v.name}:${f.name}`));
   const check = await fs.getOnlineFeatures({ features, entities: { user_id: [randomId()] }, fullFeatureNames: true });
-  if (Object.keys(check.toObject()).length !== 1 + features.length) throw new Error("facade: unexpected response shape");
-  const f1 = await measure(() => fs.getOnlineFeatures({ features, entities: { user_id: [randomId()] }, fullFeatureNames: true }), ITER_1);
-  report(`${store.type} FeatureStore.getOnlineFeatures 1 entity x 250 features p99`, f1.p99, "us", { baseline: raw1.p99, baselineName: "raw client" });
-  report(`${store.type} FeatureStore.getOnlineFeatures 1 entity x 250 features p50`, f1.p50, "us", { baseline: raw1.p50, baselineName: "raw client" });
-  const f100 = await measure(() => fs.getOnlineFeatures({ features, entities: { user_id: randomIds(100) }, fullFeatureNames: true }), ITER_100);
-  report(`${store.type} FeatureStore.getOnlineFeatures 100 entities x 250 features p99`, f100.p99 / 1000, "ms", { baseline: raw100.p99 / 1000, baselineName: "raw client" });
-  report(`${store.type} FeatureStore.getOnlineFeatures 100 entities x 250 features p50`, f100.p50 / 1000, "ms", { baseline: raw100.p50 / 1000, baselineName: "raw client" });
+  if (Object.keys(check.toObject()).length !== 1 + features.length)
+    throw new Error("facade: unexpected response shape");
+  const f1 = await measure(
+    () => fs.getOnlineFeatures({ features, entities: { user_id: [randomId()] }, fullFeatureNames: true }),
+    ITER_1,
+  );
+  report(`${store.type} FeatureStore.getOnlineFeatures 1 entity x 250 features p99`, f1.p99, "us", {
+    baseline: raw1.p99,
+    baselineName: "raw client",
+  });
+  report(`${store.type} FeatureStore.getOnlineFeatures 1 entity x 250 features p50`, f1.p50, "us", {
+    baseline: raw1.p50,
+    baselineName: "raw client",
+  });
+  const f100 = await measure(
+    () => fs.getOnlineFeatures({ features, entities: { user_id: randomIds(100) }, fullFeatureNames: true }),
+    ITER_100,
+  );
+  report(`${store.type} FeatureStore.getOnlineFeatures 100 entities x 250 features p99`, f100.p99 / 1000, "ms", {
+    baseline: raw100.p99 / 1000,
+    baselineName: "raw client",
+  });
+  report(`${store.type} FeatureStore.getOnlineFeatures 100 entities x 250 features p50`, f100.p50 / 1000, "ms", {
+    baseline: raw100.p50 / 1000,
+    baselineName: "raw client",
+  });
   await fs.close(); // closes `store` too
   rmSync(join(dataDir, `repo_${store.type}`), { recursive: true, force: true });
 }
@@ -168,7 +216,9 @@ async function benchSqlite(views: FeatureViewSpec[], allCols: Float64Array[][]):
   raw.pragma("synchronous = NORMAL");
   raw.pragma("mmap_size = 17179869184");
   raw.pragma("cache_size = -131072");
-  raw.exec(`CREATE TABLE raw_upsert (entity_key TEXT NOT NULL, view TEXT NOT NULL, event_ts INTEGER NOT NULL, created_ts INTEGER NOT NULL, payload BLOB NOT NULL, PRIMARY KEY (entity_key, view)) WITHOUT ROWID`);
+  raw.exec(
+    `CREATE TABLE raw_upsert (entity_key TEXT NOT NULL, view TEXT NOT NULL, event_ts INTEGER NOT NULL, created_ts INTEGER NOT NULL, payload BLOB NOT NULL, PRIMARY KEY (entity_key, view)) WITHOUT ROWID`,
+  );
   const pre = preEncode(views[0], allCols[0], false);
   const ins = raw.prepare(
     "INSERT INTO raw_upsert VALUES (?, ?, ?, ?, ?) ON CONFLICT(entity_key, view) DO UPDATE SET event_ts = excluded.event_ts, created_ts = excluded.created_ts, payload = excluded.payload WHERE excluded.event_ts > raw_upsert.event_ts OR (excluded.event_ts = raw_upsert.event_ts AND excluded.created_ts >= raw_upsert.created_ts)",
@@ -176,12 +226,18 @@ async function benchSqlite(views: FeatureViewSpec[], allCols: Float64Array[][]):
   const t0 = performance.now();
   for (const b of pre) {
     raw.transaction(() => {
-      for (let r = 0; r < b.keys.length; r++) ins.run(b.keys[r], views[0].name, 1_700_000_000_000, 1_700_000_000_500, b.payloads[r]);
+      for (let r = 0; r < b.keys.length; r++)
+        ins.run(b.keys[r], views[0].name, 1_700_000_000_000, 1_700_000_000_500, b.payloads[r]);
     })();
   }
   const rawWps = N / ((performance.now() - t0) / 1000);
   raw.exec("DROP TABLE raw_upsert");
-  report(`sqlite write ${N} x ${FEATURES} features (rows/s)`, wps, "rows/s", { baseline: rawWps, baselineName: "raw upsert of pre-encoded rows", target: ">= 300000", pass: wps >= 300_000 });
+  report(`sqlite write ${N} x ${FEATURES} features (rows/s)`, wps, "rows/s", {
+    baseline: rawWps,
+    baselineName: "raw upsert of pre-encoded rows",
+    target: ">= 300000",
+    pass: wps >= 300_000,
+  });
 
   const t1 = performance.now();
   let lastWps = 0;
@@ -189,21 +245,50 @@ async function benchSqlite(views: FeatureViewSpec[], allCols: Float64Array[][]):
   console.log(`sqlite: wrote the other ${views.length - 1} views in ${((performance.now() - t1) / 1000).toFixed(1)} s`);
   // views of one entity share a table (one seek reads them all); the price: a view written into a table
   // that already holds 24 others dirties a page per row
-  report(`sqlite write of view ${views.length} into the shared entity table (rows/s)`, lastWps, "rows/s", { baseline: wps, baselineName: "first view" });
+  report(`sqlite write of view ${views.length} into the shared entity table (rows/s)`, lastWps, "rows/s", {
+    baseline: wps,
+    baselineName: "first view",
+  });
   await checkRead(store, views, allCols);
 
   // raw reads of the same bytes: prepared statements over the store's table, one row per (entity, view), no decoding
   const table = `"${sqliteTableName(PROJECT, views[0])}"`;
   const oneEntity = raw.prepare(`SELECT view, frame FROM ${table} WHERE entity_key = ?`).raw(true);
-  const hundredEntities = raw.prepare(`SELECT entity_key, view, frame FROM ${table} WHERE entity_key IN (${"?,".repeat(99)}?)`).raw(true);
+  const hundredEntities = raw
+    .prepare(`SELECT entity_key, view, frame FROM ${table} WHERE entity_key IN (${"?,".repeat(99)}?)`)
+    .raw(true);
 
-  const [s1, r1] = await measurePair(() => store.read(PROJECT, requestsFor(views, [randomId()])), () => oneEntity.all(String(randomId())), ITER_1);
-  report("sqlite read 1 entity x 25 views p99", s1.p99, "us", { baseline: r1.p99, baselineName: "raw prepared SELECT", target: "<= 300 us", pass: s1.p99 <= 300 });
-  report("sqlite read 1 entity x 25 views p50", s1.p50, "us", { baseline: r1.p50, baselineName: "raw prepared SELECT" });
+  const [s1, r1] = await measurePair(
+    () => store.read(PROJECT, requestsFor(views, [randomId()])),
+    () => oneEntity.all(String(randomId())),
+    ITER_1,
+  );
+  report("sqlite read 1 entity x 25 views p99", s1.p99, "us", {
+    baseline: r1.p99,
+    baselineName: "raw prepared SELECT",
+    target: "<= 300 us",
+    pass: s1.p99 <= 300,
+  });
+  report("sqlite read 1 entity x 25 views p50", s1.p50, "us", {
+    baseline: r1.p50,
+    baselineName: "raw prepared SELECT",
+  });
 
-  const [s100, r100] = await measurePair(() => store.read(PROJECT, requestsFor(views, randomIds(100))), () => hundredEntities.all(...randomIds(100).map(String)), ITER_100);
-  report("sqlite read 100 entities x 25 views p99", s100.p99 / 1000, "ms", { baseline: r100.p99 / 1000, baselineName: "raw IN (...)", target: "<= 5 ms", pass: s100.p99 <= 5000 });
-  report("sqlite read 100 entities x 25 views p50", s100.p50 / 1000, "ms", { baseline: r100.p50 / 1000, baselineName: "raw IN (...)" });
+  const [s100, r100] = await measurePair(
+    () => store.read(PROJECT, requestsFor(views, randomIds(100))),
+    () => hundredEntities.all(...randomIds(100).map(String)),
+    ITER_100,
+  );
+  report("sqlite read 100 entities x 25 views p99", s100.p99 / 1000, "ms", {
+    baseline: r100.p99 / 1000,
+    baselineName: "raw IN (...)",
+    target: "<= 5 ms",
+    pass: s100.p99 <= 5000,
+  });
+  report("sqlite read 100 entities x 25 views p50", s100.p50 / 1000, "ms", {
+    baseline: r100.p50 / 1000,
+    baselineName: "raw IN (...)",
+  });
   raw.close();
   await benchFacade(store, views, r1, r100);
   for (const suffix of ["", "-wal", "-shm"]) rmSync(path + suffix, { force: true });
@@ -224,7 +309,12 @@ async function benchRedis(views: FeatureViewSpec[], allCols: Float64Array[][]): 
       await p.exec();
     }
     const rawWps = N / ((performance.now() - t0) / 1000);
-    report(`redis write ${N} x ${FEATURES} features (rows/s)`, wps, "rows/s", { baseline: rawWps, baselineName: "raw pipelined HSET, no ts check", target: ">= 150000", pass: wps >= 150_000 });
+    report(`redis write ${N} x ${FEATURES} features (rows/s)`, wps, "rows/s", {
+      baseline: rawWps,
+      baselineName: "raw pipelined HSET, no ts check",
+      target: ">= 150000",
+      pass: wps >= 150_000,
+    });
     for (let s = 0; s < N; s += 10_000) {
       const p = raw.pipeline();
       for (let r = s; r < Math.min(N, s + 10_000); r++) p.unlink(`rawbench:user_id=${r}`);
@@ -233,17 +323,31 @@ async function benchRedis(views: FeatureViewSpec[], allCols: Float64Array[][]): 
 
     const t1 = performance.now();
     for (let v = 1; v < views.length; v++) await writeView(store, views[v], allCols[v]);
-    console.log(`redis: wrote the other ${views.length - 1} views in ${((performance.now() - t1) / 1000).toFixed(1)} s; used_memory ${(/used_memory_human:(\S+)/.exec(await raw.info("memory")) ?? [])[1]}`);
+    console.log(
+      `redis: wrote the other ${views.length - 1} views in ${((performance.now() - t1) / 1000).toFixed(1)} s; used_memory ${(/used_memory_human:(\S+)/.exec(await raw.info("memory")) ?? [])[1]}`,
+    );
     await checkRead(store, views, allCols);
 
     const fields = views.map((v) => v.name);
     const [s1, r1] = await measurePair(
       () => store.read(PROJECT, requestsFor(views, [randomId()])),
-      () => raw.pipeline().hmgetBuffer(`${PROJECT}:user_id=${randomId()}`, ...fields).exec(),
+      () =>
+        raw
+          .pipeline()
+          .hmgetBuffer(`${PROJECT}:user_id=${randomId()}`, ...fields)
+          .exec(),
       ITER_1,
     );
-    report("redis read 1 entity x 25 views p99", s1.p99, "us", { baseline: r1.p99, baselineName: "raw HMGET pipeline", target: "<= 1000 us", pass: s1.p99 <= 1000 });
-    report("redis read 1 entity x 25 views p50", s1.p50, "us", { baseline: r1.p50, baselineName: "raw HMGET pipeline" });
+    report("redis read 1 entity x 25 views p99", s1.p99, "us", {
+      baseline: r1.p99,
+      baselineName: "raw HMGET pipeline",
+      target: "<= 1000 us",
+      pass: s1.p99 <= 1000,
+    });
+    report("redis read 1 entity x 25 views p50", s1.p50, "us", {
+      baseline: r1.p50,
+      baselineName: "raw HMGET pipeline",
+    });
 
     const [s100, r100] = await measurePair(
       () => store.read(PROJECT, requestsFor(views, randomIds(100))),
@@ -254,8 +358,16 @@ async function benchRedis(views: FeatureViewSpec[], allCols: Float64Array[][]): 
       },
       ITER_100,
     );
-    report("redis read 100 entities x 25 views p99", s100.p99 / 1000, "ms", { baseline: r100.p99 / 1000, baselineName: "raw HMGET pipeline", target: "<= 8 ms", pass: s100.p99 <= 8000 });
-    report("redis read 100 entities x 25 views p50", s100.p50 / 1000, "ms", { baseline: r100.p50 / 1000, baselineName: "raw HMGET pipeline" });
+    report("redis read 100 entities x 25 views p99", s100.p99 / 1000, "ms", {
+      baseline: r100.p99 / 1000,
+      baselineName: "raw HMGET pipeline",
+      target: "<= 8 ms",
+      pass: s100.p99 <= 8000,
+    });
+    report("redis read 100 entities x 25 views p50", s100.p50 / 1000, "ms", {
+      baseline: r100.p50 / 1000,
+      baselineName: "raw HMGET pipeline",
+    });
     await benchFacade(store, views, r1, r100);
   } finally {
     await raw.flushdb();
@@ -268,9 +380,14 @@ export async function main(): Promise<void> {
   const views = Array.from({ length: VIEWS }, (_, i) => makeView(i));
   const t = performance.now();
   const allCols = views.map((_, i) => columns(i + 1));
-  console.log(`${N} entities x ${VIEWS} views x ${FEATURES} float64 features; data generated in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  console.log(
+    `${N} entities x ${VIEWS} views x ${FEATURES} float64 features; data generated in ${((performance.now() - t) / 1000).toFixed(1)} s`,
+  );
   // figures on a shared machine depend on what else runs: print the load beside them
-  const load = () => `load average ${loadavg().map((l) => l.toFixed(1)).join(" ")} on ${cpus().length} cores`;
+  const load = () =>
+    `load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(" ")} on ${cpus().length} cores`;
   console.log(load());
   const stores = (process.env.ONLINE_BENCH_STORES ?? "sqlite,redis").split(",");
   if (stores.includes("sqlite")) {

@@ -111,8 +111,14 @@ async function childMain(mode: ChildMode): Promise<void> {
   } else if (mode === "feature") {
     // the built library, as `fs serve` runs it (`npm run bench` builds first); tsx's transform of the
     // sources names every closure it creates (esbuild keepNames), a cost the real server does not pay
-    const { startFeatureServer } = (await import(new URL("../dist/server/server.js", import.meta.url).href)) as typeof import("../server/server.js");
-    const s = await startFeatureServer({ repoPath: process.env.FSTORE_BENCH_REPO!, port: Number(process.env.FSTORE_BENCH_PORT ?? 0), logLevel: (process.env.FSTORE_BENCH_LOG as "info") ?? "info" });
+    const { startFeatureServer } = (await import(
+      new URL("../dist/server/server.js", import.meta.url).href
+    )) as typeof import("../server/server.js");
+    const s = await startFeatureServer({
+      repoPath: process.env.FSTORE_BENCH_REPO!,
+      port: Number(process.env.FSTORE_BENCH_PORT ?? 0),
+      logLevel: (process.env.FSTORE_BENCH_LOG as "info") ?? "info",
+    });
     url = s.url;
     const stop = () => void s.close().then(() => process.exit(0));
     process.on("message", (m: { stop?: boolean }) => m.stop && stop());
@@ -156,7 +162,11 @@ interface Child {
 function startChild(mode: ChildMode, env: Record<string, string> = {}): Promise<Child> {
   // the feature server runs with the V8 flags `fs serve` gives its processes
   const execArgv = ["--import", "tsx", ...(mode === "feature" ? SERVER_NODE_FLAGS : [])];
-  const proc = fork(SELF, [], { execArgv, env: { ...process.env, FSTORE_BENCH_CHILD: mode, ...env }, stdio: ["ignore", "ignore", "inherit", "ipc"] });
+  const proc = fork(SELF, [], {
+    execArgv,
+    env: { ...process.env, FSTORE_BENCH_CHILD: mode, ...env },
+    stdio: ["ignore", "ignore", "inherit", "ipc"],
+  });
   return new Promise((resolve, reject) => {
     proc.once("exit", (code) => reject(new Error(`bench ${mode} child exited with ${code}`)));
     proc.on("message", (m: { url?: string }) => {
@@ -189,15 +199,23 @@ function setFloorBody(floor: Child, path: string, body: string): Promise<void> {
 // ------------------------------------------------------------------ data
 
 const definitions = (dataDir: string) => {
-  const lines = [`import { Entity, FeatureService, FeatureView, Field, FileSource } from "fstore";`, `export const user = new Entity({ name: "user", joinKeys: ["user_id"], valueType: "int64" });`];
+  const lines = [
+    `import { Entity, FeatureService, FeatureView, Field, FileSource } from "fstore";`,
+    `export const user = new Entity({ name: "user", joinKeys: ["user_id"], valueType: "int64" });`,
+  ];
   for (let v = 0; v < VIEWS; v++) {
-    const fields = Array.from({ length: FEATURES }, (_, f) => `new Field({ name: "v${v}_f${f}", dtype: "${f % 2 ? "int64" : "float64"}" })`).join(", ");
+    const fields = Array.from(
+      { length: FEATURES },
+      (_, f) => `new Field({ name: "v${v}_f${f}", dtype: "${f % 2 ? "int64" : "float64"}" })`,
+    ).join(", ");
     lines.push(
       `export const v${v} = new FeatureView({ name: "view_${v}", entities: [user], ttl: 0, online: true, schema: [${fields}],`,
       `  source: new FileSource({ name: "src_${v}", path: ${JSON.stringify(join(dataDir, `view_${v}.parquet`))}, timestampField: "event_timestamp" }) });`,
     );
   }
-  lines.push(`export const all = new FeatureService({ name: "all_features", features: [${Array.from({ length: VIEWS }, (_, v) => `v${v}`).join(", ")}] });`);
+  lines.push(
+    `export const all = new FeatureService({ name: "all_features", features: [${Array.from({ length: VIEWS }, (_, v) => `v${v}`).join(", ")}] });`,
+  );
   return lines.join("\n") + "\n";
 };
 
@@ -206,7 +224,11 @@ async function writeData(dataDir: string): Promise<void> {
   const c = await db.connect();
   try {
     for (let v = 0; v < VIEWS; v++) {
-      const cols = Array.from({ length: FEATURES }, (_, f) => (f % 2 ? `(hash(range * ${v + 1} + ${f}) % 100000)::BIGINT AS v${v}_f${f}` : `round(random() * 1000, 3)::DOUBLE AS v${v}_f${f}`)).join(", ");
+      const cols = Array.from({ length: FEATURES }, (_, f) =>
+        f % 2
+          ? `(hash(range * ${v + 1} + ${f}) % 100000)::BIGINT AS v${v}_f${f}`
+          : `round(random() * 1000, 3)::DOUBLE AS v${v}_f${f}`,
+      ).join(", ");
       await c.run(
         `COPY (SELECT range::BIGINT AS user_id, ${cols}, TIMESTAMP '2025-12-31 00:00:00' + to_seconds(range % 86400) AS event_timestamp FROM range(${ENTITIES})) TO '${join(dataDir, `view_${v}.parquet`)}' (FORMAT parquet)`,
       );
@@ -223,8 +245,13 @@ async function buildRepo(base: string, kind: "sqlite" | "redis", redisPrefix: st
   if (kind === "sqlite" && existsSync(marker)) return dir;
   mkdirSync(join(dir, "data"), { recursive: true });
   const online =
-    kind === "sqlite" ? "online_store:\n  type: sqlite\n  path: data/online_store.db\n" : `online_store:\n  type: redis\n  connection_string: "127.0.0.1:6379,db=0"\n  key_prefix: ${redisPrefix}\n`;
-  writeFileSync(join(dir, "feature_store.yaml"), `project: server_bench\nregistry: data/registry.db\n${online}registry_ttl_sec: 10\n`);
+    kind === "sqlite"
+      ? "online_store:\n  type: sqlite\n  path: data/online_store.db\n"
+      : `online_store:\n  type: redis\n  connection_string: "127.0.0.1:6379,db=0"\n  key_prefix: ${redisPrefix}\n`;
+  writeFileSync(
+    join(dir, "feature_store.yaml"),
+    `project: server_bench\nregistry: data/registry.db\n${online}registry_ttl_sec: 10\n`,
+  );
   writeFileSync(join(dir, "definitions.ts"), definitions(join(base, "parquet")));
   const { FeatureStore } = await import("../stores/feature_store.js");
   const store = await FeatureStore.open(dir);
@@ -233,7 +260,9 @@ async function buildRepo(base: string, kind: "sqlite" | "redis", redisPrefix: st
     const t = performance.now();
     await store.materialize(0, END);
     const s = (performance.now() - t) / 1000;
-    console.log(`  materialized ${VIEWS} views x ${ENTITIES} entities into ${kind} in ${s.toFixed(1)} s (${((VIEWS * ENTITIES) / s).toFixed(0)} rows/s)`);
+    console.log(
+      `  materialized ${VIEWS} views x ${ENTITIES} entities into ${kind} in ${s.toFixed(1)} s (${((VIEWS * ENTITIES) / s).toFixed(0)} rows/s)`,
+    );
   } finally {
     await store.close();
   }
@@ -254,7 +283,9 @@ async function dropRedisKeys(prefix: string): Promise<void> {
 
 // ------------------------------------------------------------------ load
 
-const ALL_FEATURES = Array.from({ length: VIEWS }, (_, v) => Array.from({ length: FEATURES }, (_, f) => `view_${v}:v${v}_f${f}`)).flat();
+const ALL_FEATURES = Array.from({ length: VIEWS }, (_, v) =>
+  Array.from({ length: FEATURES }, (_, f) => `view_${v}:v${v}_f${f}`),
+).flat();
 const TWENTY = ALL_FEATURES.slice(0, 20);
 
 let seed = 12345;
@@ -269,13 +300,24 @@ function bodyFor(features: string[], rows: number): string {
 
 /** bodyFor's requests for the load generator: the same JSON, its constant parts encoded once. */
 function bodyTemplate(features: string[], rows: number): BodyTemplate {
-  return { prefix: `{"features":${JSON.stringify(features)},"entities":{"user_id":[`, suffix: "]}}", rows, nextId: randomId };
+  return {
+    prefix: `{"features":${JSON.stringify(features)},"entities":{"user_id":[`,
+    suffix: "]}}",
+    rows,
+    nextId: randomId,
+  };
 }
 
 let loader: Child | undefined;
 
 /** One run of the load generator child against `url` + `path`, with bodies of `rows` random entities. */
-function load(url: string, path: string, features: string[], rows: number, opts: { connections: number; rate?: number; seconds?: number }): Promise<LoadResult> {
+function load(
+  url: string,
+  path: string,
+  features: string[],
+  rows: number,
+  opts: { connections: number; rate?: number; seconds?: number },
+): Promise<LoadResult> {
   const child = loader!;
   return new Promise((resolve) => {
     const on = (m: { result?: LoadResult }) => {
@@ -284,7 +326,15 @@ function load(url: string, path: string, features: string[], rows: number, opts:
       resolve(m.result);
     };
     child.proc.on("message", on);
-    const job: LoadJob = { url, path, features, rows, connections: opts.connections, rate: opts.rate, seconds: opts.seconds ?? SECONDS };
+    const job: LoadJob = {
+      url,
+      path,
+      features,
+      rows,
+      connections: opts.connections,
+      rate: opts.rate,
+      seconds: opts.seconds ?? SECONDS,
+    };
     child.proc.send({ job });
   });
 }
@@ -327,9 +377,16 @@ async function compare(
     if (a.errors) console.log(`  ${name}: ${a.errors} errors`);
     all.push({ fs: a, floor: b, inside: within });
   }
-  const median = (pick: (x: (typeof all)[number]) => LoadResult) => pick([...all].sort((x, y) => pick(x).p99 - pick(y).p99)[(all.length - 1) >> 1]);
-  if (rounds > 1) console.log(`  ${name} p99 by round: fstore ${all.map((x) => x.fs.p99.toFixed(2)).join(", ")} ms | floor ${all.map((x) => x.floor.p99.toFixed(2)).join(", ")} ms`);
-  if (inside) console.log(`  ${name} time inside the server's handler (its own /metrics), by round: ${all.map((x) => x.inside).join(" | ")}`);
+  const median = (pick: (x: (typeof all)[number]) => LoadResult) =>
+    pick([...all].sort((x, y) => pick(x).p99 - pick(y).p99)[(all.length - 1) >> 1]);
+  if (rounds > 1)
+    console.log(
+      `  ${name} p99 by round: fstore ${all.map((x) => x.fs.p99.toFixed(2)).join(", ")} ms | floor ${all.map((x) => x.floor.p99.toFixed(2)).join(", ")} ms`,
+    );
+  if (inside)
+    console.log(
+      `  ${name} time inside the server's handler (its own /metrics), by round: ${all.map((x) => x.inside).join(" | ")}`,
+    );
   return { fs: median((x) => x.fs), floor: median((x) => x.floor), bytes: Buffer.byteLength(sample) };
 }
 
@@ -337,7 +394,8 @@ async function compare(
 async function handlerBuckets(url: string): Promise<Map<number, number>> {
   const text = await (await fetch(`${url}/metrics`)).text();
   const out = new Map<number, number>();
-  const re = /^fstore_http_request_duration_seconds_bucket\{endpoint="\/get-online-features",status="200",le="([^"]+)"\} (\d+)$/gm;
+  const re =
+    /^fstore_http_request_duration_seconds_bucket\{endpoint="\/get-online-features",status="200",le="([^"]+)"\} (\d+)$/gm;
   for (const m of text.matchAll(re)) out.set(m[1] === "+Inf" ? Infinity : Number(m[1]), Number(m[2]));
   return out;
 }
@@ -366,25 +424,46 @@ async function inProcess(kind: string, repo: string): Promise<void> {
       ["1 row x 20 features", TWENTY, 1],
     ] as const) {
       const iterations = rows === 1 ? 3000 : 200;
-      const read = await measure(() => store.getOnlineFeatures({ features, entities: { user_id: Array.from({ length: rows }, randomId) } }), iterations);
+      const read = await measure(
+        () => store.getOnlineFeatures({ features, entities: { user_id: Array.from({ length: rows }, randomId) } }),
+        iterations,
+      );
       const readJson = async () => {
-        const r = await store.getOnlineFeatures({ features, entities: { user_id: Array.from({ length: rows }, randomId) } });
+        const r = await store.getOnlineFeatures({
+          features,
+          entities: { user_id: Array.from({ length: rows }, randomId) },
+        });
         return r.toFeastJSONBuffer();
       };
       const full = await measure(readJson, iterations);
-      report(`${kind}: in process (no HTTP), ${name}: read+JSON p99`, full.p99 / 1000, "ms", { baseline: read.p99 / 1000, baselineName: "getOnlineFeatures alone" });
-      report(`${kind}: in process (no HTTP), ${name}: read+JSON p50`, full.p50 / 1000, "ms", { baseline: read.p50 / 1000, baselineName: "getOnlineFeatures alone" });
+      report(`${kind}: in process (no HTTP), ${name}: read+JSON p99`, full.p99 / 1000, "ms", {
+        baseline: read.p99 / 1000,
+        baselineName: "getOnlineFeatures alone",
+      });
+      report(`${kind}: in process (no HTTP), ${name}: read+JSON p50`, full.p50 / 1000, "ms", {
+        baseline: read.p50 / 1000,
+        baselineName: "getOnlineFeatures alone",
+      });
       if (rows === 1 && features.length === ALL_FEATURES.length) {
         // the same calls 1 ms apart, as the 1,000 req/s case makes them
         const paced = await measure(readJson, 2000, undefined, 1);
-        report(`${kind}: in process (no HTTP), ${name}, 1 ms apart: read+JSON p99`, paced.p99 / 1000, "ms", { baseline: full.p99 / 1000, baselineName: "back to back" });
+        report(`${kind}: in process (no HTTP), ${name}, 1 ms apart: read+JSON p99`, paced.p99 / 1000, "ms", {
+          baseline: full.p99 / 1000,
+          baselineName: "back to back",
+        });
       }
     }
     // the hand-written serialiser against JSON.stringify on the largest answer
-    const bigResponse = await store.getOnlineFeatures({ features: ALL_FEATURES, entities: { user_id: Array.from({ length: 100 }, randomId) } });
+    const bigResponse = await store.getOnlineFeatures({
+      features: ALL_FEATURES,
+      entities: { user_id: Array.from({ length: 100 }, randomId) },
+    });
     const hand = await measure(() => bigResponse.toFeastJSONBuffer(), 100, 20);
     const std = await measure(() => Buffer.from(JSON.stringify(bigResponse.toFeastJSON())), 100, 20);
-    report(`${kind}: JSON bytes of the 100 x 250 answer, toFeastJSONBuffer p50`, hand.p50 / 1000, "ms", { baseline: std.p50 / 1000, baselineName: "Buffer.from(JSON.stringify(toFeastJSON()))" });
+    report(`${kind}: JSON bytes of the 100 x 250 answer, toFeastJSONBuffer p50`, hand.p50 / 1000, "ms", {
+      baseline: std.p50 / 1000,
+      baselineName: "Buffer.from(JSON.stringify(toFeastJSON()))",
+    });
   } finally {
     await store.close();
   }
@@ -395,7 +474,11 @@ async function inProcess(kind: string, repo: string): Promise<void> {
  * in service would have; each case then warms up for another second before it is measured.
  */
 async function warmUp(fs: Child): Promise<void> {
-  for (const [features, rows] of [[ALL_FEATURES, 1], [ALL_FEATURES, 100], [TWENTY, 1]] as const) {
+  for (const [features, rows] of [
+    [ALL_FEATURES, 1],
+    [ALL_FEATURES, 100],
+    [TWENTY, 1],
+  ] as const) {
     await load(fs.url, "/get-online-features", features, rows, { connections: 4, seconds: 2 });
   }
 }
@@ -404,19 +487,37 @@ async function benchStore(kind: "sqlite" | "redis", repo: string, floor: Child):
   if (CASES.has("inprocess")) await inProcess(kind, repo);
   const fs = await startChild("feature", { FSTORE_BENCH_REPO: repo });
   try {
-    console.log(`-- ${kind} online store, ${ENTITIES} entities, ${VIEWS} views x ${FEATURES} features, ${SECONDS} s per case, ${WORKERS} server process(es)`);
+    console.log(
+      `-- ${kind} online store, ${ENTITIES} entities, ${VIEWS} views x ${FEATURES} features, ${SECONDS} s per case, ${WORKERS} server process(es)`,
+    );
     await warmUp(fs);
     // 1. one row, 250 features, at 1,000 requests/s
     if (CASES.has("1x250")) {
       const one = await compare("1x250", fs, floor, ALL_FEATURES, 1, { connections: 8, rate: 1000 }, ROUNDS);
-      report(`${kind}: 1 row x 250 features @1000 req/s p99, median of ${ROUNDS} (${one.bytes} B)`, one.fs.p99, "ms", { baseline: one.floor.p99, baselineName: "bare node:http", target: "<= 1 ms", pass: one.fs.p99 <= 1 });
-      report(`${kind}: 1 row x 250 features @1000 req/s p50`, one.fs.p50, "ms", { baseline: one.floor.p50, baselineName: "bare node:http" });
+      report(`${kind}: 1 row x 250 features @1000 req/s p99, median of ${ROUNDS} (${one.bytes} B)`, one.fs.p99, "ms", {
+        baseline: one.floor.p99,
+        baselineName: "bare node:http",
+        target: "<= 1 ms",
+        pass: one.fs.p99 <= 1,
+      });
+      report(`${kind}: 1 row x 250 features @1000 req/s p50`, one.fs.p50, "ms", {
+        baseline: one.floor.p50,
+        baselineName: "bare node:http",
+      });
     }
     // 2. 100 rows, 250 features, at 100 requests/s
     if (CASES.has("100x250")) {
       const hundred = await compare("100x250", fs, floor, ALL_FEATURES, 100, { connections: 4, rate: 100 }, ROUNDS);
-      report(`${kind}: 100 rows x 250 features @100 req/s p99, median of ${ROUNDS} (${hundred.bytes} B)`, hundred.fs.p99, "ms", { baseline: hundred.floor.p99, baselineName: "bare node:http", target: "<= 15 ms", pass: hundred.fs.p99 <= 15 });
-      report(`${kind}: 100 rows x 250 features @100 req/s p50`, hundred.fs.p50, "ms", { baseline: hundred.floor.p50, baselineName: "bare node:http" });
+      report(
+        `${kind}: 100 rows x 250 features @100 req/s p99, median of ${ROUNDS} (${hundred.bytes} B)`,
+        hundred.fs.p99,
+        "ms",
+        { baseline: hundred.floor.p99, baselineName: "bare node:http", target: "<= 15 ms", pass: hundred.fs.p99 <= 15 },
+      );
+      report(`${kind}: 100 rows x 250 features @100 req/s p50`, hundred.fs.p50, "ms", {
+        baseline: hundred.floor.p50,
+        baselineName: "bare node:http",
+      });
     }
     await throughputCases(kind, fs, floor, WORKERS);
     if (CASES.has("materialize")) await readsDuringMaterialize(kind, fs);
@@ -428,7 +529,9 @@ async function benchStore(kind: "sqlite" | "redis", repo: string, floor: Child):
     const many = await startChild("feature", { FSTORE_BENCH_REPO: repo, ...env });
     const manyFloor = await startChild("floor", env);
     try {
-      console.log(`-- ${kind}: throughput with ${THROUGHPUT_WORKERS} server processes (fs serve --workers ${THROUGHPUT_WORKERS}), and a floor of as many`);
+      console.log(
+        `-- ${kind}: throughput with ${THROUGHPUT_WORKERS} server processes (fs serve --workers ${THROUGHPUT_WORKERS}), and a floor of as many`,
+      );
       await warmUp(many);
       await throughputCases(kind, many, manyFloor, THROUGHPUT_WORKERS);
     } finally {
@@ -446,15 +549,27 @@ async function benchStore(kind: "sqlite" | "redis", repo: string, floor: Child):
 async function readsDuringMaterialize(kind: string, fs: Child): Promise<void> {
   const materialize = async (): Promise<number> => {
     const t = performance.now();
-    await fetchBody(fs.url, "/materialize", JSON.stringify({ start_ts: "1970-01-01T00:00:00Z", end_ts: new Date(END).toISOString() }));
+    await fetchBody(
+      fs.url,
+      "/materialize",
+      JSON.stringify({ start_ts: "1970-01-01T00:00:00Z", end_ts: new Date(END).toISOString() }),
+    );
     return (performance.now() - t) / 1000;
   };
   const alone = await materialize();
   const seconds = Math.max(2, Math.floor(alone));
   const quiet = await load(fs.url, "/get-online-features", TWENTY, 1, { connections: 4, rate: 500, seconds });
-  const [busy, during] = await Promise.all([load(fs.url, "/get-online-features", TWENTY, 1, { connections: 4, rate: 500, seconds }), materialize()]);
-  console.log(`  materialize of ${VIEWS} views x ${ENTITIES} entities through the server: ${alone.toFixed(1)} s alone, ${during.toFixed(1)} s under the reads`);
-  report(`${kind}: 1 x 20 @500 req/s while POST /materialize runs, p99`, busy.p99, "ms", { baseline: quiet.p99, baselineName: "no materialize" });
+  const [busy, during] = await Promise.all([
+    load(fs.url, "/get-online-features", TWENTY, 1, { connections: 4, rate: 500, seconds }),
+    materialize(),
+  ]);
+  console.log(
+    `  materialize of ${VIEWS} views x ${ENTITIES} entities through the server: ${alone.toFixed(1)} s alone, ${during.toFixed(1)} s under the reads`,
+  );
+  report(`${kind}: 1 x 20 @500 req/s while POST /materialize runs, p99`, busy.p99, "ms", {
+    baseline: quiet.p99,
+    baselineName: "no materialize",
+  });
 }
 
 /** The throughput cases (3 and 4) against a feature server and a floor of `processes` processes each. */
@@ -464,19 +579,44 @@ async function throughputCases(kind: string, fs: Child, floor: Child, processes:
   if (CASES.has("ramp")) {
     const best = { fs: 0, floor: 0, fsConn: 0, floorConn: 0 };
     for (const connections of [1, 2, 4, 8, 16]) {
-      const r = await compare("ramp", fs, floor, ALL_FEATURES, 1, { connections, seconds: Math.max(3, Math.round(SECONDS / 2)) });
-      console.log(`  ramp ${procs} c=${connections}: fstore ${r.fs.rps.toFixed(0)} req/s p99 ${r.fs.p99.toFixed(2)} ms | floor ${r.floor.rps.toFixed(0)} req/s p99 ${r.floor.p99.toFixed(2)} ms`);
+      const r = await compare("ramp", fs, floor, ALL_FEATURES, 1, {
+        connections,
+        seconds: Math.max(3, Math.round(SECONDS / 2)),
+      });
+      console.log(
+        `  ramp ${procs} c=${connections}: fstore ${r.fs.rps.toFixed(0)} req/s p99 ${r.fs.p99.toFixed(2)} ms | floor ${r.floor.rps.toFixed(0)} req/s p99 ${r.floor.p99.toFixed(2)} ms`,
+      );
       if (r.fs.p99 <= 10 && r.fs.rps > best.fs) Object.assign(best, { fs: r.fs.rps, fsConn: connections });
-      if (r.floor.p99 <= 10 && r.floor.rps > best.floor) Object.assign(best, { floor: r.floor.rps, floorConn: connections });
+      if (r.floor.p99 <= 10 && r.floor.rps > best.floor)
+        Object.assign(best, { floor: r.floor.rps, floorConn: connections });
       if (r.fs.p99 > 10 && r.floor.p99 > 10) break;
     }
-    if (best.fs === 0) console.log(`${kind}: max 1 x 250 throughput with p99 <= 10 ms, ${procs}: none (p99 > 10 ms already at 1 connection) | bare node:http ${best.floor.toFixed(0)} req/s`);
-    else report(`${kind}: max 1 x 250 throughput with p99 <= 10 ms, ${procs} (c=${best.fsConn}/${best.floorConn})`, best.fs, "req/s", { baseline: best.floor, baselineName: "bare node:http" });
+    if (best.fs === 0)
+      console.log(
+        `${kind}: max 1 x 250 throughput with p99 <= 10 ms, ${procs}: none (p99 > 10 ms already at 1 connection) | bare node:http ${best.floor.toFixed(0)} req/s`,
+      );
+    else
+      report(
+        `${kind}: max 1 x 250 throughput with p99 <= 10 ms, ${procs} (c=${best.fsConn}/${best.floorConn})`,
+        best.fs,
+        "req/s",
+        { baseline: best.floor, baselineName: "bare node:http" },
+      );
   }
   // 4. one entity, 20 features: throughput
   if (CASES.has("1x20")) {
     const twenty = await compare("1x20", fs, floor, TWENTY, 1, { connections: 16 });
-    report(`${kind}: 1 row x 20 features throughput, ${procs} (p99 ${twenty.fs.p99.toFixed(2)} ms)`, twenty.fs.rps, "req/s", { baseline: twenty.floor.rps, baselineName: "bare node:http", target: ">= 10000 req/s", pass: twenty.fs.rps >= 10_000 });
+    report(
+      `${kind}: 1 row x 20 features throughput, ${procs} (p99 ${twenty.fs.p99.toFixed(2)} ms)`,
+      twenty.fs.rps,
+      "req/s",
+      {
+        baseline: twenty.floor.rps,
+        baselineName: "bare node:http",
+        target: ">= 10000 req/s",
+        pass: twenty.fs.rps >= 10_000,
+      },
+    );
   }
 }
 
@@ -487,10 +627,15 @@ export async function main(): Promise<void> {
     mkdirSync(parquetDir, { recursive: true });
     const t = performance.now();
     await writeData(parquetDir);
-    console.log(`  wrote ${VIEWS} parquet files x ${ENTITIES} rows in ${((performance.now() - t) / 1000).toFixed(1)} s (${parquetDir})`);
+    console.log(
+      `  wrote ${VIEWS} parquet files x ${ENTITIES} rows in ${((performance.now() - t) / 1000).toFixed(1)} s (${parquetDir})`,
+    );
   }
   const probe = await memoryProbe();
-  report("machine: 8 random reads in 128 MB, 1 ms apart, p99", probe.paced.p99, "µs", { baseline: probe.backToBack.p99, baselineName: "back to back" });
+  report("machine: 8 random reads in 128 MB, 1 ms apart, p99", probe.paced.p99, "µs", {
+    baseline: probe.backToBack.p99,
+    baselineName: "back to back",
+  });
   const redisPrefix = `fstore_server_bench_${process.pid}`;
   const floor = await startChild("floor");
   loader = await startChild("load");

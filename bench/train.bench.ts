@@ -22,9 +22,18 @@ import { measure, percentile, report } from "./lib.js";
 
 const BATCH = 1024;
 
-function samplesPerSecond(model: { trainBatch(b: Frame): number; columns: string[] }, data: Frame, steps: number): number {
+function samplesPerSecond(
+  model: { trainBatch(b: Frame): number; columns: string[] },
+  data: Frame,
+  steps: number,
+): number {
   const order = shuffled(data.length, rng(3));
-  const batch = (s: number) => takeRows(data, order.subarray((s * BATCH) % (data.length - BATCH), ((s * BATCH) % (data.length - BATCH)) + BATCH), model.columns);
+  const batch = (s: number) =>
+    takeRows(
+      data,
+      order.subarray((s * BATCH) % (data.length - BATCH), ((s * BATCH) % (data.length - BATCH)) + BATCH),
+      model.columns,
+    );
   model.trainBatch(batch(0)); // warm-up: kernels, allocations
   const t0 = performance.now();
   for (let s = 1; s <= steps; s++) model.trainBatch(batch(s));
@@ -71,7 +80,10 @@ async function lazyVsDense(): Promise<void> {
       tt.dispose();
     }
   }
-  report("two-tower train, 200k-row user+item tables, lazy Adam [wasm]", sps.lazy, "samples/s", { baseline: sps.dense, baselineName: "dense Adam" });
+  report("two-tower train, 200k-row user+item tables, lazy Adam [wasm]", sps.lazy, "samples/s", {
+    baseline: sps.dense,
+    baselineName: "dense Adam",
+  });
 }
 
 async function scoringLatency(dir: string): Promise<void> {
@@ -80,19 +92,45 @@ async function scoringLatency(dir: string): Promise<void> {
   const spec = selectInputs(data.schema);
   const dl = new DlrmModel(spec, { embeddingDim: 64, negatives: 4 });
   // A short training run, so the weights (and how many ReLU outputs are zero) look like a trained model's.
-  fit(dl, takeRows(data.impressions, Int32Array.from({ length: 8192 }, (_, i) => i)), { epochs: 1, batchSize: 1024 });
+  fit(
+    dl,
+    takeRows(
+      data.impressions,
+      Int32Array.from({ length: 8192 }, (_, i) => i),
+    ),
+    { epochs: 1, batchSize: 1024 },
+  );
   const d = dlrmToLayers(dl);
-  await saveModel(d.model, join(dir, "dlrm"), { kind: "dlrm", inputs: d.inputs, output: { name: "click_probability", dim: 1 }, metrics: {}, training: {} });
+  await saveModel(d.model, join(dir, "dlrm"), {
+    kind: "dlrm",
+    inputs: d.inputs,
+    output: { name: "click_probability", dim: 1 },
+    metrics: {},
+    training: {},
+  });
   const loaded = await loadModel(join(dir, "dlrm"));
   const scorer = DlrmScorer.fromLayers(loaded); // engine "auto": the top MLP on the wasm backend
   const jsScorer = DlrmScorer.fromLayers(loaded, "js");
   // One request: user row 0's features and 100 candidate items (their item features from the impressions).
   const userCols = ["user_id", "user_categories", "user_gender", "user_age", "user_group"];
-  const cand = takeRows(data.impressions, Int32Array.from({ length: 100 }, (_, i) => i), ["item_id", "item_category", "item_shop", "item_brand"]);
+  const cand = takeRows(
+    data.impressions,
+    Int32Array.from({ length: 100 }, (_, i) => i),
+    ["item_id", "item_category", "item_shop", "item_brand"],
+  );
   const user = takeRows(data.impressions, Int32Array.of(0), userCols);
-  const repeated = { length: 100, columns: { ...cand.columns, ...Object.fromEntries(userCols.map((c) => [c, new Int32Array(100).fill((user.columns[c] as Int32Array)[0])])) } };
+  const repeated = {
+    length: 100,
+    columns: {
+      ...cand.columns,
+      ...Object.fromEntries(userCols.map((c) => [c, new Int32Array(100).fill((user.columns[c] as Int32Array)[0])])),
+    },
+  };
   const reference = dl.score(repeated);
-  const maxDiff = [scorer, jsScorer].reduce((m, sc) => sc.scoreCandidates(user, cand).reduce((mm, x, i) => Math.max(mm, Math.abs(x - reference[i])), m), 0);
+  const maxDiff = [scorer, jsScorer].reduce(
+    (m, sc) => sc.scoreCandidates(user, cand).reduce((mm, x, i) => Math.max(mm, Math.abs(x - reference[i])), m),
+    0,
+  );
   console.log(`dlrm scorer vs trained model on the 100 candidates: max |score difference| ${maxDiff.toExponential(2)}`);
   if (maxDiff > 1e-4) throw new Error(`dlrm scorer disagrees with the trained model (max difference ${maxDiff})`);
   const iterations = Number(process.env.SCORING_ITERATIONS ?? 2000);
@@ -106,7 +144,12 @@ async function scoringLatency(dir: string): Promise<void> {
   const fnStats = await measure(() => dl.score(repeated), Math.min(iterations, 500), 100);
   const ms = (x: number) => x / 1000;
   report(`dlrm score 100 candidates, DlrmScorer p50 [${backend} MLP]`, ms(shared.p50), "ms");
-  report(`dlrm score 100 candidates, DlrmScorer p99 [${backend} MLP]`, ms(shared.p99), "ms", { target: "<= 5 ms", pass: ms(shared.p99) <= 5, baseline: ms(layersStats.p99), baselineName: `loaded layers model` });
+  report(`dlrm score 100 candidates, DlrmScorer p99 [${backend} MLP]`, ms(shared.p99), "ms", {
+    target: "<= 5 ms",
+    pass: ms(shared.p99) <= 5,
+    baseline: ms(layersStats.p99),
+    baselineName: `loaded layers model`,
+  });
   report(`dlrm score 100 rows (user side per row), DlrmScorer p50 [${backend}]`, ms(rows.p50), "ms");
   report(`dlrm score 100 rows (user side per row), DlrmScorer p99 [${backend}]`, ms(rows.p99), "ms");
   report(`dlrm score 100 candidates, DlrmScorer p99, 1 ms between requests [${backend}]`, ms(paced.p99), "ms");
@@ -146,7 +189,13 @@ async function embeddingExport(dir: string): Promise<void> {
   const t0 = performance.now();
   const emb = tt.encode("candidate", data.items);
   const t1 = performance.now();
-  await writeItemEmbeddings(join(dir, "item_embeddings.parquet"), "item_id", data.items.columns.item_id as Int32Array, emb, tt.dim);
+  await writeItemEmbeddings(
+    join(dir, "item_embeddings.parquet"),
+    "item_id",
+    data.items.columns.item_id as Int32Array,
+    emb,
+    tt.dim,
+  );
   const t2 = performance.now();
   report("item embeddings 100k x 64: candidate tower [wasm]", (t1 - t0) / 1000, "s");
   report("item embeddings 100k x 64: parquet write (DuckDB)", (t2 - t1) / 1000, "s");

@@ -8,7 +8,11 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { sharedDataDir } from "../adapters/datasets/movielens.js";
 import { initBackend } from "../adapters/models/backend.js";
-import { aliCcpExperiment, movieLensExperiment, type RetrievalExperimentOptions } from "../adapters/models/experiments.js";
+import {
+  aliCcpExperiment,
+  movieLensExperiment,
+  type RetrievalExperimentOptions,
+} from "../adapters/models/experiments.js";
 import { report } from "./lib.js";
 
 export const TWO_TOWER_DEFAULTS: RetrievalExperimentOptions = {
@@ -22,13 +26,20 @@ export const TWO_TOWER_DEFAULTS: RetrievalExperimentOptions = {
  * latest one (last_item). The epoch count was chosen on the validation split (ML_VALIDATION=1, each user's
  * second-to-last rating): that model's Recall@10 plateaus at epochs 3-6 and falls after (it overfits).
  */
-export const MOVIELENS_DEFAULTS = { ...TWO_TOWER_DEFAULTS, epochs: Number(process.env.ML_EPOCHS ?? 5), historyLength: 5 };
+export const MOVIELENS_DEFAULTS = {
+  ...TWO_TOWER_DEFAULTS,
+  epochs: Number(process.env.ML_EPOCHS ?? 5),
+  historyLength: 5,
+};
 
 function reportRetrieval(dataset: string, models: Record<string, Record<string, number>>): void {
   const pop = models.popularity;
   for (const [name, m] of Object.entries(models)) {
     if (name === "popularity") continue;
-    report(`${dataset} ${name} Recall@10`, m.recall_at_10, "", { baseline: pop.recall_at_10, baselineName: "popularity" });
+    report(`${dataset} ${name} Recall@10`, m.recall_at_10, "", {
+      baseline: pop.recall_at_10,
+      baselineName: "popularity",
+    });
     report(`${dataset} ${name} NDCG@10`, m.ndcg_at_10, "", { baseline: pop.ndcg_at_10, baselineName: "popularity" });
   }
 }
@@ -45,6 +56,9 @@ export async function main(): Promise<void> {
   } else console.log(`skipping MovieLens: ${ml}/ratings.csv not found`);
   const a = aliCcpExperiment({ ...TWO_TOWER_DEFAULTS, epochs: 5, log: console.log, outDir });
   reportRetrieval("synthetic Ali-CCP", a.retrieval.models);
-  report("synthetic Ali-CCP dlrm AUC", a.ranking.dlrm.auc, "", { baseline: a.ranking["item CTR popularity"].auc, baselineName: "item CTR" });
+  report("synthetic Ali-CCP dlrm AUC", a.ranking.dlrm.auc, "", {
+    baseline: a.ranking["item CTR popularity"].auc,
+    baselineName: "item CTR",
+  });
   console.log(`results written to ${outDir}`);
 }

@@ -13,7 +13,13 @@ export abstract class FstoreCommand extends Command {
 
 export abstract class RepoCommand extends FstoreCommand {
   static override baseFlags = {
-    repo: Flags.string({ char: "r", aliases: ["chdir"], description: "feature repository folder (holds feature_store.yaml)", default: ".", helpGroup: "GLOBAL" }),
+    repo: Flags.string({
+      char: "r",
+      aliases: ["chdir"],
+      description: "feature repository folder (holds feature_store.yaml)",
+      default: ".",
+      helpGroup: "GLOBAL",
+    }),
   };
 
   private store: FeatureStore | null = null;
@@ -36,7 +42,11 @@ export abstract class RepoCommand extends FstoreCommand {
     }
     const cols = Object.keys(rows[0]);
     const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => (r[c] ?? "").length)));
-    const line = (vals: string[]) => vals.map((v, i) => v.padEnd(width[i])).join("  ").trimEnd();
+    const line = (vals: string[]) =>
+      vals
+        .map((v, i) => v.padEnd(width[i]))
+        .join("  ")
+        .trimEnd();
     this.log(line(cols.map((c) => c.toUpperCase())));
     for (const r of rows) this.log(line(cols.map((c) => r[c] ?? "")));
   }
@@ -56,5 +66,8 @@ export function reportError(cmd: Command, err: Error, fallback: () => Promise<vo
 
 /** "a:x,b:y" or repeated flags -> list of references. */
 export function splitList(values: string[] | undefined): string[] {
-  return (values ?? []).flatMap((v) => v.split(",")).map((s) => s.trim()).filter(Boolean);
+  return (values ?? [])
+    .flatMap((v) => v.split(","))
+    .map((s) => s.trim())
+    .filter(Boolean);
 }

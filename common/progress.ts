@@ -17,7 +17,11 @@ export function consoleProgress(stream: NodeJS.WriteStream = process.stderr): Pr
     return {
       start(label, total) {
         bar = new cliProgress.SingleBar(
-          { format: `${label} [{bar}] {percentage}% | {value}/{total} | {duration_formatted} | eta {eta_formatted}`, stream, hideCursor: true },
+          {
+            format: `${label} [{bar}] {percentage}% | {value}/{total} | {duration_formatted} | eta {eta_formatted}`,
+            stream,
+            hideCursor: true,
+          },
           cliProgress.Presets.shades_classic,
         );
         bar.start(Math.max(total, 1), 0);

@@ -9,7 +9,10 @@ export function parseTtl(ttl: number | string, what: string): number {
     return ttl;
   }
   const m = /^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$/.exec(ttl);
-  if (!m) throw new ValidationError(`${what}: ttl "${ttl}" is not a number of seconds or a duration like "90s", "15m", "12h", "7d"`);
+  if (!m)
+    throw new ValidationError(
+      `${what}: ttl "${ttl}" is not a number of seconds or a duration like "90s", "15m", "12h", "7d"`,
+    );
   return Number(m[1]) * UNIT_SECONDS[m[2]];
 }
 
@@ -34,7 +37,8 @@ export function toEpochMs(t: Date | string | number, what = "timestamp"): number
   const hasZone = /(?:[zZ]|[+-]\d\d:?\d\d)$/.test(s);
   const iso = /^\d{4}-\d\d-\d\d$/.test(s) ? `${s}T00:00:00Z` : hasZone ? s : `${s.replace(" ", "T")}Z`;
   const ms = Date.parse(iso);
-  if (Number.isNaN(ms)) throw new ValidationError(`${what}: "${t}" is not an ISO-8601 timestamp (e.g. 2024-01-31T12:00:00, read as UTC)`);
+  if (Number.isNaN(ms))
+    throw new ValidationError(`${what}: "${t}" is not an ISO-8601 timestamp (e.g. 2024-01-31T12:00:00, read as UTC)`);
   return ms;
 }
 

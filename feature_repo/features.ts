@@ -3,8 +3,18 @@
 // The data comes from prepareDemoData() (adapters/datasets/demo.ts): `npm run demo`.
 import { Entity, FeatureService, FeatureView, Field, FileSource } from "fstore";
 
-export const user = new Entity({ name: "user", joinKeys: ["user_id_raw"], valueType: "int64", description: "a shopper, by raw user id" });
-export const item = new Entity({ name: "item", joinKeys: ["item_id_raw"], valueType: "int64", description: "a product, by raw item id" });
+export const user = new Entity({
+  name: "user",
+  joinKeys: ["user_id_raw"],
+  valueType: "int64",
+  description: "a shopper, by raw user id",
+});
+export const item = new Entity({
+  name: "item",
+  joinKeys: ["item_id_raw"],
+  valueType: "int64",
+  description: "a product, by raw item id",
+});
 
 const int32 = (name: string, description?: string) => new Field({ name, dtype: "int32", description });
 
@@ -28,7 +38,20 @@ export const userFeatures = new FeatureView({
   ttl: "7d",
   schema: [
     int32("user_id", "categorified user id (model input)"),
-    ...["user_shops", "user_profile", "user_group", "user_gender", "user_age", "user_consumption_1", "user_consumption_2", "user_is_occupied", "user_geography", "user_intentions", "user_brands", "user_categories"].map((n) => int32(n)),
+    ...[
+      "user_shops",
+      "user_profile",
+      "user_group",
+      "user_gender",
+      "user_age",
+      "user_consumption_1",
+      "user_consumption_2",
+      "user_is_occupied",
+      "user_geography",
+      "user_intentions",
+      "user_brands",
+      "user_categories",
+    ].map((n) => int32(n)),
   ],
   source: userSource,
   online: true,
@@ -39,11 +62,22 @@ export const itemFeatures = new FeatureView({
   name: "item_features",
   entities: [item],
   ttl: "7d",
-  schema: [int32("item_id", "categorified item id (model input)"), ...["item_category", "item_shop", "item_intention", "item_brand"].map((n) => int32(n))],
+  schema: [
+    int32("item_id", "categorified item id (model input)"),
+    ...["item_category", "item_shop", "item_intention", "item_brand"].map((n) => int32(n)),
+  ],
   source: itemSource,
   online: true,
   tags: { team: "recs" },
 });
 
-export const ranking = new FeatureService({ name: "ranking", features: [userFeatures, itemFeatures], description: "everything the ranking model reads" });
-export const retrieval = new FeatureService({ name: "retrieval", features: [userFeatures], description: "the query tower's inputs" });
+export const ranking = new FeatureService({
+  name: "ranking",
+  features: [userFeatures, itemFeatures],
+  description: "everything the ranking model reads",
+});
+export const retrieval = new FeatureService({
+  name: "retrieval",
+  features: [userFeatures],
+  description: "the query tower's inputs",
+});

@@ -56,28 +56,34 @@ function str(raw: Raw, key: string, file: string, dflt?: string): string {
     if (dflt !== undefined) return dflt;
     throw new ValidationError(`${file}: "${key}" is required`);
   }
-  if (typeof v !== "string" || !v) throw new ValidationError(`${file}: "${key}" must be a non-empty string, got ${JSON.stringify(v)}`);
+  if (typeof v !== "string" || !v)
+    throw new ValidationError(`${file}: "${key}" must be a non-empty string, got ${JSON.stringify(v)}`);
   return v;
 }
 
 export function loadRepoConfig(repoPath: string): RepoConfig {
   const repo = resolve(repoPath);
   const file = join(repo, CONFIG_FILE);
-  if (!existsSync(file)) throw new ValidationError(`${file} not found: a feature repository needs a ${CONFIG_FILE} (run "fs init" to create one)`);
+  if (!existsSync(file))
+    throw new ValidationError(
+      `${file} not found: a feature repository needs a ${CONFIG_FILE} (run "fs init" to create one)`,
+    );
   let raw: unknown;
   try {
     raw = parseYaml(readFileSync(file, "utf8"));
   } catch (e) {
     throw new ValidationError(`${file}: invalid YAML: ${errorMessage(e)}`);
   }
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new ValidationError(`${file}: expected a mapping of keys (project, registry, online_store, ...)`);
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+    throw new ValidationError(`${file}: expected a mapping of keys (project, registry, online_store, ...)`);
   return parseRepoConfig(raw as Raw, repo, file);
 }
 
 export function parseRepoConfig(raw: Raw, repo: string, file = CONFIG_FILE): RepoConfig {
   const abs = (p: string) => (isAbsolute(p) ? p : join(repo, p));
   const project = str(raw, "project", file);
-  if (!/^[A-Za-z0-9_]+$/.test(project)) throw new ValidationError(`${file}: project "${project}" must hold only letters, digits and _`);
+  if (!/^[A-Za-z0-9_]+$/.test(project))
+    throw new ValidationError(`${file}: project "${project}" must hold only letters, digits and _`);
 
   let registryPath = "data/registry.db";
   let registryTtlSeconds = 10;
@@ -87,19 +93,23 @@ export function parseRepoConfig(raw: Raw, repo: string, file = CONFIG_FILE): Rep
     const r = reg as Raw;
     registryPath = str(r, "path", `${file} registry`, registryPath);
     if (r.cache_ttl_seconds !== undefined) registryTtlSeconds = Number(r.cache_ttl_seconds);
-  } else if (reg !== undefined) throw new ValidationError(`${file}: "registry" must be a path or a mapping with "path"`);
+  } else if (reg !== undefined)
+    throw new ValidationError(`${file}: "registry" must be a path or a mapping with "path"`);
   if (raw.registry_ttl_sec !== undefined) registryTtlSeconds = Number(raw.registry_ttl_sec);
-  if (!Number.isFinite(registryTtlSeconds) || registryTtlSeconds < 0) throw new ValidationError(`${file}: registry_ttl_sec must be a number of seconds >= 0`);
+  if (!Number.isFinite(registryTtlSeconds) || registryTtlSeconds < 0)
+    throw new ValidationError(`${file}: registry_ttl_sec must be a number of seconds >= 0`);
 
   const os = (raw.online_store ?? { type: "sqlite" }) as Raw;
-  if (typeof os !== "object" || os === null) throw new ValidationError(`${file}: "online_store" must be a mapping with "type"`);
+  if (typeof os !== "object" || os === null)
+    throw new ValidationError(`${file}: "online_store" must be a mapping with "type"`);
   const osType = str(os, "type", `${file} online_store`, "sqlite");
   let onlineStore: OnlineStoreConfig;
   if (osType === "sqlite") {
     onlineStore = { type: "sqlite", path: abs(str(os, "path", `${file} online_store`, "data/online_store.db")) };
   } else if (osType === "redis") {
     const ttl = os.key_ttl_seconds === undefined ? 0 : Number(os.key_ttl_seconds);
-    if (!Number.isFinite(ttl) || ttl < 0) throw new ValidationError(`${file}: online_store.key_ttl_seconds must be a number of seconds >= 0`);
+    if (!Number.isFinite(ttl) || ttl < 0)
+      throw new ValidationError(`${file}: online_store.key_ttl_seconds must be a number of seconds >= 0`);
     onlineStore = {
       type: "redis",
       connectionString: str(os, "connection_string", `${file} online_store`, "127.0.0.1:6379"),
@@ -111,22 +121,34 @@ export function parseRepoConfig(raw: Raw, repo: string, file = CONFIG_FILE): Rep
   }
 
   const off = (raw.offline_store ?? { type: "duckdb" }) as Raw;
-  if (typeof off !== "object" || off === null || Array.isArray(off)) throw new ValidationError(`${file}: "offline_store" must be a mapping with "type"`);
+  if (typeof off !== "object" || off === null || Array.isArray(off))
+    throw new ValidationError(`${file}: "offline_store" must be a mapping with "type"`);
   const offType = str(off, "type", `${file} offline_store`, "duckdb");
-  if (offType !== "duckdb" && offType !== "file") throw new ValidationError(`${file}: offline_store.type "${offType}" is not supported (expected duckdb or file)`);
+  if (offType !== "duckdb" && offType !== "file")
+    throw new ValidationError(`${file}: offline_store.type "${offType}" is not supported (expected duckdb or file)`);
   const offlineStore: DuckDBOfflineConfig = { type: "duckdb" };
   if (off.memory_limit !== undefined) {
     const limit = String(off.memory_limit);
     const bytes = parseByteSize(limit);
-    if (bytes === undefined) throw new ValidationError(`${file}: offline_store.memory_limit ${JSON.stringify(off.memory_limit)} is not a size: expected e.g. "512MB", "4GB" or "2GiB"`);
-    if (bytes < 64 * 2 ** 20) throw new ValidationError(`${file}: offline_store.memory_limit "${limit}" is below 64MB, too little for DuckDB to run queries`);
+    if (bytes === undefined)
+      throw new ValidationError(
+        `${file}: offline_store.memory_limit ${JSON.stringify(off.memory_limit)} is not a size: expected e.g. "512MB", "4GB" or "2GiB"`,
+      );
+    if (bytes < 64 * 2 ** 20)
+      throw new ValidationError(
+        `${file}: offline_store.memory_limit "${limit}" is below 64MB, too little for DuckDB to run queries`,
+      );
     offlineStore.memoryLimit = limit;
     offlineStore.memoryLimitBytes = bytes;
   }
-  if (off.temp_directory !== undefined) offlineStore.tempDirectory = abs(str(off, "temp_directory", `${file} offline_store`));
+  if (off.temp_directory !== undefined)
+    offlineStore.tempDirectory = abs(str(off, "temp_directory", `${file} offline_store`));
   if (off.threads !== undefined) {
     const threads = Number(off.threads);
-    if (!Number.isInteger(threads) || threads < 1) throw new ValidationError(`${file}: offline_store.threads must be a whole number >= 1, got ${JSON.stringify(off.threads)}`);
+    if (!Number.isInteger(threads) || threads < 1)
+      throw new ValidationError(
+        `${file}: offline_store.threads must be a whole number >= 1, got ${JSON.stringify(off.threads)}`,
+      );
     offlineStore.threads = threads;
   }
 
@@ -143,7 +165,17 @@ export function parseRepoConfig(raw: Raw, repo: string, file = CONFIG_FILE): Rep
   };
 }
 
-const BYTE_UNITS: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
+const BYTE_UNITS: Record<string, number> = {
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  kib: 2 ** 10,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
+  tib: 2 ** 40,
+};
 
 /** "4GB", "512 MiB", "1.5gb" -> bytes (DuckDB's units: KB = 1000, KiB = 1024); undefined if not a size. */
 export function parseByteSize(text: string): number | undefined {

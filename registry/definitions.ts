@@ -24,14 +24,17 @@ const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 function checkName(kind: string, name: unknown): string {
   if (typeof name !== "string" || !NAME_RE.test(name)) {
-    throw new ValidationError(`${kind} name ${JSON.stringify(name)} must be an identifier (letters, digits, _; not starting with a digit)`);
+    throw new ValidationError(
+      `${kind} name ${JSON.stringify(name)} must be an identifier (letters, digits, _; not starting with a digit)`,
+    );
   }
   return name;
 }
 
 function checkTags(what: string, tags: unknown): Record<string, string> {
   if (tags === undefined) return {};
-  if (typeof tags !== "object" || tags === null || Array.isArray(tags)) throw new ValidationError(`${what}: tags must be an object of strings`);
+  if (typeof tags !== "object" || tags === null || Array.isArray(tags))
+    throw new ValidationError(`${what}: tags must be an object of strings`);
   for (const [k, v] of Object.entries(tags)) {
     if (typeof v !== "string") throw new ValidationError(`${what}: tag "${k}" must be a string, got ${typeof v}`);
   }
@@ -54,7 +57,9 @@ export class Field {
   constructor(o: FieldOptions) {
     this.name = checkName("Field", o?.name);
     if (!isDtype(o.dtype)) {
-      throw new ValidationError(`Field "${o.name}": dtype ${JSON.stringify(o.dtype)} is not one of ${VALUE_TYPES.join(", ")} (or a list of one, e.g. "int64[]")`);
+      throw new ValidationError(
+        `Field "${o.name}": dtype ${JSON.stringify(o.dtype)} is not one of ${VALUE_TYPES.join(", ")} (or a list of one, e.g. "int64[]")`,
+      );
     }
     this.dtype = o.dtype;
     this.description = o.description ?? "";
@@ -89,13 +94,17 @@ export class Entity {
     this.name = checkName("Entity", o?.name);
     const keys = o.joinKeys ?? [o.name];
     if (!Array.isArray(keys) || keys.length !== 1) {
-      throw new ValidationError(`Entity "${o.name}": joinKeys must hold exactly one column (a composite key is a feature view over several entities), got ${JSON.stringify(keys)}`);
+      throw new ValidationError(
+        `Entity "${o.name}": joinKeys must hold exactly one column (a composite key is a feature view over several entities), got ${JSON.stringify(keys)}`,
+      );
     }
     checkName(`Entity "${o.name}" join key`, keys[0]);
     this.joinKeys = [...keys];
     const vt = o.valueType ?? "int64";
     if (!(VALUE_TYPES as readonly string[]).includes(vt) || vt === "bytes") {
-      throw new ValidationError(`Entity "${o.name}": valueType ${JSON.stringify(vt)} must be one of int32, int64, string, bool, float32, float64, unix_timestamp`);
+      throw new ValidationError(
+        `Entity "${o.name}": valueType ${JSON.stringify(vt)} must be one of int32, int64, string, bool, float32, float64, unix_timestamp`,
+      );
     }
     this.valueType = vt;
     this.description = o.description ?? "";
@@ -103,7 +112,14 @@ export class Entity {
     this.owner = o.owner ?? "";
   }
   toSpec(): EntitySpec {
-    return { name: this.name, joinKeys: this.joinKeys, valueType: this.valueType, description: this.description, tags: this.tags, owner: this.owner };
+    return {
+      name: this.name,
+      joinKeys: this.joinKeys,
+      valueType: this.valueType,
+      description: this.description,
+      tags: this.tags,
+      owner: this.owner,
+    };
   }
 }
 
@@ -128,9 +144,18 @@ export class FileSource {
   readonly tags: Record<string, string>;
   constructor(o: FileSourceOptions) {
     if (!o || typeof o.path !== "string" || o.path.length === 0) {
-      throw new ValidationError(`FileSource ${JSON.stringify(o?.name ?? "")}: path must be a non-empty string (a parquet file, folder or glob)`);
+      throw new ValidationError(
+        `FileSource ${JSON.stringify(o?.name ?? "")}: path must be a non-empty string (a parquet file, folder or glob)`,
+      );
     }
-    this.name = checkName("FileSource", o.name ?? o.path.replace(/^.*[\\/]/, "").replace(/\.parquet$/, "").replace(/[^A-Za-z0-9_]/g, "_"));
+    this.name = checkName(
+      "FileSource",
+      o.name ??
+        o.path
+          .replace(/^.*[\\/]/, "")
+          .replace(/\.parquet$/, "")
+          .replace(/[^A-Za-z0-9_]/g, "_"),
+    );
     this.path = o.path;
     if (typeof o.timestampField !== "string" || !o.timestampField) {
       throw new ValidationError(`FileSource "${this.name}": timestampField is required (the event timestamp column)`);
@@ -139,7 +164,8 @@ export class FileSource {
     this.createdTimestampColumn = o.createdTimestampColumn || undefined;
     this.fieldMapping = { ...(o.fieldMapping ?? {}) };
     for (const [k, v] of Object.entries(this.fieldMapping)) {
-      if (typeof v !== "string" || !v) throw new ValidationError(`FileSource "${this.name}": fieldMapping["${k}"] must be a column name`);
+      if (typeof v !== "string" || !v)
+        throw new ValidationError(`FileSource "${this.name}": fieldMapping["${k}"] must be a column name`);
     }
     this.description = o.description ?? "";
     this.tags = checkTags(`FileSource "${this.name}"`, o.tags);
@@ -176,14 +202,22 @@ export class PushSource {
   constructor(o: PushSourceOptions) {
     this.name = checkName("PushSource", o?.name);
     if (!isKind(o.batchSource, "file_source")) {
-      throw new ValidationError(`PushSource "${o.name}": batchSource must be a FileSource (where pushed rows land offline)`);
+      throw new ValidationError(
+        `PushSource "${o.name}": batchSource must be a FileSource (where pushed rows land offline)`,
+      );
     }
     this.batchSource = o.batchSource;
     this.description = o.description ?? "";
     this.tags = checkTags(`PushSource "${o.name}"`, o.tags);
   }
   toSpec(resolvePath?: (p: string) => string): PushSourceSpec {
-    return { type: "push", name: this.name, batchSource: this.batchSource.toSpec(resolvePath), description: this.description, tags: this.tags };
+    return {
+      type: "push",
+      name: this.name,
+      batchSource: this.batchSource.toSpec(resolvePath),
+      description: this.description,
+      tags: this.tags,
+    };
   }
 }
 
@@ -214,7 +248,8 @@ export class FeatureView {
   constructor(o: FeatureViewOptions) {
     this.name = checkName("FeatureView", o?.name);
     const what = `FeatureView "${o.name}"`;
-    if (!Array.isArray(o.entities) || o.entities.length === 0) throw new ValidationError(`${what}: entities must list at least one Entity`);
+    if (!Array.isArray(o.entities) || o.entities.length === 0)
+      throw new ValidationError(`${what}: entities must list at least one Entity`);
     o.entities.forEach((e, i) => {
       if (!isKind(e, "entity")) throw new ValidationError(`${what}: entities[${i}] is not an Entity`);
     });
@@ -222,7 +257,8 @@ export class FeatureView {
     const dupEnt = entNames.find((n, i) => entNames.indexOf(n) !== i);
     if (dupEnt) throw new ValidationError(`${what}: entity "${dupEnt}" is listed twice`);
     this.entities = [...o.entities];
-    if (!Array.isArray(o.schema) || o.schema.length === 0) throw new ValidationError(`${what}: schema must list at least one Field`);
+    if (!Array.isArray(o.schema) || o.schema.length === 0)
+      throw new ValidationError(`${what}: schema must list at least one Field`);
     o.schema.forEach((f, i) => {
       if (!isKind(f, "field")) throw new ValidationError(`${what}: schema[${i}] is not a Field`);
     });
@@ -255,7 +291,8 @@ export class FeatureView {
   select(featureNames: string[]): FeatureViewProjection {
     const have = new Set(this.features.map((f) => f.name));
     for (const n of featureNames) {
-      if (!have.has(n)) throw new ValidationError(`FeatureView "${this.name}".select: no feature "${n}" (has ${[...have].join(", ")})`);
+      if (!have.has(n))
+        throw new ValidationError(`FeatureView "${this.name}".select: no feature "${n}" (has ${[...have].join(", ")})`);
     }
     return new FeatureViewProjection(this, [...featureNames]);
   }
@@ -308,11 +345,15 @@ export class FeatureService {
   constructor(o: FeatureServiceOptions) {
     this.name = checkName("FeatureService", o?.name);
     if (!Array.isArray(o.features) || o.features.length === 0) {
-      throw new ValidationError(`FeatureService "${o.name}": features must list at least one FeatureView or view.select([...])`);
+      throw new ValidationError(
+        `FeatureService "${o.name}": features must list at least one FeatureView or view.select([...])`,
+      );
     }
     o.features.forEach((f, i) => {
       if (!isKind(f, "feature_view") && !isKind(f, "feature_view_projection")) {
-        throw new ValidationError(`FeatureService "${o.name}": features[${i}] is not a FeatureView or a view.select([...])`);
+        throw new ValidationError(
+          `FeatureService "${o.name}": features[${i}] is not a FeatureView or a view.select([...])`,
+        );
       }
     });
     this.features = [...o.features];
@@ -324,7 +365,9 @@ export class FeatureService {
     return {
       name: this.name,
       projections: this.features.map((f) =>
-        isKind(f, "feature_view") ? { view: f.name, features: f.features.map((x) => x.name) } : { view: f.view.name, features: f.featureNames },
+        isKind(f, "feature_view")
+          ? { view: f.name, features: f.features.map((x) => x.name) }
+          : { view: f.view.name, features: f.featureNames },
       ),
       tags: this.tags,
       description: this.description,
@@ -351,6 +394,10 @@ export function isKind<K extends keyof KindMap>(x: unknown, kind: K): x is KindM
 
 export function isDefinition(x: unknown): x is Definition {
   return (
-    isKind(x, "entity") || isKind(x, "file_source") || isKind(x, "push_source") || isKind(x, "feature_view") || isKind(x, "feature_service")
+    isKind(x, "entity") ||
+    isKind(x, "file_source") ||
+    isKind(x, "push_source") ||
+    isKind(x, "feature_view") ||
+    isKind(x, "feature_service")
   );
 }

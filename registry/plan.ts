@@ -16,13 +16,21 @@ export interface DesiredState extends RegistryObjects {
 /** Turn loaded definitions into specs and check references and names; errors name file and object. */
 export function compileDefinitions(loaded: LoadedDefinition[], repoPath: string): DesiredState {
   const resolvePath = (p: string) => (isAbsolute(p) ? p : join(repoPath, p));
-  const state: DesiredState = { entities: [], dataSources: [], featureViews: [], featureServices: [], origin: new Map() };
+  const state: DesiredState = {
+    entities: [],
+    dataSources: [],
+    featureViews: [],
+    featureServices: [],
+    origin: new Map(),
+  };
   const byName = new Map<string, { def: Definition; file: string }>();
   const claim = (kind: ObjectKind, name: string, def: Definition, file: string) => {
     const key = `${kind}:${name}`;
     const prior = byName.get(key);
     if (prior && prior.def !== def) {
-      throw new ValidationError(`${file}: duplicate ${kind.replace("_", " ")} name "${name}" (also defined in ${prior.file})`);
+      throw new ValidationError(
+        `${file}: duplicate ${kind.replace("_", " ")} name "${name}" (also defined in ${prior.file})`,
+      );
     }
     if (!prior) {
       byName.set(key, { def, file });
@@ -36,7 +44,9 @@ export function compileDefinitions(loaded: LoadedDefinition[], repoPath: string)
   const addSource = (spec: DataSourceSpec, file: string) => {
     const prior = sources.get(spec.name);
     if (prior && JSON.stringify(prior.spec) !== JSON.stringify(spec)) {
-      throw new ValidationError(`${file}: duplicate data source name "${spec.name}" with a different definition (also defined in ${prior.file})`);
+      throw new ValidationError(
+        `${file}: duplicate data source name "${spec.name}" with a different definition (also defined in ${prior.file})`,
+      );
     }
     if (!prior) {
       sources.set(spec.name, { spec, file });
@@ -58,11 +68,15 @@ export function compileDefinitions(loaded: LoadedDefinition[], repoPath: string)
     if (!claim("feature_view", d.name, d, file)) continue;
     for (const e of d.entities) {
       if (!entityNames.has(e.name)) {
-        throw new ValidationError(`${file}: feature view "${d.name}" uses entity "${e.name}", which no file of the repo exports (export it, e.g. \`export const ${e.name} = new Entity(...)\`)`);
+        throw new ValidationError(
+          `${file}: feature view "${d.name}" uses entity "${e.name}", which no file of the repo exports (export it, e.g. \`export const ${e.name} = new Entity(...)\`)`,
+        );
       }
       const registered = state.entities.find((x) => x.name === e.name);
       if (registered && JSON.stringify(registered) !== JSON.stringify(e.toSpec())) {
-        throw new ValidationError(`${file}: feature view "${d.name}" uses an entity "${e.name}" that differs from the exported one in ${state.origin.get(`entity:${e.name}`)}`);
+        throw new ValidationError(
+          `${file}: feature view "${d.name}" uses an entity "${e.name}" that differs from the exported one in ${state.origin.get(`entity:${e.name}`)}`,
+        );
       }
     }
     const spec = d.toSpec(resolvePath);
@@ -76,16 +90,25 @@ export function compileDefinitions(loaded: LoadedDefinition[], repoPath: string)
     const spec = d.toSpec();
     for (const p of spec.projections) {
       const v = views.get(p.view);
-      if (!v) throw new ValidationError(`${file}: feature service "${d.name}" uses feature view "${p.view}", which no file of the repo exports`);
+      if (!v)
+        throw new ValidationError(
+          `${file}: feature service "${d.name}" uses feature view "${p.view}", which no file of the repo exports`,
+        );
       for (const f of p.features) {
-        if (!v.features.some((x) => x.name === f)) throw new ValidationError(`${file}: feature service "${d.name}": feature view "${p.view}" has no feature "${f}"`);
+        if (!v.features.some((x) => x.name === f))
+          throw new ValidationError(
+            `${file}: feature service "${d.name}": feature view "${p.view}" has no feature "${f}"`,
+          );
       }
     }
     state.featureServices.push(spec);
   }
   // Names that collide across kinds make references ambiguous ("name" may be a service or a view).
   for (const s of state.featureServices) {
-    if (views.has(s.name)) throw new ValidationError(`${state.origin.get(`feature_service:${s.name}`)}: feature service "${s.name}" has the name of a feature view; pick another`);
+    if (views.has(s.name))
+      throw new ValidationError(
+        `${state.origin.get(`feature_service:${s.name}`)}: feature service "${s.name}" has the name of a feature view; pick another`,
+      );
   }
   return state;
 }
@@ -129,7 +152,8 @@ export function diff(current: RegistryContents, desired: RegistryObjects): Plan 
   const onlineDrop: FeatureViewSpec[] = [];
   for (const old of current.featureViews) {
     const now = desired.featureViews.find((v) => v.name === old.name);
-    if (!now || !now.online || JSON.stringify(now.entityColumns) !== JSON.stringify(old.entityColumns)) onlineDrop.push(old);
+    if (!now || !now.online || JSON.stringify(now.entityColumns) !== JSON.stringify(old.entityColumns))
+      onlineDrop.push(old);
   }
   return { entries, change, onlineKeep, onlineDrop };
 }
@@ -137,7 +161,9 @@ export function diff(current: RegistryContents, desired: RegistryObjects): Plan 
 export function formatPlan(plan: Plan): string {
   if (plan.entries.length === 0) return "No changes: the registry matches the repo.";
   const sym = { create: "+", update: "~", delete: "-" } as const;
-  const lines = plan.entries.map((e) => `  ${sym[e.action]} ${e.action.padEnd(6)} ${e.kind.replace("_", " ")} ${e.name}`);
+  const lines = plan.entries.map(
+    (e) => `  ${sym[e.action]} ${e.action.padEnd(6)} ${e.kind.replace("_", " ")} ${e.name}`,
+  );
   const count = (a: PlanEntry["action"]) => plan.entries.filter((e) => e.action === a).length;
   return `${lines.join("\n")}\n${count("create")} to create, ${count("update")} to update, ${count("delete")} to delete.`;
 }

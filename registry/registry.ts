@@ -5,7 +5,14 @@ import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { FstoreError, errorMessage } from "../common/errors.js";
-import type { DataSourceSpec, EntitySpec, FeatureServiceSpec, FeatureViewSpec, MaterializationInterval, RegistryContents } from "./types.js";
+import type {
+  DataSourceSpec,
+  EntitySpec,
+  FeatureServiceSpec,
+  FeatureViewSpec,
+  MaterializationInterval,
+  RegistryContents,
+} from "./types.js";
 
 export type ObjectKind = "entity" | "data_source" | "feature_view" | "feature_service";
 
@@ -76,7 +83,8 @@ export class Registry {
 
   /** A counter that changes on every apply, teardown and materialization: cheap to poll. */
   version(project: string): number {
-    const row = this.db.prepare("SELECT version FROM projects WHERE project = ?").get(project) as { version: number } | undefined;
+    const row = this.db.prepare("SELECT version FROM projects WHERE project = ?").get(project) as
+      { version: number } | undefined;
     return row?.version ?? 0;
   }
 
@@ -90,20 +98,25 @@ export class Registry {
       materializations: [],
       lastUpdated: null,
     };
-    const rows = this.db.prepare("SELECT kind, spec FROM objects WHERE project = ? ORDER BY kind, name").all(project) as Array<{ kind: ObjectKind; spec: string }>;
+    const rows = this.db
+      .prepare("SELECT kind, spec FROM objects WHERE project = ? ORDER BY kind, name")
+      .all(project) as Array<{ kind: ObjectKind; spec: string }>;
     for (const r of rows) {
       const field = KIND_FIELDS.find(([k]) => k === r.kind)?.[1];
       if (field) (contents[field] as unknown[]).push(JSON.parse(r.spec));
     }
     contents.materializations = (
-      this.db.prepare("SELECT view, start_ms, end_ms, at_ms FROM materializations WHERE project = ? ORDER BY at_ms, rowid").all(project) as Array<{
+      this.db
+        .prepare("SELECT view, start_ms, end_ms, at_ms FROM materializations WHERE project = ? ORDER BY at_ms, rowid")
+        .all(project) as Array<{
         view: string;
         start_ms: number;
         end_ms: number;
         at_ms: number;
       }>
     ).map((r) => ({ view: r.view, start: r.start_ms, end: r.end_ms, at: r.at_ms }));
-    const p = this.db.prepare("SELECT last_updated FROM projects WHERE project = ?").get(project) as { last_updated: number } | undefined;
+    const p = this.db.prepare("SELECT last_updated FROM projects WHERE project = ?").get(project) as
+      { last_updated: number } | undefined;
     contents.lastUpdated = p?.last_updated ?? null;
     return contents;
   }
@@ -128,7 +141,9 @@ export class Registry {
 
   addMaterialization(project: string, interval: MaterializationInterval): void {
     this.db.transaction(() => {
-      this.db.prepare("INSERT INTO materializations (project, view, start_ms, end_ms, at_ms) VALUES (?, ?, ?, ?, ?)").run(project, interval.view, interval.start, interval.end, interval.at);
+      this.db
+        .prepare("INSERT INTO materializations (project, view, start_ms, end_ms, at_ms) VALUES (?, ?, ?, ?, ?)")
+        .run(project, interval.view, interval.start, interval.end, interval.at);
       this.bump(project, interval.at);
     })();
   }
@@ -142,7 +157,9 @@ export class Registry {
   }
 
   projects(): string[] {
-    return (this.db.prepare("SELECT project FROM projects ORDER BY project").all() as Array<{ project: string }>).map((r) => r.project);
+    return (this.db.prepare("SELECT project FROM projects ORDER BY project").all() as Array<{ project: string }>).map(
+      (r) => r.project,
+    );
   }
 
   close(): void {

@@ -140,8 +140,10 @@ export async function writeSampleData(dataDir: string, now = Date.now(), users =
 /** Create `dir` (which must be missing or empty) as a feature repo named `project`. */
 export async function initRepo(dir: string, project: string): Promise<string> {
   const repo = resolve(dir);
-  if (!/^[A-Za-z0-9_]+$/.test(project)) throw new ValidationError(`project name "${project}" must hold only letters, digits and _`);
-  if (existsSync(repo) && readdirSync(repo).length > 0) throw new ValidationError(`${repo} exists and is not empty; give a new folder name`);
+  if (!/^[A-Za-z0-9_]+$/.test(project))
+    throw new ValidationError(`project name "${project}" must hold only letters, digits and _`);
+  if (existsSync(repo) && readdirSync(repo).length > 0)
+    throw new ValidationError(`${repo} exists and is not empty; give a new folder name`);
   mkdirSync(join(repo, "data"), { recursive: true });
   writeFileSync(join(repo, "feature_store.yaml"), yaml(project));
   writeFileSync(join(repo, "features.ts"), DEFINITIONS);

@@ -1,7 +1,16 @@
 // Plain-data specs: what the registry stores and what every store works from.
 // Definition classes (definitions.ts) compile down to these at apply time.
 
-export const VALUE_TYPES = ["int32", "int64", "float32", "float64", "string", "bool", "bytes", "unix_timestamp"] as const;
+export const VALUE_TYPES = [
+  "int32",
+  "int64",
+  "float32",
+  "float64",
+  "string",
+  "bool",
+  "bytes",
+  "unix_timestamp",
+] as const;
 export type ValueType = (typeof VALUE_TYPES)[number];
 export type Dtype = ValueType | `${ValueType}[]`;
 

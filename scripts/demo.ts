@@ -22,7 +22,11 @@ const step = (s: string) => console.log(`\n== ${s} (${((performance.now() - t0) 
 /** Run the real `fs` command, echoing it as a user would type it. */
 function fs(cwd: string, ...args: string[]): string {
   console.log(`$ fs ${args.join(" ")}`);
-  const out = execFileSync(process.execPath, [fsBin, ...args], { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+  const out = execFileSync(process.execPath, [fsBin, ...args], {
+    cwd,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   process.stdout.write(out);
   return out;
 }
@@ -30,16 +34,27 @@ function fs(cwd: string, ...args: string[]): string {
 step("1. generate events and run the ETL into feature_repo/data");
 const rows = Number(process.env.DEMO_ROWS ?? 100_000);
 const demo = await prepareDemoData(repo, { rows, progress: consoleProgress() });
-console.log(`${demo.rows.train} train + ${demo.rows.valid} valid events; ${demo.users} users, ${demo.items} items; events ${isoUtc(demo.start.getTime())} .. ${isoUtc(demo.end.getTime())}`);
+console.log(
+  `${demo.rows.train} train + ${demo.rows.valid} valid events; ${demo.users} users, ${demo.items} items; events ${isoUtc(demo.start.getTime())} .. ${isoUtc(demo.end.getTime())}`,
+);
 
 step("2. register and materialize the example repo");
 fs(repo, "apply");
 fs(repo, "materialize", isoUtc(demo.start.getTime() - 86400_000), isoUtc(demo.end.getTime()));
-const user = JSON.parse(fs(repo, "get-online-features", "--feature-service", "retrieval", "--entity", `user_id_raw=${demo.sampleUserId}`)) as {
+const user = JSON.parse(
+  fs(repo, "get-online-features", "--feature-service", "retrieval", "--entity", `user_id_raw=${demo.sampleUserId}`),
+) as {
   results: Array<{ statuses: string[] }>;
 };
-if (user.results.slice(1).some((r) => r.statuses[0] !== "PRESENT")) throw new Error(`demo: user ${demo.sampleUserId} has features missing online`);
-fs(repo, "get-online-features", "-f", "item_features:item_category,item_features:item_brand", ...demo.sampleItemIds.flatMap((id) => ["-e", `item_id_raw=${id}`]));
+if (user.results.slice(1).some((r) => r.statuses[0] !== "PRESENT"))
+  throw new Error(`demo: user ${demo.sampleUserId} has features missing online`);
+fs(
+  repo,
+  "get-online-features",
+  "-f",
+  "item_features:item_category,item_features:item_brand",
+  ...demo.sampleItemIds.flatMap((id) => ["-e", `item_id_raw=${id}`]),
+);
 
 step("3. a point-in-time training set for the ranking model");
 const store = await FeatureStore.open(repo);
@@ -68,7 +83,16 @@ try {
   const shop = join(scratch, "shop");
   fs(shop, "apply");
   fs(shop, "materialize-incremental", "now");
-  fs(shop, "get-online-features", "-f", "user_stats:clicks_7d,user_stats:favorite_category", "-e", "user_id=1", "-e", "user_id=2");
+  fs(
+    shop,
+    "get-online-features",
+    "-f",
+    "user_stats:clicks_7d,user_stats:favorite_category",
+    "-e",
+    "user_id=1",
+    "-e",
+    "user_id=2",
+  );
 } finally {
   rmSync(scratch, { recursive: true, force: true });
 }

@@ -60,7 +60,8 @@ export class BodyPrefixes {
   }
 
   private remember(body: Buffer, parsed: unknown): void {
-    if (body.length < this.minBytes || body.compare(FEATURES_KEY, 0, FEATURES_KEY.length, 0, FEATURES_KEY.length) !== 0) return;
+    if (body.length < this.minBytes || body.compare(FEATURES_KEY, 0, FEATURES_KEY.length, 0, FEATURES_KEY.length) !== 0)
+      return;
     const features = (parsed as { features?: unknown }).features;
     if (!Array.isArray(features)) return;
     const end = listEnd(body, FEATURES_KEY.length);

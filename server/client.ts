@@ -87,11 +87,18 @@ export class FeatureServerClient {
   }
 
   async materialize(startTs: string | Date, endTs: string | Date, featureViews?: string[]): Promise<unknown> {
-    return this.post("/materialize", { start_ts: iso(startTs), end_ts: iso(endTs), ...(featureViews ? { feature_views: featureViews } : {}) });
+    return this.post("/materialize", {
+      start_ts: iso(startTs),
+      end_ts: iso(endTs),
+      ...(featureViews ? { feature_views: featureViews } : {}),
+    });
   }
 
   async materializeIncremental(endTs: string | Date, featureViews?: string[]): Promise<unknown> {
-    return this.post("/materialize-incremental", { end_ts: iso(endTs), ...(featureViews ? { feature_views: featureViews } : {}) });
+    return this.post("/materialize-incremental", {
+      end_ts: iso(endTs),
+      ...(featureViews ? { feature_views: featureViews } : {}),
+    });
   }
 
   /** True when the server answers 200 on /health. */

@@ -1,5 +1,12 @@
 // The feature server and its client, as the library exports them.
-export { startFeatureServer, DEFAULT_PORT, DEFAULT_MAX_BODY_BYTES, type FeatureServer, type FeatureServerOptions, type ServedStore } from "./server.js";
+export {
+  startFeatureServer,
+  DEFAULT_PORT,
+  DEFAULT_MAX_BODY_BYTES,
+  type FeatureServer,
+  type FeatureServerOptions,
+  type ServedStore,
+} from "./server.js";
 export {
   FeatureServerClient,
   FeatureServerError,

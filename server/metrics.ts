@@ -11,7 +11,9 @@ function seriesKey(labels: Record<string, string>): string {
 }
 
 function labelString(labels: Record<string, string>): string {
-  const parts = Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`);
+  const parts = Object.entries(labels).map(
+    ([k, v]) => `${k}="${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`,
+  );
   return parts.length ? `{${parts.join(",")}}` : "";
 }
 
@@ -57,7 +59,11 @@ export class Metrics {
     };
   }
 
-  histogram(name: string, help: string, buckets = LATENCY_BUCKETS): (labels: Record<string, string>, seconds: number) => void {
+  histogram(
+    name: string,
+    help: string,
+    buckets = LATENCY_BUCKETS,
+  ): (labels: Record<string, string>, seconds: number) => void {
     const fam: Family<Histogram> = { help, type: "histogram", series: new Map() };
     this.histograms.set(name, fam);
     return (labels, v) => {

@@ -70,9 +70,14 @@ export class RegistrySchemas {
   /** Unknown view names in a materialize request, as an error naming the first; undefined when all exist. */
   checkViewNames(names: unknown): PlanError | undefined {
     if (names === undefined) return undefined;
-    this.viewNames ??= this.ajv.compile({ type: "array", items: { enum: [...this.views.keys()], description: "a feature view name" } });
+    this.viewNames ??= this.ajv.compile({
+      type: "array",
+      items: { enum: [...this.views.keys()], description: "a feature view name" },
+    });
     const err = check(this.viewNames, names, "feature_views");
-    return err ? { status: 404, error: `${err}: no such feature view (known: ${listNames([...this.views.keys()])})` } : undefined;
+    return err
+      ? { status: 404, error: `${err}: no such feature view (known: ${listNames([...this.views.keys()])})` }
+      : undefined;
   }
 
   /** The df check for a push to a push source. */
@@ -94,7 +99,10 @@ export class RegistrySchemas {
       const view = this.views.get(viewName);
       plan = view
         ? { validateDf: this.compileDf([view], `feature view "${viewName}"`) }
-        : { status: 404, error: `feature_view_name: no feature view "${viewName}" (known: ${listNames([...this.views.keys()])})` };
+        : {
+            status: 404,
+            error: `feature_view_name: no feature view "${viewName}" (known: ${listNames([...this.views.keys()])})`,
+          };
       this.writePlans.set(key, plan);
     }
     return plan;
@@ -104,7 +112,11 @@ export class RegistrySchemas {
     let viewNames: Iterable<string>;
     if (service !== undefined) {
       const svc = this.services.get(service);
-      if (!svc) return { status: 404, error: `feature_service: no feature service "${service}" (known: ${listNames([...this.services.keys()])})` };
+      if (!svc)
+        return {
+          status: 404,
+          error: `feature_service: no feature service "${service}" (known: ${listNames([...this.services.keys()])})`,
+        };
       viewNames = svc;
     } else {
       const refs = features!;
@@ -122,15 +134,25 @@ export class RegistrySchemas {
     const keys = new Map<string, { field: FieldSpec; view: string }>();
     for (const name of viewNames) {
       const view = this.views.get(name);
-      if (!view) return { status: 404, error: `feature_service "${service}": refers to feature view "${name}", which is not in the registry` };
+      if (!view)
+        return {
+          status: 404,
+          error: `feature_service "${service}": refers to feature view "${name}", which is not in the registry`,
+        };
       for (const c of view.entityColumns) if (!keys.has(c.name)) keys.set(c.name, { field: c, view: view.name });
     }
-    const signature = [...keys.values()].map(({ field }) => `${field.name}:${field.dtype}`).sort().join(",");
+    const signature = [...keys.values()]
+      .map(({ field }) => `${field.name}:${field.dtype}`)
+      .sort()
+      .join(",");
     let validateEntities = this.entityValidators.get(signature);
     if (!validateEntities) {
       const properties: Record<string, JsonSchema> = {};
       for (const [name, { field, view }] of keys) {
-        properties[name] = { ...columnSchema(field.dtype, `entity key "${name}" of feature view "${view}"`, false), minItems: 1 };
+        properties[name] = {
+          ...columnSchema(field.dtype, `entity key "${name}" of feature view "${view}"`, false),
+          minItems: 1,
+        };
       }
       validateEntities = this.ajv.compile({
         type: "object",
@@ -148,7 +170,8 @@ export class RegistrySchemas {
   private unknownRef(i: number, ref: string): string {
     const [viewName, feature] = ref.split(":");
     const view = this.views.get(viewName);
-    if (!view) return `features[${i}]: "${ref}": no feature view "${viewName}" (known: ${listNames([...this.views.keys()])})`;
+    if (!view)
+      return `features[${i}]: "${ref}": no feature view "${viewName}" (known: ${listNames([...this.views.keys()])})`;
     return `features[${i}]: "${ref}": feature view "${viewName}" has no feature "${feature}" (has: ${listNames(view.features.map((f) => f.name))})`;
   }
 
@@ -159,7 +182,11 @@ export class RegistrySchemas {
       const known = this.contents.dataSources.filter((s) => s.type === "push").map((s) => s.name);
       return { status: 404, error: `push_source_name: no push source "${name}" (known: ${listNames(known)})` };
     }
-    if (views.length === 0) return { status: 400, error: `push_source_name: no feature view reads push source "${name}", so there is nothing to push to` };
+    if (views.length === 0)
+      return {
+        status: 400,
+        error: `push_source_name: no feature view reads push source "${name}", so there is nothing to push to`,
+      };
     return { validateDf: this.compileDf(views, `push source "${name}"`) };
   }
 
@@ -175,10 +202,18 @@ export class RegistrySchemas {
       const src = batchSourceOf(v);
       // the event timestamp goes by the source's name or by "event_timestamp" (the facade takes both)
       for (const ts of new Set([src.timestampField, "event_timestamp"])) {
-        properties[ts] ??= { type: "array", items: TIMESTAMP_SCHEMA, description: `the event timestamp column of ${what}` };
+        properties[ts] ??= {
+          type: "array",
+          items: TIMESTAMP_SCHEMA,
+          description: `the event timestamp column of ${what}`,
+        };
       }
       if (src.timestampField === "event_timestamp") required.add("event_timestamp");
-      if (src.createdTimestampColumn) properties[src.createdTimestampColumn] ??= { type: "array", items: { ...TIMESTAMP_SCHEMA, type: ["string", "integer", "null"] } };
+      if (src.createdTimestampColumn)
+        properties[src.createdTimestampColumn] ??= {
+          type: "array",
+          items: { ...TIMESTAMP_SCHEMA, type: ["string", "integer", "null"] },
+        };
       // a column may carry the raw name of the source file (fieldMapping) instead of the feature name
       const rawNameOf = new Map(Object.entries(src.fieldMapping).map(([raw, name]) => [name, raw]));
       for (const f of v.features) {

@@ -21,7 +21,14 @@ const sameLength: SchemaValidateFunction = (schema: boolean, data: unknown, _par
     } else if (v.length !== n) {
       // instancePath names the column at fault
       const instancePath = `${dataCxt?.instancePath ?? ""}/${k}`;
-      sameLength.errors = [{ keyword: "sameLength", instancePath, message: `has ${v.length} values but "${first}" has ${n}: every column must have the same length`, params: { column: k } }];
+      sameLength.errors = [
+        {
+          keyword: "sameLength",
+          instancePath,
+          message: `has ${v.length} values but "${first}" has ${n}: every column must have the same length`,
+          params: { column: k },
+        },
+      ];
       return false;
     }
   }
@@ -38,7 +45,14 @@ function isTimestamp(s: string): boolean {
 }
 
 export function newAjv(): Ajv {
-  const ajv = new Ajv({ allErrors: false, verbose: true, strict: true, strictRequired: false, allowUnionTypes: true, coerceTypes: false });
+  const ajv = new Ajv({
+    allErrors: false,
+    verbose: true,
+    strict: true,
+    strictRequired: false,
+    allowUnionTypes: true,
+    coerceTypes: false,
+  });
   ajv.addKeyword({ keyword: "sameLength", schemaType: "boolean", errors: true, validate: sameLength });
   ajv.addFormat("fs-timestamp", { type: "string", validate: isTimestamp });
   return ajv;
@@ -70,18 +84,29 @@ export function columnSchema(dtype: Dtype, what: string, nullable: boolean): Jso
   const base = valueSchema(baseType(dtype));
   let item: JsonSchema;
   if (isListDtype(dtype)) {
-    item = { type: nullable ? ["array", "null"] : "array", items: { ...base, description: `elements of ${what} (${dtype})` } };
+    item = {
+      type: nullable ? ["array", "null"] : "array",
+      items: { ...base, description: `elements of ${what} (${dtype})` },
+    };
   } else if (nullable) {
     const t = base.type as string | string[];
     item = { ...base, type: [...(Array.isArray(t) ? t : [t]), "null"] };
   } else item = base;
-  return { type: "array", items: { ...item, description: `${what} (${dtype})` }, description: `${what}: a list of ${dtype} values` };
+  return {
+    type: "array",
+    items: { ...item, description: `${what} (${dtype})` },
+    description: `${what}: a list of ${dtype} values`,
+  };
 }
 
 const ENTITIES: JsonSchema = {
   type: "object",
   minProperties: 1,
-  additionalProperties: { type: "array", minItems: 1, description: "entity columns are lists of values, one per entity row" },
+  additionalProperties: {
+    type: "array",
+    minItems: 1,
+    description: "entity columns are lists of values, one per entity row",
+  },
   sameLength: true,
   description: 'entities are columns: {"user_id": [1, 2]}',
 };
@@ -101,8 +126,14 @@ export const GET_ONLINE_FEATURES: JsonSchema = {
   },
   required: ["entities"],
   if: { required: ["features"] },
-  then: { not: { required: ["feature_service"] }, description: 'give either "features" or "feature_service", not both' },
-  else: { required: ["feature_service"], description: 'a request names "features" (a list of "view:feature") or a "feature_service"' },
+  then: {
+    not: { required: ["feature_service"] },
+    description: 'give either "features" or "feature_service", not both',
+  },
+  else: {
+    required: ["feature_service"],
+    description: 'a request names "features" (a list of "view:feature") or a "feature_service"',
+  },
 };
 
 const DF: JsonSchema = {
@@ -134,7 +165,11 @@ export const WRITE_TO_ONLINE_STORE: JsonSchema = {
   required: ["feature_view_name", "df"],
 };
 
-const VIEW_NAMES: JsonSchema = { type: "array", items: { type: "string", minLength: 1 }, description: "a list of feature view names" };
+const VIEW_NAMES: JsonSchema = {
+  type: "array",
+  items: { type: "string", minLength: 1 },
+  description: "a list of feature view names",
+};
 
 export const MATERIALIZE: JsonSchema = {
   type: "object",

@@ -15,12 +15,29 @@ import { type LogLevel, type Logger, errorFields, jsonLogger } from "./log.js";
 import { BodyPrefixes } from "./body_prefix.js";
 import { Metrics } from "./metrics.js";
 import { type PlanError, RegistrySchemas } from "./plans.js";
-import { GET_ONLINE_FEATURES, MATERIALIZE, MATERIALIZE_INCREMENTAL, PUSH, WRITE_TO_ONLINE_STORE, check, newAjv } from "./schemas.js";
+import {
+  GET_ONLINE_FEATURES,
+  MATERIALIZE,
+  MATERIALIZE_INCREMENTAL,
+  PUSH,
+  WRITE_TO_ONLINE_STORE,
+  check,
+  newAjv,
+} from "./schemas.js";
 
 /** What the server needs of a FeatureStore (a FeatureStore, or anything shaped like one). */
 export type ServedStore = Pick<
   FeatureStore,
-  "config" | "contents" | "refreshRegistry" | "getOnlineFeatures" | "push" | "writeToOnlineStore" | "materialize" | "materializeIncremental" | "health" | "close"
+  | "config"
+  | "contents"
+  | "refreshRegistry"
+  | "getOnlineFeatures"
+  | "push"
+  | "writeToOnlineStore"
+  | "materialize"
+  | "materializeIncremental"
+  | "health"
+  | "close"
 >;
 
 export interface FeatureServerOptions {
@@ -75,11 +92,18 @@ interface Route {
   prefixes?: BodyPrefixes;
   /** false for /health: answers without the bearer token */
   auth: boolean;
-  run(body: Json | undefined): Promise<{ status?: number; body: string | Buffer; contentType?: string; pooled?: boolean }>;
+  run(
+    body: Json | undefined,
+  ): Promise<{ status?: number; body: string | Buffer; contentType?: string; pooled?: boolean }>;
 }
 
 const JSON_TYPE = "application/json";
-import { DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, SERVER_MATERIALIZE_BATCH_ROWS, SERVER_OFFLINE_THREADS } from "./defaults.js";
+import {
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_PORT,
+  SERVER_MATERIALIZE_BATCH_ROWS,
+  SERVER_OFFLINE_THREADS,
+} from "./defaults.js";
 export { DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT } from "./defaults.js";
 
 function planFailed<T extends object>(p: T | PlanError): p is PlanError {
@@ -95,7 +119,12 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
   const ttlSeconds = opts.registryTtlSeconds ?? opts.store?.config.registryTtlSeconds;
   // A store we open never reads the registry inside a request: the timer below refreshes it.
   const ownsStore = !opts.store;
-  const store: ServedStore = opts.store ?? (await FeatureStore.open(opts.repoPath!, { registryTtlSeconds: Infinity, defaultOfflineThreads: SERVER_OFFLINE_THREADS }));
+  const store: ServedStore =
+    opts.store ??
+    (await FeatureStore.open(opts.repoPath!, {
+      registryTtlSeconds: Infinity,
+      defaultOfflineThreads: SERVER_OFFLINE_THREADS,
+    }));
   const registryTtl = ttlSeconds ?? store.config.registryTtlSeconds;
   const logger = jsonLogger(opts.logLevel ?? envLogLevel(), opts.logStream);
   const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
@@ -105,10 +134,19 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
   // ---------------------------------------------------------------- metrics
   const metrics = new Metrics();
   const countRequest = metrics.counter("fstore_http_requests_total", "HTTP requests by endpoint, method and status");
-  const observeRequest = metrics.histogram("fstore_http_request_duration_seconds", "HTTP request latency by endpoint and status, from first byte to response end");
-  const observeRead = metrics.histogram("fstore_online_read_duration_seconds", "Online feature read latency (FeatureStore.getOnlineFeatures: registry lookup + online store read + response build)");
+  const observeRequest = metrics.histogram(
+    "fstore_http_request_duration_seconds",
+    "HTTP request latency by endpoint and status, from first byte to response end",
+  );
+  const observeRead = metrics.histogram(
+    "fstore_online_read_duration_seconds",
+    "Online feature read latency (FeatureStore.getOnlineFeatures: registry lookup + online store read + response build)",
+  );
   const countReadRows = metrics.counter("fstore_online_read_rows_total", "Entity rows read from the online store");
-  const countReload = metrics.counter("fstore_registry_reloads_total", "Registry reloads after a change by another process, by outcome");
+  const countReload = metrics.counter(
+    "fstore_registry_reloads_total",
+    "Registry reloads after a change by another process, by outcome",
+  );
   let inFlight = 0;
   const startedAt = Date.now();
   metrics.gauge("fstore_http_requests_in_flight", "Requests being served", () => inFlight);
@@ -148,7 +186,8 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
       logger.log("warn", "registry refresh failed; serving the cached registry", errorFields(e));
     }
   };
-  const refreshTimer = registryTtl > 0 && Number.isFinite(registryTtl) ? setInterval(refresh, registryTtl * 1000) : undefined;
+  const refreshTimer =
+    registryTtl > 0 && Number.isFinite(registryTtl) ? setInterval(refresh, registryTtl * 1000) : undefined;
   refreshTimer?.unref();
 
   // ---------------------------------------------------------------- routes
@@ -162,12 +201,21 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
         prefixes: new BodyPrefixes(),
         async run(body) {
           validate(v.getOnline, body);
-          const b = body as { features?: string[]; feature_service?: string; entities: Record<string, unknown[]>; full_feature_names?: boolean };
+          const b = body as {
+            features?: string[];
+            feature_service?: string;
+            entities: Record<string, unknown[]>;
+            full_feature_names?: boolean;
+          };
           const plan = currentSchemas().online(b.features, b.feature_service);
           if (planFailed(plan)) throw new HttpError(plan.status, plan.error);
           validate(plan.validateEntities, b.entities, "entities");
           const t = performance.now();
-          const resp = await store.getOnlineFeatures({ features: b.features ?? b.feature_service!, entities: b.entities, fullFeatureNames: b.full_feature_names });
+          const resp = await store.getOnlineFeatures({
+            features: b.features ?? b.feature_service!,
+            entities: b.entities,
+            fullFeatureNames: b.full_feature_names,
+          });
           observeRead({}, (performance.now() - t) / 1000);
           const json = resp.toFeastJSONBuffer(answers);
           countReadRows({}, firstColumnLength(b.entities));
@@ -217,7 +265,10 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
           const b = body as { start_ts: string | number; end_ts: string | number; feature_views?: string[] };
           const bad = currentSchemas().checkViewNames(b.feature_views);
           if (bad) throw new HttpError(bad.status, bad.error);
-          const report = await store.materialize(b.start_ts, b.end_ts, { views: b.feature_views, batchSize: SERVER_MATERIALIZE_BATCH_ROWS });
+          const report = await store.materialize(b.start_ts, b.end_ts, {
+            views: b.feature_views,
+            batchSize: SERVER_MATERIALIZE_BATCH_ROWS,
+          });
           return ok({ status: "ok", ...report });
         },
       },
@@ -232,7 +283,10 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
           const b = body as { end_ts: string | number; feature_views?: string[] };
           const bad = currentSchemas().checkViewNames(b.feature_views);
           if (bad) throw new HttpError(bad.status, bad.error);
-          const report = await store.materializeIncremental(b.end_ts, { views: b.feature_views, batchSize: SERVER_MATERIALIZE_BATCH_ROWS });
+          const report = await store.materializeIncremental(b.end_ts, {
+            views: b.feature_views,
+            batchSize: SERVER_MATERIALIZE_BATCH_ROWS,
+          });
           return ok({ status: "ok", ...report });
         },
       },
@@ -271,8 +325,18 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
 
   // answer buffers, reused once the socket has written them (see BufferPool)
   const answers = new BufferPool();
-  const send = (res: ServerResponse, status: number, body: string | Buffer, contentType = JSON_TYPE, extra?: Record<string, string>, pooled = false) => {
-    const headers: Record<string, string | number> = { "content-type": contentType, "content-length": typeof body === "string" ? Buffer.byteLength(body) : body.length };
+  const send = (
+    res: ServerResponse,
+    status: number,
+    body: string | Buffer,
+    contentType = JSON_TYPE,
+    extra?: Record<string, string>,
+    pooled = false,
+  ) => {
+    const headers: Record<string, string | number> = {
+      "content-type": contentType,
+      "content-length": typeof body === "string" ? Buffer.byteLength(body) : body.length,
+    };
     if (closing) headers.connection = "close";
     if (extra) Object.assign(headers, extra);
     res.writeHead(status, headers);
@@ -293,11 +357,14 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
     let failure: unknown;
     try {
       if (!route) throw new HttpError(404, `no endpoint ${req.method} ${path} (endpoints: ${endpoints})`);
-      if (req.method !== route.method) throw new HttpError(405, `${path} takes ${route.method}, got ${req.method}`, { allow: route.method });
+      if (req.method !== route.method)
+        throw new HttpError(405, `${path} takes ${route.method}, got ${req.method}`, { allow: route.method });
       if (expectedAuth && route.auth) {
         const h = req.headers.authorization;
         if (typeof h !== "string" || !timingSafeEqual(bearerDigest(h), expectedAuth)) {
-          throw new HttpError(401, 'missing or wrong bearer token: send "Authorization: Bearer <token>"', { "www-authenticate": 'Bearer realm="fstore"' });
+          throw new HttpError(401, 'missing or wrong bearer token: send "Authorization: Bearer <token>"', {
+            "www-authenticate": 'Bearer realm="fstore"',
+          });
         }
       }
       const body = route.method === "POST" ? await readJson(req, maxBody, route.prefixes) : undefined;
@@ -323,9 +390,20 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
       countRequest({ endpoint, method: req.method ?? "", status: statusLabel });
       observeRequest({ endpoint, status: statusLabel }, seconds);
       if (status >= 500) {
-        logger.log("error", "request failed", { method: req.method, path, status, duration_ms: seconds * 1000, ...errorFields(failure) });
+        logger.log("error", "request failed", {
+          method: req.method,
+          path,
+          status,
+          duration_ms: seconds * 1000,
+          ...errorFields(failure),
+        });
       } else if (logger.enabled("info")) {
-        const fields: Record<string, unknown> = { method: req.method, path, status, duration_ms: Math.round(seconds * 1e6) / 1000 };
+        const fields: Record<string, unknown> = {
+          method: req.method,
+          path,
+          status,
+          duration_ms: Math.round(seconds * 1e6) / 1000,
+        };
         if (failure !== undefined) fields.error = errorMessage(failure);
         logger.log("info", "request", fields);
       }
@@ -337,7 +415,10 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
   const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => void handle(req, res));
   server.on("clientError", (err, socket) => {
     // malformed HTTP (not JSON): answer 400 when the socket can still take it
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{"error":"malformed HTTP request"}');
+    if (socket.writable)
+      socket.end(
+        'HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{"error":"malformed HTTP request"}',
+      );
     logger.log("info", "client error", { error: errorMessage(err) });
   });
   // Open the online store before the first request (concurrent first requests would each open one).
@@ -360,13 +441,21 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
     if (refreshTimer) clearInterval(refreshTimer);
     if (ownsStore) await store.close();
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === "EADDRINUSE" ? "the port is in use (pick another with --port, or 0 for a free one)" : errorMessage(e);
+    const why =
+      code === "EADDRINUSE" ? "the port is in use (pick another with --port, or 0 for a free one)" : errorMessage(e);
     throw new FstoreError(`feature server: cannot listen on ${host}:${port}: ${why}`, { cause: e });
   }
   const addr = server.address() as AddressInfo;
   const hostForUrl = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
   const url = `http://${hostForUrl}:${addr.port}`;
-  logger.log("info", "feature server listening", { url, pid: process.pid, project: store.config.project, auth: Boolean(expectedAuth), registry_ttl_sec: registryTtl, online_store: store.config.onlineStore.type });
+  logger.log("info", "feature server listening", {
+    url,
+    pid: process.pid,
+    project: store.config.project,
+    auth: Boolean(expectedAuth),
+    registry_ttl_sec: registryTtl,
+    online_store: store.config.onlineStore.type,
+  });
 
   let closed: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -380,7 +469,8 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs)));
       const forced = await Promise.race([drained.then(() => false), timedOut]);
-      if (forced) logger.log("warn", "shutdown timeout: closing connections with requests in flight", { in_flight: inFlight });
+      if (forced)
+        logger.log("warn", "shutdown timeout: closing connections with requests in flight", { in_flight: inFlight });
       server.closeAllConnections();
       await stopped;
       clearTimeout(timer);
@@ -438,11 +528,17 @@ function readJson(req: IncomingMessage, limit: number, prefixes?: BodyPrefixes):
       try {
         parsed = prefixes ? prefixes.parse(bytes) : JSON.parse(bytes.toString("utf8"));
       } catch (e) {
-        if (bytes.toString("utf8").trim() === "") return reject(new HttpError(400, "body: expected a JSON object, got an empty body"));
+        if (bytes.toString("utf8").trim() === "")
+          return reject(new HttpError(400, "body: expected a JSON object, got an empty body"));
         return reject(new HttpError(400, `body: malformed JSON: ${errorMessage(e)}`));
       }
       if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-        return reject(new HttpError(400, `body: expected a JSON object, got ${Array.isArray(parsed) ? "an array" : JSON.stringify(parsed)}`));
+        return reject(
+          new HttpError(
+            400,
+            `body: expected a JSON object, got ${Array.isArray(parsed) ? "an array" : JSON.stringify(parsed)}`,
+          ),
+        );
       }
       resolve(parsed as Json);
     });

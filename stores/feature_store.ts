@@ -94,7 +94,12 @@ export class FeatureStore {
     const config = loadRepoConfig(repoPath);
     if (opts.defaultOfflineThreads !== undefined) config.offlineStore.threads ??= opts.defaultOfflineThreads;
     const registry = Registry.open(config.registryPath);
-    return new FeatureStore(config, registry, opts.onlineStore ?? null, opts.registryTtlSeconds ?? config.registryTtlSeconds);
+    return new FeatureStore(
+      config,
+      registry,
+      opts.onlineStore ?? null,
+      opts.registryTtlSeconds ?? config.registryTtlSeconds,
+    );
   }
 
   get project(): string {
@@ -174,7 +179,14 @@ export class FeatureStore {
   }
   getFeatureView(name: string): FeatureViewSpec {
     const v = this.contents().featureViews.find((x) => x.name === name);
-    if (!v) throw new NotFoundError(`feature view "${name}" is not in the registry of project "${this.project}" (known: ${this.contents().featureViews.map((x) => x.name).join(", ") || "none"})`);
+    if (!v)
+      throw new NotFoundError(
+        `feature view "${name}" is not in the registry of project "${this.project}" (known: ${
+          this.contents()
+            .featureViews.map((x) => x.name)
+            .join(", ") || "none"
+        })`,
+      );
     return v;
   }
   getFeatureService(name: string): FeatureServiceSpec {
@@ -195,7 +207,9 @@ export class FeatureStore {
         await offline.validateView(v);
       } catch (e) {
         if (e instanceof ValidationError) {
-          throw new ValidationError(`${desired.origin.get(`feature_view:${v.name}`) ?? "repo"}: ${e.message}`, { cause: e });
+          throw new ValidationError(`${desired.origin.get(`feature_view:${v.name}`) ?? "repo"}: ${e.message}`, {
+            cause: e,
+          });
         }
         throw e;
       }
@@ -231,7 +245,10 @@ export class FeatureStore {
     if (!names || names.length === 0) return all.filter((v) => v.online);
     return names.map((n) => {
       const v = all.find((x) => x.name === n);
-      if (!v) throw new NotFoundError(`feature view "${n}" is not in the registry of project "${this.project}" (known: ${all.map((x) => x.name).join(", ") || "none"})`);
+      if (!v)
+        throw new NotFoundError(
+          `feature view "${n}" is not in the registry of project "${this.project}" (known: ${all.map((x) => x.name).join(", ") || "none"})`,
+        );
       if (!v.online) throw new ValidationError(`feature view "${n}" has online: false; it cannot be materialized`);
       return v;
     });
@@ -240,9 +257,15 @@ export class FeatureStore {
   async materialize(start: TimeInput, end: TimeInput, opts: MaterializeOptions = {}): Promise<MaterializeReport> {
     const startMs = toEpochMs(start, "start");
     const endMs = toEpochMs(end, "end");
-    if (startMs > endMs) throw new ValidationError(`materialize: start ${new Date(startMs).toISOString()} is after end ${new Date(endMs).toISOString()}`);
+    if (startMs > endMs)
+      throw new ValidationError(
+        `materialize: start ${new Date(startMs).toISOString()} is after end ${new Date(endMs).toISOString()}`,
+      );
     const views = this.viewsToMaterialize(opts.views);
-    return this.runMaterialize(views.map((view) => ({ view, startMs, endMs })), opts);
+    return this.runMaterialize(
+      views.map((view) => ({ view, startMs, endMs })),
+      opts,
+    );
   }
 
   /** Each view from the end of its latest interval (or end - ttl; ttl 0: end - 52 weeks) to `end`. */
@@ -252,13 +275,18 @@ export class FeatureStore {
     const intervals = this.cached.materializations;
     const jobs = views.map((view) => {
       const last = intervals.filter((i) => i.view === view.name).reduce((m, i) => Math.max(m, i.end), -Infinity);
-      const startMs = Number.isFinite(last) ? last : endMs - (view.ttlSeconds > 0 ? view.ttlSeconds : 52 * 7 * 86400) * 1000;
+      const startMs = Number.isFinite(last)
+        ? last
+        : endMs - (view.ttlSeconds > 0 ? view.ttlSeconds : 52 * 7 * 86400) * 1000;
       return { view, startMs, endMs };
     });
     return this.runMaterialize(jobs, opts);
   }
 
-  private async runMaterialize(jobs: Array<{ view: FeatureViewSpec; startMs: number; endMs: number }>, opts: MaterializeOptions): Promise<MaterializeReport> {
+  private async runMaterialize(
+    jobs: Array<{ view: FeatureViewSpec; startMs: number; endMs: number }>,
+    opts: MaterializeOptions,
+  ): Promise<MaterializeReport> {
     let report: MaterializeReport;
     try {
       report = await materializeViews(jobs, {
@@ -318,13 +346,17 @@ export class FeatureStore {
     const keysByJoinKeys = new Map<string, unknown[][]>();
     const requests: OnlineReadRequest[] = resolved.views.map((rv) => {
       const view = rv.view;
-      if (!view.online) throw new ValidationError(`feature view "${view.name}" has online: false; read it with getHistoricalFeatures`);
+      if (!view.online)
+        throw new ValidationError(`feature view "${view.name}" has online: false; read it with getHistoricalFeatures`);
       const sig = rv.joinKeySignature;
       let entityKeys = keysByJoinKeys.get(sig);
       if (!entityKeys) {
         const keyCols = view.entityColumns.map((c) => {
           const col = columns[c.name];
-          if (!col) throw new ValidationError(`entities: join key "${c.name}" is missing (feature view "${view.name}" is keyed by ${view.entityColumns.map((x) => x.name).join(", ")})`);
+          if (!col)
+            throw new ValidationError(
+              `entities: join key "${c.name}" is missing (feature view "${view.name}" is keyed by ${view.entityColumns.map((x) => x.name).join(", ")})`,
+            );
           return col;
         });
         entityKeys = new Array<unknown[]>(length);
@@ -352,23 +384,30 @@ export class FeatureStore {
   /** Push rows to every view fed by a push source: online, offline (its batch source) or both. */
   async push(pushSourceName: string, rows: RowsInput, opts: { to?: PushTarget } = {}): Promise<number> {
     const to = opts.to ?? "online";
-    if (!["online", "offline", "online_and_offline"].includes(to)) throw new ValidationError(`push: "to" must be online, offline or online_and_offline, got ${JSON.stringify(to)}`);
+    if (!["online", "offline", "online_and_offline"].includes(to))
+      throw new ValidationError(`push: "to" must be online, offline or online_and_offline, got ${JSON.stringify(to)}`);
     const reg = this.contents();
     const source = reg.dataSources.find((s) => s.name === pushSourceName);
     if (!source || source.type !== "push") {
       const known = reg.dataSources.filter((s) => s.type === "push").map((s) => s.name);
-      throw new NotFoundError(`push source "${pushSourceName}" is not in the registry of project "${this.project}" (push sources: ${known.join(", ") || "none"})`);
+      throw new NotFoundError(
+        `push source "${pushSourceName}" is not in the registry of project "${this.project}" (push sources: ${known.join(", ") || "none"})`,
+      );
     }
     const views = reg.featureViews.filter((v) => v.source.type === "push" && v.source.name === pushSourceName);
     // Check every view's rows before writing anything.
     const now = Date.now();
     const cols = toColumns(rows, `push to "${pushSourceName}"`);
-    const batches = views.map((v) => ({ view: v, batch: toOnlineBatch(v, cols.columns, `push to "${pushSourceName}"`, now) }));
+    const batches = views.map((v) => ({
+      view: v,
+      batch: toOnlineBatch(v, cols.columns, `push to "${pushSourceName}"`, now),
+    }));
     let written = 0;
     if (to !== "online") await (await this.offlineStore()).appendRows(source.batchSource, cols);
     if (to !== "offline") {
       const online = await this.onlineStore();
-      for (const { view, batch } of batches) if (view.online && batch.length) written += await online.write(this.project, view, batch);
+      for (const { view, batch } of batches)
+        if (view.online && batch.length) written += await online.write(this.project, view, batch);
     }
     return written;
   }

@@ -80,7 +80,9 @@ export async function materializeViews(jobs: ViewJob[], ctx: MaterializeContext)
     // are then merged in parts of at most MERGE_ROWS rows, each part's sorted rows held by DuckDB at once
     const rowsPerWrite = ctx.batchSize ?? ROWS_PER_WRITE;
     const batchSize = Math.max(2048, Math.ceil(rowsPerWrite / group.length));
-    const settled = await Promise.allSettled(group.map(({ view, startMs, endMs }) => ctx.offline.pullLatest(view, startMs, endMs, { batchSize })));
+    const settled = await Promise.allSettled(
+      group.map(({ view, startMs, endMs }) => ctx.offline.pullLatest(view, startMs, endMs, { batchSize })),
+    );
     const pulls = settled.map((p) => (p.status === "fulfilled" ? p.value : undefined));
     let next = 0;
     try {
@@ -89,7 +91,8 @@ export async function materializeViews(jobs: ViewJob[], ctx: MaterializeContext)
       while (next < group.length) {
         let end = next + 1;
         let rows = pulls[next]!.total;
-        while (end < group.length && rows + pulls[end]!.total <= (ctx.mergeRows ?? MERGE_ROWS)) rows += pulls[end++]!.total;
+        while (end < group.length && rows + pulls[end]!.total <= (ctx.mergeRows ?? MERGE_ROWS))
+          rows += pulls[end++]!.total;
         const part = group.slice(next, end);
         const streams = part.map((job, i) => openStream(job.view, pulls[next + i]!.batches));
         next = end;
@@ -98,7 +101,11 @@ export async function materializeViews(jobs: ViewJob[], ctx: MaterializeContext)
       }
     } catch (e) {
       // the pulls no part has started yet hold a DuckDB connection each: start them and close them
-      await closeStreams(group.slice(next).flatMap((job, i) => (pulls[next + i] ? [openStream(job.view, pulls[next + i]!.batches)] : [])));
+      await closeStreams(
+        group
+          .slice(next)
+          .flatMap((job, i) => (pulls[next + i] ? [openStream(job.view, pulls[next + i]!.batches)] : [])),
+      );
       throw e;
     }
   }
@@ -117,7 +124,10 @@ function groupByEntityColumns(jobs: ViewJob[]): ViewJob[][] {
   return [...groups.values()];
 }
 
-async function materializeOne({ view, startMs, endMs }: ViewJob, ctx: MaterializeContext): Promise<MaterializeReport["views"][number]> {
+async function materializeOne(
+  { view, startMs, endMs }: ViewJob,
+  ctx: MaterializeContext,
+): Promise<MaterializeReport["views"][number]> {
   const t0 = performance.now();
   const pulled = await ctx.offline.pullLatest(view, startMs, endMs, { batchSize: ctx.batchSize });
   ctx.progress.start(view.name, pulled.total);
@@ -152,7 +162,10 @@ async function materializeMerged(
   writeViews: NonNullable<OnlineStore["writeViews"]>,
 ): Promise<MaterializeReport["views"]> {
   const t0 = performance.now();
-  const label = jobs.length <= 3 ? jobs.map((j) => j.view.name).join(", ") : `${jobs.length} views of ${jobs[0].view.entityColumns.map((c) => c.name).join(", ")}`;
+  const label =
+    jobs.length <= 3
+      ? jobs.map((j) => j.view.name).join(", ")
+      : `${jobs.length} views of ${jobs[0].view.entityColumns.map((c) => c.name).join(", ")}`;
   ctx.progress.start(label, total);
   const rows = jobs.map(() => 0);
   const written = jobs.map(() => 0);
@@ -192,7 +205,10 @@ export interface KeyedStream {
 }
 
 /** Starts reading `batches` (an offline store's pull begins its query on the first request). */
-export function openStream(view: Pick<FeatureViewSpec, "entityColumns">, batches: AsyncIterable<ColumnBatch>): KeyedStream {
+export function openStream(
+  view: Pick<FeatureViewSpec, "entityColumns">,
+  batches: AsyncIterable<ColumnBatch>,
+): KeyedStream {
   const it = batches[Symbol.asyncIterator]();
   return { view, it, next: handled(it.next()) };
 }
@@ -217,8 +233,18 @@ async function closeStreams(streams: KeyedStream[]): Promise<void> {
  * speed: every row is yielded exactly once whatever the order of the input (the stream that sets the bound
  * always gives its share, so each round makes progress).
  */
-export async function* alignByKey(streams: KeyedStream[], rowsPerRound: number): AsyncGenerator<Array<{ stream: number; batch: ColumnBatch }>> {
-  const state = streams.map((s, stream) => ({ s, stream, batch: undefined as ColumnBatch | undefined, keys: [] as string[], at: 0, done: false }));
+export async function* alignByKey(
+  streams: KeyedStream[],
+  rowsPerRound: number,
+): AsyncGenerator<Array<{ stream: number; batch: ColumnBatch }>> {
+  const state = streams.map((s, stream) => ({
+    s,
+    stream,
+    batch: undefined as ColumnBatch | undefined,
+    keys: [] as string[],
+    at: 0,
+    done: false,
+  }));
   try {
     for (;;) {
       for (const c of state) {
@@ -263,7 +289,8 @@ export async function* alignByKey(streams: KeyedStream[], rowsPerRound: number):
 function orderKeys(view: Pick<FeatureViewSpec, "entityColumns">, batch: ColumnBatch): string[] {
   const cols = view.entityColumns.map((c) => batch.columns[c.name]);
   const out = new Array<string>(batch.length);
-  for (let i = 0; i < batch.length; i++) out[i] = cols.length === 1 ? String(cols[0][i]) : cols.map((c) => String(c[i])).join("\u0000");
+  for (let i = 0; i < batch.length; i++)
+    out[i] = cols.length === 1 ? String(cols[0][i]) : cols.map((c) => String(c[i])).join("\u0000");
   return out;
 }
 
@@ -274,7 +301,8 @@ export function sliceBatch(batch: ColumnBatch, start: number, end: number): Colu
   if (start === 0 && end === batch.length) return batch;
   const columns: Record<string, ArrayLike<unknown>> = {};
   for (const [name, col] of Object.entries(batch.columns) as Array<[string, Sliceable]>) {
-    columns[name] = ArrayBuffer.isView(col) && col.subarray ? col.subarray(start, end) : Array.prototype.slice.call(col, start, end);
+    columns[name] =
+      ArrayBuffer.isView(col) && col.subarray ? col.subarray(start, end) : Array.prototype.slice.call(col, start, end);
   }
   return { length: end - start, columns };
 }

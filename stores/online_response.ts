@@ -31,7 +31,10 @@ export class OnlineResponse {
   ) {}
 
   get featureNames(): string[] {
-    return [...this.entityColumns.map((c) => c.name), ...this.views.flatMap((v) => v.features.map((f) => f.outputName))];
+    return [
+      ...this.entityColumns.map((c) => c.name),
+      ...this.views.flatMap((v) => v.features.map((f) => f.outputName)),
+    ];
   }
 
   /** Column-wise values: `{ user_id: [1, 2], age: [31, null] }` (the arrays are the response's own). */
@@ -63,7 +66,10 @@ export class OnlineResponse {
   }
 
   /** Status and event timestamp text of each row of a view; `stampText` caches formatted times. */
-  private viewStatuses(viewIndex: number, stampText: Map<number, string>): { statuses: FeatureStatus[]; stamps: string[] } {
+  private viewStatuses(
+    viewIndex: number,
+    stampText: Map<number, string>,
+  ): { statuses: FeatureStatus[]; stamps: string[] } {
     const n = this.rowCount;
     const ts = this.results[viewIndex].eventTs;
     const statuses = new Array<FeatureStatus>(n);
@@ -177,7 +183,10 @@ export class OnlineResponse {
   private namesBytes(): Uint8Array {
     let byEntities = featureNamesBytes.get(this.views);
     if (byEntities === undefined) featureNamesBytes.set(this.views, (byEntities = new Map()));
-    const key = this.entityColumns.length === 1 ? this.entityColumns[0].name : this.entityColumns.map((c) => c.name).join("\u0000");
+    const key =
+      this.entityColumns.length === 1
+        ? this.entityColumns[0].name
+        : this.entityColumns.map((c) => c.name).join("\u0000");
     let bytes = byEntities.get(key);
     if (bytes === undefined) {
       bytes = Buffer.from(JSON.stringify(this.featureNames), "utf8");

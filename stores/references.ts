@@ -25,22 +25,33 @@ export interface ResolvedFeatures {
  * per-view requests. Without fullFeatureNames, two features of the same name from different views
  * collide: that is an error, as in Feast.
  */
-export function resolveFeatures(reg: RegistryContents, features: string[] | string, fullFeatureNames = false): ResolvedFeatures {
+export function resolveFeatures(
+  reg: RegistryContents,
+  features: string[] | string,
+  fullFeatureNames = false,
+): ResolvedFeatures {
   const views = new Map(reg.featureViews.map((v) => [v.name, v]));
   let refs: Array<{ view: string; feature: string }>;
   if (typeof features === "string") {
     const service = reg.featureServices.find((s) => s.name === features);
     if (!service) {
       const known = reg.featureServices.map((s) => s.name).join(", ") || "none";
-      throw new NotFoundError(`feature service "${features}" is not in the registry of project "${reg.project}" (known: ${known}; run "fs apply"?)`);
+      throw new NotFoundError(
+        `feature service "${features}" is not in the registry of project "${reg.project}" (known: ${known}; run "fs apply"?)`,
+      );
     }
     refs = service.projections.flatMap((p) => p.features.map((f) => ({ view: p.view, feature: f })));
   } else {
-    if (!Array.isArray(features) || features.length === 0) throw new ValidationError(`features: expected a non-empty list of "view:feature" references or a feature service name`);
+    if (!Array.isArray(features) || features.length === 0)
+      throw new ValidationError(
+        `features: expected a non-empty list of "view:feature" references or a feature service name`,
+      );
     refs = features.map((ref, i) => {
-      if (typeof ref !== "string") throw new ValidationError(`features[${i}]: expected a "view:feature" string, got ${JSON.stringify(ref)}`);
+      if (typeof ref !== "string")
+        throw new ValidationError(`features[${i}]: expected a "view:feature" string, got ${JSON.stringify(ref)}`);
       const at = ref.indexOf(":");
-      if (at <= 0 || at === ref.length - 1) throw new ValidationError(`features[${i}]: "${ref}" is not a "view:feature" reference`);
+      if (at <= 0 || at === ref.length - 1)
+        throw new ValidationError(`features[${i}]: "${ref}" is not a "view:feature" reference`);
       return { view: ref.slice(0, at), feature: ref.slice(at + 1) };
     });
   }
@@ -51,22 +62,33 @@ export function resolveFeatures(reg: RegistryContents, features: string[] | stri
   for (const r of refs) {
     const view = views.get(r.view);
     if (!view) {
-      throw new NotFoundError(`feature view "${r.view}" (in reference "${r.view}:${r.feature}") is not in the registry of project "${reg.project}" (known: ${[...views.keys()].join(", ") || "none"})`);
+      throw new NotFoundError(
+        `feature view "${r.view}" (in reference "${r.view}:${r.feature}") is not in the registry of project "${reg.project}" (known: ${[...views.keys()].join(", ") || "none"})`,
+      );
     }
     if (!view.features.some((f) => f.name === r.feature)) {
-      throw new NotFoundError(`feature view "${r.view}" has no feature "${r.feature}" (has: ${view.features.map((f) => f.name).join(", ")})`);
+      throw new NotFoundError(
+        `feature view "${r.view}" has no feature "${r.feature}" (has: ${view.features.map((f) => f.name).join(", ")})`,
+      );
     }
     const outputName = fullFeatureNames ? `${r.view}__${r.feature}` : r.feature;
     const prior = seenOut.get(outputName);
     if (prior !== undefined) {
       if (prior === `${r.view}:${r.feature}`) continue; // the same reference twice: keep one
-      throw new ValidationError(`feature name "${outputName}" is requested from both "${prior}" and "${r.view}:${r.feature}"; set fullFeatureNames (full_feature_names) to get view__feature names`);
+      throw new ValidationError(
+        `feature name "${outputName}" is requested from both "${prior}" and "${r.view}:${r.feature}"; set fullFeatureNames (full_feature_names) to get view__feature names`,
+      );
     }
     seenOut.set(outputName, `${r.view}:${r.feature}`);
     outputNames.push(outputName);
     let rv = byView.get(view.name);
     if (!rv) {
-      rv = { view, features: [], featureNames: [], joinKeySignature: view.entityColumns.map((c) => c.name).join("\u0000") };
+      rv = {
+        view,
+        features: [],
+        featureNames: [],
+        joinKeySignature: view.entityColumns.map((c) => c.name).join("\u0000"),
+      };
       byView.set(view.name, rv);
       for (const c of view.entityColumns) if (!joinKeys.includes(c.name)) joinKeys.push(c.name);
     }

@@ -18,7 +18,8 @@ export function toColumns(input: RowsInput, what: string): Columns {
     const columns: Record<string, unknown[]> = {};
     const n = input.length;
     input.forEach((row, i) => {
-      if (typeof row !== "object" || row === null || Array.isArray(row)) throw new ValidationError(`${what}: row ${i} is not an object`);
+      if (typeof row !== "object" || row === null || Array.isArray(row))
+        throw new ValidationError(`${what}: row ${i} is not an object`);
       for (const k of Object.keys(row)) {
         if (!columns[k]) columns[k] = new Array(n).fill(undefined);
       }
@@ -28,7 +29,10 @@ export function toColumns(input: RowsInput, what: string): Columns {
     }
     return { length: n, columns };
   }
-  if (typeof input !== "object" || input === null) throw new ValidationError(`${what}: expected rows (an array of objects) or columns (an object of equal-length arrays)`);
+  if (typeof input !== "object" || input === null)
+    throw new ValidationError(
+      `${what}: expected rows (an array of objects) or columns (an object of equal-length arrays)`,
+    );
   let length = -1;
   let first = "";
   for (const [k, col] of Object.entries(input)) {
@@ -37,7 +41,9 @@ export function toColumns(input: RowsInput, what: string): Columns {
       length = col.length;
       first = k;
     } else if (col.length !== length) {
-      throw new ValidationError(`${what}: column "${k}" has ${col.length} values but "${first}" has ${length}; every column needs one value per row`);
+      throw new ValidationError(
+        `${what}: column "${k}" has ${col.length} values but "${first}" has ${length}; every column needs one value per row`,
+      );
     }
   }
   return { length: Math.max(length, 0), columns: input };
@@ -52,7 +58,8 @@ function describe(v: unknown): string {
 export function coerceValue(v: unknown, dtype: Dtype, where: () => string): unknown {
   if (v === null || v === undefined) return null;
   if (isListDtype(dtype)) {
-    if (!Array.isArray(v)) throw new ValidationError(`${where()}: expected a list of ${baseType(dtype)}, got ${describe(v)}`);
+    if (!Array.isArray(v))
+      throw new ValidationError(`${where()}: expected a list of ${baseType(dtype)}, got ${describe(v)}`);
     const elem = baseType(dtype);
     return v.map((x, j) => coerceValue(x, elem, () => `${where()}[${j}]`));
   }
@@ -86,7 +93,12 @@ export function coerceValue(v: unknown, dtype: Dtype, where: () => string): unkn
  * Rows for a view's online storage: join keys, every feature of the schema, and the event timestamp
  * (the source's timestamp field, or "event_timestamp"). Any row that does not match fails the whole call.
  */
-export function toOnlineBatch(view: FeatureViewSpec, input: RowsInput, what: string, now = Date.now()): OnlineWriteBatch {
+export function toOnlineBatch(
+  view: FeatureViewSpec,
+  input: RowsInput,
+  what: string,
+  now = Date.now(),
+): OnlineWriteBatch {
   const { length, columns } = toColumns(input, what);
   const source = batchSourceOf(view);
   // Rows may be named as in the source file (raw names) or as in the view; accept both.
@@ -98,7 +110,10 @@ export function toOnlineBatch(view: FeatureViewSpec, input: RowsInput, what: str
   };
   const need = (name: string) => {
     const c = col(name);
-    if (!c) throw new ValidationError(`${what}: column "${name}" is missing (feature view "${view.name}" needs ${[...view.entityColumns.map((e) => e.name), source.timestampField, ...view.features.map((f) => f.name)].join(", ")})`);
+    if (!c)
+      throw new ValidationError(
+        `${what}: column "${name}" is missing (feature view "${view.name}" needs ${[...view.entityColumns.map((e) => e.name), source.timestampField, ...view.features.map((f) => f.name)].join(", ")})`,
+      );
     return c;
   };
   const known = new Set([
@@ -110,7 +125,10 @@ export function toOnlineBatch(view: FeatureViewSpec, input: RowsInput, what: str
     ...Object.keys(source.fieldMapping),
   ]);
   for (const k of Object.keys(columns)) {
-    if (!known.has(k)) throw new ValidationError(`${what}: column "${k}" is not a join key, feature or timestamp of feature view "${view.name}"`);
+    if (!known.has(k))
+      throw new ValidationError(
+        `${what}: column "${k}" is not a join key, feature or timestamp of feature view "${view.name}"`,
+      );
   }
   const keys: Record<string, unknown[]> = {};
   for (const e of view.entityColumns) {
@@ -123,21 +141,27 @@ export function toOnlineBatch(view: FeatureViewSpec, input: RowsInput, what: str
   const features: Record<string, unknown[]> = {};
   for (const f of view.features) {
     const c = need(f.name);
-    features[f.name] = c.map((v, i) => coerceValue(v, f.dtype, () => `${what}: row ${i}, feature "${f.name}" of "${view.name}"`));
+    features[f.name] = c.map((v, i) =>
+      coerceValue(v, f.dtype, () => `${what}: row ${i}, feature "${f.name}" of "${view.name}"`),
+    );
   }
   const tsCol = col(source.timestampField) ?? columns.event_timestamp;
   if (!tsCol) throw new ValidationError(`${what}: column "${source.timestampField}" (the event timestamp) is missing`);
   const eventTs = new Float64Array(length);
   for (let i = 0; i < length; i++) {
     const v = tsCol[i];
-    if (!(v instanceof Date) && typeof v !== "string" && typeof v !== "number") throw new ValidationError(`${what}: row ${i}: event timestamp ${describe(v)} is not a timestamp`);
+    if (!(v instanceof Date) && typeof v !== "string" && typeof v !== "number")
+      throw new ValidationError(`${what}: row ${i}: event timestamp ${describe(v)} is not a timestamp`);
     eventTs[i] = toEpochMs(v, `${what}: row ${i}, "${source.timestampField}"`);
   }
   const createdCol = source.createdTimestampColumn ? col(source.createdTimestampColumn) : undefined;
   const createdTs = new Float64Array(length);
   for (let i = 0; i < length; i++) {
     const v = createdCol?.[i];
-    createdTs[i] = v === undefined || v === null ? now : toEpochMs(v as string | number | Date, `${what}: row ${i}, created timestamp`);
+    createdTs[i] =
+      v === undefined || v === null
+        ? now
+        : toEpochMs(v as string | number | Date, `${what}: row ${i}, created timestamp`);
   }
   return { length, keys, features, eventTs, createdTs };
 }

@@ -108,7 +108,12 @@ export interface PullLatestResult {
 
 export interface OfflineStore {
   /** Latest row per entity key with start <= event time <= end (both inclusive), ties to the latest created. */
-  pullLatest(view: FeatureViewSpec, startMs: number, endMs: number, opts?: { batchSize?: number }): Promise<PullLatestResult>;
+  pullLatest(
+    view: FeatureViewSpec,
+    startMs: number,
+    endMs: number,
+    opts?: { batchSize?: number },
+  ): Promise<PullLatestResult>;
   getHistoricalFeatures(req: HistoricalRequest): Promise<RetrievalJob>;
   /**
    * Check that the source exists and holds the view's join keys, timestamp columns and features with

@@ -3,7 +3,8 @@ import { describe, expect, it } from "vitest";
 import { BodyPrefixes } from "../server/body_prefix.js";
 
 const features = Array.from({ length: 40 }, (_, i) => `view_${i % 4}:feature_${i}`);
-const body = (ids: number[], extra = "") => Buffer.from(`{"features":${JSON.stringify(features)},"entities":{"user_id":${JSON.stringify(ids)}}${extra}}`);
+const body = (ids: number[], extra = "") =>
+  Buffer.from(`{"features":${JSON.stringify(features)},"entities":{"user_id":${JSON.stringify(ids)}}${extra}}`);
 
 describe("BodyPrefixes", () => {
   it("parses a body starting with a remembered feature list to what JSON.parse gives, sharing the list", () => {
@@ -58,6 +59,8 @@ describe("BodyPrefixes", () => {
     const p2 = short.parse(s2) as { features: string[] };
     expect(p2).toEqual({ features: ["v:a"], entities: { id: [2] } });
     // under 256 bytes: parsed whole every time
-    expect((short.parse(Buffer.from('{"features":["v:a"],"entities":{"id":[3]}}')) as { features: string[] }).features).not.toBe(p2.features);
+    expect(
+      (short.parse(Buffer.from('{"features":["v:a"],"entities":{"id":[3]}}')) as { features: string[] }).features,
+    ).not.toBe(p2.features);
   });
 });

@@ -14,7 +14,10 @@ const run = promisify(execFile);
 
 async function fs(cwd: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [FS, ...args], { cwd, env: { ...process.env, NO_COLOR: "1" } });
+    const { stdout, stderr } = await run(process.execPath, [FS, ...args], {
+      cwd,
+      env: { ...process.env, NO_COLOR: "1" },
+    });
     return { code: 0, stdout, stderr };
   } catch (e) {
     const err = e as { code?: number; stdout?: string; stderr?: string };
@@ -46,14 +49,34 @@ describe.skipIf(!existsSync(join(FS, "../../dist/cli/commands.js")))("fs CLI", {
     expect(mat.code).toBe(0);
     expect(mat.stdout).toMatch(/user_stats: 20 rows/);
     expect(mat.stderr).toMatch(/user_stats: done 20\/20/); // progress as log lines off a TTY
-    const got = await fs(repo, "get-online-features", "--features", "user_stats:clicks_7d,user_stats:favorite_category", "--entity", "user_id=1", "--entity", "user_id=404");
+    const got = await fs(
+      repo,
+      "get-online-features",
+      "--features",
+      "user_stats:clicks_7d,user_stats:favorite_category",
+      "--entity",
+      "user_id=1",
+      "--entity",
+      "user_id=404",
+    );
     expect(got.code).toBe(0);
-    const body = JSON.parse(got.stdout) as { metadata: { feature_names: string[] }; results: Array<{ values: unknown[]; statuses: string[] }> };
+    const body = JSON.parse(got.stdout) as {
+      metadata: { feature_names: string[] };
+      results: Array<{ values: unknown[]; statuses: string[] }>;
+    };
     expect(body.metadata.feature_names).toEqual(["user_id", "clicks_7d", "favorite_category"]);
     expect(body.results[0].values).toEqual([1, 404]);
     expect(body.results[1].statuses).toEqual(["PRESENT", "NOT_FOUND"]);
     expect(typeof body.results[1].values[0]).toBe("number");
-    const svc = await fs(repo, "get-online-features", "--feature-service", "recommender_v1", "-e", "user_id=2,item_id=3", "--full-feature-names");
+    const svc = await fs(
+      repo,
+      "get-online-features",
+      "--feature-service",
+      "recommender_v1",
+      "-e",
+      "user_id=2,item_id=3",
+      "--full-feature-names",
+    );
     expect(JSON.parse(svc.stdout).metadata.feature_names).toContain("item_stats__price");
   });
 
@@ -71,9 +94,25 @@ describe.skipIf(!existsSync(join(FS, "../../dist/cli/commands.js")))("fs CLI", {
   it("writes a point-in-time training set", async () => {
     const entities = join(root, "entities.parquet");
     const now = Date.now();
-    await writeParquet(entities, [{ user_id: 1, event_timestamp: now }, { user_id: 2, event_timestamp: now - 30 * 86400_000 }], { user_id: "int64", event_timestamp: "timestamp" });
+    await writeParquet(
+      entities,
+      [
+        { user_id: 1, event_timestamp: now },
+        { user_id: 2, event_timestamp: now - 30 * 86400_000 },
+      ],
+      { user_id: "int64", event_timestamp: "timestamp" },
+    );
     const out = join(root, "train.parquet");
-    const res = await fs(repo, "get-historical-features", "--entity-df", entities, "--features", "user_stats:clicks_7d", "--output", out);
+    const res = await fs(
+      repo,
+      "get-historical-features",
+      "--entity-df",
+      entities,
+      "--features",
+      "user_stats:clicks_7d",
+      "--output",
+      out,
+    );
     expect(res.stderr).toBe("");
     expect(res.stdout).toMatch(/wrote .*train\.parquet \(user_id, event_timestamp, clicks_7d\)/);
     expect(existsSync(out)).toBe(true);
@@ -81,8 +120,14 @@ describe.skipIf(!existsSync(join(FS, "../../dist/cli/commands.js")))("fs CLI", {
 
   it("names what is wrong in bad input, with exit code 1 and no stack trace", async () => {
     const cases: Array<[string[], RegExp]> = [
-      [["get-online-features", "-f", "user_stats:nope", "-e", "user_id=1"], /feature view "user_stats" has no feature "nope"/],
-      [["get-online-features", "-f", "user_stats:clicks_7d", "-e", "user_id=abc"], /join key "user_id" is int64 but "abc" is not a number/],
+      [
+        ["get-online-features", "-f", "user_stats:nope", "-e", "user_id=1"],
+        /feature view "user_stats" has no feature "nope"/,
+      ],
+      [
+        ["get-online-features", "-f", "user_stats:clicks_7d", "-e", "user_id=abc"],
+        /join key "user_id" is int64 but "abc" is not a number/,
+      ],
       [["get-online-features", "-f", "user_stats:clicks_7d", "-e", "user_id"], /expected KEY=VALUE/],
       [["materialize", "yesterday", "now"], /"yesterday" is not an ISO-8601 timestamp/],
       [["materialize", "2024-01-02", "2024-01-01"], /start .* is after end/],
@@ -97,7 +142,10 @@ describe.skipIf(!existsSync(join(FS, "../../dist/cli/commands.js")))("fs CLI", {
     }
     expect((await fs(root, "apply")).stderr).toMatch(/feature_store\.yaml not found/);
     expect((await fs(root, "init", "shop")).stderr).toMatch(/exists and is not empty/);
-    writeFileSync(join(repo, "broken.ts"), `import { Entity } from "fstore";\nexport const e = new Entity({ name: "bad name" });\n`);
+    writeFileSync(
+      join(repo, "broken.ts"),
+      `import { Entity } from "fstore";\nexport const e = new Entity({ name: "bad name" });\n`,
+    );
     const broken = await fs(repo, "apply");
     expect(broken.stderr).toMatch(/broken\.ts: Entity name "bad name" must be an identifier/);
   });

@@ -2,7 +2,14 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateAliccp, generateRees46, loadMovieLens, prepareDemoData, rees46ProductId, sharedDataDir } from "../adapters/datasets/index.js";
+import {
+  generateAliccp,
+  generateRees46,
+  loadMovieLens,
+  prepareDemoData,
+  rees46ProductId,
+  sharedDataDir,
+} from "../adapters/datasets/index.js";
 import { openDuck, queryRows, type Row } from "../adapters/etl/sql.js";
 
 let dir: string;
@@ -24,7 +31,7 @@ async function q(sql: string): Promise<Row[]> {
 function auc(scores: number[], labels: number[]): number {
   const idx = scores.map((_, i) => i).sort((a, b) => scores[a] - scores[b]);
   const ranks = new Array<number>(scores.length);
-  for (let i = 0; i < idx.length; ) {
+  for (let i = 0; i < idx.length;) {
     let j = i;
     while (j + 1 < idx.length && scores[idx[j + 1]] === scores[idx[i]]) j++;
     for (let k = i; k <= j; k++) ranks[idx[k]] = (i + j) / 2 + 1;
@@ -41,14 +48,37 @@ describe("synthetic Ali-CCP-like data", () => {
     const a = await generateAliccp(join(dir, "a1"), { rows: 5000, seed: 7 });
     const b = await generateAliccp(join(dir, "a2"), { rows: 5000, seed: 7 });
     const c = await generateAliccp(join(dir, "a3"), { rows: 5000, seed: 8 });
-    const digest = async (p: string) => String((await q(`SELECT sum(hash(COLUMNS(*))) AS h FROM read_parquet('${p}/**/*.parquet')`))[0].h);
+    const digest = async (p: string) =>
+      String((await q(`SELECT sum(hash(COLUMNS(*))) AS h FROM read_parquet('${p}/**/*.parquet')`))[0].h);
     expect(await digest(a.dir)).toBe(await digest(b.dir));
     expect(await digest(a.dir)).not.toBe(await digest(c.dir));
     expect(a.rows.train + a.rows.valid).toBe(5000);
     expect(a.rows.valid / 5000).toBeGreaterThan(0.25);
     expect(a.rows.valid / 5000).toBeLessThan(0.35);
     const cols = (await q(`DESCRIBE SELECT * FROM read_parquet('${a.train}/*.parquet')`)).map((r) => r.column_name);
-    expect(cols).toEqual(expect.arrayContaining(["user_id", "item_id", "item_category", "item_shop", "item_brand", "user_shops", "user_profile", "user_group", "user_gender", "user_age", "user_consumption_2", "user_is_occupied", "user_geography", "user_intentions", "user_brands", "user_categories", "click", "conversion", "event_timestamp"]));
+    expect(cols).toEqual(
+      expect.arrayContaining([
+        "user_id",
+        "item_id",
+        "item_category",
+        "item_shop",
+        "item_brand",
+        "user_shops",
+        "user_profile",
+        "user_group",
+        "user_gender",
+        "user_age",
+        "user_consumption_2",
+        "user_is_occupied",
+        "user_geography",
+        "user_intentions",
+        "user_brands",
+        "user_categories",
+        "click",
+        "conversion",
+        "event_timestamp",
+      ]),
+    );
     expect(a.clickRate).toBeGreaterThan(0.1);
     expect(a.clickRate).toBeLessThan(0.6);
   });
@@ -63,8 +93,14 @@ describe("synthetic Ali-CCP-like data", () => {
       SELECT coalesce(pop.s, 0)::DOUBLE AS pop, coalesce(per.s, 0)::DOUBLE AS per, v.click
       FROM read_parquet('${g.valid}/*.parquet') v LEFT JOIN pop USING (item_id) LEFT JOIN per USING (user_group, item_intention)`);
     const labels = rows.map((r) => Number(r.click));
-    const aPop = auc(rows.map((r) => r.pop as number), labels);
-    const aPer = auc(rows.map((r) => r.per as number), labels);
+    const aPop = auc(
+      rows.map((r) => r.pop as number),
+      labels,
+    );
+    const aPer = auc(
+      rows.map((r) => r.per as number),
+      labels,
+    );
     expect(aPop).toBeGreaterThan(0.52);
     expect(aPer).toBeGreaterThan(aPop + 0.05);
   });
@@ -79,8 +115,20 @@ describe("synthetic REES46-like events", () => {
     const g = await generateRees46(join(dir, "rees.parquet"), { sessions: 3000, items: 500, seed: 5 });
     const again = await generateRees46(join(dir, "rees2.parquet"), { sessions: 3000, items: 500, seed: 5 });
     expect(g.events).toBe(again.events);
-    const cols = (await q(`DESCRIBE SELECT * FROM read_parquet('${g.path}')`)).map((r) => `${r.column_name}:${r.column_type}`);
-    expect(cols).toEqual(["event_time:TIMESTAMP", "event_type:VARCHAR", "product_id:BIGINT", "category_id:BIGINT", "category_code:VARCHAR", "brand:VARCHAR", "price:DOUBLE", "user_id:BIGINT", "user_session:VARCHAR"]);
+    const cols = (await q(`DESCRIBE SELECT * FROM read_parquet('${g.path}')`)).map(
+      (r) => `${r.column_name}:${r.column_type}`,
+    );
+    expect(cols).toEqual([
+      "event_time:TIMESTAMP",
+      "event_type:VARCHAR",
+      "product_id:BIGINT",
+      "category_id:BIGINT",
+      "category_code:VARCHAR",
+      "brand:VARCHAR",
+      "price:DOUBLE",
+      "user_id:BIGINT",
+      "user_session:VARCHAR",
+    ]);
     const [stats] = await q(`
       WITH e AS (SELECT *, lag(product_id) OVER (PARTITION BY user_session ORDER BY event_time) AS prev FROM read_parquet('${g.path}'))
       SELECT avg(CAST(product_id = prev AS INTEGER))::DOUBLE AS repeat_rate, count(DISTINCT user_session) AS sessions,
@@ -95,7 +143,9 @@ describe("synthetic REES46-like events", () => {
            d AS (SELECT * FROM e WHERE prev IS NULL OR prev <> product_id),
            n AS (SELECT product_id, lag(product_id) OVER (PARTITION BY user_session ORDER BY event_time) AS prev FROM d)
       SELECT prev, product_id FROM n WHERE prev IS NOT NULL`);
-    const follows = pairs.filter((p) => ((inverse.get(Number(p.prev)) as number) + 1) % 500 === inverse.get(Number(p.product_id))).length;
+    const follows = pairs.filter(
+      (p) => ((inverse.get(Number(p.prev)) as number) + 1) % 500 === inverse.get(Number(p.product_id)),
+    ).length;
     expect(follows / pairs.length).toBeGreaterThan(0.5);
   });
 });
@@ -105,7 +155,11 @@ describe("MovieLens loaders (real files, no download)", () => {
     const r = await loadMovieLens(join(dir, "ml"), { created: new Date("2024-01-01T00:00:00Z") });
     expect(r.counts).toEqual({ ratings: 100836, items: 9742, users: 610 });
     const [toy] = await q(`SELECT * FROM read_parquet('${r.items}') WHERE item_id = 1`);
-    expect(toy).toMatchObject({ title: "Toy Story", year: 1995, genres: ["Adventure", "Animation", "Children", "Comedy", "Fantasy"] });
+    expect(toy).toMatchObject({
+      title: "Toy Story",
+      year: 1995,
+      genres: ["Adventure", "Animation", "Children", "Comedy", "Fantasy"],
+    });
     const [quoted] = await q(`SELECT title, year FROM read_parquet('${r.items}') WHERE item_id = 7789`);
     expect(quoted).toEqual({ title: `11'09"01 - September 11`, year: 2002 });
     const [u] = await q(`SELECT * FROM read_parquet('${r.users}') WHERE user_id = 1`);
@@ -114,7 +168,9 @@ describe("MovieLens loaders (real files, no download)", () => {
     expect((first.event_timestamp as Date).getTime()).toBe(964982703 * 1000);
   });
   it("says where it looked when the files are missing", async () => {
-    await expect(loadMovieLens(join(dir, "ml2"), { dataDir: join(dir, "nowhere") })).rejects.toThrow(/ratings\.csv not found/);
+    await expect(loadMovieLens(join(dir, "ml2"), { dataDir: join(dir, "nowhere") })).rejects.toThrow(
+      /ratings\.csv not found/,
+    );
     expect(existsSync(join(sharedDataDir(), "ml-latest-small"))).toBe(true);
   });
 });
@@ -124,14 +180,25 @@ describe("demo data for feature_repo/", () => {
     const now = new Date("2026-01-10T12:00:00Z");
     const d = await prepareDemoData(join(dir, "repo"), { rows: 5000, now });
     expect(existsSync(join(dir, "repo", "data", "workflow", "workflow.json"))).toBe(true);
-    const [u] = await q(`SELECT count(*) AS n, count(DISTINCT user_id_raw) AS k, min(event_timestamp) AS lo, max(event_timestamp) AS hi, max(created) AS c FROM read_parquet('${d.userFeatures}')`);
+    const [u] = await q(
+      `SELECT count(*) AS n, count(DISTINCT user_id_raw) AS k, min(event_timestamp) AS lo, max(event_timestamp) AS hi, max(created) AS c FROM read_parquet('${d.userFeatures}')`,
+    );
     expect(Number(u.n)).toBe(d.users);
     expect(Number(u.k)).toBe(d.users);
     expect((u.lo as Date).getTime()).toBeGreaterThanOrEqual(d.start.getTime());
     expect((u.hi as Date).getTime()).toBeLessThan(d.end.getTime());
     expect((u.c as Date).getTime()).toBe(now.getTime());
     const cols = (await q(`DESCRIBE SELECT * FROM read_parquet('${d.itemFeatures}')`)).map((r) => r.column_name);
-    expect(cols).toEqual(["item_id_raw", "item_id", "item_category", "item_shop", "item_intention", "item_brand", "event_timestamp", "created"]);
+    expect(cols).toEqual([
+      "item_id_raw",
+      "item_id",
+      "item_category",
+      "item_shop",
+      "item_intention",
+      "item_brand",
+      "event_timestamp",
+      "created",
+    ]);
     expect(d.sampleItemIds.length).toBe(3);
   });
 });

@@ -3,9 +3,31 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  Workflow, Categorify, Normalize, LogOp, FillMissing, Clip, Rename, Cast, Expr, Filter, Dropna, JoinGroupby, TargetEncoding,
-  TimeFeatures, Groupby, ListSlice, DedupeConsecutive, AddTags, AddMetadata, Select, uniqueRowsByFeatures, parseExpr, evalExpr,
-  type Row, type Value,
+  Workflow,
+  Categorify,
+  Normalize,
+  LogOp,
+  FillMissing,
+  Clip,
+  Rename,
+  Cast,
+  Expr,
+  Filter,
+  Dropna,
+  JoinGroupby,
+  TargetEncoding,
+  TimeFeatures,
+  Groupby,
+  ListSlice,
+  DedupeConsecutive,
+  AddTags,
+  AddMetadata,
+  Select,
+  uniqueRowsByFeatures,
+  parseExpr,
+  evalExpr,
+  type Row,
+  type Value,
 } from "../adapters/etl/index.js";
 import { openDuck, queryRows } from "../adapters/etl/sql.js";
 import { parseMemory } from "../adapters/etl/workflow.js";
@@ -44,14 +66,21 @@ async function read(path: string, orderBy?: string): Promise<Record<string, unkn
   const d = await openDuck();
   try {
     const from = path.endsWith(".parquet") ? `read_parquet('${path}')` : `read_parquet('${path}/**/*.parquet')`;
-    return (await queryRows(d.conn, `SELECT * FROM ${from}${orderBy ? ` ORDER BY ${orderBy}` : ""}`, "read")).map(plainRow);
+    return (await queryRows(d.conn, `SELECT * FROM ${from}${orderBy ? ` ORDER BY ${orderBy}` : ""}`, "read")).map(
+      plainRow,
+    );
   } finally {
     d.close();
   }
 }
 
 /** Fits on input (unless already fitted on other data: fittedOn), transforms input, reads the output back. */
-async function run(wf: Workflow, input: string, orderBy?: string, fittedOn?: string): Promise<Record<string, unknown>[]> {
+async function run(
+  wf: Workflow,
+  input: string,
+  orderBy?: string,
+  fittedOn?: string,
+): Promise<Record<string, unknown>[]> {
   if (!fittedOn) await wf.fit(input);
   const out = join(dir, `out${n++}`);
   await wf.transform(input, out);
@@ -60,7 +89,8 @@ async function run(wf: Workflow, input: string, orderBy?: string, fittedOn?: str
 
 /** Floats from DuckDB's libm and V8's may differ in the last bit. */
 function close(a: unknown, b: unknown): boolean {
-  if (typeof a === "number" && typeof b === "number") return a === b || Math.abs(a - b) <= 1e-12 * Math.max(1, Math.abs(a));
+  if (typeof a === "number" && typeof b === "number")
+    return a === b || Math.abs(a - b) <= 1e-12 * Math.max(1, Math.abs(a));
   if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => close(x, b[i]));
   return a === b;
 }
@@ -68,13 +98,17 @@ function expectRowsClose(actual: Record<string, unknown>[], expected: Record<str
   expect(actual.length).toBe(expected.length);
   actual.forEach((r, i) => {
     expect(Object.keys(r).sort()).toEqual(Object.keys(expected[i]).sort());
-    for (const k of Object.keys(r)) if (!close(r[k], expected[i][k])) expect({ row: i, col: k, value: r[k] }).toEqual({ row: i, col: k, value: expected[i][k] });
+    for (const k of Object.keys(r))
+      if (!close(r[k], expected[i][k]))
+        expect({ row: i, col: k, value: r[k] }).toEqual({ row: i, col: k, value: expected[i][k] });
   });
 }
 
 describe("operators against hand-computed values", () => {
   it("Categorify: frequency order, nulls and unseen values to reserved indices, vocabulary parquet", async () => {
-    const train = await parquet(`SELECT * FROM (VALUES (1, 'a'), (2, 'b'), (3, 'a'), (4, NULL), (5, 'c'), (6, 'a'), (7, 'b')) t(id, c)`);
+    const train = await parquet(
+      `SELECT * FROM (VALUES (1, 'a'), (2, 'b'), (3, 'a'), (4, NULL), (5, 'c'), (6, 'a'), (7, 'b')) t(id, c)`,
+    );
     const wf = new Workflow([new Categorify("c")]);
     const out = await run(wf, train, "id");
     // s = 0: null -> 0, OOV -> 1, then a (3x) -> 2, b (2x) -> 3, c (1x) -> 4
@@ -83,11 +117,22 @@ describe("operators against hand-computed values", () => {
     const out2 = await run(wf, test, "id", train);
     expect(out2.map((r) => r.c)).toEqual([1, 4, 0]);
     const vocab = await read(join(wf.stateDir as string, "categories", "unique.c.parquet"), "index");
-    expect(vocab).toEqual([{ c: "a", index: 2, count: 3 }, { c: "b", index: 3, count: 2 }, { c: "c", index: 4, count: 1 }]);
-    const schema = JSON.parse(readFileSync(join(dir, `out${n - 1}`, "schema.json"), "utf8")) as { columns: Array<{ name: string; tags: string[]; properties: Record<string, unknown> }> };
+    expect(vocab).toEqual([
+      { c: "a", index: 2, count: 3 },
+      { c: "b", index: 3, count: 2 },
+      { c: "c", index: 4, count: 1 },
+    ]);
+    const schema = JSON.parse(readFileSync(join(dir, `out${n - 1}`, "schema.json"), "utf8")) as {
+      columns: Array<{ name: string; tags: string[]; properties: Record<string, unknown> }>;
+    };
     const c = schema.columns.find((x) => x.name === "c");
     expect(c?.tags).toContain("categorical");
-    expect(c?.properties).toMatchObject({ cardinality: 5, embeddingDim: Math.round(1.6 * 5 ** 0.56), domain: { min: 0, max: 4 }, startIndex: 0 });
+    expect(c?.properties).toMatchObject({
+      cardinality: 5,
+      embeddingDim: Math.round(1.6 * 5 ** 0.56),
+      domain: { min: 0, max: 4 },
+      startIndex: 0,
+    });
   });
 
   it("Categorify: startIndex, freqThreshold and maxSize", async () => {
@@ -100,15 +145,37 @@ describe("operators against hand-computed values", () => {
   });
 
   it("Normalize, LogOp, FillMissing, Clip, Cast", async () => {
-    const t = await parquet(`SELECT * FROM (VALUES (1, 1.0, 2.5), (2, 2.0, -3.0), (3, 4.0, NULL), (4, NULL, 10.0)) t(id, x, y)`);
+    const t = await parquet(
+      `SELECT * FROM (VALUES (1, 1.0, 2.5), (2, 2.0, -3.0), (3, 4.0, NULL), (4, NULL, 10.0)) t(id, x, y)`,
+    );
     const mean = 7 / 3;
     const std = Math.sqrt(((1 - mean) ** 2 + (2 - mean) ** 2 + (4 - mean) ** 2) / 2);
     const norm = await run(new Workflow([new Normalize("x")]), t, "id");
-    expectRowsClose(norm.map((r) => ({ x: r.x })), [{ x: (1 - mean) / std }, { x: (2 - mean) / std }, { x: (4 - mean) / std }, { x: null }]);
+    expectRowsClose(
+      norm.map((r) => ({ x: r.x })),
+      [{ x: (1 - mean) / std }, { x: (2 - mean) / std }, { x: (4 - mean) / std }, { x: null }],
+    );
     const log = await run(new Workflow([new LogOp(["x", "y"])]), t, "id");
-    expectRowsClose(log.map((r) => ({ x: r.x, y: r.y })), [{ x: Math.log(2), y: Math.log(3.5) }, { x: Math.log(3), y: null }, { x: Math.log(5), y: null }, { x: null, y: Math.log(11) }]);
-    const fill = await run(new Workflow([new FillMissing("x", { strategy: "median" }), new FillMissing("y", { value: -1 })]), t, "id");
-    expect(fill.map((r) => [r.x, r.y])).toEqual([[1, 2.5], [2, -3], [4, -1], [2, 10]]);
+    expectRowsClose(
+      log.map((r) => ({ x: r.x, y: r.y })),
+      [
+        { x: Math.log(2), y: Math.log(3.5) },
+        { x: Math.log(3), y: null },
+        { x: Math.log(5), y: null },
+        { x: null, y: Math.log(11) },
+      ],
+    );
+    const fill = await run(
+      new Workflow([new FillMissing("x", { strategy: "median" }), new FillMissing("y", { value: -1 })]),
+      t,
+      "id",
+    );
+    expect(fill.map((r) => [r.x, r.y])).toEqual([
+      [1, 2.5],
+      [2, -3],
+      [4, -1],
+      [2, 10],
+    ]);
     const clip = await run(new Workflow([new Clip("y", { min: 0, max: 5 })]), t, "id");
     expect(clip.map((r) => r.y)).toEqual([2.5, 0, null, 5]);
     const cast = await run(new Workflow([new Cast("y", "int32")]), t, "id");
@@ -127,7 +194,10 @@ describe("operators against hand-computed values", () => {
       new Select(["id", "price_raw", "double_plus", "label"]),
     ]);
     const out = await run(wf, t, "id");
-    expect(out).toEqual([{ id: 1, price_raw: 10, double_plus: 21, label: "a" }, { id: 3, price_raw: 30, double_plus: 61, label: "c" }]);
+    expect(out).toEqual([
+      { id: 1, price_raw: 10, double_plus: 21, label: "a" },
+      { id: 3, price_raw: 30, double_plus: 61, label: "c" },
+    ]);
     expect(wf.outputColumns()?.find((c) => c.name === "id")?.tags).toEqual(["user_id"]);
   });
 
@@ -135,14 +205,23 @@ describe("operators against hand-computed values", () => {
     const t = await parquet(`SELECT * FROM (VALUES (1, 'a', 1.0), (2, 'a', 3.0), (3, 'b', 10.0)) t(id, cat, price)`);
     const wf = new Workflow([new JoinGroupby("cat", { cont: ["price"], stats: ["count", "mean", "max"] })]);
     const out = await run(wf, t, "id");
-    expect(out.map((r) => [r.cat_count, r.cat_price_mean, r.cat_price_max])).toEqual([[2, 2, 3], [2, 2, 3], [1, 10, 10]]);
+    expect(out.map((r) => [r.cat_count, r.cat_price_mean, r.cat_price_max])).toEqual([
+      [2, 2, 3],
+      [2, 2, 3],
+      [1, 10, 10],
+    ]);
     const t2 = await parquet(`SELECT * FROM (VALUES (1, 'z', 1.0), (2, NULL, 1.0)) t(id, cat, price)`);
     const out2 = await run(wf, t2, "id", t);
-    expect(out2.map((r) => [r.cat_count, r.cat_price_mean])).toEqual([[0, null], [0, null]]);
+    expect(out2.map((r) => [r.cat_count, r.cat_price_mean])).toEqual([
+      [0, null],
+      [0, null],
+    ]);
   });
 
   it("TargetEncoding: smoothed means; out-of-fold statistics for training data", async () => {
-    const t = await parquet(`SELECT * FROM (VALUES (1, 'a', 1), (2, 'a', 0), (3, 'a', 1), (4, 'b', 1), (5, 'a', 1), (6, 'a', 0)) t(id, cat, click)`);
+    const t = await parquet(
+      `SELECT * FROM (VALUES (1, 'a', 1), (2, 'a', 0), (3, 'a', 1), (4, 'b', 1), (5, 'a', 1), (6, 'a', 0)) t(id, cat, click)`,
+    );
     const wf = new Workflow([new TargetEncoding("cat", { target: "click", kfold: 2, pSmooth: 1 })]);
     await wf.fit(t);
     const m = 4 / 6;
@@ -151,7 +230,10 @@ describe("operators against hand-computed values", () => {
     const full = await read(out, "id");
     const a = (3 + m) / (5 + 1);
     const b = (1 + m) / (1 + 1);
-    expectRowsClose(full.map((r) => ({ te: r.TE_cat_click })), [a, a, a, b, a, a].map((te) => ({ te })));
+    expectRowsClose(
+      full.map((r) => ({ te: r.TE_cat_click })),
+      [a, a, a, b, a, a].map((te) => ({ te })),
+    );
     // training: each row is encoded from the other fold only
     const outT = join(dir, `te${n++}`);
     await wf.transform(t, outT, { training: true });
@@ -174,11 +256,19 @@ describe("operators against hand-computed values", () => {
 
   it("TimeFeatures: UTC weekday (Monday = 0), hour, cyclical sin/cos", async () => {
     // 2024-01-01 is a Monday; 2024-01-07 a Sunday
-    const t = await parquet(`SELECT * FROM (VALUES (1, TIMESTAMP '2024-01-01 05:30:00', 1704087000), (2, TIMESTAMP '2024-01-07 23:00:00', 1704668400)) t(id, ts, epoch)`);
+    const t = await parquet(
+      `SELECT * FROM (VALUES (1, TIMESTAMP '2024-01-01 05:30:00', 1704087000), (2, TIMESTAMP '2024-01-07 23:00:00', 1704668400)) t(id, ts, epoch)`,
+    );
     const feats = ["weekday", "hour", "weekday_sin", "weekday_cos", "hour_sin"] as const;
-    const wf = new Workflow([new TimeFeatures("ts", { features: [...feats] }), new TimeFeatures("epoch", { unit: "s", features: ["weekday", "hour"] })]);
+    const wf = new Workflow([
+      new TimeFeatures("ts", { features: [...feats] }),
+      new TimeFeatures("epoch", { unit: "s", features: ["weekday", "hour"] }),
+    ]);
     const out = await run(wf, t, "id");
-    expect(out.map((r) => [r.ts_weekday, r.ts_hour, r.epoch_weekday, r.epoch_hour])).toEqual([[0, 5, 0, 5], [6, 23, 6, 23]]);
+    expect(out.map((r) => [r.ts_weekday, r.ts_hour, r.epoch_weekday, r.epoch_hour])).toEqual([
+      [0, 5, 0, 5],
+      [6, 23, 6, 23],
+    ]);
     expect(out[1].ts_weekday_sin).toBeCloseTo(Math.sin((2 * Math.PI * 6) / 7), 12);
     expect(out[0].ts_weekday_cos).toBeCloseTo(1, 12);
     expect(out[1].ts_hour_sin).toBeCloseTo(Math.sin((2 * Math.PI * 23) / 24), 12);
@@ -186,17 +276,38 @@ describe("operators against hand-computed values", () => {
 
   it("DedupeConsecutive: [1,2,4,1,2,2,3,3,3] becomes [1,2,4,1,2,3]; Groupby sorts by time, ties in input order", async () => {
     const items = [1, 2, 4, 1, 2, 2, 3, 3, 3];
-    const values = items.map((it, i) => `('s1', ${it}, ${Math.floor(i / 2)}, ${i})`).concat(["('s2', 7, 5, 100)", "('s2', 7, 1, 101)", "('s2', 8, 1, 102)"]);
+    const values = items
+      .map((it, i) => `('s1', ${it}, ${Math.floor(i / 2)}, ${i})`)
+      .concat(["('s2', 7, 5, 100)", "('s2', 7, 1, 101)", "('s2', 8, 1, 102)"]);
     const t = await parquet(`SELECT * FROM (VALUES ${values.join(", ")}) t(session, item, ts, seq)`);
     const wf = new Workflow([
       new DedupeConsecutive({ session: "session", item: "item", sortBy: ["ts"] }),
-      new Groupby({ groupBy: ["session"], sortBy: ["ts"], aggs: { item: ["list", "count", "first", "last"], seq: ["min", "max", "mean"] } }),
+      new Groupby({
+        groupBy: ["session"],
+        sortBy: ["ts"],
+        aggs: { item: ["list", "count", "first", "last"], seq: ["min", "max", "mean"] },
+      }),
       new ListSlice(["item-list"], 0, 4),
     ]);
     const out = await run(wf, t, "session");
-    expect(out[0]).toEqual({ session: "s1", "item-list": [1, 2, 4, 1], "item-count": 6, "item-first": 1, "item-last": 3, "seq-min": 0, "seq-max": 6, "seq-mean": (0 + 1 + 2 + 3 + 4 + 6) / 6 });
+    expect(out[0]).toEqual({
+      session: "s1",
+      "item-list": [1, 2, 4, 1],
+      "item-count": 6,
+      "item-first": 1,
+      "item-last": 3,
+      "seq-min": 0,
+      "seq-max": 6,
+      "seq-mean": (0 + 1 + 2 + 3 + 4 + 6) / 6,
+    });
     // s2 sorted by time: (7, ts 1, seq 101), (8, ts 1, seq 102), (7, ts 5, seq 100): no consecutive repeat
-    expect(out[1]).toMatchObject({ session: "s2", "item-list": [7, 8, 7], "item-count": 3, "item-first": 7, "item-last": 7 });
+    expect(out[1]).toMatchObject({
+      session: "s2",
+      "item-list": [7, 8, 7],
+      "item-count": 3,
+      "item-first": 7,
+      "item-last": 7,
+    });
     // a group by in several passes (hash of the key) writes the same groups
     const passes = join(dir, `passes${n++}`);
     const res = await wf.transform(t, passes, { groupPasses: 3 });
@@ -239,14 +350,26 @@ describe("group by under a memory limit", () => {
     const wf = new Workflow([
       new Categorify(["product_id", "category_id", "brand"], { startIndex: 1 }),
       new Normalize("price"),
-      new Groupby({ groupBy: ["user_session"], sortBy: ["event_time"], aggs: { product_id: ["list", "count"], category_id: ["list"], brand: ["list"], price: ["list"], event_time: ["first"] } }),
+      new Groupby({
+        groupBy: ["user_session"],
+        sortBy: ["event_time"],
+        aggs: {
+          product_id: ["list", "count"],
+          category_id: ["list"],
+          brand: ["list"],
+          price: ["list"],
+          event_time: ["first"],
+        },
+      }),
       new ListSlice(["product_id-list", "category_id-list", "brand-list", "price-list"], -20),
     ]);
     await wf.fit(events);
     const one = join(dir, `mem${n++}`);
     expect((await wf.transform(events, one)).files).toEqual(["part_0.parquet"]);
     // ~134k events: 2 passes by the estimate; under 30MB their list aggregates do not fit
-    await expect(wf.transform(events, join(dir, `mem${n++}`), { memoryLimit: "30MB", groupPasses: 2 })).rejects.toThrow(/Out of Memory/);
+    await expect(wf.transform(events, join(dir, `mem${n++}`), { memoryLimit: "30MB", groupPasses: 2 })).rejects.toThrow(
+      /Out of Memory/,
+    );
     const small = join(dir, `mem${n++}`);
     const res = await wf.transform(events, small, { memoryLimit: "30MB" });
     expect(res.files.length).toBeGreaterThan(2);
@@ -271,7 +394,8 @@ describe("expressions", () => {
 
 describe("batch and transformRow agree", () => {
   it("every row of a sample through a row-wise workflow", async () => {
-    const t = await parquet(`SELECT range AS id, CASE WHEN range % 7 = 0 THEN NULL ELSE 'u' || (range % 13) END AS user, (range * 37) % 101 AS item,
+    const t =
+      await parquet(`SELECT range AS id, CASE WHEN range % 7 = 0 THEN NULL ELSE 'u' || (range % 13) END AS user, (range * 37) % 101 AS item,
       CASE WHEN range % 11 = 0 THEN NULL ELSE (range % 50) * 1.5 END AS price, range % 2 AS click, TIMESTAMP '2024-03-01' + to_seconds(range * 3571) AS ts FROM range(400)`);
     const wf = new Workflow([
       new Rename("item", { postfix: "_raw", keep: true }),
@@ -293,7 +417,10 @@ describe("batch and transformRow agree", () => {
     const batch = await read(out, "id");
     await wf.prepareOnline();
     const inputs = await read(t, "id");
-    const online = inputs.map((r) => wf.transformRow({ ...(r as Row), ts: new Date(r.ts as number) })).filter((r): r is Row => r !== null).map(plainRow);
+    const online = inputs
+      .map((r) => wf.transformRow({ ...(r as Row), ts: new Date(r.ts as number) }))
+      .filter((r): r is Row => r !== null)
+      .map(plainRow);
     expect(batch.length).toBeGreaterThan(300);
     expectRowsClose(online, batch);
   });
@@ -302,7 +429,11 @@ describe("batch and transformRow agree", () => {
 describe("save and load", () => {
   it("round trip: the loaded workflow transforms the same and serves rows", async () => {
     const t = await parquet(`SELECT range AS id, 'c' || (range % 5) AS c, range * 0.5 AS x FROM range(50)`);
-    const wf = new Workflow([new Categorify("c"), new Normalize("x"), new AddMetadata("c", { tags: ["item"], properties: { note: "n" } })]);
+    const wf = new Workflow([
+      new Categorify("c"),
+      new Normalize("x"),
+      new AddMetadata("c", { tags: ["item"], properties: { note: "n" } }),
+    ]);
     const before = await run(wf, t, "id");
     const saved = join(dir, "wf-saved");
     wf.save(saved);
@@ -322,14 +453,20 @@ describe("save and load", () => {
 describe("bad input gives clear errors", () => {
   it("missing column", async () => {
     const t = await parquet(`SELECT 1 AS a`);
-    await expect(new Workflow([new Normalize("price")]).fit(t)).rejects.toThrow(/column "price" is not in the input \(have: a\)/);
+    await expect(new Workflow([new Normalize("price")]).fit(t)).rejects.toThrow(
+      /column "price" is not in the input \(have: a\)/,
+    );
   });
   it("wrong type", async () => {
     const t = await parquet(`SELECT 'x' AS price`);
-    await expect(new Workflow([new Normalize("price")]).fit(t)).rejects.toThrow(/column "price" has type VARCHAR; expected a number/);
+    await expect(new Workflow([new Normalize("price")]).fit(t)).rejects.toThrow(
+      /column "price" has type VARCHAR; expected a number/,
+    );
     const fitted = new Workflow([new Categorify("c")]);
     await fitted.fit(await parquet(`SELECT 1 AS c`));
-    await expect(fitted.transform(await parquet(`SELECT 'x' AS c`), join(dir, "wt"))).rejects.toThrow(/column "c" has type VARCHAR; it was fit on INTEGER/);
+    await expect(fitted.transform(await parquet(`SELECT 'x' AS c`), join(dir, "wt"))).rejects.toThrow(
+      /column "c" has type VARCHAR; it was fit on INTEGER/,
+    );
   });
   it("empty input", async () => {
     const t = await parquet(`SELECT 1 AS a WHERE false`);
@@ -352,17 +489,38 @@ describe("bad input gives clear errors", () => {
 
 describe("uniqueRowsByFeatures", () => {
   it("the latest row per id with event_timestamp and created", async () => {
-    const t = await parquet(`SELECT * FROM (VALUES (1, 10, 'x', TIMESTAMP '2024-01-01 00:00:00'), (1, 11, 'y', TIMESTAMP '2024-01-03 00:00:00'), (2, 20, 'z', TIMESTAMP '2024-01-02 00:00:00')) t(user_id, age, city, ts)`);
-    const wf = new Workflow([new Categorify("user_id"), new AddTags("user_id", ["user_id"]), new AddTags(["age", "city"], ["user"]), new AddTags("ts", ["time"])]);
+    const t = await parquet(
+      `SELECT * FROM (VALUES (1, 10, 'x', TIMESTAMP '2024-01-01 00:00:00'), (1, 11, 'y', TIMESTAMP '2024-01-03 00:00:00'), (2, 20, 'z', TIMESTAMP '2024-01-02 00:00:00')) t(user_id, age, city, ts)`,
+    );
+    const wf = new Workflow([
+      new Categorify("user_id"),
+      new AddTags("user_id", ["user_id"]),
+      new AddTags(["age", "city"], ["user"]),
+      new AddTags("ts", ["time"]),
+    ]);
     await wf.fit(t);
     const out = join(dir, `urf${n++}`);
     await wf.transform(t, out);
-    const res = await uniqueRowsByFeatures(out, ["user"], "user_id", join(dir, "user_features.parquet"), { created: "2024-02-01T00:00:00Z" });
+    const res = await uniqueRowsByFeatures(out, ["user"], "user_id", join(dir, "user_features.parquet"), {
+      created: "2024-02-01T00:00:00Z",
+    });
     expect(res).toMatchObject({ rows: 2, idColumn: "user_id", featureColumns: ["age", "city"] });
     const rows = await read(res.path, "user_id");
     expect(rows).toEqual([
-      { user_id: 2, age: 11, city: "y", event_timestamp: Date.parse("2024-01-03T00:00:00Z"), created: Date.parse("2024-02-01T00:00:00Z") },
-      { user_id: 3, age: 20, city: "z", event_timestamp: Date.parse("2024-01-02T00:00:00Z"), created: Date.parse("2024-02-01T00:00:00Z") },
+      {
+        user_id: 2,
+        age: 11,
+        city: "y",
+        event_timestamp: Date.parse("2024-01-03T00:00:00Z"),
+        created: Date.parse("2024-02-01T00:00:00Z"),
+      },
+      {
+        user_id: 3,
+        age: 20,
+        city: "z",
+        event_timestamp: Date.parse("2024-01-02T00:00:00Z"),
+        created: Date.parse("2024-02-01T00:00:00Z"),
+      },
     ]);
   });
 });

@@ -11,7 +11,14 @@ let dir: string;
 
 function fs(args: string[]): { out: string; code: number } {
   try {
-    return { out: execFileSync(process.execPath, [fsBin, ...args], { cwd: dir, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }), code: 0 };
+    return {
+      out: execFileSync(process.execPath, [fsBin, ...args], {
+        cwd: dir,
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "pipe"],
+      }),
+      code: 0,
+    };
   } catch (e) {
     const err = e as { stdout?: string; stderr?: string; status?: number };
     return { out: `${err.stdout ?? ""}${err.stderr ?? ""}`, code: err.status ?? 1 };
@@ -42,8 +49,15 @@ export default new Workflow([
     const run = fs(["etl", "run", "sessions.ts", "--input", "events.parquet", "--output", "out", "--save", "wf"]);
     expect(run.code, run.out).toBe(0);
     expect(run.out).toMatch(/wrote \d+ rows to .*out \(1 file, 4 columns\)/);
-    const schema = JSON.parse(readFileSync(join(dir, "out", "schema.json"), "utf8")) as { columns: Array<{ name: string; isList: boolean }> };
-    expect(schema.columns.map((c) => [c.name, c.isList])).toEqual([["user_session", false], ["product_id-list", true], ["product_id-count", false], ["price-list", true]]);
+    const schema = JSON.parse(readFileSync(join(dir, "out", "schema.json"), "utf8")) as {
+      columns: Array<{ name: string; isList: boolean }>;
+    };
+    expect(schema.columns.map((c) => [c.name, c.isList])).toEqual([
+      ["user_session", false],
+      ["product_id-list", true],
+      ["product_id-count", false],
+      ["price-list", true],
+    ]);
     expect(existsSync(join(dir, "wf", "categories", "unique.product_id.parquet"))).toBe(true);
     const again = fs(["etl", "run", "wf", "--input", "events.parquet", "--output", "out2", "--splits", "0.8,0.1,0.1"]);
     expect(again.code, again.out).toBe(0);

@@ -9,7 +9,10 @@ import type { Row, Value } from "../adapters/etl/index.js";
 import { openDuck, queryRows } from "../adapters/etl/sql.js";
 import type { Workflow } from "../adapters/etl/workflow.js";
 
-const HEAD = resolve(process.env.FSTORE_DATA_DIR ?? resolve(import.meta.dirname, "../../shared/data"), "rees46-2019-oct-head/2019-Oct-head.csv");
+const HEAD = resolve(
+  process.env.FSTORE_DATA_DIR ?? resolve(import.meta.dirname, "../../shared/data"),
+  "rees46-2019-oct-head/2019-Oct-head.csv",
+);
 
 let dir: string;
 let wf: Workflow;
@@ -45,10 +48,22 @@ beforeAll(async () => {
   }
   wf = rees46SessionWorkflow();
   await wf.fit(input);
-  await wf.transform(input, join(dir, "sessions"), { partitionBy: "day_index", splits: { train: 0.8, valid: 0.1, test: 0.1 } });
-  batch = (await rows(`SELECT * FROM read_parquet('${join(dir, "sessions")}/*/*.parquet')`)).map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, plain(v)])));
+  await wf.transform(input, join(dir, "sessions"), {
+    partitionBy: "day_index",
+    splits: { train: 0.8, valid: 0.1, test: 0.1 },
+  });
+  batch = (await rows(`SELECT * FROM read_parquet('${join(dir, "sessions")}/*/*.parquet')`)).map((r) =>
+    Object.fromEntries(Object.entries(r).map(([k, v]) => [k, plain(v)])),
+  );
   raw = await rows(`SELECT * FROM read_parquet('${input}')`);
-  vocab = async (col) => new Map((await rows(`SELECT * FROM read_parquet('${join(wf.stateDir as string, "categories", `unique.${col}.parquet`)}')`)).map((r) => [Number(r.index), plain(r[col])]));
+  vocab = async (col) =>
+    new Map(
+      (
+        await rows(
+          `SELECT * FROM read_parquet('${join(wf.stateDir as string, "categories", `unique.${col}.parquet`)}')`,
+        )
+      ).map((r) => [Number(r.index), plain(r[col])]),
+    );
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -105,12 +120,16 @@ describe("REES46 session pipeline (notebook 004)", () => {
     const out = join(dir, "passes");
     const res = await wf.transform(join(dir, "head.parquet"), out, { groupPasses: 2 });
     expect(res.files).toEqual(["part_0.parquet", "part_1.parquet"]);
-    const again = (await rows(`SELECT * FROM read_parquet('${out}/*.parquet') ORDER BY user_session`)).map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, plain(v)])));
+    const again = (await rows(`SELECT * FROM read_parquet('${out}/*.parquet') ORDER BY user_session`)).map((r) =>
+      Object.fromEntries(Object.entries(r).map(([k, v]) => [k, plain(v)])),
+    );
     expect(again).toEqual([...batch].sort((a, b) => (a.user_session as number) - (b.user_session as number)));
   });
 
   it("splits each day about 80/10/10", async () => {
-    const counts = await rows(`SELECT parse_filename(filename, true) AS split, count(*) AS n FROM read_parquet('${join(dir, "sessions")}/1/*.parquet', filename = true) GROUP BY 1`);
+    const counts = await rows(
+      `SELECT parse_filename(filename, true) AS split, count(*) AS n FROM read_parquet('${join(dir, "sessions")}/1/*.parquet', filename = true) GROUP BY 1`,
+    );
     const by = Object.fromEntries(counts.map((c) => [c.split, Number(c.n)]));
     const total = batch.length;
     expect(by.train / total).toBeGreaterThan(0.75);
@@ -132,12 +151,20 @@ describe("REES46 session pipeline (notebook 004)", () => {
       for (const k of Object.keys(want)) {
         const a = got[k];
         const b = want[k];
-        const ok = Array.isArray(b) ? (a as unknown[]).every((x, i) => (typeof x === "number" ? Math.abs(x - (b[i] as number)) <= 1e-9 * Math.max(1, Math.abs(x)) : x === b[i])) && (a as unknown[]).length === b.length : typeof b === "number" ? Math.abs((a as number) - b) <= 1e-9 * Math.max(1, Math.abs(b)) : a === b;
+        const ok = Array.isArray(b)
+          ? (a as unknown[]).every((x, i) =>
+              typeof x === "number" ? Math.abs(x - (b[i] as number)) <= 1e-9 * Math.max(1, Math.abs(x)) : x === b[i],
+            ) && (a as unknown[]).length === b.length
+          : typeof b === "number"
+            ? Math.abs((a as number) - b) <= 1e-9 * Math.max(1, Math.abs(b))
+            : a === b;
         if (!ok) expect({ session: s, col: k, value: a }).toEqual({ session: s, col: k, value: b });
       }
     }
     // a session with a single event is filtered out online too
-    const single = [...new Set(raw.map((r) => r.user_session as string))].find((s) => s !== null && !byRaw.has(s)) as string;
+    const single = [...new Set(raw.map((r) => r.user_session as string))].find(
+      (s) => s !== null && !byRaw.has(s),
+    ) as string;
     expect(wf.transformRows(raw.filter((r) => r.user_session === single))).toEqual([]);
   });
 });

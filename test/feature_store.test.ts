@@ -7,7 +7,11 @@ import { DAY, HOUR, T0, tempDir, writeRepo } from "./repo_fixture.js";
 const RUN = `${process.pid}_${Date.now() % 100000}`;
 const STORES: Array<[string, (project: string) => string | undefined]> = [
   ["sqlite", () => undefined],
-  ["redis", (project) => `online_store:\n  type: redis\n  connection_string: "127.0.0.1:6379,db=0"\n  key_prefix: fstore_fs_test_${project}\n`],
+  [
+    "redis",
+    (project) =>
+      `online_store:\n  type: redis\n  connection_string: "127.0.0.1:6379,db=0"\n  key_prefix: fstore_fs_test_${project}\n`,
+  ],
 ];
 
 /** What each store must answer identically. */
@@ -48,22 +52,42 @@ describe.each(STORES)("FeatureStore on %s", (kind, onlineYaml) => {
     expect(res.results[3].values).toEqual([[3], null, null]);
     // T0 is long ago and the view's ttl is 2 days: values are kept, marked outside max age
     expect(res.results[1].statuses).toEqual(["OUTSIDE_MAX_AGE", "OUTSIDE_MAX_AGE", "NOT_FOUND"]);
-    expect(res.results[1].event_timestamps).toEqual(["2024-01-01T00:00:00Z", "2023-12-31T23:00:00Z", "1970-01-01T00:00:00Z"]);
+    expect(res.results[1].event_timestamps).toEqual([
+      "2024-01-01T00:00:00Z",
+      "2023-12-31T23:00:00Z",
+      "1970-01-01T00:00:00Z",
+    ]);
     answers.set(`${kind}:materialize`, res);
     const items = await read(["item_features:price"], { item_id: [10, 11] });
     // ttl 0: no age limit; item 11's only row is older than the window
-    expect(items.results[1]).toEqual({ values: [9.5, null], statuses: ["PRESENT", "NOT_FOUND"], event_timestamps: ["2023-12-31T00:00:00Z", "1970-01-01T00:00:00Z"] });
+    expect(items.results[1]).toEqual({
+      values: [9.5, null],
+      statuses: ["PRESENT", "NOT_FOUND"],
+      event_timestamps: ["2023-12-31T00:00:00Z", "1970-01-01T00:00:00Z"],
+    });
   });
 
   it("never replaces a newer value with an older one", async () => {
     await store.materialize(new Date(T0 - 2 * DAY), new Date(T0 - DAY)); // older window: age 31
-    await store.writeToOnlineStore("user_features", [{ user_id: 1, event_timestamp: new Date(T0 - 5 * DAY), age: 99, city: "Old", seen: [] }]);
+    await store.writeToOnlineStore("user_features", [
+      { user_id: 1, event_timestamp: new Date(T0 - 5 * DAY), age: 99, city: "Old", seen: [] },
+    ]);
     let res = await read(["user_features:age"], { user_id: [1] });
     expect(res.results[1].values).toEqual([33]);
     const fresh = new Date(Math.floor(Date.now() / 1000) * 1000);
-    await store.writeToOnlineStore("user_features", { user_id: [1], event_timestamp: [fresh.toISOString()], age: [34], city: ["Bergen"], seen: [[4]] });
+    await store.writeToOnlineStore("user_features", {
+      user_id: [1],
+      event_timestamp: [fresh.toISOString()],
+      age: [34],
+      city: ["Bergen"],
+      seen: [[4]],
+    });
     res = await read(["user_features:age"], { user_id: ["1"] });
-    expect(res.results[1]).toEqual({ values: [34], statuses: ["PRESENT"], event_timestamps: [fresh.toISOString().replace(".000Z", "Z")] });
+    expect(res.results[1]).toEqual({
+      values: [34],
+      statuses: ["PRESENT"],
+      event_timestamps: [fresh.toISOString().replace(".000Z", "Z")],
+    });
   });
 
   it("continues incrementally from the end of the last interval", async () => {
@@ -101,26 +125,42 @@ describe.each(STORES)("FeatureStore on %s", (kind, onlineYaml) => {
 
   it("reads a feature service with full feature names", async () => {
     const res = await read("ranking", { user_id: [1], item_id: [10] }, true);
-    expect(res.metadata.feature_names).toEqual(["user_id", "item_id", "user_features__age", "user_features__city", "user_features__seen", "item_features__price"]);
+    expect(res.metadata.feature_names).toEqual([
+      "user_id",
+      "item_id",
+      "user_features__age",
+      "user_features__city",
+      "user_features__seen",
+      "item_features__price",
+    ]);
     expect(res.results[5].values).toEqual([9.5]);
     await expect(read(["user_features:age"], { item_id: [1] })).rejects.toThrow(/join key "user_id" is missing/);
-    await expect(read(["user_features:nope"], { user_id: [1] })).rejects.toThrow(/feature view "user_features" has no feature "nope"/);
+    await expect(read(["user_features:nope"], { user_id: [1] })).rejects.toThrow(
+      /feature view "user_features" has no feature "nope"/,
+    );
     await expect(read(["nope:age"], { user_id: [1] })).rejects.toThrow(/feature view "nope" .* is not in the registry/);
   });
 
   it("pushes online and offline, and rejects rows that do not match the schema", async () => {
     const now = new Date(Math.floor(Date.now() / 1000) * 1000);
-    await expect(store.push("item_push", [{ item_id: 12, event_timestamp: now, price: "cheap" }], { to: "online_and_offline" })).rejects.toThrow(
-      /row 0, feature "price" of "item_features": expected a number \(float64\), got "cheap"/,
-    );
-    await expect(store.push("item_push", [{ item_id: 12, event_timestamp: now, price: 1, colour: "red" }])).rejects.toThrow(/column "colour" is not/);
+    await expect(
+      store.push("item_push", [{ item_id: 12, event_timestamp: now, price: "cheap" }], { to: "online_and_offline" }),
+    ).rejects.toThrow(/row 0, feature "price" of "item_features": expected a number \(float64\), got "cheap"/);
+    await expect(
+      store.push("item_push", [{ item_id: 12, event_timestamp: now, price: 1, colour: "red" }]),
+    ).rejects.toThrow(/column "colour" is not/);
     await expect(store.push("nope", [])).rejects.toThrow(/push source "nope"/);
-    const written = await store.push("item_push", [{ item_id: 12, event_timestamp: now, price: 3.5 }], { to: "online_and_offline" });
+    const written = await store.push("item_push", [{ item_id: 12, event_timestamp: now, price: 3.5 }], {
+      to: "online_and_offline",
+    });
     expect(written).toBe(1);
     const online = await read(["item_features:price"], { item_id: [12] });
     expect(online.results[1].values).toEqual([3.5]);
     const job = await store.getHistoricalFeatures({
-      entityDf: [{ item_id: 12, event_timestamp: new Date(now.getTime() + 1000) }, { item_id: 10, event_timestamp: new Date(T0) }],
+      entityDf: [
+        { item_id: 12, event_timestamp: new Date(now.getTime() + 1000) },
+        { item_id: 10, event_timestamp: new Date(T0) },
+      ],
       features: ["item_features:price"],
     });
     const rows = await job.toRows();
@@ -146,7 +186,10 @@ describe.each(STORES)("FeatureStore on %s", (kind, onlineYaml) => {
       [null, null, null],
     ]);
     const out = join(dir, "train.parquet");
-    const job2 = await store.getHistoricalFeatures({ entityDf: [{ user_id: 1, event_timestamp: new Date(T0) }], features: ["user_features:age"] });
+    const job2 = await store.getHistoricalFeatures({
+      entityDf: [{ user_id: 1, event_timestamp: new Date(T0) }],
+      features: ["user_features:age"],
+    });
     await job2.toParquet(out);
     await job2.close();
     const back = await store.getHistoricalFeatures({ entityDf: out, features: ["user_features:city"] });

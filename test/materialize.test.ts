@@ -36,14 +36,24 @@ function keyStream(keys: number[], size: number): { batches: AsyncIterable<Colum
   return { batches: gen(), closed: () => closed };
 }
 
-const textOrder = (keys: number[]) => [...keys].sort((a, b) => (String(a) < String(b) ? -1 : String(a) > String(b) ? 1 : 0));
+const textOrder = (keys: number[]) =>
+  [...keys].sort((a, b) => (String(a) < String(b) ? -1 : String(a) > String(b) ? 1 : 0));
 
 /** Every (stream, key, v) alignByKey yields, round by round. */
 async function rounds(streams: Array<{ keys: number[]; size: number }>, rowsPerRound: number) {
   const out: Array<Array<{ stream: number; keys: number[]; v: number[] }>> = [];
   const opened = streams.map((s) => keyStream(s.keys, s.size));
-  for await (const round of alignByKey(opened.map((o) => openStream(KEY, o.batches)), rowsPerRound)) {
-    out.push(round.map((s) => ({ stream: s.stream, keys: Array.from(s.batch.columns.user_id as number[]), v: Array.from(s.batch.columns.v as Float64Array) })));
+  for await (const round of alignByKey(
+    opened.map((o) => openStream(KEY, o.batches)),
+    rowsPerRound,
+  )) {
+    out.push(
+      round.map((s) => ({
+        stream: s.stream,
+        keys: Array.from(s.batch.columns.user_id as number[]),
+        v: Array.from(s.batch.columns.v as Float64Array),
+      })),
+    );
   }
   return { out, closed: opened.map((o) => o.closed()) };
 }
@@ -54,7 +64,15 @@ describe("alignByKey", () => {
     const b = textOrder(Array.from({ length: 200 }, (_, i) => 2 * i + 300));
     const c = textOrder([7]);
     const d: number[] = [];
-    const { out, closed } = await rounds([{ keys: a, size: 64 }, { keys: b, size: 33 }, { keys: c, size: 10 }, { keys: d, size: 10 }], 40);
+    const { out, closed } = await rounds(
+      [
+        { keys: a, size: 64 },
+        { keys: b, size: 33 },
+        { keys: c, size: 10 },
+        { keys: d, size: 10 },
+      ],
+      40,
+    );
     for (const [i, keys] of [a, b, c].entries()) {
       const got = out.flatMap((r) => r.filter((s) => s.stream === i).flatMap((s) => s.keys));
       expect(got).toEqual(keys);
@@ -75,8 +93,13 @@ describe("alignByKey", () => {
   });
 
   it("still yields every row once when the input is not sorted", async () => {
-    const shuffled = (n: number, seed: number) => Array.from({ length: n }, (_, i) => i).sort((x, y) => ((x * seed) % 97) - ((y * seed) % 97) || x - y);
-    const streams = [{ keys: shuffled(300, 13), size: 17 }, { keys: shuffled(120, 31), size: 50 }, { keys: shuffled(5, 7), size: 2 }];
+    const shuffled = (n: number, seed: number) =>
+      Array.from({ length: n }, (_, i) => i).sort((x, y) => ((x * seed) % 97) - ((y * seed) % 97) || x - y);
+    const streams = [
+      { keys: shuffled(300, 13), size: 17 },
+      { keys: shuffled(120, 31), size: 50 },
+      { keys: shuffled(5, 7), size: 2 },
+    ];
     const { out } = await rounds(streams, 12);
     streams.forEach((s, i) => {
       const got = out.flatMap((r) => r.filter((x) => x.stream === i).flatMap((x) => x.keys));
@@ -86,7 +109,10 @@ describe("alignByKey", () => {
 
   it("closes every stream when the consumer stops early", async () => {
     const opened = [keyStream([1, 2, 3, 4, 5, 6], 2), keyStream([1, 3, 5], 1)];
-    for await (const round of alignByKey(opened.map((o) => openStream(KEY, o.batches)), 2)) {
+    for await (const round of alignByKey(
+      opened.map((o) => openStream(KEY, o.batches)),
+      2,
+    )) {
       expect(round.length).toBeGreaterThan(0);
       break;
     }
@@ -105,16 +131,31 @@ describe("alignByKey", () => {
 
 // ------------------------------------------------------------------ SQLite writeViews
 
-const view = (name: string, features: Array<[string, Dtype]>): FeatureViewSpec => viewSpec(name, [["user_id", "int64"]], features);
+const view = (name: string, features: Array<[string, Dtype]>): FeatureViewSpec =>
+  viewSpec(name, [["user_id", "int64"]], features);
 
 const clicks = view("clicks", [["n", "int64"]]);
-const scores = view("scores", [["s", "float64"], ["label", "string"]]);
+const scores = view("scores", [
+  ["s", "float64"],
+  ["label", "string"],
+]);
 const ages = view("ages", [["age", "int64"]]);
 
-function batchOf(v: FeatureViewSpec, keys: number[], ev: (k: number) => number, value: (k: number) => Record<string, unknown>): OnlineWriteBatch {
+function batchOf(
+  v: FeatureViewSpec,
+  keys: number[],
+  ev: (k: number) => number,
+  value: (k: number) => Record<string, unknown>,
+): OnlineWriteBatch {
   const features: Record<string, unknown[]> = {};
   for (const f of v.features) features[f.name] = keys.map((k) => value(k)[f.name] ?? null);
-  return { length: keys.length, keys: { user_id: keys }, features, eventTs: keys.map(ev), createdTs: keys.map(() => 0) };
+  return {
+    length: keys.length,
+    keys: { user_id: keys },
+    features,
+    eventTs: keys.map(ev),
+    createdTs: keys.map(() => 0),
+  };
 }
 
 const batches = () => {
@@ -122,16 +163,44 @@ const batches = () => {
   const keysB = textOrder(Array.from({ length: 90 }, (_, i) => 3 * i + 2));
   const keysC = textOrder([5, 77, 140, 1000]);
   return [
-    { view: clicks, batch: batchOf(clicks, keysA, () => 100, (k) => ({ n: k })) },
-    { view: scores, batch: batchOf(scores, keysB, () => 200, (k) => ({ s: k / 4, label: `u${k}` })) },
-    { view: ages, batch: batchOf(ages, keysC, () => 300, (k) => ({ age: k % 90 })) },
+    {
+      view: clicks,
+      batch: batchOf(
+        clicks,
+        keysA,
+        () => 100,
+        (k) => ({ n: k }),
+      ),
+    },
+    {
+      view: scores,
+      batch: batchOf(
+        scores,
+        keysB,
+        () => 200,
+        (k) => ({ s: k / 4, label: `u${k}` }),
+      ),
+    },
+    {
+      view: ages,
+      batch: batchOf(
+        ages,
+        keysC,
+        () => 300,
+        (k) => ({ age: k % 90 }),
+      ),
+    },
   ];
 };
 
 function tableRows(path: string): unknown[] {
   const db = new Database(path, { readonly: true });
   try {
-    return db.prepare(`SELECT entity_key, view, event_ts, created_ts, hex(frame) AS frame FROM "${sqliteTableName("p", clicks)}" ORDER BY entity_key, view`).all();
+    return db
+      .prepare(
+        `SELECT entity_key, view, event_ts, created_ts, hex(frame) AS frame FROM "${sqliteTableName("p", clicks)}" ORDER BY entity_key, view`,
+      )
+      .all();
   } finally {
     db.close();
   }
@@ -164,11 +233,33 @@ describe("SQLite writeViews", () => {
     try {
       // newer rows for every third key of clicks and every key of scores first
       const clicksNewer = textOrder(Array.from({ length: 50 }, (_, i) => 3 * i + 1));
-      await store.write("p", clicks, batchOf(clicks, clicksNewer, () => 500, (k) => ({ n: -k })));
-      await store.write("p", scores, batchOf(scores, textOrder(Array.from({ length: 90 }, (_, i) => 3 * i + 2)), () => 900, () => ({ s: -1, label: "new" })));
+      await store.write(
+        "p",
+        clicks,
+        batchOf(
+          clicks,
+          clicksNewer,
+          () => 500,
+          (k) => ({ n: -k }),
+        ),
+      );
+      await store.write(
+        "p",
+        scores,
+        batchOf(
+          scores,
+          textOrder(Array.from({ length: 90 }, (_, i) => 3 * i + 2)),
+          () => 900,
+          () => ({ s: -1, label: "new" }),
+        ),
+      );
       expect(await store.writeViews!("p", batches())).toEqual([100, 0, 4]);
       // and nothing older replaced anything newer
-      const rows = tableRows(join(tmp.dir, "skips.db")) as Array<{ entity_key: string; view: string; event_ts: number }>;
+      const rows = tableRows(join(tmp.dir, "skips.db")) as Array<{
+        entity_key: string;
+        view: string;
+        event_ts: number;
+      }>;
       const ts = (key: number, v: string) => rows.find((r) => r.entity_key === String(key) && r.view === v)?.event_ts;
       expect(ts(1, "clicks")).toBe(500);
       expect(ts(2, "clicks")).toBe(100);
@@ -182,7 +273,15 @@ describe("SQLite writeViews", () => {
     const store = await open("atomic");
     try {
       const bad = batches();
-      bad[2] = { view: ages, batch: batchOf(ages, [1, 2], () => 1, (k) => ({ age: k === 2 ? 1.5 : 3 })) };
+      bad[2] = {
+        view: ages,
+        batch: batchOf(
+          ages,
+          [1, 2],
+          () => 1,
+          (k) => ({ age: k === 2 ? 1.5 : 3 }),
+        ),
+      };
       await expect(store.writeViews!("p", bad)).rejects.toThrow(/"age" \(int64\) value 1.5/);
       expect(tableRows(join(tmp.dir, "atomic.db"))).toEqual([]);
       // and a later write still saves its schema (none was left half-saved by the failed one)
@@ -208,17 +307,27 @@ async function writeMultiViewRepo(dir: string, project: string, online: string):
   mkdirSync(join(dir, "data"), { recursive: true });
   writeFileSync(join(dir, "feature_store.yaml"), `project: ${project}\nregistry: data/registry.db\n${online}`);
   const defs = VIEWS.map(
-    (v) => `export const ${v} = new FeatureView({ name: "view_${v}", entities: [user], ttl: 0, schema: [new Field({ name: "${v}_x", dtype: "float64" }), new Field({ name: "${v}_n", dtype: "int64" })],
+    (
+      v,
+    ) => `export const ${v} = new FeatureView({ name: "view_${v}", entities: [user], ttl: 0, schema: [new Field({ name: "${v}_x", dtype: "float64" }), new Field({ name: "${v}_n", dtype: "int64" })],
   source: new FileSource({ name: "src_${v}", path: "data/${v}.parquet", timestampField: "event_timestamp" }) });`,
   );
-  writeFileSync(join(dir, "features.ts"), `import { Entity, FeatureView, Field, FileSource } from "fstore";\nexport const user = new Entity({ name: "user", joinKeys: ["user_id"], valueType: "int64" });\n${defs.join("\n")}\n`);
+  writeFileSync(
+    join(dir, "features.ts"),
+    `import { Entity, FeatureView, Field, FileSource } from "fstore";\nexport const user = new Entity({ name: "user", joinKeys: ["user_id"], valueType: "int64" });\n${defs.join("\n")}\n`,
+  );
   for (const v of VIEWS) {
     // two versions per user: the later one must win
     const rows = USERS[v].flatMap((u) => [
       { user_id: u, event_timestamp: T0 - 2000, [`${v}_x`]: -1, [`${v}_n`]: -1 },
       { user_id: u, event_timestamp: T0 - 1000 + u, [`${v}_x`]: u / 8, [`${v}_n`]: u * 3 },
     ]);
-    await writeParquet(join(dir, `data/${v}.parquet`), rows, { user_id: "int64", event_timestamp: "timestamp", [`${v}_x`]: "float64", [`${v}_n`]: "int64" });
+    await writeParquet(join(dir, `data/${v}.parquet`), rows, {
+      user_id: "int64",
+      event_timestamp: "timestamp",
+      [`${v}_x`]: "float64",
+      [`${v}_n`]: "int64",
+    });
   }
 }
 
@@ -226,7 +335,10 @@ const ALL = VIEWS.flatMap((v) => [`view_${v}:${v}_x`, `view_${v}:${v}_n`]);
 const PROBE = [1, 2, 7, 150, 299, 300, 301, 302, 400, 401, 598, 599, 1000];
 
 function expected(): unknown[][] {
-  return VIEWS.flatMap((v) => [PROBE.map((u) => (USERS[v].includes(u) ? u / 8 : null)), PROBE.map((u) => (USERS[v].includes(u) ? u * 3 : null))]);
+  return VIEWS.flatMap((v) => [
+    PROBE.map((u) => (USERS[v].includes(u) ? u / 8 : null)),
+    PROBE.map((u) => (USERS[v].includes(u) ? u * 3 : null)),
+  ]);
 }
 
 /** An online store that fails its `failAt`-th writeViews call (a crash mid-materialize). */
@@ -253,7 +365,10 @@ describe("materialize of several views of one entity", () => {
 
   it.each([
     ["sqlite", "online_store:\n  type: sqlite\n  path: data/online.db\n"],
-    ["redis", `online_store:\n  type: redis\n  connection_string: "127.0.0.1:6379,db=0"\n  key_prefix: fstore_mat_test_${RUN}\n`],
+    [
+      "redis",
+      `online_store:\n  type: redis\n  connection_string: "127.0.0.1:6379,db=0"\n  key_prefix: fstore_mat_test_${RUN}\n`,
+    ],
   ])("writes every view's latest rows on %s, in small batches", async (kind, online) => {
     const dir = join(tmp.dir, `repo_${kind}`);
     await writeMultiViewRepo(dir, `mat_${kind}_${RUN}`, online);
@@ -261,14 +376,18 @@ describe("materialize of several views of one entity", () => {
     try {
       await store.apply();
       const report = await store.materialize(new Date(T0 - 86400_000), new Date(T0), { batchSize: 64 });
-      expect(report.views.map((v) => [v.view, v.rows, v.written])).toEqual(VIEWS.map((v) => [`view_${v}`, USERS[v].length, USERS[v].length]));
+      expect(report.views.map((v) => [v.view, v.rows, v.written])).toEqual(
+        VIEWS.map((v) => [`view_${v}`, USERS[v].length, USERS[v].length]),
+      );
       const res = (await store.getOnlineFeatures({ features: ALL, entities: { user_id: PROBE } })).toFeastJSON();
       expect(res.results.slice(1).map((r) => r.values)).toEqual(expected());
       answers.set(kind, res);
       // again: nothing newer to write, every row rewritten in place (ties: last write wins), same answers
       const again = await store.materialize(new Date(T0 - 86400_000), new Date(T0), { batchSize: 64 });
       expect(again.views.map((v) => v.written)).toEqual(VIEWS.map((v) => USERS[v].length));
-      expect((await store.getOnlineFeatures({ features: ALL, entities: { user_id: PROBE } })).toFeastJSON()).toEqual(res);
+      expect((await store.getOnlineFeatures({ features: ALL, entities: { user_id: PROBE } })).toFeastJSON()).toEqual(
+        res,
+      );
     } finally {
       await store.teardown(); // Redis keys go even when the test fails
       await store.close();
@@ -285,7 +404,11 @@ describe("materialize of several views of one entity", () => {
     try {
       await store.apply();
       // a: 400 rows alone (a part holds at least one view), b: 150 (+ c's 200 > 300), then c + d: 201
-      const report = await store.materialize(new Date(T0 - 86400_000), new Date(T0), { batchSize: 64, mergeRows: 300, progress });
+      const report = await store.materialize(new Date(T0 - 86400_000), new Date(T0), {
+        batchSize: 64,
+        mergeRows: 300,
+        progress,
+      });
       expect(labels).toEqual(["view_a", "view_b", "view_c, view_d"]);
       expect(report.views.map((v) => v.rows)).toEqual(VIEWS.map((v) => USERS[v].length));
       const res = (await store.getOnlineFeatures({ features: ALL, entities: { user_id: PROBE } })).toFeastJSON();
@@ -330,10 +453,16 @@ describe("materialize of several views of one entity", () => {
     const crashing = await FeatureStore.open(dir, { onlineStore: failingAt(real, 4) });
     try {
       await crashing.apply();
-      await expect(crashing.materialize(new Date(T0 - 86400_000), new Date(T0), { batchSize: 64 })).rejects.toThrow(/disk full \(injected\)/);
+      await expect(crashing.materialize(new Date(T0 - 86400_000), new Date(T0), { batchSize: 64 })).rejects.toThrow(
+        /disk full \(injected\)/,
+      );
       // the three rounds before the failure are there, whole; none of the intervals is recorded
       const db = new Database(join(dir, "data/online.db"), { readonly: true });
-      const stored = db.prepare(`SELECT count(*) AS n FROM "${sqliteTableName(`mat_crash_${RUN}`, { entityColumns: [{ name: "user_id", dtype: "int64" }] })}"`).get() as { n: number };
+      const stored = db
+        .prepare(
+          `SELECT count(*) AS n FROM "${sqliteTableName(`mat_crash_${RUN}`, { entityColumns: [{ name: "user_id", dtype: "int64" }] })}"`,
+        )
+        .get() as { n: number };
       db.close();
       expect(stored.n).toBeGreaterThan(0);
       expect(stored.n).toBeLessThan(Object.values(USERS).reduce((s, u) => s + u.length, 0));
@@ -354,7 +483,9 @@ describe("materialize of several views of one entity", () => {
 
 describe("materialize under offline_store.memory_limit", () => {
   it("sizes merged parts to fit the limit: what runs out of memory in one part completes in parts", async () => {
-    expect([defaultMergeRows(), defaultMergeRows(1e9), defaultMergeRows(64 * 2 ** 20), defaultMergeRows(1e6)]).toEqual([8_000_000, 4_000_000, 268_435, 65_536]);
+    expect([defaultMergeRows(), defaultMergeRows(1e9), defaultMergeRows(64 * 2 ** 20), defaultMergeRows(1e6)]).toEqual([
+      8_000_000, 4_000_000, 268_435, 65_536,
+    ]);
     const dir = join(tmp.dir, "repo_limited");
     mkdirSync(join(dir, "data"), { recursive: true });
     const n = 250_000;
@@ -363,18 +494,26 @@ describe("materialize under offline_store.memory_limit", () => {
       join(dir, "feature_store.yaml"),
       `project: mat_limited\nregistry: data/registry.db\nonline_store:\n  type: sqlite\n  path: data/online.db\noffline_store:\n  type: duckdb\n  memory_limit: 64MiB\n  threads: 1\n`,
     );
-    const fields = (v: string) => Array.from({ length: 6 }, (_, f) => `new Field({ name: "${v}${f}", dtype: "float64" })`).join(", ");
+    const fields = (v: string) =>
+      Array.from({ length: 6 }, (_, f) => `new Field({ name: "${v}${f}", dtype: "float64" })`).join(", ");
     writeFileSync(
       join(dir, "features.ts"),
       `import { Entity, FeatureView, Field, FileSource } from "fstore";\nexport const user = new Entity({ name: "user", joinKeys: ["user_id"], valueType: "int64" });\n` +
-        names.map((v) => `export const ${v} = new FeatureView({ name: "view_${v}", entities: [user], ttl: 0, schema: [${fields(v)}], source: new FileSource({ path: "data/${v}.parquet", timestampField: "ts" }) });`).join("\n"),
+        names
+          .map(
+            (v) =>
+              `export const ${v} = new FeatureView({ name: "view_${v}", entities: [user], ttl: 0, schema: [${fields(v)}], source: new FileSource({ path: "data/${v}.parquet", timestampField: "ts" }) });`,
+          )
+          .join("\n"),
     );
     const db = await DuckDBInstance.create(":memory:");
     const c = await db.connect();
     try {
       for (const v of names) {
         const cols = Array.from({ length: 6 }, (_, f) => `random() AS ${v}${f}`).join(", ");
-        await c.run(`COPY (SELECT range AS user_id, TIMESTAMP '2025-06-01' AS ts, ${cols} FROM range(${n})) TO '${join(dir, `data/${v}.parquet`)}' (FORMAT parquet)`);
+        await c.run(
+          `COPY (SELECT range AS user_id, TIMESTAMP '2025-06-01' AS ts, ${cols} FROM range(${n})) TO '${join(dir, `data/${v}.parquet`)}' (FORMAT parquet)`,
+        );
       }
     } finally {
       c.closeSync();
@@ -384,14 +523,26 @@ describe("materialize under offline_store.memory_limit", () => {
     try {
       await store.apply();
       // 1M rows in one part need ~150 MB of DuckDB memory: past the limit, and the error says what to do
-      await expect(store.materialize(0, new Date("2026-01-01"), { mergeRows: 1e9 })).rejects.toThrow(/ran out of memory under offline_store\.memory_limit 64MiB: raise offline_store\.memory_limit/);
+      await expect(store.materialize(0, new Date("2026-01-01"), { mergeRows: 1e9 })).rejects.toThrow(
+        /ran out of memory under offline_store\.memory_limit 64MiB: raise offline_store\.memory_limit/,
+      );
       // by default a part holds what fits in 64 MiB: one view each
       const labels: string[] = [];
-      const report = await store.materialize(0, new Date("2026-01-01"), { progress: { start: (label: string) => labels.push(label), tick: () => undefined, stop: () => undefined } });
+      const report = await store.materialize(0, new Date("2026-01-01"), {
+        progress: { start: (label: string) => labels.push(label), tick: () => undefined, stop: () => undefined },
+      });
       expect(labels).toEqual(["view_a", "view_b", "view_c", "view_d"]);
       expect(report.views.map((v) => v.rows)).toEqual([n, n, n, n]);
-      const res = await store.getOnlineFeatures({ features: ["view_a:a0", "view_d:d5"], entities: { user_id: [0, n - 1, n] } });
-      expect(res.toFeastJSON().results.slice(1).map((r) => r.statuses)).toEqual([
+      const res = await store.getOnlineFeatures({
+        features: ["view_a:a0", "view_d:d5"],
+        entities: { user_id: [0, n - 1, n] },
+      });
+      expect(
+        res
+          .toFeastJSON()
+          .results.slice(1)
+          .map((r) => r.statuses),
+      ).toEqual([
         ["PRESENT", "PRESENT", "NOT_FOUND"],
         ["PRESENT", "PRESENT", "NOT_FOUND"],
       ]);

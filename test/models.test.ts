@@ -13,7 +13,15 @@ import { accidentalHitMask, TwoTowerModel } from "../adapters/models/two_tower.j
 import { DlrmModel } from "../adapters/models/dlrm.js";
 import { DlrmScorer } from "../adapters/models/dlrm_scorer.js";
 import { fit } from "../adapters/models/train.js";
-import { dlrmToLayers, loadModel, predict, readItemEmbeddings, saveModel, towerToLayers, writeItemEmbeddings } from "../adapters/models/artifacts.js";
+import {
+  dlrmToLayers,
+  loadModel,
+  predict,
+  readItemEmbeddings,
+  saveModel,
+  towerToLayers,
+  writeItemEmbeddings,
+} from "../adapters/models/artifacts.js";
 import { leaveLastOut, loadMovieLens, recentItems } from "../adapters/models/movielens.js";
 import { sharedDataDir } from "../adapters/datasets/movielens.js";
 import { ValidationError } from "../common/errors.js";
@@ -64,17 +72,25 @@ function planted(n: number, seed: number): Frame {
     user_id[k] = Math.floor(r() * U);
     item_id[k] = (user_id[k] % G) + G * Math.floor(r() * (I / G));
   }
-  return { length: n, columns: { user_id, item_id, item_cat: item_id.map((x) => x % G), click: new Int32Array(n).fill(1) } };
+  return {
+    length: n,
+    columns: { user_id, item_id, item_cat: item_id.map((x) => x % G), click: new Int32Array(n).fill(1) },
+  };
 }
 
 describe("backend and gradients", () => {
   it("picks wasm and computes the gather gradient on it, summing duplicate ids (numeric check)", () => {
     expect(tf.getBackend()).toBe("wasm");
     const x0 = Float32Array.from({ length: 12 }, (_, i) => Math.sin(i + 1));
-    const w = tf.tensor2d(Float32Array.from({ length: 12 }, (_, i) => (i % 5) - 2), [4, 3]);
+    const w = tf.tensor2d(
+      Float32Array.from({ length: 12 }, (_, i) => (i % 5) - 2),
+      [4, 3],
+    );
     const ids = tf.tensor1d([2, 0, 2, 3], "int32");
     const f = (x: tf.Tensor) => tf.sum(tf.mul(tf.square(tf.gather(x, ids)), w)) as tf.Scalar;
-    const analytic = tf.grad(f)(tf.tensor2d(x0, [4, 3])).dataSync();
+    const analytic = tf
+      .grad(f)(tf.tensor2d(x0, [4, 3]))
+      .dataSync();
     expectClose(analytic, numericGrad(f, x0, [4, 3]), 2e-2);
     // Row 1 is never gathered: exactly zero.
     expect(Array.from(analytic.slice(3, 6))).toEqual([0, 0, 0]);
@@ -83,36 +99,71 @@ describe("backend and gradients", () => {
   it("computes the gather gradient along axis 1", () => {
     const x0 = Float32Array.from({ length: 8 }, (_, i) => i * 0.3 - 1);
     const ids = tf.tensor1d([3, 3, 0], "int32");
-    const f = (x: tf.Tensor) => tf.sum(tf.mul(tf.gather(x, ids, 1), tf.tensor2d([[1, 2, 3], [4, 5, 6]]))) as tf.Scalar;
-    const analytic = tf.grad(f)(tf.tensor2d(x0, [2, 4])).dataSync();
+    const f = (x: tf.Tensor) =>
+      tf.sum(
+        tf.mul(
+          tf.gather(x, ids, 1),
+          tf.tensor2d([
+            [1, 2, 3],
+            [4, 5, 6],
+          ]),
+        ),
+      ) as tf.Scalar;
+    const analytic = tf
+      .grad(f)(tf.tensor2d(x0, [2, 4]))
+      .dataSync();
     expect(Array.from(analytic)).toEqual([3, 0, 0, 3, 6, 0, 0, 9]);
   });
 
   it("keeps matMul gradients right for every transpose combination", () => {
     const a0 = Float32Array.from({ length: 6 }, (_, i) => Math.cos(i));
-    const b = tf.tensor2d(Float32Array.from({ length: 6 }, (_, i) => i - 2.5), [3, 2]);
-    for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+    const b = tf.tensor2d(
+      Float32Array.from({ length: 6 }, (_, i) => i - 2.5),
+      [3, 2],
+    );
+    for (const [ta, tb] of [
+      [false, false],
+      [true, false],
+      [false, true],
+      [true, true],
+    ] as const) {
       const aShape = ta ? [3, 2] : [2, 3];
       const bb = tb ? tf.transpose(b) : b;
-      const f = (a: tf.Tensor) => tf.sum(tf.square(tf.matMul(a as tf.Tensor2D, bb as tf.Tensor2D, ta, tb))) as tf.Scalar;
+      const f = (a: tf.Tensor) =>
+        tf.sum(tf.square(tf.matMul(a as tf.Tensor2D, bb as tf.Tensor2D, ta, tb))) as tf.Scalar;
       expectClose(tf.grad(f)(tf.tensor(a0, aShape)).dataSync(), numericGrad(f, a0, aShape), 5e-2);
     }
-    expectClose(matMulFast(tf.ones([2, 3]), tf.ones([4, 3]), false, true).dataSync(), new Float32Array(8).fill(3), 1e-6);
+    expectClose(
+      matMulFast(tf.ones([2, 3]), tf.ones([4, 3]), false, true).dataSync(),
+      new Float32Array(8).fill(3),
+      1e-6,
+    );
   });
 
   it("lazy Adam moves only the touched rows, exactly as dense Adam does on them", () => {
     const init = Float32Array.from({ length: 20 }, (_, i) => (i % 7) * 0.01);
     const lazy = new EmbeddingTable("t", 5, 4, "lazy", 1, init.slice());
     const dense = new EmbeddingTable("t", 5, 4, "dense", 1, init.slice());
-    const target = tf.tensor2d(Float32Array.from({ length: 12 }, (_, i) => i * 0.1), [3, 4]);
+    const target = tf.tensor2d(
+      Float32Array.from({ length: 12 }, (_, i) => i * 0.1),
+      [3, 4],
+    );
     const ids = Int32Array.from([1, 3, 1]);
     const encL = new Optimizer({ learningRate: 0.1 });
     const encD = new Optimizer({ learningRate: 0.1 });
     for (let step = 0; step < 3; step++) {
       const pl = lazy.prepare(ids, true);
-      encL.minimize(() => tf.sum(tf.square(tf.sub(tf.gather(pl.source, pl.index), target))) as tf.Scalar, [], [{ lookups: [pl], pooling: [null], continuous: null, length: 3 }]);
+      encL.minimize(
+        () => tf.sum(tf.square(tf.sub(tf.gather(pl.source, pl.index), target))) as tf.Scalar,
+        [],
+        [{ lookups: [pl], pooling: [null], continuous: null, length: 3 }],
+      );
       const pd = dense.prepare(ids, true);
-      encD.minimize(() => tf.sum(tf.square(tf.sub(tf.gather(pd.source, pd.index), target))) as tf.Scalar, [dense.variable as tf.Variable], []);
+      encD.minimize(
+        () => tf.sum(tf.square(tf.sub(tf.gather(pd.source, pd.index), target))) as tf.Scalar,
+        [dense.variable as tf.Variable],
+        [],
+      );
       pl.index.dispose();
       pl.leaf?.dispose();
       pd.index.dispose();
@@ -142,15 +193,21 @@ describe("schema inputs", () => {
   it("rejects a bad schema with the file and column named", () => {
     const p = join(dir, "schema.json");
     writeFileSync(p, JSON.stringify([{ name: "a", tags: ["categorical"], properties: {} }]));
-    expect(() => loadSchema(p)).toThrow(/schema file .*schema\.json: categorical column "a" needs properties.cardinality/);
+    expect(() => loadSchema(p)).toThrow(
+      /schema file .*schema\.json: categorical column "a" needs properties.cardinality/,
+    );
     expect(() => parseSchema([{ name: "a", tags: ["colour"] }])).toThrow(/column "a": unknown tag "colour"/);
     expect(() => parseSchema({ cols: [] })).toThrow(ValidationError);
   });
 
   it("names missing feature columns and out-of-range categories", () => {
     const spec = selectInputs(parseSchema(plantedSchema));
-    expect(() => frameFromRows([{ user_id: 1, item_id: 2 }], spec, "entity rows")).toThrow(/entity rows: missing feature column\(s\) "item_cat"/);
-    expect(() => frameFromRows([{ user_id: 1, item_id: 200, item_cat: 0 }], spec)).toThrow(/column "item_id" row 0: value 200 is not a category index in \[0, 100\)/);
+    expect(() => frameFromRows([{ user_id: 1, item_id: 2 }], spec, "entity rows")).toThrow(
+      /entity rows: missing feature column\(s\) "item_cat"/,
+    );
+    expect(() => frameFromRows([{ user_id: 1, item_id: 200, item_cat: 0 }], spec)).toThrow(
+      /column "item_id" row 0: value 200 is not a category index in \[0, 100\)/,
+    );
   });
 });
 
@@ -165,7 +222,14 @@ describe("blocks", () => {
       "lazy",
       1,
     );
-    const frame: Frame = { length: 2, columns: { a: Int32Array.from([1, 4]), g: { offsets: Int32Array.from([0, 2, 2]), values: Int32Array.from([1, 3]) }, x: Float32Array.from([0.5, -1]) } };
+    const frame: Frame = {
+      length: 2,
+      columns: {
+        a: Int32Array.from([1, 4]),
+        g: { offsets: Int32Array.from([0, 2, 2]), values: Int32Array.from([1, 3]) },
+        x: Float32Array.from([0.5, -1]),
+      },
+    };
     const p = enc.prepare(frame, false);
     const out = enc.concat(p);
     expect(out.shape).toEqual([2, 6]);
@@ -185,7 +249,11 @@ describe("blocks", () => {
     expect(tt.encode("candidate", data).length).toBe(50 * 8);
     const dl = new DlrmModel(spec, { embeddingDim: 4, topLayers: [8, 4] });
     expect(dl.nVectors).toBe(3);
-    expect(dl.pairs).toEqual([[0, 1], [0, 2], [1, 2]]);
+    expect(dl.pairs).toEqual([
+      [0, 1],
+      [0, 2],
+      [1, 2],
+    ]);
     const s = dl.score(data);
     expect(s.length).toBe(50);
     expect(s.every((x) => x > 0 && x < 1)).toBe(true);
@@ -207,7 +275,10 @@ describe("learning a planted signal", () => {
     const itemIds = cat.columns.item_id as Int32Array;
     // One relevant item per user: a random item of its group.
     const r = rng(99);
-    const relevant = Array.from({ length: U }, (_, u) => new Set([itemIds.indexOf((u % G) + G * Math.floor(r() * (I / G)))]));
+    const relevant = Array.from(
+      { length: U },
+      (_, u) => new Set([itemIds.indexOf((u % G) + G * Math.floor(r() * (I / G)))]),
+    );
     const qt = tf.tensor2d(q, [U, tt.dim]);
     const ctT = tf.transpose(tf.tensor2d(c, [cat.length, tt.dim]));
     const m = evaluateTopK({
@@ -248,11 +319,13 @@ describe("negative sampling", () => {
     const pos = Int32Array.from({ length: 500 }, () => Math.floor(r() * 5));
     const fromBatch = sampleNegatives(pos, pos, 8, r);
     expect(fromBatch.positiveRow.length).toBeGreaterThan(3500);
-    for (let k = 0; k < fromBatch.positiveRow.length; k++) expect(pos[fromBatch.candidateRow[k]]).not.toBe(pos[fromBatch.positiveRow[k]]);
+    for (let k = 0; k < fromBatch.positiveRow.length; k++)
+      expect(pos[fromBatch.candidateRow[k]]).not.toBe(pos[fromBatch.positiveRow[k]]);
     const catalogue = Int32Array.from({ length: 5 }, (_, i) => i);
     const fromCat = sampleNegatives(pos, catalogue, 8, r);
     expect(fromCat.positiveRow.length).toBe(500 * 8);
-    for (let k = 0; k < fromCat.positiveRow.length; k++) expect(catalogue[fromCat.candidateRow[k]]).not.toBe(pos[fromCat.positiveRow[k]]);
+    for (let k = 0; k < fromCat.positiveRow.length; k++)
+      expect(catalogue[fromCat.candidateRow[k]]).not.toBe(pos[fromCat.positiveRow[k]]);
     // A batch holding only one item has no negative to offer.
     expect(sampleNegatives(Int32Array.from([7, 7]), Int32Array.from([7, 7]), 3, r).positiveRow.length).toBe(0);
   });
@@ -277,7 +350,11 @@ describe("in-batch and mixed negatives", () => {
     expect(accidentalHitMask(Int32Array.from([1, 2, 3]))).toBeNull();
     const m = accidentalHitMask(Int32Array.from([1, 2, 1]), Int32Array.from([1, 2, 1, 2, 7])) as Float32Array;
     const hits = Array.from(m).flatMap((v, k) => (v < 0 ? [[Math.floor(k / 5), k % 5]] : []));
-    expect(hits).toEqual([[0, 2], [1, 3], [2, 0]]);
+    expect(hits).toEqual([
+      [0, 2],
+      [1, 3],
+      [2, 0],
+    ]);
   });
 
   it("trains with catalogue items mixed into the in-batch negatives, with logQ correction", () => {
@@ -344,7 +421,13 @@ describe("artifacts", () => {
   it("save/load gives identical query embeddings, item embeddings and DLRM scores", async () => {
     const schema = [
       ...plantedSchema,
-      { name: "genres", dtype: "int32", isList: true, tags: ["categorical", "item", "list"], properties: { cardinality: 6 } },
+      {
+        name: "genres",
+        dtype: "int32",
+        isList: true,
+        tags: ["categorical", "item", "list"],
+        properties: { cardinality: 6 },
+      },
       { name: "age", dtype: "float32", tags: ["continuous", "user"], properties: {} },
     ];
     const spec = selectInputs(parseSchema(schema), { maxEmbeddingDim: 8 });
@@ -357,22 +440,47 @@ describe("artifacts", () => {
       for (let k = 0; k < n; k++) values.push(Math.floor(r() * 6));
       offsets[i + 1] = values.length;
     }
-    const data: Frame = { length: 300, columns: { ...base.columns, genres: { offsets, values: Int32Array.from(values) }, age: Float32Array.from({ length: 300 }, () => r()) } };
+    const data: Frame = {
+      length: 300,
+      columns: {
+        ...base.columns,
+        genres: { offsets, values: Int32Array.from(values) },
+        age: Float32Array.from({ length: 300 }, () => r()),
+      },
+    };
     const tt = new TwoTowerModel(spec, { layers: [16, 8], l2Normalize: true, temperature: 0.1 });
     fit(tt, data, { epochs: 1, batchSize: 64 });
     const q = towerToLayers(tt, "query");
-    await saveModel(q.model, join(dir, "query"), { kind: "query-tower", inputs: q.inputs, output: { name: "embedding", dim: 8, l2Normalize: true }, metrics: { recall_at_10: 0.5 }, training: {} });
+    await saveModel(q.model, join(dir, "query"), {
+      kind: "query-tower",
+      inputs: q.inputs,
+      output: { name: "embedding", dim: 8, l2Normalize: true },
+      metrics: { recall_at_10: 0.5 },
+      training: {},
+    });
     const loaded = await loadModel(join(dir, "query"));
     expect(loaded.meta.metrics.recall_at_10).toBe(0.5);
     expectClose(predict(loaded, data), tt.encode("query", data), 1e-5);
     const c = towerToLayers(tt, "candidate");
-    await saveModel(c.model, join(dir, "item"), { kind: "item-tower", inputs: c.inputs, output: { name: "embedding", dim: 8, l2Normalize: true }, metrics: {}, training: {} });
+    await saveModel(c.model, join(dir, "item"), {
+      kind: "item-tower",
+      inputs: c.inputs,
+      output: { name: "embedding", dim: 8, l2Normalize: true },
+      metrics: {},
+      training: {},
+    });
     const itemEmb = tt.encode("candidate", data);
     expectClose(predict(await loadModel(join(dir, "item")), data), itemEmb, 1e-5);
 
     const cat = uniqueBy(data, "item_id");
     const catEmb = tt.encode("candidate", cat);
-    await writeItemEmbeddings(join(dir, "item_embeddings.parquet"), "item_id", cat.columns.item_id as Int32Array, catEmb, 8);
+    await writeItemEmbeddings(
+      join(dir, "item_embeddings.parquet"),
+      "item_id",
+      cat.columns.item_id as Int32Array,
+      catEmb,
+      8,
+    );
     const back = await readItemEmbeddings(join(dir, "item_embeddings.parquet"), "item_id");
     expect(Array.from(back.ids)).toEqual(Array.from(cat.columns.item_id as Int32Array));
     expect(Array.from(back.embeddings)).toEqual(Array.from(catEmb));
@@ -380,7 +488,13 @@ describe("artifacts", () => {
     const dl = new DlrmModel(spec, { embeddingDim: 8, topLayers: [16, 8], negatives: 2 });
     fit(dl, data, { epochs: 1, batchSize: 64 });
     const d = dlrmToLayers(dl);
-    await saveModel(d.model, join(dir, "dlrm"), { kind: "dlrm", inputs: d.inputs, output: { name: "click_probability", dim: 1 }, metrics: { auc: 0.7 }, training: {} });
+    await saveModel(d.model, join(dir, "dlrm"), {
+      kind: "dlrm",
+      inputs: d.inputs,
+      output: { name: "click_probability", dim: 1 },
+      metrics: { auc: 0.7 },
+      training: {},
+    });
     expectClose(predict(await loadModel(join(dir, "dlrm")), data), dl.score(data), 1e-5);
     tt.dispose();
     dl.dispose();
@@ -392,7 +506,13 @@ describe("artifacts", () => {
     for (const continuousSide of ["user", "item"] as const) {
       const schema = [
         ...plantedSchema,
-        { name: "genres", dtype: "int32", isList: true, tags: ["categorical", "item", "list"], properties: { cardinality: 6 } },
+        {
+          name: "genres",
+          dtype: "int32",
+          isList: true,
+          tags: ["categorical", "item", "list"],
+          properties: { cardinality: 6 },
+        },
         { name: "age", dtype: "float32", tags: ["continuous", continuousSide], properties: {} },
         { name: "device", dtype: "int32", tags: ["categorical"], properties: { cardinality: 3 } }, // no side tag: context
       ];
@@ -407,17 +527,47 @@ describe("artifacts", () => {
         for (let j = 0; j < k; j++) values.push(Math.floor(r() * 6));
         offsets[i + 1] = values.length;
       }
-      const cols = { ...base.columns, genres: { offsets, values: Int32Array.from(values) }, age: Float32Array.from({ length: n }, () => r() * 2 - 1), device: Int32Array.from({ length: n }, () => Math.floor(r() * 3)) };
+      const cols = {
+        ...base.columns,
+        genres: { offsets, values: Int32Array.from(values) },
+        age: Float32Array.from({ length: n }, () => r() * 2 - 1),
+        device: Int32Array.from({ length: n }, () => Math.floor(r() * 3)),
+      };
       const data: Frame = { length: n, columns: cols };
-      const dl = new DlrmModel(spec, { embeddingDim: 8, bottomLayers: [16, 8], topLayers: [32, 16], negatives: 2, learningRate: 0.01, seed: 9 });
+      const dl = new DlrmModel(spec, {
+        embeddingDim: 8,
+        bottomLayers: [16, 8],
+        topLayers: [32, 16],
+        negatives: 2,
+        learningRate: 0.01,
+        seed: 9,
+      });
       fit(dl, data, { epochs: 2, batchSize: 64 });
       const expected = dl.score(data);
       expect(new Set(Array.from(expected, (x) => x.toFixed(5))).size).toBeGreaterThan(50); // not a constant model
       // One request: user 7 on device 2 (age 0.3 when it is a user feature) against 60 candidate items.
       const m = 60;
-      const cand = takeRows(data, Int32Array.from({ length: m }, (_, i) => i * 5));
-      const shared: Frame = { length: 1, columns: { user_id: Int32Array.of(7), device: Int32Array.of(2), ...(continuousSide === "user" ? { age: Float32Array.of(0.3) } : {}) } };
-      const repeated: Frame = { length: m, columns: { ...cand.columns, user_id: new Int32Array(m).fill(7), device: new Int32Array(m).fill(2), ...(continuousSide === "user" ? { age: new Float32Array(m).fill(0.3) } : {}) } };
+      const cand = takeRows(
+        data,
+        Int32Array.from({ length: m }, (_, i) => i * 5),
+      );
+      const shared: Frame = {
+        length: 1,
+        columns: {
+          user_id: Int32Array.of(7),
+          device: Int32Array.of(2),
+          ...(continuousSide === "user" ? { age: Float32Array.of(0.3) } : {}),
+        },
+      };
+      const repeated: Frame = {
+        length: m,
+        columns: {
+          ...cand.columns,
+          user_id: new Int32Array(m).fill(7),
+          device: new Int32Array(m).fill(2),
+          ...(continuousSide === "user" ? { age: new Float32Array(m).fill(0.3) } : {}),
+        },
+      };
       const want = dl.score(repeated);
       for (const engine of ["tfjs", "js"] as const) {
         const scorer = DlrmScorer.fromModel(dl, engine);
@@ -431,7 +581,13 @@ describe("artifacts", () => {
 
       const d = dlrmToLayers(dl);
       const folder = join(dir, `dlrm-scorer-${continuousSide}`);
-      await saveModel(d.model, folder, { kind: "dlrm", inputs: d.inputs, output: { name: "click_probability", dim: 1 }, metrics: {}, training: {} });
+      await saveModel(d.model, folder, {
+        kind: "dlrm",
+        inputs: d.inputs,
+        output: { name: "click_probability", dim: 1 },
+        metrics: {},
+        training: {},
+      });
       const loaded = await loadModel(folder);
       const fromLayers = DlrmScorer.fromLayers(loaded);
       // The folded F x F interaction kernel keeps exactly the trained pairs.

@@ -35,10 +35,34 @@ export const retrieval = new FeatureService({ name: "retrieval", features: [user
 
 const SCHEMA = {
   columns: [
-    { name: "user_id", dtype: "int64", isList: false, tags: ["categorical", "user", "user_id"], properties: { cardinality: U } },
-    { name: "user_group", dtype: "int64", isList: false, tags: ["categorical", "user"], properties: { cardinality: G } },
-    { name: "item_id", dtype: "int64", isList: false, tags: ["categorical", "item", "item_id"], properties: { cardinality: I } },
-    { name: "item_group", dtype: "int64", isList: false, tags: ["categorical", "item"], properties: { cardinality: G } },
+    {
+      name: "user_id",
+      dtype: "int64",
+      isList: false,
+      tags: ["categorical", "user", "user_id"],
+      properties: { cardinality: U },
+    },
+    {
+      name: "user_group",
+      dtype: "int64",
+      isList: false,
+      tags: ["categorical", "user"],
+      properties: { cardinality: G },
+    },
+    {
+      name: "item_id",
+      dtype: "int64",
+      isList: false,
+      tags: ["categorical", "item", "item_id"],
+      properties: { cardinality: I },
+    },
+    {
+      name: "item_group",
+      dtype: "int64",
+      isList: false,
+      tags: ["categorical", "item"],
+      properties: { cardinality: G },
+    },
     { name: "click", dtype: "int32", isList: false, tags: ["target", "binary_classification"], properties: {} },
   ],
 };
@@ -49,7 +73,10 @@ let store: FeatureStore;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "fstore-train-jobs-"));
   mkdirSync(join(dir, "data"));
-  writeFileSync(join(dir, "feature_store.yaml"), "project: train_jobs\nregistry: data/registry.db\nprovider: local\nonline_store:\n  type: sqlite\n  path: data/online.db\noffline_store:\n  type: duckdb\n");
+  writeFileSync(
+    join(dir, "feature_store.yaml"),
+    "project: train_jobs\nregistry: data/registry.db\nprovider: local\nonline_store:\n  type: sqlite\n  path: data/online.db\noffline_store:\n  type: duckdb\n",
+  );
   writeFileSync(join(dir, "defs.ts"), DEFINITIONS);
   writeFileSync(join(dir, "schema.json"), JSON.stringify(SCHEMA));
   // Users and items fall into G groups; users click items of their own group.
@@ -64,9 +91,15 @@ beforeAll(async () => {
   const db = await DuckDBInstance.create(":memory:");
   const c = await db.connect();
   const q = (p: string) => `'${join(dir, p)}'`;
-  await c.run(`COPY (SELECT range AS user_id, range % ${G} AS user_group, TIMESTAMP '2024-01-01' AS event_timestamp FROM range(${U})) TO ${q("data/users.parquet")} (FORMAT parquet)`);
-  await c.run(`COPY (SELECT range AS item_id, range % ${G} AS item_group, TIMESTAMP '2024-01-01' AS event_timestamp FROM range(${I})) TO ${q("data/items.parquet")} (FORMAT parquet)`);
-  await c.run(`COPY (SELECT * FROM (VALUES ${events.join(",")}) t(user_id, item_id, click, event_timestamp)) TO ${q("events.parquet")} (FORMAT parquet)`);
+  await c.run(
+    `COPY (SELECT range AS user_id, range % ${G} AS user_group, TIMESTAMP '2024-01-01' AS event_timestamp FROM range(${U})) TO ${q("data/users.parquet")} (FORMAT parquet)`,
+  );
+  await c.run(
+    `COPY (SELECT range AS item_id, range % ${G} AS item_group, TIMESTAMP '2024-01-01' AS event_timestamp FROM range(${I})) TO ${q("data/items.parquet")} (FORMAT parquet)`,
+  );
+  await c.run(
+    `COPY (SELECT * FROM (VALUES ${events.join(",")}) t(user_id, item_id, click, event_timestamp)) TO ${q("events.parquet")} (FORMAT parquet)`,
+  );
   c.closeSync();
   db.closeSync();
   store = await FeatureStore.open(dir);
@@ -135,21 +168,57 @@ describe("fs train jobs from the feature store", () => {
 
   it("names a feature the schema needs that the join did not produce", async () => {
     await expect(
-      trainTwoTowerJob({ store, schemaPath: join(dir, "schema.json"), entityDf: join(dir, "events.parquet"), features: ["user_features:user_group"], outDir: join(dir, "bad"), log: () => {} }),
+      trainTwoTowerJob({
+        store,
+        schemaPath: join(dir, "schema.json"),
+        entityDf: join(dir, "events.parquet"),
+        features: ["user_features:user_group"],
+        outDir: join(dir, "bad"),
+        log: () => {},
+      }),
     ).rejects.toThrow(/training set \(point-in-time join\): missing feature column\(s\) "item_group"/);
   });
 
   it("runs as `fs train two-tower` with a progress log and exports the artifacts", () => {
     // `npm test` builds dist/ first; build here when this file runs alone on a fresh checkout.
-    if (!existsSync(join(ROOT, "dist/cli/commands/train.js"))) execFileSync("npx", ["tsc", "-p", "tsconfig.json"], { cwd: ROOT, stdio: "ignore" });
+    if (!existsSync(join(ROOT, "dist/cli/commands/train.js")))
+      execFileSync("npx", ["tsc", "-p", "tsconfig.json"], { cwd: ROOT, stdio: "ignore" });
     const out = join(dir, "cli_tt");
     const stdout = execFileSync(
       process.execPath,
-      [join(ROOT, "bin/fs.js"), "train", "two-tower", "--repo", dir, "--entity-df", join(dir, "events.parquet"), "--feature-service", "retrieval", "--schema", join(dir, "schema.json"), "--output", out, "--epochs", "2", "--batch-size", "256", "--backend", "wasm"],
+      [
+        join(ROOT, "bin/fs.js"),
+        "train",
+        "two-tower",
+        "--repo",
+        dir,
+        "--entity-df",
+        join(dir, "events.parquet"),
+        "--feature-service",
+        "retrieval",
+        "--schema",
+        join(dir, "schema.json"),
+        "--output",
+        out,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "256",
+        "--backend",
+        "wasm",
+      ],
       { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
     );
     expect(stdout).toMatch(/epoch 2\/2: loss [\d.]+ \| \d+ samples\/s/);
     expect(stdout).toMatch(/two-tower: recall_at_10 [\d.]+/);
-    for (const f of ["query_tower/model.json", "query_tower/weights.bin", "query_tower/fstore-model.json", "item_tower/model.json", "item_embeddings.parquet", "results.json"]) expect(existsSync(join(out, f))).toBe(true);
+    for (const f of [
+      "query_tower/model.json",
+      "query_tower/weights.bin",
+      "query_tower/fstore-model.json",
+      "item_tower/model.json",
+      "item_embeddings.parquet",
+      "results.json",
+    ])
+      expect(existsSync(join(out, f))).toBe(true);
   });
 });

@@ -18,11 +18,36 @@ let dir: string;
 let store: OfflineStore;
 
 function source(name: string, path: string, extra: Partial<FileSourceSpec> = {}): FileSourceSpec {
-  return { type: "file", name, path, timestampField: "event_timestamp", fieldMapping: {}, description: "", tags: {}, ...extra };
+  return {
+    type: "file",
+    name,
+    path,
+    timestampField: "event_timestamp",
+    fieldMapping: {},
+    description: "",
+    tags: {},
+    ...extra,
+  };
 }
 
-function view(name: string, src: FileSourceSpec, features: FieldSpec[], keys: FieldSpec[] = [{ name: "user_id", dtype: "int64" }]): FeatureViewSpec {
-  return { name, entities: ["user"], entityColumns: keys, features, ttlSeconds: 0, source: src, online: true, tags: {}, description: "", owner: "" };
+function view(
+  name: string,
+  src: FileSourceSpec,
+  features: FieldSpec[],
+  keys: FieldSpec[] = [{ name: "user_id", dtype: "int64" }],
+): FeatureViewSpec {
+  return {
+    name,
+    entities: ["user"],
+    entityColumns: keys,
+    features,
+    ttlSeconds: 0,
+    source: src,
+    online: true,
+    tags: {},
+    description: "",
+    owner: "",
+  };
 }
 
 async function collect(batches: AsyncIterable<ColumnBatch>): Promise<Array<Record<string, unknown>>> {
@@ -69,7 +94,13 @@ beforeAll(async () => {
   ];
   await writeParquet(
     p,
-    rows.map(([user_id, event_timestamp, created, f]) => ({ user_id, event_timestamp, created, f_raw: f, tags: [f, f + 1] })),
+    rows.map(([user_id, event_timestamp, created, f]) => ({
+      user_id,
+      event_timestamp,
+      created,
+      f_raw: f,
+      tags: [f, f + 1],
+    })),
     { user_id: "int64", event_timestamp: "timestamp", created: "timestamp", f_raw: "float64", tags: "int64[]" },
   );
   statsSrc = source("stats", p, { createdTimestampColumn: "created", fieldMapping: { f_raw: "f" } });
@@ -77,7 +108,9 @@ beforeAll(async () => {
     { name: "f", dtype: "float64" },
     { name: "tags", dtype: "int64[]" },
   ]);
-  noCreated = view("stats_nc", source("stats_nc", p, { fieldMapping: { f_raw: "f" } }), [{ name: "f", dtype: "float64" }]);
+  noCreated = view("stats_nc", source("stats_nc", p, { fieldMapping: { f_raw: "f" } }), [
+    { name: "f", dtype: "float64" },
+  ]);
 });
 
 afterAll(async () => {
@@ -112,7 +145,8 @@ describe("pullLatest", () => {
       sizes.push(b.length);
       expect(b.columns.__event_ts).toBeInstanceOf(Float64Array);
       expect(b.columns.f).toBeInstanceOf(Float64Array);
-      for (let i = 0; i < b.length; i++) rows.push({ user_id: b.columns.user_id[i], f: b.columns.f[i], created: b.columns.__created_ts[i] });
+      for (let i = 0; i < b.length; i++)
+        rows.push({ user_id: b.columns.user_id[i], f: b.columns.f[i], created: b.columns.__created_ts[i] });
     }
     expect(sizes).toEqual([3, 1]);
     rows.sort((a, b) => Number(a.user_id) - Number(b.user_id));
@@ -133,13 +167,20 @@ describe("pullLatest", () => {
       ],
       { user_id: "int64", item_id: "int32", event_timestamp: "timestamp", clicks: "int32" },
     );
-    const v = view("pairs", source("pairs", p), [{ name: "clicks", dtype: "int32" }], [
-      { name: "user_id", dtype: "int64" },
-      { name: "item_id", dtype: "int32" },
-    ]);
+    const v = view(
+      "pairs",
+      source("pairs", p),
+      [{ name: "clicks", dtype: "int32" }],
+      [
+        { name: "user_id", dtype: "int64" },
+        { name: "item_id", dtype: "int32" },
+      ],
+    );
     const res = await store.pullLatest(v, ms("2024-01-01"), ms("2024-01-31"));
     expect(res.total).toBe(3);
-    const rows = (await collect(res.batches)).map((r) => [r.user_id, r.item_id, r.clicks]).sort((a, b) => Number(a[0]) - Number(b[0]) || Number(a[1]) - Number(b[1]));
+    const rows = (await collect(res.batches))
+      .map((r) => [r.user_id, r.item_id, r.clicks])
+      .sort((a, b) => Number(a[0]) - Number(b[0]) || Number(a[1]) - Number(b[1]));
     expect(rows).toEqual([
       [1, 10, 2],
       [1, 11, 3],
@@ -157,8 +198,17 @@ describe("pullLatest", () => {
 describe("retrieval results", () => {
   it("carries list features into Arrow lists and rows, and TIMESTAMPTZ entity times", async () => {
     const job = await store.getHistoricalFeatures({
-      entityDf: "SELECT * FROM (VALUES (1::BIGINT, '2024-01-02 02:00:00+02'::TIMESTAMPTZ), (3::BIGINT, '2024-01-02 00:00:00+00'::TIMESTAMPTZ)) t(user_id, event_timestamp)",
-      views: [{ view: stats, features: [{ name: "tags", outputName: "stats__tags" }, { name: "f", outputName: "stats__f" }] }],
+      entityDf:
+        "SELECT * FROM (VALUES (1::BIGINT, '2024-01-02 02:00:00+02'::TIMESTAMPTZ), (3::BIGINT, '2024-01-02 00:00:00+00'::TIMESTAMPTZ)) t(user_id, event_timestamp)",
+      views: [
+        {
+          view: stats,
+          features: [
+            { name: "tags", outputName: "stats__tags" },
+            { name: "f", outputName: "stats__f" },
+          ],
+        },
+      ],
     });
     const rows = await job.toRows();
     expect(rows).toEqual([
@@ -176,64 +226,102 @@ describe("retrieval results", () => {
 describe("validateView", () => {
   it("accepts a matching source, with compatible widths", async () => {
     await expect(store.validateView(stats)).resolves.toBeUndefined();
-    const widened = view("w", statsSrc, [
-      { name: "f", dtype: "float32" },
-      { name: "tags", dtype: "int32[]" },
-    ], [{ name: "user_id", dtype: "int32" }]);
+    const widened = view(
+      "w",
+      statsSrc,
+      [
+        { name: "f", dtype: "float32" },
+        { name: "tags", dtype: "int32[]" },
+      ],
+      [{ name: "user_id", dtype: "int32" }],
+    );
     await expect(store.validateView(widened)).resolves.toBeUndefined();
   });
 
   it("names a missing source file", async () => {
     const v = view("ghost", source("ghost_src", join(dir, "missing.parquet")), [{ name: "f", dtype: "float64" }]);
-    await expect(store.validateView(v)).rejects.toThrow(`feature view "ghost": source file ${join(dir, "missing.parquet")} does not exist (source "ghost_src")`);
+    await expect(store.validateView(v)).rejects.toThrow(
+      `feature view "ghost": source file ${join(dir, "missing.parquet")} does not exist (source "ghost_src")`,
+    );
   });
 
   it("names a missing column and lists what there is", async () => {
     const v = view("stats", statsSrc, [{ name: "nope", dtype: "float64" }]);
     const p = store.validateView(v);
     await expect(p).rejects.toBeInstanceOf(ValidationError);
-    await expect(p).rejects.toThrow(`feature view "stats": feature column "nope" not found in ${join(dir, "stats.parquet")} (columns: user_id BIGINT, event_timestamp TIMESTAMP, created TIMESTAMP, f_raw DOUBLE, tags BIGINT[])`);
+    await expect(p).rejects.toThrow(
+      `feature view "stats": feature column "nope" not found in ${join(dir, "stats.parquet")} (columns: user_id BIGINT, event_timestamp TIMESTAMP, created TIMESTAMP, f_raw DOUBLE, tags BIGINT[])`,
+    );
   });
 
   it("names a column whose type does not fit the schema", async () => {
     const p = join(dir, "users.parquet");
-    await writeParquet(p, [{ user_id: 1, event_timestamp: "2024-01-01", age: "31" }], { user_id: "int64", event_timestamp: "timestamp", age: "string" });
+    await writeParquet(p, [{ user_id: 1, event_timestamp: "2024-01-01", age: "31" }], {
+      user_id: "int64",
+      event_timestamp: "timestamp",
+      age: "string",
+    });
     const v = view("user_features", source("users", p), [{ name: "age", dtype: "int64" }]);
-    await expect(store.validateView(v)).rejects.toThrow(`feature view "user_features": column "age" in ${p} is VARCHAR but the schema says int64`);
+    await expect(store.validateView(v)).rejects.toThrow(
+      `feature view "user_features": column "age" in ${p} is VARCHAR but the schema says int64`,
+    );
     const mapped = view("stats", statsSrc, [{ name: "f", dtype: "string" }]);
-    await expect(store.validateView(mapped)).rejects.toThrow(`feature view "stats": column "f_raw" (mapped to "f") in ${join(dir, "stats.parquet")} is DOUBLE but the schema says string`);
+    await expect(store.validateView(mapped)).rejects.toThrow(
+      `feature view "stats": column "f_raw" (mapped to "f") in ${join(dir, "stats.parquet")} is DOUBLE but the schema says string`,
+    );
     const list = view("stats", statsSrc, [{ name: "tags", dtype: "string[]" }]);
-    await expect(store.validateView(list)).rejects.toThrow(/column "tags" in .* is BIGINT\[\] but the schema says string\[\]/);
+    await expect(store.validateView(list)).rejects.toThrow(
+      /column "tags" in .* is BIGINT\[\] but the schema says string\[\]/,
+    );
   });
 
   it("names a missing timestamp column and a file that is not parquet", async () => {
     const v = view("stats", { ...statsSrc, timestampField: "ts" }, [{ name: "f", dtype: "float64" }]);
-    await expect(store.validateView(v)).rejects.toThrow(/feature view "stats": timestamp column "ts" not found in .*stats\.parquet/);
+    await expect(store.validateView(v)).rejects.toThrow(
+      /feature view "stats": timestamp column "ts" not found in .*stats\.parquet/,
+    );
     const bad = join(dir, "bad.parquet");
     writeFileSync(bad, "not parquet at all");
-    await expect(store.validateView(view("bad", source("bad", bad), [{ name: "f", dtype: "float64" }]))).rejects.toThrow(/feature view "bad": cannot read .*bad\.parquet as parquet/);
+    await expect(
+      store.validateView(view("bad", source("bad", bad), [{ name: "f", dtype: "float64" }])),
+    ).rejects.toThrow(/feature view "bad": cannot read .*bad\.parquet as parquet/);
     const empty = join(dir, "empty_folder");
     mkdirSync(empty);
-    await expect(store.validateView(view("e", source("e", empty), [{ name: "f", dtype: "float64" }]))).rejects.toThrow(/feature view "e": no parquet files match .*empty_folder/);
+    await expect(store.validateView(view("e", source("e", empty), [{ name: "f", dtype: "float64" }]))).rejects.toThrow(
+      /feature view "e": no parquet files match .*empty_folder/,
+    );
   });
 });
 
 describe("appendRows", () => {
   it("appends to a parquet file, keeping its column types, through the field mapping", async () => {
     const p = join(dir, "push.parquet");
-    await writeParquet(p, [{ user_id: 1, event_timestamp: "2024-02-01", f_raw: 1.5 }], { user_id: "int64", event_timestamp: "timestamp", f_raw: "float32" });
+    await writeParquet(p, [{ user_id: 1, event_timestamp: "2024-02-01", f_raw: 1.5 }], {
+      user_id: "int64",
+      event_timestamp: "timestamp",
+      f_raw: "float32",
+    });
     const src = source("push", p, { fieldMapping: { f_raw: "f" } });
-    await store.appendRows(src, { length: 2, columns: { user_id: [2, 1], event_timestamp: ["2024-02-02T00:00:00", ms("2024-02-03")], f: [2.5, 3.5] } });
-    const described = (await query(`DESCRIBE SELECT * FROM '${p}'`)).map((r) => `${String(r.column_name)} ${String(r.column_type)}`);
+    await store.appendRows(src, {
+      length: 2,
+      columns: { user_id: [2, 1], event_timestamp: ["2024-02-02T00:00:00", ms("2024-02-03")], f: [2.5, 3.5] },
+    });
+    const described = (await query(`DESCRIBE SELECT * FROM '${p}'`)).map(
+      (r) => `${String(r.column_name)} ${String(r.column_type)}`,
+    );
     expect(described).toEqual(["user_id BIGINT", "event_timestamp TIMESTAMP", "f_raw FLOAT"]);
-    const rows = await query(`SELECT user_id::INTEGER AS u, epoch_ms(event_timestamp)::DOUBLE AS t, f_raw::DOUBLE AS f FROM '${p}'`);
+    const rows = await query(
+      `SELECT user_id::INTEGER AS u, epoch_ms(event_timestamp)::DOUBLE AS t, f_raw::DOUBLE AS f FROM '${p}'`,
+    );
     expect(rows).toEqual([
       { u: 1, t: ms("2024-02-01"), f: 1.5 },
       { u: 2, t: ms("2024-02-02"), f: 2.5 },
       { u: 1, t: ms("2024-02-03"), f: 3.5 },
     ]);
     expect(readdirSync(dir).filter((f) => f.includes(".tmp"))).toEqual([]);
-    const latest = await collect((await store.pullLatest(view("push", src, [{ name: "f", dtype: "float32" }]), 0, ms("2025-01-01"))).batches);
+    const latest = await collect(
+      (await store.pullLatest(view("push", src, [{ name: "f", dtype: "float32" }]), 0, ms("2025-01-01"))).batches,
+    );
     expect(latest.map((r) => [r.user_id, r.f])).toEqual([
       [1, 3.5],
       [2, 2.5],
@@ -243,30 +331,48 @@ describe("appendRows", () => {
   it("writes part files into a folder source, and creates a file source that does not exist yet", async () => {
     const folder = join(dir, "parts");
     const src = source("parts", folder);
-    await store.appendRows(src, { length: 1, columns: { user_id: [7], event_timestamp: [new Date(ms("2024-03-01"))], f: [0.5] } });
+    await store.appendRows(src, {
+      length: 1,
+      columns: { user_id: [7], event_timestamp: [new Date(ms("2024-03-01"))], f: [0.5] },
+    });
     await store.appendRows(src, { length: 1, columns: { user_id: [7], event_timestamp: ["2024-03-02"], f: [1] } });
     expect(readdirSync(folder).filter((f) => f.endsWith(".parquet")).length).toBe(2);
-    const latest = await collect((await store.pullLatest(view("parts", src, [{ name: "f", dtype: "float64" }]), 0, ms("2025-01-01"))).batches);
+    const latest = await collect(
+      (await store.pullLatest(view("parts", src, [{ name: "f", dtype: "float64" }]), 0, ms("2025-01-01"))).batches,
+    );
     expect(latest.map((r) => [r.user_id, r.f, r.__event_ts])).toEqual([[7, 1, ms("2024-03-02")]]);
 
     const fresh = join(dir, "new", "fresh.parquet");
-    await store.appendRows(source("fresh", fresh), { length: 1, columns: { user_id: [1], event_timestamp: ["2024-03-01"], f: [2] } });
+    await store.appendRows(source("fresh", fresh), {
+      length: 1,
+      columns: { user_id: [1], event_timestamp: ["2024-03-01"], f: [2] },
+    });
     // a new file takes its types from the values: whole numbers become BIGINT
     expect(await query(`SELECT user_id, f FROM '${fresh}'`)).toEqual([{ user_id: 1n, f: 2n }]);
   });
 
   it("refuses unknown columns, a missing timestamp and bad values, leaving the file as it was", async () => {
     const p = join(dir, "strict.parquet");
-    await writeParquet(p, [{ user_id: 1, event_timestamp: "2024-02-01", f: 1 }], { user_id: "int64", event_timestamp: "timestamp", f: "float64" });
+    await writeParquet(p, [{ user_id: 1, event_timestamp: "2024-02-01", f: 1 }], {
+      user_id: "int64",
+      event_timestamp: "timestamp",
+      f: "float64",
+    });
     const src = source("strict", p);
-    await expect(store.appendRows(src, { length: 1, columns: { user_id: [1], event_timestamp: ["2024-02-02"], g: [1] } })).rejects.toThrow(
-      /source "strict": columns "g" are not in .*strict\.parquet/,
+    await expect(
+      store.appendRows(src, { length: 1, columns: { user_id: [1], event_timestamp: ["2024-02-02"], g: [1] } }),
+    ).rejects.toThrow(/source "strict": columns "g" are not in .*strict\.parquet/);
+    await expect(store.appendRows(src, { length: 1, columns: { user_id: [1], f: [1] } })).rejects.toThrow(
+      /lack the timestamp column "event_timestamp"/,
     );
-    await expect(store.appendRows(src, { length: 1, columns: { user_id: [1], f: [1] } })).rejects.toThrow(/lack the timestamp column "event_timestamp"/);
-    await expect(store.appendRows(src, { length: 1, columns: { user_id: [1], event_timestamp: ["2024-02-02"], f: ["x"] } })).rejects.toThrow(
+    await expect(
+      store.appendRows(src, { length: 1, columns: { user_id: [1], event_timestamp: ["2024-02-02"], f: ["x"] } }),
+    ).rejects.toThrow(
       /appending to .*strict\.parquet: column "f" row 0: expected a number \(float64\), got string "x"/,
     );
-    await expect(store.appendRows(src, { length: 1, columns: { user_id: [1.5], event_timestamp: ["2024-02-02"], f: [1] } })).rejects.toThrow(/column "user_id" row 0: expected an integer/);
+    await expect(
+      store.appendRows(src, { length: 1, columns: { user_id: [1.5], event_timestamp: ["2024-02-02"], f: [1] } }),
+    ).rejects.toThrow(/column "user_id" row 0: expected an integer/);
     expect(await query(`SELECT count(*)::INTEGER AS n FROM '${p}'`)).toEqual([{ n: 1 }]);
   });
 });
@@ -276,11 +382,32 @@ describe("writeParquet", () => {
     const p = join(dir, "typed.parquet");
     await writeParquet(
       p,
-      { length: 2, columns: { id: [1, 2n ** 60n], ts: [new Date(ms("2024-01-01")), "2024-01-02T03:04:05.678"], x: new Float32Array([0.5, 1.5]), s: ["a", null], v: [[1.5], null], b: [true, false], raw: [new Uint8Array([1, 2]), null] } },
+      {
+        length: 2,
+        columns: {
+          id: [1, 2n ** 60n],
+          ts: [new Date(ms("2024-01-01")), "2024-01-02T03:04:05.678"],
+          x: new Float32Array([0.5, 1.5]),
+          s: ["a", null],
+          v: [[1.5], null],
+          b: [true, false],
+          raw: [new Uint8Array([1, 2]), null],
+        },
+      },
       { id: "int64", ts: "timestamp", x: "float32", s: "string", v: "float32[]", b: "bool", raw: "bytes" },
     );
-    const described = (await query(`DESCRIBE SELECT * FROM '${p}'`)).map((r) => `${String(r.column_name)} ${String(r.column_type)}`);
-    expect(described).toEqual(["id BIGINT", "ts TIMESTAMP", "x FLOAT", "s VARCHAR", "v FLOAT[]", "b BOOLEAN", "raw BLOB"]);
+    const described = (await query(`DESCRIBE SELECT * FROM '${p}'`)).map(
+      (r) => `${String(r.column_name)} ${String(r.column_type)}`,
+    );
+    expect(described).toEqual([
+      "id BIGINT",
+      "ts TIMESTAMP",
+      "x FLOAT",
+      "s VARCHAR",
+      "v FLOAT[]",
+      "b BOOLEAN",
+      "raw BLOB",
+    ]);
     const rows = await query(`SELECT id::VARCHAR AS id, epoch_ms(ts)::DOUBLE AS ts, s FROM '${p}'`);
     expect(rows).toEqual([
       { id: "1", ts: ms("2024-01-01"), s: "a" },
@@ -289,8 +416,12 @@ describe("writeParquet", () => {
   });
 
   it("names the column and row of a bad value, and untyped columns", async () => {
-    await expect(writeParquet(join(dir, "x.parquet"), [{ id: 1.5 }], { id: "int64" })).rejects.toThrow('writing ' + join(dir, "x.parquet") + ': column "id" row 0: expected an integer (int64), got number 1.5');
-    await expect(writeParquet(join(dir, "x.parquet"), [{ id: 1, extra: 2 }], { id: "int64" })).rejects.toThrow(/row 0 has column "extra" with no type/);
+    await expect(writeParquet(join(dir, "x.parquet"), [{ id: 1.5 }], { id: "int64" })).rejects.toThrow(
+      "writing " + join(dir, "x.parquet") + ': column "id" row 0: expected an integer (int64), got number 1.5',
+    );
+    await expect(writeParquet(join(dir, "x.parquet"), [{ id: 1, extra: 2 }], { id: "int64" })).rejects.toThrow(
+      /row 0 has column "extra" with no type/,
+    );
   });
 });
 
@@ -299,7 +430,9 @@ describe("DuckDB settings (feature_store.yaml offline_store)", () => {
     const spill = join(dir, "spill");
     const duck = await Duck.create({ memoryLimitBytes: 256 * 2 ** 20, threads: 1, tempDirectory: spill });
     try {
-      const [s] = await duck.rows("SELECT current_setting('memory_limit') AS m, current_setting('threads') AS t, current_setting('temp_directory') AS d");
+      const [s] = await duck.rows(
+        "SELECT current_setting('memory_limit') AS m, current_setting('threads') AS t, current_setting('temp_directory') AS d",
+      );
       expect(s).toEqual({ m: "256.0 MiB", t: 1n, d: spill });
     } finally {
       await duck.close();
@@ -307,7 +440,9 @@ describe("DuckDB settings (feature_store.yaml offline_store)", () => {
     const limited = await createDuckDBOfflineStore({ memoryLimitBytes: 128 * 2 ** 20, threads: 1 });
     try {
       const pulled = await limited.pullLatest(stats, ms("2024-01-01T00:00:00"), ms("2024-01-03T00:00:00"));
-      expect(await collect(pulled.batches)).toEqual(await collect((await store.pullLatest(stats, ms("2024-01-01T00:00:00"), ms("2024-01-03T00:00:00"))).batches));
+      expect(await collect(pulled.batches)).toEqual(
+        await collect((await store.pullLatest(stats, ms("2024-01-01T00:00:00"), ms("2024-01-03T00:00:00"))).batches),
+      );
     } finally {
       await limited.close();
     }

@@ -24,7 +24,10 @@ const REDIS_URL = "127.0.0.1:6379,db=0";
  * piece per event-loop turn, so that every reply reaches the client split at every possible place.
  * `dropFirstRead`: the first client connection that sends an HMGET is closed before it is answered.
  */
-async function tcpProxy(port: number, opts: { chop?: boolean; dropFirstRead?: boolean }): Promise<{ port: number; dropped: () => number; close: () => Promise<void> }> {
+async function tcpProxy(
+  port: number,
+  opts: { chop?: boolean; dropFirstRead?: boolean },
+): Promise<{ port: number; dropped: () => number; close: () => Promise<void> }> {
   const sockets = new Set<Socket>();
   let dropped = 0;
   const server = createServer((client) => {
@@ -46,7 +49,7 @@ async function tcpProxy(port: number, opts: { chop?: boolean; dropFirstRead?: bo
         return;
       }
       queue = queue.then(async () => {
-        for (let at = 0; at < d.length; ) {
+        for (let at = 0; at < d.length;) {
           seed = (seed * 1103515245 + 12345) % 2147483648;
           const piece = d.subarray(at, at + 1 + (seed % 13));
           at += piece.length;
@@ -75,9 +78,17 @@ async function tcpProxy(port: number, opts: { chop?: boolean; dropFirstRead?: bo
 }
 
 /** A Redis store under its own key prefix and a raw client, for `fn`; the project is torn down after. */
-async function withRedisStore(name: string, fn: (store: OnlineStore, raw: Redis, prefix: string) => Promise<void>): Promise<void> {
+async function withRedisStore(
+  name: string,
+  fn: (store: OnlineStore, raw: Redis, prefix: string) => Promise<void>,
+): Promise<void> {
   const prefix = `${REDIS_PREFIX}_${name}`;
-  const store = await createOnlineStore({ type: "redis", connectionString: REDIS_URL, keyTtlSeconds: 0, keyPrefix: prefix });
+  const store = await createOnlineStore({
+    type: "redis",
+    connectionString: REDIS_URL,
+    keyTtlSeconds: 0,
+    keyPrefix: prefix,
+  });
   const raw = new Redis(parseRedisConnectionString(REDIS_URL));
   try {
     await fn(store, raw, prefix);
@@ -89,11 +100,25 @@ async function withRedisStore(name: string, fn: (store: OnlineStore, raw: Redis,
 }
 
 /** A store on Redis and a second one reaching the same data through tcpProxy(opts); torn down after fn. */
-async function withProxiedRedisStore(name: string, opts: { chop?: boolean; dropFirstRead?: boolean }, fn: (direct: OnlineStore, proxied: OnlineStore, proxy: { dropped: () => number }) => Promise<void>): Promise<void> {
+async function withProxiedRedisStore(
+  name: string,
+  opts: { chop?: boolean; dropFirstRead?: boolean },
+  fn: (direct: OnlineStore, proxied: OnlineStore, proxy: { dropped: () => number }) => Promise<void>,
+): Promise<void> {
   const prefix = `${REDIS_PREFIX}_${name}`;
-  const direct = await createOnlineStore({ type: "redis", connectionString: REDIS_URL, keyTtlSeconds: 0, keyPrefix: prefix });
+  const direct = await createOnlineStore({
+    type: "redis",
+    connectionString: REDIS_URL,
+    keyTtlSeconds: 0,
+    keyPrefix: prefix,
+  });
   const proxy = await tcpProxy(6379, opts);
-  const proxied = await createOnlineStore({ type: "redis", connectionString: `127.0.0.1:${proxy.port},db=0`, keyTtlSeconds: 0, keyPrefix: prefix });
+  const proxied = await createOnlineStore({
+    type: "redis",
+    connectionString: `127.0.0.1:${proxy.port},db=0`,
+    keyTtlSeconds: 0,
+    keyPrefix: prefix,
+  });
   try {
     await fn(direct, proxied, proxy);
   } finally {
@@ -103,7 +128,6 @@ async function withProxiedRedisStore(name: string, opts: { chop?: boolean; dropF
     await proxy.close();
   }
 }
-
 
 const allTypes = view(
   "all_types",
@@ -124,10 +148,27 @@ const allTypes = view(
     ["raws", "bytes[]"],
   ],
 );
-const userStats = view("user_stats", [["user_id", "int64"]], [["clicks", "int64"], ["ctr", "float64"]]);
-const pair = view("user_item", [["user_id", "int64"], ["item_id", "string"]], [["score", "float64"]]);
+const userStats = view(
+  "user_stats",
+  [["user_id", "int64"]],
+  [
+    ["clicks", "int64"],
+    ["ctr", "float64"],
+  ],
+);
+const pair = view(
+  "user_item",
+  [
+    ["user_id", "int64"],
+    ["item_id", "string"],
+  ],
+  [["score", "float64"]],
+);
 
-function batch(v: FeatureViewSpec, rows: Array<{ key: unknown[]; values: Record<string, unknown>; ev: number; cr?: number }>): OnlineWriteBatch {
+function batch(
+  v: FeatureViewSpec,
+  rows: Array<{ key: unknown[]; values: Record<string, unknown>; ev: number; cr?: number }>,
+): OnlineWriteBatch {
   const keys: Record<string, unknown[]> = {};
   v.entityColumns.forEach((c, i) => (keys[c.name] = rows.map((r) => r.key[i])));
   const features: Record<string, unknown[]> = {};
@@ -141,9 +182,17 @@ interface OnlineRecord {
   values: Record<string, unknown>;
 }
 function recordsOf(r: OnlineReadResult): Array<OnlineRecord | null> {
-  return Array.from(r.eventTs, (ts, i) => (Number.isNaN(ts) ? null : { eventTs: ts, values: Object.fromEntries(Object.entries(r.values).map(([k, col]) => [k, col[i]])) }));
+  return Array.from(r.eventTs, (ts, i) =>
+    Number.isNaN(ts)
+      ? null
+      : { eventTs: ts, values: Object.fromEntries(Object.entries(r.values).map(([k, col]) => [k, col[i]])) },
+  );
 }
-async function readRecords(store: OnlineStore, project: string, requests: OnlineReadRequest[]): Promise<Array<Array<OnlineRecord | null>>> {
+async function readRecords(
+  store: OnlineStore,
+  project: string,
+  requests: OnlineReadRequest[],
+): Promise<Array<Array<OnlineRecord | null>>> {
   return (await store.read(project, requests)).map(recordsOf);
 }
 
@@ -153,7 +202,7 @@ const richRow = {
   i32: -2147483648,
   i64: 9007199254740991,
   b: true,
-  s: "héllo, 世界 \"quoted\"",
+  s: 'héllo, 世界 "quoted"',
   raw: Buffer.from([0, 1, 2, 255]),
   ts: 1700000000123,
   f64s: [0.5, -1e300, 3],
@@ -171,10 +220,15 @@ interface Case {
 
 const tmp = mkdtempSync(join(tmpdir(), "fstore-online-"));
 const cases: Case[] = [
-  { name: "sqlite", open: () => createOnlineStore({ type: "sqlite", path: join(tmp, "online.db") }), cleanup: async () => undefined },
+  {
+    name: "sqlite",
+    open: () => createOnlineStore({ type: "sqlite", path: join(tmp, "online.db") }),
+    cleanup: async () => undefined,
+  },
   {
     name: "redis",
-    open: () => createOnlineStore({ type: "redis", connectionString: REDIS_URL, keyTtlSeconds: 0, keyPrefix: REDIS_PREFIX }),
+    open: () =>
+      createOnlineStore({ type: "redis", connectionString: REDIS_URL, keyTtlSeconds: 0, keyPrefix: REDIS_PREFIX }),
     cleanup: async () => {
       const r = new Redis(parseRedisConnectionString(REDIS_URL));
       const keys = await r.keys(`${REDIS_PREFIX}*`);
@@ -202,13 +256,19 @@ describe.each(cases)("online store: $name", ({ name, open, cleanup }) => {
   });
 
   it("round-trips every dtype, lists, nulls and bytes", async () => {
-    const n = await store.write(PROJECT, allTypes, batch(allTypes, [
-      { key: [1], values: richRow, ev: 1000, cr: 5 },
-      { key: [2], values: { s: "only a string" }, ev: 2000 },
-      { key: [3], values: { i64: 2n ** 62n, i64s: [] }, ev: 3000 },
-    ]));
+    const n = await store.write(
+      PROJECT,
+      allTypes,
+      batch(allTypes, [
+        { key: [1], values: richRow, ev: 1000, cr: 5 },
+        { key: [2], values: { s: "only a string" }, ev: 2000 },
+        { key: [3], values: { i64: 2n ** 62n, i64s: [] }, ev: 3000 },
+      ]),
+    );
     expect(n).toBe(3);
-    const [res] = await readRecords(store, PROJECT, [{ view: allTypes, features: allTypes.features.map((f) => f.name), entityKeys: [[1], [2], [3]] }]);
+    const [res] = await readRecords(store, PROJECT, [
+      { view: allTypes, features: allTypes.features.map((f) => f.name), entityKeys: [[1], [2], [3]] },
+    ]);
     expect(res[0]).toEqual({ eventTs: 1000, values: richRow });
     expect(res[1]?.eventTs).toBe(2000);
     expect(res[1]?.values.s).toBe("only a string");
@@ -225,14 +285,31 @@ describe.each(cases)("online store: $name", ({ name, open, cleanup }) => {
   });
 
   it("normalises keys: an int key given as a string, composite keys, not found is null", async () => {
-    await store.write(PROJECT, userStats, batch(userStats, [{ key: ["42"], values: { clicks: 7, ctr: 0.25 }, ev: 10 }]));
-    await store.write(PROJECT, pair, batch(pair, [
-      { key: [42, "a"], values: { score: 1.5 }, ev: 10 },
-      { key: [42, "b"], values: { score: 2.5 }, ev: 10 },
-    ]));
+    await store.write(
+      PROJECT,
+      userStats,
+      batch(userStats, [{ key: ["42"], values: { clicks: 7, ctr: 0.25 }, ev: 10 }]),
+    );
+    await store.write(
+      PROJECT,
+      pair,
+      batch(pair, [
+        { key: [42, "a"], values: { score: 1.5 }, ev: 10 },
+        { key: [42, "b"], values: { score: 2.5 }, ev: 10 },
+      ]),
+    );
     const [stats, pairs] = await readRecords(store, PROJECT, [
       { view: userStats, features: ["clicks", "ctr"], entityKeys: [[42], ["0042"], [42n], [43]] },
-      { view: pair, features: ["score"], entityKeys: [["42", "b"], [42, "a"], [42, "c"], [43, "a"]] },
+      {
+        view: pair,
+        features: ["score"],
+        entityKeys: [
+          ["42", "b"],
+          [42, "a"],
+          [42, "c"],
+          [43, "a"],
+        ],
+      },
     ]);
     expect(stats.map((r) => r?.values.clicks ?? null)).toEqual([7, 7, 7, null]);
     expect(stats[3]).toBeNull();
@@ -242,8 +319,17 @@ describe.each(cases)("online store: $name", ({ name, open, cleanup }) => {
 
   it("reads string keys holding separators, quotes and multi-byte characters", async () => {
     const items = ["x:1", "日本:2", "", '"q",3', "12:"];
-    await store.write(PROJECT, pair, batch(pair, items.map((item, i) => ({ key: [7, item], values: { score: i + 0.5 }, ev: 10 }))));
-    const [res] = await readRecords(store, PROJECT, [{ view: pair, features: ["score"], entityKeys: [...items.map((item) => [7, item]).reverse(), [7, "日本"]] }]);
+    await store.write(
+      PROJECT,
+      pair,
+      batch(
+        pair,
+        items.map((item, i) => ({ key: [7, item], values: { score: i + 0.5 }, ev: 10 })),
+      ),
+    );
+    const [res] = await readRecords(store, PROJECT, [
+      { view: pair, features: ["score"], entityKeys: [...items.map((item) => [7, item]).reverse(), [7, "日本"]] },
+    ]);
     expect(res.map((r) => r?.values.score ?? null)).toEqual([4.5, 3.5, 2.5, 1.5, 0.5, null]);
   });
 
@@ -251,12 +337,16 @@ describe.each(cases)("online store: $name", ({ name, open, cleanup }) => {
     const bad = readRecords(store, PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [["abc"]] }]);
     await expect(bad).rejects.toThrow(ValidationError);
     await expect(bad).rejects.toThrow(/join key "user_id" value "abc".*int64/);
-    await expect(store.write(PROJECT, userStats, batch(userStats, [{ key: [1.5], values: { clicks: 1 }, ev: 1 }]))).rejects.toThrow(/"user_id" value 1.5/);
+    await expect(
+      store.write(PROJECT, userStats, batch(userStats, [{ key: [1.5], values: { clicks: 1 }, ev: 1 }])),
+    ).rejects.toThrow(/"user_id" value 1.5/);
   });
 
   it("never replaces a newer row; equal event times go to the newer created time", async () => {
-    const w = (ev: number, cr: number, clicks: number) => store.write(PROJECT, userStats, batch(userStats, [{ key: [500], values: { clicks }, ev, cr }]));
-    const read = async () => (await readRecords(store, PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[500]] }]))[0][0];
+    const w = (ev: number, cr: number, clicks: number) =>
+      store.write(PROJECT, userStats, batch(userStats, [{ key: [500], values: { clicks }, ev, cr }]));
+    const read = async () =>
+      (await readRecords(store, PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[500]] }]))[0][0];
     expect(await w(100, 1, 1)).toBe(1);
     expect(await w(50, 9, 2)).toBe(0); // older event time
     expect((await read())?.values.clicks).toBe(1);
@@ -268,34 +358,69 @@ describe.each(cases)("online store: $name", ({ name, open, cleanup }) => {
     expect(await w(101, 0, 6)).toBe(1);
     expect((await read())?.values.clicks).toBe(6);
     // within one batch too: the older duplicate after the newer one is skipped
-    const n = await store.write(PROJECT, userStats, batch(userStats, [
-      { key: [501], values: { clicks: 2 }, ev: 20 },
-      { key: [501], values: { clicks: 1 }, ev: 10 },
-    ]));
+    const n = await store.write(
+      PROJECT,
+      userStats,
+      batch(userStats, [
+        { key: [501], values: { clicks: 2 }, ev: 20 },
+        { key: [501], values: { clicks: 1 }, ev: 10 },
+      ]),
+    );
     expect(n).toBe(1);
-    expect((await readRecords(store, PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[501]] }]))[0][0]?.values.clicks).toBe(2);
+    expect(
+      (await readRecords(store, PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[501]] }]))[0][0]
+        ?.values.clicks,
+    ).toBe(2);
     // a batch large enough to be written many rows per statement, duplicates inside one statement
-    const many = Array.from({ length: 100 }, (_, i) => ({ key: [600 + (i % 40)], values: { clicks: i }, ev: i < 40 ? 30 : i < 80 ? 10 : 30 }));
+    const many = Array.from({ length: 100 }, (_, i) => ({
+      key: [600 + (i % 40)],
+      values: { clicks: i },
+      ev: i < 40 ? 30 : i < 80 ? 10 : 30,
+    }));
     expect(await store.write(PROJECT, userStats, batch(userStats, many))).toBe(60);
-    const got = await readRecords(store, PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: Array.from({ length: 40 }, (_, i) => [600 + i]) }]);
+    const got = await readRecords(store, PROJECT, [
+      { view: userStats, features: ["clicks"], entityKeys: Array.from({ length: 40 }, (_, i) => [600 + i]) },
+    ]);
     expect(got[0].map((r) => r?.values.clicks)).toEqual(Array.from({ length: 40 }, (_, i) => (i < 20 ? 80 + i : i)));
   });
 
   it("writes a batch whole or not at all when a value cannot be encoded", async () => {
-    const rows = Array.from({ length: 1200 }, (_, i) => ({ key: [10_000 + i], values: { clicks: i, ctr: 0.5 } as Record<string, unknown>, ev: 1 }));
+    const rows = Array.from({ length: 1200 }, (_, i) => ({
+      key: [10_000 + i],
+      values: { clicks: i, ctr: 0.5 } as Record<string, unknown>,
+      ev: 1,
+    }));
     rows[1100].values.ctr = "not a number";
     const p = store.write(PROJECT, userStats, batch(userStats, rows));
     await expect(p).rejects.toThrow(ValidationError);
     await expect(p).rejects.toThrow(/feature "ctr" \(float64\) value "not a number" in row 1100/);
-    const [res] = await readRecords(store, PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: rows.map((r) => r.key) }]);
+    const [res] = await readRecords(store, PROJECT, [
+      { view: userStats, features: ["clicks"], entityKeys: rows.map((r) => r.key) },
+    ]);
     expect(res.every((r) => r === null)).toBe(true);
-    await expect(store.write(PROJECT, userStats, batch(userStats, [{ key: [1], values: { clicks: 1.5 }, ev: 1 }]))).rejects.toThrow(/"clicks" \(int64\) value 1.5/);
+    await expect(
+      store.write(PROJECT, userStats, batch(userStats, [{ key: [1], values: { clicks: 1.5 }, ev: 1 }])),
+    ).rejects.toThrow(/"clicks" \(int64\) value 1.5/);
   });
 
   it("reads many views and many entities in one call", async () => {
     const ids = Array.from({ length: 700 }, (_, i) => i + 20_000);
-    await store.write(PROJECT, userStats, batch(userStats, ids.map((id) => ({ key: [id], values: { clicks: id, ctr: id / 10 }, ev: 5 }))));
-    await store.write(PROJECT, allTypes, batch(allTypes, ids.filter((id) => id % 2 === 0).map((id) => ({ key: [id], values: { s: `u${id}` }, ev: 6 }))));
+    await store.write(
+      PROJECT,
+      userStats,
+      batch(
+        userStats,
+        ids.map((id) => ({ key: [id], values: { clicks: id, ctr: id / 10 }, ev: 5 })),
+      ),
+    );
+    await store.write(
+      PROJECT,
+      allTypes,
+      batch(
+        allTypes,
+        ids.filter((id) => id % 2 === 0).map((id) => ({ key: [id], values: { s: `u${id}` }, ev: 6 })),
+      ),
+    );
     const keys = [...ids, 99].map((id) => [id]);
     const [a, b] = await readRecords(store, PROJECT, [
       { view: userStats, features: ["clicks", "ctr"], entityKeys: keys },
@@ -313,23 +438,50 @@ describe.each(cases)("online store: $name", ({ name, open, cleanup }) => {
     await store.write(PROJECT, x, batch(x, [{ key: [7], values: { v: 1 }, ev: 1 }]));
     await store.write(PROJECT, z, batch(z, [{ key: [7], values: { v: 3 }, ev: 1 }]));
     const values = async (keys: unknown[][]) =>
-      (await readRecords(store, PROJECT, [x, y].map((v) => ({ view: v, features: ["v"], entityKeys: keys })))).map((rows) => rows.map((r) => r?.values.v ?? null));
+      (
+        await readRecords(
+          store,
+          PROJECT,
+          [x, y].map((v) => ({ view: v, features: ["v"], entityKeys: keys })),
+        )
+      ).map((rows) => rows.map((r) => r?.values.v ?? null));
     expect(await values([[7]])).toEqual([[1], [null]]);
     expect(await values([[8]])).toEqual([[null], [null]]);
-    expect(await values([[7], [8]])).toEqual([[1, null], [null, null]]);
+    expect(await values([[7], [8]])).toEqual([
+      [1, null],
+      [null, null],
+    ]);
     await store.update(PROJECT, [], [x, y, z]);
   });
 
   it("reads payloads written before a feature was added (missing ones are null)", async () => {
     const v1 = view("evolving", [["user_id", "int64"]], [["a", "int64"]]);
-    const v2 = view("evolving", [["user_id", "int64"]], [["a", "int64"], ["b", "string"]]);
+    const v2 = view(
+      "evolving",
+      [["user_id", "int64"]],
+      [
+        ["a", "int64"],
+        ["b", "string"],
+      ],
+    );
     await store.update(PROJECT, [v1], []);
-    await store.write(PROJECT, v1, batch(v1, [{ key: [1], values: { a: 11 }, ev: 1 }, { key: [3], values: { a: 33 }, ev: 1 }]));
+    await store.write(
+      PROJECT,
+      v1,
+      batch(v1, [
+        { key: [1], values: { a: 11 }, ev: 1 },
+        { key: [3], values: { a: 33 }, ev: 1 },
+      ]),
+    );
     await store.update(PROJECT, [v2], []);
     await store.write(PROJECT, v2, batch(v2, [{ key: [2], values: { a: 22, b: "x" }, ev: 1 }]));
     // old, new and old again: each schema's columns are looked up once and reused
     const [res] = await readRecords(store, PROJECT, [{ view: v2, features: ["a", "b"], entityKeys: [[1], [2], [3]] }]);
-    expect(res.map((r) => r?.values)).toEqual([{ a: 11, b: null }, { a: 22, b: "x" }, { a: 33, b: null }]);
+    expect(res.map((r) => r?.values)).toEqual([
+      { a: 11, b: null },
+      { a: 22, b: "x" },
+      { a: 33, b: null },
+    ]);
   });
 
   it("drops a view's data and tears down the project", async () => {
@@ -349,11 +501,21 @@ describe.each(cases)("online store: $name", ({ name, open, cleanup }) => {
     await store.write(other, userStats, batch(userStats, [{ key: [42], values: { clicks: 1 }, ev: 1 }]));
     await store.write(nested, userStats, batch(userStats, [{ key: [42], values: { clicks: 2 }, ev: 1 }]));
     await store.teardown(other, [userStats]);
-    expect((await readRecords(store, other, [{ view: userStats, features: ["clicks"], entityKeys: [[42]] }]))[0][0]).toBeNull();
-    expect((await readRecords(store, nested, [{ view: userStats, features: ["clicks"], entityKeys: [[42]] }]))[0][0]?.values.clicks).toBe(2);
+    expect(
+      (await readRecords(store, other, [{ view: userStats, features: ["clicks"], entityKeys: [[42]] }]))[0][0],
+    ).toBeNull();
+    expect(
+      (await readRecords(store, nested, [{ view: userStats, features: ["clicks"], entityKeys: [[42]] }]))[0][0]?.values
+        .clicks,
+    ).toBe(2);
     await store.teardown(nested, []);
-    expect((await readRecords(store, nested, [{ view: userStats, features: ["clicks"], entityKeys: [[42]] }]))[0][0]).toBeNull();
-    expect((await readRecords(store, PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[42]] }]))[0][0]?.values.clicks).toBe(7);
+    expect(
+      (await readRecords(store, nested, [{ view: userStats, features: ["clicks"], entityKeys: [[42]] }]))[0][0],
+    ).toBeNull();
+    expect(
+      (await readRecords(store, PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[42]] }]))[0][0]?.values
+        .clicks,
+    ).toBe(7);
   });
 });
 
@@ -371,12 +533,18 @@ describe("sqlite specifics", () => {
     try {
       await store.update(PROJECT, [allTypes], []);
       const big = Float64Array.from({ length: 1_400_000 }, (_, i) => i * 0.5);
-      await store.write(PROJECT, allTypes, batch(allTypes, [
-        { key: [1], values: { f64: 1 }, ev: 1 },
-        { key: [2], values: { f64s: big, s: "after" }, ev: 1 },
-        { key: [3], values: { f64: 3 }, ev: 1 },
-      ]));
-      const [got] = await readRecords(store, PROJECT, [{ view: allTypes, features: ["f64", "f64s", "s"], entityKeys: [[1], [2], [3]] }]);
+      await store.write(
+        PROJECT,
+        allTypes,
+        batch(allTypes, [
+          { key: [1], values: { f64: 1 }, ev: 1 },
+          { key: [2], values: { f64s: big, s: "after" }, ev: 1 },
+          { key: [3], values: { f64: 3 }, ev: 1 },
+        ]),
+      );
+      const [got] = await readRecords(store, PROJECT, [
+        { view: allTypes, features: ["f64", "f64s", "s"], entityKeys: [[1], [2], [3]] },
+      ]);
       expect(got.map((r) => r?.values.f64 ?? null)).toEqual([1, null, 3]);
       expect(got[1]?.values.s).toBe("after");
       expect((got[1]?.values.f64s as number[]).length).toBe(big.length);
@@ -390,9 +558,18 @@ describe("sqlite specifics", () => {
     const path = join(tmp, "update.db");
     const store = await createOnlineStore({ type: "sqlite", path });
     const raw = new Database(path, { readonly: true });
-    const tables = () => (raw.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'p1:%'").all() as Array<{ name: string }>).map((r) => r.name).sort();
+    const tables = () =>
+      (
+        raw.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'p1:%'").all() as Array<{
+          name: string;
+        }>
+      )
+        .map((r) => r.name)
+        .sort();
     const more = view("user_more", [["user_id", "int64"]], [["age", "int64"]]);
-    const read = async (v: FeatureViewSpec, key: unknown[]) => (await readRecords(store, "p1", [{ view: v, features: v.features.map((f) => f.name), entityKeys: [key] }]))[0][0]?.values ?? null;
+    const read = async (v: FeatureViewSpec, key: unknown[]) =>
+      (await readRecords(store, "p1", [{ view: v, features: v.features.map((f) => f.name), entityKeys: [key] }]))[0][0]
+        ?.values ?? null;
     try {
       await store.update("p1", [userStats, pair, more], []);
       expect(tables()).toEqual(["p1:user_id", "p1:user_id,item_id"]);
@@ -432,23 +609,33 @@ describe("sqlite specifics", () => {
     const { buf, offsets } = encodeRows(userStats, schema, b);
     old.exec("CREATE TABLE __fstore_payload_schemas (fingerprint INTEGER PRIMARY KEY, fields TEXT NOT NULL)");
     old.exec("CREATE TABLE __fstore_tables (name TEXT PRIMARY KEY, project TEXT NOT NULL, view TEXT NOT NULL)");
-    old.exec(`CREATE TABLE "p2__user_stats" (entity_key TEXT PRIMARY KEY, event_ts INTEGER NOT NULL, created_ts INTEGER NOT NULL, payload BLOB NOT NULL) WITHOUT ROWID`);
-    old.prepare("INSERT INTO __fstore_payload_schemas VALUES (?, ?)").run(schema.fingerprint, JSON.stringify(schema.fields));
+    old.exec(
+      `CREATE TABLE "p2__user_stats" (entity_key TEXT PRIMARY KEY, event_ts INTEGER NOT NULL, created_ts INTEGER NOT NULL, payload BLOB NOT NULL) WITHOUT ROWID`,
+    );
+    old
+      .prepare("INSERT INTO __fstore_payload_schemas VALUES (?, ?)")
+      .run(schema.fingerprint, JSON.stringify(schema.fields));
     old.prepare("INSERT INTO __fstore_tables VALUES (?, ?, ?)").run("p2__user_stats", "p2", "user_stats");
     const ins = old.prepare(`INSERT INTO "p2__user_stats" VALUES (?, ?, ?, ?)`);
     ["5", "6"].forEach((k, r) => ins.run(k, 100, r === 0 ? 1 : 0, buf.subarray(offsets[r], offsets[r + 1])));
     old.close();
     const store = await createOnlineStore({ type: "sqlite", path });
     try {
-      const got = await readRecords(store, "p2", [{ view: userStats, features: ["clicks", "ctr"], entityKeys: [[5], [6], [7]] }]);
+      const got = await readRecords(store, "p2", [
+        { view: userStats, features: ["clicks", "ctr"], entityKeys: [[5], [6], [7]] },
+      ]);
       expect(got[0].map((r) => r?.values ?? null)).toEqual([{ clicks: 9, ctr: 0.25 }, { clicks: 1, ctr: null }, null]);
       // an older write still loses against the moved row
-      expect(await store.write("p2", userStats, batch(userStats, [{ key: [5], values: { clicks: 0 }, ev: 50 }]))).toBe(0);
+      expect(await store.write("p2", userStats, batch(userStats, [{ key: [5], values: { clicks: 0 }, ev: 50 }]))).toBe(
+        0,
+      );
     } finally {
       await store.close();
     }
     const check = new Database(path, { readonly: true });
-    const names = (check.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>).map((r) => r.name);
+    const names = (
+      check.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>
+    ).map((r) => r.name);
     check.close();
     expect(names).not.toContain("p2__user_stats");
     expect(names).toContain("p2:user_id");
@@ -458,7 +645,12 @@ describe("sqlite specifics", () => {
 describe("redis specifics", () => {
   it("sets the key TTL when configured and lays keys out as prefix:project:join=value", async () => {
     const prefix = `${REDIS_PREFIX}_ttl`;
-    const store = await createOnlineStore({ type: "redis", connectionString: REDIS_URL, keyTtlSeconds: 3600, keyPrefix: prefix });
+    const store = await createOnlineStore({
+      type: "redis",
+      connectionString: REDIS_URL,
+      keyTtlSeconds: 3600,
+      keyPrefix: prefix,
+    });
     const raw = new Redis(parseRedisConnectionString(REDIS_URL));
     try {
       await store.write(PROJECT, pair, batch(pair, [{ key: [7, "z"], values: { score: 1 }, ev: 1 }]));
@@ -479,16 +671,34 @@ describe("redis specifics", () => {
     withRedisStore("flush", async (store, raw) => {
       await store.write(PROJECT, userStats, batch(userStats, [{ key: [3], values: { clicks: 4 }, ev: 1 }]));
       await raw.script("FLUSH");
-      const got = await readRecords(store, PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[3], [4]] }]);
+      const got = await readRecords(store, PROJECT, [
+        { view: userStats, features: ["clicks"], entityKeys: [[3], [4]] },
+      ]);
       expect(got[0].map((r) => r?.values.clicks ?? null)).toEqual([4, null]);
-      expect(await store.write(PROJECT, userStats, batch(userStats, [{ key: [3], values: { clicks: 5 }, ev: 2 }]))).toBe(1);
+      expect(
+        await store.write(PROJECT, userStats, batch(userStats, [{ key: [3], values: { clicks: 5 }, ev: 2 }])),
+      ).toBe(1);
     }));
 
   it("reads replies that arrive a few bytes at a time, and payloads of megabytes", () =>
     withProxiedRedisStore("pieces", { chop: true }, async (direct, chopped) => {
       const ids = Array.from({ length: 40 }, (_, i) => i);
-      await direct.write(PROJECT, allTypes, batch(allTypes, ids.map((id) => ({ key: [id], values: { ...richRow, i32: id, s: `é${id}` }, ev: 1 }))));
-      await direct.write(PROJECT, userStats, batch(userStats, ids.filter((id) => id % 3).map((id) => ({ key: [id], values: { clicks: id, ctr: id / 4 }, ev: 1 }))));
+      await direct.write(
+        PROJECT,
+        allTypes,
+        batch(
+          allTypes,
+          ids.map((id) => ({ key: [id], values: { ...richRow, i32: id, s: `é${id}` }, ev: 1 })),
+        ),
+      );
+      await direct.write(
+        PROJECT,
+        userStats,
+        batch(
+          userStats,
+          ids.filter((id) => id % 3).map((id) => ({ key: [id], values: { clicks: id, ctr: id / 4 }, ev: 1 })),
+        ),
+      );
       const big = Float64Array.from({ length: 300_000 }, (_, i) => i / 7);
       await direct.write(PROJECT, allTypes, batch(allTypes, [{ key: [1000], values: { f64s: big }, ev: 1 }]));
       const requests: OnlineReadRequest[] = [
@@ -501,7 +711,9 @@ describe("redis specifics", () => {
       expect(want[1][3]).toBeNull();
       expect(want[1][40]).toBeNull();
       expect(await readRecords(chopped, PROJECT, requests)).toEqual(want);
-      const [[large]] = await readRecords(direct, PROJECT, [{ view: allTypes, features: ["f64s"], entityKeys: [[1000]] }]);
+      const [[large]] = await readRecords(direct, PROJECT, [
+        { view: allTypes, features: ["f64s"], entityKeys: [[1000]] },
+      ]);
       expect(large?.values.f64s).toEqual(Array.from(big));
     }));
 
@@ -510,18 +722,27 @@ describe("redis specifics", () => {
       await store.write(PROJECT, userStats, batch(userStats, [{ key: [3], values: { clicks: 4 }, ev: 1 }]));
       // (under the project's keys: teardown removes it)
       await raw.set(`${prefix}:${PROJECT}:user_id=9`, "not a hash");
-      await expect(store.read(PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[3], [9]] }])).rejects.toThrow(/WRONGTYPE/);
-      const got = await readRecords(store, PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[3], [4]] }]);
+      await expect(
+        store.read(PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[3], [9]] }]),
+      ).rejects.toThrow(/WRONGTYPE/);
+      const got = await readRecords(store, PROJECT, [
+        { view: userStats, features: ["clicks"], entityKeys: [[3], [4]] },
+      ]);
       expect(got[0].map((r) => r?.values.clicks ?? null)).toEqual([4, null]);
     }));
 
   it("reads again after the server dropped the read connection", () =>
     withRedisStore("killed", async (store, raw) => {
-      const read = async () => (await readRecords(store, PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[3]] }]))[0][0]?.values.clicks;
+      const read = async () =>
+        (await readRecords(store, PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[3]] }]))[0][0]
+          ?.values.clicks;
       await store.write(PROJECT, userStats, batch(userStats, [{ key: [3], values: { clicks: 4 }, ev: 1 }]));
       expect(await read()).toBe(4);
       const list = (await raw.client("LIST")) as string;
-      const readers = list.split("\n").filter((l) => l.includes(`name=${READER_NAME} `)).map((l) => /\bid=(\d+)/.exec(l)?.[1]);
+      const readers = list
+        .split("\n")
+        .filter((l) => l.includes(`name=${READER_NAME} `))
+        .map((l) => /\bid=(\d+)/.exec(l)?.[1]);
       expect(readers.length).toBeGreaterThan(0);
       for (const id of readers) await raw.client("KILL", "ID", String(id));
       expect(await read()).toBe(4);
@@ -531,15 +752,25 @@ describe("redis specifics", () => {
   it("retries a read whose connection is lost while the read is in flight", () =>
     withProxiedRedisStore("lost", { dropFirstRead: true }, async (direct, dropping, proxy) => {
       await direct.write(PROJECT, userStats, batch(userStats, [{ key: [3], values: { clicks: 4 }, ev: 1 }]));
-      const got = await readRecords(dropping, PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[3], [4]] }]);
+      const got = await readRecords(dropping, PROJECT, [
+        { view: userStats, features: ["clicks"], entityKeys: [[3], [4]] },
+      ]);
       expect(got[0].map((r) => r?.values.clicks ?? null)).toEqual([4, null]);
       expect(proxy.dropped()).toBe(1);
     }));
 
   it("parses Feast connection strings and reports an unreachable server", async () => {
-    expect(parseRedisConnectionString("redis.local:6380,db=3,password=s3cret,ssl=true")).toEqual({ host: "redis.local", port: 6380, db: 3, password: "s3cret", tls: {} });
+    expect(parseRedisConnectionString("redis.local:6380,db=3,password=s3cret,ssl=true")).toEqual({
+      host: "redis.local",
+      port: 6380,
+      db: 3,
+      password: "s3cret",
+      tls: {},
+    });
     expect(() => parseRedisConnectionString("h:1,dbx=1")).toThrow(/unknown option "dbx"/);
-    await expect(createOnlineStore({ type: "redis", connectionString: "127.0.0.1:1", keyTtlSeconds: 0 })).rejects.toThrow(/cannot connect to Redis at 127.0.0.1:1/);
+    await expect(
+      createOnlineStore({ type: "redis", connectionString: "127.0.0.1:1", keyTtlSeconds: 0 }),
+    ).rejects.toThrow(/cannot connect to Redis at 127.0.0.1:1/);
   });
 });
 
@@ -556,4 +787,3 @@ describe("entity key codec", () => {
 });
 
 // keep a reference so a typo in a record shape fails type-checking
-

@@ -19,11 +19,37 @@ let dir: string;
 let store: OfflineStore;
 
 function source(name: string, path: string, extra: Partial<FileSourceSpec> = {}): FileSourceSpec {
-  return { type: "file", name, path, timestampField: "event_timestamp", fieldMapping: {}, description: "", tags: {}, ...extra };
+  return {
+    type: "file",
+    name,
+    path,
+    timestampField: "event_timestamp",
+    fieldMapping: {},
+    description: "",
+    tags: {},
+    ...extra,
+  };
 }
 
-function view(name: string, src: FileSourceSpec, keys: FieldSpec[], features: FieldSpec[], ttlSeconds: number): FeatureViewSpec {
-  return { name, entities: keys.map((k) => k.name.replace(/_id$/, "")), entityColumns: keys, features, ttlSeconds, source: src, online: true, tags: {}, description: "", owner: "" };
+function view(
+  name: string,
+  src: FileSourceSpec,
+  keys: FieldSpec[],
+  features: FieldSpec[],
+  ttlSeconds: number,
+): FeatureViewSpec {
+  return {
+    name,
+    entities: keys.map((k) => k.name.replace(/_id$/, "")),
+    entityColumns: keys,
+    features,
+    ttlSeconds,
+    source: src,
+    online: true,
+    tags: {},
+    description: "",
+    owner: "",
+  };
 }
 
 let userFeatures: FeatureViewSpec; // ttl 1 day, created column, "score" mapped from "score_raw"
@@ -50,7 +76,13 @@ const USER_ROWS: Array<[number, string, string, number, number]> = [
 ];
 
 // entity rows: [user_id, event_timestamp] with the expected age for user_features (ttl 1d) and user_lifetime (ttl 0)
-const ENTITY: Array<{ user_id: number; ts: string; age: number | null; lifetimeAge: number | null; filteredAge: number | null }> = [
+const ENTITY: Array<{
+  user_id: number;
+  ts: string;
+  age: number | null;
+  lifetimeAge: number | null;
+  filteredAge: number | null;
+}> = [
   { user_id: 1, ts: "2024-01-10T00:00:00", age: 11, lifetimeAge: 11, filteredAge: 11 }, // at the entity time: inclusive
   { user_id: 1, ts: "2024-01-10T03:00:00", age: 11, lifetimeAge: 11, filteredAge: 11 }, // the 06:00 row is in the future
   { user_id: 1, ts: "2024-01-09T11:59:59", age: null, lifetimeAge: null, filteredAge: null }, // before any row
@@ -63,19 +95,40 @@ const ENTITY: Array<{ user_id: number; ts: string; age: number | null; lifetimeA
   { user_id: 5, ts: "2024-01-10T00:00:00", age: 50, lifetimeAge: 50, filteredAge: 50 }, // exactly at the ttl bound
   { user_id: 5, ts: "2024-01-10T00:00:00.001", age: null, lifetimeAge: 50, filteredAge: null }, // 1 ms past it
 ];
-const SCORE_OF_AGE: Record<number, number> = { 10: 1.0, 11: 1.1, 12: 1.2, 20: 2.0, 30: 3.0, 31: 3.1, 32: 3.2, 40: 4.0, 41: 4.1, 50: 5.0 };
+const SCORE_OF_AGE: Record<number, number> = {
+  10: 1.0,
+  11: 1.1,
+  12: 1.2,
+  20: 2.0,
+  30: 3.0,
+  31: 3.1,
+  32: 3.2,
+  40: 4.0,
+  41: 4.1,
+  50: 5.0,
+};
 
-const entityRows = (): Array<Record<string, unknown>> => ENTITY.map((e) => ({ user_id: e.user_id, event_timestamp: new Date(ms(e.ts)) }));
+const entityRows = (): Array<Record<string, unknown>> =>
+  ENTITY.map((e) => ({ user_id: e.user_id, event_timestamp: new Date(ms(e.ts)) }));
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "fstore-pit-"));
   const userPath = join(dir, "users.parquet");
   await writeParquet(
     userPath,
-    USER_ROWS.map(([user_id, ts, created, age, score_raw]) => ({ user_id, event_timestamp: ts, created, age, score_raw })),
+    USER_ROWS.map(([user_id, ts, created, age, score_raw]) => ({
+      user_id,
+      event_timestamp: ts,
+      created,
+      age,
+      score_raw,
+    })),
     { user_id: "int64", event_timestamp: "timestamp", created: "timestamp", age: "int64", score_raw: "float64" },
   );
-  const userSrc = source("users", userPath, { createdTimestampColumn: "created", fieldMapping: { score_raw: "score" } });
+  const userSrc = source("users", userPath, {
+    createdTimestampColumn: "created",
+    fieldMapping: { score_raw: "score" },
+  });
   const keys: FieldSpec[] = [{ name: "user_id", dtype: "int64" }];
   const fs: FieldSpec[] = [
     { name: "age", dtype: "int64" },
@@ -95,7 +148,16 @@ beforeAll(async () => {
     ],
     { user_id: "int64", item_id: "int32", event_timestamp: "timestamp", clicks: "int32" },
   );
-  userItem = view("user_item", source("user_item", uiPath), [{ name: "user_id", dtype: "int64" }, { name: "item_id", dtype: "int32" }], [{ name: "clicks", dtype: "int32" }], 0);
+  userItem = view(
+    "user_item",
+    source("user_item", uiPath),
+    [
+      { name: "user_id", dtype: "int64" },
+      { name: "item_id", dtype: "int32" },
+    ],
+    [{ name: "clicks", dtype: "int32" }],
+    0,
+  );
   store = await createDuckDBOfflineStore();
 });
 
@@ -117,7 +179,10 @@ function expectMatrix(rows: Array<Record<string, unknown>>, key: "age" | "lifeti
 
 describe("point-in-time join", () => {
   it("picks the latest row within ttl at or before each entity row, in input order", async () => {
-    const job = await store.getHistoricalFeatures({ entityDf: entityRows(), views: [feats(userFeatures, ["age", "score"])] });
+    const job = await store.getHistoricalFeatures({
+      entityDf: entityRows(),
+      views: [feats(userFeatures, ["age", "score"])],
+    });
     expect(await job.columns()).toEqual(["user_id", "event_timestamp", "age", "score"]);
     expectMatrix(await job.toRows());
     await job.close();
@@ -125,10 +190,30 @@ describe("point-in-time join", () => {
 
   it("reads a folder of part files the same way", async () => {
     const folder = join(dir, "users_parts");
-    const types = { user_id: "int64", event_timestamp: "timestamp", created: "timestamp", age: "int64", score_raw: "float64" } as const;
-    const rows = USER_ROWS.map(([user_id, ts, created, age, score_raw]) => ({ user_id, event_timestamp: ts, created, age, score_raw }));
-    await writeParquet(join(folder, "part-0.parquet"), rows.filter((_, i) => i % 2 === 0), types);
-    await writeParquet(join(folder, "day=2", "part-1.parquet"), rows.filter((_, i) => i % 2 === 1), types);
+    const types = {
+      user_id: "int64",
+      event_timestamp: "timestamp",
+      created: "timestamp",
+      age: "int64",
+      score_raw: "float64",
+    } as const;
+    const rows = USER_ROWS.map(([user_id, ts, created, age, score_raw]) => ({
+      user_id,
+      event_timestamp: ts,
+      created,
+      age,
+      score_raw,
+    }));
+    await writeParquet(
+      join(folder, "part-0.parquet"),
+      rows.filter((_, i) => i % 2 === 0),
+      types,
+    );
+    await writeParquet(
+      join(folder, "day=2", "part-1.parquet"),
+      rows.filter((_, i) => i % 2 === 1),
+      types,
+    );
     const v = { ...userFeatures, source: { ...(userFeatures.source as FileSourceSpec), path: folder } };
     const job = await store.getHistoricalFeatures({ entityDf: entityRows(), views: [feats(v, ["age", "score"])] });
     expectMatrix(await job.toRows());
@@ -136,20 +221,36 @@ describe("point-in-time join", () => {
   });
 
   it("ttl 0 means no limit", async () => {
-    const job = await store.getHistoricalFeatures({ entityDf: entityRows(), views: [feats(userLifetime, ["age", "score"])] });
+    const job = await store.getHistoricalFeatures({
+      entityDf: entityRows(),
+      views: [feats(userLifetime, ["age", "score"])],
+    });
     expectMatrix(await job.toRows(), "lifetimeAge");
     await job.close();
   });
 
   it("filterByCreatedTimestamp ignores rows created after the entity time", async () => {
-    const job = await store.getHistoricalFeatures({ entityDf: entityRows(), views: [feats(userFeatures, ["age", "score"])], filterByCreatedTimestamp: true });
+    const job = await store.getHistoricalFeatures({
+      entityDf: entityRows(),
+      views: [feats(userFeatures, ["age", "score"])],
+      filterByCreatedTimestamp: true,
+    });
     expectMatrix(await job.toRows(), "filteredAge");
     await job.close();
   });
 
   it("joins two views with different ttls in one call, with full feature names", async () => {
-    const job = await store.getHistoricalFeatures({ entityDf: entityRows(), views: [feats(userFeatures, ["age"], true), feats(userLifetime, ["age", "score"], true)] });
-    expect(await job.columns()).toEqual(["user_id", "event_timestamp", "user_features__age", "user_lifetime__age", "user_lifetime__score"]);
+    const job = await store.getHistoricalFeatures({
+      entityDf: entityRows(),
+      views: [feats(userFeatures, ["age"], true), feats(userLifetime, ["age", "score"], true)],
+    });
+    expect(await job.columns()).toEqual([
+      "user_id",
+      "event_timestamp",
+      "user_features__age",
+      "user_lifetime__age",
+      "user_lifetime__score",
+    ]);
     const none = await store.getHistoricalFeatures({ entityDf: entityRows(), views: [feats(userFeatures, [])] });
     expect(await none.columns()).toEqual(["user_id", "event_timestamp"]);
     expect((await none.toRows()).length).toBe(ENTITY.length);
@@ -157,7 +258,9 @@ describe("point-in-time join", () => {
     const rows = await job.toRows();
     expect(rows.map((r) => r.user_features__age)).toEqual(ENTITY.map((e) => e.age));
     expect(rows.map((r) => r.user_lifetime__age)).toEqual(ENTITY.map((e) => e.lifetimeAge));
-    expect(rows.map((r) => r.user_lifetime__score)).toEqual(ENTITY.map((e) => (e.lifetimeAge === null ? null : SCORE_OF_AGE[e.lifetimeAge])));
+    expect(rows.map((r) => r.user_lifetime__score)).toEqual(
+      ENTITY.map((e) => (e.lifetimeAge === null ? null : SCORE_OF_AGE[e.lifetimeAge])),
+    );
     await job.close();
   });
 
@@ -184,7 +287,13 @@ describe("point-in-time join", () => {
     });
     expect(await job.columns()).toEqual(["label", "event_timestamp", "user_id", "note", "age"]);
     const [row] = await job.toRows();
-    expect(row).toEqual({ label: 1.5, event_timestamp: new Date(ms("2024-01-10T00:00:00")), user_id: 1, note: "a", age: 11 });
+    expect(row).toEqual({
+      label: 1.5,
+      event_timestamp: new Date(ms("2024-01-10T00:00:00")),
+      user_id: 1,
+      note: "a",
+      age: 11,
+    });
     await job.close();
   });
 });
@@ -201,15 +310,24 @@ describe("entity df inputs", () => {
   it("accepts a SQL query, with INTEGER keys against BIGINT source keys and string timestamps", async () => {
     const values = ENTITY.map((e) => `(${e.user_id}::INTEGER, '${e.ts}')`).join(", ");
     const sql = `SELECT * FROM (VALUES ${values}) t(user_id, event_timestamp)`;
-    const job = await store.getHistoricalFeatures({ entityDf: `${sql};`, views: [feats(userFeatures, ["age", "score"])] });
+    const job = await store.getHistoricalFeatures({
+      entityDf: `${sql};`,
+      views: [feats(userFeatures, ["age", "score"])],
+    });
     expectMatrix(await job.toRows());
     await job.close();
   });
 
   it("accepts an Arrow table", async () => {
     const table = new Table({
-      user_id: vectorFromArray(ENTITY.map((e) => BigInt(e.user_id)), new Int64()),
-      event_timestamp: vectorFromArray(ENTITY.map((e) => new Date(ms(e.ts))), new TimestampMillisecond()),
+      user_id: vectorFromArray(
+        ENTITY.map((e) => BigInt(e.user_id)),
+        new Int64(),
+      ),
+      event_timestamp: vectorFromArray(
+        ENTITY.map((e) => new Date(ms(e.ts))),
+        new TimestampMillisecond(),
+      ),
     });
     const job = await store.getHistoricalFeatures({ entityDf: table, views: [feats(userFeatures, ["age", "score"])] });
     expectMatrix(await job.toRows());
@@ -227,7 +345,11 @@ describe("entity df inputs", () => {
     });
     const rows = await job.toRows();
     expect(rows.map((r) => r.age)).toEqual([11, 10, 11]);
-    expect(rows.map((r) => (r.event_timestamp as Date).toISOString())).toEqual(["2024-01-10T00:00:00.000Z", "2024-01-09T23:00:00.000Z", "2024-01-10T00:00:00.000Z"]);
+    expect(rows.map((r) => (r.event_timestamp as Date).toISOString())).toEqual([
+      "2024-01-10T00:00:00.000Z",
+      "2024-01-09T23:00:00.000Z",
+      "2024-01-10T00:00:00.000Z",
+    ]);
     await job.close();
   });
 
@@ -255,14 +377,23 @@ describe("entity df inputs", () => {
 
 describe("results", () => {
   it("round-trips through parquet and Arrow with proper types", async () => {
-    const job = await store.getHistoricalFeatures({ entityDf: entityRows(), views: [feats(userFeatures, ["age", "score"])] });
+    const job = await store.getHistoricalFeatures({
+      entityDf: entityRows(),
+      views: [feats(userFeatures, ["age", "score"])],
+    });
     const out = join(dir, "out", "training.parquet");
     await job.toParquet(out);
     const inst = await DuckDBInstance.create(":memory:");
     const conn = await inst.connect();
-    const described = (await conn.runAndReadAll(`DESCRIBE SELECT * FROM '${out}'`)).getRowObjectsJS().map((r) => `${String(r.column_name)} ${String(r.column_type)}`);
+    const described = (await conn.runAndReadAll(`DESCRIBE SELECT * FROM '${out}'`))
+      .getRowObjectsJS()
+      .map((r) => `${String(r.column_name)} ${String(r.column_type)}`);
     expect(described).toEqual(["user_id BIGINT", "event_timestamp TIMESTAMP", "age BIGINT", "score DOUBLE"]);
-    const back = (await conn.runAndReadAll(`SELECT user_id::DOUBLE AS user_id, epoch_ms(event_timestamp)::DOUBLE AS ts, age::DOUBLE AS age, score FROM '${out}'`)).getRowObjectsJS();
+    const back = (
+      await conn.runAndReadAll(
+        `SELECT user_id::DOUBLE AS user_id, epoch_ms(event_timestamp)::DOUBLE AS ts, age::DOUBLE AS age, score FROM '${out}'`,
+      )
+    ).getRowObjectsJS();
     conn.closeSync();
     inst.closeSync();
     expect(back.map((r) => r.age)).toEqual(ENTITY.map((e) => e.age));
@@ -270,7 +401,12 @@ describe("results", () => {
 
     const table = await job.toArrow();
     expect(table.numRows).toBe(ENTITY.length);
-    expect(table.schema.fields.map((f) => `${f.name}:${String(f.type)}`)).toEqual(["user_id:Int64", "event_timestamp:Timestamp<MILLISECOND>", "age:Int64", "score:Float64"]);
+    expect(table.schema.fields.map((f) => `${f.name}:${String(f.type)}`)).toEqual([
+      "user_id:Int64",
+      "event_timestamp:Timestamp<MILLISECOND>",
+      "age:Int64",
+      "score:Float64",
+    ]);
     expect(table.getChild("age")?.toArray().length).toBe(ENTITY.length);
     expect([...(table.getChild("age") ?? [])]).toEqual(ENTITY.map((e) => (e.age === null ? null : BigInt(e.age))));
     expect(table.getChild("event_timestamp")?.get(0)).toBe(ms(ENTITY[0].ts));
@@ -295,45 +431,66 @@ describe("results", () => {
 
 describe("bad input", () => {
   it("names a missing timestamp column", async () => {
-    await expect(store.getHistoricalFeatures({ entityDf: [{ user_id: 1, ts: "2024-01-01" }], views: [feats(userFeatures, ["age"])] })).rejects.toThrow(
-      /entity df: no timestamp column "event_timestamp" \(columns: user_id BIGINT, ts VARCHAR\)/,
-    );
+    await expect(
+      store.getHistoricalFeatures({
+        entityDf: [{ user_id: 1, ts: "2024-01-01" }],
+        views: [feats(userFeatures, ["age"])],
+      }),
+    ).rejects.toThrow(/entity df: no timestamp column "event_timestamp" \(columns: user_id BIGINT, ts VARCHAR\)/);
   });
 
   it("names a missing join key column", async () => {
-    const p = store.getHistoricalFeatures({ entityDf: [{ item_id: 1, event_timestamp: "2024-01-01" }], views: [feats(userFeatures, ["age"])] });
+    const p = store.getHistoricalFeatures({
+      entityDf: [{ item_id: 1, event_timestamp: "2024-01-01" }],
+      views: [feats(userFeatures, ["age"])],
+    });
     await expect(p).rejects.toBeInstanceOf(ValidationError);
     await expect(p).rejects.toThrow(/feature view "user_features": the entity df has no join key column "user_id"/);
   });
 
   it("refuses a string key against an integer source key, naming the column", async () => {
-    await expect(store.getHistoricalFeatures({ entityDf: [{ user_id: "1", event_timestamp: "2024-01-10" }], views: [feats(userFeatures, ["age"])] })).rejects.toThrow(
-      /join key "user_id" is VARCHAR in the entity df but BIGINT in .*users\.parquet/,
-    );
+    await expect(
+      store.getHistoricalFeatures({
+        entityDf: [{ user_id: "1", event_timestamp: "2024-01-10" }],
+        views: [feats(userFeatures, ["age"])],
+      }),
+    ).rejects.toThrow(/join key "user_id" is VARCHAR in the entity df but BIGINT in .*users\.parquet/);
   });
 
   it("names a missing source file", async () => {
-    const missing = view("ghost", source("ghost", join(dir, "nope.parquet")), [{ name: "user_id", dtype: "int64" }], [{ name: "age", dtype: "int64" }], 0);
-    await expect(store.getHistoricalFeatures({ entityDf: entityRows(), views: [feats(missing, ["age"])] })).rejects.toThrow(
-      new RegExp(`feature view "ghost": source file .*nope\\.parquet does not exist`),
+    const missing = view(
+      "ghost",
+      source("ghost", join(dir, "nope.parquet")),
+      [{ name: "user_id", dtype: "int64" }],
+      [{ name: "age", dtype: "int64" }],
+      0,
     );
+    await expect(
+      store.getHistoricalFeatures({ entityDf: entityRows(), views: [feats(missing, ["age"])] }),
+    ).rejects.toThrow(new RegExp(`feature view "ghost": source file .*nope\\.parquet does not exist`));
   });
 
   it("names an unparseable entity timestamp", async () => {
-    await expect(store.getHistoricalFeatures({ entityDf: [{ user_id: 1, event_timestamp: "yesterday-ish" }], views: [feats(userFeatures, ["age"])] })).rejects.toThrow(
-      /entity df: column "event_timestamp" row 0: "yesterday-ish" is not an ISO-8601 timestamp/,
-    );
+    await expect(
+      store.getHistoricalFeatures({
+        entityDf: [{ user_id: 1, event_timestamp: "yesterday-ish" }],
+        views: [feats(userFeatures, ["age"])],
+      }),
+    ).rejects.toThrow(/entity df: column "event_timestamp" row 0: "yesterday-ish" is not an ISO-8601 timestamp/);
   });
 
   it("refuses an output name that clashes with an entity column", async () => {
     await expect(
-      store.getHistoricalFeatures({ entityDf: [{ user_id: 1, age: 3, event_timestamp: "2024-01-10" }], views: [feats(userFeatures, ["age"])] }),
+      store.getHistoricalFeatures({
+        entityDf: [{ user_id: 1, age: 3, event_timestamp: "2024-01-10" }],
+        views: [feats(userFeatures, ["age"])],
+      }),
     ).rejects.toThrow(/output column "age" clashes with an entity df column/);
   });
 
   it("names a parquet entity df path that does not exist", async () => {
-    await expect(store.getHistoricalFeatures({ entityDf: join(dir, "missing.parquet"), views: [feats(userFeatures, ["age"])] })).rejects.toThrow(
-      /entity df: parquet file .*missing\.parquet does not exist/,
-    );
+    await expect(
+      store.getHistoricalFeatures({ entityDf: join(dir, "missing.parquet"), views: [feats(userFeatures, ["age"])] }),
+    ).rejects.toThrow(/entity df: parquet file .*missing\.parquet does not exist/);
   });
 });

@@ -16,18 +16,50 @@ const src = new FileSource({ path: "data/u.parquet", timestampField: "ts" });
 
 describe("definitions", () => {
   it("validates on construction", () => {
-    expect(() => new Field({ name: "x", dtype: "int128" as "int64" })).toThrow(/Field "x": dtype "int128" is not one of/);
-    expect(() => new Entity({ name: "e", joinKeys: ["a", "b"] })).toThrow(/exactly one column/);
-    expect(() => new FeatureView({ name: "v", entities: [user], schema: [new Field({ name: "a", dtype: "int64" })], source: src, ttl: "7 days" })).toThrow(
-      /FeatureView "v": ttl "7 days" is not a number of seconds/,
+    expect(() => new Field({ name: "x", dtype: "int128" as "int64" })).toThrow(
+      /Field "x": dtype "int128" is not one of/,
     );
-    expect(() => new FeatureView({ name: "v", entities: [user], schema: [new Field({ name: "a", dtype: "int64" })], source: src, ttl: -1 })).toThrow(/ttl must be >= 0/);
+    expect(() => new Entity({ name: "e", joinKeys: ["a", "b"] })).toThrow(/exactly one column/);
     expect(
-      () => new FeatureView({ name: "v", entities: [user], schema: [new Field({ name: "a", dtype: "int64" }), new Field({ name: "a", dtype: "string" })], source: src }),
+      () =>
+        new FeatureView({
+          name: "v",
+          entities: [user],
+          schema: [new Field({ name: "a", dtype: "int64" })],
+          source: src,
+          ttl: "7 days",
+        }),
+    ).toThrow(/FeatureView "v": ttl "7 days" is not a number of seconds/);
+    expect(
+      () =>
+        new FeatureView({
+          name: "v",
+          entities: [user],
+          schema: [new Field({ name: "a", dtype: "int64" })],
+          source: src,
+          ttl: -1,
+        }),
+    ).toThrow(/ttl must be >= 0/);
+    expect(
+      () =>
+        new FeatureView({
+          name: "v",
+          entities: [user],
+          schema: [new Field({ name: "a", dtype: "int64" }), new Field({ name: "a", dtype: "string" })],
+          source: src,
+        }),
     ).toThrow(/field "a" is defined twice/);
-    expect(() => new FeatureView({ name: "v", entities: [], schema: [new Field({ name: "a", dtype: "int64" })], source: src })).toThrow(/at least one Entity/);
+    expect(
+      () =>
+        new FeatureView({ name: "v", entities: [], schema: [new Field({ name: "a", dtype: "int64" })], source: src }),
+    ).toThrow(/at least one Entity/);
     expect(() => new FeatureService({ name: "s", features: [] })).toThrow(/at least one/);
-    const v = new FeatureView({ name: "v", entities: [user], schema: [new Field({ name: "a", dtype: "int64" })], source: src });
+    const v = new FeatureView({
+      name: "v",
+      entities: [user],
+      schema: [new Field({ name: "a", dtype: "int64" })],
+      source: src,
+    });
     expect(() => v.select(["b"])).toThrow(/no feature "b"/);
   });
 
@@ -45,7 +77,10 @@ describe("definitions", () => {
 describe("isoUtc", () => {
   it("writes what Date#toISOString writes (whole seconds without .000), over the whole range", () => {
     const ref = (ms: number) => new Date(ms).toISOString().replace(".000Z", "Z");
-    const cases = [0, -1, 1, 999, 86_399_999, 951_782_400_000, 951_868_800_000, 1_709_164_800_000, -2_208_988_800_001, -62_167_219_200_000, 253_402_300_799_999, 253_402_300_800_000, -62_167_219_200_001, 1.5];
+    const cases = [
+      0, -1, 1, 999, 86_399_999, 951_782_400_000, 951_868_800_000, 1_709_164_800_000, -2_208_988_800_001,
+      -62_167_219_200_000, 253_402_300_799_999, 253_402_300_800_000, -62_167_219_200_001, 1.5,
+    ];
     let seed = 7;
     for (let i = 0; i < 20_000; i++) {
       seed = (seed * 1103515245 + 12345) % 2147483648;
@@ -69,7 +104,12 @@ describe("plan and apply", () => {
     const store = await FeatureStore.open(dir);
     try {
       const plan = await store.plan();
-      expect(plan.entries.filter((e) => e.action === "create").map((e) => `${e.kind}:${e.name}`).sort()).toEqual([
+      expect(
+        plan.entries
+          .filter((e) => e.action === "create")
+          .map((e) => `${e.kind}:${e.name}`)
+          .sort(),
+      ).toEqual([
         "data_source:item_push",
         "data_source:users_src",
         "entity:item",
@@ -79,7 +119,12 @@ describe("plan and apply", () => {
         "feature_view:user_features",
       ]);
       await store.apply();
-      expect(store.listFeatureViews().map((v) => v.name).sort()).toEqual(["item_features", "user_features"]);
+      expect(
+        store
+          .listFeatureViews()
+          .map((v) => v.name)
+          .sort(),
+      ).toEqual(["item_features", "user_features"]);
       const uf = store.getFeatureView("user_features");
       expect(uf.ttlSeconds).toBe(2 * 86400);
       expect(uf.entityColumns).toEqual([{ name: "user_id", dtype: "int64" }]);
@@ -111,10 +156,19 @@ describe("plan and apply", () => {
       const reg = Registry.open(store.config.registryPath);
       const version = reg.version("reg_test");
       // a new field that the parquet file lacks
-      writeFileSync(join(dir, "features.ts"), DEFINITIONS.replace(`new Field({ name: "age", dtype: "int64" }),`, `new Field({ name: "age", dtype: "int64" }), new Field({ name: "income", dtype: "float64" }),`));
+      writeFileSync(
+        join(dir, "features.ts"),
+        DEFINITIONS.replace(
+          `new Field({ name: "age", dtype: "int64" }),`,
+          `new Field({ name: "age", dtype: "int64" }), new Field({ name: "income", dtype: "float64" }),`,
+        ),
+      );
       await expect(store.apply()).rejects.toThrow(/features\.ts: .*user_features.*"income"/);
       // a field of another type
-      writeFileSync(join(dir, "features.ts"), DEFINITIONS.replace(`name: "city", dtype: "string"`, `name: "city", dtype: "int64"`));
+      writeFileSync(
+        join(dir, "features.ts"),
+        DEFINITIONS.replace(`name: "city", dtype: "string"`, `name: "city", dtype: "int64"`),
+      );
       await expect(store.apply()).rejects.toThrow(/features\.ts: .*user_features.*"city".*(VARCHAR|string).*int64/s);
       expect(reg.version("reg_test")).toBe(version);
       expect(JSON.stringify(store.contents())).toBe(before);
@@ -127,17 +181,30 @@ describe("plan and apply", () => {
   it("names the file and object for bad definitions", async () => {
     const store = await FeatureStore.open(dir);
     try {
-      writeFileSync(join(dir, "features.ts"), DEFINITIONS.replace(`export const item = new Entity`, `const item = new Entity`));
-      await expect(store.plan()).rejects.toThrow(/features\.ts: feature view "item_features" uses entity "item", which no file of the repo exports/);
+      writeFileSync(
+        join(dir, "features.ts"),
+        DEFINITIONS.replace(`export const item = new Entity`, `const item = new Entity`),
+      );
+      await expect(store.plan()).rejects.toThrow(
+        /features\.ts: feature view "item_features" uses entity "item", which no file of the repo exports/,
+      );
       writeFileSync(join(dir, "features.ts"), DEFINITIONS.replace(`ttl: "2d"`, `ttl: "2 days"`));
       await expect(store.plan()).rejects.toThrow(/features\.ts: FeatureView "user_features": ttl "2 days"/);
       writeFileSync(join(dir, "features.ts"), DEFINITIONS);
-      writeFileSync(join(dir, "more.ts"), `import { Entity } from "fstore";\nexport const user2 = new Entity({ name: "user", joinKeys: ["uid"] });\n`);
-      await expect(store.plan()).rejects.toThrow(/more\.ts: duplicate entity name "user" \(also defined in features\.ts\)/);
+      writeFileSync(
+        join(dir, "more.ts"),
+        `import { Entity } from "fstore";\nexport const user2 = new Entity({ name: "user", joinKeys: ["uid"] });\n`,
+      );
+      await expect(store.plan()).rejects.toThrow(
+        /more\.ts: duplicate entity name "user" \(also defined in features\.ts\)/,
+      );
       writeFileSync(join(dir, "more.ts"), `export const x = ;\n`);
       await expect(store.plan()).rejects.toThrow(/more\.ts: /);
       writeFileSync(join(dir, "more.ts"), "");
-      writeFileSync(join(dir, "features.ts"), DEFINITIONS.replace(`path: "data/users.parquet"`, `path: "data/nope.parquet"`));
+      writeFileSync(
+        join(dir, "features.ts"),
+        DEFINITIONS.replace(`path: "data/users.parquet"`, `path: "data/nope.parquet"`),
+      );
       await expect(store.plan()).rejects.toThrow(/features\.ts: .*nope\.parquet/);
     } finally {
       await store.close();
@@ -155,10 +222,13 @@ describe("plan and apply", () => {
 });
 
 describe("feature_store.yaml offline_store", () => {
-  const parse = (offline: unknown) => parseRepoConfig({ project: "p", offline_store: offline }, "/repo", "feature_store.yaml");
+  const parse = (offline: unknown) =>
+    parseRepoConfig({ project: "p", offline_store: offline }, "/repo", "feature_store.yaml");
 
   it("takes DuckDB's memory_limit, temp_directory (relative to the repo) and threads", () => {
-    expect(parse({ type: "duckdb", memory_limit: "4GB", temp_directory: "data/spill", threads: 2 }).offlineStore).toEqual({
+    expect(
+      parse({ type: "duckdb", memory_limit: "4GB", temp_directory: "data/spill", threads: 2 }).offlineStore,
+    ).toEqual({
       type: "duckdb",
       memoryLimit: "4GB",
       memoryLimitBytes: 4e9,
@@ -166,8 +236,17 @@ describe("feature_store.yaml offline_store", () => {
       threads: 2,
     });
     expect(parse(undefined).offlineStore).toEqual({ type: "duckdb" });
-    expect([parseByteSize("512MB"), parseByteSize("2 GiB"), parseByteSize("1.5gb"), parseByteSize("64MiB")]).toEqual([512e6, 2 ** 31, 1.5e9, 2 ** 26]);
-    expect([parseByteSize("lots"), parseByteSize("4"), parseByteSize("4 GX")]).toEqual([undefined, undefined, undefined]);
+    expect([parseByteSize("512MB"), parseByteSize("2 GiB"), parseByteSize("1.5gb"), parseByteSize("64MiB")]).toEqual([
+      512e6,
+      2 ** 31,
+      1.5e9,
+      2 ** 26,
+    ]);
+    expect([parseByteSize("lots"), parseByteSize("4"), parseByteSize("4 GX")]).toEqual([
+      undefined,
+      undefined,
+      undefined,
+    ]);
   });
 
   it("a serving process's default DuckDB threads apply only where feature_store.yaml sets none", async () => {
@@ -178,7 +257,13 @@ describe("feature_store.yaml offline_store", () => {
       expect(byDefault.config.offlineStore.threads).toBe(1);
       await byDefault.close();
       const yamlPath = join(dir, "feature_store.yaml");
-      writeFileSync(yamlPath, readFileSync(yamlPath, "utf8").replace("offline_store:\n  type: duckdb\n", "offline_store:\n  type: duckdb\n  threads: 3\n"));
+      writeFileSync(
+        yamlPath,
+        readFileSync(yamlPath, "utf8").replace(
+          "offline_store:\n  type: duckdb\n",
+          "offline_store:\n  type: duckdb\n  threads: 3\n",
+        ),
+      );
       const set = await FeatureStore.open(dir, { defaultOfflineThreads: 1 });
       expect(set.config.offlineStore.threads).toBe(3);
       await set.close();
@@ -188,9 +273,15 @@ describe("feature_store.yaml offline_store", () => {
   });
 
   it("rejects bad settings with the key at fault", () => {
-    expect(() => parse({ type: "duckdb", memory_limit: "lots" })).toThrow(/offline_store\.memory_limit "lots" is not a size: expected e\.g\. "512MB"/);
-    expect(() => parse({ type: "duckdb", memory_limit: "10MB" })).toThrow(/offline_store\.memory_limit "10MB" is below 64MB/);
-    expect(() => parse({ type: "duckdb", threads: 0 })).toThrow(/offline_store\.threads must be a whole number >= 1, got 0/);
+    expect(() => parse({ type: "duckdb", memory_limit: "lots" })).toThrow(
+      /offline_store\.memory_limit "lots" is not a size: expected e\.g\. "512MB"/,
+    );
+    expect(() => parse({ type: "duckdb", memory_limit: "10MB" })).toThrow(
+      /offline_store\.memory_limit "10MB" is below 64MB/,
+    );
+    expect(() => parse({ type: "duckdb", threads: 0 })).toThrow(
+      /offline_store\.threads must be a whole number >= 1, got 0/,
+    );
     expect(() => parse({ type: "duckdb", threads: "many" })).toThrow(/offline_store\.threads/);
     expect(() => parse("duckdb")).toThrow(/"offline_store" must be a mapping/);
   });

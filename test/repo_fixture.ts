@@ -65,7 +65,14 @@ export async function writeRepo(dir: string, project = "test_repo", online?: str
       { user_id: 2, event_timestamp: T0 - HOUR, created: T0 - HOUR, age: 40, city: null, seen: null },
       { user_id: 3, event_timestamp: T0 + DAY, created: T0 + DAY, age: 50, city: "Rome", seen: [9] },
     ],
-    { user_id: "int64", event_timestamp: "timestamp", created: "timestamp", age: "int64", city: "string", seen: "int64[]" },
+    {
+      user_id: "int64",
+      event_timestamp: "timestamp",
+      created: "timestamp",
+      age: "int64",
+      city: "string",
+      seen: "int64[]",
+    },
   );
   await writeParquet(
     join(dir, "data/items.parquet"),
@@ -78,7 +85,11 @@ export async function writeRepo(dir: string, project = "test_repo", online?: str
 }
 
 /** A registered view's spec, built directly (no repo): entity and feature columns with their dtypes. */
-export function viewSpec(name: string, entityColumns: Array<[string, Dtype]>, features: Array<[string, Dtype]>): FeatureViewSpec {
+export function viewSpec(
+  name: string,
+  entityColumns: Array<[string, Dtype]>,
+  features: Array<[string, Dtype]>,
+): FeatureViewSpec {
   const f = (list: Array<[string, Dtype]>): FieldSpec[] => list.map(([n, dtype]) => ({ name: n, dtype }));
   return {
     name,
@@ -86,7 +97,15 @@ export function viewSpec(name: string, entityColumns: Array<[string, Dtype]>, fe
     entityColumns: f(entityColumns),
     features: f(features),
     ttlSeconds: 0,
-    source: { type: "file", name: `${name}_src`, path: "/nowhere.parquet", timestampField: "ts", fieldMapping: {}, description: "", tags: {} },
+    source: {
+      type: "file",
+      name: `${name}_src`,
+      path: "/nowhere.parquet",
+      timestampField: "ts",
+      fieldMapping: {},
+      description: "",
+      tags: {},
+    },
     online: true,
     tags: {},
     description: "",

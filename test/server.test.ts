@@ -3,7 +3,12 @@
 import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type FeatureServer, startFeatureServer } from "../server/server.js";
-import { FeatureServerClient, FeatureServerError, responseToObject, type OnlineFeaturesResponse } from "../server/client.js";
+import {
+  FeatureServerClient,
+  FeatureServerError,
+  responseToObject,
+  type OnlineFeaturesResponse,
+} from "../server/client.js";
 import { DAY, HOUR, NOW, type OnlineKind, type TestRepo, createTestRepo, get, post } from "./server_fixture.js";
 
 const EPOCH = "1970-01-01T00:00:00Z";
@@ -45,7 +50,11 @@ describe.each<OnlineKind>(["sqlite", "redis"])("feature server on %s", (kind) =>
   });
 
   it("POST /materialize loads the latest rows into the online store", async () => {
-    const r = await post(`${server.url}/materialize`, { start_ts: isoS(NOW - 30 * DAY), end_ts: isoS(NOW), feature_views: ["user_features"] });
+    const r = await post(`${server.url}/materialize`, {
+      start_ts: isoS(NOW - 30 * DAY),
+      end_ts: isoS(NOW),
+      feature_views: ["user_features"],
+    });
     expect(r.status, r.text).toBe(200);
     const views = r.json.views as Array<{ view: string; rows: number }>;
     expect(views.map((v) => v.view)).toEqual(["user_features"]);
@@ -72,7 +81,11 @@ describe.each<OnlineKind>(["sqlite", "redis"])("feature server on %s", (kind) =>
   });
 
   it("full_feature_names names columns view__feature", async () => {
-    const r = await client.getOnlineFeatures({ features: ["user_features:age"], entities: { user_id: [1] }, fullFeatureNames: true });
+    const r = await client.getOnlineFeatures({
+      features: ["user_features:age"],
+      entities: { user_id: [1] },
+      fullFeatureNames: true,
+    });
     expect(r.metadata.feature_names).toEqual(["user_id", "user_features__age"]);
     expect(responseToObject(r)).toEqual({ user_id: [1], user_features__age: [31] });
   });
@@ -82,23 +95,43 @@ describe.each<OnlineKind>(["sqlite", "redis"])("feature server on %s", (kind) =>
     expect(r.status, r.text).toBe(200);
     const views = (r.json.views as Array<{ view: string }>).map((v) => v.view).sort();
     expect(views).toEqual(["item_stats", "user_features"]);
-    const o = await client.getOnlineFeaturesAsObject({ features: ["item_stats:price", "item_stats:views"], entities: { item_id: ["i1", "nope"] } });
+    const o = await client.getOnlineFeaturesAsObject({
+      features: ["item_stats:price", "item_stats:views"],
+      entities: { item_id: ["i1", "nope"] },
+    });
     expect(o).toEqual({ item_id: ["i1", "nope"], price: [9.5, null], views: [100, null] });
   });
 
   it("a feature_service request reads the service's features", async () => {
-    const r = await post(`${server.url}/get-online-features`, { feature_service: "ranking", entities: { user_id: [1], item_id: ["i1"] } });
+    const r = await post(`${server.url}/get-online-features`, {
+      feature_service: "ranking",
+      entities: { user_id: [1], item_id: ["i1"] },
+    });
     expect(r.status, r.text).toBe(200);
     const o = responseToObject(r.json as unknown as OnlineFeaturesResponse);
     expect(o).toEqual({ user_id: [1], item_id: ["i1"], age: [31], score: [0.75], price: [9.5] });
   });
 
   it("POST /push writes fresh values online; an older push does not replace them", async () => {
-    const w = await client.push({ pushSourceName: "item_push", df: { item_id: ["i1", "i2"], price: [12.5, 3], views: [101, 7], event_timestamp: [isoS(NOW - 60_000), isoS(NOW - 60_000)] } });
+    const w = await client.push({
+      pushSourceName: "item_push",
+      df: {
+        item_id: ["i1", "i2"],
+        price: [12.5, 3],
+        views: [101, 7],
+        event_timestamp: [isoS(NOW - 60_000), isoS(NOW - 60_000)],
+      },
+    });
     expect(w).toMatchObject({ status: "ok", rows: 2 });
-    const stale = await client.push({ pushSourceName: "item_push", df: { item_id: ["i1"], price: [1], views: [1], event_timestamp: [isoS(NOW - DAY)] } });
+    const stale = await client.push({
+      pushSourceName: "item_push",
+      df: { item_id: ["i1"], price: [1], views: [1], event_timestamp: [isoS(NOW - DAY)] },
+    });
     expect(stale.rows).toBe(1);
-    const o = await client.getOnlineFeaturesAsObject({ features: ["item_stats:price", "item_stats:views"], entities: { item_id: ["i1", "i2"] } });
+    const o = await client.getOnlineFeaturesAsObject({
+      features: ["item_stats:price", "item_stats:views"],
+      entities: { item_id: ["i1", "i2"] },
+    });
     expect(o.price).toEqual([12.5, 3]);
     expect(o.views).toEqual([101, 7]);
   });
@@ -106,10 +139,21 @@ describe.each<OnlineKind>(["sqlite", "redis"])("feature server on %s", (kind) =>
   it("POST /write-to-online-store writes a view's rows", async () => {
     const r = await post(`${server.url}/write-to-online-store`, {
       feature_view_name: "user_features",
-      df: { user_id: [3], age: [22], score: [0.1], city: ["metz"], recent: [[9]], event_timestamp: [isoS(NOW - 60_000)], created: [null] },
+      df: {
+        user_id: [3],
+        age: [22],
+        score: [0.1],
+        city: ["metz"],
+        recent: [[9]],
+        event_timestamp: [isoS(NOW - 60_000)],
+        created: [null],
+      },
     });
     expect(r.status, r.text).toBe(200);
-    const o = await client.getOnlineFeaturesAsObject({ features: ["user_features:age", "user_features:city", "user_features:recent"], entities: { user_id: [3] } });
+    const o = await client.getOnlineFeaturesAsObject({
+      features: ["user_features:age", "user_features:city", "user_features:recent"],
+      entities: { user_id: [3] },
+    });
     expect(o).toEqual({ user_id: [3], age: [22], city: ["metz"], recent: [[9]] });
   });
 
@@ -118,8 +162,12 @@ describe.each<OnlineKind>(["sqlite", "redis"])("feature server on %s", (kind) =>
     expect(r.status).toBe(200);
     expect(r.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
     expect(r.text).toContain("# TYPE fstore_http_requests_total counter");
-    expect(r.text).toMatch(/fstore_http_requests_total\{endpoint="\/get-online-features",method="POST",status="200"\} [1-9]\d*/);
-    expect(r.text).toMatch(/fstore_http_request_duration_seconds_bucket\{endpoint="\/push",status="200",le="\+Inf"\} 2/);
+    expect(r.text).toMatch(
+      /fstore_http_requests_total\{endpoint="\/get-online-features",method="POST",status="200"\} [1-9]\d*/,
+    );
+    expect(r.text).toMatch(
+      /fstore_http_request_duration_seconds_bucket\{endpoint="\/push",status="200",le="\+Inf"\} 2/,
+    );
     expect(r.text).toMatch(/fstore_online_read_duration_seconds_count [1-9]\d*/);
     expect(r.text).toContain("fstore_http_requests_in_flight 1");
   });
@@ -138,7 +186,9 @@ describe.each<OnlineKind>(["sqlite", "redis"])("feature server on %s", (kind) =>
   });
 
   it("the client throws FeatureServerError with the status and the server's message", async () => {
-    const e = await client.getOnlineFeatures({ features: ["user_features:nope"], entities: { user_id: [1] } }).catch((x: unknown) => x);
+    const e = await client
+      .getOnlineFeatures({ features: ["user_features:nope"], entities: { user_id: [1] } })
+      .catch((x: unknown) => x);
     expect(e).toBeInstanceOf(FeatureServerError);
     expect((e as FeatureServerError).status).toBe(404);
     expect((e as Error).message).toContain('no feature "nope"');

@@ -41,7 +41,11 @@ describe("fs serve (CLI process)", () => {
       }
     }
     repo = await createTestRepo("sqlite");
-    child = spawn(process.execPath, [join(ROOT, "bin/fs.js"), "serve", "--repo", repo.dir, "--port", "0", "--log-level", "info"], { stdio: ["ignore", "pipe", "pipe"] });
+    child = spawn(
+      process.execPath,
+      [join(ROOT, "bin/fs.js"), "serve", "--repo", repo.dir, "--port", "0", "--log-level", "info"],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
     exited = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
     let stderr = "";
     child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
@@ -73,21 +77,34 @@ describe("fs serve (CLI process)", () => {
 
   it("serves health, materialize and online reads", async () => {
     expect((await get(`${url}/health`)).status).toBe(200);
-    const m = await post(`${url}/materialize`, { start_ts: new Date(NOW - 30 * 86400_000).toISOString(), end_ts: new Date(NOW).toISOString() });
+    const m = await post(`${url}/materialize`, {
+      start_ts: new Date(NOW - 30 * 86400_000).toISOString(),
+      end_ts: new Date(NOW).toISOString(),
+    });
     expect(m.status, m.text).toBe(200);
-    const r = await post(`${url}/get-online-features`, { features: ["user_features:age"], entities: { user_id: [1, 3] } });
+    const r = await post(`${url}/get-online-features`, {
+      features: ["user_features:age"],
+      entities: { user_id: [1, 3] },
+    });
     expect(r.status).toBe(200);
-    expect((r.json.results as Array<{ values: unknown[]; statuses: string[] }>)[1]).toMatchObject({ values: [31, null], statuses: ["PRESENT", "NOT_FOUND"] });
+    expect((r.json.results as Array<{ values: unknown[]; statuses: string[] }>)[1]).toMatchObject({
+      values: [31, null],
+      statuses: ["PRESENT", "NOT_FOUND"],
+    });
   });
 
   it("on SIGTERM finishes the request in flight and exits 0", async () => {
     const body = JSON.stringify({ features: ["user_features:age"], entities: { user_id: [1] } });
     const answer = new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = request(`${url}/get-online-features`, { method: "POST", headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, (res) => {
-        let text = "";
-        res.on("data", (c: Buffer) => (text += c.toString()));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
-      });
+      const req = request(
+        `${url}/get-online-features`,
+        { method: "POST", headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } },
+        (res) => {
+          let text = "";
+          res.on("data", (c: Buffer) => (text += c.toString()));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
+        },
+      );
       req.on("error", reject);
       req.write(body.slice(0, 10));
       // the rest of the body arrives after SIGTERM
@@ -112,7 +129,10 @@ describe("fs serve and Ctrl-C", () => {
   it("finishes the request in flight when SIGINT reaches the whole process group (primary and worker)", async () => {
     const repo = await createTestRepo("sqlite");
     // a process group of its own, as a terminal's foreground job: Ctrl-C signals every process in it
-    const child = spawn(process.execPath, [join(ROOT, "bin/fs.js"), "serve", "--repo", repo.dir, "--port", "0"], { stdio: ["ignore", "pipe", "pipe"], detached: true });
+    const child = spawn(process.execPath, [join(ROOT, "bin/fs.js"), "serve", "--repo", repo.dir, "--port", "0"], {
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
     try {
       const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
       const url = await new Promise<string>((resolve, reject) => {
@@ -126,10 +146,17 @@ describe("fs serve and Ctrl-C", () => {
       });
       const body = JSON.stringify({ features: ["user_features:age"], entities: { user_id: [1] } });
       const answer = new Promise<number>((resolve, reject) => {
-        const req = request(`${url}/get-online-features`, { method: "POST", headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, (res) => {
-          res.resume();
-          res.on("end", () => resolve(res.statusCode ?? 0));
-        });
+        const req = request(
+          `${url}/get-online-features`,
+          {
+            method: "POST",
+            headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+          },
+          (res) => {
+            res.resume();
+            res.on("end", () => resolve(res.statusCode ?? 0));
+          },
+        );
         req.on("error", reject);
         req.write(body.slice(0, 10));
         setTimeout(() => req.end(body.slice(10)), 500);
@@ -148,7 +175,11 @@ describe("fs serve and Ctrl-C", () => {
 describe("fs serve --workers 2 (cluster)", () => {
   it("serves from two processes on one port, and SIGTERM stops them all with exit 0", async () => {
     const repo = await createTestRepo("sqlite");
-    const child = spawn(process.execPath, [join(ROOT, "bin/fs.js"), "serve", "--repo", repo.dir, "--port", "0", "--workers", "2"], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(
+      process.execPath,
+      [join(ROOT, "bin/fs.js"), "serve", "--repo", repo.dir, "--port", "0", "--workers", "2"],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
     try {
       const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
       const lines: Array<Record<string, unknown>> = [];
@@ -167,10 +198,16 @@ describe("fs serve --workers 2 (cluster)", () => {
       // listen(0) in a cluster: every worker gets the same port
       expect(listening[0]).toBe(listening[1]);
       const url = listening[0];
-      const m = await post(`${url}/materialize`, { start_ts: new Date(NOW - 30 * 86400_000).toISOString(), end_ts: new Date(NOW).toISOString() });
+      const m = await post(`${url}/materialize`, {
+        start_ts: new Date(NOW - 30 * 86400_000).toISOString(),
+        end_ts: new Date(NOW).toISOString(),
+      });
       expect(m.status, m.text).toBe(200);
       for (let i = 0; i < 6; i++) {
-        const r = await post(`${url}/get-online-features`, { features: ["user_features:age"], entities: { user_id: [1] } });
+        const r = await post(`${url}/get-online-features`, {
+          features: ["user_features:age"],
+          entities: { user_id: [1] },
+        });
         expect((r.json.results as Array<{ values: unknown[] }>)[1].values).toEqual([31]);
       }
       child.kill("SIGTERM");

@@ -35,7 +35,10 @@ describe.each<OnlineKind>(["sqlite", "redis"])("concurrent push and read on %s",
     let finished = false;
 
     const pushOne = async (k: number) => {
-      await client.push({ pushSourceName: "item_push", df: { item_id: ["hot"], price: [k], views: [k], event_timestamp: [new Date(base + k * 1000).toISOString()] } });
+      await client.push({
+        pushSourceName: "item_push",
+        df: { item_id: ["hot"], price: [k], views: [k], event_timestamp: [new Date(base + k * 1000).toISOString()] },
+      });
       done.add(k);
       while (done.has(pushedDone + 1)) pushedDone++;
     };
@@ -45,11 +48,15 @@ describe.each<OnlineKind>(["sqlite", "redis"])("concurrent push and read on %s",
     const reader = async () => {
       while (!finished) {
         const floor = Math.max(maxSeen, pushedDone);
-        const o = await client.getOnlineFeaturesAsObject({ features: ["item_stats:price", "item_stats:views"], entities: { item_id: ["hot"] } });
+        const o = await client.getOnlineFeaturesAsObject({
+          features: ["item_stats:price", "item_stats:views"],
+          entities: { item_id: ["hot"] },
+        });
         reads++;
         const v = o.price[0] === null ? -1 : (o.price[0] as number);
         if (v < floor) violations.push(`read ${v} after ${floor} was already visible`);
-        if (o.views[0] !== o.price[0]) violations.push(`torn row: price ${String(o.price[0])}, views ${String(o.views[0])}`);
+        if (o.views[0] !== o.price[0])
+          violations.push(`torn row: price ${String(o.price[0])}, views ${String(o.views[0])}`);
         maxSeen = Math.max(maxSeen, v);
       }
     };
@@ -60,8 +67,14 @@ describe.each<OnlineKind>(["sqlite", "redis"])("concurrent push and read on %s",
     expect(violations).toEqual([]);
     expect(reads).toBeGreaterThan(PUSHES);
     // a stale push after the newest does not replace it
-    await client.push({ pushSourceName: "item_push", df: { item_id: ["hot"], price: [-5], views: [-5], event_timestamp: [new Date(base).toISOString()] } });
-    const last = await client.getOnlineFeaturesAsObject({ features: ["item_stats:price"], entities: { item_id: ["hot"] } });
+    await client.push({
+      pushSourceName: "item_push",
+      df: { item_id: ["hot"], price: [-5], views: [-5], event_timestamp: [new Date(base).toISOString()] },
+    });
+    const last = await client.getOnlineFeaturesAsObject({
+      features: ["item_stats:price"],
+      entities: { item_id: ["hot"] },
+    });
     expect(last.price).toEqual([PUSHES - 1]);
   });
 });

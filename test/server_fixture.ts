@@ -171,7 +171,13 @@ async function readResult(res: Response): Promise<HttpResult> {
 }
 
 export async function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<HttpResult> {
-  return readResult(await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: typeof body === "string" ? body : JSON.stringify(body) }));
+  return readResult(
+    await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: typeof body === "string" ? body : JSON.stringify(body),
+    }),
+  );
 }
 
 export async function get(url: string, headers: Record<string, string> = {}): Promise<HttpResult> {

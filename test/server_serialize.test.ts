@@ -9,7 +9,10 @@ import { OnlineResponse } from "../stores/online_response.js";
 import type { OnlineReadResult } from "../stores/types.js";
 
 /** Column-wise read results from rows (null = not found). */
-function result(rows: Array<{ eventTs: number; values: Record<string, unknown> } | null>, features: string[]): OnlineReadResult {
+function result(
+  rows: Array<{ eventTs: number; values: Record<string, unknown> } | null>,
+  features: string[],
+): OnlineReadResult {
   const values: Record<string, unknown[]> = {};
   for (const f of features) values[f] = rows.map((r) => (r && f in r.values ? r.values[f] : null));
   return { eventTs: Float64Array.from(rows, (r) => (r ? r.eventTs : NaN)), values };
@@ -22,7 +25,15 @@ function spec(name: string, ttlSeconds: number): FeatureViewSpec {
     entityColumns: [{ name: "user_id", dtype: "int64" }],
     features: [],
     ttlSeconds,
-    source: { type: "file", name: "s", path: "/x.parquet", timestampField: "ts", fieldMapping: {}, description: "", tags: {} },
+    source: {
+      type: "file",
+      name: "s",
+      path: "/x.parquet",
+      timestampField: "ts",
+      fieldMapping: {},
+      description: "",
+      tags: {},
+    },
     online: true,
     tags: {},
     description: "",
@@ -38,12 +49,38 @@ describe("OnlineResponse.toFeastJSONText", () => {
     const r = new OnlineResponse(
       [{ name: "user_id", values: [1, 2, 3] }],
       [
-        { view: a, features: [{ name: "age", outputName: "age" }, { name: "name", outputName: 'name "q"' }] },
-        { view: b, features: [{ name: "tags", outputName: "b__tags" }, { name: "ok", outputName: "ok" }] },
+        {
+          view: a,
+          features: [
+            { name: "age", outputName: "age" },
+            { name: "name", outputName: 'name "q"' },
+          ],
+        },
+        {
+          view: b,
+          features: [
+            { name: "tags", outputName: "b__tags" },
+            { name: "ok", outputName: "ok" },
+          ],
+        },
       ],
       [
-        result([{ eventTs: now - 1000, values: { age: 31, name: "a\nb\u2028ü" } }, null, { eventTs: now - 7200_500, values: { age: 1.5e300, name: null } }], ["age", "name"]),
-        result([{ eventTs: 0, values: { tags: [1, 2], ok: true } }, { eventTs: now, values: { tags: [], ok: false } }, { eventTs: 5, values: { tags: null, ok: NaN } }], ["tags", "ok"]),
+        result(
+          [
+            { eventTs: now - 1000, values: { age: 31, name: "a\nb\u2028ü" } },
+            null,
+            { eventTs: now - 7200_500, values: { age: 1.5e300, name: null } },
+          ],
+          ["age", "name"],
+        ),
+        result(
+          [
+            { eventTs: 0, values: { tags: [1, 2], ok: true } },
+            { eventTs: now, values: { tags: [], ok: false } },
+            { eventTs: 5, values: { tags: null, ok: NaN } },
+          ],
+          ["tags", "ok"],
+        ),
       ],
       3,
       now,
@@ -52,7 +89,13 @@ describe("OnlineResponse.toFeastJSONText", () => {
     // the server's bytes: the same text, UTF-8 (multi-byte characters and U+2028 included)
     expect(r.toFeastJSONBuffer().equals(Buffer.from(JSON.stringify(r.toFeastJSON()), "utf8"))).toBe(true);
     expect(JSON.parse(r.toFeastJSONText()).results[1].statuses).toEqual(["PRESENT", "NOT_FOUND", "OUTSIDE_MAX_AGE"]);
-    const empty = new OnlineResponse([{ name: "user_id", values: [] }], [{ view: a, features: [{ name: "age", outputName: "age" }] }], [result([], ["age"])], 0, now);
+    const empty = new OnlineResponse(
+      [{ name: "user_id", values: [] }],
+      [{ view: a, features: [{ name: "age", outputName: "age" }] }],
+      [result([], ["age"])],
+      0,
+      now,
+    );
     expect(empty.toFeastJSONText()).toBe(JSON.stringify(empty.toFeastJSON()));
     expect(empty.toFeastJSONBuffer().toString("utf8")).toBe(JSON.stringify(empty.toFeastJSON()));
   });
@@ -65,8 +108,21 @@ describe("OnlineResponse.toFeastJSONText", () => {
         { name: "user_id", values: names.map((_, i) => i) },
         { name: "region", values: names.map((_, i) => `r${i % 3}`) },
       ],
-      [{ view: spec("a", 0), features: [{ name: "s", outputName: "s" }, { name: "x", outputName: "x" }] }],
-      [result(names.map((s, i) => ({ eventTs: i * 1000, values: { s, x: i / 3 } })), ["s", "x"])],
+      [
+        {
+          view: spec("a", 0),
+          features: [
+            { name: "s", outputName: "s" },
+            { name: "x", outputName: "x" },
+          ],
+        },
+      ],
+      [
+        result(
+          names.map((s, i) => ({ eventTs: i * 1000, values: { s, x: i / 3 } })),
+          ["s", "x"],
+        ),
+      ],
       rows,
       0,
     );
@@ -74,18 +130,72 @@ describe("OnlineResponse.toFeastJSONText", () => {
   });
 
   it("writes every kind of double as JSON.stringify does (digit by digit where it can)", () => {
-    const values: number[] = [0, -0, 1e-6, 1e-7, 0.1, 0.30000000000000004, 999999999.9999995, 1e9, 1e9 - 1e-6, 0.0000015, 123.456, -123.456, 5e-324, 1.7976931348623157e308, 2 ** 53, 2 ** 53 + 2, -(2 ** 53), 1e21, 3e-6, NaN, Infinity, -Infinity, 9, 10, 99, 100, 101, 1009, 999999, 1000000, 2 ** 53 - 1, -(2 ** 53 - 1), 1e15 + 7, 0.05, 10.000001, 7.000009];
+    const values: number[] = [
+      0,
+      -0,
+      1e-6,
+      1e-7,
+      0.1,
+      0.30000000000000004,
+      999999999.9999995,
+      1e9,
+      1e9 - 1e-6,
+      0.0000015,
+      123.456,
+      -123.456,
+      5e-324,
+      1.7976931348623157e308,
+      2 ** 53,
+      2 ** 53 + 2,
+      -(2 ** 53),
+      1e21,
+      3e-6,
+      NaN,
+      Infinity,
+      -Infinity,
+      9,
+      10,
+      99,
+      100,
+      101,
+      1009,
+      999999,
+      1000000,
+      2 ** 53 - 1,
+      -(2 ** 53 - 1),
+      1e15 + 7,
+      0.05,
+      10.000001,
+      7.000009,
+    ];
     let seed = 7;
     const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const bits = new Float64Array(1);
     const words = new Uint32Array(bits.buffer);
     for (let i = 0; i < 20_000; i++) {
-      values.push(rand() * 1000, Math.round(rand() * 1e9) / 1e3, -Math.round(rand() * 1e6) / 10 ** (i % 8), (rand() - 0.5) * 10 ** ((i % 40) - 20), Math.fround(rand() * 100));
+      values.push(
+        rand() * 1000,
+        Math.round(rand() * 1e9) / 1e3,
+        -Math.round(rand() * 1e6) / 10 ** (i % 8),
+        (rand() - 0.5) * 10 ** ((i % 40) - 20),
+        Math.fround(rand() * 100),
+      );
       words[0] = rand() * 2 ** 32;
       words[1] = rand() * 2 ** 32;
       values.push(bits[0]);
     }
-    const r = new OnlineResponse([{ name: "user_id", values: values.map((_, i) => i) }], [{ view: spec("a", 0), features: [{ name: "x", outputName: "x" }] }], [result(values.map((x) => ({ eventTs: 0, values: { x } })), ["x"])], values.length, 0);
+    const r = new OnlineResponse(
+      [{ name: "user_id", values: values.map((_, i) => i) }],
+      [{ view: spec("a", 0), features: [{ name: "x", outputName: "x" }] }],
+      [
+        result(
+          values.map((x) => ({ eventTs: 0, values: { x } })),
+          ["x"],
+        ),
+      ],
+      values.length,
+      0,
+    );
     const got = JSON.parse(r.toFeastJSONText()).results[1].values as unknown[];
     const want = JSON.parse(JSON.stringify(r.toFeastJSON())).results[1].values as unknown[];
     expect(got).toEqual(want);
@@ -95,7 +205,13 @@ describe("OnlineResponse.toFeastJSONText", () => {
   it("BufferPool: answers written into reused buffers; only the pool's own buffers are taken back", () => {
     const pool = new BufferPool(2);
     const one = (id: number, s: string) =>
-      new OnlineResponse([{ name: "user_id", values: [id] }], [{ view: spec("a", 0), features: [{ name: "s", outputName: "s" }] }], [result([{ eventTs: 0, values: { s } }], ["s"])], 1, 0);
+      new OnlineResponse(
+        [{ name: "user_id", values: [id] }],
+        [{ view: spec("a", 0), features: [{ name: "s", outputName: "s" }] }],
+        [result([{ eventTs: 0, values: { s } }], ["s"])],
+        1,
+        0,
+      );
     const first = one(1, "first").toFeastJSONBuffer(pool);
     pool.give(first);
     const second = one(2, "short").toFeastJSONBuffer(pool);
@@ -132,9 +248,21 @@ describe("OnlineResponse.toFeastJSONText", () => {
   });
 
   it("writes int64 values beyond 2^53 as exact numbers", () => {
-    const r = new OnlineResponse([{ name: "user_id", values: [1] }], [{ view: spec("a", 0), features: [{ name: "big", outputName: "big" }] }], [result([{ eventTs: 0, values: { big: 2n ** 62n } }], ["big"])], 1, 0);
+    const r = new OnlineResponse(
+      [{ name: "user_id", values: [1] }],
+      [{ view: spec("a", 0), features: [{ name: "big", outputName: "big" }] }],
+      [result([{ eventTs: 0, values: { big: 2n ** 62n } }], ["big"])],
+      1,
+      0,
+    );
     expect(r.toFeastJSONText()).toContain(`"values":[${2n ** 62n}]`);
-    const list = new OnlineResponse([{ name: "user_id", values: [1] }], [{ view: spec("a", 0), features: [{ name: "ids", outputName: "ids" }] }], [result([{ eventTs: 0, values: { ids: [1, 2n ** 60n] } }], ["ids"])], 1, 0);
+    const list = new OnlineResponse(
+      [{ name: "user_id", values: [1] }],
+      [{ view: spec("a", 0), features: [{ name: "ids", outputName: "ids" }] }],
+      [result([{ eventTs: 0, values: { ids: [1, 2n ** 60n] } }], ["ids"])],
+      1,
+      0,
+    );
     expect(list.toFeastJSONText()).toContain(`"values":[[1,${2n ** 60n}]]`);
   });
 });
@@ -148,7 +276,11 @@ describe("jsonLogger", () => {
         done();
       },
     });
-    const msgs = (text: string) => text.trim().split("\n").map((l) => (JSON.parse(l) as { msg: string }).msg);
+    const msgs = (text: string) =>
+      text
+        .trim()
+        .split("\n")
+        .map((l) => (JSON.parse(l) as { msg: string }).msg);
     const log = jsonLogger("info", stream);
     log.log("info", "a");
     log.log("info", "b");
@@ -158,7 +290,10 @@ describe("jsonLogger", () => {
     expect(writes.map(msgs)).toEqual([["a", "b"]]);
     log.log("info", "c");
     log.log("warn", "w");
-    expect(writes.map(msgs)).toEqual([["a", "b"], ["c", "w"]]);
+    expect(writes.map(msgs)).toEqual([
+      ["a", "b"],
+      ["c", "w"],
+    ]);
     log.log("info", "d");
     log.flush();
     expect(writes.map(msgs)).toEqual([["a", "b"], ["c", "w"], ["d"]]);

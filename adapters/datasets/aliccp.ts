@@ -35,20 +35,39 @@ export interface AliccpResult {
   clickRate: number;
 }
 
-export const ALICCP_USER_COLUMNS = ["user_shops", "user_profile", "user_group", "user_gender", "user_age", "user_consumption_1", "user_consumption_2", "user_is_occupied", "user_geography", "user_intentions", "user_brands", "user_categories"];
+export const ALICCP_USER_COLUMNS = [
+  "user_shops",
+  "user_profile",
+  "user_group",
+  "user_gender",
+  "user_age",
+  "user_consumption_1",
+  "user_consumption_2",
+  "user_is_occupied",
+  "user_geography",
+  "user_intentions",
+  "user_brands",
+  "user_categories",
+];
 export const ALICCP_ITEM_COLUMNS = ["item_category", "item_shop", "item_intention", "item_brand"];
 
 /** Writes DIR/train/part_0.parquet and DIR/valid/part_0.parquet. */
 export async function generateAliccp(dir: string, o: AliccpOptions): Promise<AliccpResult> {
   const N = o.rows;
-  if (!Number.isInteger(N) || N < 10) throw new ValidationError(`generateAliccp: rows must be an integer >= 10, got ${N}`);
+  if (!Number.isInteger(N) || N < 10)
+    throw new ValidationError(`generateAliccp: rows must be an integer >= 10, got ${N}`);
   const U = o.users ?? Math.max(50, Math.round(N / 100));
   const I = o.items ?? Math.max(50, Math.round(N / 200));
   const K = o.clusters ?? 8;
   if (I < K) throw new ValidationError(`generateAliccp: items (${I}) must be at least clusters (${K})`);
   const seed = o.seed ?? 42;
   const valid = o.validFraction ?? 0.3;
-  const endMs = o.end === undefined ? Date.parse("2024-06-01T00:00:00Z") : o.end instanceof Date ? o.end.getTime() : Date.parse(o.end);
+  const endMs =
+    o.end === undefined
+      ? Date.parse("2024-06-01T00:00:00Z")
+      : o.end instanceof Date
+        ? o.end.getTime()
+        : Date.parse(o.end);
   if (Number.isNaN(endMs)) throw new ValidationError(`generateAliccp: end ${JSON.stringify(o.end)} is not a time`);
   const spanS = Math.round((o.spanDays ?? 3) * 86400);
   const out = resolve(dir);
@@ -104,14 +123,29 @@ FROM scored`;
   try {
     await exec(duck.conn, `CREATE TEMP TABLE aliccp AS ${sql}`, "generating Ali-CCP-like data");
     const counts: Record<string, number> = {};
-    for (const [name, cond] of [["train", "NOT __valid"], ["valid", "__valid"]] as const) {
+    for (const [name, cond] of [
+      ["train", "NOT __valid"],
+      ["valid", "__valid"],
+    ] as const) {
       mkdirSync(join(out, name), { recursive: true });
-      await exec(duck.conn, `COPY (SELECT * EXCLUDE (__valid) FROM aliccp WHERE ${cond}) TO ${pathLiteral(join(out, name, "part_0.parquet"))} (FORMAT parquet)`, `writing ${join(out, name)}`);
+      await exec(
+        duck.conn,
+        `COPY (SELECT * EXCLUDE (__valid) FROM aliccp WHERE ${cond}) TO ${pathLiteral(join(out, name, "part_0.parquet"))} (FORMAT parquet)`,
+        `writing ${join(out, name)}`,
+      );
       const [r] = await queryRows(duck.conn, `SELECT count(*) AS n FROM aliccp WHERE ${cond}`, "count");
       counts[name] = Number(r.n);
     }
     const [c] = await queryRows(duck.conn, `SELECT avg(click)::DOUBLE AS c FROM aliccp`, "click rate");
-    return { dir: out, train: join(out, "train"), valid: join(out, "valid"), rows: { train: counts.train, valid: counts.valid }, users: U, items: I, clickRate: Number(c.c) };
+    return {
+      dir: out,
+      train: join(out, "train"),
+      valid: join(out, "valid"),
+      rows: { train: counts.train, valid: counts.valid },
+      users: U,
+      items: I,
+      clickRate: Number(c.c),
+    };
   } finally {
     duck.close();
   }

@@ -56,17 +56,43 @@ export async function prepareDemoData(repoDir: string, o: DemoDataOptions = {}):
   await wf.transform(gen.valid, join(processed, "valid"));
   progress.tick(3);
   const created = end;
-  const users = await uniqueRowsByFeatures(join(processed, "train"), ["user"], "user_id", join(data, "user_features.parquet"), { idColumn: "user_id_raw", created });
+  const users = await uniqueRowsByFeatures(
+    join(processed, "train"),
+    ["user"],
+    "user_id",
+    join(data, "user_features.parquet"),
+    { idColumn: "user_id_raw", created },
+  );
   progress.tick(4);
-  const items = await uniqueRowsByFeatures(join(processed, "train"), ["item"], "item_id", join(data, "item_features.parquet"), { idColumn: "item_id_raw", created });
+  const items = await uniqueRowsByFeatures(
+    join(processed, "train"),
+    ["item"],
+    "item_id",
+    join(data, "item_features.parquet"),
+    { idColumn: "item_id_raw", created },
+  );
   progress.tick(5);
   progress.stop();
   const duck = await openDuck();
   let sampleUserId: number;
   let sampleItemIds: number[];
   try {
-    sampleUserId = Number((await queryRows(duck.conn, `SELECT min(user_id_raw) AS u FROM read_parquet(${pathLiteral(users.path)})`, "demo user"))[0].u);
-    sampleItemIds = (await queryRows(duck.conn, `SELECT item_id_raw AS i FROM read_parquet(${pathLiteral(items.path)}) ORDER BY 1 LIMIT 3`, "demo items")).map((r) => Number(r.i));
+    sampleUserId = Number(
+      (
+        await queryRows(
+          duck.conn,
+          `SELECT min(user_id_raw) AS u FROM read_parquet(${pathLiteral(users.path)})`,
+          "demo user",
+        )
+      )[0].u,
+    );
+    sampleItemIds = (
+      await queryRows(
+        duck.conn,
+        `SELECT item_id_raw AS i FROM read_parquet(${pathLiteral(items.path)}) ORDER BY 1 LIMIT 3`,
+        "demo items",
+      )
+    ).map((r) => Number(r.i));
   } finally {
     duck.close();
   }

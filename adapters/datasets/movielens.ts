@@ -32,16 +32,26 @@ export interface MovieLensResult {
 }
 
 /** Reads ratings.csv and movies.csv and writes ratings/items/users parquet offline sources into outDir. */
-export async function loadMovieLens(outDir: string, o: { dataDir?: string; created?: Date } = {}): Promise<MovieLensResult> {
+export async function loadMovieLens(
+  outDir: string,
+  o: { dataDir?: string; created?: Date } = {},
+): Promise<MovieLensResult> {
   const src = resolve(o.dataDir ?? join(sharedDataDir(), "ml-latest-small"));
   for (const f of ["ratings.csv", "movies.csv"]) {
-    if (!existsSync(join(src, f))) throw new ValidationError(`MovieLens: ${join(src, f)} not found (expected the ml-latest-small files there; set dataDir or FSTORE_DATA_DIR)`);
+    if (!existsSync(join(src, f)))
+      throw new ValidationError(
+        `MovieLens: ${join(src, f)} not found (expected the ml-latest-small files there; set dataDir or FSTORE_DATA_DIR)`,
+      );
   }
   const out = resolve(outDir);
   mkdirSync(out, { recursive: true });
   const created = `make_timestamp(${(o.created ?? new Date()).getTime() * 1000})`;
   const duck = await openDuck();
-  const paths = { ratings: join(out, "ratings.parquet"), items: join(out, "items.parquet"), users: join(out, "users.parquet") };
+  const paths = {
+    ratings: join(out, "ratings.parquet"),
+    items: join(out, "items.parquet"),
+    users: join(out, "users.parquet"),
+  };
   try {
     await exec(
       duck.conn,
@@ -50,7 +60,11 @@ export async function loadMovieLens(outDir: string, o: { dataDir?: string; creat
        FROM read_csv(${pathLiteral(join(src, "ratings.csv"))}, header = true, columns = {'userId': 'BIGINT', 'movieId': 'BIGINT', 'rating': 'DOUBLE', 'timestamp': 'BIGINT'})`,
       `MovieLens: reading ${join(src, "ratings.csv")}`,
     );
-    await exec(duck.conn, `COPY (SELECT * FROM ratings ORDER BY event_timestamp, user_id, item_id) TO ${pathLiteral(paths.ratings)} (FORMAT parquet)`, "MovieLens: writing ratings");
+    await exec(
+      duck.conn,
+      `COPY (SELECT * FROM ratings ORDER BY event_timestamp, user_id, item_id) TO ${pathLiteral(paths.ratings)} (FORMAT parquet)`,
+      "MovieLens: writing ratings",
+    );
     await exec(
       duck.conn,
       `COPY (
@@ -72,8 +86,12 @@ export async function loadMovieLens(outDir: string, o: { dataDir?: string; creat
              FROM ratings GROUP BY 1 ORDER BY 1) TO ${pathLiteral(paths.users)} (FORMAT parquet)`,
       "MovieLens: writing users",
     );
-    const n = async (p: string) => Number((await queryRows(duck.conn, `SELECT count(*) AS n FROM read_parquet(${pathLiteral(p)})`, p))[0].n);
-    return { ...paths, counts: { ratings: await n(paths.ratings), items: await n(paths.items), users: await n(paths.users) } };
+    const n = async (p: string) =>
+      Number((await queryRows(duck.conn, `SELECT count(*) AS n FROM read_parquet(${pathLiteral(p)})`, p))[0].n);
+    return {
+      ...paths,
+      counts: { ratings: await n(paths.ratings), items: await n(paths.items), users: await n(paths.users) },
+    };
   } finally {
     duck.close();
   }

@@ -6,7 +6,22 @@
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { ValidationError } from "../../common/errors.js";
-import { Categorify, DayIndex, DedupeConsecutive, Expr, Filter, Groupby, JoinGroupby, ListSlice, LogOp, Normalize, Rename, Select, TimeFeatures, AddTags } from "../etl/ops.js";
+import {
+  Categorify,
+  DayIndex,
+  DedupeConsecutive,
+  Expr,
+  Filter,
+  Groupby,
+  JoinGroupby,
+  ListSlice,
+  LogOp,
+  Normalize,
+  Rename,
+  Select,
+  TimeFeatures,
+  AddTags,
+} from "../etl/ops.js";
 import { exec, openDuck, pathLiteral, queryRows } from "../etl/sql.js";
 import { Workflow } from "../etl/workflow.js";
 
@@ -25,7 +40,16 @@ export interface Rees46Options {
   format?: "parquet" | "csv";
 }
 
-export const CATEGORY_CODES = ["electronics.smartphone", "appliances.kitchen.refrigerators", "computers.notebook", "apparel.shoes", "furniture.living_room.sofa", "electronics.audio.headphone", "auto.accessories.player", "kids.toys"];
+export const CATEGORY_CODES = [
+  "electronics.smartphone",
+  "appliances.kitchen.refrigerators",
+  "computers.notebook",
+  "apparel.shoes",
+  "furniture.living_room.sofa",
+  "electronics.audio.headphone",
+  "auto.accessories.player",
+  "kids.toys",
+];
 
 /** The hidden order's successor of item index i among n items, as a product id: 1000000 + (i * 7919) mod n. */
 export function rees46ProductId(index: number, items: number): number {
@@ -33,9 +57,13 @@ export function rees46ProductId(index: number, items: number): number {
 }
 
 /** Writes the synthetic events to `out` (a .parquet or .csv file); returns the number of events. */
-export async function generateRees46(out: string, o: Rees46Options): Promise<{ path: string; events: number; sessions: number }> {
+export async function generateRees46(
+  out: string,
+  o: Rees46Options,
+): Promise<{ path: string; events: number; sessions: number }> {
   const S = o.sessions;
-  if (!Number.isInteger(S) || S < 1) throw new ValidationError(`generateRees46: sessions must be a positive integer, got ${S}`);
+  if (!Number.isInteger(S) || S < 1)
+    throw new ValidationError(`generateRees46: sessions must be a positive integer, got ${S}`);
   const U = o.users ?? Math.max(10, Math.round(S / 3));
   const I = o.items ?? Math.max(50, Math.round(Math.sqrt(S) * 20));
   if (I % 7919 === 0) throw new ValidationError("generateRees46: items must not be a multiple of 7919");
@@ -44,11 +72,13 @@ export async function generateRees46(out: string, o: Rees46Options): Promise<{ p
   const days = o.days ?? 7;
   const follow = o.followProbability ?? 0.7;
   const startMs = Date.parse(`${o.start ?? "2019-10-01"}T00:00:00Z`);
-  if (Number.isNaN(startMs)) throw new ValidationError(`generateRees46: start ${JSON.stringify(o.start)} is not a date (YYYY-MM-DD)`);
+  if (Number.isNaN(startMs))
+    throw new ValidationError(`generateRees46: start ${JSON.stringify(o.start)} is not a date (YYYY-MM-DD)`);
   const path = resolve(out);
   const format = o.format ?? (path.endsWith(".csv") ? "csv" : "parquet");
   mkdirSync(dirname(path), { recursive: true });
-  const u = (tag: string, ...keys: string[]) => `((hash(${seed}, '${tag}', ${keys.join(", ")}) % 1000000007) / 1000000007.0)`;
+  const u = (tag: string, ...keys: string[]) =>
+    `((hash(${seed}, '${tag}', ${keys.join(", ")}) % 1000000007) / 1000000007.0)`;
   const duck = await openDuck();
   try {
     const sql = `
@@ -89,9 +119,17 @@ SELECT strftime(t, '%Y-%m-%d %H:%M:%S') || ' UTC' AS event_time_text, t AS event
        CAST(500000000 + uidx AS BIGINT) AS user_id,
        substr(md5('${seed}-' || s), 1, 8) || '-' || substr(md5('${seed}-' || s), 9, 4) || '-' || substr(md5('${seed}-' || s), 13, 4) || '-' || substr(md5('${seed}-' || s), 17, 4) || '-' || substr(md5('${seed}-' || s), 21, 12) AS user_session
 FROM events ORDER BY t, s`;
-    const cols = format === "csv" ? "event_time_text AS event_time, event_type, product_id, category_id, category_code, brand, price, user_id, user_session" : "* EXCLUDE (event_time_text)";
-    await exec(duck.conn, `COPY (SELECT ${cols} FROM (${sql})) TO ${pathLiteral(path)} (FORMAT ${format === "csv" ? "csv, HEADER true" : "parquet"})`, `generating REES46-like events into ${path}`);
-    const from = format === "csv" ? `read_csv(${pathLiteral(path)}, header = true)` : `read_parquet(${pathLiteral(path)})`;
+    const cols =
+      format === "csv"
+        ? "event_time_text AS event_time, event_type, product_id, category_id, category_code, brand, price, user_id, user_session"
+        : "* EXCLUDE (event_time_text)";
+    await exec(
+      duck.conn,
+      `COPY (SELECT ${cols} FROM (${sql})) TO ${pathLiteral(path)} (FORMAT ${format === "csv" ? "csv, HEADER true" : "parquet"})`,
+      `generating REES46-like events into ${path}`,
+    );
+    const from =
+      format === "csv" ? `read_csv(${pathLiteral(path)}, header = true)` : `read_parquet(${pathLiteral(path)})`;
     const [r] = await queryRows(duck.conn, `SELECT count(*) AS n FROM ${from}`, `reading ${path}`);
     return { path, events: Number(r.n), sessions: S };
   } finally {
@@ -106,7 +144,18 @@ export interface SessionWorkflowOptions {
   minLength?: number;
 }
 
-export const SESSION_LIST_FEATURES = ["product_id", "category_code", "event_type", "brand", "category_id", "et_dayofweek_sin", "et_dayofweek_cos", "price_log_norm", "relative_price_to_avg_categ_id", "product_recency_days_log_norm"];
+export const SESSION_LIST_FEATURES = [
+  "product_id",
+  "category_code",
+  "event_type",
+  "brand",
+  "category_id",
+  "et_dayofweek_sin",
+  "et_dayofweek_cos",
+  "price_log_norm",
+  "relative_price_to_avg_categ_id",
+  "product_recency_days_log_norm",
+];
 
 /**
  * Notebook 004's preprocessing: drop null sessions, remove consecutive repeats, categorify (start index 1),
@@ -127,14 +176,20 @@ export function rees46SessionWorkflow(o: SessionWorkflowOptions = {}): Workflow 
     new LogOp("product_recency_days_log_norm"),
     new Normalize("product_recency_days_log_norm"),
     new JoinGroupby("category_id", { cont: ["price"], stats: ["mean"] }),
-    new Expr("relative_price_to_avg_categ_id", "CASE WHEN category_id_price_mean > 0 THEN (price - category_id_price_mean) / (category_id_price_mean + 0.00001) ELSE 0 END", { tags: ["continuous"] }),
+    new Expr(
+      "relative_price_to_avg_categ_id",
+      "CASE WHEN category_id_price_mean > 0 THEN (price - category_id_price_mean) / (category_id_price_mean + 0.00001) ELSE 0 END",
+      { tags: ["continuous"] },
+    ),
     new Rename("price", { name: "price_log_norm", keep: true }),
     new LogOp("price_log_norm"),
     new Normalize("price_log_norm"),
     new TimeFeatures("event_time", { features: ["weekday_sin", "weekday_cos"] }),
     new Rename("event_time_weekday_sin", { name: "et_dayofweek_sin" }),
     new Rename("event_time_weekday_cos", { name: "et_dayofweek_cos" }),
-    new Categorify(["user_session", "category_code", "brand", "user_id", "product_id", "category_id", "event_type"], { startIndex: 1 }),
+    new Categorify(["user_session", "category_code", "brand", "user_id", "product_id", "category_id", "event_type"], {
+      startIndex: 1,
+    }),
     new AddTags("user_session", ["session_id"]),
     new AddTags("product_id", ["item_id", "item"]),
     new AddTags(["category_code", "brand", "category_id"], ["item"]),
@@ -163,6 +218,13 @@ export function rees46SessionWorkflow(o: SessionWorkflowOptions = {}): Workflow 
     new Rename(lists, { postfix: "_seq" }),
     new DayIndex("event_time-first"),
     new Filter(`"product_id-count" >= ${minLength}`),
-    new Select(["user_session", "user_id-first", "product_id-count", "event_time-first", "day_index", ...lists.map((l) => `${l}_seq`)]),
+    new Select([
+      "user_session",
+      "user_id-first",
+      "product_id-count",
+      "event_time-first",
+      "day_index",
+      ...lists.map((l) => `${l}_seq`),
+    ]),
   ]);
 }

@@ -3,12 +3,26 @@ import { ValidationError } from "../../common/errors.js";
 import type { Value } from "./sql.js";
 
 /** The tags schema.json may carry (DESIGN.md "Data produced by ETL"). */
-export const TAGS = ["categorical", "continuous", "user", "item", "user_id", "item_id", "session_id", "target", "binary_classification", "regression", "time", "list"] as const;
+export const TAGS = [
+  "categorical",
+  "continuous",
+  "user",
+  "item",
+  "user_id",
+  "item_id",
+  "session_id",
+  "target",
+  "binary_classification",
+  "regression",
+  "time",
+  "list",
+] as const;
 export type Tag = (typeof TAGS)[number];
 
 export function checkTags(tags: readonly string[], what: string): Tag[] {
   for (const t of tags) {
-    if (!(TAGS as readonly string[]).includes(t)) throw new ValidationError(`${what}: unknown tag "${t}" (expected one of ${TAGS.join(", ")})`);
+    if (!(TAGS as readonly string[]).includes(t))
+      throw new ValidationError(`${what}: unknown tag "${t}" (expected one of ${TAGS.join(", ")})`);
   }
   return [...tags] as Tag[];
 }
@@ -44,7 +58,10 @@ export function resolveSelector(sel: Selector, cols: readonly ColumnInfo[], what
   const names = typeof sel === "string" ? [sel] : sel;
   const have = new Set(cols.map((c) => c.name));
   for (const n of names) {
-    if (!have.has(n)) throw new ValidationError(`${what}: column "${n}" is not in the input (have: ${cols.map((c) => c.name).join(", ")})`);
+    if (!have.has(n))
+      throw new ValidationError(
+        `${what}: column "${n}" is not in the input (have: ${cols.map((c) => c.name).join(", ")})`,
+      );
   }
   return names;
 }
@@ -69,10 +86,26 @@ export function dtypeOf(duckType: string): { dtype: string; isList: boolean } {
     t = t.slice(0, -2);
   }
   const base: Record<string, string> = {
-    TINYINT: "int32", SMALLINT: "int32", INTEGER: "int32", UTINYINT: "int32", USMALLINT: "int32",
-    BIGINT: "int64", UINTEGER: "int64", UBIGINT: "int64", HUGEINT: "int64",
-    FLOAT: "float32", DOUBLE: "float64", VARCHAR: "string", BOOLEAN: "bool", BLOB: "bytes",
-    TIMESTAMP: "unix_timestamp", "TIMESTAMP WITH TIME ZONE": "unix_timestamp", TIMESTAMP_MS: "unix_timestamp", TIMESTAMP_NS: "unix_timestamp", TIMESTAMP_S: "unix_timestamp", DATE: "unix_timestamp",
+    TINYINT: "int32",
+    SMALLINT: "int32",
+    INTEGER: "int32",
+    UTINYINT: "int32",
+    USMALLINT: "int32",
+    BIGINT: "int64",
+    UINTEGER: "int64",
+    UBIGINT: "int64",
+    HUGEINT: "int64",
+    FLOAT: "float32",
+    DOUBLE: "float64",
+    VARCHAR: "string",
+    BOOLEAN: "bool",
+    BLOB: "bytes",
+    TIMESTAMP: "unix_timestamp",
+    "TIMESTAMP WITH TIME ZONE": "unix_timestamp",
+    TIMESTAMP_MS: "unix_timestamp",
+    TIMESTAMP_NS: "unix_timestamp",
+    TIMESTAMP_S: "unix_timestamp",
+    DATE: "unix_timestamp",
   };
   const d = base[t] ?? (t.startsWith("DECIMAL") ? "float64" : t.toLowerCase());
   return { dtype: isList ? `${d}[]` : d, isList };

@@ -27,11 +27,27 @@ const nullIfAny = (f: (...x: Num[]) => Value) => (a: Value[]) => (a.some((x) => 
 export const FUNCTIONS: Record<string, Fn> = {
   abs: { arity: [1, 1], sql: (a) => `abs(${a[0]})`, js: nullIfAny((x) => Math.abs(x)) },
   sign: { arity: [1, 1], sql: (a) => `sign(${a[0]})`, js: nullIfAny((x) => Math.sign(x)) },
-  ln: { arity: [1, 1], sql: (a) => `CASE WHEN ${a[0]} > 0 THEN ln(${a[0]}) END`, js: nullIfAny((x) => (x > 0 ? Math.log(x) : null)) },
-  log1p: { arity: [1, 1], sql: (a) => `CASE WHEN ${a[0]} > -1 THEN ln(${a[0]} + 1) END`, js: nullIfAny((x) => (x > -1 ? Math.log(x + 1) : null)) },
-  log10: { arity: [1, 1], sql: (a) => `CASE WHEN ${a[0]} > 0 THEN log10(${a[0]}) END`, js: nullIfAny((x) => (x > 0 ? Math.log10(x) : null)) },
+  ln: {
+    arity: [1, 1],
+    sql: (a) => `CASE WHEN ${a[0]} > 0 THEN ln(${a[0]}) END`,
+    js: nullIfAny((x) => (x > 0 ? Math.log(x) : null)),
+  },
+  log1p: {
+    arity: [1, 1],
+    sql: (a) => `CASE WHEN ${a[0]} > -1 THEN ln(${a[0]} + 1) END`,
+    js: nullIfAny((x) => (x > -1 ? Math.log(x + 1) : null)),
+  },
+  log10: {
+    arity: [1, 1],
+    sql: (a) => `CASE WHEN ${a[0]} > 0 THEN log10(${a[0]}) END`,
+    js: nullIfAny((x) => (x > 0 ? Math.log10(x) : null)),
+  },
   exp: { arity: [1, 1], sql: (a) => `exp(${a[0]})`, js: nullIfAny((x) => Math.exp(x)) },
-  sqrt: { arity: [1, 1], sql: (a) => `CASE WHEN ${a[0]} >= 0 THEN sqrt(${a[0]}) END`, js: nullIfAny((x) => (x >= 0 ? Math.sqrt(x) : null)) },
+  sqrt: {
+    arity: [1, 1],
+    sql: (a) => `CASE WHEN ${a[0]} >= 0 THEN sqrt(${a[0]}) END`,
+    js: nullIfAny((x) => (x >= 0 ? Math.sqrt(x) : null)),
+  },
   pow: { arity: [2, 2], sql: (a) => `pow(${a[0]}, ${a[1]})`, js: nullIfAny((x, y) => Math.pow(x, y)) },
   floor: { arity: [1, 1], sql: (a) => `floor(${a[0]})`, js: nullIfAny((x) => Math.floor(x)) },
   ceil: { arity: [1, 1], sql: (a) => `ceil(${a[0]})`, js: nullIfAny((x) => Math.ceil(x)) },
@@ -39,16 +55,29 @@ export const FUNCTIONS: Record<string, Fn> = {
   cos: { arity: [1, 1], sql: (a) => `cos(${a[0]})`, js: nullIfAny((x) => Math.cos(x)) },
   epoch: {
     arity: [1, 1],
-    sql: (a) => `(CASE WHEN typeof(${a[0]}) LIKE 'TIMESTAMP%' OR typeof(${a[0]}) = 'DATE' THEN epoch_ms(TRY_CAST(${a[0]} AS TIMESTAMP)) / 1000.0 ELSE TRY_CAST(${a[0]} AS DOUBLE) END)`,
+    sql: (a) =>
+      `(CASE WHEN typeof(${a[0]}) LIKE 'TIMESTAMP%' OR typeof(${a[0]}) = 'DATE' THEN epoch_ms(TRY_CAST(${a[0]} AS TIMESTAMP)) / 1000.0 ELSE TRY_CAST(${a[0]} AS DOUBLE) END)`,
     js: (a) => (a[0] === null ? null : a[0] instanceof Date ? a[0].getTime() / 1000 : num(a[0])),
   },
   pi: { arity: [0, 0], sql: () => `pi()`, js: () => Math.PI },
   least: { arity: [1, 99], sql: (a) => `least(${a.join(", ")})`, js: (a) => pick(a, -1) },
   greatest: { arity: [1, 99], sql: (a) => `greatest(${a.join(", ")})`, js: (a) => pick(a, 1) },
   coalesce: { arity: [1, 99], sql: (a) => `coalesce(${a.join(", ")})`, js: (a) => a.find((x) => x !== null) ?? null },
-  lower: { arity: [1, 1], sql: (a) => `lower(${a[0]})`, js: (a) => (a[0] === null ? null : String(a[0]).toLowerCase()) },
-  upper: { arity: [1, 1], sql: (a) => `upper(${a[0]})`, js: (a) => (a[0] === null ? null : String(a[0]).toUpperCase()) },
-  length: { arity: [1, 1], sql: (a) => `length(${a[0]})`, js: (a) => (a[0] === null ? null : Array.isArray(a[0]) ? a[0].length : String(a[0]).length) },
+  lower: {
+    arity: [1, 1],
+    sql: (a) => `lower(${a[0]})`,
+    js: (a) => (a[0] === null ? null : String(a[0]).toLowerCase()),
+  },
+  upper: {
+    arity: [1, 1],
+    sql: (a) => `upper(${a[0]})`,
+    js: (a) => (a[0] === null ? null : String(a[0]).toUpperCase()),
+  },
+  length: {
+    arity: [1, 1],
+    sql: (a) => `length(${a[0]})`,
+    js: (a) => (a[0] === null ? null : Array.isArray(a[0]) ? a[0].length : String(a[0]).length),
+  },
 };
 
 function pick(a: Value[], sign: -1 | 1): Value {
@@ -60,7 +89,21 @@ function pick(a: Value[], sign: -1 | 1): Value {
 // ---------------------------------------------------------------- tokenizer and parser
 
 type Tok = { t: "num" | "str" | "id" | "qid" | "op" | "kw"; v: string; pos: number };
-const KEYWORDS = new Set(["AND", "OR", "NOT", "IS", "NULL", "TRUE", "FALSE", "IN", "CASE", "WHEN", "THEN", "ELSE", "END"]);
+const KEYWORDS = new Set([
+  "AND",
+  "OR",
+  "NOT",
+  "IS",
+  "NULL",
+  "TRUE",
+  "FALSE",
+  "IN",
+  "CASE",
+  "WHEN",
+  "THEN",
+  "ELSE",
+  "END",
+]);
 
 function tokenize(src: string): Tok[] {
   const out: Tok[] = [];
@@ -114,7 +157,8 @@ function tokenize(src: string): Tok[] {
 
 /** Parses an expression of the supported subset; throws a ValidationError that quotes it and says where. */
 export function parseExpr(src: string): Expr {
-  if (typeof src !== "string" || !src.trim()) throw new ValidationError(`expression must be a non-empty string, got ${JSON.stringify(src)}`);
+  if (typeof src !== "string" || !src.trim())
+    throw new ValidationError(`expression must be a non-empty string, got ${JSON.stringify(src)}`);
   const toks = tokenize(src);
   let p = 0;
   const peek = () => toks[p];
@@ -265,7 +309,8 @@ export function parseExpr(src: string): Expr {
           }
         }
         expect("op", ")");
-        if (args.length < fn.arity[0] || args.length > fn.arity[1]) fail(`${name}() takes ${fn.arity[0]}..${fn.arity[1]} arguments, got ${args.length}`);
+        if (args.length < fn.arity[0] || args.length > fn.arity[1])
+          fail(`${name}() takes ${fn.arity[0]}..${fn.arity[1]} arguments, got ${args.length}`);
         return { k: "fn", name, args };
       }
       return { k: "col", name: t.v };

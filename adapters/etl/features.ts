@@ -45,11 +45,14 @@ function readSchema(dataset: Dataset): SchemaEntry[] {
       }
     }
   }
-  throw new ValidationError(`uniqueRowsByFeatures: no ${SCHEMA_FILE} for dataset ${dataset}; pass options.schema or point at an ETL output folder`);
+  throw new ValidationError(
+    `uniqueRowsByFeatures: no ${SCHEMA_FILE} for dataset ${dataset}; pass options.schema or point at an ETL output folder`,
+  );
 }
 
 function tsMs(t: Date | string, what: string): number {
-  const ms = t instanceof Date ? t.getTime() : Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(t) ? t : `${t.replace(" ", "T")}Z`);
+  const ms =
+    t instanceof Date ? t.getTime() : Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(t) ? t : `${t.replace(" ", "T")}Z`);
   if (Number.isNaN(ms)) throw new ValidationError(`uniqueRowsByFeatures: ${what} ${JSON.stringify(t)} is not a time`);
   return ms;
 }
@@ -60,29 +63,61 @@ const tsLiteral = (ms: number) => `make_timestamp(${Math.round(ms * 1000)})`;
  * Writes the unique rows of the columns tagged with any of `tags` per value of the column tagged `idTag`
  * (the latest row by time when there is a time column) to outPath, with event_timestamp and created.
  */
-export async function uniqueRowsByFeatures(dataset: Dataset, tags: string | string[], idTag: string, outPath: string, opts: UniqueRowsOptions = {}): Promise<UniqueRowsResult> {
+export async function uniqueRowsByFeatures(
+  dataset: Dataset,
+  tags: string | string[],
+  idTag: string,
+  outPath: string,
+  opts: UniqueRowsOptions = {},
+): Promise<UniqueRowsResult> {
   const want = checkTags(Array.isArray(tags) ? tags : [tags], "uniqueRowsByFeatures tags");
   const [id] = checkTags([idTag], "uniqueRowsByFeatures idTag") as Tag[];
   const schema = opts.schema ?? readSchema(dataset);
-  const idCol = opts.idColumn ? schema.find((c) => c.name === opts.idColumn) : (schema.find((c) => c.tags.includes(id) && c.tags.includes("categorical")) ?? schema.find((c) => c.tags.includes(id)));
-  if (opts.idColumn && !idCol) throw new ValidationError(`uniqueRowsByFeatures: idColumn "${opts.idColumn}" is not in ${dataset}`);
-  if (!idCol) throw new ValidationError(`uniqueRowsByFeatures: no column of ${dataset} is tagged "${id}" (columns: ${schema.map((c) => `${c.name}[${c.tags.join(",")}]`).join(" ")})`);
+  const idCol = opts.idColumn
+    ? schema.find((c) => c.name === opts.idColumn)
+    : (schema.find((c) => c.tags.includes(id) && c.tags.includes("categorical")) ??
+      schema.find((c) => c.tags.includes(id)));
+  if (opts.idColumn && !idCol)
+    throw new ValidationError(`uniqueRowsByFeatures: idColumn "${opts.idColumn}" is not in ${dataset}`);
+  if (!idCol)
+    throw new ValidationError(
+      `uniqueRowsByFeatures: no column of ${dataset} is tagged "${id}" (columns: ${schema.map((c) => `${c.name}[${c.tags.join(",")}]`).join(" ")})`,
+    );
   let tsCol = opts.timestampColumn;
   const duck = await openDuck();
   try {
     const types = new Map((await describeDataset(duck.conn, dataset)).map((c) => [c.name, c.type]));
-    if (tsCol && !types.has(tsCol)) throw new ValidationError(`uniqueRowsByFeatures: timestampColumn "${tsCol}" is not in ${dataset}`);
-    if (!tsCol) tsCol = schema.find((c) => c.tags.includes("time") && /^(TIMESTAMP|DATE|BIGINT|INTEGER|DOUBLE)/i.test(types.get(c.name) ?? "") && !/_(weekday|hour|sin|cos)$/.test(c.name))?.name;
-    const features = schema.filter((c) => c.name !== idCol.name && c.name !== tsCol && c.tags.some((t) => want.includes(t)) && types.has(c.name)).map((c) => c.name);
-    if (features.length === 0) throw new ValidationError(`uniqueRowsByFeatures: no column of ${dataset} is tagged ${want.join(" or ")}`);
+    if (tsCol && !types.has(tsCol))
+      throw new ValidationError(`uniqueRowsByFeatures: timestampColumn "${tsCol}" is not in ${dataset}`);
+    if (!tsCol)
+      tsCol = schema.find(
+        (c) =>
+          c.tags.includes("time") &&
+          /^(TIMESTAMP|DATE|BIGINT|INTEGER|DOUBLE)/i.test(types.get(c.name) ?? "") &&
+          !/_(weekday|hour|sin|cos)$/.test(c.name),
+      )?.name;
+    const features = schema
+      .filter(
+        (c) => c.name !== idCol.name && c.name !== tsCol && c.tags.some((t) => want.includes(t)) && types.has(c.name),
+      )
+      .map((c) => c.name);
+    if (features.length === 0)
+      throw new ValidationError(`uniqueRowsByFeatures: no column of ${dataset} is tagged ${want.join(" or ")}`);
     const created = opts.created ? tsMs(opts.created, "created") : Date.now();
     let eventTs: string;
     if (tsCol) {
       const t = types.get(tsCol) ?? "";
       const c = ident(tsCol);
-      eventTs = /^(TIMESTAMP|DATE)/i.test(t) ? `CAST(${c} AS TIMESTAMP)` : opts.timestampUnit === "ms" ? `make_timestamp(CAST(${c} * 1000 AS BIGINT))` : `make_timestamp(CAST(${c} * 1000000 AS BIGINT))`;
+      eventTs = /^(TIMESTAMP|DATE)/i.test(t)
+        ? `CAST(${c} AS TIMESTAMP)`
+        : opts.timestampUnit === "ms"
+          ? `make_timestamp(CAST(${c} * 1000 AS BIGINT))`
+          : `make_timestamp(CAST(${c} * 1000000 AS BIGINT))`;
     } else {
-      if (!opts.eventTimestamp) throw new ValidationError(`uniqueRowsByFeatures: ${dataset} has no time column (tag one "time" or pass timestampColumn); pass eventTimestamp to stamp every row`);
+      if (!opts.eventTimestamp)
+        throw new ValidationError(
+          `uniqueRowsByFeatures: ${dataset} has no time column (tag one "time" or pass timestampColumn); pass eventTimestamp to stamp every row`,
+        );
       eventTs = tsLiteral(tsMs(opts.eventTimestamp, "eventTimestamp"));
     }
     // max over a struct led by the time: the latest row per id, ties broken by the feature values (deterministic)
@@ -96,10 +131,13 @@ export async function uniqueRowsByFeatures(dataset: Dataset, tags: string | stri
        TO ${pathLiteral(out)} (FORMAT parquet)`,
       `uniqueRowsByFeatures of ${dataset}`,
     );
-    const [{ n }] = await queryRows(duck.conn, `SELECT count(*) AS n FROM read_parquet(${pathLiteral(out)})`, `reading ${out}`);
+    const [{ n }] = await queryRows(
+      duck.conn,
+      `SELECT count(*) AS n FROM read_parquet(${pathLiteral(out)})`,
+      `reading ${out}`,
+    );
     return { path: out, rows: Number(n), idColumn: idCol.name, featureColumns: features };
   } finally {
     duck.close();
   }
 }
-

@@ -25,7 +25,15 @@ export {
   Groupby,
   opFromJSON,
 } from "./ops.js";
-export type { CategorifyOptions, FillMissingOptions, RenameOptions, GroupbyOptions, Agg, GroupStat, TimeFeature } from "./ops.js";
+export type {
+  CategorifyOptions,
+  FillMissingOptions,
+  RenameOptions,
+  GroupbyOptions,
+  Agg,
+  GroupStat,
+  TimeFeature,
+} from "./ops.js";
 export { Op } from "./op.js";
 export { TAGS, embeddingDim } from "./columns.js";
 export type { ColumnInfo, Selector, Tag, SchemaEntry } from "./columns.js";

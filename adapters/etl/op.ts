@@ -78,7 +78,10 @@ export abstract class Op {
 }
 
 export function requireFitted(op: Op): void {
-  if (op.needsFit && !op.fitted) throw new ValidationError(`${op.describe()}: the workflow is not fitted; call fit(dataset) or Workflow.load(dir) first`);
+  if (op.needsFit && !op.fitted)
+    throw new ValidationError(
+      `${op.describe()}: the workflow is not fitted; call fit(dataset) or Workflow.load(dir) first`,
+    );
 }
 
 // ---------------------------------------------------------------- projections
@@ -103,12 +106,14 @@ export function pcol(name: string): string {
   return `p.${ident(name)}`;
 }
 
-export const NUMERIC = /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|FLOAT|DOUBLE|DECIMAL.*)$/i;
+export const NUMERIC =
+  /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|FLOAT|DOUBLE|DECIMAL.*)$/i;
 
 export function requireNumeric(op: Op, names: readonly string[], types: ReadonlyMap<string, string>): void {
   for (const n of names) {
     const t = types.get(n);
-    if (t !== undefined && !NUMERIC.test(t)) throw new ValidationError(`${op.describe()}: column "${n}" has type ${t}; expected a number`);
+    if (t !== undefined && !NUMERIC.test(t))
+      throw new ValidationError(`${op.describe()}: column "${n}" has type ${t}; expected a number`);
   }
 }
 
@@ -139,7 +144,9 @@ export abstract class ProjectionOp extends Op {
   sql(prev: string, input: readonly ColumnInfo[], ctx: SqlContext): string {
     requireFitted(this);
     const pr = this.project(input, ctx);
-    const list = mergeColumns(input, pr).map((x) => (x.sql === null ? pcol(x.info.name) : `${x.sql} AS ${ident(x.info.name)}`));
+    const list = mergeColumns(input, pr).map((x) =>
+      x.sql === null ? pcol(x.info.name) : `${x.sql} AS ${ident(x.info.name)}`,
+    );
     if (ctx.rowOrder) list.push(pcol(ROW_COL));
     return `SELECT ${list.join(", ")} FROM ${prev} AS p${(pr.joins ?? []).map((j) => `\n  ${j}`).join("")}`;
   }

@@ -11,14 +11,40 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { ValidationError } from "../../common/errors.js";
-import { type ColumnInfo, type ColumnProperties, type Selector, type Tag, checkTags, embeddingDim, resolveSelector, selectorToJSON, valueKey, withTags } from "./columns.js";
+import {
+  type ColumnInfo,
+  type ColumnProperties,
+  type Selector,
+  type Tag,
+  checkTags,
+  embeddingDim,
+  resolveSelector,
+  selectorToJSON,
+  valueKey,
+  withTags,
+} from "./columns.js";
 import { type Expr as ExprTree, evalExpr, exprColumns, exprToSql, parseExpr } from "./expr.js";
-import { type FitContext, type OpJson, type Output, type Projection, type SqlContext, NUMERIC, Op, ProjectionOp, ROW_COL, num, pcol, requireFitted, requireNumeric } from "./op.js";
+import {
+  type FitContext,
+  type OpJson,
+  type Output,
+  type Projection,
+  type SqlContext,
+  NUMERIC,
+  Op,
+  ProjectionOp,
+  ROW_COL,
+  num,
+  pcol,
+  requireFitted,
+  requireNumeric,
+} from "./op.js";
 import { exec, ident, literal, pathLiteral, queryRows, type Row, type Value } from "./sql.js";
 
 function int(o: Record<string, unknown>, k: string, dflt: number, min = 0): number {
   const v = o[k] ?? dflt;
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min) throw new ValidationError(`option ${k} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min)
+    throw new ValidationError(`option ${k} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -55,7 +81,8 @@ export class Categorify extends ProjectionOp {
     this.maxSize = int(o as Record<string, unknown>, "maxSize", 0);
     this.startIndex = int(o as Record<string, unknown>, "startIndex", 0);
     this.dtype = o.dtype ?? "int32";
-    if (this.dtype !== "int32" && this.dtype !== "int64") throw new ValidationError(`Categorify: dtype must be int32 or int64, got ${JSON.stringify(o.dtype)}`);
+    if (this.dtype !== "int32" && this.dtype !== "int64")
+      throw new ValidationError(`Categorify: dtype must be int32 or int64, got ${JSON.stringify(o.dtype)}`);
   }
 
   static file(col: string): string {
@@ -69,10 +96,14 @@ export class Categorify extends ProjectionOp {
     if (!this.fitted) return;
     for (const c of this.selected(input)) {
       const v = this.vocab[c];
-      if (!v) throw new ValidationError(`Categorify: column "${c}" was not part of the fit (fitted: ${Object.keys(this.vocab).join(", ")})`);
+      if (!v)
+        throw new ValidationError(
+          `Categorify: column "${c}" was not part of the fit (fitted: ${Object.keys(this.vocab).join(", ")})`,
+        );
       const t = types.get(c);
       const numeric = (x: string) => NUMERIC.test(x);
-      if (t && t !== v.type && numeric(t) !== numeric(v.type)) throw new ValidationError(`Categorify: column "${c}" has type ${t}; it was fit on ${v.type}`);
+      if (t && t !== v.type && numeric(t) !== numeric(v.type))
+        throw new ValidationError(`Categorify: column "${c}" has type ${t}; it was fit on ${v.type}`);
     }
   }
 
@@ -88,7 +119,11 @@ export class Categorify extends ProjectionOp {
            ORDER BY "index"${this.maxSize > 0 ? ` LIMIT ${this.maxSize}` : ""}) TO ${pathLiteral(file)} (FORMAT parquet)`,
         `Categorify fit of column "${c}"`,
       );
-      const [{ n }] = await queryRows(ctx.conn, `SELECT count(*)::INTEGER AS n FROM read_parquet(${pathLiteral(file)})`, `Categorify fit of column "${c}"`);
+      const [{ n }] = await queryRows(
+        ctx.conn,
+        `SELECT count(*)::INTEGER AS n FROM read_parquet(${pathLiteral(file)})`,
+        `Categorify fit of column "${c}"`,
+      );
       this.vocab[c] = { size: Number(n), type: ctx.types.get(c) ?? "unknown" };
     }
     this.fitted = true;
@@ -119,7 +154,9 @@ export class Categorify extends ProjectionOp {
       let sql = "";
       if (ctx) {
         const a = ctx.alias();
-        joins.push(`LEFT JOIN (SELECT ${ident(c)} AS v, "index" AS i FROM read_parquet(${pathLiteral(join(ctx.stateDir, Categorify.file(c)))})) AS ${a} ON ${pcol(c)} = ${a}.v`);
+        joins.push(
+          `LEFT JOIN (SELECT ${ident(c)} AS v, "index" AS i FROM read_parquet(${pathLiteral(join(ctx.stateDir, Categorify.file(c)))})) AS ${a} ON ${pcol(c)} = ${a}.v`,
+        );
         sql = `CAST(CASE WHEN ${pcol(c)} IS NULL THEN ${s} WHEN ${a}.i IS NULL THEN ${s + 1} ELSE ${a}.i END AS ${cast})`;
       }
       outputs.push({
@@ -138,14 +175,21 @@ export class Categorify extends ProjectionOp {
 
   private onlineMap(c: string): Map<string, number> {
     const m = this.maps?.get(c);
-    if (!m) throw new ValidationError(`Categorify: the vocabulary of "${c}" is not loaded; call await workflow.prepareOnline() before transformRow`);
+    if (!m)
+      throw new ValidationError(
+        `Categorify: the vocabulary of "${c}" is not loaded; call await workflow.prepareOnline() before transformRow`,
+      );
     return m;
   }
 
   override async loadOnline(conn: DuckDBConnection, stateDir: string): Promise<void> {
     this.maps = new Map();
     for (const c of Object.keys(this.vocab)) {
-      const rows = await queryRows(conn, `SELECT ${ident(c)} AS v, "index" AS i FROM read_parquet(${pathLiteral(join(stateDir, Categorify.file(c)))})`, `loading vocabulary of "${c}"`);
+      const rows = await queryRows(
+        conn,
+        `SELECT ${ident(c)} AS v, "index" AS i FROM read_parquet(${pathLiteral(join(stateDir, Categorify.file(c)))})`,
+        `loading vocabulary of "${c}"`,
+      );
       const m = new Map<string, number>();
       for (const r of rows) m.set(valueKey(r.v) as string, Number(r.i));
       this.maps.set(c, m);
@@ -157,7 +201,15 @@ export class Categorify extends ProjectionOp {
   }
 
   toJSON(): OpJson {
-    return { kind: this.kind, selector: selectorToJSON(this.selector), freqThreshold: this.freqThreshold, maxSize: this.maxSize, startIndex: this.startIndex, dtype: this.dtype, vocab: this.vocab };
+    return {
+      kind: this.kind,
+      selector: selectorToJSON(this.selector),
+      freqThreshold: this.freqThreshold,
+      maxSize: this.maxSize,
+      startIndex: this.startIndex,
+      dtype: this.dtype,
+      vocab: this.vocab,
+    };
   }
   static fromJSON(j: OpJson): Categorify {
     const op = new Categorify(j.selector as Selector, j as CategorifyOptions);
@@ -182,7 +234,9 @@ export class Normalize extends ProjectionOp {
   }
   override async fit(ctx: FitContext, input: readonly ColumnInfo[]): Promise<void> {
     const cols = this.selected(input);
-    const sel = cols.map((c, i) => `avg(${pcol(c)})::DOUBLE AS m${i}, stddev_samp(${pcol(c)})::DOUBLE AS s${i}`).join(", ");
+    const sel = cols
+      .map((c, i) => `avg(${pcol(c)})::DOUBLE AS m${i}, stddev_samp(${pcol(c)})::DOUBLE AS s${i}`)
+      .join(", ");
     const [r] = await queryRows(ctx.conn, `SELECT ${sel} FROM ${ctx.from} AS p`, "Normalize fit");
     cols.forEach((c, i) => {
       const mean = finiteOrNull(r[`m${i}`]);
@@ -202,7 +256,10 @@ export class Normalize extends ProjectionOp {
         return {
           name: c,
           sql: `((CAST(${pcol(c)} AS DOUBLE) - ${literal(st.mean)}) / ${literal(st.std)})`,
-          info: { ...withTags(info, ["continuous"], ["categorical"]), properties: { ...info.properties, mean: st.mean, std: st.std } },
+          info: {
+            ...withTags(info, ["continuous"], ["categorical"]),
+            properties: { ...info.properties, mean: st.mean, std: st.std },
+          },
           js: (r) => {
             const x = num(r[c]);
             return x === null ? null : (x - st.mean) / st.std;
@@ -267,8 +324,10 @@ export class FillMissing extends ProjectionOp {
 
   constructor(selector: Selector, o: FillMissingOptions = { value: 0 }) {
     super(selector);
-    if ((o.value === undefined) === (o.strategy === undefined)) throw new ValidationError(`FillMissing: give exactly one of value or strategy ("mean" | "median")`);
-    if (o.strategy !== undefined && o.strategy !== "mean" && o.strategy !== "median") throw new ValidationError(`FillMissing: strategy must be "mean" or "median", got ${JSON.stringify(o.strategy)}`);
+    if ((o.value === undefined) === (o.strategy === undefined))
+      throw new ValidationError(`FillMissing: give exactly one of value or strategy ("mean" | "median")`);
+    if (o.strategy !== undefined && o.strategy !== "mean" && o.strategy !== "median")
+      throw new ValidationError(`FillMissing: strategy must be "mean" or "median", got ${JSON.stringify(o.strategy)}`);
     this.value = o.value;
     this.strategy = o.strategy;
     this.needsFit = o.strategy !== undefined;
@@ -282,10 +341,15 @@ export class FillMissing extends ProjectionOp {
   override async fit(ctx: FitContext, input: readonly ColumnInfo[]): Promise<void> {
     const cols = this.selected(input);
     const f = this.strategy === "median" ? "median" : "avg";
-    const [r] = await queryRows(ctx.conn, `SELECT ${cols.map((c, i) => `${f}(${pcol(c)})::DOUBLE AS v${i}`).join(", ")} FROM ${ctx.from} AS p`, "FillMissing fit");
+    const [r] = await queryRows(
+      ctx.conn,
+      `SELECT ${cols.map((c, i) => `${f}(${pcol(c)})::DOUBLE AS v${i}`).join(", ")} FROM ${ctx.from} AS p`,
+      "FillMissing fit",
+    );
     cols.forEach((c, i) => {
       const v = finiteOrNull(r[`v${i}`]);
-      if (v === null) throw new ValidationError(`FillMissing: column "${c}" has no non-null values to compute the ${this.strategy}`);
+      if (v === null)
+        throw new ValidationError(`FillMissing: column "${c}" has no non-null values to compute the ${this.strategy}`);
       this.fills[c] = v;
     });
     this.fitted = true;
@@ -308,10 +372,19 @@ export class FillMissing extends ProjectionOp {
     };
   }
   toJSON(): OpJson {
-    return { kind: this.kind, selector: selectorToJSON(this.selector), value: this.value, strategy: this.strategy, fills: this.fills };
+    return {
+      kind: this.kind,
+      selector: selectorToJSON(this.selector),
+      value: this.value,
+      strategy: this.strategy,
+      fills: this.fills,
+    };
   }
   static fromJSON(j: OpJson): FillMissing {
-    const op = new FillMissing(j.selector as Selector, j.strategy ? { strategy: j.strategy as "mean" } : { value: j.value as number });
+    const op = new FillMissing(
+      j.selector as Selector,
+      j.strategy ? { strategy: j.strategy as "mean" } : { value: j.value as number },
+    );
     op.fills = (j.fills ?? {}) as FillMissing["fills"];
     op.fitted = !op.needsFit || Object.keys(op.fills).length > 0;
     return op;
@@ -327,7 +400,8 @@ export class Clip extends ProjectionOp {
     this.min = o.min ?? null;
     this.max = o.max ?? null;
     if (this.min === null && this.max === null) throw new ValidationError("Clip: give min, max or both");
-    if (this.min !== null && this.max !== null && this.min > this.max) throw new ValidationError(`Clip: min ${this.min} > max ${this.max}`);
+    if (this.min !== null && this.max !== null && this.min > this.max)
+      throw new ValidationError(`Clip: min ${this.min} > max ${this.max}`);
   }
   override check(input: readonly ColumnInfo[], types: ReadonlyMap<string, string>): void {
     requireNumeric(this, this.selected(input), types);
@@ -355,7 +429,10 @@ export class Clip extends ProjectionOp {
     return { kind: this.kind, selector: selectorToJSON(this.selector), min: this.min, max: this.max };
   }
   static fromJSON(j: OpJson): Clip {
-    return new Clip(j.selector as Selector, { min: (j.min as number | null) ?? undefined, max: (j.max as number | null) ?? undefined });
+    return new Clip(j.selector as Selector, {
+      min: (j.min as number | null) ?? undefined,
+      max: (j.max as number | null) ?? undefined,
+    });
   }
 }
 
@@ -370,13 +447,17 @@ export interface RenameOptions {
 
 export class Rename extends ProjectionOp {
   readonly kind = "Rename";
-  constructor(selector: Selector, readonly o: RenameOptions) {
+  constructor(
+    selector: Selector,
+    readonly o: RenameOptions,
+  ) {
     super(selector);
     if (!o.postfix && !o.prefix && !o.name) throw new ValidationError("Rename: give postfix, prefix or name");
   }
   private newName(c: string, n: number): string {
     if (this.o.name) {
-      if (n !== 1) throw new ValidationError(`Rename: name "${this.o.name}" needs exactly one selected column, got ${n}`);
+      if (n !== 1)
+        throw new ValidationError(`Rename: name "${this.o.name}" needs exactly one selected column, got ${n}`);
       return this.o.name;
     }
     return `${this.o.prefix ?? ""}${c}${this.o.postfix ?? ""}`;
@@ -386,7 +467,12 @@ export class Rename extends ProjectionOp {
     const outputs = cols.map((c) => {
       const name = this.newName(c, cols.length);
       const info = input.find((x) => x.name === c) as ColumnInfo;
-      return { name, sql: pcol(c), info: { ...info, name, tags: [...info.tags], properties: { ...info.properties } }, js: (r: Row) => r[c] ?? null };
+      return {
+        name,
+        sql: pcol(c),
+        info: { ...info, name, tags: [...info.tags], properties: { ...info.properties } },
+        js: (r: Row) => r[c] ?? null,
+      };
     });
     const names = new Set(outputs.map((o) => o.name));
     return { outputs, drop: this.o.keep ? [] : cols.filter((c) => !names.has(c)) };
@@ -405,7 +491,10 @@ const CASTS: Record<string, { sql: string; js: (v: Value) => Value }> = {
   float32: { sql: "FLOAT", js: (v) => (num(v) === null ? null : Math.fround(num(v) as number)) },
   float64: { sql: "DOUBLE", js: (v) => num(v) },
   string: { sql: "VARCHAR", js: (v) => (v instanceof Date ? v.toISOString() : String(v)) },
-  bool: { sql: "BOOLEAN", js: (v) => (typeof v === "string" ? ["true", "t", "1", "yes", "y"].includes(v.toLowerCase()) : Boolean(num(v))) },
+  bool: {
+    sql: "BOOLEAN",
+    js: (v) => (typeof v === "string" ? ["true", "t", "1", "yes", "y"].includes(v.toLowerCase()) : Boolean(num(v))),
+  },
 };
 
 /** DuckDB rounds half away from zero when casting a fraction to an integer. */
@@ -419,9 +508,15 @@ function roundAway(v: Value): Value {
 /** Cast to int32 | int64 | float32 | float64 | string | bool. (String casts of fractional doubles print differently in JS: "1" vs DuckDB's "1.0".) */
 export class Cast extends ProjectionOp {
   readonly kind = "Cast";
-  constructor(selector: Selector, readonly dtype: string) {
+  constructor(
+    selector: Selector,
+    readonly dtype: string,
+  ) {
     super(selector);
-    if (!CASTS[dtype]) throw new ValidationError(`Cast: dtype must be one of ${Object.keys(CASTS).join(", ")}, got ${JSON.stringify(dtype)}`);
+    if (!CASTS[dtype])
+      throw new ValidationError(
+        `Cast: dtype must be one of ${Object.keys(CASTS).join(", ")}, got ${JSON.stringify(dtype)}`,
+      );
   }
   project(input: readonly ColumnInfo[]): Projection {
     const c0 = CASTS[this.dtype];
@@ -450,7 +545,11 @@ export class Expr extends ProjectionOp {
   readonly kind = "Expr";
   readonly tree: ExprTree;
   readonly tags: Tag[];
-  constructor(readonly name: string, readonly expr: string, o: { tags?: string[] } = {}) {
+  constructor(
+    readonly name: string,
+    readonly expr: string,
+    o: { tags?: string[] } = {},
+  ) {
     const tree = parseExpr(expr);
     super([...exprColumns(tree)]);
     if (!name) throw new ValidationError(`Expr "${expr}": needs an output column name`);
@@ -469,7 +568,11 @@ export class Expr extends ProjectionOp {
         {
           name: this.name,
           sql: exprToSql(tree, pcol),
-          info: { name: this.name, tags: [...(prev?.tags ?? []), ...this.tags.filter((t) => !prev?.tags.includes(t))], properties: { ...(prev?.properties ?? {}) } },
+          info: {
+            name: this.name,
+            tags: [...(prev?.tags ?? []), ...this.tags.filter((t) => !prev?.tags.includes(t))],
+            properties: { ...(prev?.properties ?? {}) },
+          },
           js: (r) => evalExpr(tree, r),
         },
       ],
@@ -488,14 +591,19 @@ export class Expr extends ProjectionOp {
 type TimeUnit = "s" | "ms" | "timestamp";
 
 function msSql(unit: TimeUnit, c: string): string {
-  return unit === "timestamp" ? `epoch_ms(CAST(${pcol(c)} AS TIMESTAMP))` : unit === "s" ? `(CAST(${pcol(c)} AS DOUBLE) * 1000)` : `CAST(${pcol(c)} AS DOUBLE)`;
+  return unit === "timestamp"
+    ? `epoch_ms(CAST(${pcol(c)} AS TIMESTAMP))`
+    : unit === "s"
+      ? `(CAST(${pcol(c)} AS DOUBLE) * 1000)`
+      : `CAST(${pcol(c)} AS DOUBLE)`;
 }
 
 /** ms since the epoch of a time value online: a Date, an ISO string (UTC when no zone), or a number in `unit`. */
 function msOf(unit: TimeUnit, v: Value | undefined): number | null {
   if (v === null || v === undefined) return null;
   if (v instanceof Date) return v.getTime();
-  if (unit === "timestamp") return typeof v === "string" ? Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(v) ? v : `${v.replace(" ", "T")}Z`) : num(v);
+  if (unit === "timestamp")
+    return typeof v === "string" ? Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(v) ? v : `${v.replace(" ", "T")}Z`) : num(v);
   const x = num(v);
   return x === null ? null : unit === "s" ? x * 1000 : x;
 }
@@ -503,7 +611,10 @@ function msOf(unit: TimeUnit, v: Value | undefined): number | null {
 function checkTimeColumn(op: Op, unit: TimeUnit, c: string, t: string | undefined): void {
   if (!t) return;
   const isTs = /^(TIMESTAMP|DATE)/i.test(t);
-  if (unit === "timestamp" ? !isTs : !NUMERIC.test(t)) throw new ValidationError(`${op.describe()}: column "${c}" has type ${t}; expected ${unit === "timestamp" ? 'a TIMESTAMP (or set unit: "s" | "ms")' : `epoch ${unit} as a number`}`);
+  if (unit === "timestamp" ? !isTs : !NUMERIC.test(t))
+    throw new ValidationError(
+      `${op.describe()}: column "${c}" has type ${t}; expected ${unit === "timestamp" ? 'a TIMESTAMP (or set unit: "s" | "ms")' : `epoch ${unit} as a number`}`,
+    );
 }
 
 /** notebook 004's day_index: whole UTC days since the first day of the fit data, plus 1. */
@@ -528,7 +639,11 @@ export class DayIndex extends ProjectionOp {
   }
   override async fit(ctx: FitContext, input: readonly ColumnInfo[]): Promise<void> {
     const [c] = this.selected(input);
-    const [r] = await queryRows(ctx.conn, `SELECT min(floor(${msSql(this.unit, c)} / 86400000))::DOUBLE AS d FROM ${ctx.from} AS p`, "DayIndex fit");
+    const [r] = await queryRows(
+      ctx.conn,
+      `SELECT min(floor(${msSql(this.unit, c)} / 86400000))::DOUBLE AS d FROM ${ctx.from} AS p`,
+      "DayIndex fit",
+    );
     this.minDay = finiteOrNull(r.d);
     if (this.minDay === null) throw new ValidationError(`DayIndex: column "${c}" has no non-null values`);
     this.fitted = true;
@@ -541,7 +656,11 @@ export class DayIndex extends ProjectionOp {
         {
           name: this.name,
           sql: `CAST(floor(${msSql(this.unit, c)} / 86400000) - ${min} + 1 AS INTEGER)`,
-          info: { name: this.name, tags: ["time"], properties: { firstDay: new Date(min * 86400000).toISOString().slice(0, 10) } },
+          info: {
+            name: this.name,
+            tags: ["time"],
+            properties: { firstDay: new Date(min * 86400000).toISOString().slice(0, 10) },
+          },
           js: (r) => {
             const m = msOf(this.unit, r[c]);
             return m === null ? null : Math.floor(m / 86400000) - min + 1;
@@ -551,7 +670,13 @@ export class DayIndex extends ProjectionOp {
     };
   }
   toJSON(): OpJson {
-    return { kind: this.kind, selector: selectorToJSON(this.selector), name: this.name, unit: this.unit, minDay: this.minDay };
+    return {
+      kind: this.kind,
+      selector: selectorToJSON(this.selector),
+      name: this.name,
+      unit: this.unit,
+      minDay: this.minDay,
+    };
   }
   static fromJSON(j: OpJson): DayIndex {
     const op = new DayIndex(j.selector as Selector, { name: j.name as string, unit: j.unit as TimeUnit });
@@ -576,9 +701,12 @@ export class TimeFeatures extends ProjectionOp {
   constructor(selector: Selector, o: { unit?: "s" | "ms" | "timestamp"; features?: TimeFeature[] } = {}) {
     super(selector);
     this.unit = o.unit ?? "timestamp";
-    if (!["s", "ms", "timestamp"].includes(this.unit)) throw new ValidationError(`TimeFeatures: unit must be "s", "ms" or "timestamp", got ${JSON.stringify(o.unit)}`);
+    if (!["s", "ms", "timestamp"].includes(this.unit))
+      throw new ValidationError(`TimeFeatures: unit must be "s", "ms" or "timestamp", got ${JSON.stringify(o.unit)}`);
     this.features = o.features ?? ["weekday", "hour", "weekday_sin", "weekday_cos"];
-    for (const f of this.features) if (!TIME_FEATURES.includes(f)) throw new ValidationError(`TimeFeatures: unknown feature "${f}" (expected ${TIME_FEATURES.join(", ")})`);
+    for (const f of this.features)
+      if (!TIME_FEATURES.includes(f))
+        throw new ValidationError(`TimeFeatures: unknown feature "${f}" (expected ${TIME_FEATURES.join(", ")})`);
   }
   override check(input: readonly ColumnInfo[], types: ReadonlyMap<string, string>): void {
     for (const c of this.selected(input)) checkTimeColumn(this, this.unit, c, types.get(c));
@@ -603,14 +731,35 @@ export class TimeFeatures extends ProjectionOp {
         weekday: { sql: weekday, js: jsWeekday, tags: ["time", "categorical"] },
         hour: { sql: hour, js: jsHour, tags: ["time", "categorical"] },
         day: { sql: `CAST(${day} AS INTEGER)`, js: jsDay, tags: ["time"] },
-        weekday_sin: { sql: `sin(2 * pi() * ${weekday} / 7)`, js: (m) => Math.sin((2 * Math.PI * jsWeekday(m)) / 7), tags: ["time", "continuous"] },
-        weekday_cos: { sql: `cos(2 * pi() * ${weekday} / 7)`, js: (m) => Math.cos((2 * Math.PI * jsWeekday(m)) / 7), tags: ["time", "continuous"] },
-        hour_sin: { sql: `sin(2 * pi() * ${hour} / 24)`, js: (m) => Math.sin((2 * Math.PI * jsHour(m)) / 24), tags: ["time", "continuous"] },
-        hour_cos: { sql: `cos(2 * pi() * ${hour} / 24)`, js: (m) => Math.cos((2 * Math.PI * jsHour(m)) / 24), tags: ["time", "continuous"] },
+        weekday_sin: {
+          sql: `sin(2 * pi() * ${weekday} / 7)`,
+          js: (m) => Math.sin((2 * Math.PI * jsWeekday(m)) / 7),
+          tags: ["time", "continuous"],
+        },
+        weekday_cos: {
+          sql: `cos(2 * pi() * ${weekday} / 7)`,
+          js: (m) => Math.cos((2 * Math.PI * jsWeekday(m)) / 7),
+          tags: ["time", "continuous"],
+        },
+        hour_sin: {
+          sql: `sin(2 * pi() * ${hour} / 24)`,
+          js: (m) => Math.sin((2 * Math.PI * jsHour(m)) / 24),
+          tags: ["time", "continuous"],
+        },
+        hour_cos: {
+          sql: `cos(2 * pi() * ${hour} / 24)`,
+          js: (m) => Math.cos((2 * Math.PI * jsHour(m)) / 24),
+          tags: ["time", "continuous"],
+        },
       };
       for (const f of this.features) {
         const d = defs[f];
-        const properties: ColumnProperties = f === "weekday" ? { cardinality: 7, embeddingDim: embeddingDim(7), domain: { min: 0, max: 6 } } : f === "hour" ? { cardinality: 24, embeddingDim: embeddingDim(24), domain: { min: 0, max: 23 } } : {};
+        const properties: ColumnProperties =
+          f === "weekday"
+            ? { cardinality: 7, embeddingDim: embeddingDim(7), domain: { min: 0, max: 6 } }
+            : f === "hour"
+              ? { cardinality: 24, embeddingDim: embeddingDim(24), domain: { min: 0, max: 23 } }
+              : {};
         outputs.push({
           name: `${c}_${f}`,
           sql: d.sql,
@@ -661,8 +810,11 @@ export class JoinGroupby extends ProjectionOp {
     super(selector);
     this.cont = o.cont ?? [];
     this.stats = o.stats ?? ["count"];
-    for (const s of this.stats) if (!GROUP_STATS.includes(s)) throw new ValidationError(`JoinGroupby: unknown stat "${s}" (expected ${GROUP_STATS.join(", ")})`);
-    if (this.stats.some((s) => s !== "count") && this.cont.length === 0) throw new ValidationError("JoinGroupby: stats other than count need cont columns");
+    for (const s of this.stats)
+      if (!GROUP_STATS.includes(s))
+        throw new ValidationError(`JoinGroupby: unknown stat "${s}" (expected ${GROUP_STATS.join(", ")})`);
+    if (this.stats.some((s) => s !== "count") && this.cont.length === 0)
+      throw new ValidationError("JoinGroupby: stats other than count need cont columns");
   }
   static file(col: string): string {
     return join("categories", `joingroupby.${col}.parquet`);
@@ -670,7 +822,9 @@ export class JoinGroupby extends ProjectionOp {
   private statCols(c: string): Array<{ name: string; sql: (alias: string) => string }> {
     const out: Array<{ name: string; sql: (a: string) => string }> = [];
     if (this.stats.includes("count")) out.push({ name: `${c}_count`, sql: () => STAT_SQL.count("") });
-    for (const k of this.cont) for (const s of this.stats) if (s !== "count") out.push({ name: `${c}_${k}_${s}`, sql: () => STAT_SQL[s](pcol(k)) });
+    for (const k of this.cont)
+      for (const s of this.stats)
+        if (s !== "count") out.push({ name: `${c}_${k}_${s}`, sql: () => STAT_SQL[s](pcol(k)) });
     return out;
   }
   override check(input: readonly ColumnInfo[], types: ReadonlyMap<string, string>): void {
@@ -696,7 +850,10 @@ export class JoinGroupby extends ProjectionOp {
     for (const c of this.selected(input)) {
       if (!this.fittedCols.includes(c)) throw new ValidationError(`JoinGroupby: column "${c}" is not fitted`);
       const a = ctx?.alias() ?? "";
-      if (ctx) joins.push(`LEFT JOIN read_parquet(${pathLiteral(join(ctx.stateDir, JoinGroupby.file(c)))}) AS ${a} ON ${pcol(c)} = ${a}.${ident(c)}`);
+      if (ctx)
+        joins.push(
+          `LEFT JOIN read_parquet(${pathLiteral(join(ctx.stateDir, JoinGroupby.file(c)))}) AS ${a} ON ${pcol(c)} = ${a}.${ident(c)}`,
+        );
       this.statCols(c).forEach((s, i) => {
         const isCount = s.name === `${c}_count`;
         outputs.push({
@@ -715,16 +872,27 @@ export class JoinGroupby extends ProjectionOp {
   }
   private onlineMap(c: string): Map<string, Value[]> {
     const m = this.maps?.get(c);
-    if (!m) throw new ValidationError(`JoinGroupby: statistics of "${c}" are not loaded; call await workflow.prepareOnline() before transformRow`);
+    if (!m)
+      throw new ValidationError(
+        `JoinGroupby: statistics of "${c}" are not loaded; call await workflow.prepareOnline() before transformRow`,
+      );
     return m;
   }
   override async loadOnline(conn: DuckDBConnection, stateDir: string): Promise<void> {
     this.maps = new Map();
     for (const c of this.fittedCols) {
       const names = this.statCols(c).map((s) => s.name);
-      const rows = await queryRows(conn, `SELECT * FROM read_parquet(${pathLiteral(join(stateDir, JoinGroupby.file(c)))})`, `loading JoinGroupby statistics of "${c}"`);
+      const rows = await queryRows(
+        conn,
+        `SELECT * FROM read_parquet(${pathLiteral(join(stateDir, JoinGroupby.file(c)))})`,
+        `loading JoinGroupby statistics of "${c}"`,
+      );
       const m = new Map<string, Value[]>();
-      for (const r of rows) m.set(valueKey(r[c]) as string, names.map((n) => (typeof r[n] === "bigint" ? Number(r[n]) : (r[n] ?? null))));
+      for (const r of rows)
+        m.set(
+          valueKey(r[c]) as string,
+          names.map((n) => (typeof r[n] === "bigint" ? Number(r[n]) : (r[n] ?? null))),
+        );
       this.maps.set(c, m);
     }
   }
@@ -732,7 +900,13 @@ export class JoinGroupby extends ProjectionOp {
     return this.fittedCols.map((c) => JoinGroupby.file(c));
   }
   toJSON(): OpJson {
-    return { kind: this.kind, selector: selectorToJSON(this.selector), cont: this.cont, stats: this.stats, fittedCols: this.fittedCols };
+    return {
+      kind: this.kind,
+      selector: selectorToJSON(this.selector),
+      cont: this.cont,
+      stats: this.stats,
+      fittedCols: this.fittedCols,
+    };
   }
   static fromJSON(j: OpJson): JoinGroupby {
     const op = new JoinGroupby(j.selector as Selector, { cont: j.cont as string[], stats: j.stats as GroupStat[] });
@@ -814,12 +988,16 @@ export class TargetEncoding extends ProjectionOp {
       if (ctx) {
         const file = pathLiteral(join(ctx.stateDir, TargetEncoding.file(c, this.target)));
         const a = ctx.alias();
-        joins.push(`LEFT JOIN (SELECT k, sum(s) AS s, sum(n) AS n FROM read_parquet(${file}) GROUP BY k) AS ${a} ON ${pcol(c)} = ${a}.k`);
+        joins.push(
+          `LEFT JOIN (SELECT k, sum(s) AS s, sum(n) AS n FROM read_parquet(${file}) GROUP BY k) AS ${a} ON ${pcol(c)} = ${a}.k`,
+        );
         let s = `coalesce(${a}.s, 0)`;
         let n = `coalesce(${a}.n, 0)`;
         if (ctx.training && this.kfold > 1) {
           const f = ctx.alias();
-          joins.push(`LEFT JOIN read_parquet(${file}) AS ${f} ON ${pcol(c)} = ${f}.k AND ${this.foldSql()} = ${f}.fold`);
+          joins.push(
+            `LEFT JOIN read_parquet(${file}) AS ${f} ON ${pcol(c)} = ${f}.k AND ${this.foldSql()} = ${f}.fold`,
+          );
           s = `(${s} - coalesce(${f}.s, 0))`;
           n = `(${n} - coalesce(${f}.n, 0))`;
         }
@@ -840,17 +1018,25 @@ export class TargetEncoding extends ProjectionOp {
   }
   private onlineMap(c: string): Map<string, number> {
     const m = this.maps?.get(c);
-    if (!m) throw new ValidationError(`TargetEncoding: statistics of "${c}" are not loaded; call await workflow.prepareOnline() before transformRow`);
+    if (!m)
+      throw new ValidationError(
+        `TargetEncoding: statistics of "${c}" are not loaded; call await workflow.prepareOnline() before transformRow`,
+      );
     return m;
   }
   override async loadOnline(conn: DuckDBConnection, stateDir: string): Promise<void> {
     this.maps = new Map();
     const p = this.pSmooth;
     for (const c of this.fittedCols) {
-      const rows = await queryRows(conn, `SELECT k, sum(s)::DOUBLE AS s, sum(n)::DOUBLE AS n FROM read_parquet(${pathLiteral(join(stateDir, TargetEncoding.file(c, this.target)))}) GROUP BY k`, `loading TargetEncoding statistics of "${c}"`);
+      const rows = await queryRows(
+        conn,
+        `SELECT k, sum(s)::DOUBLE AS s, sum(n)::DOUBLE AS n FROM read_parquet(${pathLiteral(join(stateDir, TargetEncoding.file(c, this.target)))}) GROUP BY k`,
+        `loading TargetEncoding statistics of "${c}"`,
+      );
       const m = new Map<string, number>();
       // the same arithmetic as the SQL: (s + p*mean) / (n + p)
-      for (const r of rows) m.set(valueKey(r.k) as string, ((r.s as number) + p * this.globalMean) / ((r.n as number) + p));
+      for (const r of rows)
+        m.set(valueKey(r.k) as string, ((r.s as number) + p * this.globalMean) / ((r.n as number) + p));
       this.maps.set(c, m);
     }
   }
@@ -858,10 +1044,24 @@ export class TargetEncoding extends ProjectionOp {
     return this.fittedCols.map((c) => TargetEncoding.file(c, this.target));
   }
   toJSON(): OpJson {
-    return { kind: this.kind, selector: selectorToJSON(this.selector), target: this.target, kfold: this.kfold, pSmooth: this.pSmooth, seed: this.seed, globalMean: this.globalMean, fittedCols: this.fittedCols };
+    return {
+      kind: this.kind,
+      selector: selectorToJSON(this.selector),
+      target: this.target,
+      kfold: this.kfold,
+      pSmooth: this.pSmooth,
+      seed: this.seed,
+      globalMean: this.globalMean,
+      fittedCols: this.fittedCols,
+    };
   }
   static fromJSON(j: OpJson): TargetEncoding {
-    const op = new TargetEncoding(j.selector as Selector, { target: j.target as string, kfold: j.kfold as number, pSmooth: j.pSmooth as number, seed: j.seed as number });
+    const op = new TargetEncoding(j.selector as Selector, {
+      target: j.target as string,
+      kfold: j.kfold as number,
+      pSmooth: j.pSmooth as number,
+      seed: j.seed as number,
+    });
     op.globalMean = j.globalMean as number;
     op.fittedCols = (j.fittedCols ?? []) as string[];
     op.fitted = op.fittedCols.length > 0;
@@ -877,10 +1077,17 @@ export class TargetEncoding extends ProjectionOp {
  */
 export class ListSlice extends ProjectionOp {
   readonly kind = "ListSlice";
-  constructor(selector: Selector, readonly start: number, readonly end?: number, readonly o: { pad?: boolean; padValue?: number } = {}) {
+  constructor(
+    selector: Selector,
+    readonly start: number,
+    readonly end?: number,
+    readonly o: { pad?: boolean; padValue?: number } = {},
+  ) {
     super(selector);
-    if (!Number.isInteger(start) || (end !== undefined && end !== null && !Number.isInteger(end))) throw new ValidationError(`ListSlice: start and end must be integers, got ${start}, ${end}`);
-    if (o.pad && (start < 0 || end === undefined || end < 0 || end <= start)) throw new ValidationError("ListSlice: pad needs 0 <= start < end");
+    if (!Number.isInteger(start) || (end !== undefined && end !== null && !Number.isInteger(end)))
+      throw new ValidationError(`ListSlice: start and end must be integers, got ${start}, ${end}`);
+    if (o.pad && (start < 0 || end === undefined || end < 0 || end <= start))
+      throw new ValidationError("ListSlice: pad needs 0 <= start < end");
   }
   override check(input: readonly ColumnInfo[], types: ReadonlyMap<string, string>): void {
     for (const c of this.selected(input)) {
@@ -905,11 +1112,15 @@ export class ListSlice extends ProjectionOp {
         return {
           name: c,
           sql: `(CASE WHEN ${pcol(c)} IS NULL THEN NULL ELSE ${sql} END)`,
-          info: { ...withTags(info, ["list"]), properties: { ...info.properties, ...(pad ? { valueCount: { min: pad, max: pad } } : {}) } },
+          info: {
+            ...withTags(info, ["list"]),
+            properties: { ...info.properties, ...(pad ? { valueCount: { min: pad, max: pad } } : {}) },
+          },
           js: (r) => {
             const v = r[c];
             if (v === null || v === undefined) return null;
-            if (!Array.isArray(v)) throw new ValidationError(`ListSlice: column "${c}" holds ${JSON.stringify(v)}; expected a list`);
+            if (!Array.isArray(v))
+              throw new ValidationError(`ListSlice: column "${c}" holds ${JSON.stringify(v)}; expected a list`);
             const n = v.length;
             const out = v.slice(jsBound(start, n), end === undefined || end === null ? n : jsBound(end, n));
             while (out.length < pad) out.push(padValue);
@@ -920,10 +1131,19 @@ export class ListSlice extends ProjectionOp {
     };
   }
   toJSON(): OpJson {
-    return { kind: this.kind, selector: selectorToJSON(this.selector), start: this.start, end: this.end ?? null, ...this.o };
+    return {
+      kind: this.kind,
+      selector: selectorToJSON(this.selector),
+      start: this.start,
+      end: this.end ?? null,
+      ...this.o,
+    };
   }
   static fromJSON(j: OpJson): ListSlice {
-    return new ListSlice(j.selector as Selector, j.start as number, (j.end as number | null) ?? undefined, { pad: j.pad as boolean, padValue: j.padValue as number });
+    return new ListSlice(j.selector as Selector, j.start as number, (j.end as number | null) ?? undefined, {
+      pad: j.pad as boolean,
+      padValue: j.padValue as number,
+    });
   }
 }
 
@@ -934,14 +1154,19 @@ export class AddMetadata extends Op {
   readonly kind: string = "AddMetadata";
   readonly tags: Tag[];
   readonly properties: ColumnProperties;
-  constructor(readonly selector: Selector, o: { tags?: string[]; properties?: ColumnProperties }) {
+  constructor(
+    readonly selector: Selector,
+    o: { tags?: string[]; properties?: ColumnProperties },
+  ) {
     super();
     this.tags = checkTags(o.tags ?? [], "AddMetadata");
     this.properties = o.properties ?? {};
   }
   columns(input: readonly ColumnInfo[]): ColumnInfo[] {
     const names = new Set(resolveSelector(this.selector, input, this.describe()));
-    return input.map((c) => (names.has(c.name) ? { ...withTags(c, this.tags), properties: { ...c.properties, ...this.properties } } : c));
+    return input.map((c) =>
+      names.has(c.name) ? { ...withTags(c, this.tags), properties: { ...c.properties, ...this.properties } } : c,
+    );
   }
   sql(prev: string): string {
     return `SELECT p.* FROM ${prev} AS p`;
@@ -953,7 +1178,12 @@ export class AddMetadata extends Op {
     return { kind: this.kind, selector: selectorToJSON(this.selector), tags: this.tags, properties: this.properties };
   }
   static fromJSON(j: OpJson): AddMetadata {
-    return j.kind === "AddTags" ? new AddTags(j.selector as Selector, j.tags as string[]) : new AddMetadata(j.selector as Selector, { tags: j.tags as string[], properties: j.properties as ColumnProperties });
+    return j.kind === "AddTags"
+      ? new AddTags(j.selector as Selector, j.tags as string[])
+      : new AddMetadata(j.selector as Selector, {
+          tags: j.tags as string[],
+          properties: j.properties as ColumnProperties,
+        });
   }
 }
 
@@ -1059,7 +1289,8 @@ export function compareValues(a: Value | undefined, b: Value | undefined): numbe
   const bn = b === null || b === undefined;
   if (an || bn) return an && bn ? 0 : an ? 1 : -1;
   if (a instanceof Date && b instanceof Date) return a.getTime() - b.getTime();
-  if ((typeof a === "number" || typeof a === "bigint") && (typeof b === "number" || typeof b === "bigint")) return a < b ? -1 : a > b ? 1 : 0;
+  if ((typeof a === "number" || typeof a === "bigint") && (typeof b === "number" || typeof b === "bigint"))
+    return a < b ? -1 : a > b ? 1 : 0;
   const sa = String(a);
   const sb = String(b);
   return sa < sb ? -1 : sa > sb ? 1 : 0;
@@ -1085,7 +1316,8 @@ export class DedupeConsecutive extends Op {
   override readonly needsRowOrder = true;
   constructor(readonly o: { session: string; item: string; sortBy: string[] }) {
     super();
-    if (!o?.session || !o.item || !Array.isArray(o.sortBy)) throw new ValidationError("DedupeConsecutive: needs session, item and sortBy (column list)");
+    if (!o?.session || !o.item || !Array.isArray(o.sortBy))
+      throw new ValidationError("DedupeConsecutive: needs session, item and sortBy (column list)");
   }
   columns(input: readonly ColumnInfo[]): ColumnInfo[] {
     resolveSelector([this.o.session, this.o.item, ...this.o.sortBy], input, this.describe());
@@ -1101,7 +1333,10 @@ export class DedupeConsecutive extends Op {
     const out: Row[] = [];
     let prev: Row | null = null;
     for (const r of sorted) {
-      const same = prev !== null && valueKey(prev[this.o.session]) === valueKey(r[this.o.session]) && valueKey(prev[this.o.item]) === valueKey(r[this.o.item]);
+      const same =
+        prev !== null &&
+        valueKey(prev[this.o.session]) === valueKey(r[this.o.session]) &&
+        valueKey(prev[this.o.item]) === valueKey(r[this.o.item]);
       if (!same) out.push(r);
       prev = r;
     }
@@ -1140,13 +1375,18 @@ export class Groupby extends Op {
   constructor(readonly o: GroupbyOptions) {
     super();
     if (!o?.groupBy?.length) throw new ValidationError("Groupby: needs groupBy columns");
-    if (!o.aggs || Object.keys(o.aggs).length === 0) throw new ValidationError("Groupby: needs aggs, e.g. { product_id: [\"list\", \"count\"] }");
-    for (const [c, as] of Object.entries(o.aggs)) for (const a of as) if (!AGGS.includes(a)) throw new ValidationError(`Groupby: column "${c}": unknown aggregation "${a}" (expected ${AGGS.join(", ")})`);
+    if (!o.aggs || Object.keys(o.aggs).length === 0)
+      throw new ValidationError('Groupby: needs aggs, e.g. { product_id: ["list", "count"] }');
+    for (const [c, as] of Object.entries(o.aggs))
+      for (const a of as)
+        if (!AGGS.includes(a))
+          throw new ValidationError(`Groupby: column "${c}": unknown aggregation "${a}" (expected ${AGGS.join(", ")})`);
     this.sep = o.sep ?? "-";
   }
   private outputs(): Array<{ col: string; agg: Agg; name: string }> {
     const out: Array<{ col: string; agg: Agg; name: string }> = [];
-    for (const [col, aggs] of Object.entries(this.o.aggs)) for (const agg of aggs) out.push({ col, agg, name: `${col}${this.sep}${agg}` });
+    for (const [col, aggs] of Object.entries(this.o.aggs))
+      for (const agg of aggs) out.push({ col, agg, name: `${col}${this.sep}${agg}` });
     return out;
   }
   columns(input: readonly ColumnInfo[]): ColumnInfo[] {
@@ -1157,7 +1397,14 @@ export class Groupby extends Op {
       const src = byName.get(col) as ColumnInfo;
       if (agg === "list") cols.push({ name, tags: withTags(src, ["list"]).tags, properties: { ...src.properties } });
       else if (agg === "count") cols.push({ name, tags: ["continuous"], properties: {} });
-      else if (agg === "mean" || agg === "sum") cols.push({ name, tags: src.tags.filter((t) => t !== "categorical").concat(src.tags.includes("continuous") ? [] : ["continuous"]) as Tag[], properties: {} });
+      else if (agg === "mean" || agg === "sum")
+        cols.push({
+          name,
+          tags: src.tags
+            .filter((t) => t !== "categorical")
+            .concat(src.tags.includes("continuous") ? [] : ["continuous"]) as Tag[],
+          properties: {},
+        });
       else cols.push({ name, tags: [...src.tags], properties: { ...src.properties } });
     }
     return cols;
@@ -1169,7 +1416,13 @@ export class Groupby extends Op {
     this.columns(input);
     const keys = [...(this.o.sortBy ?? []).map(pcol), ...(ctx.rowOrder ? [pcol(ROW_COL)] : [])];
     const sortBy = this.o.sortBy ?? [];
-    const seqCols = [...new Set(this.outputs().filter((o) => ["list", "first", "last"].includes(o.agg)).map((o) => o.col))];
+    const seqCols = [
+      ...new Set(
+        this.outputs()
+          .filter((o) => ["list", "first", "last"].includes(o.agg))
+          .map((o) => o.col),
+      ),
+    ];
     // a sequence column that is also a sort key is read from its key field (one field less per row to aggregate and sort)
     const valueCols = seqCols.filter((c) => !sortBy.includes(c));
     const field = (c: string) => (sortBy.includes(c) ? `k${sortBy.indexOf(c)}` : `v${valueCols.indexOf(c)}`);
@@ -1211,7 +1464,10 @@ export class Groupby extends Op {
       inner.push(`min(${pcol(ROW_COL)}) AS ${ident(ROW_COL)}`);
       outer.push(`g.${ident(ROW_COL)}`);
     }
-    const pass = ctx.groupPass && ctx.groupPass.n > 1 && !ctx.groupPass.atSource ? ` WHERE hash(${this.o.groupBy.map(pcol).join(", ")}) % ${ctx.groupPass.n} = ${ctx.groupPass.i}` : "";
+    const pass =
+      ctx.groupPass && ctx.groupPass.n > 1 && !ctx.groupPass.atSource
+        ? ` WHERE hash(${this.o.groupBy.map(pcol).join(", ")}) % ${ctx.groupPass.n} = ${ctx.groupPass.i}`
+        : "";
     return `SELECT ${outer.join(", ")} FROM (SELECT ${inner.join(", ")} FROM ${prev} AS p${pass} GROUP BY ${this.o.groupBy.map(pcol).join(", ")}) AS g`;
   }
   apply(rows: Row[], input: readonly ColumnInfo[]): Row[] {
@@ -1246,13 +1502,17 @@ export class Groupby extends Op {
             break;
           case "min":
           case "max":
-            o[name] = present.length ? present.reduce((a, b) => (compareValues(a, b) * (agg === "min" ? 1 : -1) <= 0 ? a : b)) : null;
+            o[name] = present.length
+              ? present.reduce((a, b) => (compareValues(a, b) * (agg === "min" ? 1 : -1) <= 0 ? a : b))
+              : null;
             break;
           case "sum":
             o[name] = present.length ? present.reduce((a: number, b) => a + (num(b) as number), 0) : null;
             break;
           case "mean":
-            o[name] = present.length ? present.reduce((a: number, b) => a + (num(b) as number), 0) / present.length : null;
+            o[name] = present.length
+              ? present.reduce((a: number, b) => a + (num(b) as number), 0) / present.length
+              : null;
             break;
         }
       }
@@ -1293,7 +1553,10 @@ export const OP_KINDS: Record<string, (j: OpJson) => Op> = {
 
 export function opFromJSON(j: OpJson): Op {
   const f = OP_KINDS[j?.kind];
-  if (!f) throw new ValidationError(`workflow: unknown operator kind ${JSON.stringify(j?.kind)} (known: ${Object.keys(OP_KINDS).join(", ")})`);
+  if (!f)
+    throw new ValidationError(
+      `workflow: unknown operator kind ${JSON.stringify(j?.kind)} (known: ${Object.keys(OP_KINDS).join(", ")})`,
+    );
   const op = f(j);
   if (!op.needsFit) op.fitted = true;
   return op;

@@ -67,10 +67,19 @@ export async function sourceSql(conn: DuckDBConnection, dataset: Dataset, rowOrd
   const from = datasetSql(dataset);
   if (!rowOrder) return from;
   if (from.startsWith("read_csv")) return `(SELECT *, CAST(row_number() OVER () - 1 AS BIGINT) AS __row FROM ${from})`;
-  const pattern = statSync(resolve(dataset), { throwIfNoEntry: false })?.isDirectory() ? join(resolve(dataset), "**", "*.parquet") : /[*?[]/.test(dataset) ? dataset : resolve(dataset);
-  const files = (await queryRows(conn, `SELECT file FROM glob(${pathLiteral(pattern)}) ORDER BY file`, `dataset ${dataset}`)).map((r) => String(r.file));
+  const pattern = statSync(resolve(dataset), { throwIfNoEntry: false })?.isDirectory()
+    ? join(resolve(dataset), "**", "*.parquet")
+    : /[*?[]/.test(dataset)
+      ? dataset
+      : resolve(dataset);
+  const files = (
+    await queryRows(conn, `SELECT file FROM glob(${pathLiteral(pattern)}) ORDER BY file`, `dataset ${dataset}`)
+  ).map((r) => String(r.file));
   if (files.length === 0) throw new ValidationError(`dataset ${dataset}: no parquet files match`);
-  const parts = files.map((f, i) => `SELECT * EXCLUDE (file_row_number), (CAST(${i} AS BIGINT) << 40) + file_row_number AS __row FROM read_parquet(${pathLiteral(f)}, file_row_number = true)`);
+  const parts = files.map(
+    (f, i) =>
+      `SELECT * EXCLUDE (file_row_number), (CAST(${i} AS BIGINT) << 40) + file_row_number AS __row FROM read_parquet(${pathLiteral(f)}, file_row_number = true)`,
+  );
   return `(${parts.join(" UNION ALL BY NAME ")})`;
 }
 

@@ -2,7 +2,18 @@
 // operators leave it; transform() compiles the whole chain to one SQL query over the input and streams it to
 // parquet with COPY (DuckDB spills to disk, so inputs may exceed memory); transformRows()/transformRow() apply
 // the same chain to JS objects for online requests.
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { ValidationError, errorMessage } from "../../common/errors.js";
@@ -11,7 +22,20 @@ import type { ProgressSink } from "../../common/progress.js";
 import { type ColumnInfo, type SchemaEntry, schemaEntries } from "./columns.js";
 import { type GroupPass, type Op, type OpJson, ProjectionOp, ROW_COL, type SqlContext } from "./op.js";
 import { type DedupeConsecutive, type Groupby, opFromJSON } from "./ops.js";
-import { type Dataset, type Duck, type Row, describe, describeDataset, exec, ident, literal, openDuck, pathLiteral, queryRows, sourceSql } from "./sql.js";
+import {
+  type Dataset,
+  type Duck,
+  type Row,
+  describe,
+  describeDataset,
+  exec,
+  ident,
+  literal,
+  openDuck,
+  pathLiteral,
+  queryRows,
+  sourceSql,
+} from "./sql.js";
 
 export const WORKFLOW_FILE = "workflow.json";
 export const SCHEMA_FILE = "schema.json";
@@ -54,7 +78,18 @@ export const ROWS_PER_GROUP_PASS_PER_GIB = 3_000_000;
 /** passes are never made smaller than this by default (each rescans the input) */
 const MIN_ROWS_PER_GROUP_PASS = 100_000;
 
-const UNITS: Record<string, number> = { b: 1, bytes: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
+const UNITS: Record<string, number> = {
+  b: 1,
+  bytes: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  kib: 2 ** 10,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
+  tib: 2 ** 40,
+};
 
 /** DuckDB's memory_limit setting ("953.6 MiB") in bytes; null when it cannot be read. */
 export function parseMemory(text: string): number | null {
@@ -88,7 +123,12 @@ interface Compiled {
 }
 
 function isWorkflowJson(x: unknown): x is { format: string; ops: OpJson[]; inputColumns: ColumnInfo[] | null } {
-  return !!x && typeof x === "object" && (x as { format?: unknown }).format === "fstore-workflow" && Array.isArray((x as { ops?: unknown }).ops);
+  return (
+    !!x &&
+    typeof x === "object" &&
+    (x as { format?: unknown }).format === "fstore-workflow" &&
+    Array.isArray((x as { ops?: unknown }).ops)
+  );
 }
 
 export class Workflow {
@@ -141,21 +181,37 @@ export class Workflow {
   }
 
   /** Compiles ops[0..upTo) over the source; checks each operator against the types it receives. */
-  private async compile(duck: Duck, source: string, input: ColumnInfo[], upTo: number, ctx: SqlContext, check = true): Promise<Compiled> {
+  private async compile(
+    duck: Duck,
+    source: string,
+    input: ColumnInfo[],
+    upTo: number,
+    ctx: SqlContext,
+    check = true,
+  ): Promise<Compiled> {
     const ctes = [`s0 AS (SELECT * FROM ${source}${this.passFilterAtSource(input, ctx)})`];
     let cols = input;
     for (let i = 0; i < upTo; i++) {
       const op = this.ops[i];
       const prefix = `WITH ${ctes.join(",\n")}`;
       if (check) {
-        const types = new Map((await describe(duck.conn, `(${prefix} SELECT * FROM s${i})`, `step ${i + 1} (${op.describe()})`)).map((t) => [t.name, t.type]));
+        const types = new Map(
+          (await describe(duck.conn, `(${prefix} SELECT * FROM s${i})`, `step ${i + 1} (${op.describe()})`)).map(
+            (t) => [t.name, t.type],
+          ),
+        );
         op.check(cols, types);
       }
       ctes.push(`s${i + 1} AS (${op.sql(`s${i}`, cols, ctx)})`);
       cols = op.columns(cols);
     }
     const prefix = `WITH ${ctes.join(",\n")}`;
-    return { sql: `${prefix}\nSELECT ${cols.map((c) => ident(c.name)).join(", ")} FROM s${upTo}`, prefix, last: `s${upTo}`, columns: cols };
+    return {
+      sql: `${prefix}\nSELECT ${cols.map((c) => ident(c.name)).join(", ")} FROM s${upTo}`,
+      prefix,
+      last: `s${upTo}`,
+      columns: cols,
+    };
   }
 
   /**
@@ -218,10 +274,17 @@ export class Workflow {
   }
 
   /** Computes every operator's state on `dataset` (a parquet file, folder or glob, or a CSV file). */
-  async fit(dataset: Dataset, opts: { progress?: ProgressSink; memoryLimit?: string; threads?: number } = {}): Promise<this> {
+  async fit(
+    dataset: Dataset,
+    opts: { progress?: ProgressSink; memoryLimit?: string; threads?: number } = {},
+  ): Promise<this> {
     const progress = opts.progress ?? silentProgress;
     if (!this.stateDir) this.stateDir = mkdtempSync(join(tmpdir(), "fstore-workflow-"));
-    const duck = await openDuck({ tempDir: join(this.stateDir, ".spill"), memoryLimit: opts.memoryLimit, threads: opts.threads });
+    const duck = await openDuck({
+      tempDir: join(this.stateDir, ".spill"),
+      memoryLimit: opts.memoryLimit,
+      threads: opts.threads,
+    });
     try {
       const input = await Workflow.inputColumnsOf(duck, dataset);
       this.inputColumns = input;
@@ -237,7 +300,9 @@ export class Workflow {
         const cols = colsAt[i];
         const upTo = await this.compile(duck, source, input, i, ctx, false);
         let from = `(${upTo.prefix} SELECT * FROM ${upTo.last})`;
-        const types = new Map((await describe(duck.conn, from, `step ${i + 1} (${op.describe()})`)).map((t) => [t.name, t.type]));
+        const types = new Map(
+          (await describe(duck.conn, from, `step ${i + 1} (${op.describe()})`)).map((t) => [t.name, t.type]),
+        );
         op.check(cols, types);
         if (op.needsFit) {
           const k = Workflow.fitPrefix(this.ops, colsAt, i);
@@ -281,7 +346,11 @@ export class Workflow {
 
   /** Writes the transformed dataset as parquet under outDir, with schema.json. */
   async transform(dataset: Dataset, outDir: string, opts: TransformOptions = {}): Promise<TransformResult> {
-    for (const op of this.ops) if (op.needsFit && !op.fitted) throw new ValidationError(`Workflow: ${op.describe()} is not fitted; call fit(dataset) or Workflow.load(dir) first`);
+    for (const op of this.ops)
+      if (op.needsFit && !op.fitted)
+        throw new ValidationError(
+          `Workflow: ${op.describe()} is not fitted; call fit(dataset) or Workflow.load(dir) first`,
+        );
     const out = resolve(outDir);
     mkdirSync(out, { recursive: true });
     const spill = mkdtempSync(join(tmpdir(), "fstore-spill-"));
@@ -292,13 +361,29 @@ export class Workflow {
       const source = await sourceSql(duck.conn, dataset, this.needsRowOrder);
       const inputRows = await Workflow.requireRows(duck, source, dataset);
       const groups = this.ops.some((o) => o.kind === "Groupby");
-      const firstPasses = groups ? Math.max(1, Math.floor(opts.groupPasses ?? Math.ceil(inputRows / (await groupPassRows(duck))))) : 1;
-      const compiled = await this.compile(duck, source, input, this.ops.length, this.sqlContext(opts.training ?? false));
-      const types = new Map((await describe(duck.conn, `(${compiled.sql})`, "workflow output")).map((t) => [t.name, t.type]));
+      const firstPasses = groups
+        ? Math.max(1, Math.floor(opts.groupPasses ?? Math.ceil(inputRows / (await groupPassRows(duck)))))
+        : 1;
+      const compiled = await this.compile(
+        duck,
+        source,
+        input,
+        this.ops.length,
+        this.sqlContext(opts.training ?? false),
+      );
+      const types = new Map(
+        (await describe(duck.conn, `(${compiled.sql})`, "workflow output")).map((t) => [t.name, t.type]),
+      );
       const schema = schemaEntries(compiled.columns, types);
       const names = compiled.columns.map((c) => c.name);
-      if (opts.partitionBy && !names.includes(opts.partitionBy)) throw new ValidationError(`transform: partitionBy column "${opts.partitionBy}" is not an output column (have: ${names.join(", ")})`);
-      if (opts.splitBy && !names.includes(opts.splitBy)) throw new ValidationError(`transform: splitBy column "${opts.splitBy}" is not an output column (have: ${names.join(", ")})`);
+      if (opts.partitionBy && !names.includes(opts.partitionBy))
+        throw new ValidationError(
+          `transform: partitionBy column "${opts.partitionBy}" is not an output column (have: ${names.join(", ")})`,
+        );
+      if (opts.splitBy && !names.includes(opts.splitBy))
+        throw new ValidationError(
+          `transform: splitBy column "${opts.splitBy}" is not an output column (have: ${names.join(", ")})`,
+        );
       const splits = opts.splits ? checkSplits(opts.splits) : null;
 
       const wrap = (query: string): { query: string; partCols: string[] } => {
@@ -315,9 +400,14 @@ export class Workflow {
             : `(hash(${names.map(ident).join(", ")}) % 1000000) / 1000000.0`;
           const t = splits.train;
           const v = t + (splits.valid ?? 0);
-          extra.push(`CASE WHEN __r < ${literal(t)} THEN 'train' WHEN __r < ${literal(v)} THEN 'valid' ELSE 'test' END AS __split`);
+          extra.push(
+            `CASE WHEN __r < ${literal(t)} THEN 'train' WHEN __r < ${literal(v)} THEN 'valid' ELSE 'test' END AS __split`,
+          );
           partCols.push("__split");
-          return { query: `SELECT * EXCLUDE (__r), ${extra.join(", ")} FROM (SELECT *, ${r} AS __r FROM (${query}))`, partCols };
+          return {
+            query: `SELECT * EXCLUDE (__r), ${extra.join(", ")} FROM (SELECT *, ${r} AS __r FROM (${query}))`,
+            partCols,
+          };
         }
         return { query: `SELECT *, ${extra.join(", ")} FROM (${query})`, partCols };
       };
@@ -335,7 +425,11 @@ export class Workflow {
         const bucketKeys = passes > 1 && source.includes("read_csv(") ? this.groupKeysAtSource(input) : null;
         const buckets = bucketKeys ? join(spill, `buckets-${passes}`) : null;
         if (buckets && bucketKeys) {
-          await exec(duck.conn, `COPY (SELECT *, hash(${bucketKeys.map(ident).join(", ")}) % ${passes} AS __bucket FROM ${source}) TO ${pathLiteral(buckets)} (FORMAT parquet, PARTITION_BY (__bucket))`, `transform of ${dataset}: bucketing by ${bucketKeys.join(", ")}`);
+          await exec(
+            duck.conn,
+            `COPY (SELECT *, hash(${bucketKeys.map(ident).join(", ")}) % ${passes} AS __bucket FROM ${source}) TO ${pathLiteral(buckets)} (FORMAT parquet, PARTITION_BY (__bucket))`,
+            `transform of ${dataset}: bucketing by ${bucketKeys.join(", ")}`,
+          );
         }
         try {
           for (let pass = 0; pass < passes; pass++) {
@@ -343,10 +437,28 @@ export class Workflow {
             if (buckets) {
               const bucket = join(buckets, `__bucket=${pass}`);
               if (!existsSync(bucket)) continue;
-              sql = (await this.compile(duck, `read_parquet(${pathLiteral(join(bucket, "*.parquet"))}, hive_partitioning = false)`, input, this.ops.length, this.sqlContext(opts.training ?? false), false)).sql;
+              sql = (
+                await this.compile(
+                  duck,
+                  `read_parquet(${pathLiteral(join(bucket, "*.parquet"))}, hive_partitioning = false)`,
+                  input,
+                  this.ops.length,
+                  this.sqlContext(opts.training ?? false),
+                  false,
+                )
+              ).sql;
             } else if (passes > 1) {
               const atSource = this.groupKeysAtSource(input) !== null;
-              sql = (await this.compile(duck, source, input, this.ops.length, this.sqlContext(opts.training ?? false, { i: pass, n: passes, atSource }), false)).sql;
+              sql = (
+                await this.compile(
+                  duck,
+                  source,
+                  input,
+                  this.ops.length,
+                  this.sqlContext(opts.training ?? false, { i: pass, n: passes, atSource }),
+                  false,
+                )
+              ).sql;
             }
             const { query, partCols } = wrap(sql);
             const staging = partCols.length ? join(out, `.staging-${process.pid}-${pass}`) : null;
@@ -368,7 +480,15 @@ export class Workflow {
             }
             progress.tick(100 * (pass + 1));
             if (staging) {
-              files.push(...arrangePartitions(staging, out, opts.partitionBy ?? null, splits !== null, passes === 1 ? null : pass));
+              files.push(
+                ...arrangePartitions(
+                  staging,
+                  out,
+                  opts.partitionBy ?? null,
+                  splits !== null,
+                  passes === 1 ? null : pass,
+                ),
+              );
               rmSync(staging, { recursive: true, force: true });
             } else {
               files.push(fileName);
@@ -391,15 +511,24 @@ export class Workflow {
         } catch (e) {
           // the default pass count is an estimate: a group by that still runs out of memory (wide rows, long
           // lists) starts over with twice the passes, down to passes of 10,000 rows
-          const retry = opts.groupPasses === undefined && groups && /out of memory/i.test(errorMessage(e)) && inputRows / (passes * 2) >= 10_000;
-          if (!retry) throw e instanceof ValidationError ? e : new ValidationError(`transform of ${dataset}: ${errorMessage(e)}`, { cause: e });
+          const retry =
+            opts.groupPasses === undefined &&
+            groups &&
+            /out of memory/i.test(errorMessage(e)) &&
+            inputRows / (passes * 2) >= 10_000;
+          if (!retry)
+            throw e instanceof ValidationError
+              ? e
+              : new ValidationError(`transform of ${dataset}: ${errorMessage(e)}`, { cause: e });
           passes *= 2;
         }
       }
       const { rows, files } = done;
       const schemaJson = JSON.stringify({ columns: schema }, null, 2);
       writeFileSync(join(out, SCHEMA_FILE), schemaJson);
-      if (splits && !opts.partitionBy) for (const s of ["train", "valid", "test"]) if (existsSync(join(out, s))) writeFileSync(join(out, s, SCHEMA_FILE), schemaJson);
+      if (splits && !opts.partitionBy)
+        for (const s of ["train", "valid", "test"])
+          if (existsSync(join(out, s))) writeFileSync(join(out, s, SCHEMA_FILE), schemaJson);
       return { outDir: out, rows, files, schema };
     } finally {
       duck.close();
@@ -427,7 +556,19 @@ export class Workflow {
         copyFileSync(from, to);
       }
     }
-    writeFileSync(join(d, WORKFLOW_FILE), JSON.stringify({ format: "fstore-workflow", version: 1, inputColumns: this.inputColumns, ops: this.ops.map((o) => o.toJSON()) }, null, 2));
+    writeFileSync(
+      join(d, WORKFLOW_FILE),
+      JSON.stringify(
+        {
+          format: "fstore-workflow",
+          version: 1,
+          inputColumns: this.inputColumns,
+          ops: this.ops.map((o) => o.toJSON()),
+        },
+        null,
+        2,
+      ),
+    );
     this.stateDir = d;
   }
 
@@ -440,11 +581,17 @@ export class Workflow {
     } catch (e) {
       throw new ValidationError(`cannot load workflow from ${file}: ${errorMessage(e)}`);
     }
-    if (!isWorkflowJson(raw)) throw new ValidationError(`${file} is not an fstore workflow (expected "format": "fstore-workflow" and an "ops" array)`);
+    if (!isWorkflowJson(raw))
+      throw new ValidationError(
+        `${file} is not an fstore workflow (expected "format": "fstore-workflow" and an "ops" array)`,
+      );
     const wf = new Workflow(raw.ops.map(opFromJSON));
     wf.stateDir = d;
     wf.inputColumns = raw.inputColumns;
-    for (const op of wf.ops) for (const f of op.stateFiles()) if (!existsSync(join(d, f))) throw new ValidationError(`workflow ${d}: state file ${f} of ${op.describe()} is missing`);
+    for (const op of wf.ops)
+      for (const f of op.stateFiles())
+        if (!existsSync(join(d, f)))
+          throw new ValidationError(`workflow ${d}: state file ${f} of ${op.describe()} is missing`);
     return wf;
   }
 
@@ -490,7 +637,8 @@ export class Workflow {
 
   /** The workflow over a batch of rows in JS (e.g. one session's raw events); the batch path gives the same rows. */
   transformRows(rows: Row[]): Row[] {
-    if (!this.onlineReady && this.ops.some((o) => o.needsFit)) throw new ValidationError("Workflow: call await workflow.prepareOnline() before transformRow/transformRows");
+    if (!this.onlineReady && this.ops.some((o) => o.needsFit))
+      throw new ValidationError("Workflow: call await workflow.prepareOnline() before transformRow/transformRows");
     if (rows.length === 0) return [];
     const plan = this.plan(rows);
     let cur = rows;
@@ -512,14 +660,21 @@ export class Workflow {
 
 function checkSplits(s: Splits): Splits {
   const parts = [s.train, s.valid ?? 0, s.test ?? 0];
-  if (parts.some((x) => typeof x !== "number" || x < 0 || x > 1)) throw new ValidationError(`transform: split fractions must be numbers in [0, 1], got ${JSON.stringify(s)}`);
+  if (parts.some((x) => typeof x !== "number" || x < 0 || x > 1))
+    throw new ValidationError(`transform: split fractions must be numbers in [0, 1], got ${JSON.stringify(s)}`);
   const sum = parts.reduce((a, b) => a + b, 0);
   if (Math.abs(sum - 1) > 1e-9) throw new ValidationError(`transform: split fractions must sum to 1, got ${sum}`);
   return s;
 }
 
 /** DuckDB's __part=V/__split=S/data_i.parquet becomes V/S.parquet (notebook 004's layout), <col>=V/part_i.parquet, or S/part_i.parquet. */
-function arrangePartitions(staging: string, out: string, partitionBy: string | null, split: boolean, pass: number | null): string[] {
+function arrangePartitions(
+  staging: string,
+  out: string,
+  partitionBy: string | null,
+  split: boolean,
+  pass: number | null,
+): string[] {
   const files: string[] = [];
   const walk = (dir: string, keys: Record<string, string>) => {
     for (const name of readdirSync(dir).sort()) {
@@ -532,7 +687,8 @@ function arrangePartitions(staging: string, out: string, partitionBy: string | n
         // several passes write into the same folders: their files carry the pass number
         const i = pass === null ? n : `${pass}${n ? `_${n}` : ""}`;
         let rel: string;
-        if (partitionBy && split) rel = join(keys.__part, i === 0 ? `${keys.__split}.parquet` : `${keys.__split}_${i}.parquet`);
+        if (partitionBy && split)
+          rel = join(keys.__part, i === 0 ? `${keys.__split}.parquet` : `${keys.__split}_${i}.parquet`);
         else if (partitionBy) rel = join(`${partitionBy}=${keys.__part}`, `part_${i}.parquet`);
         else rel = join(keys.__split, `part_${i}.parquet`);
         mkdirSync(dirname(join(out, rel)), { recursive: true });

@@ -1,7 +1,14 @@
 // Model artifacts as DESIGN.md says: a folder with model.json + weights.bin (TensorFlow.js layers format) and
 // fstore-model.json (kind, input schema, metrics). Saved through tf.io.withSaveHandler and loaded through a
 // custom IOHandler, so neither needs tfjs-node. Item embeddings go to parquet through DuckDB.
-import { DuckDBDataChunk, DuckDBInstance, FLOAT, INTEGER, type DuckDBFloatVector, type DuckDBIntegerVector } from "@duckdb/node-api";
+import {
+  DuckDBDataChunk,
+  DuckDBInstance,
+  FLOAT,
+  INTEGER,
+  type DuckDBFloatVector,
+  type DuckDBIntegerVector,
+} from "@duckdb/node-api";
 import { mkdirSync, readFileSync, writeFileSync, renameSync, existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { ValidationError } from "../../common/errors.js";
@@ -44,11 +51,25 @@ export interface LoadedModel {
 }
 
 function denseLayer(l: DenseLayer, name: string, kernel?: tf.Tensor): tf.layers.Layer {
-  return tf.layers.dense({ units: l.kernel.shape[1] as number, activation: l.activation, name, weights: [kernel ?? l.kernel, l.bias] });
+  return tf.layers.dense({
+    units: l.kernel.shape[1] as number,
+    activation: l.activation,
+    name,
+    weights: [kernel ?? l.kernel, l.bias],
+  });
 }
 
 /** Layers inputs (and their metadata) for the categorical + continuous columns of an encoder. */
-function encoderInputs(enc: FeatureEncoder, prefix: string, fixedDim: number | null): { inputs: tf.SymbolicTensor[]; meta: ModelInputMeta[]; parts: tf.SymbolicTensor[]; continuous: tf.SymbolicTensor[] } {
+function encoderInputs(
+  enc: FeatureEncoder,
+  prefix: string,
+  fixedDim: number | null,
+): {
+  inputs: tf.SymbolicTensor[];
+  meta: ModelInputMeta[];
+  parts: tf.SymbolicTensor[];
+  continuous: tf.SymbolicTensor[];
+} {
   const inputs: tf.SymbolicTensor[] = [];
   const meta: ModelInputMeta[] = [];
   const parts: tf.SymbolicTensor[] = [];
@@ -59,18 +80,29 @@ function encoderInputs(enc: FeatureEncoder, prefix: string, fixedDim: number | n
     if (c.isList) {
       // A mean-pooled list is a normalised multi-hot row times the table: a bias-free dense layer.
       const inp = tf.input({ shape: [c.cardinality], name: c.name });
-      let out = tf.layers.dense({ units: table.dim, useBias: false, name: `${prefix}emb_${c.name}`, weights: [w] }).apply(inp) as tf.SymbolicTensor;
+      let out = tf.layers
+        .dense({ units: table.dim, useBias: false, name: `${prefix}emb_${c.name}`, weights: [w] })
+        .apply(inp) as tf.SymbolicTensor;
       if (fixedDim) out = tf.layers.reshape({ targetShape: [1, table.dim] }).apply(out) as tf.SymbolicTensor;
       inputs.push(inp);
       parts.push(out);
     } else {
       const inp = tf.input({ shape: [1], dtype: "int32", name: c.name });
-      let out = tf.layers.embedding({ inputDim: table.rows, outputDim: table.dim, name: `${prefix}emb_${c.name}`, weights: [w] }).apply(inp) as tf.SymbolicTensor;
+      let out = tf.layers
+        .embedding({ inputDim: table.rows, outputDim: table.dim, name: `${prefix}emb_${c.name}`, weights: [w] })
+        .apply(inp) as tf.SymbolicTensor;
       if (!fixedDim) out = tf.layers.flatten().apply(out) as tf.SymbolicTensor;
       inputs.push(inp);
       parts.push(out);
     }
-    meta.push({ name: c.name, type: "categorical", side: c.side, cardinality: c.cardinality, dim: table.dim, isList: c.isList });
+    meta.push({
+      name: c.name,
+      type: "categorical",
+      side: c.side,
+      cardinality: c.cardinality,
+      dim: table.dim,
+      isList: c.isList,
+    });
   });
   const continuous: tf.SymbolicTensor[] = [];
   for (const c of enc.continuous) {
@@ -94,7 +126,10 @@ function concat(xs: tf.SymbolicTensor[], axis = -1): tf.SymbolicTensor {
 }
 
 /** One tower of a two-tower model as a layers model: named inputs -> embeddings -> MLP. */
-export function towerToLayers(model: TwoTowerModel, side: "query" | "candidate"): { model: tf.LayersModel; inputs: ModelInputMeta[] } {
+export function towerToLayers(
+  model: TwoTowerModel,
+  side: "query" | "candidate",
+): { model: tf.LayersModel; inputs: ModelInputMeta[] } {
   const t = side === "query" ? model.query : model.candidate;
   const prefix = side === "query" ? "q_" : "c_";
   const { inputs, meta, parts, continuous } = encoderInputs(t.enc, prefix, null);
@@ -123,7 +158,9 @@ export function dlrmToLayers(m: DlrmModel): { model: tf.LayersModel; inputs: Mod
   }
   const F = m.nVectors;
   const X = concat(vecs, 1);
-  const Z = tf.layers.flatten().apply(tf.layers.dot({ axes: [2, 2], name: "interactions" }).apply([X, X])) as tf.SymbolicTensor;
+  const Z = tf.layers
+    .flatten()
+    .apply(tf.layers.dot({ axes: [2, 2], name: "interactions" }).apply([X, X])) as tf.SymbolicTensor;
   let h = bottomOut ? concat([bottomOut, Z]) : Z;
   const first = m.top[0];
   const offset = bottomOut ? D : 0;
@@ -136,14 +173,20 @@ export function dlrmToLayers(m: DlrmModel): { model: tf.LayersModel; inputs: Mod
   initialWeights.push(k0);
   h = denseLayer(first, "top_0", k0).apply(h) as tf.SymbolicTensor;
   m.top.slice(1).forEach((l, i) => (h = denseLayer(l, `top_${i + 1}`).apply(h) as tf.SymbolicTensor));
-  h = tf.layers.dense({ units: 1, activation: "sigmoid", name: "prediction", weights: [m.out.kernel, m.out.bias] }).apply(h) as tf.SymbolicTensor;
+  h = tf.layers
+    .dense({ units: 1, activation: "sigmoid", name: "prediction", weights: [m.out.kernel, m.out.bias] })
+    .apply(h) as tf.SymbolicTensor;
   const layers = tf.model({ inputs, outputs: h, name: "dlrm" });
   releaseInitialWeights();
   return { model: layers, inputs: meta };
 }
 
 /** Write a layers model + fstore-model.json into `dir` (created; files replaced atomically). */
-export async function saveModel(model: tf.LayersModel, dir: string, meta: Omit<ModelMeta, "format" | "version" | "createdAt">): Promise<void> {
+export async function saveModel(
+  model: tf.LayersModel,
+  dir: string,
+  meta: Omit<ModelMeta, "format" | "version" | "createdAt">,
+): Promise<void> {
   mkdirSync(dir, { recursive: true });
   await model.save(
     tf.io.withSaveHandler(async (a) => {
@@ -174,15 +217,22 @@ function writeAtomic(path: string, data: string | Buffer): void {
 export async function loadModel(dir: string): Promise<LoadedModel> {
   const modelPath = join(dir, "model.json");
   const metaPath = join(dir, "fstore-model.json");
-  for (const p of [modelPath, metaPath]) if (!existsSync(p)) throw new ValidationError(`model folder ${dir}: missing ${p}`);
-  const json = JSON.parse(readFileSync(modelPath, "utf8")) as { modelTopology: object; weightsManifest: Array<{ paths: string[]; weights: tf.io.WeightsManifestEntry[] }> };
+  for (const p of [modelPath, metaPath])
+    if (!existsSync(p)) throw new ValidationError(`model folder ${dir}: missing ${p}`);
+  const json = JSON.parse(readFileSync(modelPath, "utf8")) as {
+    modelTopology: object;
+    weightsManifest: Array<{ paths: string[]; weights: tf.io.WeightsManifestEntry[] }>;
+  };
   const meta = JSON.parse(readFileSync(metaPath, "utf8")) as ModelMeta;
-  if (meta.format !== "fstore-model") throw new ValidationError(`${metaPath}: not an fstore-model file (format ${String(meta.format)})`);
+  if (meta.format !== "fstore-model")
+    throw new ValidationError(`${metaPath}: not an fstore-model file (format ${String(meta.format)})`);
   const weightSpecs = json.weightsManifest.flatMap((g) => g.weights);
   const buffers = json.weightsManifest.flatMap((g) => g.paths.map((p) => readFileSync(join(dir, p))));
   const all = Buffer.concat(buffers);
   const weightData = all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength);
-  const model = await tf.loadLayersModel({ load: async () => ({ modelTopology: json.modelTopology, weightSpecs, weightData, format: "layers-model" }) });
+  const model = await tf.loadLayersModel({
+    load: async () => ({ modelTopology: json.modelTopology, weightSpecs, weightData, format: "layers-model" }),
+  });
   return { model, meta };
 }
 
@@ -190,7 +240,10 @@ export async function loadModel(dir: string): Promise<LoadedModel> {
 export function inputTensors(meta: ModelMeta, frame: Frame): tf.Tensor[] {
   return meta.inputs.map((inp) => {
     const col = frame.columns[inp.name];
-    if (!col) throw new ValidationError(`model input "${inp.name}" is missing from the rows (have ${Object.keys(frame.columns).join(", ")})`);
+    if (!col)
+      throw new ValidationError(
+        `model input "${inp.name}" is missing from the rows (have ${Object.keys(frame.columns).join(", ")})`,
+      );
     const n = frame.length;
     if (inp.type === "continuous") {
       if (isList(col)) throw new ValidationError(`model input "${inp.name}" must be a number, got a list`);
@@ -236,10 +289,18 @@ export function predict(loaded: LoadedModel, frame: Frame): Float32Array {
  * Write item embeddings to parquet: the item id column and one FLOAT[] column `embedding`. Values go to DuckDB
  * through typed data chunks (one FLOAT column per dimension), then one COPY builds the list column.
  */
-export async function writeItemEmbeddings(path: string, idColumn: string, ids: ArrayLike<number>, embeddings: Float32Array, dim: number): Promise<void> {
+export async function writeItemEmbeddings(
+  path: string,
+  idColumn: string,
+  ids: ArrayLike<number>,
+  embeddings: Float32Array,
+  dim: number,
+): Promise<void> {
   const n = ids.length;
-  if (embeddings.length !== n * dim) throw new Error(`item embeddings: ${embeddings.length} values for ${n} items x ${dim} dims`);
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(idColumn)) throw new ValidationError(`item id column name "${idColumn}" must be a plain identifier`);
+  if (embeddings.length !== n * dim)
+    throw new Error(`item embeddings: ${embeddings.length} values for ${n} items x ${dim} dims`);
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(idColumn))
+    throw new ValidationError(`item id column name "${idColumn}" must be a plain identifier`);
   mkdirSync(dirname(path), { recursive: true });
   const instance = await DuckDBInstance.create(":memory:");
   const con = await instance.connect();
@@ -264,7 +325,9 @@ export async function writeItemEmbeddings(path: string, idColumn: string, ids: A
     }
     app.closeSync();
     const tmp = `${path}.tmp-${process.pid}.parquet`;
-    await con.run(`COPY (SELECT ${idColumn}, [${cols.join(", ")}]::FLOAT[] AS embedding FROM wide ORDER BY ${idColumn}) TO '${tmp.replace(/'/g, "''")}' (FORMAT parquet)`);
+    await con.run(
+      `COPY (SELECT ${idColumn}, [${cols.join(", ")}]::FLOAT[] AS embedding FROM wide ORDER BY ${idColumn}) TO '${tmp.replace(/'/g, "''")}' (FORMAT parquet)`,
+    );
     renameSync(tmp, path);
   } finally {
     con.closeSync();
@@ -273,11 +336,16 @@ export async function writeItemEmbeddings(path: string, idColumn: string, ids: A
 }
 
 /** Read item embeddings written by writeItemEmbeddings: ids and a row-major [n, dim] matrix. */
-export async function readItemEmbeddings(path: string, idColumn: string): Promise<{ ids: Int32Array; embeddings: Float32Array; dim: number }> {
+export async function readItemEmbeddings(
+  path: string,
+  idColumn: string,
+): Promise<{ ids: Int32Array; embeddings: Float32Array; dim: number }> {
   const instance = await DuckDBInstance.create(":memory:");
   const con = await instance.connect();
   try {
-    const r = await con.runAndReadAll(`SELECT ${idColumn}, embedding FROM read_parquet('${path.replace(/'/g, "''")}') ORDER BY ${idColumn}`);
+    const r = await con.runAndReadAll(
+      `SELECT ${idColumn}, embedding FROM read_parquet('${path.replace(/'/g, "''")}') ORDER BY ${idColumn}`,
+    );
     const rows = r.getRowsJS() as Array<[number, number[]]>;
     const dim = rows.length ? rows[0][1].length : 0;
     const ids = new Int32Array(rows.length);

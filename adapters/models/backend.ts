@@ -32,7 +32,10 @@ async function tryImport(name: string): Promise<boolean> {
  * Select and initialise a backend: "auto" tries tfjs-node-gpu, tfjs-node, wasm, then cpu, and logs the choice
  * (set `log` to a no-op to silence it). Idempotent per process unless a different explicit backend is asked for.
  */
-export async function initBackend(prefer: BackendPreference = "auto", log: (msg: string) => void = (m) => process.stderr.write(m + "\n")): Promise<BackendName> {
+export async function initBackend(
+  prefer: BackendPreference = "auto",
+  log: (msg: string) => void = (m) => process.stderr.write(m + "\n"),
+): Promise<BackendName> {
   if (initialised && (prefer === "auto" || prefer === initialised)) return initialised;
   registerGatherGradient();
   registerMatMulGradient();
@@ -42,7 +45,8 @@ export async function initBackend(prefer: BackendPreference = "auto", log: (msg:
       // Either package registers the "tensorflow" backend as a side effect of its import.
       const found = (await tryImport("@tensorflow/tfjs-node-gpu")) || (await tryImport("@tensorflow/tfjs-node"));
       if (!found) {
-        if (prefer === "tensorflow") throw new Error("backend 'tensorflow' needs @tensorflow/tfjs-node or @tensorflow/tfjs-node-gpu installed");
+        if (prefer === "tensorflow")
+          throw new Error("backend 'tensorflow' needs @tensorflow/tfjs-node or @tensorflow/tfjs-node-gpu installed");
         continue;
       }
     }
@@ -68,7 +72,10 @@ let gatherGradRegistered = false;
 
 /** matMul with transposes done explicitly: wasm's transposed matMul path is 4-40x slower than transpose + matMul. */
 export function matMulFast(a: tf.Tensor, b: tf.Tensor, transposeA = false, transposeB = false): tf.Tensor {
-  const t = (x: tf.Tensor) => (x.rank === 2 ? tf.transpose(x) : tf.transpose(x, [...Array.from({ length: x.rank - 2 }, (_, i) => i), x.rank - 1, x.rank - 2]));
+  const t = (x: tf.Tensor) =>
+    x.rank === 2
+      ? tf.transpose(x)
+      : tf.transpose(x, [...Array.from({ length: x.rank - 2 }, (_, i) => i), x.rank - 1, x.rank - 2]);
   return tf.matMul(transposeA ? t(a) : a, transposeB ? t(b) : b);
 }
 
@@ -84,9 +91,12 @@ export function registerMatMulGradient(): void {
       const [a, b] = saved;
       const g = Array.isArray(dy) ? dy[0] : dy;
       const { transposeA, transposeB } = attrs as unknown as { transposeA: boolean; transposeB: boolean };
-      if (!transposeA && !transposeB) return { a: () => matMulFast(g, b, false, true), b: () => matMulFast(a, g, true, false) };
-      if (!transposeA && transposeB) return { a: () => matMulFast(g, b, false, false), b: () => matMulFast(g, a, true, false) };
-      if (transposeA && !transposeB) return { a: () => matMulFast(b, g, false, true), b: () => matMulFast(a, g, false, false) };
+      if (!transposeA && !transposeB)
+        return { a: () => matMulFast(g, b, false, true), b: () => matMulFast(a, g, true, false) };
+      if (!transposeA && transposeB)
+        return { a: () => matMulFast(g, b, false, false), b: () => matMulFast(g, a, true, false) };
+      if (transposeA && !transposeB)
+        return { a: () => matMulFast(b, g, false, true), b: () => matMulFast(a, g, false, false) };
       return { a: () => matMulFast(b, g, true, true), b: () => matMulFast(g, a, true, true) };
     },
   });

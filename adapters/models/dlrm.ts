@@ -5,7 +5,19 @@ import { matMulFast, tf } from "./backend.js";
 import type { EmbeddingUpdate } from "./embedding.js";
 import { concatFrames, joinColumns, rng, sliceFrame, takeRows, type Frame } from "./frame.js";
 import { sampleNegatives, type NegativeSource } from "./negatives.js";
-import { applyDense, applyMlp, dense, disposePrepared, FeatureEncoder, mlp, mlpVariables, Optimizer, tableVariables, type DenseLayer, type PreparedFeatures } from "./nn.js";
+import {
+  applyDense,
+  applyMlp,
+  dense,
+  disposePrepared,
+  FeatureEncoder,
+  mlp,
+  mlpVariables,
+  Optimizer,
+  tableVariables,
+  type DenseLayer,
+  type PreparedFeatures,
+} from "./nn.js";
 import { inputColumns, inputsOf, type InputSpec } from "./schema.js";
 import { ValidationError } from "../../common/errors.js";
 
@@ -61,12 +73,18 @@ export class DlrmModel {
     this.spec = spec;
     this.itemIdColumn = spec.itemIdColumn;
     this.targetColumn = spec.targetColumn;
-    if (negatives > 0 && !this.itemIdColumn) throw new ValidationError("dlrm: negative sampling needs a categorical column tagged item_id");
+    if (negatives > 0 && !this.itemIdColumn)
+      throw new ValidationError("dlrm: negative sampling needs a categorical column tagged item_id");
     const { seed, embeddingUpdate } = this.options;
     this.enc = new FeatureEncoder(all.categorical, all.continuous, embeddingUpdate, seed, D);
-    this.bottom = all.continuous.length ? mlp(all.continuous.length, this.options.bottomLayers, seed + 11, "bottom", false) : [];
+    this.bottom = all.continuous.length
+      ? mlp(all.continuous.length, this.options.bottomLayers, seed + 11, "bottom", false)
+      : [];
     this.nVectors = all.categorical.length + (all.continuous.length ? 1 : 0);
-    if (this.nVectors < 2) throw new ValidationError(`dlrm: needs at least two interacting inputs (categorical columns or a continuous block), got ${this.nVectors}`);
+    if (this.nVectors < 2)
+      throw new ValidationError(
+        `dlrm: needs at least two interacting inputs (categorical columns or a continuous block), got ${this.nVectors}`,
+      );
     this.pairs = [];
     for (let i = 0; i < this.nVectors; i++) for (let j = i + 1; j < this.nVectors; j++) this.pairs.push([i, j]);
     const F = this.nVectors;
@@ -116,14 +134,21 @@ export class DlrmModel {
   }
 
   private denseVariables(): tf.Variable[] {
-    return [...mlpVariables(this.bottom), ...mlpVariables(this.top), this.out.kernel, this.out.bias, ...tableVariables(this.enc)];
+    return [
+      ...mlpVariables(this.bottom),
+      ...mlpVariables(this.top),
+      this.out.kernel,
+      this.out.bias,
+      ...tableVariables(this.enc),
+    ];
   }
 
   /** The rows one step trains on: the batch itself, or its positives plus sampled negatives, with labels. */
   trainingRows(batch: Frame): { rows: Frame; labels: Float32Array } {
     const { negatives, negativeSource } = this.options;
     if (negatives === 0) {
-      if (!this.targetColumn) throw new ValidationError("dlrm: no target column (tag one `target`) and no negative sampling asked for");
+      if (!this.targetColumn)
+        throw new ValidationError("dlrm: no target column (tag one `target`) and no negative sampling asked for");
       const t = batch.columns[this.targetColumn] as Int32Array | Float32Array;
       return { rows: batch, labels: Float32Array.from(t) };
     }
@@ -137,7 +162,10 @@ export class DlrmModel {
     const draw = sampleNegatives(posItems, source.columns[itemCol] as Int32Array, negatives, this.rand);
     const itemCols = [...new Set([...this.itemColumns, itemCol])];
     const otherCols = Object.keys(batch.columns).filter((c) => !itemCols.includes(c));
-    const negRows = joinColumns(takeRows(batch, draw.positiveRow, otherCols), takeRows(source, draw.candidateRow, itemCols));
+    const negRows = joinColumns(
+      takeRows(batch, draw.positiveRow, otherCols),
+      takeRows(source, draw.candidateRow, itemCols),
+    );
     const all = concatFrames(batch, negRows, [...otherCols, ...itemCols]);
     const labels = new Float32Array(all.length);
     labels.fill(1, 0, batch.length);
@@ -147,12 +175,15 @@ export class DlrmModel {
   trainBatch(batch: Frame): number {
     const { rows, labels } = this.trainingRows(batch);
     const w = new Float32Array(labels.length);
-    for (let i = 0; i < labels.length; i++) w[i] = labels[i] > 0.5 ? this.options.classWeights[1] : this.options.classWeights[0];
+    for (let i = 0; i < labels.length; i++)
+      w[i] = labels[i] > 0.5 ? this.options.classWeights[1] : this.options.classWeights[0];
     const p = this.enc.prepare(rows, true);
     const y = tf.tensor1d(labels);
     const wt = tf.tensor1d(w);
     try {
-      return this.optimizer.minimize(() => tf.tidy(() => weightedBce(this.logits(p), y, wt)), this.denseVariables(), [p]);
+      return this.optimizer.minimize(() => tf.tidy(() => weightedBce(this.logits(p), y, wt)), this.denseVariables(), [
+        p,
+      ]);
     } finally {
       disposePrepared(p);
       y.dispose();
@@ -187,4 +218,3 @@ export function weightedBce(logits: tf.Tensor1D, y: tf.Tensor1D, w: tf.Tensor1D)
   const l = tf.add(tf.sub(tf.relu(logits), tf.mul(logits, y)), tf.log1p(tf.exp(tf.neg(tf.abs(logits)))));
   return tf.mean(tf.mul(l, w)) as tf.Scalar;
 }
-

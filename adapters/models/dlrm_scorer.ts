@@ -50,14 +50,27 @@ export interface DlrmScorerWeights {
   out: Dense;
 }
 
-function denseOf(kernel: Float32Array, bias: Float32Array, inDim: number, outDim: number, activation: DenseLayer["activation"]): Dense {
-  if (kernel.length !== inDim * outDim || bias.length !== outDim) throw new Error(`dense layer: kernel ${kernel.length} / bias ${bias.length} values for ${inDim}x${outDim}`);
+function denseOf(
+  kernel: Float32Array,
+  bias: Float32Array,
+  inDim: number,
+  outDim: number,
+  activation: DenseLayer["activation"],
+): Dense {
+  if (kernel.length !== inDim * outDim || bias.length !== outDim)
+    throw new Error(`dense layer: kernel ${kernel.length} / bias ${bias.length} values for ${inDim}x${outDim}`);
   return { w: kernel, b: bias, inDim, outDim, activation };
 }
 
 function fromVariable(l: DenseLayer): Dense {
   const [i, o] = l.kernel.shape as [number, number];
-  return denseOf(Float32Array.from(l.kernel.dataSync() as Float32Array), Float32Array.from(l.bias.dataSync() as Float32Array), i, o, l.activation);
+  return denseOf(
+    Float32Array.from(l.kernel.dataSync() as Float32Array),
+    Float32Array.from(l.bias.dataSync() as Float32Array),
+    i,
+    o,
+    l.activation,
+  );
 }
 
 /** y[0..outDim) = act(x W + b) for one row; skips zero inputs (ReLU outputs are often half zeros). */
@@ -122,7 +135,8 @@ export class DlrmScorer {
   /** which vectors come from the request's shared row (user and context side) */
   private readonly sharedVectors: number[];
   private readonly rowVectors: number[];
-  private topTensors: Array<{ kernel: tf.Tensor2D; bias: tf.Tensor1D; activation: DenseLayer["activation"] }> | null = null;
+  private topTensors: Array<{ kernel: tf.Tensor2D; bias: tf.Tensor1D; activation: DenseLayer["activation"] }> | null =
+    null;
   /** scratch, grown on demand and reused across calls */
   private vecs: Float32Array = new Float32Array(0);
   private z: Float32Array = new Float32Array(0);
@@ -141,17 +155,27 @@ export class DlrmScorer {
     this.engineOption = engine;
     this.F = w.categorical.length + (w.continuous.length ? 1 : 0);
     this.U = w.firstBias.length;
-    if (w.pairWeights.length !== w.pairs.length * this.U) throw new Error(`dlrm scorer: ${w.pairWeights.length} pair weights for ${w.pairs.length} pairs x ${this.U} units`);
-    for (const t of w.categorical) if (t.table.length !== t.rows * w.D) throw new Error(`dlrm scorer: table ${t.name} has ${t.table.length} values, expected ${t.rows}x${w.D}`);
-    const isShared = (f: number) => (f < w.categorical.length ? w.categorical[f].side !== "item" : w.continuous.every((c) => c.side !== "item"));
+    if (w.pairWeights.length !== w.pairs.length * this.U)
+      throw new Error(
+        `dlrm scorer: ${w.pairWeights.length} pair weights for ${w.pairs.length} pairs x ${this.U} units`,
+      );
+    for (const t of w.categorical)
+      if (t.table.length !== t.rows * w.D)
+        throw new Error(`dlrm scorer: table ${t.name} has ${t.table.length} values, expected ${t.rows}x${w.D}`);
+    const isShared = (f: number) =>
+      f < w.categorical.length ? w.categorical[f].side !== "item" : w.continuous.every((c) => c.side !== "item");
     this.sharedVectors = [];
     this.rowVectors = [];
     for (let f = 0; f < this.F; f++) (isShared(f) ? this.sharedVectors : this.rowVectors).push(f);
     const all = [...(w.continuous.length ? [-1] : []), ...w.pairs.map((_, k) => k)];
-    const termShared = (t: number) => (t < 0 ? isShared(this.F - 1) : isShared(w.pairs[t][0]) && isShared(w.pairs[t][1]));
+    const termShared = (t: number) =>
+      t < 0 ? isShared(this.F - 1) : isShared(w.pairs[t][0]) && isShared(w.pairs[t][1]);
     const sharedSet = new Set(this.sharedVectors);
     this.allPlan = this.plan(all, new Set());
-    this.rowPlan = this.plan(all.filter((t) => !termShared(t)), sharedSet);
+    this.rowPlan = this.plan(
+      all.filter((t) => !termShared(t)),
+      sharedSet,
+    );
     this.sharedPlan = this.plan(all.filter(termShared), sharedSet);
   }
 
@@ -165,7 +189,13 @@ export class DlrmScorer {
     return new DlrmScorer(
       {
         D,
-        categorical: m.enc.categorical.map((c, i) => ({ name: c.name, side: c.side, isList: c.isList, rows: m.enc.tables[i].rows, table: m.enc.tables[i].getWeights() })),
+        categorical: m.enc.categorical.map((c, i) => ({
+          name: c.name,
+          side: c.side,
+          isList: c.isList,
+          rows: m.enc.tables[i].rows,
+          table: m.enc.tables[i].getWeights(),
+        })),
         continuous: m.enc.continuous.map((c) => ({ name: c.name, side: c.side })),
         bottom: m.bottom.map(fromVariable),
         pairs: m.pairs.map(([i, j]) => [i, j]),
@@ -196,7 +226,8 @@ export class DlrmScorer {
     };
     const activationOf = (name: string): DenseLayer["activation"] => {
       const a = (layerOf(name)?.getConfig() as { activation?: string } | undefined)?.activation ?? "linear";
-      if (a !== "relu" && a !== "linear" && a !== "sigmoid") throw new ValidationError(`dlrm scorer: layer ${name} has activation ${a}`);
+      if (a !== "relu" && a !== "linear" && a !== "sigmoid")
+        throw new ValidationError(`dlrm scorer: layer ${name} has activation ${a}`);
       return a;
     };
     const cats = meta.inputs.filter((i) => i.type === "categorical");
@@ -222,13 +253,15 @@ export class DlrmScorer {
     const offset = conts.length ? D : 0;
     const first = top[0];
     const U = first.outDim;
-    if (first.inDim !== offset + F * F) throw new ValidationError(`dlrm scorer: top_0 takes ${first.inDim} inputs, expected ${offset + F * F}`);
+    if (first.inDim !== offset + F * F)
+      throw new ValidationError(`dlrm scorer: top_0 takes ${first.inDim} inputs, expected ${offset + F * F}`);
     const pairs: Array<[number, number]> = [];
     const rows: number[] = [];
     for (let i = 0; i < F; i++) {
       for (let j = i; j < F; j++) {
         const row = new Float32Array(U);
-        for (let u = 0; u < U; u++) row[u] = first.w[(offset + i * F + j) * U + u] + (i === j ? 0 : first.w[(offset + j * F + i) * U + u]);
+        for (let u = 0; u < U; u++)
+          row[u] = first.w[(offset + i * F + j) * U + u] + (i === j ? 0 : first.w[(offset + j * F + i) * U + u]);
         if (row.some((v) => v !== 0)) {
           pairs.push([i, j]);
           rows.push(...row);
@@ -278,7 +311,8 @@ export class DlrmScorer {
    * shared vectors, their interactions and their share of the first top layer are computed once.
    */
   scoreCandidates(shared: Frame, candidates: Frame): Float32Array {
-    if (shared.length !== 1) throw new ValidationError(`dlrm scorer: the shared (user/context) frame must have one row, has ${shared.length}`);
+    if (shared.length !== 1)
+      throw new ValidationError(`dlrm scorer: the shared (user/context) frame must have one row, has ${shared.length}`);
     const n = candidates.length;
     const { F, U } = this;
     const D = this.weights.D;
@@ -336,7 +370,14 @@ export class DlrmScorer {
    * The plan's input values into z[zOff .. zOff + width): vectors of this row at rows[rowOff + f*D ..], shared
    * vectors (the plan says which) at shared[f*D ..].
    */
-  private terms(rows: Float32Array, rowOff: number, shared: Float32Array, plan: TermPlan, z: Float32Array, zOff: number): void {
+  private terms(
+    rows: Float32Array,
+    rowOff: number,
+    shared: Float32Array,
+    plan: TermPlan,
+    z: Float32Array,
+    zOff: number,
+  ): void {
     const D = this.weights.D;
     const { left, right, leftShared, rightShared } = plan;
     let o = zOff;
@@ -367,7 +408,12 @@ export class DlrmScorer {
       const layers = this.topTensors;
       const kernel = plan.tensor;
       const y = tf.tidy(() => {
-        let h = tf.fused.matMul({ a: tf.tensor2d(z.subarray(0, n * plan.width), [n, plan.width]), b: kernel, bias: tf.tensor1d(bias), activation: w.firstActivation });
+        let h = tf.fused.matMul({
+          a: tf.tensor2d(z.subarray(0, n * plan.width), [n, plan.width]),
+          b: kernel,
+          bias: tf.tensor1d(bias),
+          activation: w.firstActivation,
+        });
         for (const l of layers) h = tf.fused.matMul({ a: h, b: l.kernel, bias: l.bias, activation: l.activation });
         return h;
       });
@@ -454,7 +500,15 @@ function grow(buf: Float32Array, size: number): Float32Array {
 }
 
 /** y[yOff .. yOff+U) += x[xOff .. xOff+width) times the row-major [width, U] kernel (zero inputs skipped). */
-function addRowTimes(x: Float32Array, xOff: number, width: number, kernel: Float32Array, U: number, y: Float32Array, yOff: number): void {
+function addRowTimes(
+  x: Float32Array,
+  xOff: number,
+  width: number,
+  kernel: Float32Array,
+  U: number,
+  y: Float32Array,
+  yOff: number,
+): void {
   for (let k = 0; k < width; k++) {
     const v = x[xOff + k];
     if (v === 0) continue;
@@ -465,7 +519,10 @@ function addRowTimes(x: Float32Array, xOff: number, width: number, kernel: Float
 
 function column(frame: Frame, name: string): Column {
   const col = frame.columns[name];
-  if (!col) throw new ValidationError(`dlrm scorer: input "${name}" is missing from the rows (have ${Object.keys(frame.columns).join(", ")})`);
+  if (!col)
+    throw new ValidationError(
+      `dlrm scorer: input "${name}" is missing from the rows (have ${Object.keys(frame.columns).join(", ")})`,
+    );
   return col;
 }
 

@@ -48,7 +48,8 @@ export class EmbeddingTable {
     this.dim = dim;
     this.mode = mode;
     let w = init;
-    if (w && w.length !== rows * dim) throw new Error(`embedding ${name}: initial weights have ${w.length} values, expected ${rows}x${dim}`);
+    if (w && w.length !== rows * dim)
+      throw new Error(`embedding ${name}: initial weights have ${w.length} values, expected ${rows}x${dim}`);
     if (!w) {
       // Keras' default embedding initialiser: uniform(-0.05, 0.05).
       const r = rng(seed);
@@ -78,7 +79,8 @@ export class EmbeddingTable {
    * training); dense mode indexes the table variable directly.
    */
   prepare(ids: Int32Array, training: boolean): PreparedLookup {
-    if (this.variable) return { source: this.variable as unknown as tf.Tensor2D, index: tf.tensor1d(ids, "int32"), table: this };
+    if (this.variable)
+      return { source: this.variable as unknown as tf.Tensor2D, index: tf.tensor1d(ids, "int32"), table: this };
     const slot = this.slot as Int32Array;
     const w = this.weights as Float32Array;
     const local = new Int32Array(ids.length);

@@ -6,7 +6,11 @@ import { auc, evaluateTopK, logLoss } from "./metrics.js";
 export type Scorer = (start: number, end: number) => Float32Array;
 
 /** Dot-product scores of query embeddings [nUsers, dim] against item embeddings [nItems, dim]. */
-export function embeddingScorer(queries: Float32Array, items: Float32Array, dim: number): { score: Scorer; dispose: () => void } {
+export function embeddingScorer(
+  queries: Float32Array,
+  items: Float32Array,
+  dim: number,
+): { score: Scorer; dispose: () => void } {
   const nItems = items.length / dim;
   const itemsT = tf.tidy(() => tf.transpose(tf.tensor2d(items, [nItems, dim])));
   return {
@@ -32,11 +36,24 @@ export function popularityScorer(counts: Float32Array): Scorer {
 /** recall/ndcg/mrr/map/precision @k, keyed like Merlin's metrics ("recall_at_10"). */
 export function retrievalReport(
   score: Scorer,
-  opts: { nUsers: number; nItems: number; k: number; relevant: Array<ReadonlySet<number>>; exclude?: Array<ReadonlySet<number> | undefined> },
+  opts: {
+    nUsers: number;
+    nItems: number;
+    k: number;
+    relevant: Array<ReadonlySet<number>>;
+    exclude?: Array<ReadonlySet<number> | undefined>;
+  },
 ): Record<string, number> {
   const m = evaluateTopK({ ...opts, scoreUsers: score });
   const k = opts.k;
-  return { [`recall_at_${k}`]: m.recall, [`ndcg_at_${k}`]: m.ndcg, [`mrr_at_${k}`]: m.mrr, [`map_at_${k}`]: m.map, [`precision_at_${k}`]: m.precision, users: m.users };
+  return {
+    [`recall_at_${k}`]: m.recall,
+    [`ndcg_at_${k}`]: m.ndcg,
+    [`mrr_at_${k}`]: m.mrr,
+    [`map_at_${k}`]: m.map,
+    [`precision_at_${k}`]: m.precision,
+    users: m.users,
+  };
 }
 
 export function rankingReport(probs: ArrayLike<number>, labels: ArrayLike<number>): Record<string, number> {
@@ -50,7 +67,11 @@ function esc(s: string): string {
 }
 
 /** A grouped bar chart: one group per metric, one bar per model, values printed above the bars. */
-export function comparisonChartSvg(title: string, results: Record<string, Record<string, number>>, metrics: string[]): string {
+export function comparisonChartSvg(
+  title: string,
+  results: Record<string, Record<string, number>>,
+  metrics: string[],
+): string {
   const models = Object.keys(results);
   const W = 160 + metrics.length * (models.length * 46 + 40);
   const H = 340;
@@ -69,10 +90,16 @@ export function comparisonChartSvg(title: string, results: Record<string, Record
       const v = results[model][metric] ?? 0;
       const h = ((base - top) * v) / max;
       const x = gx + mi * 46;
-      parts.push(`<rect x="${x}" y="${(base - h).toFixed(1)}" width="40" height="${h.toFixed(1)}" fill="${PALETTE[mi % PALETTE.length]}"/>`);
-      parts.push(`<text x="${x + 20}" y="${(base - h - 4).toFixed(1)}" text-anchor="middle" font-size="10">${v.toFixed(3)}</text>`);
+      parts.push(
+        `<rect x="${x}" y="${(base - h).toFixed(1)}" width="40" height="${h.toFixed(1)}" fill="${PALETTE[mi % PALETTE.length]}"/>`,
+      );
+      parts.push(
+        `<text x="${x + 20}" y="${(base - h - 4).toFixed(1)}" text-anchor="middle" font-size="10">${v.toFixed(3)}</text>`,
+      );
     });
-    parts.push(`<text x="${gx + (models.length * 46) / 2}" y="${base + 18}" text-anchor="middle">${esc(metric)}</text>`);
+    parts.push(
+      `<text x="${gx + (models.length * 46) / 2}" y="${base + 18}" text-anchor="middle">${esc(metric)}</text>`,
+    );
   });
   models.forEach((model, mi) => {
     const y = H - 40 + Math.floor(mi / 3) * 16;

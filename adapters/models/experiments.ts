@@ -48,7 +48,14 @@ export interface RetrievalExperimentOptions {
  */
 export function retrievalExperiment(
   name: string,
-  data: { schema: SchemaColumn[]; train: Frame; test: Frame; items: Frame; itemIdColumn: string; exclude: Array<Set<number>> },
+  data: {
+    schema: SchemaColumn[];
+    train: Frame;
+    test: Frame;
+    items: Frame;
+    itemIdColumn: string;
+    exclude: Array<Set<number>>;
+  },
   variants: Record<string, string[]>,
   opts: RetrievalExperimentOptions = {},
 ): ExperimentResult {
@@ -59,7 +66,8 @@ export function retrievalExperiment(
   const catalogueIds = data.items.columns[data.itemIdColumn] as Int32Array;
   const rowOf = new Map<number, number>();
   catalogueIds.forEach((id, r) => rowOf.set(id, r));
-  const toRows = (s: Set<number>) => new Set([...s].map((id) => rowOf.get(id)).filter((r): r is number => r !== undefined));
+  const toRows = (s: Set<number>) =>
+    new Set([...s].map((id) => rowOf.get(id)).filter((r): r is number => r !== undefined));
   const testItems = data.test.columns[data.itemIdColumn] as Int32Array;
   const relevant = Array.from(testItems, (id) => toRows(new Set([id])));
   const exclude = data.exclude.map(toRows);
@@ -68,7 +76,10 @@ export function retrievalExperiment(
   const training: ExperimentResult["training"] = {};
 
   const trainItems = data.train.columns[data.itemIdColumn] as Int32Array;
-  const counts = itemCounts(Int32Array.from(trainItems, (id) => rowOf.get(id) ?? 0), nItems);
+  const counts = itemCounts(
+    Int32Array.from(trainItems, (id) => rowOf.get(id) ?? 0),
+    nItems,
+  );
   models.popularity = retrievalReport(popularityScorer(counts), evalOpts);
   log(`${name} popularity: ${fmt(models.popularity, k)}`);
 
@@ -76,10 +87,15 @@ export function retrievalExperiment(
     if (opts.only && !opts.only.includes(variant)) continue;
     const spec = selectInputs(data.schema, { exclude: excludeCols, maxEmbeddingDim: opts.maxEmbeddingDim ?? 64 });
     const model = new TwoTowerModel(spec, { seed: opts.seed ?? 42, ...opts.twoTower });
-    if (model.options.logQCorrection) model.setItemFrequencies(itemCounts(trainItems, itemCardinality(spec, data.itemIdColumn)));
+    if (model.options.logQCorrection)
+      model.setItemFrequencies(itemCounts(trainItems, itemCardinality(spec, data.itemIdColumn)));
     if (model.options.mixedNegatives > 0) model.setCatalogue(data.items);
     const evaluate = () => {
-      const scorer = embeddingScorer(model.encode("query", data.test), model.encode("candidate", data.items), model.dim);
+      const scorer = embeddingScorer(
+        model.encode("query", data.test),
+        model.encode("candidate", data.items),
+        model.dim,
+      );
       try {
         return retrievalReport(scorer.score, evalOpts);
       } finally {
@@ -92,7 +108,13 @@ export function retrievalExperiment(
           return { [`recall_at_${k}`]: m[`recall_at_${k}`], [`ndcg_at_${k}`]: m[`ndcg_at_${k}`] };
         }
       : undefined;
-    const history = fit(model, data.train, { epochs: opts.epochs ?? 10, batchSize: opts.batchSize ?? 1024, seed: opts.seed ?? 42, afterEpoch, log: (l) => log(`${name} ${variant} ${l}`) });
+    const history = fit(model, data.train, {
+      epochs: opts.epochs ?? 10,
+      batchSize: opts.batchSize ?? 1024,
+      seed: opts.seed ?? 42,
+      afterEpoch,
+      log: (l) => log(`${name} ${variant} ${l}`),
+    });
     models[variant] = evaluate();
     model.dispose();
     training[variant] = history.map(({ metrics, ...rest }) => ({ ...rest, ...metrics }));
@@ -124,7 +146,14 @@ export function writeResults(result: ExperimentResult, outDir: string): void {
   const slug = result.dataset.replace(/[^A-Za-z0-9_-]+/g, "_");
   writeFileSync(join(outDir, `${slug}.results.json`), JSON.stringify(result, null, 2));
   const k = result.k;
-  writeFileSync(join(outDir, `${slug}.chart.svg`), comparisonChartSvg(`${result.dataset}: ${result.protocol.split(";")[0]}`, result.models, [`recall_at_${k}`, `ndcg_at_${k}`, `mrr_at_${k}`]));
+  writeFileSync(
+    join(outDir, `${slug}.chart.svg`),
+    comparisonChartSvg(`${result.dataset}: ${result.protocol.split(";")[0]}`, result.models, [
+      `recall_at_${k}`,
+      `ndcg_at_${k}`,
+      `mrr_at_${k}`,
+    ]),
+  );
 }
 
 /**
@@ -132,7 +161,10 @@ export function writeResults(result: ExperimentResult, outDir: string): void {
  * recent items as well (query-tower features known at the rating's time: the last few items, mean-pooled, and
  * the very last one).
  */
-export async function movieLensExperiment(dataDir: string, opts: RetrievalExperimentOptions & MovieLensOptions & { validation?: boolean } = {}): Promise<ExperimentResult> {
+export async function movieLensExperiment(
+  dataDir: string,
+  opts: RetrievalExperimentOptions & MovieLensOptions & { validation?: boolean } = {},
+): Promise<ExperimentResult> {
   const ml = await loadMovieLens(dataDir, opts);
   // Validation (for choosing settings such as the epoch count): drop every user's last rating, then hold out
   // the one before it; the test split is never looked at.
@@ -173,11 +205,21 @@ function byUserThenTime(frame: Frame, userCol: string, timeCol: string): Int32Ar
  * all features) and ranking on impressions (DLRM on the click labels vs item click-through popularity; AUC and
  * log loss on the last 20% of impressions).
  */
-export function aliCcpExperiment(opts: RetrievalExperimentOptions & { rows?: number; users?: number; items?: number; dlrmEpochs?: number } = {}): { retrieval: ExperimentResult; ranking: Record<string, Record<string, number>> } {
-  const data = syntheticAliCcp({ rows: opts.rows ?? 200_000, users: opts.users ?? 2000, items: opts.items ?? 2000, seed: opts.seed ?? 1 });
+export function aliCcpExperiment(
+  opts: RetrievalExperimentOptions & { rows?: number; users?: number; items?: number; dlrmEpochs?: number } = {},
+): { retrieval: ExperimentResult; ranking: Record<string, Record<string, number>> } {
+  const data = syntheticAliCcp({
+    rows: opts.rows ?? 200_000,
+    users: opts.users ?? 2000,
+    items: opts.items ?? 2000,
+    seed: opts.seed ?? 1,
+  });
   const imp = data.impressions;
   const clicks = imp.columns.click as Int32Array;
-  const positives = takeRows(imp, Int32Array.from(Array.from({ length: imp.length }, (_, i) => i).filter((i) => clicks[i] === 1)));
+  const positives = takeRows(
+    imp,
+    Int32Array.from(Array.from({ length: imp.length }, (_, i) => i).filter((i) => clicks[i] === 1)),
+  );
   const sorted = takeRows(positives, byUserThenTime(positives, "user_id", "ts"));
   const split = leaveLastOut(sorted);
   const train = takeRows(sorted, split.train);
@@ -189,7 +231,9 @@ export function aliCcpExperiment(opts: RetrievalExperimentOptions & { rows?: num
   const tu = train.columns.user_id as Int32Array;
   const ti = train.columns.item_id as Int32Array;
   for (let k = 0; k < train.length; k++) exclude[userRow.get(tu[k]) as number]?.add(ti[k]);
-  const idsOnly = data.schema.filter((c) => c.tags.includes("categorical") && !c.tags.includes("user_id") && !c.tags.includes("item_id")).map((c) => c.name);
+  const idsOnly = data.schema
+    .filter((c) => c.tags.includes("categorical") && !c.tags.includes("user_id") && !c.tags.includes("item_id"))
+    .map((c) => c.name);
   const retrieval = retrievalExperiment(
     "synthetic Ali-CCP",
     { schema: data.schema, train, test, items: data.items, itemIdColumn: "item_id", exclude },
@@ -199,12 +243,22 @@ export function aliCcpExperiment(opts: RetrievalExperimentOptions & { rows?: num
 
   // Ranking: train on the first 80% of impressions, evaluate on the rest.
   const cut = Math.floor(imp.length * 0.8);
-  const rTrain = takeRows(imp, Int32Array.from({ length: cut }, (_, i) => i));
-  const rTest = takeRows(imp, Int32Array.from({ length: imp.length - cut }, (_, i) => cut + i));
+  const rTrain = takeRows(
+    imp,
+    Int32Array.from({ length: cut }, (_, i) => i),
+  );
+  const rTest = takeRows(
+    imp,
+    Int32Array.from({ length: imp.length - cut }, (_, i) => cut + i),
+  );
   const labels = rTest.columns.click as Int32Array;
   const spec = selectInputs(data.schema);
   const dlrm = new DlrmModel(spec, { embeddingDim: 16, seed: opts.seed ?? 42, learningRate: 0.002 });
-  fit(dlrm, rTrain, { epochs: opts.dlrmEpochs ?? 2, batchSize: 1024, log: (l) => opts.log?.(`synthetic Ali-CCP dlrm ${l}`) });
+  fit(dlrm, rTrain, {
+    epochs: opts.dlrmEpochs ?? 2,
+    batchSize: 1024,
+    log: (l) => opts.log?.(`synthetic Ali-CCP dlrm ${l}`),
+  });
   const ranking: Record<string, Record<string, number>> = { dlrm: rankingReport(dlrm.score(rTest), labels) };
   dlrm.dispose();
   // Baseline: each item's click-through rate on the training impressions (smoothed).
@@ -219,11 +273,19 @@ export function aliCcpExperiment(opts: RetrievalExperimentOptions & { rows?: num
   }
   const prior = trClicks.reduce((a, b) => a + b, 0) / Math.max(rTrain.length, 1);
   const teItems = rTest.columns.item_id as Int32Array;
-  ranking["item CTR popularity"] = rankingReport(Float32Array.from(teItems, (i) => (hits[i] + 10 * prior) / (shows[i] + 10)), labels);
-  opts.log?.(`synthetic Ali-CCP ranking: dlrm AUC ${ranking.dlrm.auc.toFixed(4)} log loss ${ranking.dlrm.log_loss.toFixed(4)}; item CTR AUC ${ranking["item CTR popularity"].auc.toFixed(4)}`);
+  ranking["item CTR popularity"] = rankingReport(
+    Float32Array.from(teItems, (i) => (hits[i] + 10 * prior) / (shows[i] + 10)),
+    labels,
+  );
+  opts.log?.(
+    `synthetic Ali-CCP ranking: dlrm AUC ${ranking.dlrm.auc.toFixed(4)} log loss ${ranking.dlrm.log_loss.toFixed(4)}; item CTR AUC ${ranking["item CTR popularity"].auc.toFixed(4)}`,
+  );
   if (opts.outDir) {
     writeFileSync(join(opts.outDir, "synthetic_Ali-CCP.ranking.json"), JSON.stringify(ranking, null, 2));
-    writeFileSync(join(opts.outDir, "synthetic_Ali-CCP.ranking.svg"), comparisonChartSvg("synthetic Ali-CCP ranking (last 20% of impressions)", ranking, ["auc"]));
+    writeFileSync(
+      join(opts.outDir, "synthetic_Ali-CCP.ranking.svg"),
+      comparisonChartSvg("synthetic Ali-CCP ranking (last 20% of impressions)", ranking, ["auc"]),
+    );
   }
   return { retrieval, ranking };
 }

@@ -45,10 +45,16 @@ export function frameFromBatches(batches: Iterable<ColumnBatch>, inputs: FrameIn
   const all = [...batches];
   const length = all.reduce((a, b) => a + b.length, 0);
   const present = new Set(all.length ? Object.keys(all[0].columns) : []);
-  const needed = [...inputs.categorical.map((c) => c.name), ...inputs.continuous.map((c) => c.name), ...(inputs.extra ?? [])];
+  const needed = [
+    ...inputs.categorical.map((c) => c.name),
+    ...inputs.continuous.map((c) => c.name),
+    ...(inputs.extra ?? []),
+  ];
   const missing = needed.filter((n) => !present.has(n));
   if (all.length && missing.length) {
-    throw new ValidationError(`${where}: missing feature column(s) ${missing.map((m) => `"${m}"`).join(", ")}; it has ${[...present].join(", ")}`);
+    throw new ValidationError(
+      `${where}: missing feature column(s) ${missing.map((m) => `"${m}"`).join(", ")}; it has ${[...present].join(", ")}`,
+    );
   }
   const columns: Record<string, Column> = {};
   for (const c of inputs.categorical) {
@@ -60,7 +66,14 @@ export function frameFromBatches(batches: Iterable<ColumnBatch>, inputs: FrameIn
         const col = b.columns[c.name];
         for (let i = 0; i < b.length; i++, r++) {
           const v = col[i];
-          const arr = v == null ? [] : Array.isArray(v) || ArrayBuffer.isView(v) ? Array.from(v as ArrayLike<unknown>) : typeof v === "object" && v !== null && "toArray" in v ? Array.from((v as { toArray(): ArrayLike<unknown> }).toArray()) : [v];
+          const arr =
+            v == null
+              ? []
+              : Array.isArray(v) || ArrayBuffer.isView(v)
+                ? Array.from(v as ArrayLike<unknown>)
+                : typeof v === "object" && v !== null && "toArray" in v
+                  ? Array.from((v as { toArray(): ArrayLike<unknown> }).toArray())
+                  : [v];
           for (const x of arr) vals.push(checkIndex(num(x), c, where, r));
           offsets[r + 1] = vals.length;
         }
@@ -77,11 +90,18 @@ export function frameFromBatches(batches: Iterable<ColumnBatch>, inputs: FrameIn
     }
   }
   for (const c of inputs.continuous) columns[c.name] = numericColumn(all, c.name, length, where, true);
-  for (const name of inputs.extra ?? []) if (!(name in columns)) columns[name] = numericColumn(all, name, length, where, false);
+  for (const name of inputs.extra ?? [])
+    if (!(name in columns)) columns[name] = numericColumn(all, name, length, where, false);
   return { length, columns };
 }
 
-function numericColumn(all: ColumnBatch[], name: string, length: number, where: string, asFloat: boolean): Int32Array | Float32Array {
+function numericColumn(
+  all: ColumnBatch[],
+  name: string,
+  length: number,
+  where: string,
+  asFloat: boolean,
+): Int32Array | Float32Array {
   const vals = new Float64Array(length);
   let r = 0;
   let integral = true;
@@ -90,7 +110,10 @@ function numericColumn(all: ColumnBatch[], name: string, length: number, where: 
     for (let i = 0; i < b.length; i++, r++) {
       const v = col[i];
       const x = v == null ? 0 : num(v);
-      if (Number.isNaN(x)) throw new ValidationError(`${where}: column "${name}" row ${r}: expected a number, got ${JSON.stringify(String(v))}`);
+      if (Number.isNaN(x))
+        throw new ValidationError(
+          `${where}: column "${name}" row ${r}: expected a number, got ${JSON.stringify(String(v))}`,
+        );
       if (!Number.isInteger(x)) integral = false;
       vals[r] = x;
     }
@@ -100,13 +123,19 @@ function numericColumn(all: ColumnBatch[], name: string, length: number, where: 
 
 function checkIndex(x: number, c: CategoricalInput, where: string, row: number): number {
   if (!Number.isInteger(x) || x < 0 || x >= c.cardinality) {
-    throw new ValidationError(`${where}: column "${c.name}" row ${row}: value ${x} is not a category index in [0, ${c.cardinality}) (cardinality from the schema)`);
+    throw new ValidationError(
+      `${where}: column "${c.name}" row ${row}: value ${x} is not a category index in [0, ${c.cardinality}) (cardinality from the schema)`,
+    );
   }
   return x;
 }
 
 /** Build a Frame from row objects (as `RetrievalJob.toRows()` gives). */
-export function frameFromRows(rows: Array<Record<string, unknown>>, inputs: FrameInputs, where = "training data"): Frame {
+export function frameFromRows(
+  rows: Array<Record<string, unknown>>,
+  inputs: FrameInputs,
+  where = "training data",
+): Frame {
   const names = rows.length ? Object.keys(rows[0]) : [];
   const columns: Record<string, unknown[]> = {};
   for (const n of names) columns[n] = rows.map((r) => r[n]);
@@ -118,7 +147,8 @@ export function takeRows(frame: Frame, idx: Int32Array, names: string[] = Object
   const columns: Record<string, Column> = {};
   for (const n of names) {
     const c = frame.columns[n];
-    if (!c) throw new ValidationError(`column "${n}" is not in the data (have ${Object.keys(frame.columns).join(", ")})`);
+    if (!c)
+      throw new ValidationError(`column "${n}" is not in the data (have ${Object.keys(frame.columns).join(", ")})`);
     if (isList(c)) {
       let total = 0;
       for (let i = 0; i < idx.length; i++) total += c.offsets[idx[i] + 1] - c.offsets[idx[i]];
@@ -145,7 +175,8 @@ export function takeRows(frame: Frame, idx: Int32Array, names: string[] = Object
 /** Columns of several frames of equal length side by side (later frames win on a name clash). */
 export function joinColumns(...frames: Frame[]): Frame {
   const length = frames[0].length;
-  for (const f of frames) if (f.length !== length) throw new Error(`joinColumns: lengths differ (${length} vs ${f.length})`);
+  for (const f of frames)
+    if (f.length !== length) throw new Error(`joinColumns: lengths differ (${length} vs ${f.length})`);
   return { length, columns: Object.assign({}, ...frames.map((f) => f.columns)) as Record<string, Column> };
 }
 
@@ -207,7 +238,10 @@ export function concatFrames(a: Frame, b: Frame, names: string[]): Frame {
     const ca = takeRows(a, idxA, [n]).columns[n];
     const cb = takeRows(b, idxB, [n]).columns[n];
     if (ArrayBuffer.isView(ca) && ArrayBuffer.isView(cb)) {
-      const out = ca instanceof Float32Array || cb instanceof Float32Array ? new Float32Array(a.length + b.length) : new Int32Array(a.length + b.length);
+      const out =
+        ca instanceof Float32Array || cb instanceof Float32Array
+          ? new Float32Array(a.length + b.length)
+          : new Int32Array(a.length + b.length);
       out.set(ca);
       out.set(cb, a.length);
       columns[n] = out;

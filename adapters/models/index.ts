@@ -1,11 +1,27 @@
 // Training and scoring with TensorFlow.js: `import { ... } from "fstore/models"`. A subpath of its own so
 // importing "fstore" never loads TensorFlow.js.
 export { initBackend, type BackendName, type BackendPreference } from "./backend.js";
-export { saveModel, loadModel, predict, writeItemEmbeddings, readItemEmbeddings, type LoadedModel, type ModelMeta, type ModelKind } from "./artifacts.js";
+export {
+  saveModel,
+  loadModel,
+  predict,
+  writeItemEmbeddings,
+  readItemEmbeddings,
+  type LoadedModel,
+  type ModelMeta,
+  type ModelKind,
+} from "./artifacts.js";
 export { trainTwoTowerJob, trainDlrmJob, type TrainJobOptions, type TrainJobResult } from "./jobs.js";
 export { TwoTowerModel, type TwoTowerOptions } from "./two_tower.js";
 export { DlrmModel, type DlrmOptions } from "./dlrm.js";
 export { DlrmScorer, type DlrmScorerWeights, type ScorerEngine } from "./dlrm_scorer.js";
-export { loadSchema, parseSchema, selectInputs, inferEmbeddingDim, type SchemaColumn, type InputSpec } from "./schema.js";
+export {
+  loadSchema,
+  parseSchema,
+  selectInputs,
+  inferEmbeddingDim,
+  type SchemaColumn,
+  type InputSpec,
+} from "./schema.js";
 export { evaluateTopK, listMetrics, topK, auc, logLoss, type TopKMetrics } from "./metrics.js";
 export { comparisonChartSvg, retrievalReport, rankingReport } from "./evaluate.js";

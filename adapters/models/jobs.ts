@@ -60,11 +60,19 @@ async function collect(batches: AsyncIterable<ColumnBatch>): Promise<ColumnBatch
 
 /** The point-in-time training set as a Frame of the model's columns, ordered by time. */
 async function trainingFrame(o: TrainJobOptions, spec: InputSpec, extra: string[]): Promise<Frame> {
-  const job = await o.store.getHistoricalFeatures({ entityDf: o.entityDf, features: o.features, timestampColumn: o.timestampColumn });
+  const job = await o.store.getHistoricalFeatures({
+    entityDf: o.entityDf,
+    features: o.features,
+    timestampColumn: o.timestampColumn,
+  });
   try {
     const ts = o.timestampColumn ?? "event_timestamp";
     const batches = await collect(job.batches());
-    const frame = frameFromBatches(batches, { categorical: spec.categorical, continuous: spec.continuous, extra }, "training set (point-in-time join)");
+    const frame = frameFromBatches(
+      batches,
+      { categorical: spec.categorical, continuous: spec.continuous, extra },
+      "training set (point-in-time join)",
+    );
     if (frame.length === 0) throw new ValidationError("training set is empty: the entity dataframe has no rows");
     checkNulls(batches, [...inputColumns(spec), ...extra], frame.length, o.log);
     if (!batches[0].columns[ts]) return frame;
@@ -72,7 +80,9 @@ async function trainingFrame(o: TrainJobOptions, spec: InputSpec, extra: string[
     const t = new Float64Array(frame.length);
     let r = 0;
     for (const b of batches) for (let i = 0; i < b.length; i++) t[r++] = Number(b.columns[ts][i] ?? 0);
-    const order = Int32Array.from(Array.from({ length: frame.length }, (_, i) => i).sort((a, b) => t[a] - t[b] || a - b));
+    const order = Int32Array.from(
+      Array.from({ length: frame.length }, (_, i) => i).sort((a, b) => t[a] - t[b] || a - b),
+    );
     return takeRows(frame, order);
   } finally {
     await job.close();
@@ -90,9 +100,12 @@ function checkNulls(batches: ColumnBatch[], names: string[], total: number, log?
       const col = b.columns[name];
       if (col) for (let i = 0; i < b.length; i++) if (col[i] == null) nulls++;
     }
-    const hint = "the point-in-time join found no feature row at or before the entity timestamps (within the view's ttl); check the entity df's timestamps";
-    if (nulls === total) throw new ValidationError(`training set: column "${name}" is null in all ${total} rows: ${hint}`);
-    if (nulls > total * 0.05) log?.(`warning: column "${name}" is null in ${nulls} of ${total} rows (used as category 0 / value 0): ${hint}`);
+    const hint =
+      "the point-in-time join found no feature row at or before the entity timestamps (within the view's ttl); check the entity df's timestamps";
+    if (nulls === total)
+      throw new ValidationError(`training set: column "${name}" is null in all ${total} rows: ${hint}`);
+    if (nulls > total * 0.05)
+      log?.(`warning: column "${name}" is null in ${nulls} of ${total} rows (used as category 0 / value 0): ${hint}`);
   }
 }
 
@@ -104,7 +117,10 @@ async function itemCatalogue(o: TrainJobOptions, spec: InputSpec): Promise<Frame
   if (!o.itemView) return null;
   const view = o.store.getFeatureView(o.itemView);
   const itemId = spec.itemIdColumn as string;
-  if (view.entityColumns.length !== 1) throw new ValidationError(`item view "${o.itemView}" must have one join key, has ${view.entityColumns.map((c) => c.name).join(", ")}`);
+  if (view.entityColumns.length !== 1)
+    throw new ValidationError(
+      `item view "${o.itemView}" must have one join key, has ${view.entityColumns.map((c) => c.name).join(", ")}`,
+    );
   const key = view.entityColumns[0].name;
   const src = batchSourceOf(view);
   const rawKey = Object.entries(src.fieldMapping).find(([, to]) => to === key)?.[0] ?? key;
@@ -113,12 +129,28 @@ async function itemCatalogue(o: TrainJobOptions, spec: InputSpec): Promise<Frame
   const wanted = [...new Set([...inputColumns(item), itemId])].filter((c) => c !== key);
   const available = new Set(view.features.map((f) => f.name));
   const missing = wanted.filter((c) => !available.has(c));
-  if (missing.length) throw new ValidationError(`item view "${o.itemView}" (keyed by ${key}) lacks the item column(s) ${missing.join(", ")} the model uses`);
+  if (missing.length)
+    throw new ValidationError(
+      `item view "${o.itemView}" (keyed by ${key}) lacks the item column(s) ${missing.join(", ")} the model uses`,
+    );
   const job = await o.store.getHistoricalFeatures({ entityDf: q, features: wanted.map((c) => `${o.itemView}:${c}`) });
   try {
     const batches = await collect(job.batches());
-    checkNulls(batches, wanted, batches.reduce((a, b) => a + b.length, 0), o.log);
-    const frame = frameFromBatches(batches, { categorical: item.categorical, continuous: item.continuous, extra: item.categorical.some((c) => c.name === itemId) ? [] : [itemId] }, `item view "${o.itemView}"`);
+    checkNulls(
+      batches,
+      wanted,
+      batches.reduce((a, b) => a + b.length, 0),
+      o.log,
+    );
+    const frame = frameFromBatches(
+      batches,
+      {
+        categorical: item.categorical,
+        continuous: item.continuous,
+        extra: item.categorical.some((c) => c.name === itemId) ? [] : [itemId],
+      },
+      `item view "${o.itemView}"`,
+    );
     return uniqueBy(frame, itemId);
   } finally {
     await job.close();
@@ -129,15 +161,30 @@ function splitByTime(frame: Frame, evalFraction: number): { train: Frame; evalRo
   const nEval = Math.max(1, Math.floor(frame.length * evalFraction));
   const cut = frame.length - nEval;
   return {
-    train: takeRows(frame, Int32Array.from({ length: cut }, (_, i) => i)),
-    evalRows: takeRows(frame, Int32Array.from({ length: nEval }, (_, i) => cut + i)),
+    train: takeRows(
+      frame,
+      Int32Array.from({ length: cut }, (_, i) => i),
+    ),
+    evalRows: takeRows(
+      frame,
+      Int32Array.from({ length: nEval }, (_, i) => cut + i),
+    ),
   };
 }
 
-function writeReport(outDir: string, name: string, metrics: Record<string, Record<string, number>>, chartMetrics: string[], extra: Record<string, unknown>): string[] {
+function writeReport(
+  outDir: string,
+  name: string,
+  metrics: Record<string, Record<string, number>>,
+  chartMetrics: string[],
+  extra: Record<string, unknown>,
+): string[] {
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, "results.json"), JSON.stringify({ model: name, metrics, ...extra }, null, 2));
-  writeFileSync(join(outDir, "results.svg"), comparisonChartSvg(`${name}: held-out latest rows`, metrics, chartMetrics));
+  writeFileSync(
+    join(outDir, "results.svg"),
+    comparisonChartSvg(`${name}: held-out latest rows`, metrics, chartMetrics),
+  );
   return [join(outDir, "results.json"), join(outDir, "results.svg")];
 }
 
@@ -152,16 +199,27 @@ export async function trainTwoTowerJob(o: TrainJobOptions & { twoTower?: TwoTowe
     // Retrieval trains on positive interactions only (as Merlin's Filter(target == 1)).
     const t = frame.columns[spec.targetColumn] as Int32Array;
     frame = takeRows(frame, Int32Array.from(Array.from({ length: frame.length }, (_, i) => i).filter((i) => t[i] > 0)));
-    if (frame.length < 2) throw new ValidationError(`training set has ${frame.length} positive row(s) (${spec.targetColumn} > 0): need at least 2`);
+    if (frame.length < 2)
+      throw new ValidationError(
+        `training set has ${frame.length} positive row(s) (${spec.targetColumn} > 0): need at least 2`,
+      );
   }
   const { train, evalRows } = splitByTime(frame, o.evalFraction ?? 0.1);
   const model = new TwoTowerModel(spec, { learningRate: o.learningRate ?? 1e-3, seed: o.seed ?? 42, ...o.twoTower });
   const itemCard = spec.categorical.find((c) => c.name === spec.itemIdColumn)?.cardinality ?? 0;
   const trainItems = train.columns[spec.itemIdColumn] as Int32Array;
   if (model.options.logQCorrection) model.setItemFrequencies(itemCounts(trainItems, itemCard));
-  const catalogue = (await itemCatalogue(o, spec)) ?? uniqueBy(frame, spec.itemIdColumn, [...new Set(inputColumns(model.candidate.enc).concat(spec.itemIdColumn))]);
+  const catalogue =
+    (await itemCatalogue(o, spec)) ??
+    uniqueBy(frame, spec.itemIdColumn, [...new Set(inputColumns(model.candidate.enc).concat(spec.itemIdColumn))]);
   if (model.options.mixedNegatives > 0) model.setCatalogue(catalogue);
-  const history = fit(model, train, { epochs: o.epochs ?? 5, batchSize: o.batchSize ?? 1024, seed: o.seed, progress: o.progress, log: o.log });
+  const history = fit(model, train, {
+    epochs: o.epochs ?? 5,
+    batchSize: o.batchSize ?? 1024,
+    seed: o.seed,
+    progress: o.progress,
+    log: o.log,
+  });
 
   const catIds = catalogue.columns[spec.itemIdColumn] as Int32Array;
   const rowOf = new Map<number, number>();
@@ -172,12 +230,27 @@ export async function trainTwoTowerJob(o: TrainJobOptions & { twoTower?: TwoTowe
   const relevant = Array.from(evalItems, (id) => new Set(rowOf.has(id) ? [rowOf.get(id) as number] : []));
   const evalOpts = { nUsers: evalRows.length, nItems: catalogue.length, k, relevant };
   const scorer = embeddingScorer(model.encode("query", evalRows), itemEmb, model.dim);
-  const counts = itemCounts(Int32Array.from(trainItems, (id) => rowOf.get(id) ?? 0), catalogue.length);
-  const metrics = { "two-tower": retrievalReport(scorer.score, evalOpts), popularity: retrievalReport(popularityScorer(counts), evalOpts) };
+  const counts = itemCounts(
+    Int32Array.from(trainItems, (id) => rowOf.get(id) ?? 0),
+    catalogue.length,
+  );
+  const metrics = {
+    "two-tower": retrievalReport(scorer.score, evalOpts),
+    popularity: retrievalReport(popularityScorer(counts), evalOpts),
+  };
   scorer.dispose();
-  o.log?.(`eval on ${evalRows.length} latest rows, ${catalogue.length} items: two-tower recall@${k} ${metrics["two-tower"][`recall_at_${k}`].toFixed(4)} vs popularity ${metrics.popularity[`recall_at_${k}`].toFixed(4)}`);
+  o.log?.(
+    `eval on ${evalRows.length} latest rows, ${catalogue.length} items: two-tower recall@${k} ${metrics["two-tower"][`recall_at_${k}`].toFixed(4)} vs popularity ${metrics.popularity[`recall_at_${k}`].toFixed(4)}`,
+  );
 
-  const training = { backend, epochs: history.length, batchSize: o.batchSize ?? 1024, rows: train.length, options: model.options, history };
+  const training = {
+    backend,
+    epochs: history.length,
+    batchSize: o.batchSize ?? 1024,
+    rows: train.length,
+    options: model.options,
+    history,
+  };
   const files: string[] = [];
   for (const side of ["query", "candidate"] as const) {
     const t = towerToLayers(model, side);
@@ -196,7 +269,10 @@ export async function trainTwoTowerJob(o: TrainJobOptions & { twoTower?: TwoTowe
   }
   const embPath = join(o.outDir, "item_embeddings.parquet");
   await writeItemEmbeddings(embPath, spec.itemIdColumn, catIds, itemEmb, model.dim);
-  files.push(embPath, ...writeReport(o.outDir, "two-tower", metrics, [`recall_at_${k}`, `ndcg_at_${k}`, `mrr_at_${k}`], { training }));
+  files.push(
+    embPath,
+    ...writeReport(o.outDir, "two-tower", metrics, [`recall_at_${k}`, `ndcg_at_${k}`, `mrr_at_${k}`], { training }),
+  );
   model.dispose();
   return { outDir: o.outDir, metrics, history, rows: { train: train.length, eval: evalRows.length }, files };
 }
@@ -206,7 +282,10 @@ export async function trainDlrmJob(o: TrainJobOptions & { dlrm?: DlrmOptions }):
   const backend = await initBackend(o.backend ?? "auto", o.log);
   const spec = selectInputs(loadSchema(o.schemaPath), { embeddingDim: o.dlrm?.embeddingDim ?? 64 });
   const negatives = o.dlrm?.negatives ?? 0;
-  if (negatives === 0 && !spec.targetColumn) throw new ValidationError(`${o.schemaPath}: no column tagged target; tag one or pass --negatives N to sample negatives`);
+  if (negatives === 0 && !spec.targetColumn)
+    throw new ValidationError(
+      `${o.schemaPath}: no column tagged target; tag one or pass --negatives N to sample negatives`,
+    );
   const extra = [...(spec.itemIdColumn ? [spec.itemIdColumn] : []), ...(spec.targetColumn ? [spec.targetColumn] : [])];
   let frame = await trainingFrame(o, spec, extra);
   if (negatives > 0 && spec.targetColumn && frame.columns[spec.targetColumn]) {
@@ -217,10 +296,18 @@ export async function trainDlrmJob(o: TrainJobOptions & { dlrm?: DlrmOptions }):
   const model = new DlrmModel(spec, { learningRate: o.learningRate ?? 1e-3, seed: o.seed ?? 42, ...o.dlrm });
   const itemId = spec.itemIdColumn;
   if (negatives > 0 && model.options.negativeSource === "catalogue") {
-    const cat = (await itemCatalogue(o, spec)) ?? uniqueBy(frame, itemId as string, [...new Set([...model.itemColumns, itemId as string])]);
+    const cat =
+      (await itemCatalogue(o, spec)) ??
+      uniqueBy(frame, itemId as string, [...new Set([...model.itemColumns, itemId as string])]);
     model.setCatalogue(cat);
   }
-  const history = fit(model, train, { epochs: o.epochs ?? 3, batchSize: o.batchSize ?? 1024, seed: o.seed, progress: o.progress, log: o.log });
+  const history = fit(model, train, {
+    epochs: o.epochs ?? 3,
+    batchSize: o.batchSize ?? 1024,
+    seed: o.seed,
+    progress: o.progress,
+    log: o.log,
+  });
 
   // Evaluation rows: the held-out labelled rows, or held-out positives plus sampled negatives (fixed seed).
   let evalFrame = evalRows;
@@ -249,12 +336,32 @@ export async function trainDlrmJob(o: TrainJobOptions & { dlrm?: DlrmOptions }):
     const trItems = train.columns[itemId] as Int32Array;
     const card = spec.categorical.find((c) => c.name === itemId)?.cardinality ?? 0;
     const counts = itemCounts(trItems, card);
-    metrics.popularity = rankingReport(Float32Array.from(evalFrame.columns[itemId] as Int32Array, (i) => counts[i] / Math.max(1, trItems.length)), labels);
+    metrics.popularity = rankingReport(
+      Float32Array.from(evalFrame.columns[itemId] as Int32Array, (i) => counts[i] / Math.max(1, trItems.length)),
+      labels,
+    );
   }
-  o.log?.(`eval on ${evalFrame.length} rows: dlrm AUC ${metrics.dlrm.auc.toFixed(4)} log loss ${metrics.dlrm.log_loss.toFixed(4)}${metrics.popularity ? `; popularity AUC ${metrics.popularity.auc.toFixed(4)}` : ""}`);
-  const training = { backend, epochs: history.length, batchSize: o.batchSize ?? 1024, rows: train.length, options: model.options, history };
+  o.log?.(
+    `eval on ${evalFrame.length} rows: dlrm AUC ${metrics.dlrm.auc.toFixed(4)} log loss ${metrics.dlrm.log_loss.toFixed(4)}${metrics.popularity ? `; popularity AUC ${metrics.popularity.auc.toFixed(4)}` : ""}`,
+  );
+  const training = {
+    backend,
+    epochs: history.length,
+    batchSize: o.batchSize ?? 1024,
+    rows: train.length,
+    options: model.options,
+    history,
+  };
   const d = dlrmToLayers(model);
-  await saveModel(d.model, o.outDir, { kind: "dlrm", inputs: d.inputs, output: { name: "click_probability", dim: 1 }, userIdColumn: spec.userIdColumn, itemIdColumn: itemId, metrics: metrics.dlrm, training });
+  await saveModel(d.model, o.outDir, {
+    kind: "dlrm",
+    inputs: d.inputs,
+    output: { name: "click_probability", dim: 1 },
+    userIdColumn: spec.userIdColumn,
+    itemIdColumn: itemId,
+    metrics: metrics.dlrm,
+    training,
+  });
   d.model.dispose();
   const files = [o.outDir, ...writeReport(o.outDir, "dlrm", metrics, ["auc"], { training })];
   model.dispose();
@@ -263,7 +370,10 @@ export async function trainDlrmJob(o: TrainJobOptions & { dlrm?: DlrmOptions }):
 
 function concatColumn(a: Frame["columns"][string], b: Frame["columns"][string]): Frame["columns"][string] {
   if (ArrayBuffer.isView(a) && ArrayBuffer.isView(b)) {
-    const out = a instanceof Float32Array || b instanceof Float32Array ? new Float32Array(a.length + b.length) : new Int32Array(a.length + b.length);
+    const out =
+      a instanceof Float32Array || b instanceof Float32Array
+        ? new Float32Array(a.length + b.length)
+        : new Int32Array(a.length + b.length);
     out.set(a);
     out.set(b, a.length);
     return out;

@@ -89,7 +89,14 @@ export function evaluateTopK(opts: {
     }
   }
   const d = Math.max(users, 1);
-  return { recall: sum.recall / d, precision: sum.precision / d, ndcg: sum.ndcg / d, mrr: sum.mrr / d, map: sum.map / d, users };
+  return {
+    recall: sum.recall / d,
+    precision: sum.precision / d,
+    ndcg: sum.ndcg / d,
+    mrr: sum.mrr / d,
+    map: sum.map / d,
+    users,
+  };
 }
 
 /** ROC AUC by the rank-sum (Mann-Whitney) statistic; tied scores share their average rank. */
@@ -103,10 +110,11 @@ export function auc(scores: ArrayLike<number>, labels: ArrayLike<number>): numbe
     let j = i;
     while (j + 1 < n && scores[order[j + 1]] === scores[order[i]]) j++;
     const avgRank = (i + j) / 2 + 1;
-    for (let t = i; t <= j; t++) if (labels[order[t]] > 0.5) {
-      rankSumPos += avgRank;
-      nPos++;
-    }
+    for (let t = i; t <= j; t++)
+      if (labels[order[t]] > 0.5) {
+        rankSumPos += avgRank;
+        nPos++;
+      }
     i = j + 1;
   }
   const nNeg = n - nPos;

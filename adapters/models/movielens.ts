@@ -49,10 +49,18 @@ export async function loadMovieLens(dir: string, opts: MovieLensOptions = {}): P
          FROM read_parquet(${pathLiteral(files.ratings)}) ORDER BY user_id, event_timestamp, item_id`,
         "MovieLens: reading ratings",
       );
-      const movies = await queryRows(duck.conn, `SELECT CAST(item_id AS INTEGER) AS m, year, genres FROM read_parquet(${pathLiteral(files.items)})`, "MovieLens: reading items");
+      const movies = await queryRows(
+        duck.conn,
+        `SELECT CAST(item_id AS INTEGER) AS m, year, genres FROM read_parquet(${pathLiteral(files.items)})`,
+        "MovieLens: reading items",
+      );
       return encode(
         ratings.map((r) => ({ u: Number(r.u), m: Number(r.m), rating: Number(r.rating), ts: Number(r.ts) })),
-        movies.map((r) => ({ m: Number(r.m), year: r.year == null ? null : Number(r.year), genres: Array.isArray(r.genres) ? r.genres.map(String) : [] })),
+        movies.map((r) => ({
+          m: Number(r.m),
+          year: r.year == null ? null : Number(r.year),
+          genres: Array.isArray(r.genres) ? r.genres.map(String) : [],
+        })),
         historyLength,
       );
     } finally {
@@ -63,7 +71,11 @@ export async function loadMovieLens(dir: string, opts: MovieLensOptions = {}): P
   }
 }
 
-function encode(rows: Array<{ u: number; m: number; rating: number; ts: number }>, movies: Array<{ m: number; year: number | null; genres: string[] }>, historyLength: number): MovieLensData {
+function encode(
+  rows: Array<{ u: number; m: number; rating: number; ts: number }>,
+  movies: Array<{ m: number; year: number | null; genres: string[] }>,
+  historyLength: number,
+): MovieLensData {
   // Indices in order of first appearance, rows being ordered by (user, time): deterministic.
   const userIdx = new Map<number, number>();
   const itemIdx = new Map<number, number>();
@@ -115,11 +127,33 @@ function encode(rows: Array<{ u: number; m: number; rating: number; ts: number }
   };
   const schema = parseSchema(
     [
-      { name: "user_id", dtype: "int32", tags: ["categorical", "user", "user_id"], properties: { cardinality: userIdx.size } },
-      { name: "item_id", dtype: "int32", tags: ["categorical", "item", "item_id"], properties: { cardinality: nItems } },
-      { name: "genres", dtype: "int32", isList: true, tags: ["categorical", "item", "list"], properties: { cardinality: genreVocab.size } },
+      {
+        name: "user_id",
+        dtype: "int32",
+        tags: ["categorical", "user", "user_id"],
+        properties: { cardinality: userIdx.size },
+      },
+      {
+        name: "item_id",
+        dtype: "int32",
+        tags: ["categorical", "item", "item_id"],
+        properties: { cardinality: nItems },
+      },
+      {
+        name: "genres",
+        dtype: "int32",
+        isList: true,
+        tags: ["categorical", "item", "list"],
+        properties: { cardinality: genreVocab.size },
+      },
       { name: "year", dtype: "int32", tags: ["categorical", "item"], properties: { cardinality: yearVocab.size } },
-      { name: "recent_items", dtype: "int32", isList: true, tags: ["categorical", "user", "list"], properties: { cardinality: nItems } },
+      {
+        name: "recent_items",
+        dtype: "int32",
+        isList: true,
+        tags: ["categorical", "user", "list"],
+        properties: { cardinality: nItems },
+      },
       { name: "last_item", dtype: "int32", tags: ["categorical", "user"], properties: { cardinality: nItems + 1 } },
       { name: "timestamp", dtype: "int64", tags: ["time"], properties: {} },
       { name: "rating", dtype: "float32", tags: ["target", "regression"], properties: {} },

@@ -16,7 +16,12 @@ export interface NegativeDraw {
  * items for "batch", the catalogue's for "catalogue"). Draws `perPositive` candidates per row uniformly, skipping
  * those equal to the positive; a row whose candidates are all its own item gets fewer (possibly none).
  */
-export function sampleNegatives(positiveItems: Int32Array, candidateItems: Int32Array, perPositive: number, rand: () => number): NegativeDraw {
+export function sampleNegatives(
+  positiveItems: Int32Array,
+  candidateItems: Int32Array,
+  perPositive: number,
+  rand: () => number,
+): NegativeDraw {
   const n = candidateItems.length;
   const pos: number[] = [];
   const cand: number[] = [];

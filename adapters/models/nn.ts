@@ -2,7 +2,14 @@
 // categorical columns, mean-pooled for lists, plus continuous columns), and the optimiser step that applies
 // Adam to dense weights and lazy Adam to the embedding rows a batch touched.
 import { tf } from "./backend.js";
-import { DEFAULT_ADAM, EmbeddingTable, disposeLookup, type AdamConfig, type EmbeddingUpdate, type PreparedLookup } from "./embedding.js";
+import {
+  DEFAULT_ADAM,
+  EmbeddingTable,
+  disposeLookup,
+  type AdamConfig,
+  type EmbeddingUpdate,
+  type PreparedLookup,
+} from "./embedding.js";
 import { isList, type Frame } from "./frame.js";
 import type { CategoricalInput, ContinuousInput } from "./schema.js";
 
@@ -14,7 +21,13 @@ export interface DenseLayer {
   activation: "relu" | "linear" | "sigmoid";
 }
 
-export function dense(inDim: number, units: number, activation: DenseLayer["activation"], seed: number, prefix: string): DenseLayer {
+export function dense(
+  inDim: number,
+  units: number,
+  activation: DenseLayer["activation"],
+  seed: number,
+  prefix: string,
+): DenseLayer {
   // A variable keeps its own reference to the data: release the initial tensors.
   const k0 = tf.initializers.glorotUniform({ seed }).apply([inDim, units]) as tf.Tensor2D;
   const b0 = tf.zeros([units]);
@@ -33,7 +46,13 @@ export function applyDense(l: DenseLayer, x: tf.Tensor2D): tf.Tensor2D {
 }
 
 /** An MLP; the last layer is linear when `noActivationLast` (Merlin's no_activation_last_layer). */
-export function mlp(inDim: number, units: number[], seed: number, prefix: string, noActivationLast: boolean): DenseLayer[] {
+export function mlp(
+  inDim: number,
+  units: number[],
+  seed: number,
+  prefix: string,
+  noActivationLast: boolean,
+): DenseLayer[] {
   const layers: DenseLayer[] = [];
   let d = inDim;
   units.forEach((u, i) => {
@@ -66,10 +85,18 @@ export class FeatureEncoder {
   readonly continuous: ContinuousInput[];
   readonly tables: EmbeddingTable[];
 
-  constructor(categorical: CategoricalInput[], continuous: ContinuousInput[], mode: EmbeddingUpdate, seed: number, dimOverride?: number) {
+  constructor(
+    categorical: CategoricalInput[],
+    continuous: ContinuousInput[],
+    mode: EmbeddingUpdate,
+    seed: number,
+    dimOverride?: number,
+  ) {
     this.categorical = categorical;
     this.continuous = continuous;
-    this.tables = categorical.map((c, i) => new EmbeddingTable(c.name, c.cardinality, dimOverride ?? c.dim, mode, seed + 104729 * (i + 1)));
+    this.tables = categorical.map(
+      (c, i) => new EmbeddingTable(c.name, c.cardinality, dimOverride ?? c.dim, mode, seed + 104729 * (i + 1)),
+    );
   }
 
   /** Sum of embedding dims plus the number of continuous columns. */

@@ -3,7 +3,20 @@
 import { readFileSync } from "node:fs";
 import { ValidationError } from "../../common/errors.js";
 
-export const SCHEMA_TAGS = ["categorical", "continuous", "user", "item", "user_id", "item_id", "session_id", "target", "binary_classification", "regression", "time", "list"] as const;
+export const SCHEMA_TAGS = [
+  "categorical",
+  "continuous",
+  "user",
+  "item",
+  "user_id",
+  "item_id",
+  "session_id",
+  "target",
+  "binary_classification",
+  "regression",
+  "time",
+  "list",
+] as const;
 export type SchemaTag = (typeof SCHEMA_TAGS)[number];
 
 export interface SchemaColumn {
@@ -52,40 +65,63 @@ export function inferEmbeddingDim(cardinality: number): number {
 
 /** Parse and check a schema (an array of columns, or `{ columns: [...] }`); `where` names the source in errors. */
 export function parseSchema(raw: unknown, where = "schema"): SchemaColumn[] {
-  const list = Array.isArray(raw) ? raw : raw && typeof raw === "object" && Array.isArray((raw as { columns?: unknown }).columns) ? (raw as { columns: unknown[] }).columns : null;
+  const list = Array.isArray(raw)
+    ? raw
+    : raw && typeof raw === "object" && Array.isArray((raw as { columns?: unknown }).columns)
+      ? (raw as { columns: unknown[] }).columns
+      : null;
   if (!list) throw new ValidationError(`${where}: expected an array of columns or an object with a "columns" array`);
   const seen = new Set<string>();
   return list.map((c, i) => {
     if (!c || typeof c !== "object") throw new ValidationError(`${where}: column #${i} is not an object`);
     const o = c as Record<string, unknown>;
     const name = o.name;
-    if (typeof name !== "string" || name === "") throw new ValidationError(`${where}: column #${i} has no "name" string`);
+    if (typeof name !== "string" || name === "")
+      throw new ValidationError(`${where}: column #${i} has no "name" string`);
     if (seen.has(name)) throw new ValidationError(`${where}: column "${name}" appears twice`);
     seen.add(name);
     const tagsRaw = o.tags ?? [];
-    if (!Array.isArray(tagsRaw)) throw new ValidationError(`${where}: column "${name}": "tags" must be an array of strings`);
+    if (!Array.isArray(tagsRaw))
+      throw new ValidationError(`${where}: column "${name}": "tags" must be an array of strings`);
     const tags = tagsRaw.map((t) => {
       const s = String(t).toLowerCase();
-      if (!(SCHEMA_TAGS as readonly string[]).includes(s)) throw new ValidationError(`${where}: column "${name}": unknown tag "${String(t)}" (expected one of ${SCHEMA_TAGS.join(", ")})`);
+      if (!(SCHEMA_TAGS as readonly string[]).includes(s))
+        throw new ValidationError(
+          `${where}: column "${name}": unknown tag "${String(t)}" (expected one of ${SCHEMA_TAGS.join(", ")})`,
+        );
       return s as SchemaTag;
     });
     const props = (o.properties ?? {}) as Record<string, unknown>;
-    if (typeof props !== "object") throw new ValidationError(`${where}: column "${name}": "properties" must be an object`);
+    if (typeof props !== "object")
+      throw new ValidationError(`${where}: column "${name}": "properties" must be an object`);
     const properties: SchemaColumn["properties"] = {};
     for (const k of ["cardinality", "embeddingDim", "startIndex"] as const) {
       const v = props[k];
       if (v === undefined || v === null) continue;
-      if (typeof v !== "number" || !Number.isInteger(v) || v < 0) throw new ValidationError(`${where}: column "${name}": properties.${k} must be a non-negative integer, got ${JSON.stringify(v)}`);
+      if (typeof v !== "number" || !Number.isInteger(v) || v < 0)
+        throw new ValidationError(
+          `${where}: column "${name}": properties.${k} must be a non-negative integer, got ${JSON.stringify(v)}`,
+        );
       properties[k] = v;
     }
     const dom = props.domain as { min?: unknown; max?: unknown } | undefined;
-    if (dom && typeof dom.min === "number" && typeof dom.max === "number") properties.domain = { min: dom.min, max: dom.max };
+    if (dom && typeof dom.min === "number" && typeof dom.max === "number")
+      properties.domain = { min: dom.min, max: dom.max };
     if (tags.includes("categorical")) {
       const card = properties.cardinality ?? (properties.domain ? properties.domain.max + 1 : undefined);
-      if (!card || card < 1) throw new ValidationError(`${where}: categorical column "${name}" needs properties.cardinality (or domain.max) >= 1`);
+      if (!card || card < 1)
+        throw new ValidationError(
+          `${where}: categorical column "${name}" needs properties.cardinality (or domain.max) >= 1`,
+        );
       properties.cardinality = card;
     }
-    return { name, dtype: typeof o.dtype === "string" ? o.dtype : "unknown", isList: o.isList === true || tags.includes("list"), tags, properties };
+    return {
+      name,
+      dtype: typeof o.dtype === "string" ? o.dtype : "unknown",
+      isList: o.isList === true || tags.includes("list"),
+      tags,
+      properties,
+    };
   });
 }
 
@@ -147,7 +183,10 @@ export function selectInputs(schema: SchemaColumn[], opts: SelectOptions = {}): 
 }
 
 /** The inputs of one side (towers) or of several (ranking). */
-export function inputsOf(spec: InputSpec, sides: Side[]): { categorical: CategoricalInput[]; continuous: ContinuousInput[] } {
+export function inputsOf(
+  spec: InputSpec,
+  sides: Side[],
+): { categorical: CategoricalInput[]; continuous: ContinuousInput[] } {
   return {
     categorical: spec.categorical.filter((c) => sides.includes(c.side)),
     continuous: spec.continuous.filter((c) => sides.includes(c.side)),

@@ -95,7 +95,10 @@ export function syntheticAliCcp(opts: SyntheticOptions): SyntheticData {
   );
   return {
     impressions: { length: n, columns: cols },
-    items: { length: items, columns: { item_id: ids, item_category: itemCat, item_shop: itemShop, item_brand: itemBrand } },
+    items: {
+      length: items,
+      columns: { item_id: ids, item_category: itemCat, item_shop: itemShop, item_brand: itemBrand },
+    },
     schema,
   };
 }

@@ -56,12 +56,21 @@ export function fit(model: Trainable, data: Frame, opts: FitOptions = {}): Epoch
     progress.stop();
     const seconds = (performance.now() - t0) / 1000;
     const metrics = opts.afterEpoch?.(epoch) ?? {};
-    const stats: EpochStats = { epoch, loss: lossSum / Math.max(seen, 1), samples: seen, seconds, samplesPerSecond: seen / seconds, metrics };
+    const stats: EpochStats = {
+      epoch,
+      loss: lossSum / Math.max(seen, 1),
+      samples: seen,
+      seconds,
+      samplesPerSecond: seen / seconds,
+      metrics,
+    };
     history.push(stats);
     const m = Object.entries(metrics)
       .map(([k, v]) => `${k} ${v.toFixed(4)}`)
       .join(" ");
-    opts.log?.(`epoch ${epoch}/${epochs}: loss ${stats.loss.toFixed(4)} | ${Math.round(stats.samplesPerSecond)} samples/s | ${seconds.toFixed(1)}s${m ? " | " + m : ""}`);
+    opts.log?.(
+      `epoch ${epoch}/${epochs}: loss ${stats.loss.toFixed(4)} | ${Math.round(stats.samplesPerSecond)} samples/s | ${seconds.toFixed(1)}s${m ? " | " + m : ""}`,
+    );
   }
   return history;
 }

@@ -3,7 +3,17 @@
 import { matMulFast, tf } from "./backend.js";
 import type { EmbeddingUpdate } from "./embedding.js";
 import { concatFrames, rng, sliceFrame, takeRows, type Frame } from "./frame.js";
-import { applyMlp, disposePrepared, FeatureEncoder, mlp, mlpVariables, Optimizer, tableVariables, type DenseLayer, type PreparedFeatures } from "./nn.js";
+import {
+  applyMlp,
+  disposePrepared,
+  FeatureEncoder,
+  mlp,
+  mlpVariables,
+  Optimizer,
+  tableVariables,
+  type DenseLayer,
+  type PreparedFeatures,
+} from "./nn.js";
 import { inputColumns, inputsOf, type InputSpec } from "./schema.js";
 import { ValidationError } from "../../common/errors.js";
 
@@ -47,11 +57,14 @@ export class TwoTowerModel {
       learningRate: opts.learningRate ?? 1e-3,
       seed: opts.seed ?? 42,
     };
-    if (!spec.itemIdColumn) throw new ValidationError("two-tower: the schema has no categorical column tagged item_id (the catalogue key)");
+    if (!spec.itemIdColumn)
+      throw new ValidationError("two-tower: the schema has no categorical column tagged item_id (the catalogue key)");
     const user = inputsOf(spec, ["user"]);
     const item = inputsOf(spec, ["item"]);
-    if (user.categorical.length + user.continuous.length === 0) throw new ValidationError("two-tower: no input column is tagged user (query tower)");
-    if (item.categorical.length + item.continuous.length === 0) throw new ValidationError("two-tower: no input column is tagged item (candidate tower)");
+    if (user.categorical.length + user.continuous.length === 0)
+      throw new ValidationError("two-tower: no input column is tagged user (query tower)");
+    if (item.categorical.length + item.continuous.length === 0)
+      throw new ValidationError("two-tower: no input column is tagged item (candidate tower)");
     this.spec = spec;
     this.itemIdColumn = spec.itemIdColumn;
     const { seed, embeddingUpdate, layers } = this.options;
@@ -91,7 +104,12 @@ export class TwoTowerModel {
   }
 
   private denseVariables(): tf.Variable[] {
-    return [...mlpVariables(this.query.mlp), ...mlpVariables(this.candidate.mlp), ...tableVariables(this.query.enc), ...tableVariables(this.candidate.enc)];
+    return [
+      ...mlpVariables(this.query.mlp),
+      ...mlpVariables(this.candidate.mlp),
+      ...tableVariables(this.query.enc),
+      ...tableVariables(this.candidate.enc),
+    ];
   }
 
   /** One optimisation step on a batch of positive (user, item) rows; returns the loss. */
@@ -100,8 +118,10 @@ export class TwoTowerModel {
     const items = batch.columns[this.itemIdColumn] as Int32Array;
     // Candidates: the batch's own items, plus M uniformly drawn catalogue items when mixing negatives.
     const M = this.catalogue ? this.options.mixedNegatives : 0;
-    if (this.options.mixedNegatives > 0 && !this.catalogue) throw new Error("two-tower: mixed negatives need setCatalogue() first");
-    if (this.options.logQCorrection && !this.logQ) throw new Error("two-tower: logQ correction needs setItemFrequencies() first");
+    if (this.options.mixedNegatives > 0 && !this.catalogue)
+      throw new Error("two-tower: mixed negatives need setCatalogue() first");
+    if (this.options.logQCorrection && !this.logQ)
+      throw new Error("two-tower: logQ correction needs setItemFrequencies() first");
     let candidates = batch;
     if (M > 0) {
       const cat = this.catalogue as Frame;
@@ -119,7 +139,8 @@ export class TwoTowerModel {
     if (this.options.logQCorrection) {
       const uniform = M > 0 ? M / (this.catalogue as Frame).length : 0;
       const lq = new Float32Array(C);
-      for (let j = 0; j < C; j++) lq[j] = -Math.log(B * Math.exp((this.logQ as Float32Array)[candItems[j]] ?? -30) + uniform);
+      for (let j = 0; j < C; j++)
+        lq[j] = -Math.log(B * Math.exp((this.logQ as Float32Array)[candItems[j]] ?? -30) + uniform);
       colBias = tf.tensor2d(lq, [1, C]);
     }
     let hitMask: tf.Tensor2D | null = null;
@@ -228,4 +249,3 @@ export function accidentalHitMask(rowItems: Int32Array, colItems: Int32Array = r
   }
   return m;
 }
-

@@ -5,20 +5,35 @@ import { RepoCommand, splitList } from "../base.js";
 
 export default class GetOnlineFeatures extends RepoCommand {
   static override description = "Read features of some entities from the online store; prints Feast's JSON response";
-  static override examples = ["fs get-online-features --features user_features:age,user_features:city --entity user_id=1 --entity user_id=2"];
+  static override examples = [
+    "fs get-online-features --features user_features:age,user_features:city --entity user_id=1 --entity user_id=2",
+  ];
   static override flags = {
-    features: Flags.string({ char: "f", multiple: true, description: "view:feature references (comma-separated or repeated)", exclusive: ["feature-service"] }),
+    features: Flags.string({
+      char: "f",
+      multiple: true,
+      description: "view:feature references (comma-separated or repeated)",
+      exclusive: ["feature-service"],
+    }),
     "feature-service": Flags.string({ char: "s", description: "a feature service name" }),
-    entity: Flags.string({ char: "e", multiple: true, required: true, description: "join key value, KEY=VALUE; repeat for more rows (composite keys: user_id=1,item_id=5)" }),
+    entity: Flags.string({
+      char: "e",
+      multiple: true,
+      required: true,
+      description: "join key value, KEY=VALUE; repeat for more rows (composite keys: user_id=1,item_id=5)",
+    }),
     "full-feature-names": Flags.boolean({ description: "name features view__feature" }),
   };
   async run(): Promise<void> {
     const { flags } = await this.parse(GetOnlineFeatures);
     const store = await this.openStore(flags.repo);
     const features = flags["feature-service"] ?? splitList(flags.features);
-    if (Array.isArray(features) && features.length === 0) throw new ValidationError("give --features view:feature,... or --feature-service NAME");
+    if (Array.isArray(features) && features.length === 0)
+      throw new ValidationError("give --features view:feature,... or --feature-service NAME");
     // Join-key values arrive as text: type them as the registry declares the key.
-    const keyTypes = new Map(store.listFeatureViews().flatMap((v) => v.entityColumns.map((c) => [c.name, baseType(c.dtype)] as const)));
+    const keyTypes = new Map(
+      store.listFeatureViews().flatMap((v) => v.entityColumns.map((c) => [c.name, baseType(c.dtype)] as const)),
+    );
     const rows = flags.entity.map((spec) => {
       const row: Record<string, unknown> = {};
       for (const part of spec.split(",")) {
@@ -29,7 +44,8 @@ export default class GetOnlineFeatures extends RepoCommand {
         const t = keyTypes.get(key);
         if (t === "int32" || t === "int64" || t === "float32" || t === "float64") {
           const n = Number(raw);
-          if (raw === "" || !Number.isFinite(n)) throw new ValidationError(`--entity "${spec}": join key "${key}" is ${t} but "${raw}" is not a number`);
+          if (raw === "" || !Number.isFinite(n))
+            throw new ValidationError(`--entity "${spec}": join key "${key}" is ${t} but "${raw}" is not a number`);
           row[key] = n;
         } else if (t === "bool") row[key] = raw === "true";
         else row[key] = raw;
@@ -37,8 +53,14 @@ export default class GetOnlineFeatures extends RepoCommand {
       return row;
     });
     const names = new Set(rows.flatMap((r) => Object.keys(r)));
-    for (const r of rows) for (const n of names) if (!(n in r)) throw new ValidationError(`--entity: every row needs the same keys; a row lacks "${n}"`);
-    const res = await store.getOnlineFeatures({ features, entityRows: rows, fullFeatureNames: flags["full-feature-names"] });
+    for (const r of rows)
+      for (const n of names)
+        if (!(n in r)) throw new ValidationError(`--entity: every row needs the same keys; a row lacks "${n}"`);
+    const res = await store.getOnlineFeatures({
+      features,
+      entityRows: rows,
+      fullFeatureNames: flags["full-feature-names"],
+    });
     this.log(JSON.stringify(res.toFeastJSON(), null, 2));
   }
 }

@@ -7,13 +7,24 @@ export default class MaterializeIncremental extends RepoCommand {
   static override description = "Materialize each view from where its last run ended (or END - ttl) up to END";
   static override examples = ["fs materialize-incremental now", "fs materialize-incremental 2025-01-01T00:00:00"];
   static override args = { end: Args.string({ required: true, description: 'end (ISO time or "now")' }) };
-  static override flags = { views: Flags.string({ char: "v", multiple: true, description: "only these feature views (comma-separated or repeated)" }) };
+  static override flags = {
+    views: Flags.string({
+      char: "v",
+      multiple: true,
+      description: "only these feature views (comma-separated or repeated)",
+    }),
+  };
   async run(): Promise<void> {
     const { args, flags } = await this.parse(MaterializeIncremental);
     const store = await this.openStore(flags.repo);
-    const report = await store.materializeIncremental(args.end, { views: splitList(flags.views), progress: consoleProgress() });
+    const report = await store.materializeIncremental(args.end, {
+      views: splitList(flags.views),
+      progress: consoleProgress(),
+    });
     for (const v of report.views) {
-      this.log(`${v.view}: ${v.rows} rows from ${isoUtc(v.start)} to ${isoUtc(v.end)}, ${v.written} written, ${v.seconds.toFixed(2)}s`);
+      this.log(
+        `${v.view}: ${v.rows} rows from ${isoUtc(v.start)} to ${isoUtc(v.end)}, ${v.written} written, ${v.seconds.toFixed(2)}s`,
+      );
     }
   }
 }

@@ -7,7 +7,8 @@ import { LOG_LEVELS, type LogLevel } from "../../server/log.js";
 import { FstoreCommand } from "../base.js";
 
 export default class Serve extends FstoreCommand {
-  static override description = "Serve the feature store over HTTP with Feast's REST API (get-online-features, push, write-to-online-store, materialize, health, metrics)";
+  static override description =
+    "Serve the feature store over HTTP with Feast's REST API (get-online-features, push, write-to-online-store, materialize, health, metrics)";
   static override examples = [
     "fs serve",
     "fs serve --repo my_repo --port 6566 --host 0.0.0.0 --auth-token s3cret",
@@ -15,12 +16,34 @@ export default class Serve extends FstoreCommand {
     `curl -s localhost:6566/get-online-features -d '{"features":["user_features:age"],"entities":{"user_id":[1,2]}}'`,
   ];
   static override flags = {
-    repo: Flags.string({ char: "r", aliases: ["chdir"], description: "feature repository folder (holds feature_store.yaml)", default: "." }),
-    port: Flags.integer({ char: "p", description: "port (0 picks a free one)", default: DEFAULT_PORT, min: 0, max: 65535 }),
+    repo: Flags.string({
+      char: "r",
+      aliases: ["chdir"],
+      description: "feature repository folder (holds feature_store.yaml)",
+      default: ".",
+    }),
+    port: Flags.integer({
+      char: "p",
+      description: "port (0 picks a free one)",
+      default: DEFAULT_PORT,
+      min: 0,
+      max: 65535,
+    }),
     host: Flags.string({ description: "address to listen on", default: "127.0.0.1" }),
-    "auth-token": Flags.string({ description: "require 'Authorization: Bearer <token>' on every endpoint but /health", env: "FSTORE_AUTH_TOKEN" }),
-    "max-body-bytes": Flags.integer({ description: "larger request bodies answer 413", default: DEFAULT_MAX_BODY_BYTES, min: 1 }),
-    "registry-ttl": Flags.integer({ description: "seconds between background registry refreshes; 0 = load once, never refresh, as in Feast (default: registry_ttl_sec of feature_store.yaml, else 10)", min: 0 }),
+    "auth-token": Flags.string({
+      description: "require 'Authorization: Bearer <token>' on every endpoint but /health",
+      env: "FSTORE_AUTH_TOKEN",
+    }),
+    "max-body-bytes": Flags.integer({
+      description: "larger request bodies answer 413",
+      default: DEFAULT_MAX_BODY_BYTES,
+      min: 1,
+    }),
+    "registry-ttl": Flags.integer({
+      description:
+        "seconds between background registry refreshes; 0 = load once, never refresh, as in Feast (default: registry_ttl_sec of feature_store.yaml, else 10)",
+      min: 0,
+    }),
     workers: Flags.integer({
       char: "w",
       description:
@@ -28,7 +51,11 @@ export default class Serve extends FstoreCommand {
       default: 1,
       min: 0,
     }),
-    "log-level": Flags.string({ description: "log level of the JSON lines on stdout", options: [...LOG_LEVELS], default: process.env.FSTORE_LOG_LEVEL ?? "info" }),
+    "log-level": Flags.string({
+      description: "log level of the JSON lines on stdout",
+      options: [...LOG_LEVELS],
+      default: process.env.FSTORE_LOG_LEVEL ?? "info",
+    }),
   };
 
   async run(): Promise<void> {
@@ -79,7 +106,9 @@ export default class Serve extends FstoreCommand {
     if (workers === 1) cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({ execArgv: [...process.execArgv, ...SERVER_NODE_FLAGS] });
     const log = (msg: string, fields: Record<string, unknown> = {}) =>
-      process.stdout.write(JSON.stringify({ time: new Date().toISOString(), level: "info", msg, pid: process.pid, ...fields }) + "\n");
+      process.stdout.write(
+        JSON.stringify({ time: new Date().toISOString(), level: "info", msg, pid: process.pid, ...fields }) + "\n",
+      );
     const listening = new Set<number>();
     cluster.on("listening", (worker) => listening.add(worker.id));
     cluster.on("exit", (worker, code, signal) => {

@@ -17,13 +17,29 @@ export default class Train extends RepoCommand {
     model: Args.string({ required: true, options: ["two-tower", "dlrm"], description: "which model to train" }),
   };
   static override flags = {
-    "entity-df": Flags.string({ required: true, description: "parquet file of entity rows (join keys, event_timestamp, optional target), or a DuckDB SQL query" }),
-    features: Flags.string({ char: "f", multiple: true, description: "view:feature references", exclusive: ["feature-service"] }),
+    "entity-df": Flags.string({
+      required: true,
+      description: "parquet file of entity rows (join keys, event_timestamp, optional target), or a DuckDB SQL query",
+    }),
+    features: Flags.string({
+      char: "f",
+      multiple: true,
+      description: "view:feature references",
+      exclusive: ["feature-service"],
+    }),
     "feature-service": Flags.string({ char: "s", description: "a feature service name" }),
-    schema: Flags.string({ required: true, description: "ETL schema.json: cardinalities and tags (user/item/target) of the columns" }),
+    schema: Flags.string({
+      required: true,
+      description: "ETL schema.json: cardinalities and tags (user/item/target) of the columns",
+    }),
     output: Flags.string({ char: "o", required: true, description: "output folder for the exported model(s)" }),
-    "item-view": Flags.string({ description: "feature view holding every item (item embeddings / catalogue negatives for all of them)" }),
-    "timestamp-column": Flags.string({ default: "event_timestamp", description: "entity df column holding each row's time" }),
+    "item-view": Flags.string({
+      description: "feature view holding every item (item embeddings / catalogue negatives for all of them)",
+    }),
+    "timestamp-column": Flags.string({
+      default: "event_timestamp",
+      description: "entity df column holding each row's time",
+    }),
     epochs: Flags.integer({ default: 5 }),
     "batch-size": Flags.integer({ default: 1024 }),
     "learning-rate": Flags.string({ default: "0.001" }),
@@ -36,8 +52,15 @@ export default class Train extends RepoCommand {
     temperature: Flags.string({ default: "1", description: "two-tower: logits divided by this" }),
     logq: Flags.boolean({ description: "two-tower: logQ popularity correction of in-batch negatives" }),
     "embedding-dim": Flags.integer({ default: 64, description: "dlrm: dimension of every embedding" }),
-    negatives: Flags.integer({ default: 0, description: "dlrm: sampled negatives per positive (0 = train on the target column)" }),
-    "negative-source": Flags.string({ default: "batch", options: ["batch", "catalogue"], description: "dlrm: draw negatives from the batch rows or the item catalogue" }),
+    negatives: Flags.integer({
+      default: 0,
+      description: "dlrm: sampled negatives per positive (0 = train on the target column)",
+    }),
+    "negative-source": Flags.string({
+      default: "batch",
+      options: ["batch", "catalogue"],
+      description: "dlrm: draw negatives from the batch rows or the item catalogue",
+    }),
     seed: Flags.integer({ default: 42 }),
   };
 
@@ -47,10 +70,12 @@ export default class Train extends RepoCommand {
     const { trainDlrmJob, trainTwoTowerJob } = await import("../../adapters/models/jobs.js");
     const store = await this.openStore(flags.repo);
     const features = flags["feature-service"] ?? splitList(flags.features);
-    if (Array.isArray(features) && features.length === 0) throw new ValidationError("give --features view:feature,... or --feature-service NAME");
+    if (Array.isArray(features) && features.length === 0)
+      throw new ValidationError("give --features view:feature,... or --feature-service NAME");
     const num = (name: string, v: string) => {
       const x = Number(v);
-      if (!Number.isFinite(x) || x <= 0) throw new ValidationError(`--${name} must be a positive number, got ${JSON.stringify(v)}`);
+      if (!Number.isFinite(x) || x <= 0)
+        throw new ValidationError(`--${name} must be a positive number, got ${JSON.stringify(v)}`);
       return x;
     };
     const df = flags["entity-df"];
@@ -84,9 +109,20 @@ export default class Train extends RepoCommand {
               logQCorrection: flags.logq,
             },
           })
-        : await trainDlrmJob({ ...common, dlrm: { embeddingDim: flags["embedding-dim"], negatives: flags.negatives, negativeSource: flags["negative-source"] as "batch" | "catalogue" } });
+        : await trainDlrmJob({
+            ...common,
+            dlrm: {
+              embeddingDim: flags["embedding-dim"],
+              negatives: flags.negatives,
+              negativeSource: flags["negative-source"] as "batch" | "catalogue",
+            },
+          });
     for (const [model, m] of Object.entries(res.metrics)) {
-      this.log(`${model}: ${Object.entries(m).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`).join(", ")}`);
+      this.log(
+        `${model}: ${Object.entries(m)
+          .map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`)
+          .join(", ")}`,
+      );
     }
     this.log(`exported ${res.files.join(", ")}`);
   }

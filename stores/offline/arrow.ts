@@ -41,7 +41,8 @@ function dtypeOfArrow(t: DataType): Dtype | "timestamp" | null {
 }
 
 function plainValue(v: unknown): unknown {
-  if (v !== null && typeof v === "object" && "toArray" in v && typeof (v as Vector).toArray === "function") return Array.from(v as Vector);
+  if (v !== null && typeof v === "object" && "toArray" in v && typeof (v as Vector).toArray === "function")
+    return Array.from(v as Vector);
   return v;
 }
 
@@ -49,7 +50,10 @@ function plainValue(v: unknown): unknown {
 export function arrowToPrepared(table: Table, timestampColumn: string, what: string): PreparedColumn[] {
   return table.schema.fields.map((field, i) => {
     const dtype = dtypeOfArrow(field.type);
-    if (dtype === null) throw new ValidationError(`${what}: column "${field.name}" has Arrow type ${String(field.type)}, which fstore cannot load`);
+    if (dtype === null)
+      throw new ValidationError(
+        `${what}: column "${field.name}" has Arrow type ${String(field.type)}, which fstore cannot load`,
+      );
     const vec = table.getChildAt(i);
     const values: unknown[] = new Array<unknown>(table.numRows);
     if (vec) {
@@ -94,14 +98,21 @@ function forArrow(values: ArrayLike<unknown>, type: DataType): unknown[] {
     for (let i = 0; i < out.length; i++) if (typeof out[i] === "number") out[i] = BigInt(out[i] as number);
   } else if (DataType.isList(type)) {
     const child = type.children[0].type;
-    for (let i = 0; i < out.length; i++) if (out[i] !== null && out[i] !== undefined) out[i] = forArrow(out[i] as ArrayLike<unknown>, child);
+    for (let i = 0; i < out.length; i++)
+      if (out[i] !== null && out[i] !== undefined) out[i] = forArrow(out[i] as ArrayLike<unknown>, child);
   }
   return out;
 }
 
 function concatColumn(parts: Array<ArrayLike<unknown>>): ArrayLike<unknown> {
   if (parts.length === 1) return parts[0];
-  const typed = parts.every((p) => p instanceof Float64Array) ? Float64Array : parts.every((p) => p instanceof Int32Array) ? Int32Array : parts.every((p) => p instanceof Float32Array) ? Float32Array : null;
+  const typed = parts.every((p) => p instanceof Float64Array)
+    ? Float64Array
+    : parts.every((p) => p instanceof Int32Array)
+      ? Int32Array
+      : parts.every((p) => p instanceof Float32Array)
+        ? Float32Array
+        : null;
   const total = parts.reduce((n, p) => n + p.length, 0);
   if (typed) {
     const out = new typed(total);
@@ -127,9 +138,13 @@ export async function batchesToArrow(plan: ReadColumn[], batches: AsyncIterable<
     const type = arrowTypeOf(c.kind, c.duckType);
     const values = concatColumn(parts[j]);
     const direct =
-      (c.kind === "f64" && values instanceof Float64Array) || (c.kind === "f32" && values instanceof Float32Array) || (c.kind === "i32" && values instanceof Int32Array);
+      (c.kind === "f64" && values instanceof Float64Array) ||
+      (c.kind === "f32" && values instanceof Float32Array) ||
+      (c.kind === "i32" && values instanceof Int32Array);
     // typed arrays without nulls become Arrow vectors without a copy
-    vectors[c.name] = direct ? vectorFromArray(values as Float64Array | Float32Array | Int32Array) : vectorFromArray(forArrow(values, type), type);
+    vectors[c.name] = direct
+      ? vectorFromArray(values as Float64Array | Float32Array | Int32Array)
+      : vectorFromArray(forArrow(values, type), type);
   });
   return new Table(vectors);
 }

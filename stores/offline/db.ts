@@ -29,7 +29,8 @@ export class Duck {
     // never download extensions at query time (offline machines, reproducible runs); installed ones still load
     const options: Record<string, string> = { autoinstall_known_extensions: "false" };
     // in KiB: DuckDB's own units, whatever spelling feature_store.yaml used
-    if (settings.memoryLimitBytes !== undefined) options.memory_limit = `${Math.floor(settings.memoryLimitBytes / 1024)}KiB`;
+    if (settings.memoryLimitBytes !== undefined)
+      options.memory_limit = `${Math.floor(settings.memoryLimitBytes / 1024)}KiB`;
     if (settings.tempDirectory !== undefined) options.temp_directory = settings.tempDirectory;
     if (settings.threads !== undefined) options.threads = String(settings.threads);
     const instance = await DuckDBInstance.create(":memory:", options);
@@ -89,6 +90,10 @@ export class Duck {
  * and already treats TIMESTAMPTZ as UTC; with ICU loaded, pin the session zone to UTC.
  */
 async function setUtc(conn: DuckDBConnection): Promise<void> {
-  const icu = (await conn.runAndReadAll("SELECT count(*)::INTEGER AS n FROM duckdb_extensions() WHERE extension_name = 'icu' AND loaded")).getRowObjectsJS();
+  const icu = (
+    await conn.runAndReadAll(
+      "SELECT count(*)::INTEGER AS n FROM duckdb_extensions() WHERE extension_name = 'icu' AND loaded",
+    )
+  ).getRowObjectsJS();
   if (Number(icu[0]?.n) > 0) await conn.run("SET TimeZone = 'UTC'");
 }

@@ -2,9 +2,28 @@
 import { baseType, isListDtype, type Dtype, type ValueType } from "../../registry/types.js";
 import { ident } from "./sql.js";
 
-const INT_TYPES = new Set(["TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"]);
+const INT_TYPES = new Set([
+  "TINYINT",
+  "SMALLINT",
+  "INTEGER",
+  "BIGINT",
+  "HUGEINT",
+  "UTINYINT",
+  "USMALLINT",
+  "UINTEGER",
+  "UBIGINT",
+  "UHUGEINT",
+]);
 const FLOAT_TYPES = new Set(["FLOAT", "DOUBLE"]);
-const TIMESTAMP_TYPES = new Set(["TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_MS", "TIMESTAMP_NS", "TIMESTAMP_S", "DATETIME", "TIMESTAMPTZ"]);
+const TIMESTAMP_TYPES = new Set([
+  "TIMESTAMP",
+  "TIMESTAMP WITH TIME ZONE",
+  "TIMESTAMP_MS",
+  "TIMESTAMP_NS",
+  "TIMESTAMP_S",
+  "DATETIME",
+  "TIMESTAMPTZ",
+]);
 
 export type TypeFamily = "int" | "float" | "string" | "bool" | "bytes" | "timestamp" | "date" | "list" | "other";
 

@@ -9,14 +9,31 @@ import { batchSourceOf, type FeatureViewSpec, type FileSourceSpec } from "../../
 import type { ColumnBatch, HistoricalRequest, OfflineStore, PullLatestResult, RetrievalJob } from "../types.js";
 import { batchesToArrow } from "./arrow.js";
 import { Duck, type ColumnInfo, type DuckSettings } from "./db.js";
-import { compatibleWithDtype, describeColumns, joinTypesComparable, listElementType, typeFamily, type TypeFamily } from "./duck_types.js";
+import {
+  compatibleWithDtype,
+  describeColumns,
+  joinTypesComparable,
+  listElementType,
+  typeFamily,
+  type TypeFamily,
+} from "./duck_types.js";
 import { loadEntityDf } from "./entity_df.js";
 import { loadColumns, prepareColumn, type ColumnTarget } from "./load.js";
 import { copyToParquet, FAST_PARQUET } from "./parquet.js";
 import { pitSql, type PitView } from "./pit.js";
 import { countedBatches, readPlan, readSql, streamBatches, type ReadColumn } from "./read.js";
 import { ident, literal, timestampLiteral } from "./sql.js";
-import { describeSource, locateSource, rawColumnOf, requireColumn, resolveSourceRead, rowIdExpr, sourceLabel, sourceRelation, viewOwner } from "./source.js";
+import {
+  describeSource,
+  locateSource,
+  rawColumnOf,
+  requireColumn,
+  resolveSourceRead,
+  rowIdExpr,
+  sourceLabel,
+  sourceRelation,
+  viewOwner,
+} from "./source.js";
 
 const DEFAULT_BATCH = 65_536;
 
@@ -77,7 +94,15 @@ class DuckRetrievalJob implements RetrievalJob {
   }
 }
 
-const FAMILY_TARGET: Partial<Record<TypeFamily, ColumnTarget>> = { int: "int64", float: "float64", string: "string", bool: "bool", bytes: "bytes", timestamp: "timestamp", date: "timestamp" };
+const FAMILY_TARGET: Partial<Record<TypeFamily, ColumnTarget>> = {
+  int: "int64",
+  float: "float64",
+  string: "string",
+  bool: "bool",
+  bytes: "bytes",
+  timestamp: "timestamp",
+  date: "timestamp",
+};
 
 /** How JS values are checked before being cast to an existing file column's type (no silent rounding). */
 function targetForFileType(t: string): ColumnTarget {
@@ -108,24 +133,43 @@ class DuckDBOfflineStore implements OfflineStore {
         const read = resolveSourceRead(view, source, loc, columns);
         const keys = read.keys.map((k) => {
           const ec = entityCols.find((c) => c.name === k.name);
-          if (!ec) throw new ValidationError(`${owner}: the entity df has no join key column "${k.name}" (entity df columns: ${describeColumns(entityCols)})`);
+          if (!ec)
+            throw new ValidationError(
+              `${owner}: the entity df has no join key column "${k.name}" (entity df columns: ${describeColumns(entityCols)})`,
+            );
           if (!joinTypesComparable(ec.type, k.type)) {
-            throw new ValidationError(`${owner}: join key "${k.name}" is ${ec.type} in the entity df but ${k.type} in ${sourceLabel(loc)}; they cannot be compared`);
+            throw new ValidationError(
+              `${owner}: join key "${k.name}" is ${ec.type} in the entity df but ${k.type} in ${sourceLabel(loc)}; they cannot be compared`,
+            );
           }
           return { entityColumn: k.name, sourceColumn: k.raw };
         });
         const feats = features.map((f) => {
           if (!view.features.some((vf) => vf.name === f.name)) {
-            throw new ValidationError(`${owner} has no feature "${f.name}" (features: ${view.features.map((x) => x.name).join(", ")})`);
+            throw new ValidationError(
+              `${owner} has no feature "${f.name}" (features: ${view.features.map((x) => x.name).join(", ")})`,
+            );
           }
           const col = requireColumn(columns, source, loc, f.name, "feature", owner);
           const prior = taken.get(f.outputName);
-          if (prior) throw new ValidationError(`${owner}: output column "${f.outputName}" clashes with ${prior}; use full feature names (view__feature)`);
+          if (prior)
+            throw new ValidationError(
+              `${owner}: output column "${f.outputName}" clashes with ${prior}; use full feature names (view__feature)`,
+            );
           taken.set(f.outputName, `feature "${f.name}" of ${owner}`);
           return { sourceColumn: col.name, outputName: f.outputName };
         });
         // a view asked for no features adds no columns (its source was still checked above)
-        if (feats.length > 0) views.push({ relation: sourceRelation(loc, true), rowId: rowIdExpr(loc), keys, tsExpr: read.tsExpr, createdExpr: read.createdExpr, features: feats, ttlSeconds: view.ttlSeconds });
+        if (feats.length > 0)
+          views.push({
+            relation: sourceRelation(loc, true),
+            rowId: rowIdExpr(loc),
+            keys,
+            tsExpr: read.tsExpr,
+            createdExpr: read.createdExpr,
+            features: feats,
+            ttlSeconds: view.ttlSeconds,
+          });
       }
       const sql = pitSql({
         entityTable,
@@ -143,14 +187,27 @@ class DuckDBOfflineStore implements OfflineStore {
     }
   }
 
-  async pullLatest(view: FeatureViewSpec, startMs: number, endMs: number, opts: { batchSize?: number } = {}): Promise<PullLatestResult> {
+  async pullLatest(
+    view: FeatureViewSpec,
+    startMs: number,
+    endMs: number,
+    opts: { batchSize?: number } = {},
+  ): Promise<PullLatestResult> {
     const owner = viewOwner(view);
     const source = batchSourceOf(view);
     const { loc, columns } = await describeSource(this.duck, source, owner);
     const read = resolveSourceRead(view, source, loc, columns);
-    const feats = view.features.map((f) => ({ name: f.name, raw: requireColumn(columns, source, loc, f.name, "feature", owner).name }));
+    const feats = view.features.map((f) => ({
+      name: f.name,
+      raw: requireColumn(columns, source, loc, f.name, "feature", owner).name,
+    }));
     const keyNames = read.keys.map((k) => ident(k.name));
-    const narrow = [...read.keys.map((k) => `${ident(k.raw)} AS ${ident(k.name)}`), `${read.tsExpr} AS __ts`, `${read.createdExpr ?? "NULL::TIMESTAMP"} AS __cr`, `${rowIdExpr(loc)} AS __rid`];
+    const narrow = [
+      ...read.keys.map((k) => `${ident(k.raw)} AS ${ident(k.name)}`),
+      `${read.tsExpr} AS __ts`,
+      `${read.createdExpr ?? "NULL::TIMESTAMP"} AS __cr`,
+      `${rowIdExpr(loc)} AS __rid`,
+    ];
     const wide = [...narrow, ...feats.map((f) => `${ident(f.raw)} AS ${ident(f.name)}`)];
     const inWindow = `__ts BETWEEN ${timestampLiteral(startMs)} AND ${timestampLiteral(endMs)} AND ${keyNames.map((k) => `${k} IS NOT NULL`).join(" AND ")}`;
     const rel = sourceRelation(loc, true);
@@ -164,7 +221,9 @@ class DuckDBOfflineStore implements OfflineStore {
     const winners = `SELECT arg_max(__rid, ${order}) AS __rid FROM (SELECT ${narrow.join(", ")} FROM ${rel}) WHERE ${inWindow} GROUP BY ${keyNames.join(", ")}`;
     // the winners go to a temp table first: its size is the row count (for progress), and the rows can
     // then be streamed while the online store writes them
-    const latestOf = (rids: string) => `SELECT ${[...keyNames, ...feats.map((f) => ident(f.name)), "__ts", "__cr"].join(", ")}
+    const latestOf = (
+      rids: string,
+    ) => `SELECT ${[...keyNames, ...feats.map((f) => ident(f.name)), "__ts", "__cr"].join(", ")}
       FROM (SELECT ${wide.join(", ")} FROM ${rel}) w
       WHERE ${inWindow} AND w.__rid IN (${rids})
       ORDER BY ${keyNames.map((k) => `CAST(${k} AS VARCHAR)`).join(", ")}`;
@@ -173,13 +232,28 @@ class DuckDBOfflineStore implements OfflineStore {
     // appends or sweeps forward instead of dirtying a random page per row - SQLite inserts 1M keys at
     // 667k rows/s in that order against 41k/s in random order. DuckDB sorts larger-than-memory on disk.
     const setup = [`CREATE TEMP TABLE __fstore_winners AS ${winners}`];
-    const outCols: ColumnInfo[] = (await this.duck.describe(`(${latestOf(winners)})`)).filter((c) => c.name !== "__ts" && c.name !== "__cr");
+    const outCols: ColumnInfo[] = (await this.duck.describe(`(${latestOf(winners)})`)).filter(
+      (c) => c.name !== "__ts" && c.name !== "__cr",
+    );
     const plan: ReadColumn[] = [
       ...readPlan(outCols),
       { name: "__event_ts", kind: "f64", duckType: "DOUBLE", expr: "CAST(epoch_ms(__ts) AS DOUBLE) AS __event_ts" },
-      { name: "__created_ts", kind: "f64", duckType: "DOUBLE", expr: "coalesce(CAST(epoch_ms(__cr) AS DOUBLE), 0) AS __created_ts" },
+      {
+        name: "__created_ts",
+        kind: "f64",
+        duckType: "DOUBLE",
+        expr: "coalesce(CAST(epoch_ms(__cr) AS DOUBLE), 0) AS __created_ts",
+      },
     ];
-    return countedBatches(this.duck, setup, "SELECT count(*) FROM __fstore_winners", readSql(plan, `(${latest})`), plan, opts.batchSize ?? DEFAULT_BATCH, ["DROP TABLE IF EXISTS __fstore_winners"]);
+    return countedBatches(
+      this.duck,
+      setup,
+      "SELECT count(*) FROM __fstore_winners",
+      readSql(plan, `(${latest})`),
+      plan,
+      opts.batchSize ?? DEFAULT_BATCH,
+      ["DROP TABLE IF EXISTS __fstore_winners"],
+    );
   }
 
   async validateView(view: FeatureViewSpec): Promise<void> {
@@ -191,7 +265,9 @@ class DuckDBOfflineStore implements OfflineStore {
       const col = requireColumn(columns, source, loc, name, role, owner);
       if (!compatibleWithDtype(dtype, col.type)) {
         const label = col.name === name ? `"${name}"` : `"${col.name}" (mapped to "${name}")`;
-        throw new ValidationError(`${owner}: column ${label} in ${sourceLabel(loc)} is ${col.type} but the schema says ${dtype}`);
+        throw new ValidationError(
+          `${owner}: column ${label} in ${sourceLabel(loc)} is ${col.type} but the schema says ${dtype}`,
+        );
       }
     };
     for (const k of view.entityColumns) check(k.name, k.dtype, "join key");
@@ -201,7 +277,10 @@ class DuckDBOfflineStore implements OfflineStore {
   async appendRows(source: FileSourceSpec, rows: ColumnBatch): Promise<void> {
     const owner = `source "${source.name}"`;
     const loc = locateSource(source);
-    if (loc.kind === "glob") throw new ValidationError(`${owner}: cannot append to glob ${loc.path}; point the source at a parquet file or a folder`);
+    if (loc.kind === "glob")
+      throw new ValidationError(
+        `${owner}: cannot append to glob ${loc.path}; point the source at a parquet file or a folder`,
+      );
     if (rows.length === 0) return;
     // existing columns and types, when there is data already
     let existing: ColumnInfo[] | null = null;
@@ -213,15 +292,21 @@ class DuckDBOfflineStore implements OfflineStore {
         if (!(loc.kind === "folder" && e instanceof ValidationError && /no parquet files/.test(e.message))) throw e;
       }
     }
-    const timeCols = new Set([source.timestampField, ...(source.createdTimestampColumn ? [source.createdTimestampColumn] : [])]);
+    const timeCols = new Set([
+      source.timestampField,
+      ...(source.createdTimestampColumn ? [source.createdTimestampColumn] : []),
+    ]);
     // batch columns by raw file name
     const byRaw = new Map<string, ArrayLike<unknown>>();
     for (const [name, values] of Object.entries(rows.columns)) {
-      if (values.length !== rows.length) throw new ValidationError(`${owner}: column "${name}" has ${values.length} values, expected ${rows.length}`);
+      if (values.length !== rows.length)
+        throw new ValidationError(`${owner}: column "${name}" has ${values.length} values, expected ${rows.length}`);
       byRaw.set(timeCols.has(name) ? name : rawColumnOf(source, name), values);
     }
     if (!byRaw.has(source.timestampField)) {
-      throw new ValidationError(`${owner}: rows to append lack the timestamp column "${source.timestampField}" (columns: ${[...Object.keys(rows.columns)].join(", ")})`);
+      throw new ValidationError(
+        `${owner}: rows to append lack the timestamp column "${source.timestampField}" (columns: ${[...Object.keys(rows.columns)].join(", ")})`,
+      );
     }
     const what = `appending to ${loc.path}`;
     const table = this.duck.uniqueName("append");
@@ -229,14 +314,23 @@ class DuckDBOfflineStore implements OfflineStore {
     if (existing) {
       const fileCols = existing;
       const unknown = [...byRaw.keys()].filter((n) => !fileCols.some((c) => c.name === n));
-      if (unknown.length > 0) throw new ValidationError(`${owner}: columns ${unknown.map((n) => `"${n}"`).join(", ")} are not in ${loc.path} (columns: ${describeColumns(fileCols)})`);
+      if (unknown.length > 0)
+        throw new ValidationError(
+          `${owner}: columns ${unknown.map((n) => `"${n}"`).join(", ")} are not in ${loc.path} (columns: ${describeColumns(fileCols)})`,
+        );
       targets = fileCols.map((c) => {
         return { name: c.name, target: targetForFileType(c.type), castTo: c.type };
       });
     } else {
-      targets = [...byRaw.keys()].map((n) => ({ name: n, target: timeCols.has(n) ? "timestamp" : "infer", castTo: null }));
+      targets = [...byRaw.keys()].map((n) => ({
+        name: n,
+        target: timeCols.has(n) ? "timestamp" : "infer",
+        castTo: null,
+      }));
     }
-    const cols = targets.map((t) => prepareColumn(t.name, byRaw.get(t.name) ?? new Array<null>(rows.length).fill(null), t.target, what));
+    const cols = targets.map((t) =>
+      prepareColumn(t.name, byRaw.get(t.name) ?? new Array<null>(rows.length).fill(null), t.target, what),
+    );
     await this.duck.use(async (conn) => {
       await loadColumns(conn, table, cols, rows.length);
       try {

@@ -37,7 +37,6 @@ export interface PreparedColumn {
   duckType: string;
 }
 
-
 function isArrayLikeValue(v: unknown): v is ArrayLike<unknown> {
   return Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView) && !(v instanceof Uint8Array));
 }
@@ -100,7 +99,12 @@ function inferListDtype(values: ArrayLike<unknown>): Dtype {
 const epochSelect = (q: string): string => `make_timestamp(CAST(round(${q} * 1000) AS BIGINT))`;
 
 /** Check and convert one column of JS values for loading. `what` names the input in errors. */
-export function prepareColumn(name: string, values: ArrayLike<unknown>, target: ColumnTarget, what: string): PreparedColumn {
+export function prepareColumn(
+  name: string,
+  values: ArrayLike<unknown>,
+  target: ColumnTarget,
+  what: string,
+): PreparedColumn {
   const dtype = target === "infer" ? inferDtype(values) : target;
   const q = ident(name);
   const fail = (i: number, v: unknown, expected: string): never => {
@@ -112,7 +116,8 @@ export function prepareColumn(name: string, values: ArrayLike<unknown>, target: 
     for (let i = 0; i < n; i++) {
       const v = values[i];
       if (v === null || v === undefined) ms[i] = null;
-      else if (v instanceof Date || typeof v === "string" || typeof v === "number") ms[i] = toEpochMs(v, `${what}: column "${name}" row ${i}`);
+      else if (v instanceof Date || typeof v === "string" || typeof v === "number")
+        ms[i] = toEpochMs(v, `${what}: column "${name}" row ${i}`);
       else fail(i, v, "a timestamp (Date, ISO-8601 string or ms since the epoch)");
     }
     return { name, wire: "DOUBLE", values: ms, select: `${epochSelect(q)} AS ${q}`, duckType: "TIMESTAMP" };
@@ -155,7 +160,10 @@ export function prepareColumn(name: string, values: ArrayLike<unknown>, target: 
         else fail(i, v, `a number (${base})`);
       }
       if (!anyBig) return cast("DOUBLE");
-      return cast("DOUBLE", Array.from(values, (v) => (typeof v === "bigint" ? Number(v) : v)));
+      return cast(
+        "DOUBLE",
+        Array.from(values, (v) => (typeof v === "bigint" ? Number(v) : v)),
+      );
     }
     case "string":
       for (let i = 0; i < n; i++) {
@@ -180,7 +188,12 @@ export function prepareColumn(name: string, values: ArrayLike<unknown>, target: 
   }
 }
 
-function prepareList(name: string, values: ArrayLike<unknown>, base: ValueType, fail: (i: number, v: unknown, expected: string) => never): PreparedColumn {
+function prepareList(
+  name: string,
+  values: ArrayLike<unknown>,
+  base: ValueType,
+  fail: (i: number, v: unknown, expected: string) => never,
+): PreparedColumn {
   const q = ident(name);
   const n = values.length;
   const elemDuck = duckTypeOf(base);
@@ -245,13 +258,20 @@ function prepareList(name: string, values: ArrayLike<unknown>, base: ValueType, 
           break;
       }
       if (!ok) fail(i, x, `a ${base} list element`);
-      items[j] = base === "unix_timestamp" ? toEpochMs(x as Date | string | number) : base === "bytes" ? blobValue(x as Uint8Array) : x;
+      items[j] =
+        base === "unix_timestamp"
+          ? toEpochMs(x as Date | string | number)
+          : base === "bytes"
+            ? blobValue(x as Uint8Array)
+            : x;
     }
     out[i] = items;
   }
   if (anyBig) {
     wire = "BIGINT[]";
-    for (const items of out) if (items) for (let j = 0; j < items.length; j++) if (items[j] !== null) items[j] = BigInt(items[j] as number | bigint);
+    for (const items of out)
+      if (items)
+        for (let j = 0; j < items.length; j++) if (items[j] !== null) items[j] = BigInt(items[j] as number | bigint);
   }
   const duckType = `${elemDuck}[]`;
   const select =
@@ -261,7 +281,13 @@ function prepareList(name: string, values: ArrayLike<unknown>, base: ValueType, 
   return { name, wire, values: out, select, duckType };
 }
 
-const LIST_TYPES: Record<WireScalar, DuckDBType> = { DOUBLE: LIST(DOUBLE), BIGINT: LIST(BIGINT), VARCHAR: LIST(VARCHAR), BOOLEAN: LIST(BOOLEAN), BLOB: LIST(BLOB) };
+const LIST_TYPES: Record<WireScalar, DuckDBType> = {
+  DOUBLE: LIST(DOUBLE),
+  BIGINT: LIST(BIGINT),
+  VARCHAR: LIST(VARCHAR),
+  BOOLEAN: LIST(BOOLEAN),
+  BLOB: LIST(BLOB),
+};
 
 function appendFn(app: DuckDBAppender, wire: WireType): (v: unknown) => void {
   switch (wire) {
@@ -277,7 +303,10 @@ function appendFn(app: DuckDBAppender, wire: WireType): (v: unknown) => void {
       return (v) => (v === null || v === undefined ? app.appendNull() : app.appendBlob(v as Uint8Array));
     default: {
       const t = LIST_TYPES[wire.slice(0, -2) as WireScalar];
-      return (v) => (v === null || v === undefined ? app.appendNull() : app.appendList(v as DuckDBValue[], t as Parameters<DuckDBAppender["appendList"]>[1]));
+      return (v) =>
+        v === null || v === undefined
+          ? app.appendNull()
+          : app.appendList(v as DuckDBValue[], t as Parameters<DuckDBAppender["appendList"]>[1]);
     }
   }
 }
@@ -286,9 +315,16 @@ function appendFn(app: DuckDBAppender, wire: WireType): (v: unknown) => void {
  * Stage the prepared columns' wire values in scratch table `stage` with the appender; returns the SELECT
  * converting them to their final types. The caller drops `stage`.
  */
-export async function stageColumns(conn: DuckDBConnection, stage: string, cols: PreparedColumn[], length: number): Promise<string> {
+export async function stageColumns(
+  conn: DuckDBConnection,
+  stage: string,
+  cols: PreparedColumn[],
+  length: number,
+): Promise<string> {
   if (cols.length === 0) throw new ValidationError(`cannot load a table without columns into ${stage}`);
-  await conn.run(`CREATE OR REPLACE TABLE ${ident(stage)} (${cols.map((c) => `${ident(c.name)} ${c.wire}`).join(", ")})`);
+  await conn.run(
+    `CREATE OR REPLACE TABLE ${ident(stage)} (${cols.map((c) => `${ident(c.name)} ${c.wire}`).join(", ")})`,
+  );
   const app = await conn.createAppender(stage);
   try {
     const fns = cols.map((c) => appendFn(app, c.wire));
@@ -306,7 +342,12 @@ export async function stageColumns(conn: DuckDBConnection, stage: string, cols: 
 }
 
 /** Create table `table` holding the prepared columns in their final types. */
-export async function loadColumns(conn: DuckDBConnection, table: string, cols: PreparedColumn[], length: number): Promise<void> {
+export async function loadColumns(
+  conn: DuckDBConnection,
+  table: string,
+  cols: PreparedColumn[],
+  length: number,
+): Promise<void> {
   const stage = `${table}__stage`;
   try {
     const select = await stageColumns(conn, stage, cols, length);

@@ -16,9 +16,16 @@ function isColumnBatch(data: Array<Record<string, unknown>> | ColumnBatch): data
 }
 
 /** Columns of `data` in the order of `types`; every column of the data needs a type. */
-export function prepareColumns(data: Array<Record<string, unknown>> | ColumnBatch, types: Record<string, ParquetColumnType>, what: string): { cols: PreparedColumn[]; length: number } {
+export function prepareColumns(
+  data: Array<Record<string, unknown>> | ColumnBatch,
+  types: Record<string, ParquetColumnType>,
+  what: string,
+): { cols: PreparedColumn[]; length: number } {
   for (const [name, t] of Object.entries(types)) {
-    if (t !== "timestamp" && !isDtype(t)) throw new ValidationError(`${what}: column "${name}" has unknown type "${String(t)}" (expected a dtype such as int64, float32[], or "timestamp")`);
+    if (t !== "timestamp" && !isDtype(t))
+      throw new ValidationError(
+        `${what}: column "${name}" has unknown type "${String(t)}" (expected a dtype such as int64, float32[], or "timestamp")`,
+      );
   }
   const names = Object.keys(types);
   if (names.length === 0) throw new ValidationError(`${what}: no columns given`);
@@ -27,11 +34,13 @@ export function prepareColumns(data: Array<Record<string, unknown>> | ColumnBatc
   if (isColumnBatch(data)) {
     length = data.length;
     for (const name of Object.keys(data.columns)) {
-      if (!(name in types)) throw new ValidationError(`${what}: column "${name}" has no type (typed columns: ${names.join(", ")})`);
+      if (!(name in types))
+        throw new ValidationError(`${what}: column "${name}" has no type (typed columns: ${names.join(", ")})`);
     }
     for (const name of names) {
       const col = data.columns[name];
-      if (col !== undefined && col.length !== length) throw new ValidationError(`${what}: column "${name}" has ${col.length} values, expected ${length}`);
+      if (col !== undefined && col.length !== length)
+        throw new ValidationError(`${what}: column "${name}" has ${col.length} values, expected ${length}`);
     }
     columnOf = (name) => data.columns[name] ?? new Array<null>(length).fill(null);
   } else {
@@ -39,7 +48,10 @@ export function prepareColumns(data: Array<Record<string, unknown>> | ColumnBatc
     const known = new Set(names);
     for (let i = 0; i < data.length; i++) {
       for (const k of Object.keys(data[i])) {
-        if (!known.has(k)) throw new ValidationError(`${what}: row ${i} has column "${k}" with no type (typed columns: ${names.join(", ")})`);
+        if (!known.has(k))
+          throw new ValidationError(
+            `${what}: row ${i} has column "${k}" with no type (typed columns: ${names.join(", ")})`,
+          );
       }
     }
     columnOf = (name) => data.map((r) => r[name]);
@@ -55,7 +67,12 @@ export function prepareColumns(data: Array<Record<string, unknown>> | ColumnBatc
 export const FAST_PARQUET = "DICTIONARY_SIZE_LIMIT 0";
 
 /** COPY a relation to a parquet file atomically (temp file in the same folder, then rename). */
-export async function copyToParquet(conn: DuckDBConnection, selectSql: string, path: string, options = ""): Promise<void> {
+export async function copyToParquet(
+  conn: DuckDBConnection,
+  selectSql: string,
+  path: string,
+  options = "",
+): Promise<void> {
   const target = resolve(path);
   mkdirSync(dirname(target), { recursive: true });
   const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
@@ -90,7 +107,11 @@ export async function writeParquetWith(
  * Timestamps ("timestamp" / "unix_timestamp") accept Date, ISO-8601 strings (no zone = UTC) and ms numbers
  * and are stored as TIMESTAMP (UTC, microseconds). Lists take arrays (or typed arrays).
  */
-export async function writeParquet(path: string, data: Array<Record<string, unknown>> | ColumnBatch, types: Record<string, ParquetColumnType>): Promise<void> {
+export async function writeParquet(
+  path: string,
+  data: Array<Record<string, unknown>> | ColumnBatch,
+  types: Record<string, ParquetColumnType>,
+): Promise<void> {
   const instance = await DuckDBInstance.create(":memory:");
   const conn = await instance.connect();
   try {

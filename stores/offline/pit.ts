@@ -59,7 +59,10 @@ function viewCte(q: PitQuery, v: PitView, i: number): string {
 /** One SELECT giving every entity row once, in input order, with each view's features (null when none). */
 export function pitSql(q: PitQuery): string {
   const ctes = q.views.map((v, i) => viewCte(q, v, i));
-  const cols = [...q.entityColumns.map((c) => `e.${ident(c)}`), ...q.views.flatMap((v, i) => v.features.map((f) => `__v${i}.${ident(f.outputName)}`))];
+  const cols = [
+    ...q.entityColumns.map((c) => `e.${ident(c)}`),
+    ...q.views.flatMap((v, i) => v.features.map((f) => `__v${i}.${ident(f.outputName)}`)),
+  ];
   const joins = q.views.map((_, i) => `LEFT JOIN __v${i} ON __v${i}.__row = e.rowid`);
   return `${ctes.length > 0 ? `WITH ${ctes.join(",\n")}` : ""}
 SELECT ${cols.join(", ")}

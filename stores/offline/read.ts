@@ -41,7 +41,12 @@ export function readColumn(col: ColumnInfo): ReadColumn {
   const q = ident(col.name);
   const t = col.type;
   const fam = typeFamily(t);
-  const plain = (kind: ReadKind, expr = q): ReadColumn => ({ name: col.name, kind, duckType: t, expr: `${expr} AS ${q}` });
+  const plain = (kind: ReadKind, expr = q): ReadColumn => ({
+    name: col.name,
+    kind,
+    duckType: t,
+    expr: `${expr} AS ${q}`,
+  });
   switch (fam) {
     case "timestamp":
     case "date":
@@ -121,7 +126,13 @@ class ColumnBuilder {
   reset(): void {
     const k = this.col.kind;
     this.nums =
-      k === "f64" || k === "ts" || k === "i64" ? new Float64Array(this.capacity) : k === "f32" ? new Float32Array(this.capacity) : k === "i32" ? new Int32Array(this.capacity) : null;
+      k === "f64" || k === "ts" || k === "i64"
+        ? new Float64Array(this.capacity)
+        : k === "f32"
+          ? new Float32Array(this.capacity)
+          : k === "i32"
+            ? new Int32Array(this.capacity)
+            : null;
     this.values = this.nums ? null : new Array<unknown>(this.capacity);
     this.nullAt = [];
     this.bigAt = [];
@@ -177,7 +188,11 @@ class ColumnBuilder {
 }
 
 /** Cut a sequence of DuckDB chunks into batches of up to `batchSize` rows. */
-async function* chunksToBatches(nextChunk: () => Promise<DuckDBDataChunk | null>, plan: ReadColumn[], batchSize: number): AsyncGenerator<ColumnBatch> {
+async function* chunksToBatches(
+  nextChunk: () => Promise<DuckDBDataChunk | null>,
+  plan: ReadColumn[],
+  batchSize: number,
+): AsyncGenerator<ColumnBatch> {
   const builders = plan.map((c) => new ColumnBuilder(c, batchSize));
   let filled = 0;
   const flush = (): ColumnBatch => {
@@ -224,7 +239,12 @@ async function* chunksToBatches(nextChunk: () => Promise<DuckDBDataChunk | null>
  * `batchSize` rows. Numeric columns without nulls come as Float64Array / Float32Array / Int32Array;
  * columns with nulls as plain arrays.
  */
-export async function* streamBatches(duck: Duck, sql: string, plan: ReadColumn[], batchSize = 65_536): AsyncGenerator<ColumnBatch> {
+export async function* streamBatches(
+  duck: Duck,
+  sql: string,
+  plan: ReadColumn[],
+  batchSize = 65_536,
+): AsyncGenerator<ColumnBatch> {
   const conn: DuckDBConnection = await duck.connect();
   try {
     const result = await conn.stream(sql);

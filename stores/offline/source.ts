@@ -17,7 +17,9 @@ export function locateSource(source: FileSourceSpec): SourceLocation {
   if (GLOB_CHARS.test(p)) return { kind: "glob", path: p, pattern: p };
   const folder = existsSync(p) ? statSync(p).isDirectory() : !/\.parquet$/i.test(p);
   // a path that does not exist yet is a folder unless it names a .parquet file
-  return folder ? { kind: "folder", path: p, pattern: join(p, "**", "*.parquet") } : { kind: "file", path: p, pattern: p };
+  return folder
+    ? { kind: "folder", path: p, pattern: join(p, "**", "*.parquet") }
+    : { kind: "file", path: p, pattern: p };
 }
 
 /**
@@ -25,13 +27,19 @@ export function locateSource(source: FileSourceSpec): SourceLocation {
  * `rowIds`, it also yields `__fs_rid`-able columns: file_row_number, and __fs_file for multi-file sources.
  */
 export function sourceRelation(loc: SourceLocation, rowIds = false): string {
-  const opts = [literal(loc.pattern), ...(loc.kind === "file" ? [] : ["union_by_name = true"]), ...(rowIds ? ["file_row_number = true", ...(loc.kind === "file" ? [] : ["filename = '__fs_file'"])] : [])];
+  const opts = [
+    literal(loc.pattern),
+    ...(loc.kind === "file" ? [] : ["union_by_name = true"]),
+    ...(rowIds ? ["file_row_number = true", ...(loc.kind === "file" ? [] : ["filename = '__fs_file'"])] : []),
+  ];
   return `read_parquet(${opts.join(", ")})`;
 }
 
 /** SQL naming one source row uniquely (needs sourceRelation(loc, true)): a row number, plus a file hash. */
 export function rowIdExpr(loc: SourceLocation): string {
-  return loc.kind === "file" ? "file_row_number" : "((hash(__fs_file) >> 1)::HUGEINT * 18446744073709551616 + file_row_number)";
+  return loc.kind === "file"
+    ? "file_row_number"
+    : "((hash(__fs_file) >> 1)::HUGEINT * 18446744073709551616 + file_row_number)";
 }
 
 /** The error-message name of a source's data. */
@@ -40,7 +48,11 @@ export function sourceLabel(loc: SourceLocation): string {
 }
 
 /** Read a source's columns; a missing or unreadable source is a ValidationError naming `owner` and the path. */
-export async function describeSource(duck: Duck, source: FileSourceSpec, owner: string): Promise<{ loc: SourceLocation; columns: ColumnInfo[] }> {
+export async function describeSource(
+  duck: Duck,
+  source: FileSourceSpec,
+  owner: string,
+): Promise<{ loc: SourceLocation; columns: ColumnInfo[] }> {
   const loc = locateSource(source);
   if (loc.kind === "file" && !existsSync(loc.path)) {
     throw new ValidationError(`${owner}: source file ${loc.path} does not exist (source "${source.name}")`);
@@ -53,8 +65,14 @@ export async function describeSource(duck: Duck, source: FileSourceSpec, owner: 
     return { loc, columns };
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
-    if (/No files found/i.test(msg)) throw new ValidationError(`${owner}: no parquet files match ${loc.pattern} (source "${source.name}")`, { cause: e });
-    throw new ValidationError(`${owner}: cannot read ${loc.path} as parquet (source "${source.name}"): ${msg.split("\n")[0]}`, { cause: e });
+    if (/No files found/i.test(msg))
+      throw new ValidationError(`${owner}: no parquet files match ${loc.pattern} (source "${source.name}")`, {
+        cause: e,
+      });
+    throw new ValidationError(
+      `${owner}: cannot read ${loc.path} as parquet (source "${source.name}"): ${msg.split("\n")[0]}`,
+      { cause: e },
+    );
   }
 }
 
@@ -75,10 +93,22 @@ function columnLabel(source: FileSourceSpec, name: string): string {
 }
 
 /** A needed source column, or a ValidationError naming the view, file and the columns there are. */
-export function requireColumn(columns: ColumnInfo[], source: FileSourceSpec, loc: SourceLocation, name: string, role: string, owner: string, byRawName = false): ColumnInfo {
-  const found = byRawName ? findColumn(columns, source, name) : columns.find((c) => c.name === rawColumnOf(source, name));
+export function requireColumn(
+  columns: ColumnInfo[],
+  source: FileSourceSpec,
+  loc: SourceLocation,
+  name: string,
+  role: string,
+  owner: string,
+  byRawName = false,
+): ColumnInfo {
+  const found = byRawName
+    ? findColumn(columns, source, name)
+    : columns.find((c) => c.name === rawColumnOf(source, name));
   if (!found) {
-    throw new ValidationError(`${owner}: ${role} column ${columnLabel(source, name)} not found in ${sourceLabel(loc)} (columns: ${describeColumns(columns)})`);
+    throw new ValidationError(
+      `${owner}: ${role} column ${columnLabel(source, name)} not found in ${sourceLabel(loc)} (columns: ${describeColumns(columns)})`,
+    );
   }
   return found;
 }
@@ -100,7 +130,12 @@ export function viewOwner(view: FeatureViewSpec): string {
 }
 
 /** Resolve the key and timestamp columns of a view's source; features are checked by the caller. */
-export function resolveSourceRead(view: FeatureViewSpec, source: FileSourceSpec, loc: SourceLocation, columns: ColumnInfo[]): SourceRead {
+export function resolveSourceRead(
+  view: FeatureViewSpec,
+  source: FileSourceSpec,
+  loc: SourceLocation,
+  columns: ColumnInfo[],
+): SourceRead {
   const owner = viewOwner(view);
   const keys = view.entityColumns.map((k) => {
     const col = requireColumn(columns, source, loc, k.name, "join key", owner);
@@ -108,12 +143,18 @@ export function resolveSourceRead(view: FeatureViewSpec, source: FileSourceSpec,
   });
   const tsCol = requireColumn(columns, source, loc, source.timestampField, "timestamp", owner, true);
   const tsExpr = timestampExpr(ident(tsCol.name), tsCol.type);
-  if (tsExpr === null) throw new ValidationError(`${owner}: timestamp column "${tsCol.name}" in ${sourceLabel(loc)} is ${tsCol.type}, which is not a timestamp (expected TIMESTAMP, DATE, an ISO-8601 string or ms since the epoch)`);
+  if (tsExpr === null)
+    throw new ValidationError(
+      `${owner}: timestamp column "${tsCol.name}" in ${sourceLabel(loc)} is ${tsCol.type}, which is not a timestamp (expected TIMESTAMP, DATE, an ISO-8601 string or ms since the epoch)`,
+    );
   let createdExpr: string | null = null;
   if (source.createdTimestampColumn) {
     const cCol = requireColumn(columns, source, loc, source.createdTimestampColumn, "created timestamp", owner, true);
     createdExpr = timestampExpr(ident(cCol.name), cCol.type);
-    if (createdExpr === null) throw new ValidationError(`${owner}: created timestamp column "${cCol.name}" in ${sourceLabel(loc)} is ${cCol.type}, which is not a timestamp`);
+    if (createdExpr === null)
+      throw new ValidationError(
+        `${owner}: created timestamp column "${cCol.name}" in ${sourceLabel(loc)} is ${cCol.type}, which is not a timestamp`,
+      );
   }
   return { loc, columns, keys, tsExpr, createdExpr };
 }

@@ -99,9 +99,13 @@ function describe(v: unknown): string {
 
 function badKey(view: FeatureViewSpec, col: FieldSpec, v: unknown, row: number): ValidationError {
   if (v === null || v === undefined) {
-    return new ValidationError(`feature view "${view.name}": join key "${col.name}" is missing (${v === null ? "null" : "undefined"}) in entity row ${row}`);
+    return new ValidationError(
+      `feature view "${view.name}": join key "${col.name}" is missing (${v === null ? "null" : "undefined"}) in entity row ${row}`,
+    );
   }
-  return new ValidationError(`feature view "${view.name}": join key "${col.name}" value ${describe(v)} (entity row ${row}) is not a valid ${col.dtype} key`);
+  return new ValidationError(
+    `feature view "${view.name}": join key "${col.name}" value ${describe(v)} (entity row ${row}) is not a valid ${col.dtype} key`,
+  );
 }
 
 /**
@@ -118,7 +122,8 @@ export class EntityKeyCodec {
     private readonly view: FeatureViewSpec,
     withNames: boolean,
   ) {
-    if (view.entityColumns.length === 0) throw new ValidationError(`feature view "${view.name}" has no join keys; the online store needs at least one`);
+    if (view.entityColumns.length === 0)
+      throw new ValidationError(`feature view "${view.name}" has no join keys; the online store needs at least one`);
     this.parts = view.entityColumns.map((c) => keyPartFor(c.dtype));
     this.prefixes = view.entityColumns.map((c, i) => (i > 0 ? "," : "") + (withNames ? `${c.name}=` : ""));
     this.spelling = view.entityColumns.map((c, i) => `${this.prefixes[i]}${c.dtype}`).join("");
@@ -128,7 +133,9 @@ export class EntityKeyCodec {
   key(values: ArrayLike<unknown>, row = 0): string {
     const cols = this.view.entityColumns;
     if (values.length !== cols.length) {
-      throw new ValidationError(`feature view "${this.view.name}": entity row ${row} has ${values.length} join key values, expected ${cols.length} (${cols.map((c) => c.name).join(", ")})`);
+      throw new ValidationError(
+        `feature view "${this.view.name}": entity row ${row} has ${values.length} join key values, expected ${cols.length} (${cols.map((c) => c.name).join(", ")})`,
+      );
     }
     let out = "";
     for (let i = 0; i < cols.length; i++) {
@@ -144,8 +151,14 @@ export class EntityKeyCodec {
     const cols = this.view.entityColumns;
     const arrays = cols.map((c) => {
       const a = columns[c.name];
-      if (!a) throw new ValidationError(`feature view "${this.view.name}": the batch has no join key column "${c.name}" (has ${Object.keys(columns).join(", ") || "none"})`);
-      if (a.length < length) throw new ValidationError(`feature view "${this.view.name}": join key column "${c.name}" has ${a.length} values, expected ${length}`);
+      if (!a)
+        throw new ValidationError(
+          `feature view "${this.view.name}": the batch has no join key column "${c.name}" (has ${Object.keys(columns).join(", ") || "none"})`,
+        );
+      if (a.length < length)
+        throw new ValidationError(
+          `feature view "${this.view.name}": join key column "${c.name}" has ${a.length} values, expected ${length}`,
+        );
       return a;
     });
     const out = new Array<string>(length);
@@ -178,7 +191,11 @@ export class EntityKeyCodec {
  * array (the facade passes one array to every view of the same join keys) and spelled alike get the
  * same keys array, computed once: a store can group requests by it.
  */
-export function keysOfRequests(requests: readonly OnlineReadRequest[], codecOf: (view: FeatureViewSpec) => EntityKeyCodec, prefix = ""): string[][] {
+export function keysOfRequests(
+  requests: readonly OnlineReadRequest[],
+  codecOf: (view: FeatureViewSpec) => EntityKeyCodec,
+  prefix = "",
+): string[][] {
   const cache = new Map<unknown[][], Map<string, string[]>>();
   return requests.map((req) => {
     const codec = codecOf(req.view);
@@ -371,7 +388,8 @@ function writeScalar(w: Writer, code: number, v: unknown): void {
       return;
     case T_INT32:
       if (typeof v === "bigint") v = Number(v);
-      if (typeof v !== "number" || !Number.isInteger(v) || v < -2147483648 || v > 2147483647) throw new EncodeError("an int32");
+      if (typeof v !== "number" || !Number.isInteger(v) || v < -2147483648 || v > 2147483647)
+        throw new EncodeError("an int32");
       w.ensure(4);
       w.dv.setInt32(w.off, v, true);
       w.off += 4;
@@ -465,23 +483,40 @@ const FRAME_DIGITS = 8;
  * encodeRows, each payload framed as `<frame><length>:<payload>` (the SQLite store's rows, `frame` being
  * `<view>:`). The frame is written into room left before each payload, so framing costs no second copy.
  */
-export function encodeFramedRows(view: FeatureViewSpec, schema: PayloadSchema, batch: OnlineWriteBatch, frame: Buffer): FramedRows {
+export function encodeFramedRows(
+  view: FeatureViewSpec,
+  schema: PayloadSchema,
+  batch: OnlineWriteBatch,
+  frame: Buffer,
+): FramedRows {
   const { buf, starts, ends } = encode(view, schema, batch, frame);
   return { buf, starts: starts!, ends: ends! };
 }
 
-function encode(view: FeatureViewSpec, schema: PayloadSchema, batch: OnlineWriteBatch, frame: Buffer | undefined): EncodedRows & { starts?: Float64Array; ends?: Float64Array } {
+function encode(
+  view: FeatureViewSpec,
+  schema: PayloadSchema,
+  batch: OnlineWriteBatch,
+  frame: Buffer | undefined,
+): EncodedRows & { starts?: Float64Array; ends?: Float64Array } {
   const n = batch.length;
   const fields = schema.fields;
   const cols = fields.map((f) => batch.features[f.name]);
   for (let i = 0; i < fields.length; i++) {
     const c = cols[i];
-    if (c && c.length < n) throw new ValidationError(`feature view "${view.name}": feature column "${fields[i].name}" has ${c.length} values, expected ${n}`);
+    if (c && c.length < n)
+      throw new ValidationError(
+        `feature view "${view.name}": feature column "${fields[i].name}" has ${c.length} values, expected ${n}`,
+      );
   }
   for (const name of Object.keys(batch.features)) {
-    if (!schema.names.includes(name)) throw new ValidationError(`feature view "${view.name}" has no feature "${name}" (has ${schema.names.join(", ")})`);
+    if (!schema.names.includes(name))
+      throw new ValidationError(
+        `feature view "${view.name}" has no feature "${name}" (has ${schema.names.join(", ")})`,
+      );
   }
-  if (batch.eventTs.length < n || batch.createdTs.length < n) throw new ValidationError(`feature view "${view.name}": eventTs/createdTs must hold ${n} values`);
+  if (batch.eventTs.length < n || batch.createdTs.length < n)
+    throw new ValidationError(`feature view "${view.name}": eventTs/createdTs must hold ${n} values`);
   const codes = schema.codes;
   const bm = schema.bitmapBytes;
   const w = new Writer(n * (HEADER_BYTES + bm + fields.length * 9));
@@ -501,7 +536,10 @@ function encode(view: FeatureViewSpec, schema: PayloadSchema, batch: OnlineWrite
       offsets[r] = w.off;
       const ev = batch.eventTs[r];
       const cr = batch.createdTs[r];
-      if (typeof ev !== "number" || !Number.isFinite(ev)) throw new ValidationError(`feature view "${view.name}": event timestamp of row ${r} is ${describe(ev)}, expected ms since the epoch`);
+      if (typeof ev !== "number" || !Number.isFinite(ev))
+        throw new ValidationError(
+          `feature view "${view.name}": event timestamp of row ${r} is ${describe(ev)}, expected ms since the epoch`,
+        );
       w.ensure(HEADER_BYTES + bm);
       const b = w.buf;
       const dv = w.dv;
@@ -534,7 +572,9 @@ function encode(view: FeatureViewSpec, schema: PayloadSchema, batch: OnlineWrite
     if (e instanceof EncodeError) {
       const field = fields[f];
       const col = cols[f];
-      throw new ValidationError(`feature view "${view.name}": feature "${field.name}" (${field.dtype}) value ${describe(col?.[r])} in row ${r} is not ${e.expected}`);
+      throw new ValidationError(
+        `feature view "${view.name}": feature "${field.name}" (${field.dtype}) value ${describe(col?.[r])} in row ${r} is not ${e.expected}`,
+      );
     }
     throw e;
   }
@@ -543,7 +583,15 @@ function encode(view: FeatureViewSpec, schema: PayloadSchema, batch: OnlineWrite
 }
 
 /** Writes `<frame><length>:` into the room before the payload at `at` (moving a payload too long for it). */
-function frameRow(w: Writer, frame: Buffer, at: number, room: number, r: number, starts: Float64Array, ends: Float64Array): void {
+function frameRow(
+  w: Writer,
+  frame: Buffer,
+  at: number,
+  room: number,
+  r: number,
+  starts: Float64Array,
+  ends: Float64Array,
+): void {
   let len = w.off - at;
   const digits = String(len).length;
   if (frame.length + digits + 1 > room) {
@@ -701,8 +749,16 @@ export function releaseDecodeBuffer(): void {
  * Returns the payload's event time (ms). No object per payload: a read of 100 entities x 25 views
  * fills 250 arrays instead of making 2,500 records.
  */
-export function decodeInto(b: Buffer, dv: DataView, start: number, schema: PayloadSchema, columns: ReadonlyArray<unknown[] | undefined>, row: number): number {
-  if (b[start] !== PAYLOAD_VERSION) throw new Error(`corrupt online payload: version ${b[start]}, expected ${PAYLOAD_VERSION}`);
+export function decodeInto(
+  b: Buffer,
+  dv: DataView,
+  start: number,
+  schema: PayloadSchema,
+  columns: ReadonlyArray<unknown[] | undefined>,
+  row: number,
+): number {
+  if (b[start] !== PAYLOAD_VERSION)
+    throw new Error(`corrupt online payload: version ${b[start]}, expected ${PAYLOAD_VERSION}`);
   const base = b.byteOffset;
   const codes = schema.codes;
   const bitmapAt = start + HEADER_BYTES;

@@ -13,7 +13,19 @@ import { FstoreError, ValidationError, errorMessage } from "../../common/errors.
 import type { RedisOnlineConfig } from "../../registry/config.js";
 import type { FeatureViewSpec, FieldSpec } from "../../registry/types.js";
 import type { OnlineReadRequest, OnlineReadResult, OnlineStore, OnlineWriteBatch } from "../types.js";
-import { EntityKeyCodec, ReadResults, SchemaBook, TS_OFFSET, dataViewOf, decodeInto, encodeRows, keysOfRequests, payloadFingerprint, releaseDecodeBuffer, type PayloadSchema } from "./codec.js";
+import {
+  EntityKeyCodec,
+  ReadResults,
+  SchemaBook,
+  TS_OFFSET,
+  dataViewOf,
+  decodeInto,
+  encodeRows,
+  keysOfRequests,
+  payloadFingerprint,
+  releaseDecodeBuffer,
+  type PayloadSchema,
+} from "./codec.js";
 import { RedisReadConnection, respBulk } from "./redis_reader.js";
 
 /** rows per Lua call: big enough to amortise the call, small enough not to stall the server */
@@ -69,7 +81,8 @@ export function parseRedisConnectionString(s: string): RedisOptions {
     switch (key) {
       case "db": {
         const db = Number(value);
-        if (!Number.isInteger(db) || db < 0) throw new ValidationError(`redis connection_string "${s}": db must be an integer >= 0, got "${value}"`);
+        if (!Number.isInteger(db) || db < 0)
+          throw new ValidationError(`redis connection_string "${s}": db must be an integer >= 0, got "${value}"`);
         opts.db = db;
         break;
       }
@@ -81,10 +94,13 @@ export function parseRedisConnectionString(s: string): RedisOptions {
         break;
       case "ssl":
         if (/^(true|1|yes)$/i.test(value)) opts.tls = {};
-        else if (!/^(false|0|no)$/i.test(value)) throw new ValidationError(`redis connection_string "${s}": ssl must be true or false, got "${value}"`);
+        else if (!/^(false|0|no)$/i.test(value))
+          throw new ValidationError(`redis connection_string "${s}": ssl must be true or false, got "${value}"`);
         break;
       default:
-        throw new ValidationError(`redis connection_string "${s}": unknown option "${key}" (expected db, password, username, ssl)`);
+        throw new ValidationError(
+          `redis connection_string "${s}": unknown option "${key}" (expected db, password, username, ssl)`,
+        );
     }
   }
   return opts;
@@ -125,7 +141,9 @@ export class RedisOnlineStore implements OnlineStore {
       await client.connect();
     } catch (e) {
       client.disconnect();
-      throw new FstoreError(`online store: cannot connect to Redis at ${opts.host}:${opts.port} (connection_string "${config.connectionString}"): ${errorMessage(e)}`);
+      throw new FstoreError(
+        `online store: cannot connect to Redis at ${opts.host}:${opts.port} (connection_string "${config.connectionString}"): ${errorMessage(e)}`,
+      );
     }
     const reader = new RedisReadConnection({ ...opts, connectTimeout: 5000 }, `${opts.host}:${opts.port}`);
     const store = new RedisOnlineStore(client, reader, config);
@@ -228,7 +246,9 @@ export class RedisOnlineStore implements OnlineStore {
           if (err && /NOSCRIPT/.test(err.message)) {
             // the server lost the script (restart, SCRIPT FLUSH): load it again and redo this call
             await this.loadScript();
-            written += Number(await this.client.evalsha(this.upsertSha, Math.min(ROWS_PER_CALL, n - starts[i]), ...callArgs(starts[i])));
+            written += Number(
+              await this.client.evalsha(this.upsertSha, Math.min(ROWS_PER_CALL, n - starts[i]), ...callArgs(starts[i])),
+            );
           } else if (err) {
             throw new FstoreError(`online store (redis): writing feature view "${view.name}" failed: ${err.message}`);
           } else {
@@ -319,7 +339,10 @@ export class RedisOnlineStore implements OnlineStore {
       await this.loadSchemas(base, [...new Set(later.map((l) => payloadFingerprint(l.payload)))]);
       for (const { req, row, payload } of later) {
         const schema = this.schemas.get(payloadFingerprint(payload));
-        if (!schema) throw new FstoreError(`online store (redis): a payload of feature view "${requests[req].view.name}" was written with an unknown schema (fingerprint ${payloadFingerprint(payload)}); re-materialize the view`);
+        if (!schema)
+          throw new FstoreError(
+            `online store (redis): a payload of feature view "${requests[req].view.name}" was written with an unknown schema (fingerprint ${payloadFingerprint(payload)}); re-materialize the view`,
+          );
         results.decode(req, row, payload, 0, schema);
       }
     }

@@ -130,8 +130,12 @@ export class RedisReadConnection {
     this.chunkBytes = 0;
     this.needed = 0;
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
-    socket.on("error", (e) => this.fail(socket, new ConnectionLost(`online store (redis): connection to ${this.where} failed: ${e.message}`)));
-    socket.on("close", () => this.fail(socket, new ConnectionLost(`online store (redis): connection to ${this.where} closed`)));
+    socket.on("error", (e) =>
+      this.fail(socket, new ConnectionLost(`online store (redis): connection to ${this.where} failed: ${e.message}`)),
+    );
+    socket.on("close", () =>
+      this.fail(socket, new ConnectionLost(`online store (redis): connection to ${this.where} closed`)),
+    );
     const hello: string[] = [];
     if (o.password) hello.push(respCommand(o.username ? ["AUTH", o.username, o.password] : ["AUTH", o.password]));
     if (o.db) hello.push(respCommand(["SELECT", String(o.db)]));
@@ -200,7 +204,8 @@ export class RedisReadConnection {
   /** The pending request the next reply belongs to. */
   private current(): Pending {
     const p = this.queue[this.head];
-    if (p === undefined) throw new FstoreError(`online store (redis): a reply from ${this.where} arrived that no request was waiting for`);
+    if (p === undefined)
+      throw new FstoreError(`online store (redis): a reply from ${this.where} arrived that no request was waiting for`);
     return p;
   }
 
@@ -234,7 +239,8 @@ export class RedisReadConnection {
       let q = lineEnd + 2;
       for (let i = 0; i < n; i++) {
         if (q >= b.length) return this.incomplete(pos, q + 1);
-        if (b[q] !== 0x24 /* $ */) throw this.protocolError(`expected a bulk string in an array reply, got "${String.fromCharCode(b[q])}"`);
+        if (b[q] !== 0x24 /* $ */)
+          throw this.protocolError(`expected a bulk string in an array reply, got "${String.fromCharCode(b[q])}"`);
         const e = b.indexOf(CR, q);
         if (e < 0 || e + 1 >= b.length) return this.incomplete(pos, b.length + 1);
         const len = readInt(b, q + 1, e);
@@ -261,7 +267,9 @@ export class RedisReadConnection {
     }
     if (type === 0x2d /* - */) {
       const p = this.current();
-      p.error ??= new FstoreError(`online store (redis): ${this.where} answered: ${b.toString("utf8", pos + 1, lineEnd)}`);
+      p.error ??= new FstoreError(
+        `online store (redis): ${this.where} answered: ${b.toString("utf8", pos + 1, lineEnd)}`,
+      );
       this.settle(p);
       return lineEnd + 2;
     }

@@ -14,7 +14,18 @@ import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import type { FeatureViewSpec, FieldSpec } from "../../registry/types.js";
 import type { OnlineReadRequest, OnlineReadResult, OnlineStore, OnlineWriteBatch } from "../types.js";
-import { EntityKeyCodec, ReadResults, SchemaBook, dataViewOf, decodeInto, encodeFramedRows, keysOfRequests, payloadFingerprint, releaseDecodeBuffer, type PayloadSchema } from "./codec.js";
+import {
+  EntityKeyCodec,
+  ReadResults,
+  SchemaBook,
+  dataViewOf,
+  decodeInto,
+  encodeFramedRows,
+  keysOfRequests,
+  payloadFingerprint,
+  releaseDecodeBuffer,
+  type PayloadSchema,
+} from "./codec.js";
 
 type Statement = Database.Statement<unknown[], unknown>;
 
@@ -93,12 +104,22 @@ export class SqliteOnlineStore implements OnlineStore {
     this.db.pragma("mmap_size = 17179869184");
     this.db.pragma("cache_size = -131072");
     this.db.exec(`CREATE TABLE IF NOT EXISTS ${SCHEMAS_TABLE} (fingerprint INTEGER PRIMARY KEY, fields TEXT NOT NULL)`);
-    this.db.exec(`CREATE TABLE IF NOT EXISTS ${VIEWS_TABLE} (project TEXT NOT NULL, view TEXT NOT NULL, tbl TEXT NOT NULL, PRIMARY KEY (project, view)) WITHOUT ROWID`);
-    for (const r of this.db.prepare(`SELECT project, view, tbl FROM ${VIEWS_TABLE}`).all() as Array<{ project: string; view: string; tbl: string }>) {
+    this.db.exec(
+      `CREATE TABLE IF NOT EXISTS ${VIEWS_TABLE} (project TEXT NOT NULL, view TEXT NOT NULL, tbl TEXT NOT NULL, PRIMARY KEY (project, view)) WITHOUT ROWID`,
+    );
+    for (const r of this.db.prepare(`SELECT project, view, tbl FROM ${VIEWS_TABLE}`).all() as Array<{
+      project: string;
+      view: string;
+      tbl: string;
+    }>) {
       this.registered.set(`${r.project}\0${r.view}`, r.tbl);
     }
     if (this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(LEGACY_TABLES)) {
-      for (const r of this.db.prepare(`SELECT name, project, view FROM ${LEGACY_TABLES}`).all() as Array<{ name: string; project: string; view: string }>) {
+      for (const r of this.db.prepare(`SELECT name, project, view FROM ${LEGACY_TABLES}`).all() as Array<{
+        name: string;
+        project: string;
+        view: string;
+      }>) {
         this.legacy.set(`${r.project}\0${r.view}`, r.name);
       }
     }
@@ -153,7 +174,11 @@ export class SqliteOnlineStore implements OnlineStore {
       const before = this.registered.get(id);
       // the view changed entity columns: its old rows are keyed differently and can never be read again
       if (before !== undefined && before !== table) this.deleteViewRows(before, view.name);
-      this.stmt(`INSERT OR REPLACE INTO ${VIEWS_TABLE} (project, view, tbl) VALUES (?, ?, ?)`).run(project, view.name, table);
+      this.stmt(`INSERT OR REPLACE INTO ${VIEWS_TABLE} (project, view, tbl) VALUES (?, ?, ?)`).run(
+        project,
+        view.name,
+        table,
+      );
       const old = this.legacy.get(id);
       if (old !== undefined && this.tableExists(old)) {
         this.db.exec(
@@ -180,7 +205,8 @@ export class SqliteOnlineStore implements OnlineStore {
   private deleteViewRows(table: string, view: string): void {
     if (!this.tableExists(table)) return;
     this.db.prepare(`DELETE FROM ${quoteIdent(table)} WHERE view = ?`).run(view);
-    if (!this.db.prepare(`SELECT 1 FROM ${VIEWS_TABLE} WHERE tbl = ? AND view <> ? LIMIT 1`).get(table, view)) this.dropTable(table);
+    if (!this.db.prepare(`SELECT 1 FROM ${VIEWS_TABLE} WHERE tbl = ? AND view <> ? LIMIT 1`).get(table, view))
+      this.dropTable(table);
   }
 
   private dropTable(table: string): void {
@@ -197,15 +223,22 @@ export class SqliteOnlineStore implements OnlineStore {
 
   private saveSchema(schema: PayloadSchema): void {
     if (this.savedSchemas.has(schema.fingerprint)) return;
-    this.stmt(`INSERT OR IGNORE INTO ${SCHEMAS_TABLE} (fingerprint, fields) VALUES (?, ?)`).run(schema.fingerprint, JSON.stringify(schema.fields));
+    this.stmt(`INSERT OR IGNORE INTO ${SCHEMAS_TABLE} (fingerprint, fields) VALUES (?, ?)`).run(
+      schema.fingerprint,
+      JSON.stringify(schema.fields),
+    );
     this.savedSchemas.add(schema.fingerprint);
   }
 
   private schemaOf(fingerprint: number): PayloadSchema {
     const known = this.schemas.get(fingerprint);
     if (known) return known;
-    const row = this.stmt(`SELECT fields FROM ${SCHEMAS_TABLE} WHERE fingerprint = ?`).get(fingerprint) as { fields: string } | undefined;
-    if (!row) throw new Error(`online store ${this.path}: a payload was written with an unknown schema (fingerprint ${fingerprint}); re-materialize the view`);
+    const row = this.stmt(`SELECT fields FROM ${SCHEMAS_TABLE} WHERE fingerprint = ?`).get(fingerprint) as
+      { fields: string } | undefined;
+    if (!row)
+      throw new Error(
+        `online store ${this.path}: a payload was written with an unknown schema (fingerprint ${fingerprint}); re-materialize the view`,
+      );
     return this.schemas.add(JSON.parse(row.fields) as FieldSpec[]);
   }
 
@@ -225,7 +258,10 @@ export class SqliteOnlineStore implements OnlineStore {
   }
 
   async teardown(project: string, views: FeatureViewSpec[]): Promise<void> {
-    const rows = this.stmt(`SELECT view, tbl FROM ${VIEWS_TABLE} WHERE project = ?`).all(project) as Array<{ view: string; tbl: string }>;
+    const rows = this.stmt(`SELECT view, tbl FROM ${VIEWS_TABLE} WHERE project = ?`).all(project) as Array<{
+      view: string;
+      tbl: string;
+    }>;
     this.db.transaction(() => {
       const tables = new Set([...rows.map((r) => r.tbl), ...views.map((v) => sqliteTableName(project, v))]);
       this.stmt(`DELETE FROM ${VIEWS_TABLE} WHERE project = ?`).run(project);
@@ -244,9 +280,14 @@ export class SqliteOnlineStore implements OnlineStore {
    * at once, and they go in in primary-key order (key, then view): the table then grows at its end, where
    * view after view each batch would split pages all over it (25 views of 100k entities: 27 s view by view).
    */
-  async writeViews(project: string, batches: Array<{ view: FeatureViewSpec; batch: OnlineWriteBatch }>): Promise<number[]> {
+  async writeViews(
+    project: string,
+    batches: Array<{ view: FeatureViewSpec; batch: OnlineWriteBatch }>,
+  ): Promise<number[]> {
     // everything that can fail on bad input happens before the transaction
-    const prepared = batches.map(({ view, batch }) => (batch.length === 0 ? undefined : this.prepareWrite(project, view, batch)));
+    const prepared = batches.map(({ view, batch }) =>
+      batch.length === 0 ? undefined : this.prepareWrite(project, view, batch),
+    );
     const written = batches.map(() => 0);
     const byTable = new Map<string, number[]>();
     prepared.forEach((p, i) => {
@@ -352,7 +393,16 @@ export class SqliteOnlineStore implements OnlineStore {
    * stored one is newer, so when some were skipped in a statement of several batches, a row was written if
    * the stored timestamps are now its own.
    */
-  private countWritten(table: string, changes: number, ps: PreparedWrite[], idx: number[], fromBatch: Int32Array, fromRow: Int32Array, rows: number, written: number[]): void {
+  private countWritten(
+    table: string,
+    changes: number,
+    ps: PreparedWrite[],
+    idx: number[],
+    fromBatch: Int32Array,
+    fromRow: Int32Array,
+    rows: number,
+    written: number[],
+  ): void {
     let single = true;
     for (let i = 1; i < rows && single; i++) single = fromBatch[i] === fromBatch[0];
     if (single) {
@@ -368,7 +418,8 @@ export class SqliteOnlineStore implements OnlineStore {
       const p = ps[fromBatch[i]];
       const r = fromRow[i];
       const stored = stamps.get(p.keys[r], p.view) as { event_ts: number; created_ts: number } | undefined;
-      if (stored !== undefined && stored.event_ts === p.eventTs[r] && stored.created_ts === (p.createdTs[r] || 0)) written[idx[fromBatch[i]]]++;
+      if (stored !== undefined && stored.event_ts === p.eventTs[r] && stored.created_ts === (p.createdTs[r] || 0))
+        written[idx[fromBatch[i]]]++;
     }
   }
 
@@ -404,7 +455,10 @@ export class SqliteOnlineStore implements OnlineStore {
     if (isPointRead(size, views)) {
       // one entity, a few of its views: point lookups of the primary key, no IN list (SQLite builds an
       // ephemeral index for one); parameters: (key, view) per view
-      const points = Array.from({ length: views }, () => `SELECT frame FROM ${t} WHERE entity_key = ? AND view = ?`).join(" UNION ALL ");
+      const points = Array.from(
+        { length: views },
+        () => `SELECT frame FROM ${t} WHERE entity_key = ? AND view = ?`,
+      ).join(" UNION ALL ");
       s = this.stmt(`SELECT CAST(group_concat(frame, '') AS BLOB) FROM (${points})`);
     } else if (size === 1) {
       // one entity: its frames only (the caller knows the key), no GROUP BY
@@ -446,7 +500,13 @@ export class SqliteOnlineStore implements OnlineStore {
     return results.finish();
   }
 
-  private readTable(table: string, requests: OnlineReadRequest[], reqIdx: number[], keysOf: string[][], results: ReadResults): void {
+  private readTable(
+    table: string,
+    requests: OnlineReadRequest[],
+    reqIdx: number[],
+    keysOf: string[][],
+    results: ReadResults,
+  ): void {
     // requests sharing a keys array (same entity rows, same key spelling) form a group; a key's targets
     // are (group, row) pairs, flat
     const groups = new Map<string[], number>();
@@ -466,7 +526,12 @@ export class SqliteOnlineStore implements OnlineStore {
       }
       const view = requests[ri].view;
       const schema = this.schemas.ofView(view);
-      views.add(view.name, g, { req: ri, schema, columns: results.columnsFor(ri, schema), eventTs: results.eventTsOf(ri) });
+      views.add(view.name, g, {
+        req: ri,
+        schema,
+        columns: results.columnsFor(ri, schema),
+        eventTs: results.eventTsOf(ri),
+      });
     }
     const distinct = [...targets.keys()];
     const wanted = views.names();
@@ -479,14 +544,21 @@ export class SqliteOnlineStore implements OnlineStore {
       const blob = this.selectIn(table, size, viewNames.length).get(...selectParams(chunk, viewNames)) as Buffer | null;
       if (blob === null) continue;
       // a one-entity read answers that entity's frames alone; others, `<key length>:<key><frames length>:<frames>` per entity
-      if (size === 1) this.decodeFrames(chunk[0], blob, dataViewOf(blob), 0, blob.length, targets.get(chunk[0])!, views, results);
+      if (size === 1)
+        this.decodeFrames(chunk[0], blob, dataViewOf(blob), 0, blob.length, targets.get(chunk[0])!, views, results);
       else this.decodeEntities(blob, dataViewOf(blob), targets, views, results);
     }
     releaseDecodeBuffer();
   }
 
   /** Walks selectIn's blob: each entity's frames go to the rows that asked for it. */
-  private decodeEntities(b: Buffer, dv: DataView, targets: Map<string, number[]>, views: ViewMatcher, results: ReadResults): void {
+  private decodeEntities(
+    b: Buffer,
+    dv: DataView,
+    targets: Map<string, number[]>,
+    views: ViewMatcher,
+    results: ReadResults,
+  ): void {
     const end = b.length;
     let p = 0;
     while (p < end) {
@@ -505,7 +577,16 @@ export class SqliteOnlineStore implements OnlineStore {
   }
 
   /** Unpacks one entity's frames, b[start, end), into the rows (`targets`: group, row, ...) that asked for it. */
-  private decodeFrames(key: string, b: Buffer, dv: DataView, start: number, end: number, targets: number[], views: ViewMatcher, results: ReadResults): void {
+  private decodeFrames(
+    key: string,
+    b: Buffer,
+    dv: DataView,
+    start: number,
+    end: number,
+    targets: number[],
+    views: ViewMatcher,
+    results: ReadResults,
+  ): void {
     let p = start;
     while (p < end) {
       // the view name, hashed as it is scanned (no string per frame), then the payload length

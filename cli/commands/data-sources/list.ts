@@ -5,6 +5,10 @@ export default class DataSourcesList extends RepoCommand {
   async run(): Promise<void> {
     const { flags } = await this.parse(DataSourcesList);
     const store = await this.openStore(flags.repo);
-    this.printTable(store.listDataSources().map((s) => ({ name: s.name, type: s.type, path: s.type === "push" ? s.batchSource.path : s.path })));
+    this.printTable(
+      store
+        .listDataSources()
+        .map((s) => ({ name: s.name, type: s.type, path: s.type === "push" ? s.batchSource.path : s.path })),
+    );
   }
 }

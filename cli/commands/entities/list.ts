@@ -5,6 +5,10 @@ export default class EntitiesList extends RepoCommand {
   async run(): Promise<void> {
     const { flags } = await this.parse(EntitiesList);
     const store = await this.openStore(flags.repo);
-    this.printTable(store.listEntities().map((e) => ({ name: e.name, joinKey: e.joinKeys.join(","), type: e.valueType, description: e.description })));
+    this.printTable(
+      store
+        .listEntities()
+        .map((e) => ({ name: e.name, joinKey: e.joinKeys.join(","), type: e.valueType, description: e.description })),
+    );
   }
 }

@@ -6,7 +6,10 @@ export default class FeatureServicesList extends RepoCommand {
     const { flags } = await this.parse(FeatureServicesList);
     const store = await this.openStore(flags.repo);
     this.printTable(
-      store.listFeatureServices().map((s) => ({ name: s.name, features: s.projections.map((p) => `${p.view}:${p.features.join("|")}`).join(", ") })),
+      store.listFeatureServices().map((s) => ({
+        name: s.name,
+        features: s.projections.map((p) => `${p.view}:${p.features.join("|")}`).join(", "),
+      })),
     );
   }
 }
