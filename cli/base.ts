@@ -32,7 +32,7 @@ export abstract class RepoCommand extends FstoreCommand {
   protected override async finally(err: Error | undefined): Promise<void> {
     await this.store?.close();
     this.store = null;
-    return super.finally(err);
+    await super.finally(err);
   }
 
   protected printTable(rows: Array<Record<string, string>>): void {

@@ -128,7 +128,10 @@ export function parseRepoConfig(raw: Raw, repo: string, file = CONFIG_FILE): Rep
     throw new ValidationError(`${file}: offline_store.type "${offType}" is not supported (expected duckdb or file)`);
   const offlineStore: DuckDBOfflineConfig = { type: "duckdb" };
   if (off.memory_limit !== undefined) {
-    const limit = String(off.memory_limit);
+    const limit =
+      typeof off.memory_limit === "number"
+        ? String(off.memory_limit)
+        : str(off, "memory_limit", `${file} offline_store`);
     const bytes = parseByteSize(limit);
     if (bytes === undefined)
       throw new ValidationError(

@@ -57,7 +57,7 @@ export async function importTs(file: string): Promise<Record<string, unknown>> {
     interopDefault: false,
     tryNative: true,
   });
-  return (await jiti.import(file)) as Record<string, unknown>;
+  return await jiti.import<Record<string, unknown>>(file);
 }
 
 /**

@@ -124,7 +124,8 @@ export class FeatureServerClient {
       let msg = text;
       try {
         const j = JSON.parse(text) as { error?: unknown; detail?: unknown };
-        msg = String(j.error ?? j.detail ?? text);
+        const detail = j.error ?? j.detail;
+        msg = typeof detail === "string" ? detail : detail === undefined ? text : JSON.stringify(detail);
       } catch {
         // not JSON: keep the text
       }

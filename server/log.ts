@@ -24,7 +24,7 @@ export function errorFields(e: unknown): Record<string, unknown> {
   const causes: string[] = [];
   let c: unknown = e.cause;
   for (let i = 0; c !== undefined && i < 5; i++) {
-    causes.push(c instanceof Error ? `${c.name}: ${c.message}` : String(c));
+    causes.push(c instanceof Error ? `${c.name}: ${c.message}` : typeof c === "string" ? c : JSON.stringify(c));
     c = c instanceof Error ? c.cause : undefined;
   }
   const out: Record<string, unknown> = { error: e.message, error_type: e.name, stack: e.stack };

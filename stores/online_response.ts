@@ -182,7 +182,7 @@ export class OnlineResponse {
   /** feature_names as JSON bytes, cached per resolved-views array (memoised by the facade) and entity columns. */
   private namesBytes(): Uint8Array {
     let byEntities = featureNamesBytes.get(this.views);
-    if (byEntities === undefined) featureNamesBytes.set(this.views, (byEntities = new Map()));
+    if (byEntities === undefined) featureNamesBytes.set(this.views, (byEntities = new Map<string, Uint8Array>()));
     const key =
       this.entityColumns.length === 1
         ? this.entityColumns[0].name

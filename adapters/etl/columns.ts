@@ -142,5 +142,5 @@ export function valueKey(v: Value | undefined): string | null {
       return `b:${v}`;
   }
   if (v instanceof Date) return `d:${v.getTime()}`;
-  return `l:${JSON.stringify(v, (_k, x) => (typeof x === "bigint" ? x.toString() : x))}`;
+  return `l:${JSON.stringify(v, (_k, x: unknown) => (typeof x === "bigint" ? x.toString() : x))}`;
 }

@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { ValidationError, errorMessage } from "../../common/errors.js";
-import { type SchemaEntry, type Tag, checkTags } from "./columns.js";
+import { type SchemaEntry, checkTags } from "./columns.js";
 import { type Dataset, datasetSql, describeDataset, exec, ident, openDuck, pathLiteral, queryRows } from "./sql.js";
 import { SCHEMA_FILE } from "./workflow.js";
 
@@ -71,7 +71,7 @@ export async function uniqueRowsByFeatures(
   opts: UniqueRowsOptions = {},
 ): Promise<UniqueRowsResult> {
   const want = checkTags(Array.isArray(tags) ? tags : [tags], "uniqueRowsByFeatures tags");
-  const [id] = checkTags([idTag], "uniqueRowsByFeatures idTag") as Tag[];
+  const [id] = checkTags([idTag], "uniqueRowsByFeatures idTag");
   const schema = opts.schema ?? readSchema(dataset);
   const idCol = opts.idColumn
     ? schema.find((c) => c.name === opts.idColumn)

@@ -158,7 +158,7 @@ export abstract class ProjectionOp extends Op {
     const sig = input.map((c) => c.name).join("\u0001");
     if (!this.cache || this.cache.sig !== sig) this.cache = { sig, pr: this.project(input, null) };
     const { outputs, drop } = this.cache.pr;
-    const out: Row[] = new Array(rows.length);
+    const out = new Array<Row>(rows.length);
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i];
       const o: Row = { ...r };

@@ -941,7 +941,7 @@ export class TargetEncoding extends ProjectionOp {
     super(selector);
     if (!o?.target) throw new ValidationError("TargetEncoding: needs a target column");
     this.target = o.target;
-    this.kfold = int(o as unknown as Record<string, unknown>, "kfold", 3, 1);
+    this.kfold = int(o, "kfold", 3, 1);
     this.pSmooth = o.pSmooth ?? 20;
     this.seed = o.seed ?? 42;
   }
@@ -1402,7 +1402,7 @@ export class Groupby extends Op {
           name,
           tags: src.tags
             .filter((t) => t !== "categorical")
-            .concat(src.tags.includes("continuous") ? [] : ["continuous"]) as Tag[],
+            .concat(src.tags.includes("continuous") ? [] : ["continuous"]),
           properties: {},
         });
       else cols.push({ name, tags: [...src.tags], properties: { ...src.properties } });

@@ -198,7 +198,7 @@ export class DlrmModel {
       const part = sliceFrame(frame, s, Math.min(frame.length, s + batchSize));
       const p = this.enc.prepare(part, false);
       const y = tf.tidy(() => tf.sigmoid(this.logits(p)));
-      out.set(y.dataSync() as Float32Array, s);
+      out.set(y.dataSync(), s);
       y.dispose();
       disposePrepared(p);
     }

@@ -104,7 +104,7 @@ export class EmbeddingTable {
     if (!training) return { source: t, index: tf.tensor1d(local, "int32"), table: this, unique };
     const leaf = tf.variable(t, true, `leaf_${this.name}_${leafCounter++}`);
     t.dispose();
-    return { source: leaf as unknown as tf.Tensor2D, index: tf.tensor1d(local, "int32"), leaf, table: this, unique };
+    return { source: leaf, index: tf.tensor1d(local, "int32"), leaf, table: this, unique };
   }
 
   /** Adam on the touched rows only (lazy mode); `t` is the 1-based global step. */

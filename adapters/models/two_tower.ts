@@ -186,7 +186,7 @@ export class TwoTowerModel {
       const part = sliceFrame(frame, s, e);
       const p = t.enc.prepare(part, false);
       const y = tf.tidy(() => this.tower(t, p));
-      out.set(y.dataSync() as Float32Array, s * this.dim);
+      out.set(y.dataSync(), s * this.dim);
       y.dispose();
       disposePrepared(p);
     }
@@ -205,7 +205,7 @@ export class TwoTowerModel {
  * mean over rows of logsumexp(row), with its gradient written out (softmax / B): tfjs' own logSumExp gradient
  * costs ~10x more on wasm for a 1024 x 1024 batch.
  */
-export const meanLogSumExp = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+export const meanLogSumExp = tf.customGrad<tf.Scalar>((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
   const x = args[0] as tf.Tensor;
   const save = args[1] as tf.GradSaveFunc;
   const max = tf.max(x, 1, true);
@@ -218,7 +218,7 @@ export const meanLogSumExp = tf.customGrad((...args: Array<tf.Tensor | tf.GradSa
     value: tf.mean(lse) as tf.Scalar,
     gradFunc: (dy: tf.Scalar, saved: tf.Tensor[]) => tf.mul(saved[0], tf.div(dy, saved[0].shape[0])),
   };
-}) as (x: tf.Tensor) => tf.Scalar;
+});
 
 export function l2Normalize(x: tf.Tensor2D): tf.Tensor2D {
   return tf.div(x, tf.sqrt(tf.maximum(tf.sum(tf.square(x), 1, true), 1e-12))) as tf.Tensor2D;

@@ -9,6 +9,7 @@ import {
   Int32,
   Int64,
   List,
+  Precision,
   Table,
   TimestampMillisecond,
   Utf8,
@@ -24,15 +25,15 @@ import { readColumn, type ReadColumn, type ReadKind } from "./read.js";
 
 /** The dtype an Arrow column loads as, or null when fstore has none for it. */
 function dtypeOfArrow(t: DataType): Dtype | "timestamp" | null {
-  if (DataType.isDictionary(t)) return dtypeOfArrow(t.valueType);
+  if (DataType.isDictionary(t)) return dtypeOfArrow(t.valueType as DataType);
   if (DataType.isInt(t)) return t.bitWidth === 64 || (t.bitWidth === 32 && !t.isSigned) ? "int64" : "int32";
-  if (DataType.isFloat(t)) return t.precision === 1 ? "float32" : "float64";
+  if (DataType.isFloat(t)) return t.precision === Precision.SINGLE ? "float32" : "float64";
   if (DataType.isUtf8(t) || DataType.isLargeUtf8(t)) return "string";
   if (DataType.isBool(t)) return "bool";
   if (DataType.isBinary(t) || DataType.isLargeBinary(t)) return "bytes";
   if (DataType.isTimestamp(t) || DataType.isDate(t)) return "timestamp";
   if (DataType.isList(t)) {
-    const child = t.children[0]?.type;
+    const child = t.children[0]?.type as DataType | undefined;
     const el = child ? dtypeOfArrow(child) : null;
     if (el === null || el.endsWith("[]")) return null;
     return el === "timestamp" ? "unix_timestamp[]" : (`${el}[]` as Dtype);
@@ -49,7 +50,7 @@ function plainValue(v: unknown): unknown {
 /** An Arrow table's columns, checked and converted for loading. `timestampColumn` is parsed as a time. */
 export function arrowToPrepared(table: Table, timestampColumn: string, what: string): PreparedColumn[] {
   return table.schema.fields.map((field, i) => {
-    const dtype = dtypeOfArrow(field.type);
+    const dtype = dtypeOfArrow(field.type as DataType);
     if (dtype === null)
       throw new ValidationError(
         `${what}: column "${field.name}" has Arrow type ${String(field.type)}, which fstore cannot load`,
@@ -97,7 +98,7 @@ function forArrow(values: ArrayLike<unknown>, type: DataType): unknown[] {
   if (DataType.isInt(type) && type.bitWidth === 64) {
     for (let i = 0; i < out.length; i++) if (typeof out[i] === "number") out[i] = BigInt(out[i] as number);
   } else if (DataType.isList(type)) {
-    const child = type.children[0].type;
+    const child = type.children[0].type as DataType;
     for (let i = 0; i < out.length; i++)
       if (out[i] !== null && out[i] !== undefined) out[i] = forArrow(out[i] as ArrayLike<unknown>, child);
   }
@@ -142,9 +143,7 @@ export async function batchesToArrow(plan: ReadColumn[], batches: AsyncIterable<
       (c.kind === "f32" && values instanceof Float32Array) ||
       (c.kind === "i32" && values instanceof Int32Array);
     // typed arrays without nulls become Arrow vectors without a copy
-    vectors[c.name] = direct
-      ? vectorFromArray(values as Float64Array | Float32Array | Int32Array)
-      : vectorFromArray(forArrow(values, type), type);
+    vectors[c.name] = direct ? vectorFromArray(values) : vectorFromArray(forArrow(values, type), type);
   });
   return new Table(vectors);
 }

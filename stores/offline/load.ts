@@ -225,7 +225,7 @@ function prepareList(
       continue;
     }
     if (!isArrayLikeValue(v)) fail(i, v, `a list (${base}[])`);
-    const arr = v as ArrayLike<unknown>;
+    const arr = v;
     const items = new Array<unknown>(arr.length);
     for (let j = 0; j < arr.length; j++) {
       const x = arr[j];

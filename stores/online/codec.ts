@@ -200,7 +200,7 @@ export function keysOfRequests(
   return requests.map((req) => {
     const codec = codecOf(req.view);
     let bySpelling = cache.get(req.entityKeys);
-    if (!bySpelling) cache.set(req.entityKeys, (bySpelling = new Map()));
+    if (!bySpelling) cache.set(req.entityKeys, (bySpelling = new Map<string, string[]>()));
     let keys = bySpelling.get(codec.spelling);
     if (!keys) {
       keys = req.entityKeys.map((k, i) => prefix + codec.key(k, i));
@@ -837,7 +837,7 @@ export class ReadResults {
       for (const f of r.features) values[f] = numeric.has(f) ? doubleColumn(n) : new Array<unknown>(n).fill(null);
       return { eventTs: new Float64Array(n).fill(NaN), values };
     });
-    this.columns = new Array(requests.length).fill(undefined);
+    this.columns = new Array<(typeof this.columns)[number]>(requests.length).fill(undefined);
   }
 
   /** The event-time column of request `req` (NaN until a row is decoded). */

@@ -220,7 +220,7 @@ export class RedisOnlineStore implements OnlineStore {
     const prefix = `${base}:`;
     const callArgs = (start: number): Array<string | Buffer> => {
       const end = Math.min(n, start + ROWS_PER_CALL);
-      const args: Array<string | Buffer> = new Array(2 + 2 * (end - start));
+      const args = new Array<string | Buffer>(2 + 2 * (end - start));
       let a = 0;
       for (let r = start; r < end; r++) args[a++] = prefix + keys[r];
       args[a++] = view.name;

@@ -120,7 +120,7 @@ export class RedisReadConnection {
         clearTimeout(timer);
         resolve();
       });
-      socket.once("error", (e) => {
+      socket.once("error", (e: Error) => {
         clearTimeout(timer);
         reject(new FstoreError(`online store (redis): cannot connect to ${this.where}: ${e.message}`));
       });
@@ -130,7 +130,7 @@ export class RedisReadConnection {
     this.chunkBytes = 0;
     this.needed = 0;
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
-    socket.on("error", (e) =>
+    socket.on("error", (e: Error) =>
       this.fail(socket, new ConnectionLost(`online store (redis): connection to ${this.where} failed: ${e.message}`)),
     );
     socket.on("close", () =>

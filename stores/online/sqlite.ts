@@ -444,7 +444,7 @@ export class SqliteOnlineStore implements OnlineStore {
    */
   private selectIn(table: string, size: number, views: number): Statement {
     let byShape = this.selects.get(table);
-    if (!byShape) this.selects.set(table, (byShape = new Map()));
+    if (!byShape) this.selects.set(table, (byShape = new Map<number, Statement>()));
     // size < 2^20 (MAX_IN), views < 2^11 for any shape that is read
     const shape = size * 2048 + views;
     let s = byShape.get(shape);

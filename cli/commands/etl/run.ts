@@ -28,7 +28,7 @@ export async function loadWorkflowFrom(path: string): Promise<{ workflow: Workfl
       `workflow ${path}: expected a default export or exactly one exported Workflow, found ${found.length}`,
     );
   // jiti may have loaded a second copy of the library for the file: that copy's Workflow works the same
-  return { workflow: found[0] as Workflow, saved: false };
+  return { workflow: found[0], saved: false };
 }
 
 function parseSplits(s: string | undefined): Splits | undefined {
