@@ -23,7 +23,8 @@ export async function openDuckDB(settings: DuckDBSettings = {}): Promise<DuckDBH
   // offline machines and reproducible runs: an extension that is not installed is an error, not a download
   const options: Record<string, string> = { autoinstall_known_extensions: "false" };
   // in KiB, DuckDB's own unit, whatever spelling the user's configuration had
-  if (settings.memoryLimitBytes !== undefined) options.memory_limit = `${Math.floor(settings.memoryLimitBytes / 1024)}KiB`;
+  if (settings.memoryLimitBytes !== undefined)
+    options.memory_limit = `${Math.floor(settings.memoryLimitBytes / 1024)}KiB`;
   if (settings.tempDirectory !== undefined) options.temp_directory = settings.tempDirectory;
   if (settings.threads !== undefined) options.threads = String(settings.threads);
   const instance = await DuckDBInstance.create(":memory:", options);
