@@ -2,6 +2,7 @@
 import { readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { FstoreError } from "../common/errors.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const wanted = process.argv.slice(2);
@@ -21,5 +22,12 @@ for (const f of files) {
   console.log(`\n=== ${f} (${new Date().toISOString()}) ===`);
   const mod = (await import(pathToFileURL(join(here, f)).href)) as { main?: () => Promise<void> };
   if (typeof mod.main !== "function") throw new Error(`bench/${f} must export async function main()`);
-  await mod.main();
+  try {
+    await mod.main();
+  } catch (e) {
+    // fstore's own errors (a data set missing from FSTORE_DATA_DIR, bad input) are one line, not a stack
+    if (!(e instanceof FstoreError)) throw e;
+    console.error(`bench/${f}: ${e.message}`);
+    process.exit(1);
+  }
 }

@@ -4,9 +4,9 @@
 //   items as a query-tower feature;
 // - synthetic Ali-CCP: the same retrieval comparison, and DLRM AUC vs item click-through popularity.
 // Results go to .tmp/train-results/*.json and *.svg (git-ignored). `npm run bench -- train_experiments`.
-import { existsSync } from "node:fs";
+// MovieLens is the full ml-latest-small in FSTORE_DATA_DIR (default ../shared/data from the project root).
 import { join } from "node:path";
-import { sharedDataDir } from "../adapters/datasets/movielens.js";
+import { dataSetDir } from "../adapters/datasets/movielens.js";
 import { initBackend } from "../adapters/models/backend.js";
 import {
   aliCcpExperiment,
@@ -45,15 +45,14 @@ function reportRetrieval(dataset: string, models: Record<string, Record<string, 
 }
 
 export async function main(): Promise<void> {
+  // before any work: without the data set the run stops here, naming FSTORE_DATA_DIR and the folder expected
+  const ml = dataSetDir("ml-latest-small");
   await initBackend("auto");
   const outDir = join(process.cwd(), ".tmp", "train-results");
-  const ml = join(sharedDataDir(), "ml-latest-small");
-  if (existsSync(join(ml, "ratings.csv"))) {
-    // ML_VALIDATION=1: the validation split (each user's second-to-last rating), for choosing settings.
-    const validation = process.env.ML_VALIDATION === "1";
-    const r = await movieLensExperiment(ml, { ...MOVIELENS_DEFAULTS, validation, log: console.log, outDir });
-    reportRetrieval(validation ? "MovieLens (validation)" : "MovieLens", r.models);
-  } else console.log(`skipping MovieLens: ${ml}/ratings.csv not found`);
+  // ML_VALIDATION=1: the validation split (each user's second-to-last rating), for choosing settings.
+  const validation = process.env.ML_VALIDATION === "1";
+  const r = await movieLensExperiment(ml, { ...MOVIELENS_DEFAULTS, validation, log: console.log, outDir });
+  reportRetrieval(validation ? "MovieLens (validation)" : "MovieLens", r.models);
   const a = aliCcpExperiment({ ...TWO_TOWER_DEFAULTS, epochs: 5, log: console.log, outDir });
   reportRetrieval("synthetic Ali-CCP", a.retrieval.models);
   report("synthetic Ali-CCP dlrm AUC", a.ranking.dlrm.auc, "", {

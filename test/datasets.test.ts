@@ -8,9 +8,12 @@ import {
   loadMovieLens,
   prepareDemoData,
   rees46ProductId,
-  sharedDataDir,
+  dataSetDir,
 } from "../adapters/datasets/index.js";
 import { openDuck, queryRows, type Row } from "../adapters/etl/sql.js";
+
+/** The committed slice of ml-latest-small (test/fixtures/README.md says how it was cut). */
+const ML_SLICE = join(import.meta.dirname, "fixtures", "ml-latest-small");
 
 let dir: string;
 beforeAll(() => {
@@ -150,10 +153,13 @@ describe("synthetic REES46-like events", () => {
   });
 });
 
-describe("MovieLens loaders (real files, no download)", () => {
+describe("MovieLens loaders (a committed slice of the real files, no download)", () => {
   it("writes ratings, items (year, genres) and users parquet", async () => {
-    const r = await loadMovieLens(join(dir, "ml"), { created: new Date("2024-01-01T00:00:00Z") });
-    expect(r.counts).toEqual({ ratings: 100836, items: 9742, users: 610 });
+    const r = await loadMovieLens(join(dir, "ml"), { dataDir: ML_SLICE, created: new Date("2024-01-01T00:00:00Z") });
+    // the slice: 31 users' whole histories; its movies.csv also lists 19 movies none of them rated
+    expect(r.counts).toEqual({ ratings: 3815, items: 1765, users: 31 });
+    const [unrated] = await q(`SELECT count(*) AS n FROM read_parquet('${r.items}') WHERE rating_count = 0`);
+    expect(Number(unrated.n)).toBe(19);
     const [toy] = await q(`SELECT * FROM read_parquet('${r.items}') WHERE item_id = 1`);
     expect(toy).toMatchObject({
       title: "Toy Story",
@@ -171,7 +177,22 @@ describe("MovieLens loaders (real files, no download)", () => {
     await expect(loadMovieLens(join(dir, "ml2"), { dataDir: join(dir, "nowhere") })).rejects.toThrow(
       /ratings\.csv not found/,
     );
-    expect(existsSync(join(sharedDataDir(), "ml-latest-small"))).toBe(true);
+    // benchmarks and experiments read the full data sets from FSTORE_DATA_DIR: a missing one names the variable
+    const before = process.env.FSTORE_DATA_DIR;
+    process.env.FSTORE_DATA_DIR = join(dir, "no-data");
+    try {
+      expect(() => dataSetDir("ml-latest-small")).toThrow(
+        `data set ml-latest-small not found: expected the folder ${join(dir, "no-data", "ml-latest-small")} (set FSTORE_DATA_DIR`,
+      );
+      await expect(loadMovieLens(join(dir, "ml3"))).rejects.toThrow(
+        `${join(dir, "no-data", "ml-latest-small", "ratings.csv")} not found`,
+      );
+      process.env.FSTORE_DATA_DIR = join(import.meta.dirname, "fixtures");
+      expect(dataSetDir("ml-latest-small")).toBe(ML_SLICE);
+    } finally {
+      if (before === undefined) delete process.env.FSTORE_DATA_DIR;
+      else process.env.FSTORE_DATA_DIR = before;
+    }
   });
 });
 

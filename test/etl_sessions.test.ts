@@ -1,18 +1,16 @@
-// Notebook 004's session pipeline on the real REES46 head file: dedupe of consecutive repeats, grouping by
-// session sorted by time, truncation to 20, minimum length 2, day partitions with train/valid/test splits.
+// Notebook 004's session pipeline on real REES46 events (a slice of whole sessions of the head file, committed
+// in test/fixtures/): dedupe of consecutive repeats, grouping by session sorted by time, truncation to 20,
+// minimum length 2, day partitions with train/valid/test splits.
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rees46SessionWorkflow } from "../adapters/datasets/rees46.js";
 import type { Row, Value } from "../adapters/etl/index.js";
 import { openDuck, queryRows } from "../adapters/etl/sql.js";
 import type { Workflow } from "../adapters/etl/workflow.js";
 
-const HEAD = resolve(
-  process.env.FSTORE_DATA_DIR ?? resolve(import.meta.dirname, "../../shared/data"),
-  "rees46-2019-oct-head/2019-Oct-head.csv",
-);
+const HEAD = join(import.meta.dirname, "fixtures", "rees46-2019-oct-head", "2019-Oct-head.csv");
 
 let dir: string;
 let wf: Workflow;
@@ -69,7 +67,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("REES46 session pipeline (notebook 004)", () => {
   it("writes day partitions with train/valid/test files and schema.json", () => {
-    // the head file covers 2019-10-01 00:00 to 02:50 UTC: one day
+    // the slice, like the head file it was cut from, covers 2019-10-01 00:00 to 02:50 UTC: one day
     expect(readdirSync(join(dir, "sessions")).sort()).toEqual(["1", "schema.json"]);
     expect(readdirSync(join(dir, "sessions", "1")).sort()).toEqual(["test.parquet", "train.parquet", "valid.parquet"]);
     expect(existsSync(join(dir, "sessions", "schema.json"))).toBe(true);
@@ -100,7 +98,8 @@ describe("REES46 session pipeline (notebook 004)", () => {
     const sessions = await vocab("user_session");
     const products = await vocab("product_id");
     expect(batch.length).toBe(expected.size);
-    expect(batch.length).toBeGreaterThan(2000);
+    // the slice has 290 sessions of two items or more: a floor, so a misread file cannot pass with next to none
+    expect(batch.length).toBeGreaterThan(250);
     let truncated = 0;
     for (const r of batch) {
       const s = sessions.get(r.user_session as number) as string;

@@ -23,7 +23,6 @@ import {
   writeItemEmbeddings,
 } from "../adapters/models/artifacts.js";
 import { leaveLastOut, loadMovieLens, recentItems } from "../adapters/models/movielens.js";
-import { sharedDataDir } from "../adapters/datasets/movielens.js";
 import { ValidationError } from "../common/errors.js";
 
 let dir: string;
@@ -389,7 +388,7 @@ describe("metrics", () => {
   });
 });
 
-describe("MovieLens model inputs (real files through the shared loader)", () => {
+describe("MovieLens model inputs (the committed slice of the real files, through the shared loader)", () => {
   it("recent items hold each user's previous items only", () => {
     const l = recentItems(Int32Array.of(0, 0, 0, 1, 1), Int32Array.of(5, 6, 7, 5, 8), 2);
     const rows = Array.from({ length: 5 }, (_, r) => Array.from(l.values.subarray(l.offsets[r], l.offsets[r + 1])));
@@ -397,8 +396,9 @@ describe("MovieLens model inputs (real files through the shared loader)", () => 
   });
 
   it("encodes ids, genres, year and recent items; the split holds out each user's last rating", async () => {
-    const ml = await loadMovieLens(join(sharedDataDir(), "ml-latest-small"), { historyLength: 3 });
-    expect([ml.interactions.length, ml.nUsers, ml.nItems, ml.items.length]).toEqual([100836, 610, 9724, 9724]);
+    // test/fixtures/ml-latest-small: 31 users' whole histories; the 19 movies nobody in it rated are left out
+    const ml = await loadMovieLens(join(import.meta.dirname, "fixtures", "ml-latest-small"), { historyLength: 3 });
+    expect([ml.interactions.length, ml.nUsers, ml.nItems, ml.items.length]).toEqual([3815, 31, 1746, 1746]);
     const c = ml.interactions.columns;
     const items = c.item_id as Int32Array;
     const hist = c.recent_items as { offsets: Int32Array; values: Int32Array };
@@ -411,8 +411,8 @@ describe("MovieLens model inputs (real files through the shared loader)", () => 
     const g = ml.items.columns.genres as { offsets: Int32Array; values: Int32Array };
     expect(g.offsets[toy + 1] - g.offsets[toy]).toBe(5); // Adventure|Animation|Children|Comedy|Fantasy
     const split = leaveLastOut(ml.interactions);
-    expect(split.test.length).toBe(610);
-    expect(split.train.length + split.test.length).toBe(100836);
+    expect(split.test.length).toBe(31);
+    expect(split.train.length + split.test.length).toBe(3815);
     expect(ml.schema.find((s) => s.name === "recent_items")?.tags).toEqual(["categorical", "user", "list"]);
   });
 });

@@ -1,5 +1,6 @@
-// Loaders for the real MovieLens latest-small files (../shared/data/ml-latest-small, relative to the project
-// root; FSTORE_DATA_DIR or the dataDir option override it). Nothing is downloaded: a missing folder is an error.
+// Loaders for the real MovieLens latest-small files, and where the full data sets live: FSTORE_DATA_DIR, by
+// default ../shared/data relative to the project root. Nothing is downloaded: a missing folder is an error.
+// Tests read the small slices committed under test/fixtures/ instead.
 import { existsSync, mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,9 +17,22 @@ export function projectRoot(): string {
   return process.cwd();
 }
 
-/** ../shared/data relative to the project root, or FSTORE_DATA_DIR. */
+/** Where benchmarks and experiments find the full data sets: FSTORE_DATA_DIR, else <project root>/../shared/data. */
 export function sharedDataDir(): string {
-  return resolve(process.env.FSTORE_DATA_DIR ?? join(projectRoot(), "..", "shared", "data"));
+  return resolve(process.env.FSTORE_DATA_DIR || join(projectRoot(), "..", "shared", "data"));
+}
+
+/**
+ * The folder of one full data set (e.g. "ml-latest-small") under sharedDataDir(). A missing folder is a one-line
+ * error naming FSTORE_DATA_DIR and the path expected, so a run without the data stops before doing any work.
+ */
+export function dataSetDir(name: string): string {
+  const dir = join(sharedDataDir(), name);
+  if (!existsSync(dir))
+    throw new ValidationError(
+      `data set ${name} not found: expected the folder ${dir} (set FSTORE_DATA_DIR to the folder holding ${name}/; default ../shared/data from the project root)`,
+    );
+  return dir;
 }
 
 export interface MovieLensResult {
@@ -40,7 +54,7 @@ export async function loadMovieLens(
   for (const f of ["ratings.csv", "movies.csv"]) {
     if (!existsSync(join(src, f)))
       throw new ValidationError(
-        `MovieLens: ${join(src, f)} not found (expected the ml-latest-small files there; set dataDir or FSTORE_DATA_DIR)`,
+        `MovieLens: ${join(src, f)} not found (expected the ml-latest-small files there; pass dataDir (--data-dir on the CLI), or set FSTORE_DATA_DIR to the folder holding ml-latest-small/)`,
       );
   }
   const out = resolve(outDir);

@@ -3,13 +3,16 @@ import { FstoreCommand } from "../../base.js";
 
 export default class DatasetsMovielens extends FstoreCommand {
   static override description =
-    "Turn the MovieLens latest-small files (../shared/data/ml-latest-small) into parquet offline sources: ratings, items, users";
-  static override examples = ["fs datasets movielens --out data/movielens"];
+    "Turn the MovieLens latest-small files (from $FSTORE_DATA_DIR/ml-latest-small, or --data-dir) into parquet offline sources: ratings, items, users";
+  static override examples = [
+    "fs datasets movielens --out data/movielens",
+    "fs datasets movielens --data-dir test/fixtures/ml-latest-small --out data/movielens-slice",
+  ];
   static override flags = {
     out: Flags.string({ char: "o", required: true, description: "output folder" }),
     "data-dir": Flags.string({
       description:
-        "folder holding ratings.csv and movies.csv (default ../shared/data/ml-latest-small from the project root, or $FSTORE_DATA_DIR/ml-latest-small)",
+        "folder holding ratings.csv and movies.csv (default $FSTORE_DATA_DIR/ml-latest-small; FSTORE_DATA_DIR defaults to ../shared/data from the project root)",
     }),
   };
   async run(): Promise<void> {
