@@ -5,7 +5,8 @@
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { DuckDBInstance, type DuckDBConnection } from "@duckdb/node-api";
+import type { DuckDBConnection } from "@duckdb/node-api";
+import { openDuckDB } from "../common/duckdb.js";
 import type { FeatureViewSpec, FileSourceSpec } from "../registry/types.js";
 import { createDuckDBOfflineStore } from "../stores/offline/duckdb.js";
 import { FAST_PARQUET } from "../stores/offline/parquet.js";
@@ -142,8 +143,8 @@ async function benchPull(
 }
 
 export async function main(): Promise<void> {
-  const inst = await DuckDBInstance.create(":memory:");
-  const conn = await inst.connect();
+  const db = await openDuckDB();
+  const conn = db.connection;
   await ensureData(conn);
   const outOurs = join(DATA, "hist_out_fstore.parquet");
   const outAsof = join(DATA, "hist_out_asof.parquet");
@@ -191,8 +192,7 @@ export async function main(): Promise<void> {
   report("peak RSS", peakRssMb(), "MB");
 
   await store.close();
-  conn.closeSync();
-  inst.closeSync();
+  db.close();
   rmSync(outOurs, { force: true });
   rmSync(outAsof, { force: true });
 }

@@ -11,8 +11,8 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
-import { DuckDBInstance } from "@duckdb/node-api";
 import { Redis } from "ioredis";
+import { openDuckDB } from "../common/duckdb.js";
 import { FeatureStore } from "../stores/feature_store.js";
 import { peakRssMb, performance, report } from "./lib.js";
 
@@ -27,16 +27,15 @@ const source = join(dataDir, `materialize_${N}.parquet`);
 async function ensureSource(): Promise<void> {
   if (existsSync(source)) return;
   mkdirSync(dataDir, { recursive: true });
-  const db = await DuckDBInstance.create(":memory:");
-  const conn = await db.connect();
+  const db = await openDuckDB();
+  const conn = db.connection;
   const feats = Array.from({ length: F }, (_, i) => `random() AS f${i}`).join(", ");
   // two versions per entity, so latest-per-entity has real work to do
-  await conn.run(`SET TimeZone='UTC'`);
   await conn.run(
     `COPY (SELECT (i % ${N})::BIGINT AS user_id, TIMESTAMP '2024-01-01' + to_seconds(i) AS event_timestamp, TIMESTAMP '2024-01-01' + to_seconds(i) AS created, ${feats}
       FROM range(${2 * N}) t(i)) TO '${source}' (FORMAT parquet)`,
   );
-  conn.closeSync();
+  db.close();
 }
 
 function writeRepo(dir: string, online: string): void {
@@ -118,16 +117,15 @@ async function ensureViewsRepo(dir: string): Promise<string[]> {
   const files = Array.from({ length: VIEWS }, (_, v) => join(dataDir, `views_${VIEWS_N}_${v}.parquet`));
   if (!files.every((f) => existsSync(f))) {
     mkdirSync(dataDir, { recursive: true });
-    const db = await DuckDBInstance.create(":memory:");
-    const conn = await db.connect();
-    await conn.run(`SET TimeZone='UTC'`);
+    const db = await openDuckDB();
+    const conn = db.connection;
     for (const [v, file] of files.entries()) {
       const feats = Array.from({ length: F }, (_, i) => `random() AS v${v}_f${i}`).join(", ");
       await conn.run(
         `COPY (SELECT range::BIGINT AS user_id, ${feats}, TIMESTAMP '2024-01-01' + to_seconds(range % 86400) AS event_timestamp FROM range(${VIEWS_N})) TO '${file}' (FORMAT parquet)`,
       );
     }
-    conn.closeSync();
+    db.close();
   }
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });

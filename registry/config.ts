@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
+import { parseByteSize } from "../common/duckdb.js";
 import { ValidationError, errorMessage } from "../common/errors.js";
 
 export interface SqliteOnlineConfig {
@@ -40,10 +41,12 @@ export interface RepoConfig {
   /** absolute path of the registry SQLite file */
   registryPath: string;
   registryTtlSeconds: number;
-  provider: string;
+  /** Feast's local provider, the only one fstore has */
+  provider: "local";
   onlineStore: OnlineStoreConfig;
   offlineStore: DuckDBOfflineConfig;
-  entityKeySerializationVersion: number;
+  /** the only value accepted: fstore's online key format does not vary */
+  entityKeySerializationVersion: 3;
 }
 
 export const CONFIG_FILE = "feature_store.yaml";
@@ -155,34 +158,38 @@ export function parseRepoConfig(raw: Raw, repo: string, file = CONFIG_FILE): Rep
     offlineStore.threads = threads;
   }
 
-  const v = raw.entity_key_serialization_version === undefined ? 3 : Number(raw.entity_key_serialization_version);
   return {
     repoPath: repo,
     project,
     registryPath: abs(registryPath),
     registryTtlSeconds,
-    provider: typeof raw.provider === "string" ? raw.provider : "local",
+    provider: acceptedKeyValue(
+      raw,
+      "provider",
+      "local",
+      file,
+      "fstore's stores are the ones feature_store.yaml names, as with Feast's local provider",
+    ),
     onlineStore,
     offlineStore,
-    entityKeySerializationVersion: v,
+    entityKeySerializationVersion: acceptedKeyValue(
+      raw,
+      "entity_key_serialization_version",
+      3,
+      file,
+      "fstore's online keys have a single format of their own",
+    ),
   };
 }
 
-const BYTE_UNITS: Record<string, number> = {
-  b: 1,
-  kb: 1e3,
-  mb: 1e6,
-  gb: 1e9,
-  tb: 1e12,
-  kib: 2 ** 10,
-  mib: 2 ** 20,
-  gib: 2 ** 30,
-  tib: 2 ** 40,
-};
-
-/** "4GB", "512 MiB", "1.5gb" -> bytes (DuckDB's units: KB = 1000, KiB = 1024); undefined if not a size. */
-export function parseByteSize(text: string): number | undefined {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$/i.exec(text);
-  const unit = m ? BYTE_UNITS[m[2].toLowerCase()] : undefined;
-  return m && unit !== undefined ? Math.floor(Number(m[1]) * unit) : undefined;
+/**
+ * A Feast key fstore has exactly one value for: unset or that value is fine; anything else is refused,
+ * since silently ignoring it would let a repo believe it got another provider or key format.
+ */
+function acceptedKeyValue<T extends string | number>(raw: Raw, key: string, only: T, file: string, why: string): T {
+  const v = raw[key];
+  if (v === undefined || v === null || v === only || (typeof only === "number" && v === String(only))) return only;
+  throw new ValidationError(
+    `${file}: ${key} ${JSON.stringify(v)} is not supported: expected ${JSON.stringify(only)} (the default; ${why})`,
+  );
 }

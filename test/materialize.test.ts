@@ -2,9 +2,9 @@
 // and the whole path through FeatureStore.materialize on real parquet, DuckDB, SQLite and Redis.
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DuckDBInstance } from "@duckdb/node-api";
 import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
+import { openDuckDB } from "../common/duckdb.js";
 import type { Dtype, FeatureViewSpec } from "../registry/types.js";
 import { FeatureStore } from "../stores/feature_store.js";
 import { alignByKey, defaultMergeRows, openStream, sliceBatch } from "../stores/materialize.js";
@@ -506,8 +506,8 @@ describe("materialize under offline_store.memory_limit", () => {
           )
           .join("\n"),
     );
-    const db = await DuckDBInstance.create(":memory:");
-    const c = await db.connect();
+    const db = await openDuckDB();
+    const c = db.connection;
     try {
       for (const v of names) {
         const cols = Array.from({ length: 6 }, (_, f) => `random() AS ${v}${f}`).join(", ");
@@ -516,8 +516,7 @@ describe("materialize under offline_store.memory_limit", () => {
         );
       }
     } finally {
-      c.closeSync();
-      db.closeSync();
+      db.close();
     }
     const store = await FeatureStore.open(dir);
     try {

@@ -1,12 +1,12 @@
 // Training jobs end to end on a real feature repository: parquet sources written by DuckDB, the registry in
 // SQLite, the training set from getHistoricalFeatures, then training, evaluation and exported artifacts.
-import { DuckDBInstance } from "@duckdb/node-api";
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openDuckDB, sqlString } from "../common/duckdb.js";
 import { FeatureStore } from "../stores/feature_store.js";
 import { loadModel, predict, readItemEmbeddings, type ModelMeta } from "../adapters/models/artifacts.js";
 import { trainDlrmJob, trainTwoTowerJob } from "../adapters/models/jobs.js";
@@ -88,9 +88,9 @@ beforeAll(async () => {
     const i = inGroup ? (u % G) + G * Math.floor(r() * (I / G)) : Math.floor(r() * I);
     events.push(`(${u}, ${i}, ${i % G === u % G ? 1 : 0}, TIMESTAMP '2024-01-02' + INTERVAL ${k} MINUTE)`);
   }
-  const db = await DuckDBInstance.create(":memory:");
-  const c = await db.connect();
-  const q = (p: string) => `'${join(dir, p)}'`;
+  const db = await openDuckDB();
+  const c = db.connection;
+  const q = (p: string) => sqlString(join(dir, p));
   await c.run(
     `COPY (SELECT range AS user_id, range % ${G} AS user_group, TIMESTAMP '2024-01-01' AS event_timestamp FROM range(${U})) TO ${q("data/users.parquet")} (FORMAT parquet)`,
   );
@@ -100,8 +100,7 @@ beforeAll(async () => {
   await c.run(
     `COPY (SELECT * FROM (VALUES ${events.join(",")}) t(user_id, item_id, click, event_timestamp)) TO ${q("events.parquet")} (FORMAT parquet)`,
   );
-  c.closeSync();
-  db.closeSync();
+  db.close();
   store = await FeatureStore.open(dir);
   await store.apply();
 });

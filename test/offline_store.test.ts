@@ -3,11 +3,11 @@
 import { mkdirSync, readdirSync, rmSync, writeFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DuckDBInstance } from "@duckdb/node-api";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openDuckDB } from "../common/duckdb.js";
 import { ValidationError } from "../common/errors.js";
 import type { FeatureViewSpec, FieldSpec, FileSourceSpec } from "../registry/types.js";
-import { Duck } from "../stores/offline/db.js";
+import { OfflineDuckDB } from "../stores/offline/db.js";
 import { createDuckDBOfflineStore } from "../stores/offline/duckdb.js";
 import { writeParquet } from "../stores/offline/parquet.js";
 import type { ColumnBatch, OfflineStore } from "../stores/types.js";
@@ -63,13 +63,11 @@ async function collect(batches: AsyncIterable<ColumnBatch>): Promise<Array<Recor
 }
 
 async function query(sql: string): Promise<Array<Record<string, unknown>>> {
-  const inst = await DuckDBInstance.create(":memory:");
-  const conn = await inst.connect();
+  const db = await openDuckDB();
   try {
-    return (await conn.runAndReadAll(sql)).getRowObjectsJS() as Array<Record<string, unknown>>;
+    return (await db.connection.runAndReadAll(sql)).getRowObjectsJS() as Array<Record<string, unknown>>;
   } finally {
-    conn.closeSync();
-    inst.closeSync();
+    db.close();
   }
 }
 
@@ -428,12 +426,22 @@ describe("writeParquet", () => {
 describe("DuckDB settings (feature_store.yaml offline_store)", () => {
   it("applies memory_limit, threads and temp_directory to the instance, and queries run under them", async () => {
     const spill = join(dir, "spill");
-    const duck = await Duck.create({ memoryLimitBytes: 256 * 2 ** 20, threads: 1, tempDirectory: spill });
+    const duck = await OfflineDuckDB.create({ memoryLimitBytes: 256 * 2 ** 20, threads: 1, tempDirectory: spill });
     try {
       const [s] = await duck.rows(
         "SELECT current_setting('memory_limit') AS m, current_setting('threads') AS t, current_setting('temp_directory') AS d",
       );
       expect(s).toEqual({ m: "256.0 MiB", t: 1n, d: spill });
+      // common/duckdb's settings, on the main connection and on a stream's own connection
+      const common =
+        "SELECT current_setting('TimeZone') AS tz, current_setting('autoinstall_known_extensions') AS auto";
+      expect(await duck.rows(common)).toEqual([{ tz: "UTC", auto: false }]);
+      const stream = await duck.connect();
+      try {
+        expect((await stream.runAndReadAll(common)).getRowObjectsJS()).toEqual([{ tz: "UTC", auto: false }]);
+      } finally {
+        stream.closeSync();
+      }
     } finally {
       await duck.close();
     }

@@ -4,8 +4,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { tableFromArrays, vectorFromArray, TimestampMillisecond, Int64, Table } from "apache-arrow";
-import { DuckDBInstance } from "@duckdb/node-api";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openDuckDB } from "../common/duckdb.js";
 import { ValidationError } from "../common/errors.js";
 import type { FeatureViewSpec, FieldSpec, FileSourceSpec } from "../registry/types.js";
 import { createDuckDBOfflineStore } from "../stores/offline/duckdb.js";
@@ -383,8 +383,8 @@ describe("results", () => {
     });
     const out = join(dir, "out", "training.parquet");
     await job.toParquet(out);
-    const inst = await DuckDBInstance.create(":memory:");
-    const conn = await inst.connect();
+    const db = await openDuckDB();
+    const conn = db.connection;
     const described = (await conn.runAndReadAll(`DESCRIBE SELECT * FROM '${out}'`))
       .getRowObjectsJS()
       .map((r) => `${String(r.column_name)} ${String(r.column_type)}`);
@@ -394,8 +394,7 @@ describe("results", () => {
         `SELECT user_id::DOUBLE AS user_id, epoch_ms(event_timestamp)::DOUBLE AS ts, age::DOUBLE AS age, score FROM '${out}'`,
       )
     ).getRowObjectsJS();
-    conn.closeSync();
-    inst.closeSync();
+    db.close();
     expect(back.map((r) => r.age)).toEqual(ENTITY.map((e) => e.age));
     expect(back.map((r) => r.ts)).toEqual(ENTITY.map((e) => ms(e.ts)));
 

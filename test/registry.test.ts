@@ -6,7 +6,8 @@ import { Entity, FeatureService, FeatureView, Field, FileSource } from "../index
 import { ValidationError } from "../common/errors.js";
 import { formatPlan } from "../registry/plan.js";
 import { Registry } from "../registry/registry.js";
-import { parseByteSize, parseRepoConfig } from "../registry/config.js";
+import { parseByteSize } from "../common/duckdb.js";
+import { loadRepoConfig, parseRepoConfig } from "../registry/config.js";
 import { isoUtc, parseTtl, toEpochMs } from "../common/time.js";
 import { FeatureStore } from "../stores/feature_store.js";
 import { DEFINITIONS, tempDir, writeRepo } from "./repo_fixture.js";
@@ -284,5 +285,54 @@ describe("feature_store.yaml offline_store", () => {
     );
     expect(() => parse({ type: "duckdb", threads: "many" })).toThrow(/offline_store\.threads/);
     expect(() => parse("duckdb")).toThrow(/"offline_store" must be a mapping/);
+  });
+});
+
+describe("feature_store.yaml provider and entity_key_serialization_version", () => {
+  const parse = (keys: Record<string, unknown>) =>
+    parseRepoConfig({ project: "p", ...keys }, "/repo", "feature_store.yaml");
+
+  it("accepts Feast's defaults, given or not", () => {
+    for (const keys of [
+      {},
+      { provider: "local", entity_key_serialization_version: 3 },
+      { provider: null, entity_key_serialization_version: "3" },
+    ]) {
+      const config = parse(keys);
+      expect([config.provider, config.entityKeySerializationVersion]).toEqual(["local", 3]);
+    }
+  });
+
+  it("refuses any other value, naming the file, the key, the value and what is accepted", () => {
+    expect(() => parse({ provider: "gcp" })).toThrow(
+      new ValidationError(
+        `feature_store.yaml: provider "gcp" is not supported: expected "local" (the default; fstore's stores are the ones feature_store.yaml names, as with Feast's local provider)`,
+      ),
+    );
+    expect(() => parse({ entity_key_serialization_version: 2 })).toThrow(
+      new ValidationError(
+        "feature_store.yaml: entity_key_serialization_version 2 is not supported: expected 3 (the default; fstore's online keys have a single format of their own)",
+      ),
+    );
+    expect(() => parse({ provider: 1 })).toThrow(/provider 1 is not supported: expected "local"/);
+    expect(() => parse({ entity_key_serialization_version: "three" })).toThrow(
+      /entity_key_serialization_version "three" is not supported: expected 3/,
+    );
+    expect(() => parse({ entity_key_serialization_version: 3.5 })).toThrow(/entity_key_serialization_version 3\.5/);
+  });
+
+  it("names the repo's own feature_store.yaml when loading it", () => {
+    const { dir, cleanup } = tempDir("yaml_keys");
+    try {
+      const file = join(dir, "feature_store.yaml");
+      writeFileSync(file, "project: p\nprovider: aws\n");
+      expect(() => loadRepoConfig(dir)).toThrow(`${file}: provider "aws" is not supported: expected "local"`);
+      writeFileSync(file, "project: p\nprovider: local\nentity_key_serialization_version: 2\n");
+      expect(() => loadRepoConfig(dir)).toThrow(`${file}: entity_key_serialization_version 2 is not supported`);
+      writeFileSync(file, "project: p\nprovider: local\nentity_key_serialization_version: 3\n");
+      expect(loadRepoConfig(dir).provider).toBe("local");
+    } finally {
+      cleanup();
+    }
   });
 });

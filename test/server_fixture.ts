@@ -1,10 +1,10 @@
 // A temporary feature repository for the feature server tests: definitions importing "fstore", parquet
 // sources written by DuckDB, SQLite or Redis online store (unique key prefix, deleted after).
-import { DuckDBInstance } from "@duckdb/node-api";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
+import { openDuckDB } from "../common/duckdb.js";
 import { FeatureStore } from "../stores/feature_store.js";
 
 export type OnlineKind = "sqlite" | "redis";
@@ -76,8 +76,8 @@ function iso(ms: number): string {
 }
 
 async function writeSources(dir: string): Promise<void> {
-  const db = await DuckDBInstance.create(":memory:");
-  const c = await db.connect();
+  const db = await openDuckDB();
+  const c = db.connection;
   try {
     const ts = (ms: number) => `TIMESTAMP '${iso(ms).replace("T", " ").replace("Z", "")}'`;
     // user 1: fresh; user 2: older than the 7d ttl (OUTSIDE_MAX_AGE); user 3: absent (NOT_FOUND).
@@ -91,8 +91,7 @@ async function writeSources(dir: string): Promise<void> {
         ('i1', 9.5::DOUBLE, 100::BIGINT, ${ts(NOW - HOUR)})
       ) t(item_id, price, views, event_timestamp)) TO '${join(dir, "data/item_stats.parquet")}' (FORMAT parquet)`);
   } finally {
-    c.closeSync();
-    db.closeSync();
+    db.close();
   }
 }
 

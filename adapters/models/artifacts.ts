@@ -1,16 +1,10 @@
 // Model artifacts as DESIGN.md says: a folder with model.json + weights.bin (TensorFlow.js layers format) and
 // fstore-model.json (kind, input schema, metrics). Saved through tf.io.withSaveHandler and loaded through a
 // custom IOHandler, so neither needs tfjs-node. Item embeddings go to parquet through DuckDB.
-import {
-  DuckDBDataChunk,
-  DuckDBInstance,
-  FLOAT,
-  INTEGER,
-  type DuckDBFloatVector,
-  type DuckDBIntegerVector,
-} from "@duckdb/node-api";
+import { DuckDBDataChunk, FLOAT, INTEGER, type DuckDBFloatVector, type DuckDBIntegerVector } from "@duckdb/node-api";
 import { mkdirSync, readFileSync, writeFileSync, renameSync, existsSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { ident, openDuckDB, sqlString } from "../../common/duckdb.js";
 import { ValidationError } from "../../common/errors.js";
 import { tf } from "./backend.js";
 import type { DlrmModel } from "./dlrm.js";
@@ -302,11 +296,12 @@ export async function writeItemEmbeddings(
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(idColumn))
     throw new ValidationError(`item id column name "${idColumn}" must be a plain identifier`);
   mkdirSync(dirname(path), { recursive: true });
-  const instance = await DuckDBInstance.create(":memory:");
-  const con = await instance.connect();
+  const db = await openDuckDB();
+  const con = db.connection;
+  const id = ident(idColumn);
   try {
     const cols = Array.from({ length: dim }, (_, j) => `e${j}`);
-    await con.run(`CREATE TEMP TABLE wide (${idColumn} INTEGER, ${cols.map((c) => `${c} FLOAT`).join(", ")})`);
+    await con.run(`CREATE TEMP TABLE wide (${id} INTEGER, ${cols.map((c) => `${c} FLOAT`).join(", ")})`);
     const app = await con.createAppender("wide");
     const types = [INTEGER, ...cols.map(() => FLOAT)];
     const CH = 2048;
@@ -326,12 +321,11 @@ export async function writeItemEmbeddings(
     app.closeSync();
     const tmp = `${path}.tmp-${process.pid}.parquet`;
     await con.run(
-      `COPY (SELECT ${idColumn}, [${cols.join(", ")}]::FLOAT[] AS embedding FROM wide ORDER BY ${idColumn}) TO '${tmp.replace(/'/g, "''")}' (FORMAT parquet)`,
+      `COPY (SELECT ${id}, [${cols.join(", ")}]::FLOAT[] AS embedding FROM wide ORDER BY ${id}) TO ${sqlString(tmp)} (FORMAT parquet)`,
     );
     renameSync(tmp, path);
   } finally {
-    con.closeSync();
-    instance.closeSync();
+    db.close();
   }
 }
 
@@ -340,11 +334,11 @@ export async function readItemEmbeddings(
   path: string,
   idColumn: string,
 ): Promise<{ ids: Int32Array; embeddings: Float32Array; dim: number }> {
-  const instance = await DuckDBInstance.create(":memory:");
-  const con = await instance.connect();
+  const db = await openDuckDB();
+  const id = ident(idColumn);
   try {
-    const r = await con.runAndReadAll(
-      `SELECT ${idColumn}, embedding FROM read_parquet('${path.replace(/'/g, "''")}') ORDER BY ${idColumn}`,
+    const r = await db.connection.runAndReadAll(
+      `SELECT ${id}, embedding FROM read_parquet(${sqlString(path)}) ORDER BY ${id}`,
     );
     const rows = r.getRowsJS() as Array<[number, number[]]>;
     const dim = rows.length ? rows[0][1].length : 0;
@@ -356,7 +350,6 @@ export async function readItemEmbeddings(
     });
     return { ids, embeddings, dim };
   } finally {
-    con.closeSync();
-    instance.closeSync();
+    db.close();
   }
 }

@@ -3,6 +3,7 @@
 // on the latest rows, and is exported (towers / ranking model folders, item embeddings parquet, results).
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { ident, sqlString } from "../../common/duckdb.js";
 import { ValidationError } from "../../common/errors.js";
 import { batchSourceOf } from "../../registry/types.js";
 import type { FeatureStore } from "../../stores/feature_store.js";
@@ -124,7 +125,7 @@ async function itemCatalogue(o: TrainJobOptions, spec: InputSpec): Promise<Frame
   const key = view.entityColumns[0].name;
   const src = batchSourceOf(view);
   const rawKey = Object.entries(src.fieldMapping).find(([, to]) => to === key)?.[0] ?? key;
-  const q = `SELECT "${rawKey}" AS "${key}", max("${src.timestampField}") AS event_timestamp FROM read_parquet('${src.path.replace(/'/g, "''")}') GROUP BY 1`;
+  const q = `SELECT ${ident(rawKey)} AS ${ident(key)}, max(${ident(src.timestampField)}) AS event_timestamp FROM read_parquet(${sqlString(src.path)}) GROUP BY 1`;
   const item = inputsOf(spec, ["item"]);
   const wanted = [...new Set([...inputColumns(item), itemId])].filter((c) => c !== key);
   const available = new Set(view.features.map((f) => f.name));

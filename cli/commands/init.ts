@@ -1,6 +1,6 @@
 import { Args } from "@oclif/core";
 import { basename, resolve } from "node:path";
-import { initRepo } from "../../registry/scaffold.js";
+import { initRepo } from "../scaffold.js";
 import { FstoreCommand } from "../base.js";
 
 export default class Init extends FstoreCommand {

@@ -1,42 +1,26 @@
-// One in-memory DuckDB instance with a serialised main connection. Streams get a connection of their own
-// (a streaming result is invalidated by the next query on its connection); tables live in the shared
-// in-memory catalog, so every connection sees them.
-import { DuckDBInstance, type DuckDBConnection } from "@duckdb/node-api";
+// The offline store's DuckDB: one in-memory instance with a serialised main connection. Streams get a
+// connection of their own (a streaming result is invalidated by the next query on its connection); tables
+// live in the shared in-memory catalog, so every connection sees them.
+import type { DuckDBConnection } from "@duckdb/node-api";
+import { connectUtc, openDuckDB, type DuckDBHandle, type DuckDBSettings } from "../../common/duckdb.js";
 
+/** A column of a DuckDB relation as DESCRIBE reports it. */
 export interface ColumnInfo {
   name: string;
   type: string;
 }
 
-/** Instance settings (feature_store.yaml offline_store); unset ones keep DuckDB's defaults. */
-export interface DuckSettings {
-  memoryLimitBytes?: number;
-  tempDirectory?: string;
-  threads?: number;
-}
-
-export class Duck {
+/** The offline store's in-memory DuckDB: callers of the main connection take turns; streams connect anew. */
+export class OfflineDuckDB {
   private queue: Promise<unknown> = Promise.resolve();
   private counter = 0;
   private closed = false;
 
-  private constructor(
-    readonly instance: DuckDBInstance,
-    private readonly conn: DuckDBConnection,
-  ) {}
+  private constructor(private readonly handle: DuckDBHandle) {}
 
-  static async create(settings: DuckSettings = {}): Promise<Duck> {
-    // never download extensions at query time (offline machines, reproducible runs); installed ones still load
-    const options: Record<string, string> = { autoinstall_known_extensions: "false" };
-    // in KiB: DuckDB's own units, whatever spelling feature_store.yaml used
-    if (settings.memoryLimitBytes !== undefined)
-      options.memory_limit = `${Math.floor(settings.memoryLimitBytes / 1024)}KiB`;
-    if (settings.tempDirectory !== undefined) options.temp_directory = settings.tempDirectory;
-    if (settings.threads !== undefined) options.threads = String(settings.threads);
-    const instance = await DuckDBInstance.create(":memory:", options);
-    const conn = await instance.connect();
-    await setUtc(conn);
-    return new Duck(instance, conn);
+  /** Opens the instance through common/duckdb (UTC, no extension downloads, the given limits). */
+  static async create(settings: DuckDBSettings = {}): Promise<OfflineDuckDB> {
+    return new OfflineDuckDB(await openDuckDB(settings));
   }
 
   /** A fresh name for a table or view of this instance. */
@@ -48,7 +32,7 @@ export class Duck {
   /** Run `fn` on the main connection, one caller at a time. */
   async use<T>(fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
     if (this.closed) throw new Error("the DuckDB offline store is closed");
-    const run = this.queue.then(() => fn(this.conn));
+    const run = this.queue.then(() => fn(this.handle.connection));
     this.queue = run.catch(() => undefined);
     return run;
   }
@@ -68,32 +52,16 @@ export class Duck {
     return rows.map((r) => ({ name: String(r.column_name), type: String(r.column_type) }));
   }
 
-  /** A new connection for a stream; the caller closes it. */
+  /** A new connection (in UTC) for a stream; the caller closes it. */
   async connect(): Promise<DuckDBConnection> {
     if (this.closed) throw new Error("the DuckDB offline store is closed");
-    const conn = await this.instance.connect();
-    await setUtc(conn);
-    return conn;
+    return connectUtc(this.handle.instance);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     await this.queue;
     this.closed = true;
-    this.conn.closeSync();
-    this.instance.closeSync();
+    this.handle.close();
   }
-}
-
-/**
- * Work in UTC. Without the ICU extension (not bundled here, and never downloaded) DuckDB has no time zones
- * and already treats TIMESTAMPTZ as UTC; with ICU loaded, pin the session zone to UTC.
- */
-async function setUtc(conn: DuckDBConnection): Promise<void> {
-  const icu = (
-    await conn.runAndReadAll(
-      "SELECT count(*)::INTEGER AS n FROM duckdb_extensions() WHERE extension_name = 'icu' AND loaded",
-    )
-  ).getRowObjectsJS();
-  if (Number(icu[0]?.n) > 0) await conn.run("SET TimeZone = 'UTC'");
 }

@@ -1,6 +1,6 @@
 // DuckDB column types as DESCRIBE spells them, and how they relate to fstore dtypes.
+import { ident } from "../../common/duckdb.js";
 import { baseType, isListDtype, type Dtype, type ValueType } from "../../registry/types.js";
-import { ident } from "./sql.js";
 
 const INT_TYPES = new Set([
   "TINYINT",

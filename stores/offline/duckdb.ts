@@ -4,11 +4,12 @@ import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import type { Table } from "apache-arrow";
+import { ident, sqlString, type DuckDBSettings } from "../../common/duckdb.js";
 import { ValidationError } from "../../common/errors.js";
 import { batchSourceOf, type FeatureViewSpec, type FileSourceSpec } from "../../registry/types.js";
 import type { ColumnBatch, HistoricalRequest, OfflineStore, PullLatestResult, RetrievalJob } from "../types.js";
 import { batchesToArrow } from "./arrow.js";
-import { Duck, type ColumnInfo, type DuckSettings } from "./db.js";
+import { OfflineDuckDB, type ColumnInfo } from "./db.js";
 import {
   compatibleWithDtype,
   describeColumns,
@@ -22,7 +23,7 @@ import { loadColumns, prepareColumn, type ColumnTarget } from "./load.js";
 import { copyToParquet, FAST_PARQUET } from "./parquet.js";
 import { pitSql, type PitView } from "./pit.js";
 import { countedBatches, readPlan, readSql, streamBatches, type ReadColumn } from "./read.js";
-import { ident, literal, timestampLiteral } from "./sql.js";
+import { timestampLiteral } from "./sql.js";
 import {
   describeSource,
   locateSource,
@@ -42,7 +43,7 @@ class DuckRetrievalJob implements RetrievalJob {
   private closed = false;
 
   constructor(
-    private readonly duck: Duck,
+    private readonly duck: OfflineDuckDB,
     private readonly view: string,
     private readonly tables: string[],
   ) {}
@@ -116,7 +117,7 @@ function targetForFileType(t: string): ColumnTarget {
 }
 
 class DuckDBOfflineStore implements OfflineStore {
-  constructor(private readonly duck: Duck) {}
+  constructor(private readonly duck: OfflineDuckDB) {}
 
   async getHistoricalFeatures(req: HistoricalRequest): Promise<RetrievalJob> {
     const tsColumn = req.timestampColumn ?? "event_timestamp";
@@ -213,8 +214,8 @@ class DuckDBOfflineStore implements OfflineStore {
     const rel = sourceRelation(loc, true);
     // Two passes: a narrow aggregate picks the winning row id per entity (event time in the high 64 bits of
     // a HUGEINT order, created time, a missing one lowest, in the low 64), then a semi join fetches those
-    // rows. Several times cheaper than arg_max of a struct of the row or a window (QUALIFY row_number)
-    // over all columns, and exactly one row per entity even on full ties.
+    // rows. Cheaper than arg_max of a struct of the row or a window (QUALIFY row_number) over all columns,
+    // which carry every feature through the aggregate, and exactly one row per entity even on full ties.
     const order = read.createdExpr
       ? "(epoch_us(__ts)::HUGEINT * 18446744073709551616 + coalesce(epoch_us(__cr)::HUGEINT, -9223372036854775807::HUGEINT) + 9223372036854775808::HUGEINT)"
       : "__ts";
@@ -229,8 +230,8 @@ class DuckDBOfflineStore implements OfflineStore {
       ORDER BY ${keyNames.map((k) => `CAST(${k} AS VARCHAR)`).join(", ")}`;
     const latest = latestOf("SELECT __rid FROM __fstore_winners");
     // Rows come out in the text order of their keys (as online stores spell them): a B-tree store then
-    // appends or sweeps forward instead of dirtying a random page per row - SQLite inserts 1M keys at
-    // 667k rows/s in that order against 41k/s in random order. DuckDB sorts larger-than-memory on disk.
+    // appends or sweeps forward instead of dirtying a random page per row. DuckDB sorts larger-than-memory
+    // on disk.
     const setup = [`CREATE TEMP TABLE __fstore_winners AS ${winners}`];
     const outCols: ColumnInfo[] = (await this.duck.describe(`(${latestOf(winners)})`)).filter(
       (c) => c.name !== "__ts" && c.name !== "__cr",
@@ -336,7 +337,7 @@ class DuckDBOfflineStore implements OfflineStore {
       try {
         const select = `SELECT ${targets.map((t) => (t.castTo ? `CAST(${ident(t.name)} AS ${t.castTo}) AS ${ident(t.name)}` : ident(t.name))).join(", ")} FROM ${ident(table)}`;
         if (loc.kind === "file") {
-          const all = existing ? `SELECT * FROM read_parquet(${literal(loc.path)}) UNION ALL ${select}` : select;
+          const all = existing ? `SELECT * FROM read_parquet(${sqlString(loc.path)}) UNION ALL ${select}` : select;
           await copyToParquet(conn, all, loc.path);
         } else {
           mkdirSync(loc.path, { recursive: true });
@@ -344,7 +345,7 @@ class DuckDBOfflineStore implements OfflineStore {
           // written under a name the folder glob does not match, then renamed: readers never see half a file
           const tmp = join(loc.path, `.${randomBytes(6).toString("hex")}.tmp`);
           try {
-            await conn.run(`COPY (${select}) TO ${literal(tmp)} (FORMAT parquet)`);
+            await conn.run(`COPY (${select}) TO ${sqlString(tmp)} (FORMAT parquet)`);
             renameSync(tmp, part);
           } catch (e) {
             rmSync(tmp, { force: true });
@@ -367,6 +368,6 @@ class DuckDBOfflineStore implements OfflineStore {
 }
 
 /** An offline store over one in-memory DuckDB instance (settings: feature_store.yaml offline_store); close() releases it. */
-export async function createDuckDBOfflineStore(settings: DuckSettings = {}): Promise<OfflineStore> {
-  return new DuckDBOfflineStore(await Duck.create(settings));
+export async function createDuckDBOfflineStore(settings: DuckDBSettings = {}): Promise<OfflineStore> {
+  return new DuckDBOfflineStore(await OfflineDuckDB.create(settings));
 }

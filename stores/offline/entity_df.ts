@@ -3,13 +3,13 @@
 import { existsSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Table } from "apache-arrow";
+import { ident, sqlString } from "../../common/duckdb.js";
 import { ValidationError } from "../../common/errors.js";
 import type { EntityDfInput } from "../types.js";
 import { arrowToPrepared } from "./arrow.js";
-import type { ColumnInfo, Duck } from "./db.js";
+import type { ColumnInfo, OfflineDuckDB } from "./db.js";
 import { describeColumns, timestampExpr } from "./duck_types.js";
 import { loadColumns, prepareColumn, type PreparedColumn } from "./load.js";
-import { ident, literal } from "./sql.js";
 
 const WHAT = "entity df";
 
@@ -47,7 +47,7 @@ function looksLikePath(s: string): boolean {
  * becomes a TIMESTAMP. Returns the table's columns.
  */
 export async function loadEntityDf(
-  duck: Duck,
+  duck: OfflineDuckDB,
   input: EntityDfInput,
   table: string,
   timestampColumn: string,
@@ -59,8 +59,8 @@ export async function loadEntityDf(
       const p = resolve(input.trim());
       if (!existsSync(p)) throw new ValidationError(`${WHAT}: parquet file ${p} does not exist`);
       relation = statSync(p).isDirectory()
-        ? `read_parquet(${literal(join(p, "**", "*.parquet"))}, union_by_name = true)`
-        : `read_parquet(${literal(p)})`;
+        ? `read_parquet(${sqlString(join(p, "**", "*.parquet"))}, union_by_name = true)`
+        : `read_parquet(${sqlString(p)})`;
     } else {
       relation = `(${input.trim().replace(/;+\s*$/, "")})`;
     }

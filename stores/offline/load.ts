@@ -14,11 +14,11 @@ import {
   type DuckDBType,
   type DuckDBValue,
 } from "@duckdb/node-api";
+import { ident } from "../../common/duckdb.js";
 import { ValidationError } from "../../common/errors.js";
 import { toEpochMs } from "../../common/time.js";
 import { baseType, isListDtype, type Dtype, type ValueType } from "../../registry/types.js";
 import { duckTypeOf } from "./duck_types.js";
-import { ident } from "./sql.js";
 
 type WireScalar = "DOUBLE" | "BIGINT" | "VARCHAR" | "BOOLEAN" | "BLOB";
 export type WireType = WireScalar | `${WireScalar}[]`;

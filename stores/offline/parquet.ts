@@ -2,12 +2,12 @@
 import { mkdirSync, renameSync, rmSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
-import { DuckDBInstance, type DuckDBConnection } from "@duckdb/node-api";
+import type { DuckDBConnection } from "@duckdb/node-api";
+import { ident, openDuckDB, sqlString } from "../../common/duckdb.js";
 import { ValidationError } from "../../common/errors.js";
 import { isDtype, type Dtype } from "../../registry/types.js";
 import type { ColumnBatch } from "../types.js";
 import { prepareColumn, stageColumns, type PreparedColumn } from "./load.js";
-import { ident, literal } from "./sql.js";
 
 export type ParquetColumnType = Dtype | "timestamp";
 
@@ -60,9 +60,9 @@ export function prepareColumns(
 }
 
 /**
- * Parquet writer options for wide numeric results: no dictionary attempts. Trying (and abandoning) a
- * dictionary per column costs DuckDB's writer 30-50% of its time on high-cardinality floats, for a file
- * about 2% smaller.
+ * Parquet writer options for wide numeric results: no dictionary attempts. DuckDB's writer tries (and
+ * abandons) a dictionary per column, which costs it much time on high-cardinality floats and saves little
+ * size.
  */
 export const FAST_PARQUET = "DICTIONARY_SIZE_LIMIT 0";
 
@@ -77,7 +77,7 @@ export async function copyToParquet(
   mkdirSync(dirname(target), { recursive: true });
   const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
   try {
-    await conn.run(`COPY (${selectSql}) TO ${literal(tmp)} (FORMAT parquet${options ? `, ${options}` : ""})`);
+    await conn.run(`COPY (${selectSql}) TO ${sqlString(tmp)} (FORMAT parquet${options ? `, ${options}` : ""})`);
     renameSync(tmp, target);
   } catch (e) {
     rmSync(tmp, { force: true });
@@ -112,12 +112,10 @@ export async function writeParquet(
   data: Array<Record<string, unknown>> | ColumnBatch,
   types: Record<string, ParquetColumnType>,
 ): Promise<void> {
-  const instance = await DuckDBInstance.create(":memory:");
-  const conn = await instance.connect();
+  const db = await openDuckDB();
   try {
-    await writeParquetWith(conn, path, data, types);
+    await writeParquetWith(db.connection, path, data, types);
   } finally {
-    conn.closeSync();
-    instance.closeSync();
+    db.close();
   }
 }

@@ -1,7 +1,7 @@
 // The point-in-time join as SQL: per view a range join of entity rows to source rows on the join keys,
 // event time <= the entity row's time (and >= time - ttl when ttl > 0), keeping the latest row per entity
 // row (ties to the latest created time). ASOF joins cannot carry the ttl bound nor the created tie-break.
-import { ident } from "./sql.js";
+import { ident } from "../../common/duckdb.js";
 
 export interface PitView {
   /** the source relation (read_parquet(...) with row ids) */
@@ -28,7 +28,7 @@ export interface PitQuery {
 
 // Two steps per view: a narrow join (keys, times, source row id) picks the winning source row per entity
 // row, then the features of the winners are fetched by row id. Carrying only narrow columns through the
-// range join and the window costs about a quarter less than dragging every feature along.
+// range join and the window costs less than dragging every feature along.
 function viewCte(q: PitQuery, v: PitView, i: number): string {
   const ts = `e.${ident(q.timestampColumn)}`;
   const narrow = [

@@ -16,11 +16,11 @@ import {
   type DuckDBDataChunk,
   type DuckDBValue,
 } from "@duckdb/node-api";
+import { ident } from "../../common/duckdb.js";
 import { takeTurn } from "../../common/turns.js";
 import type { ColumnBatch } from "../types.js";
-import type { ColumnInfo, Duck } from "./db.js";
+import type { ColumnInfo, OfflineDuckDB } from "./db.js";
 import { typeFamily } from "./duck_types.js";
-import { ident } from "./sql.js";
 
 /** How a column is read: numbers land in typed arrays, the rest in plain arrays. */
 export type ReadKind = "f64" | "f32" | "i32" | "i64" | "ts" | "string" | "bool" | "bytes" | "list" | "other";
@@ -214,8 +214,7 @@ async function* chunksToBatches(
       pending = nextChunk();
       // a consumer that stops early leaves this fetch unawaited: keep its failure from going unhandled
       pending.catch(() => undefined);
-      // converting a chunk takes ~1 ms: one per turn of the event loop (see takeTurn), while DuckDB
-      // fetches the next
+      // one chunk per turn of the event loop (see takeTurn): other work gets in while DuckDB fetches the next
       await takeTurn();
       const rows = chunk.rowCount;
       let from = 0;
@@ -240,7 +239,7 @@ async function* chunksToBatches(
  * columns with nulls as plain arrays.
  */
 export async function* streamBatches(
-  duck: Duck,
+  duck: OfflineDuckDB,
   sql: string,
   plan: ReadColumn[],
   batchSize = 65_536,
@@ -257,8 +256,8 @@ export async function* streamBatches(
 /**
  * Closes a stream's connection and frees what its query held. Closing alone is not enough: a streaming
  * result keeps its connection's context (the query's hash tables and sort runs, the temp tables) alive
- * until node's GC finalizes the result, so an abandoned or failed materialize left DuckDB short of
- * memory for the next one. A new statement on the connection ends the streaming query (DuckDB invalidates
+ * until node's GC finalizes the result, which would leave DuckDB short of memory for the next query after
+ * an abandoned or failed read. A new statement on the connection ends the streaming query (DuckDB invalidates
  * a stream when its connection runs another statement); `teardown` drops what `setup` made.
  */
 async function release(conn: DuckDBConnection, teardown: string[] = []): Promise<void> {
@@ -279,7 +278,7 @@ async function release(conn: DuckDBConnection, teardown: string[] = []): Promise
  * table, is closed when the batches are done (or abandoned).
  */
 export async function countedBatches(
-  duck: Duck,
+  duck: OfflineDuckDB,
   setup: string[],
   countSql: string,
   sql: string,

@@ -1,11 +1,11 @@
 // File sources: where the parquet lives, how to read it, and how view names map to raw columns.
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { ident, sqlString } from "../../common/duckdb.js";
 import { ValidationError } from "../../common/errors.js";
 import type { FeatureViewSpec, FileSourceSpec } from "../../registry/types.js";
-import type { ColumnInfo, Duck } from "./db.js";
+import type { ColumnInfo, OfflineDuckDB } from "./db.js";
 import { describeColumns, timestampExpr } from "./duck_types.js";
-import { ident, literal } from "./sql.js";
 
 export type SourceLocation = { kind: "file" | "folder" | "glob"; path: string; pattern: string };
 
@@ -28,7 +28,7 @@ export function locateSource(source: FileSourceSpec): SourceLocation {
  */
 export function sourceRelation(loc: SourceLocation, rowIds = false): string {
   const opts = [
-    literal(loc.pattern),
+    sqlString(loc.pattern),
     ...(loc.kind === "file" ? [] : ["union_by_name = true"]),
     ...(rowIds ? ["file_row_number = true", ...(loc.kind === "file" ? [] : ["filename = '__fs_file'"])] : []),
   ];
@@ -49,7 +49,7 @@ export function sourceLabel(loc: SourceLocation): string {
 
 /** Read a source's columns; a missing or unreadable source is a ValidationError naming `owner` and the path. */
 export async function describeSource(
-  duck: Duck,
+  duck: OfflineDuckDB,
   source: FileSourceSpec,
   owner: string,
 ): Promise<{ loc: SourceLocation; columns: ColumnInfo[] }> {

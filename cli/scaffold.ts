@@ -87,6 +87,7 @@ const CATEGORIES = ["books", "garden", "music", "outdoor", "toys", "kitchen"];
 
 /** Hourly rows over the last days, ending at the last full hour before `now`. */
 export async function writeSampleData(dataDir: string, now = Date.now(), users = 20, items = 50): Promise<void> {
+  // loaded here, not at the top: cli/commands.ts imports every command when `fs` starts, and only init needs it
   const { writeParquet } = await import("../stores/offline/parquet.js");
   const rand = rng(42);
   const hour = 3600_000;
