@@ -6,7 +6,8 @@
 // x % 0 is NULL, least/greatest/coalesce skip NULLs; ln/log10/sqrt of an out-of-domain value give NULL
 // (DuckDB would raise: the printed SQL guards them).
 import { ValidationError } from "../../common/errors.js";
-import { ident, literal, type Row, type Value } from "./sql.js";
+import { ident } from "../../common/duckdb.js";
+import { literal, type Row, type Value } from "./sql.js";
 
 export type Expr =
   | { k: "lit"; v: Value }

@@ -5,7 +5,8 @@
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { ValidationError } from "../../common/errors.js";
 import { type ColumnInfo, type Selector, resolveSelector } from "./columns.js";
-import { ident, type Row, type Value } from "./sql.js";
+import { ident } from "../../common/duckdb.js";
+import type { Row, Value } from "./sql.js";
 
 export const ROW_COL = "__row";
 

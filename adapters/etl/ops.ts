@@ -39,7 +39,8 @@ import {
   requireFitted,
   requireNumeric,
 } from "./op.js";
-import { exec, ident, literal, pathLiteral, queryRows, type Row, type Value } from "./sql.js";
+import { ident, sqlString } from "../../common/duckdb.js";
+import { exec, literal, queryRows, type Row, type Value } from "./sql.js";
 
 function int(o: Record<string, unknown>, k: string, dflt: number, min = 0): number {
   const v = o[k] ?? dflt;
@@ -116,12 +117,12 @@ export class Categorify extends ProjectionOp {
         ctx.conn,
         `COPY (SELECT v AS ${ident(c)}, CAST(${s + 2} + row_number() OVER (ORDER BY cnt DESC, v) - 1 AS INTEGER) AS "index", cnt AS "count"
            FROM (SELECT ${pcol(c)} AS v, count(*) AS cnt FROM ${ctx.from} AS p WHERE ${pcol(c)} IS NOT NULL GROUP BY 1${this.freqThreshold > 0 ? ` HAVING count(*) >= ${this.freqThreshold}` : ""})
-           ORDER BY "index"${this.maxSize > 0 ? ` LIMIT ${this.maxSize}` : ""}) TO ${pathLiteral(file)} (FORMAT parquet)`,
+           ORDER BY "index"${this.maxSize > 0 ? ` LIMIT ${this.maxSize}` : ""}) TO ${sqlString(file)} (FORMAT parquet)`,
         `Categorify fit of column "${c}"`,
       );
       const [{ n }] = await queryRows(
         ctx.conn,
-        `SELECT count(*)::INTEGER AS n FROM read_parquet(${pathLiteral(file)})`,
+        `SELECT count(*)::INTEGER AS n FROM read_parquet(${sqlString(file)})`,
         `Categorify fit of column "${c}"`,
       );
       this.vocab[c] = { size: Number(n), type: ctx.types.get(c) ?? "unknown" };
@@ -155,7 +156,7 @@ export class Categorify extends ProjectionOp {
       if (ctx) {
         const a = ctx.alias();
         joins.push(
-          `LEFT JOIN (SELECT ${ident(c)} AS v, "index" AS i FROM read_parquet(${pathLiteral(join(ctx.stateDir, Categorify.file(c)))})) AS ${a} ON ${pcol(c)} = ${a}.v`,
+          `LEFT JOIN (SELECT ${ident(c)} AS v, "index" AS i FROM read_parquet(${sqlString(join(ctx.stateDir, Categorify.file(c)))})) AS ${a} ON ${pcol(c)} = ${a}.v`,
         );
         sql = `CAST(CASE WHEN ${pcol(c)} IS NULL THEN ${s} WHEN ${a}.i IS NULL THEN ${s + 1} ELSE ${a}.i END AS ${cast})`;
       }
@@ -187,7 +188,7 @@ export class Categorify extends ProjectionOp {
     for (const c of Object.keys(this.vocab)) {
       const rows = await queryRows(
         conn,
-        `SELECT ${ident(c)} AS v, "index" AS i FROM read_parquet(${pathLiteral(join(stateDir, Categorify.file(c)))})`,
+        `SELECT ${ident(c)} AS v, "index" AS i FROM read_parquet(${sqlString(join(stateDir, Categorify.file(c)))})`,
         `loading vocabulary of "${c}"`,
       );
       const m = new Map<string, number>();
@@ -838,7 +839,7 @@ export class JoinGroupby extends ProjectionOp {
       const stats = this.statCols(c).map((s) => `${s.sql("p")} AS ${ident(s.name)}`);
       await exec(
         ctx.conn,
-        `COPY (SELECT ${pcol(c)} AS ${ident(c)}, ${stats.join(", ")} FROM ${ctx.from} AS p WHERE ${pcol(c)} IS NOT NULL GROUP BY 1 ORDER BY 1) TO ${pathLiteral(join(ctx.stateDir, JoinGroupby.file(c)))} (FORMAT parquet)`,
+        `COPY (SELECT ${pcol(c)} AS ${ident(c)}, ${stats.join(", ")} FROM ${ctx.from} AS p WHERE ${pcol(c)} IS NOT NULL GROUP BY 1 ORDER BY 1) TO ${sqlString(join(ctx.stateDir, JoinGroupby.file(c)))} (FORMAT parquet)`,
         `JoinGroupby fit of column "${c}"`,
       );
     }
@@ -852,7 +853,7 @@ export class JoinGroupby extends ProjectionOp {
       const a = ctx?.alias() ?? "";
       if (ctx)
         joins.push(
-          `LEFT JOIN read_parquet(${pathLiteral(join(ctx.stateDir, JoinGroupby.file(c)))}) AS ${a} ON ${pcol(c)} = ${a}.${ident(c)}`,
+          `LEFT JOIN read_parquet(${sqlString(join(ctx.stateDir, JoinGroupby.file(c)))}) AS ${a} ON ${pcol(c)} = ${a}.${ident(c)}`,
         );
       this.statCols(c).forEach((s, i) => {
         const isCount = s.name === `${c}_count`;
@@ -884,7 +885,7 @@ export class JoinGroupby extends ProjectionOp {
       const names = this.statCols(c).map((s) => s.name);
       const rows = await queryRows(
         conn,
-        `SELECT * FROM read_parquet(${pathLiteral(join(stateDir, JoinGroupby.file(c)))})`,
+        `SELECT * FROM read_parquet(${sqlString(join(stateDir, JoinGroupby.file(c)))})`,
         `loading JoinGroupby statistics of "${c}"`,
       );
       const m = new Map<string, Value[]>();
@@ -971,7 +972,7 @@ export class TargetEncoding extends ProjectionOp {
         ctx.conn,
         `COPY (SELECT ${pcol(c)} AS k, ${this.foldSql()} AS fold, sum(${t})::DOUBLE AS s, count(${t})::BIGINT AS n
                FROM ${ctx.from} AS p WHERE ${pcol(c)} IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2)
-         TO ${pathLiteral(join(ctx.stateDir, TargetEncoding.file(c, this.target)))} (FORMAT parquet)`,
+         TO ${sqlString(join(ctx.stateDir, TargetEncoding.file(c, this.target)))} (FORMAT parquet)`,
         `TargetEncoding fit of column "${c}"`,
       );
     }
@@ -986,7 +987,7 @@ export class TargetEncoding extends ProjectionOp {
       if (!this.fittedCols.includes(c)) throw new ValidationError(`TargetEncoding: column "${c}" is not fitted`);
       let sql = "";
       if (ctx) {
-        const file = pathLiteral(join(ctx.stateDir, TargetEncoding.file(c, this.target)));
+        const file = sqlString(join(ctx.stateDir, TargetEncoding.file(c, this.target)));
         const a = ctx.alias();
         joins.push(
           `LEFT JOIN (SELECT k, sum(s) AS s, sum(n) AS n FROM read_parquet(${file}) GROUP BY k) AS ${a} ON ${pcol(c)} = ${a}.k`,
@@ -1030,7 +1031,7 @@ export class TargetEncoding extends ProjectionOp {
     for (const c of this.fittedCols) {
       const rows = await queryRows(
         conn,
-        `SELECT k, sum(s)::DOUBLE AS s, sum(n)::DOUBLE AS n FROM read_parquet(${pathLiteral(join(stateDir, TargetEncoding.file(c, this.target)))}) GROUP BY k`,
+        `SELECT k, sum(s)::DOUBLE AS s, sum(n)::DOUBLE AS n FROM read_parquet(${sqlString(join(stateDir, TargetEncoding.file(c, this.target)))}) GROUP BY k`,
         `loading TargetEncoding statistics of "${c}"`,
       );
       const m = new Map<string, number>();

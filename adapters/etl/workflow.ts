@@ -22,17 +22,15 @@ import type { ProgressSink } from "../../common/progress.js";
 import { type ColumnInfo, type SchemaEntry, schemaEntries } from "./columns.js";
 import { type GroupPass, type Op, type OpJson, ProjectionOp, ROW_COL, type SqlContext } from "./op.js";
 import { type DedupeConsecutive, type Groupby, opFromJSON } from "./ops.js";
+import { type DuckDBHandle, ident, openDuckDB, parseByteSize, sqlString } from "../../common/duckdb.js";
 import {
   type Dataset,
-  type Duck,
   type Row,
   describe,
   describeDataset,
+  duckdbSettings,
   exec,
-  ident,
   literal,
-  openDuck,
-  pathLiteral,
   queryRows,
   sourceSql,
 } from "./sql.js";
@@ -78,29 +76,18 @@ export const ROWS_PER_GROUP_PASS_PER_GIB = 3_000_000;
 /** passes are never made smaller than this by default (each rescans the input) */
 const MIN_ROWS_PER_GROUP_PASS = 100_000;
 
-const UNITS: Record<string, number> = {
-  b: 1,
-  bytes: 1,
-  kb: 1e3,
-  mb: 1e6,
-  gb: 1e9,
-  tb: 1e12,
-  kib: 2 ** 10,
-  mib: 2 ** 20,
-  gib: 2 ** 30,
-  tib: 2 ** 40,
-};
-
 /** DuckDB's memory_limit setting ("953.6 MiB") in bytes; null when it cannot be read. */
 export function parseMemory(text: string): number | null {
-  const m = /^\s*([\d.]+)\s*([a-z]*)\s*$/i.exec(text);
-  const unit = UNITS[(m?.[2] || "b").toLowerCase()];
-  return m && unit ? Number(m[1]) * unit : null;
+  return parseByteSize(text) ?? null;
 }
 
 /** Input rows per group-by pass under the connection's memory limit. */
-async function groupPassRows(duck: Duck): Promise<number> {
-  const [{ m }] = await queryRows(duck.conn, "SELECT current_setting('memory_limit') AS m", "reading memory_limit");
+async function groupPassRows(duck: DuckDBHandle): Promise<number> {
+  const [{ m }] = await queryRows(
+    duck.connection,
+    "SELECT current_setting('memory_limit') AS m",
+    "reading memory_limit",
+  );
   const bytes = parseMemory(String(m)) ?? 2 ** 30;
   return Math.max(MIN_ROWS_PER_GROUP_PASS, Math.floor((bytes / 2 ** 30) * ROWS_PER_GROUP_PASS_PER_GIB));
 }
@@ -162,14 +149,18 @@ export class Workflow {
 
   // ---------------------------------------------------------------- batch
 
-  private static async inputColumnsOf(duck: Duck, dataset: Dataset): Promise<ColumnInfo[]> {
-    const cols = await describeDataset(duck.conn, dataset);
+  private static async inputColumnsOf(duck: DuckDBHandle, dataset: Dataset): Promise<ColumnInfo[]> {
+    const cols = await describeDataset(duck.connection, dataset);
     if (cols.length === 0) throw new ValidationError(`dataset ${dataset} has no columns`);
     return cols.map((c) => ({ name: c.name, tags: [], properties: {} }));
   }
 
-  private static async requireRows(duck: Duck, from: string, dataset: Dataset): Promise<number> {
-    const [{ n }] = await queryRows(duck.conn, `SELECT count(*) AS n FROM ${from}`, `cannot read dataset ${dataset}`);
+  private static async requireRows(duck: DuckDBHandle, from: string, dataset: Dataset): Promise<number> {
+    const [{ n }] = await queryRows(
+      duck.connection,
+      `SELECT count(*) AS n FROM ${from}`,
+      `cannot read dataset ${dataset}`,
+    );
     if (Number(n) === 0) throw new ValidationError(`dataset ${dataset} is empty (no rows)`);
     return Number(n);
   }
@@ -182,7 +173,7 @@ export class Workflow {
 
   /** Compiles ops[0..upTo) over the source; checks each operator against the types it receives. */
   private async compile(
-    duck: Duck,
+    duck: DuckDBHandle,
     source: string,
     input: ColumnInfo[],
     upTo: number,
@@ -196,7 +187,7 @@ export class Workflow {
       const prefix = `WITH ${ctes.join(",\n")}`;
       if (check) {
         const types = new Map(
-          (await describe(duck.conn, `(${prefix} SELECT * FROM s${i})`, `step ${i + 1} (${op.describe()})`)).map(
+          (await describe(duck.connection, `(${prefix} SELECT * FROM s${i})`, `step ${i + 1} (${op.describe()})`)).map(
             (t) => [t.name, t.type],
           ),
         );
@@ -280,15 +271,17 @@ export class Workflow {
   ): Promise<this> {
     const progress = opts.progress ?? silentProgress;
     if (!this.stateDir) this.stateDir = mkdtempSync(join(tmpdir(), "fstore-workflow-"));
-    const duck = await openDuck({
-      tempDir: join(this.stateDir, ".spill"),
-      memoryLimit: opts.memoryLimit,
-      threads: opts.threads,
-    });
+    const duck = await openDuckDB(
+      duckdbSettings({
+        tempDirectory: join(this.stateDir, ".spill"),
+        memoryLimit: opts.memoryLimit,
+        threads: opts.threads,
+      }),
+    );
     try {
       const input = await Workflow.inputColumnsOf(duck, dataset);
       this.inputColumns = input;
-      const source = await sourceSql(duck.conn, dataset, this.needsRowOrder);
+      const source = await sourceSql(duck.connection, dataset, this.needsRowOrder);
       await Workflow.requireRows(duck, source, dataset);
       const ctx = this.sqlContext(true);
       // a refit starts over: state checks against the previous fit must not apply to the new data
@@ -301,7 +294,7 @@ export class Workflow {
         const upTo = await this.compile(duck, source, input, i, ctx, false);
         let from = `(${upTo.prefix} SELECT * FROM ${upTo.last})`;
         const types = new Map(
-          (await describe(duck.conn, from, `step ${i + 1} (${op.describe()})`)).map((t) => [t.name, t.type]),
+          (await describe(duck.connection, from, `step ${i + 1} (${op.describe()})`)).map((t) => [t.name, t.type]),
         );
         op.check(cols, types);
         if (op.needsFit) {
@@ -310,7 +303,7 @@ export class Workflow {
             const pre = await this.compile(duck, source, input, k, ctx, false);
             from = `(${pre.prefix} SELECT * FROM ${pre.last})`;
           }
-          await op.fit({ conn: duck.conn, stateDir: this.stateDir, from, types }, cols);
+          await op.fit({ conn: duck.connection, stateDir: this.stateDir, from, types }, cols);
         }
         op.fitted = true;
         colsAt.push(op.columns(cols));
@@ -334,10 +327,10 @@ export class Workflow {
 
   /** The SQL transform() runs over `dataset`. */
   async toSql(dataset: Dataset, opts: { training?: boolean } = {}): Promise<string> {
-    const duck = await openDuck();
+    const duck = await openDuckDB();
     try {
       const input = this.withTags(await Workflow.inputColumnsOf(duck, dataset));
-      const source = await sourceSql(duck.conn, dataset, this.needsRowOrder);
+      const source = await sourceSql(duck.connection, dataset, this.needsRowOrder);
       return (await this.compile(duck, source, input, this.ops.length, this.sqlContext(opts.training ?? false))).sql;
     } finally {
       duck.close();
@@ -354,11 +347,13 @@ export class Workflow {
     const out = resolve(outDir);
     mkdirSync(out, { recursive: true });
     const spill = mkdtempSync(join(tmpdir(), "fstore-spill-"));
-    const duck = await openDuck({ tempDir: spill, memoryLimit: opts.memoryLimit, threads: opts.threads });
+    const duck = await openDuckDB(
+      duckdbSettings({ tempDirectory: spill, memoryLimit: opts.memoryLimit, threads: opts.threads }),
+    );
     const progress = opts.progress ?? silentProgress;
     try {
       const input = this.withTags(await Workflow.inputColumnsOf(duck, dataset));
-      const source = await sourceSql(duck.conn, dataset, this.needsRowOrder);
+      const source = await sourceSql(duck.connection, dataset, this.needsRowOrder);
       const inputRows = await Workflow.requireRows(duck, source, dataset);
       const groups = this.ops.some((o) => o.kind === "Groupby");
       const firstPasses = groups
@@ -372,7 +367,7 @@ export class Workflow {
         this.sqlContext(opts.training ?? false),
       );
       const types = new Map(
-        (await describe(duck.conn, `(${compiled.sql})`, "workflow output")).map((t) => [t.name, t.type]),
+        (await describe(duck.connection, `(${compiled.sql})`, "workflow output")).map((t) => [t.name, t.type]),
       );
       const schema = schemaEntries(compiled.columns, types);
       const names = compiled.columns.map((c) => c.name);
@@ -413,7 +408,7 @@ export class Workflow {
       };
 
       // after a group by, row order means nothing: let DuckDB stream without keeping it (less memory, more parallel)
-      if (groups) await duck.conn.run("SET preserve_insertion_order = false");
+      if (groups) await duck.connection.run("SET preserve_insertion_order = false");
       // Several passes: each handles the groups with hash(key) % passes = i. A parquet source is filtered by that
       // hash at the scan when the key comes straight from the input (DuckDB reads every column of every row again,
       // which costs far less than writing the input out in buckets); a CSV source is parsed once into parquet
@@ -426,8 +421,8 @@ export class Workflow {
         const buckets = bucketKeys ? join(spill, `buckets-${passes}`) : null;
         if (buckets && bucketKeys) {
           await exec(
-            duck.conn,
-            `COPY (SELECT *, hash(${bucketKeys.map(ident).join(", ")}) % ${passes} AS __bucket FROM ${source}) TO ${pathLiteral(buckets)} (FORMAT parquet, PARTITION_BY (__bucket))`,
+            duck.connection,
+            `COPY (SELECT *, hash(${bucketKeys.map(ident).join(", ")}) % ${passes} AS __bucket FROM ${source}) TO ${sqlString(buckets)} (FORMAT parquet, PARTITION_BY (__bucket))`,
             `transform of ${dataset}: bucketing by ${bucketKeys.join(", ")}`,
           );
         }
@@ -440,7 +435,7 @@ export class Workflow {
               sql = (
                 await this.compile(
                   duck,
-                  `read_parquet(${pathLiteral(join(bucket, "*.parquet"))}, hive_partitioning = false)`,
+                  `read_parquet(${sqlString(join(bucket, "*.parquet"))}, hive_partitioning = false)`,
                   input,
                   this.ops.length,
                   this.sqlContext(opts.training ?? false),
@@ -464,13 +459,13 @@ export class Workflow {
             const staging = partCols.length ? join(out, `.staging-${process.pid}-${pass}`) : null;
             const fileName = passes === 1 ? "part_0.parquet" : `part_${pass}.parquet`;
             const target = staging ?? join(out, fileName);
-            const copy = `COPY (${query}) TO ${pathLiteral(target)} (FORMAT parquet${partCols.length ? `, PARTITION_BY (${partCols.join(", ")}), OVERWRITE_OR_IGNORE true` : ""})`;
+            const copy = `COPY (${query}) TO ${sqlString(target)} (FORMAT parquet${partCols.length ? `, PARTITION_BY (${partCols.join(", ")}), OVERWRITE_OR_IGNORE true` : ""})`;
             const timer = setInterval(() => {
-              const p = duck.conn.progress.percentage;
+              const p = duck.connection.progress.percentage;
               if (p >= 0) progress.tick(100 * pass + Math.floor(p));
             }, 250);
             try {
-              const r = await duck.conn.runAndReadAll(copy);
+              const r = await duck.connection.runAndReadAll(copy);
               rows += Number(r.getRowObjectsJS()[0]?.Count ?? 0);
             } catch (e) {
               if (staging) rmSync(staging, { recursive: true, force: true });
@@ -600,9 +595,9 @@ export class Workflow {
   /** Loads vocabularies and statistics into memory for transformRow/transformRows. */
   async prepareOnline(): Promise<this> {
     if (!this.fitted) throw new ValidationError("Workflow: not fitted; call fit(dataset) or Workflow.load(dir) first");
-    const duck = await openDuck();
+    const duck = await openDuckDB();
     try {
-      for (const op of this.ops) await op.loadOnline(duck.conn, this.stateDir ?? "");
+      for (const op of this.ops) await op.loadOnline(duck.connection, this.stateDir ?? "");
     } finally {
       duck.close();
     }
