@@ -36,8 +36,9 @@ export type {
 } from "./ops.js";
 export { Op } from "./op.js";
 export { TAGS, embeddingDim } from "./columns.js";
-export type { ColumnInfo, Selector, Tag, SchemaEntry } from "./columns.js";
+export type { TaggedColumn, ColumnInfo, Selector, Tag, SchemaEntry } from "./columns.js";
 export { parseExpr, evalExpr, exprToSql } from "./expr.js";
+export type { ExprNode } from "./expr.js";
 export type { Row, Value, Dataset } from "./sql.js";
 export { uniqueRowsByFeatures } from "./features.js";
 export type { UniqueRowsOptions, UniqueRowsResult } from "./features.js";

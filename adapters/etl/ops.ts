@@ -12,7 +12,7 @@ import { join } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { ValidationError } from "../../common/errors.js";
 import {
-  type ColumnInfo,
+  type TaggedColumn,
   type ColumnProperties,
   type Selector,
   type Tag,
@@ -23,7 +23,7 @@ import {
   valueKey,
   withTags,
 } from "./columns.js";
-import { type Expr as ExprTree, evalExpr, exprColumns, exprToSql, parseExpr } from "./expr.js";
+import { type ExprNode, evalExpr, exprColumns, exprToSql, parseExpr } from "./expr.js";
 import {
   type FitContext,
   type OpJson,
@@ -90,10 +90,10 @@ export class Categorify extends ProjectionOp {
     return join("categories", `unique.${col}.parquet`);
   }
 
-  override fitReads(input: readonly ColumnInfo[]): string[] {
+  override fitReads(input: readonly TaggedColumn[]): string[] {
     return this.selected(input);
   }
-  override check(input: readonly ColumnInfo[], types: ReadonlyMap<string, string>): void {
+  override check(input: readonly TaggedColumn[], types: ReadonlyMap<string, string>): void {
     if (!this.fitted) return;
     for (const c of this.selected(input)) {
       const v = this.vocab[c];
@@ -108,7 +108,7 @@ export class Categorify extends ProjectionOp {
     }
   }
 
-  override async fit(ctx: FitContext, input: readonly ColumnInfo[]): Promise<void> {
+  override async fit(ctx: FitContext, input: readonly TaggedColumn[]): Promise<void> {
     mkdirSync(join(ctx.stateDir, "categories"), { recursive: true });
     for (const c of this.selected(input)) {
       const file = join(ctx.stateDir, Categorify.file(c));
@@ -130,13 +130,13 @@ export class Categorify extends ProjectionOp {
     this.fitted = true;
   }
 
-  project(input: readonly ColumnInfo[], ctx: SqlContext | null): Projection {
+  project(input: readonly TaggedColumn[], ctx: SqlContext | null): Projection {
     const outputs: Output[] = [];
     const joins: string[] = [];
     const s = this.startIndex;
     const cast = this.dtype === "int64" ? "BIGINT" : "INTEGER";
     for (const c of this.selected(input)) {
-      const info = input.find((x) => x.name === c) as ColumnInfo;
+      const info = input.find((x) => x.name === c) as TaggedColumn;
       const v = this.vocab[c];
       if (!v) throw new ValidationError(`Categorify: column "${c}" is not fitted`);
       const cardinality = s + 2 + v.size;
@@ -227,13 +227,13 @@ export class Normalize extends ProjectionOp {
   override readonly needsFit = true;
   stats: Record<string, { mean: number; std: number }> = {};
 
-  override fitReads(input: readonly ColumnInfo[]): string[] {
+  override fitReads(input: readonly TaggedColumn[]): string[] {
     return this.selected(input);
   }
-  override check(input: readonly ColumnInfo[], types: ReadonlyMap<string, string>): void {
+  override check(input: readonly TaggedColumn[], types: ReadonlyMap<string, string>): void {
     requireNumeric(this, this.selected(input), types);
   }
-  override async fit(ctx: FitContext, input: readonly ColumnInfo[]): Promise<void> {
+  override async fit(ctx: FitContext, input: readonly TaggedColumn[]): Promise<void> {
     const cols = this.selected(input);
     const sel = cols
       .map((c, i) => `avg(${pcol(c)})::DOUBLE AS m${i}, stddev_samp(${pcol(c)})::DOUBLE AS s${i}`)
@@ -248,12 +248,12 @@ export class Normalize extends ProjectionOp {
     });
     this.fitted = true;
   }
-  project(input: readonly ColumnInfo[]): Projection {
+  project(input: readonly TaggedColumn[]): Projection {
     return {
       outputs: this.selected(input).map((c) => {
         const st = this.stats[c];
         if (!st) throw new ValidationError(`Normalize: column "${c}" is not fitted`);
-        const info = input.find((x) => x.name === c) as ColumnInfo;
+        const info = input.find((x) => x.name === c) as TaggedColumn;
         return {
           name: c,
           sql: `((CAST(${pcol(c)} AS DOUBLE) - ${literal(st.mean)}) / ${literal(st.std)})`,
@@ -285,15 +285,15 @@ export class Normalize extends ProjectionOp {
 /** log(1 + x), as NVTabular's LogOp; x <= -1 gives null. */
 export class LogOp extends ProjectionOp {
   readonly kind = "LogOp";
-  override check(input: readonly ColumnInfo[], types: ReadonlyMap<string, string>): void {
+  override check(input: readonly TaggedColumn[], types: ReadonlyMap<string, string>): void {
     requireNumeric(this, this.selected(input), types);
   }
-  project(input: readonly ColumnInfo[]): Projection {
+  project(input: readonly TaggedColumn[]): Projection {
     return {
       outputs: this.selected(input).map((c) => ({
         name: c,
         sql: `(CASE WHEN ${pcol(c)} > -1 THEN ln(CAST(${pcol(c)} AS DOUBLE) + 1) END)`,
-        info: withTags(input.find((x) => x.name === c) as ColumnInfo, ["continuous"]),
+        info: withTags(input.find((x) => x.name === c) as TaggedColumn, ["continuous"]),
         js: (r) => {
           const x = num(r[c]);
           return x === null || !(x > -1) ? null : Math.log(x + 1);
@@ -333,13 +333,13 @@ export class FillMissing extends ProjectionOp {
     this.strategy = o.strategy;
     this.needsFit = o.strategy !== undefined;
   }
-  override fitReads(input: readonly ColumnInfo[]): string[] {
+  override fitReads(input: readonly TaggedColumn[]): string[] {
     return this.selected(input);
   }
-  override check(input: readonly ColumnInfo[], types: ReadonlyMap<string, string>): void {
+  override check(input: readonly TaggedColumn[], types: ReadonlyMap<string, string>): void {
     if (this.strategy || typeof this.value === "number") requireNumeric(this, this.selected(input), types);
   }
-  override async fit(ctx: FitContext, input: readonly ColumnInfo[]): Promise<void> {
+  override async fit(ctx: FitContext, input: readonly TaggedColumn[]): Promise<void> {
     const cols = this.selected(input);
     const f = this.strategy === "median" ? "median" : "avg";
     const [r] = await queryRows(
@@ -355,7 +355,7 @@ export class FillMissing extends ProjectionOp {
     });
     this.fitted = true;
   }
-  project(input: readonly ColumnInfo[]): Projection {
+  project(input: readonly TaggedColumn[]): Projection {
     return {
       outputs: this.selected(input).map((c) => {
         const fill = this.strategy ? this.fills[c] : (this.value as number | string | boolean);
@@ -363,7 +363,7 @@ export class FillMissing extends ProjectionOp {
         return {
           name: c,
           sql: `coalesce(${pcol(c)}, ${literal(fill)})`,
-          info: input.find((x) => x.name === c) as ColumnInfo,
+          info: input.find((x) => x.name === c) as TaggedColumn,
           js: (r) => {
             const v = r[c];
             return v === null || v === undefined ? fill : v;
@@ -404,17 +404,17 @@ export class Clip extends ProjectionOp {
     if (this.min !== null && this.max !== null && this.min > this.max)
       throw new ValidationError(`Clip: min ${this.min} > max ${this.max}`);
   }
-  override check(input: readonly ColumnInfo[], types: ReadonlyMap<string, string>): void {
+  override check(input: readonly TaggedColumn[], types: ReadonlyMap<string, string>): void {
     requireNumeric(this, this.selected(input), types);
   }
-  project(input: readonly ColumnInfo[]): Projection {
+  project(input: readonly TaggedColumn[]): Projection {
     const lo = this.min;
     const hi = this.max;
     return {
       outputs: this.selected(input).map((c) => ({
         name: c,
         sql: `(CASE${lo !== null ? ` WHEN ${pcol(c)} < ${literal(lo)} THEN ${literal(lo)}` : ""}${hi !== null ? ` WHEN ${pcol(c)} > ${literal(hi)} THEN ${literal(hi)}` : ""} ELSE ${pcol(c)} END)`,
-        info: input.find((x) => x.name === c) as ColumnInfo,
+        info: input.find((x) => x.name === c) as TaggedColumn,
         js: (r) => {
           const v = r[c];
           const x = num(v);
@@ -463,11 +463,11 @@ export class Rename extends ProjectionOp {
     }
     return `${this.o.prefix ?? ""}${c}${this.o.postfix ?? ""}`;
   }
-  project(input: readonly ColumnInfo[]): Projection {
+  project(input: readonly TaggedColumn[]): Projection {
     const cols = this.selected(input);
     const outputs = cols.map((c) => {
       const name = this.newName(c, cols.length);
-      const info = input.find((x) => x.name === c) as ColumnInfo;
+      const info = input.find((x) => x.name === c) as TaggedColumn;
       return {
         name,
         sql: pcol(c),
@@ -519,13 +519,13 @@ export class Cast extends ProjectionOp {
         `Cast: dtype must be one of ${Object.keys(CASTS).join(", ")}, got ${JSON.stringify(dtype)}`,
       );
   }
-  project(input: readonly ColumnInfo[]): Projection {
+  project(input: readonly TaggedColumn[]): Projection {
     const c0 = CASTS[this.dtype];
     return {
       outputs: this.selected(input).map((c) => ({
         name: c,
         sql: `CAST(${pcol(c)} AS ${c0.sql})`,
-        info: input.find((x) => x.name === c) as ColumnInfo,
+        info: input.find((x) => x.name === c) as TaggedColumn,
         js: (r) => {
           const v = r[c];
           return v === null || v === undefined ? null : c0.js(v);
@@ -544,7 +544,7 @@ export class Cast extends ProjectionOp {
 /** A new (or replaced) column from an expression of the subset in expr.ts: the LambdaOp of this world. */
 export class Expr extends ProjectionOp {
   readonly kind = "Expr";
-  readonly tree: ExprTree;
+  readonly tree: ExprNode;
   readonly tags: Tag[];
   constructor(
     readonly name: string,
@@ -560,7 +560,7 @@ export class Expr extends ProjectionOp {
   override describe(): string {
     return `Expr ${this.name} = ${this.expr}`;
   }
-  project(input: readonly ColumnInfo[]): Projection {
+  project(input: readonly TaggedColumn[]): Projection {
     this.selected(input);
     const prev = input.find((c) => c.name === this.name);
     const tree = this.tree;
@@ -630,15 +630,15 @@ export class DayIndex extends ProjectionOp {
     this.name = o.name ?? "day_index";
     this.unit = o.unit ?? "timestamp";
   }
-  override fitReads(input: readonly ColumnInfo[]): string[] {
+  override fitReads(input: readonly TaggedColumn[]): string[] {
     return this.selected(input);
   }
-  override check(input: readonly ColumnInfo[], types: ReadonlyMap<string, string>): void {
+  override check(input: readonly TaggedColumn[], types: ReadonlyMap<string, string>): void {
     const cols = this.selected(input);
     if (cols.length !== 1) throw new ValidationError(`DayIndex: select exactly one time column, got ${cols.length}`);
     checkTimeColumn(this, this.unit, cols[0], types.get(cols[0]));
   }
-  override async fit(ctx: FitContext, input: readonly ColumnInfo[]): Promise<void> {
+  override async fit(ctx: FitContext, input: readonly TaggedColumn[]): Promise<void> {
     const [c] = this.selected(input);
     const [r] = await queryRows(
       ctx.conn,
@@ -649,7 +649,7 @@ export class DayIndex extends ProjectionOp {
     if (this.minDay === null) throw new ValidationError(`DayIndex: column "${c}" has no non-null values`);
     this.fitted = true;
   }
-  project(input: readonly ColumnInfo[]): Projection {
+  project(input: readonly TaggedColumn[]): Projection {
     const [c] = this.selected(input);
     const min = this.minDay ?? 0;
     return {
@@ -709,7 +709,7 @@ export class TimeFeatures extends ProjectionOp {
       if (!TIME_FEATURES.includes(f))
         throw new ValidationError(`TimeFeatures: unknown feature "${f}" (expected ${TIME_FEATURES.join(", ")})`);
   }
-  override check(input: readonly ColumnInfo[], types: ReadonlyMap<string, string>): void {
+  override check(input: readonly TaggedColumn[], types: ReadonlyMap<string, string>): void {
     for (const c of this.selected(input)) checkTimeColumn(this, this.unit, c, types.get(c));
   }
   private msSql(c: string): string {
@@ -718,7 +718,7 @@ export class TimeFeatures extends ProjectionOp {
   private ms(v: Value | undefined): number | null {
     return msOf(this.unit, v);
   }
-  project(input: readonly ColumnInfo[]): Projection {
+  project(input: readonly TaggedColumn[]): Projection {
     const outputs: Output[] = [];
     for (const c of this.selected(input)) {
       const ms = this.msSql(c);
@@ -828,11 +828,11 @@ export class JoinGroupby extends ProjectionOp {
         if (s !== "count") out.push({ name: `${c}_${k}_${s}`, sql: () => STAT_SQL[s](pcol(k)) });
     return out;
   }
-  override check(input: readonly ColumnInfo[], types: ReadonlyMap<string, string>): void {
+  override check(input: readonly TaggedColumn[], types: ReadonlyMap<string, string>): void {
     resolveSelector(this.cont, input, this.describe());
     requireNumeric(this, this.cont, types);
   }
-  override async fit(ctx: FitContext, input: readonly ColumnInfo[]): Promise<void> {
+  override async fit(ctx: FitContext, input: readonly TaggedColumn[]): Promise<void> {
     mkdirSync(join(ctx.stateDir, "categories"), { recursive: true });
     this.fittedCols = this.selected(input);
     for (const c of this.fittedCols) {
@@ -845,7 +845,7 @@ export class JoinGroupby extends ProjectionOp {
     }
     this.fitted = true;
   }
-  project(input: readonly ColumnInfo[], ctx: SqlContext | null): Projection {
+  project(input: readonly TaggedColumn[], ctx: SqlContext | null): Projection {
     const outputs: Output[] = [];
     const joins: string[] = [];
     for (const c of this.selected(input)) {
@@ -955,11 +955,11 @@ export class TargetEncoding extends ProjectionOp {
   foldSql(): string {
     return `CAST(hash(p.${ident(ROW_COL)}, ${this.seed}) % ${this.kfold} AS INTEGER)`;
   }
-  override check(input: readonly ColumnInfo[], types: ReadonlyMap<string, string>): void {
+  override check(input: readonly TaggedColumn[], types: ReadonlyMap<string, string>): void {
     resolveSelector([this.target], input, this.describe());
     requireNumeric(this, [this.target], types);
   }
-  override async fit(ctx: FitContext, input: readonly ColumnInfo[]): Promise<void> {
+  override async fit(ctx: FitContext, input: readonly TaggedColumn[]): Promise<void> {
     mkdirSync(join(ctx.stateDir, "categories"), { recursive: true });
     const t = pcol(this.target);
     const [g] = await queryRows(ctx.conn, `SELECT avg(${t})::DOUBLE AS m FROM ${ctx.from} AS p`, "TargetEncoding fit");
@@ -978,7 +978,7 @@ export class TargetEncoding extends ProjectionOp {
     }
     this.fitted = true;
   }
-  project(input: readonly ColumnInfo[], ctx: SqlContext | null): Projection {
+  project(input: readonly TaggedColumn[], ctx: SqlContext | null): Projection {
     const outputs: Output[] = [];
     const joins: string[] = [];
     const p = this.pSmooth;
@@ -1090,13 +1090,13 @@ export class ListSlice extends ProjectionOp {
     if (o.pad && (start < 0 || end === undefined || end < 0 || end <= start))
       throw new ValidationError("ListSlice: pad needs 0 <= start < end");
   }
-  override check(input: readonly ColumnInfo[], types: ReadonlyMap<string, string>): void {
+  override check(input: readonly TaggedColumn[], types: ReadonlyMap<string, string>): void {
     for (const c of this.selected(input)) {
       const t = types.get(c);
       if (t && !t.endsWith("[]")) throw new ValidationError(`ListSlice: column "${c}" has type ${t}; expected a list`);
     }
   }
-  project(input: readonly ColumnInfo[]): Projection {
+  project(input: readonly TaggedColumn[]): Projection {
     const { start, end } = this;
     const bound = (b: number, len: string) => (b < 0 ? `greatest(${len} + ${b}, 0)` : `least(${b}, ${len})`);
     const jsBound = (b: number, n: number) => (b < 0 ? Math.max(n + b, 0) : Math.min(b, n));
@@ -1109,7 +1109,7 @@ export class ListSlice extends ProjectionOp {
         const e = end === undefined || end === null ? len : bound(end, len);
         let sql = `list_slice(${pcol(c)}, ${s} + 1, ${e})`;
         if (pad) sql = `list_resize(${sql}, ${pad}, ${literal(padValue)})`;
-        const info = input.find((x) => x.name === c) as ColumnInfo;
+        const info = input.find((x) => x.name === c) as TaggedColumn;
         return {
           name: c,
           sql: `(CASE WHEN ${pcol(c)} IS NULL THEN NULL ELSE ${sql} END)`,
@@ -1163,7 +1163,7 @@ export class AddMetadata extends Op {
     this.tags = checkTags(o.tags ?? [], "AddMetadata");
     this.properties = o.properties ?? {};
   }
-  columns(input: readonly ColumnInfo[]): ColumnInfo[] {
+  columns(input: readonly TaggedColumn[]): TaggedColumn[] {
     const names = new Set(resolveSelector(this.selector, input, this.describe()));
     return input.map((c) =>
       names.has(c.name) ? { ...withTags(c, this.tags), properties: { ...c.properties, ...this.properties } } : c,
@@ -1201,16 +1201,16 @@ export class Select extends Op {
   constructor(readonly selector: Selector) {
     super();
   }
-  columns(input: readonly ColumnInfo[]): ColumnInfo[] {
+  columns(input: readonly TaggedColumn[]): TaggedColumn[] {
     const names = resolveSelector(this.selector, input, this.describe());
-    return names.map((n) => input.find((c) => c.name === n) as ColumnInfo);
+    return names.map((n) => input.find((c) => c.name === n) as TaggedColumn);
   }
-  sql(prev: string, input: readonly ColumnInfo[], ctx: SqlContext): string {
+  sql(prev: string, input: readonly TaggedColumn[], ctx: SqlContext): string {
     const cols = this.columns(input).map((c) => pcol(c.name));
     if (ctx.rowOrder) cols.push(pcol(ROW_COL));
     return `SELECT ${cols.join(", ")} FROM ${prev} AS p`;
   }
-  apply(rows: Row[], input: readonly ColumnInfo[]): Row[] {
+  apply(rows: Row[], input: readonly TaggedColumn[]): Row[] {
     const names = this.columns(input).map((c) => c.name);
     return rows.map((r) => {
       const o: Row = {};
@@ -1231,7 +1231,7 @@ export class Select extends Op {
 /** Keeps the rows where a predicate (the expression subset of expr.ts) is true; null counts as false. */
 export class Filter extends Op {
   readonly kind = "Filter";
-  readonly tree: ExprTree;
+  readonly tree: ExprNode;
   constructor(readonly predicate: string) {
     super();
     this.tree = parseExpr(predicate);
@@ -1239,11 +1239,11 @@ export class Filter extends Op {
   override describe(): string {
     return `Filter ${this.predicate}`;
   }
-  columns(input: readonly ColumnInfo[]): ColumnInfo[] {
+  columns(input: readonly TaggedColumn[]): TaggedColumn[] {
     resolveSelector([...exprColumns(this.tree)], input, this.describe());
     return [...input];
   }
-  sql(prev: string, input: readonly ColumnInfo[]): string {
+  sql(prev: string, input: readonly TaggedColumn[]): string {
     this.columns(input);
     return `SELECT p.* FROM ${prev} AS p WHERE ${exprToSql(this.tree, pcol)}`;
   }
@@ -1264,15 +1264,15 @@ export class Dropna extends Op {
   constructor(readonly selector: Selector = "*") {
     super();
   }
-  columns(input: readonly ColumnInfo[]): ColumnInfo[] {
+  columns(input: readonly TaggedColumn[]): TaggedColumn[] {
     resolveSelector(this.selector, input, this.describe());
     return [...input];
   }
-  sql(prev: string, input: readonly ColumnInfo[]): string {
+  sql(prev: string, input: readonly TaggedColumn[]): string {
     const cols = resolveSelector(this.selector, input, this.describe());
     return `SELECT p.* FROM ${prev} AS p${cols.length ? ` WHERE ${cols.map((c) => `${pcol(c)} IS NOT NULL`).join(" AND ")}` : ""}`;
   }
-  apply(rows: Row[], input: readonly ColumnInfo[]): Row[] {
+  apply(rows: Row[], input: readonly TaggedColumn[]): Row[] {
     const cols = resolveSelector(this.selector, input, this.describe());
     return rows.filter((r) => cols.every((c) => r[c] !== null && r[c] !== undefined));
   }
@@ -1320,11 +1320,11 @@ export class DedupeConsecutive extends Op {
     if (!o?.session || !o.item || !Array.isArray(o.sortBy))
       throw new ValidationError("DedupeConsecutive: needs session, item and sortBy (column list)");
   }
-  columns(input: readonly ColumnInfo[]): ColumnInfo[] {
+  columns(input: readonly TaggedColumn[]): TaggedColumn[] {
     resolveSelector([this.o.session, this.o.item, ...this.o.sortBy], input, this.describe());
     return [...input];
   }
-  sql(prev: string, input: readonly ColumnInfo[]): string {
+  sql(prev: string, input: readonly TaggedColumn[]): string {
     this.columns(input);
     const w = `(PARTITION BY ${pcol(this.o.session)} ORDER BY ${[...this.o.sortBy.map(pcol), pcol(ROW_COL)].join(", ")})`;
     return `SELECT p.* FROM ${prev} AS p QUALIFY row_number() OVER ${w} = 1 OR lag(${pcol(this.o.item)}) OVER ${w} IS DISTINCT FROM ${pcol(this.o.item)}`;
@@ -1390,12 +1390,12 @@ export class Groupby extends Op {
       for (const agg of aggs) out.push({ col, agg, name: `${col}${this.sep}${agg}` });
     return out;
   }
-  columns(input: readonly ColumnInfo[]): ColumnInfo[] {
+  columns(input: readonly TaggedColumn[]): TaggedColumn[] {
     resolveSelector([...this.o.groupBy, ...(this.o.sortBy ?? []), ...Object.keys(this.o.aggs)], input, this.describe());
     const byName = new Map(input.map((c) => [c.name, c]));
-    const cols: ColumnInfo[] = this.o.groupBy.map((g) => byName.get(g) as ColumnInfo);
+    const cols: TaggedColumn[] = this.o.groupBy.map((g) => byName.get(g) as TaggedColumn);
     for (const { col, agg, name } of this.outputs()) {
-      const src = byName.get(col) as ColumnInfo;
+      const src = byName.get(col) as TaggedColumn;
       if (agg === "list") cols.push({ name, tags: withTags(src, ["list"]).tags, properties: { ...src.properties } });
       else if (agg === "count") cols.push({ name, tags: ["continuous"], properties: {} });
       else if (agg === "mean" || agg === "sum")
@@ -1410,10 +1410,10 @@ export class Groupby extends Op {
     }
     return cols;
   }
-  override check(input: readonly ColumnInfo[], types: ReadonlyMap<string, string>): void {
+  override check(input: readonly TaggedColumn[], types: ReadonlyMap<string, string>): void {
     for (const { col, agg } of this.outputs()) if (agg === "mean" || agg === "sum") requireNumeric(this, [col], types);
   }
-  sql(prev: string, input: readonly ColumnInfo[], ctx: SqlContext): string {
+  sql(prev: string, input: readonly TaggedColumn[], ctx: SqlContext): string {
     this.columns(input);
     const keys = [...(this.o.sortBy ?? []).map(pcol), ...(ctx.rowOrder ? [pcol(ROW_COL)] : [])];
     const sortBy = this.o.sortBy ?? [];
@@ -1471,7 +1471,7 @@ export class Groupby extends Op {
         : "";
     return `SELECT ${outer.join(", ")} FROM (SELECT ${inner.join(", ")} FROM ${prev} AS p${pass} GROUP BY ${this.o.groupBy.map(pcol).join(", ")}) AS g`;
   }
-  apply(rows: Row[], input: readonly ColumnInfo[]): Row[] {
+  apply(rows: Row[], input: readonly TaggedColumn[]): Row[] {
     this.columns(input);
     const groups = new Map<string, Row[]>();
     for (const r of rows) {

@@ -19,7 +19,7 @@ import { dirname, join, resolve } from "node:path";
 import { ValidationError, errorMessage } from "../../common/errors.js";
 import { silentProgress } from "../../common/progress.js";
 import type { ProgressSink } from "../../common/progress.js";
-import { type ColumnInfo, type SchemaEntry, schemaEntries } from "./columns.js";
+import { type TaggedColumn, type SchemaEntry, schemaEntries } from "./columns.js";
 import { type GroupPass, type Op, type OpJson, ProjectionOp, ROW_COL, type SqlContext } from "./op.js";
 import { type DedupeConsecutive, type Groupby, opFromJSON } from "./ops.js";
 import { type DuckDBHandle, ident, openDuckDB, parseByteSize, sqlString } from "../../common/duckdb.js";
@@ -106,10 +106,10 @@ interface Compiled {
   /** the WITH clause alone and the name of its last step: `${prefix} SELECT * FROM ${last}` */
   prefix: string;
   last: string;
-  columns: ColumnInfo[];
+  columns: TaggedColumn[];
 }
 
-function isWorkflowJson(x: unknown): x is { format: string; ops: OpJson[]; inputColumns: ColumnInfo[] | null } {
+function isWorkflowJson(x: unknown): x is { format: string; ops: OpJson[]; inputColumns: TaggedColumn[] | null } {
   return (
     !!x &&
     typeof x === "object" &&
@@ -125,9 +125,9 @@ export class Workflow {
   /** where fit state lives: a temp folder after fit(), the saved folder after save()/load() */
   stateDir: string | null = null;
   /** the columns of the data fit() saw */
-  inputColumns: ColumnInfo[] | null = null;
+  inputColumns: TaggedColumn[] | null = null;
   private onlineReady = false;
-  private plans = new Map<string, ColumnInfo[][]>();
+  private plans = new Map<string, TaggedColumn[][]>();
 
   constructor(ops: Op[] = []) {
     if (!Array.isArray(ops)) throw new ValidationError("Workflow: expected an array of operators");
@@ -149,7 +149,7 @@ export class Workflow {
 
   // ---------------------------------------------------------------- batch
 
-  private static async inputColumnsOf(duck: DuckDBHandle, dataset: Dataset): Promise<ColumnInfo[]> {
+  private static async inputColumnsOf(duck: DuckDBHandle, dataset: Dataset): Promise<TaggedColumn[]> {
     const cols = await describeDataset(duck.connection, dataset);
     if (cols.length === 0) throw new ValidationError(`dataset ${dataset} has no columns`);
     return cols.map((c) => ({ name: c.name, tags: [], properties: {} }));
@@ -165,7 +165,7 @@ export class Workflow {
     return Number(n);
   }
 
-  private withTags(cols: ColumnInfo[]): ColumnInfo[] {
+  private withTags(cols: TaggedColumn[]): TaggedColumn[] {
     // columns fit() saw keep their tags; new columns start untagged
     const known = new Map((this.inputColumns ?? []).map((c) => [c.name, c]));
     return cols.map((c) => known.get(c.name) ?? c);
@@ -175,7 +175,7 @@ export class Workflow {
   private async compile(
     duck: DuckDBHandle,
     source: string,
-    input: ColumnInfo[],
+    input: TaggedColumn[],
     upTo: number,
     ctx: SqlContext,
     check = true,
@@ -209,7 +209,7 @@ export class Workflow {
    * The first Groupby's key columns when they come straight from the input (no operator before it changes them,
    * and any DedupeConsecutive works within those groups): then rows can be split by hash(key) at the source.
    */
-  private groupKeysAtSource(input: ColumnInfo[]): string[] | null {
+  private groupKeysAtSource(input: TaggedColumn[]): string[] | null {
     const g = this.ops.findIndex((o) => o.kind === "Groupby");
     if (g < 0) return null;
     const keys = (this.ops[g] as Groupby).o.groupBy;
@@ -232,7 +232,7 @@ export class Workflow {
   }
 
   /** A group-by pass without buckets filters its groups at the source when it can (DuckDB does not push it below joins). */
-  private passFilterAtSource(input: ColumnInfo[], ctx: SqlContext): string {
+  private passFilterAtSource(input: TaggedColumn[], ctx: SqlContext): string {
     const pass = ctx.groupPass;
     if (!pass || pass.n <= 1 || !pass.atSource) return "";
     const keys = this.groupKeysAtSource(input);
@@ -249,7 +249,7 @@ export class Workflow {
    * (and dropped columns) are none of the columns ops[i] reads are left out, so e.g. Normalize("price") after
    * Categorify(ids) fits on a scan of the input instead of one that also runs the vocabulary joins.
    */
-  private static fitPrefix(ops: readonly Op[], colsAt: readonly ColumnInfo[][], i: number): number {
+  private static fitPrefix(ops: readonly Op[], colsAt: readonly TaggedColumn[][], i: number): number {
     const reads = ops[i].fitReads(colsAt[i]);
     if (!reads) return i;
     const need = new Set(reads);
@@ -287,7 +287,7 @@ export class Workflow {
       // a refit starts over: state checks against the previous fit must not apply to the new data
       for (const op of this.ops) if (op.needsFit) op.fitted = false;
       progress.start("fit", this.ops.length);
-      const colsAt: ColumnInfo[][] = [input];
+      const colsAt: TaggedColumn[][] = [input];
       for (let i = 0; i < this.ops.length; i++) {
         const op = this.ops[i];
         const cols = colsAt[i];
@@ -320,7 +320,7 @@ export class Workflow {
   }
 
   /** The columns (with tags and properties) the workflow outputs for the columns fit() saw. */
-  outputColumns(input: ColumnInfo[] | null = this.inputColumns): ColumnInfo[] {
+  outputColumns(input: TaggedColumn[] | null = this.inputColumns): TaggedColumn[] {
     if (!input) throw new ValidationError("Workflow: not fitted; the output columns depend on the input columns");
     return this.ops.reduce((cols, op) => op.columns(cols), input);
   }
@@ -605,7 +605,7 @@ export class Workflow {
     return this;
   }
 
-  private plan(rows: readonly Row[]): ColumnInfo[][] {
+  private plan(rows: readonly Row[]): TaggedColumn[][] {
     const names: string[] = [];
     const seen = new Set<string>();
     for (const r of rows) {
