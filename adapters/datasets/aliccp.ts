@@ -6,7 +6,7 @@
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ValidationError } from "../../common/errors.js";
-import { AddTags, Categorify, Dropna, Rename } from "../etl/ops.js";
+import { AddTags, Categorify, Dropna, Rename } from "../etl/operators/index.js";
 import { openDuckDB, sqlString } from "../../common/duckdb.js";
 import { exec, queryRows } from "../etl/sql.js";
 import { Workflow } from "../etl/workflow.js";

@@ -21,7 +21,7 @@ import {
   Select,
   TimeFeatures,
   AddTags,
-} from "../etl/ops.js";
+} from "../etl/operators/index.js";
 import { openDuckDB, sqlString } from "../../common/duckdb.js";
 import { exec, queryRows } from "../etl/sql.js";
 import { Workflow } from "../etl/workflow.js";

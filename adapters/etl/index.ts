@@ -24,7 +24,7 @@ export {
   DedupeConsecutive,
   Groupby,
   opFromJSON,
-} from "./ops.js";
+} from "./operators/index.js";
 export type {
   CategorifyOptions,
   FillMissingOptions,
@@ -33,8 +33,8 @@ export type {
   Agg,
   GroupStat,
   TimeFeature,
-} from "./ops.js";
-export { Op } from "./op.js";
+} from "./operators/index.js";
+export { Op } from "./operators/index.js";
 export { TAGS, embeddingDim } from "./columns.js";
 export type { TaggedColumn, ColumnInfo, Selector, Tag, SchemaEntry } from "./columns.js";
 export { parseExpr, evalExpr, exprToSql } from "./expr.js";

@@ -20,8 +20,8 @@ import { ValidationError, errorMessage } from "../../common/errors.js";
 import { silentProgress } from "../../common/progress.js";
 import type { ProgressSink } from "../../common/progress.js";
 import { type TaggedColumn, type SchemaEntry, schemaEntries } from "./columns.js";
-import { type GroupPass, type Op, type OpJson, ProjectionOp, ROW_COL, type SqlContext } from "./op.js";
-import { type DedupeConsecutive, type Groupby, opFromJSON } from "./ops.js";
+import { type GroupPass, type Op, type OpJson, ProjectionOp, ROW_COL, type SqlContext } from "./operators/base.js";
+import { type DedupeConsecutive, type Groupby, opFromJSON } from "./operators/index.js";
 import { type DuckDBHandle, ident, openDuckDB, parseByteSize, sqlString } from "../../common/duckdb.js";
 import {
   type Dataset,

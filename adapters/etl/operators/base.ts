@@ -3,10 +3,10 @@
 // itself to rows in JS for online requests. Projection operators (one output per selected column, rows
 // unchanged) share one implementation so both paths stay in step.
 import type { DuckDBConnection } from "@duckdb/node-api";
-import { ValidationError } from "../../common/errors.js";
-import { type TaggedColumn, type Selector, resolveSelector } from "./columns.js";
-import { ident } from "../../common/duckdb.js";
-import type { Row, Value } from "./sql.js";
+import { ident } from "../../../common/duckdb.js";
+import { ValidationError } from "../../../common/errors.js";
+import { type Selector, type TaggedColumn, resolveSelector } from "../columns.js";
+import type { Row, Value } from "../sql.js";
 
 export const ROW_COL = "__row";
 
@@ -118,6 +118,7 @@ export function requireNumeric(op: Op, names: readonly string[], types: Readonly
   }
 }
 
+/** A value as a number (numeric strings and booleans too); null when it is not one. */
 export function num(v: Value | undefined): number | null {
   if (v === null || v === undefined) return null;
   if (typeof v === "number") return v;
@@ -125,6 +126,19 @@ export function num(v: Value | undefined): number | null {
   if (typeof v === "boolean") return v ? 1 : 0;
   if (typeof v === "string" && v.trim() !== "" && !Number.isNaN(Number(v))) return Number(v);
   return null;
+}
+
+export function finiteOrNull(v: Value | undefined): number | null {
+  const n = num(v);
+  return n === null || !Number.isFinite(n) ? null : n;
+}
+
+/** An integer option of an operator (dflt when absent); anything else is an error naming the option. */
+export function intOption(o: Record<string, unknown>, k: string, dflt: number, min = 0): number {
+  const v = o[k] ?? dflt;
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min)
+    throw new ValidationError(`option ${k} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+  return v;
 }
 
 export abstract class ProjectionOp extends Op {
