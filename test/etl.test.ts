@@ -31,7 +31,7 @@ import {
 } from "../adapters/etl/index.js";
 import { openDuckDB } from "../common/duckdb.js";
 import { queryRows } from "../adapters/etl/sql.js";
-import { parseMemory } from "../adapters/etl/workflow.js";
+import { parseMemory } from "../adapters/etl/group_passes.js";
 import { generateRees46 } from "../adapters/datasets/rees46.js";
 
 let dir: string;

@@ -2,6 +2,9 @@
 import { ValidationError } from "../../common/errors.js";
 import type { Value } from "./sql.js";
 
+/** The schema file written beside a transform's parquet output: `{ "columns": SchemaEntry[] }`. */
+export const SCHEMA_FILE = "schema.json";
+
 /** The tags schema.json may carry (DESIGN.md "Data produced by ETL"). */
 export const TAGS = [
   "categorical",

@@ -4,10 +4,9 @@
 import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { ValidationError, errorMessage } from "../../common/errors.js";
-import { type SchemaEntry, checkTags } from "./columns.js";
+import { SCHEMA_FILE, type SchemaEntry, checkTags } from "./columns.js";
 import { ident, openDuckDB, sqlString } from "../../common/duckdb.js";
 import { type Dataset, datasetSql, describeDataset, exec, queryRows } from "./sql.js";
-import { SCHEMA_FILE } from "./workflow.js";
 
 export interface UniqueRowsOptions {
   /** the time column: the latest row per id wins and its time becomes event_timestamp (default: the first
