@@ -9,7 +9,8 @@ import { cpus, loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Categorify, Groupby, ListSlice, Normalize, Workflow, type Row } from "../adapters/etl/index.js";
-import { openDuck, queryRows } from "../adapters/etl/sql.js";
+import { openDuckDB, parseByteSize } from "../common/duckdb.js";
+import { queryRows } from "../adapters/etl/sql.js";
 import { measure, peakRssMb, performance, report } from "./lib.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -53,8 +54,8 @@ function sessionWorkflow(): Workflow {
 
 export async function main(): Promise<void> {
   ensureData();
-  const duck = await openDuck({ memoryLimit: MEMORY_LIMIT });
-  const [{ n }] = await queryRows(duck.conn, `SELECT count(*) AS n FROM read_parquet('${INPUT}')`, "count");
+  const duck = await openDuckDB({ memoryLimitBytes: parseByteSize(MEMORY_LIMIT) });
+  const [{ n }] = await queryRows(duck.connection, `SELECT count(*) AS n FROM read_parquet('${INPUT}')`, "count");
   const events = Number(n);
   console.log(`input: ${events} events (${INPUT})`);
 
@@ -62,7 +63,7 @@ export async function main(): Promise<void> {
   rmSync(OUT, { recursive: true, force: true });
   mkdirSync(OUT, { recursive: true });
   let t = performance.now();
-  await duck.conn.run(
+  await duck.connection.run(
     `COPY (SELECT * FROM read_parquet('${INPUT}')) TO '${join(OUT, "copy.parquet")}' (FORMAT parquet)`,
   );
   const copyS = (performance.now() - t) / 1000;
@@ -103,9 +104,9 @@ export async function main(): Promise<void> {
 
   // online: one event through the row-wise part, and one session's events through the whole workflow
   await wf.prepareOnline();
-  const d2 = await openDuck();
+  const d2 = await openDuckDB();
   const sample = await queryRows(
-    d2.conn,
+    d2.connection,
     `SELECT * FROM read_parquet('${INPUT}') WHERE user_session IN (SELECT user_session FROM read_parquet('${INPUT}') LIMIT 200)`,
     "sample",
   );

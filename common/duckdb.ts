@@ -66,6 +66,7 @@ export function sqlString(s: string): string {
 
 const BYTE_UNITS: Record<string, number> = {
   b: 1,
+  bytes: 1,
   kb: 1e3,
   mb: 1e6,
   gb: 1e9,
@@ -76,9 +77,12 @@ const BYTE_UNITS: Record<string, number> = {
   tib: 2 ** 40,
 };
 
-/** "4GB", "512 MiB", "1.5gb" -> bytes (DuckDB's units: KB = 1000, KiB = 1024); undefined if not a size. */
+/**
+ * "4GB", "512 MiB", "1.5gb", and DuckDB's own "953.6 MiB" or "512 bytes" -> bytes, to the nearest byte
+ * (DuckDB's units: KB = 1000, KiB = 1024); undefined if not a size.
+ */
 export function parseByteSize(text: string): number | undefined {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$/i.exec(text);
   const unit = m ? BYTE_UNITS[m[2].toLowerCase()] : undefined;
-  return m && unit !== undefined ? Math.floor(Number(m[1]) * unit) : undefined;
+  return m && unit !== undefined ? Math.round(Number(m[1]) * unit) : undefined;
 }

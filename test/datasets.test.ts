@@ -10,7 +10,8 @@ import {
   rees46ProductId,
   dataSetDir,
 } from "../adapters/datasets/index.js";
-import { openDuck, queryRows, type Row } from "../adapters/etl/sql.js";
+import { openDuckDB } from "../common/duckdb.js";
+import { queryRows, type Row } from "../adapters/etl/sql.js";
 
 /** The committed slice of ml-latest-small (test/fixtures/README.md says how it was cut). */
 const ML_SLICE = join(import.meta.dirname, "fixtures", "ml-latest-small");
@@ -22,9 +23,9 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 async function q(sql: string): Promise<Row[]> {
-  const d = await openDuck();
+  const d = await openDuckDB();
   try {
-    return await queryRows(d.conn, sql, "test query");
+    return await queryRows(d.connection, sql, "test query");
   } finally {
     d.close();
   }

@@ -29,8 +29,9 @@ import {
   type Row,
   type Value,
 } from "../adapters/etl/index.js";
-import { openDuck, queryRows } from "../adapters/etl/sql.js";
-import { parseMemory } from "../adapters/etl/workflow.js";
+import { openDuckDB } from "../common/duckdb.js";
+import { queryRows } from "../adapters/etl/sql.js";
+import { parseMemory } from "../adapters/etl/group_passes.js";
 import { generateRees46 } from "../adapters/datasets/rees46.js";
 
 let dir: string;
@@ -43,9 +44,9 @@ let n = 0;
 /** A parquet file from a SELECT. */
 async function parquet(select: string): Promise<string> {
   const p = join(dir, `in${n++}.parquet`);
-  const d = await openDuck();
+  const d = await openDuckDB();
   try {
-    await d.conn.run(`COPY (${select}) TO '${p}' (FORMAT parquet)`);
+    await d.connection.run(`COPY (${select}) TO '${p}' (FORMAT parquet)`);
   } finally {
     d.close();
   }
@@ -63,10 +64,10 @@ function plainRow(r: Row): Record<string, unknown> {
 }
 
 async function read(path: string, orderBy?: string): Promise<Record<string, unknown>[]> {
-  const d = await openDuck();
+  const d = await openDuckDB();
   try {
     const from = path.endsWith(".parquet") ? `read_parquet('${path}')` : `read_parquet('${path}/**/*.parquet')`;
-    return (await queryRows(d.conn, `SELECT * FROM ${from}${orderBy ? ` ORDER BY ${orderBy}` : ""}`, "read")).map(
+    return (await queryRows(d.connection, `SELECT * FROM ${from}${orderBy ? ` ORDER BY ${orderBy}` : ""}`, "read")).map(
       plainRow,
     );
   } finally {
@@ -315,9 +316,9 @@ describe("operators against hand-computed values", () => {
     expect(await read(passes, "session")).toEqual(out);
     // a CSV source is bucketed by the key once, then each pass reads its bucket
     const csv = join(dir, `in${n++}.csv`);
-    const d = await openDuck();
+    const d = await openDuckDB();
     try {
-      await d.conn.run(`COPY (SELECT * FROM read_parquet('${t}')) TO '${csv}' (FORMAT csv, HEADER true)`);
+      await d.connection.run(`COPY (SELECT * FROM read_parquet('${t}')) TO '${csv}' (FORMAT csv, HEADER true)`);
     } finally {
       d.close();
     }

@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rees46SessionWorkflow } from "../adapters/datasets/rees46.js";
 import type { Row, Value } from "../adapters/etl/index.js";
-import { openDuck, queryRows } from "../adapters/etl/sql.js";
+import { openDuckDB } from "../common/duckdb.js";
+import { queryRows } from "../adapters/etl/sql.js";
 import type { Workflow } from "../adapters/etl/workflow.js";
 
 const HEAD = join(import.meta.dirname, "fixtures", "rees46-2019-oct-head", "2019-Oct-head.csv");
@@ -26,9 +27,9 @@ function plain(v: Value | undefined): unknown {
 }
 
 async function rows(sql: string): Promise<Row[]> {
-  const d = await openDuck();
+  const d = await openDuckDB();
   try {
-    return await queryRows(d.conn, sql, "test read");
+    return await queryRows(d.connection, sql, "test read");
   } finally {
     d.close();
   }
@@ -38,9 +39,9 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "fstore-etl-sessions-"));
   // parsed once into parquet (in file order): a CSV is re-sniffed by every query
   const input = join(dir, "head.parquet");
-  const d = await openDuck();
+  const d = await openDuckDB();
   try {
-    await d.conn.run(`COPY (SELECT * FROM read_csv('${HEAD}', header = true)) TO '${input}' (FORMAT parquet)`);
+    await d.connection.run(`COPY (SELECT * FROM read_csv('${HEAD}', header = true)) TO '${input}' (FORMAT parquet)`);
   } finally {
     d.close();
   }

@@ -6,8 +6,9 @@
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ValidationError } from "../../common/errors.js";
-import { AddTags, Categorify, Dropna, Rename } from "../etl/ops.js";
-import { exec, openDuck, pathLiteral, queryRows } from "../etl/sql.js";
+import { AddTags, Categorify, Dropna, Rename } from "../etl/operators/index.js";
+import { openDuckDB, sqlString } from "../../common/duckdb.js";
+import { exec, queryRows } from "../etl/sql.js";
 import { Workflow } from "../etl/workflow.js";
 
 export interface AliccpOptions {
@@ -119,9 +120,9 @@ SELECT
   make_timestamp(${endMs * 1000} - CAST(floor(${u("ts", "r")} * ${spanS}) AS BIGINT) * 1000000 - 1000000) AS event_timestamp,
   ${u("split", "r")} < ${valid} AS __valid
 FROM scored`;
-  const duck = await openDuck();
+  const duck = await openDuckDB();
   try {
-    await exec(duck.conn, `CREATE TEMP TABLE aliccp AS ${sql}`, "generating Ali-CCP-like data");
+    await exec(duck.connection, `CREATE TEMP TABLE aliccp AS ${sql}`, "generating Ali-CCP-like data");
     const counts: Record<string, number> = {};
     for (const [name, cond] of [
       ["train", "NOT __valid"],
@@ -129,14 +130,14 @@ FROM scored`;
     ] as const) {
       mkdirSync(join(out, name), { recursive: true });
       await exec(
-        duck.conn,
-        `COPY (SELECT * EXCLUDE (__valid) FROM aliccp WHERE ${cond}) TO ${pathLiteral(join(out, name, "part_0.parquet"))} (FORMAT parquet)`,
+        duck.connection,
+        `COPY (SELECT * EXCLUDE (__valid) FROM aliccp WHERE ${cond}) TO ${sqlString(join(out, name, "part_0.parquet"))} (FORMAT parquet)`,
         `writing ${join(out, name)}`,
       );
-      const [r] = await queryRows(duck.conn, `SELECT count(*) AS n FROM aliccp WHERE ${cond}`, "count");
+      const [r] = await queryRows(duck.connection, `SELECT count(*) AS n FROM aliccp WHERE ${cond}`, "count");
       counts[name] = Number(r.n);
     }
-    const [c] = await queryRows(duck.conn, `SELECT avg(click)::DOUBLE AS c FROM aliccp`, "click rate");
+    const [c] = await queryRows(duck.connection, `SELECT avg(click)::DOUBLE AS c FROM aliccp`, "click rate");
     return {
       dir: out,
       train: join(out, "train"),

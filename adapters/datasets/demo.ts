@@ -5,7 +5,8 @@ import { join, resolve } from "node:path";
 import { silentProgress } from "../../common/progress.js";
 import type { ProgressSink } from "../../common/progress.js";
 import { uniqueRowsByFeatures } from "../etl/features.js";
-import { openDuck, pathLiteral, queryRows } from "../etl/sql.js";
+import { openDuckDB, sqlString } from "../../common/duckdb.js";
+import { queryRows } from "../etl/sql.js";
 import { aliccpWorkflow, generateAliccp } from "./aliccp.js";
 
 export interface DemoDataOptions {
@@ -73,23 +74,23 @@ export async function prepareDemoData(repoDir: string, o: DemoDataOptions = {}):
   );
   progress.tick(5);
   progress.stop();
-  const duck = await openDuck();
+  const duck = await openDuckDB();
   let sampleUserId: number;
   let sampleItemIds: number[];
   try {
     sampleUserId = Number(
       (
         await queryRows(
-          duck.conn,
-          `SELECT min(user_id_raw) AS u FROM read_parquet(${pathLiteral(users.path)})`,
+          duck.connection,
+          `SELECT min(user_id_raw) AS u FROM read_parquet(${sqlString(users.path)})`,
           "demo user",
         )
       )[0].u,
     );
     sampleItemIds = (
       await queryRows(
-        duck.conn,
-        `SELECT item_id_raw AS i FROM read_parquet(${pathLiteral(items.path)}) ORDER BY 1 LIMIT 3`,
+        duck.connection,
+        `SELECT item_id_raw AS i FROM read_parquet(${sqlString(items.path)}) ORDER BY 1 LIMIT 3`,
         "demo items",
       )
     ).map((r) => Number(r.i));

@@ -5,7 +5,8 @@ import { existsSync, mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ValidationError } from "../../common/errors.js";
-import { exec, openDuck, pathLiteral, queryRows } from "../etl/sql.js";
+import { openDuckDB, sqlString } from "../../common/duckdb.js";
+import { exec, queryRows } from "../etl/sql.js";
 
 /** The project root: the nearest folder above this module with a package.json (works from source and from dist/). */
 export function projectRoot(): string {
@@ -60,7 +61,7 @@ export async function loadMovieLens(
   const out = resolve(outDir);
   mkdirSync(out, { recursive: true });
   const created = `make_timestamp(${(o.created ?? new Date()).getTime() * 1000})`;
-  const duck = await openDuck();
+  const duck = await openDuckDB();
   const paths = {
     ratings: join(out, "ratings.parquet"),
     items: join(out, "items.parquet"),
@@ -68,21 +69,21 @@ export async function loadMovieLens(
   };
   try {
     await exec(
-      duck.conn,
+      duck.connection,
       `CREATE TEMP TABLE ratings AS SELECT CAST(userId AS BIGINT) AS user_id, CAST(movieId AS BIGINT) AS item_id, CAST(rating AS FLOAT) AS rating,
               make_timestamp(CAST(timestamp AS BIGINT) * 1000000) AS event_timestamp
-       FROM read_csv(${pathLiteral(join(src, "ratings.csv"))}, header = true, columns = {'userId': 'BIGINT', 'movieId': 'BIGINT', 'rating': 'DOUBLE', 'timestamp': 'BIGINT'})`,
+       FROM read_csv(${sqlString(join(src, "ratings.csv"))}, header = true, columns = {'userId': 'BIGINT', 'movieId': 'BIGINT', 'rating': 'DOUBLE', 'timestamp': 'BIGINT'})`,
       `MovieLens: reading ${join(src, "ratings.csv")}`,
     );
     await exec(
-      duck.conn,
-      `COPY (SELECT * FROM ratings ORDER BY event_timestamp, user_id, item_id) TO ${pathLiteral(paths.ratings)} (FORMAT parquet)`,
+      duck.connection,
+      `COPY (SELECT * FROM ratings ORDER BY event_timestamp, user_id, item_id) TO ${sqlString(paths.ratings)} (FORMAT parquet)`,
       "MovieLens: writing ratings",
     );
     await exec(
-      duck.conn,
+      duck.connection,
       `COPY (
-         WITH m AS (SELECT CAST(movieId AS BIGINT) AS item_id, title, genres FROM read_csv(${pathLiteral(join(src, "movies.csv"))}, header = true, quote = '"', escape = '"', delim = ',', columns = {'movieId': 'BIGINT', 'title': 'VARCHAR', 'genres': 'VARCHAR'})),
+         WITH m AS (SELECT CAST(movieId AS BIGINT) AS item_id, title, genres FROM read_csv(${sqlString(join(src, "movies.csv"))}, header = true, quote = '"', escape = '"', delim = ',', columns = {'movieId': 'BIGINT', 'title': 'VARCHAR', 'genres': 'VARCHAR'})),
               s AS (SELECT item_id, count(*) AS rating_count, avg(rating)::FLOAT AS rating_mean, max(event_timestamp) AS last FROM ratings GROUP BY 1)
          SELECT m.item_id,
                 trim(regexp_replace(m.title, '\\s*\\(\\d{4}\\)\\s*$', '')) AS title,
@@ -91,17 +92,17 @@ export async function loadMovieLens(
                 coalesce(s.rating_count, 0) AS rating_count, s.rating_mean,
                 coalesce(s.last, (SELECT min(event_timestamp) FROM ratings)) AS event_timestamp, ${created} AS created
          FROM m LEFT JOIN s USING (item_id) ORDER BY m.item_id)
-       TO ${pathLiteral(paths.items)} (FORMAT parquet)`,
+       TO ${sqlString(paths.items)} (FORMAT parquet)`,
       `MovieLens: reading ${join(src, "movies.csv")}`,
     );
     await exec(
-      duck.conn,
+      duck.connection,
       `COPY (SELECT user_id, count(*) AS rating_count, avg(rating)::FLOAT AS rating_mean, min(event_timestamp) AS first_rating, max(event_timestamp) AS event_timestamp, ${created} AS created
-             FROM ratings GROUP BY 1 ORDER BY 1) TO ${pathLiteral(paths.users)} (FORMAT parquet)`,
+             FROM ratings GROUP BY 1 ORDER BY 1) TO ${sqlString(paths.users)} (FORMAT parquet)`,
       "MovieLens: writing users",
     );
     const n = async (p: string) =>
-      Number((await queryRows(duck.conn, `SELECT count(*) AS n FROM read_parquet(${pathLiteral(p)})`, p))[0].n);
+      Number((await queryRows(duck.connection, `SELECT count(*) AS n FROM read_parquet(${sqlString(p)})`, p))[0].n);
     return {
       ...paths,
       counts: { ratings: await n(paths.ratings), items: await n(paths.items), users: await n(paths.users) },

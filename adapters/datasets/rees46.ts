@@ -21,8 +21,9 @@ import {
   Select,
   TimeFeatures,
   AddTags,
-} from "../etl/ops.js";
-import { exec, openDuck, pathLiteral, queryRows } from "../etl/sql.js";
+} from "../etl/operators/index.js";
+import { openDuckDB, sqlString } from "../../common/duckdb.js";
+import { exec, queryRows } from "../etl/sql.js";
 import { Workflow } from "../etl/workflow.js";
 
 export interface Rees46Options {
@@ -79,7 +80,7 @@ export async function generateRees46(
   mkdirSync(dirname(path), { recursive: true });
   const u = (tag: string, ...keys: string[]) =>
     `((hash(${seed}, '${tag}', ${keys.join(", ")}) % 1000000007) / 1000000007.0)`;
-  const duck = await openDuck();
+  const duck = await openDuckDB();
   try {
     const sql = `
 WITH sessions AS (
@@ -113,7 +114,7 @@ SELECT strftime(t, '%Y-%m-%d %H:%M:%S') || ' UTC' AS event_time_text, t AS event
        CAST(1000000 + (iidx * 7919) % ${I} AS BIGINT) AS product_id,
        CAST(2053013552326770000 AS BIGINT) + CAST(floor(iidx * ${C} / ${I}) AS BIGINT) AS category_id,
        CASE WHEN CAST(floor(iidx * ${C} / ${I}) AS BIGINT) % 3 = 2 THEN NULL
-            ELSE list_extract(${`[${CATEGORY_CODES.map((c) => pathLiteral(c)).join(", ")}]`}, 1 + CAST(floor(iidx * ${C} / ${I}) AS BIGINT) % ${CATEGORY_CODES.length}) END AS category_code,
+            ELSE list_extract(${`[${CATEGORY_CODES.map((c) => sqlString(c)).join(", ")}]`}, 1 + CAST(floor(iidx * ${C} / ${I}) AS BIGINT) % ${CATEGORY_CODES.length}) END AS category_code,
        CASE WHEN iidx % 10 = 9 THEN NULL ELSE 'brand' || (iidx % 97) END AS brand,
        round(2 + ${u("price", "iidx")} * 500, 2) AS price,
        CAST(500000000 + uidx AS BIGINT) AS user_id,
@@ -124,13 +125,12 @@ FROM events ORDER BY t, s`;
         ? "event_time_text AS event_time, event_type, product_id, category_id, category_code, brand, price, user_id, user_session"
         : "* EXCLUDE (event_time_text)";
     await exec(
-      duck.conn,
-      `COPY (SELECT ${cols} FROM (${sql})) TO ${pathLiteral(path)} (FORMAT ${format === "csv" ? "csv, HEADER true" : "parquet"})`,
+      duck.connection,
+      `COPY (SELECT ${cols} FROM (${sql})) TO ${sqlString(path)} (FORMAT ${format === "csv" ? "csv, HEADER true" : "parquet"})`,
       `generating REES46-like events into ${path}`,
     );
-    const from =
-      format === "csv" ? `read_csv(${pathLiteral(path)}, header = true)` : `read_parquet(${pathLiteral(path)})`;
-    const [r] = await queryRows(duck.conn, `SELECT count(*) AS n FROM ${from}`, `reading ${path}`);
+    const from = format === "csv" ? `read_csv(${sqlString(path)}, header = true)` : `read_parquet(${sqlString(path)})`;
+    const [r] = await queryRows(duck.connection, `SELECT count(*) AS n FROM ${from}`, `reading ${path}`);
     return { path, events: Number(r.n), sessions: S };
   } finally {
     duck.close();

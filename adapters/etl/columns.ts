@@ -2,6 +2,9 @@
 import { ValidationError } from "../../common/errors.js";
 import type { Value } from "./sql.js";
 
+/** The schema file written beside a transform's parquet output: `{ "columns": SchemaEntry[] }`. */
+export const SCHEMA_FILE = "schema.json";
+
 /** The tags schema.json may carry (DESIGN.md "Data produced by ETL"). */
 export const TAGS = [
   "categorical",
@@ -35,11 +38,15 @@ export interface ColumnProperties {
   [k: string]: unknown;
 }
 
-export interface ColumnInfo {
+/** A column as a workflow passes it from operator to operator: its name, schema tags and properties (no type). */
+export interface TaggedColumn {
   name: string;
   tags: Tag[];
   properties: ColumnProperties;
 }
+
+/** @deprecated the old name of TaggedColumn (stores/offline has a ColumnInfo of its own) */
+export type ColumnInfo = TaggedColumn;
 
 /** Column names; `{ tags }` picks every column carrying any of the tags; "*" picks all. */
 export type Selector = string | string[] | { tags: string[] };
@@ -49,7 +56,7 @@ export function selectorToJSON(s: Selector): Selector {
 }
 
 /** The names a selector picks from `cols`, in the selector's order; a missing name is a clear error. */
-export function resolveSelector(sel: Selector, cols: readonly ColumnInfo[], what: string): string[] {
+export function resolveSelector(sel: Selector, cols: readonly TaggedColumn[], what: string): string[] {
   if (sel === "*") return cols.map((c) => c.name);
   if (typeof sel === "object" && !Array.isArray(sel)) {
     const tags = sel.tags;
@@ -66,7 +73,7 @@ export function resolveSelector(sel: Selector, cols: readonly ColumnInfo[], what
   return names;
 }
 
-export function withTags(c: ColumnInfo, add: readonly Tag[], remove: readonly Tag[] = []): ColumnInfo {
+export function withTags(c: TaggedColumn, add: readonly Tag[], remove: readonly Tag[] = []): TaggedColumn {
   const tags = c.tags.filter((t) => !remove.includes(t));
   for (const t of add) if (!tags.includes(t)) tags.push(t);
   return { name: c.name, tags, properties: { ...c.properties } };
@@ -119,7 +126,7 @@ export interface SchemaEntry {
   properties: ColumnProperties;
 }
 
-export function schemaEntries(cols: readonly ColumnInfo[], types: ReadonlyMap<string, string>): SchemaEntry[] {
+export function schemaEntries(cols: readonly TaggedColumn[], types: ReadonlyMap<string, string>): SchemaEntry[] {
   return cols.map((c) => {
     const { dtype, isList } = dtypeOf(types.get(c.name) ?? "unknown");
     const tags = [...c.tags];

@@ -6,17 +6,19 @@
 // x % 0 is NULL, least/greatest/coalesce skip NULLs; ln/log10/sqrt of an out-of-domain value give NULL
 // (DuckDB would raise: the printed SQL guards them).
 import { ValidationError } from "../../common/errors.js";
-import { ident, literal, type Row, type Value } from "./sql.js";
+import { ident } from "../../common/duckdb.js";
+import { literal, type Row, type Value } from "./sql.js";
 
-export type Expr =
+/** A parsed expression: the tree the Expr and Filter operators print as SQL and evaluate in JS. */
+export type ExprNode =
   | { k: "lit"; v: Value }
   | { k: "col"; name: string }
-  | { k: "un"; op: "-" | "NOT"; a: Expr }
-  | { k: "bin"; op: string; a: Expr; b: Expr }
-  | { k: "isnull"; a: Expr; not: boolean }
-  | { k: "in"; a: Expr; list: Expr[]; not: boolean }
-  | { k: "case"; whens: Array<[Expr, Expr]>; else: Expr | null }
-  | { k: "fn"; name: string; args: Expr[] };
+  | { k: "un"; op: "-" | "NOT"; a: ExprNode }
+  | { k: "bin"; op: string; a: ExprNode; b: ExprNode }
+  | { k: "isnull"; a: ExprNode; not: boolean }
+  | { k: "in"; a: ExprNode; list: ExprNode[]; not: boolean }
+  | { k: "case"; whens: Array<[ExprNode, ExprNode]>; else: ExprNode | null }
+  | { k: "fn"; name: string; args: ExprNode[] };
 
 type Num = number;
 type Fn = { arity: [number, number]; sql: (a: string[]) => string; js: (a: Value[]) => Value };
@@ -156,7 +158,7 @@ function tokenize(src: string): Tok[] {
 }
 
 /** Parses an expression of the supported subset; throws a ValidationError that quotes it and says where. */
-export function parseExpr(src: string): Expr {
+export function parseExpr(src: string): ExprNode {
   if (typeof src !== "string" || !src.trim())
     throw new ValidationError(`expression must be a non-empty string, got ${JSON.stringify(src)}`);
   const toks = tokenize(src);
@@ -173,7 +175,7 @@ export function parseExpr(src: string): Expr {
     else fail(`expected "${v}"`);
   };
 
-  const orE = (): Expr => {
+  const orE = (): ExprNode => {
     let a = andE();
     while (isKw("OR")) {
       p++;
@@ -181,7 +183,7 @@ export function parseExpr(src: string): Expr {
     }
     return a;
   };
-  const andE = (): Expr => {
+  const andE = (): ExprNode => {
     let a = notE();
     while (isKw("AND")) {
       p++;
@@ -189,14 +191,14 @@ export function parseExpr(src: string): Expr {
     }
     return a;
   };
-  const notE = (): Expr => {
+  const notE = (): ExprNode => {
     if (isKw("NOT")) {
       p++;
       return { k: "un", op: "NOT", a: notE() };
     }
     return cmpE();
   };
-  const cmpE = (): Expr => {
+  const cmpE = (): ExprNode => {
     const a = addE();
     const t = peek();
     if (t?.t === "op" && ["=", "==", "!=", "<>", "<", "<=", ">", ">="].includes(t.v)) {
@@ -226,7 +228,7 @@ export function parseExpr(src: string): Expr {
     }
     return a;
   };
-  const addE = (): Expr => {
+  const addE = (): ExprNode => {
     let a = mulE();
     while (isOp("+") || isOp("-") || isOp("||")) {
       const op = toks[p++].v;
@@ -234,7 +236,7 @@ export function parseExpr(src: string): Expr {
     }
     return a;
   };
-  const mulE = (): Expr => {
+  const mulE = (): ExprNode => {
     let a = unE();
     while (isOp("*") || isOp("/") || isOp("%")) {
       const op = toks[p++].v;
@@ -242,7 +244,7 @@ export function parseExpr(src: string): Expr {
     }
     return a;
   };
-  const unE = (): Expr => {
+  const unE = (): ExprNode => {
     if (isOp("-")) {
       p++;
       return { k: "un", op: "-", a: unE() };
@@ -253,7 +255,7 @@ export function parseExpr(src: string): Expr {
     }
     return primary();
   };
-  const primary = (): Expr => {
+  const primary = (): ExprNode => {
     const t = peek();
     if (!t) return fail("expected a value");
     if (t.t === "num") {
@@ -275,7 +277,7 @@ export function parseExpr(src: string): Expr {
       }
       if (t.v === "CASE") {
         p++;
-        const whens: Array<[Expr, Expr]> = [];
+        const whens: Array<[ExprNode, ExprNode]> = [];
         while (isKw("WHEN")) {
           p++;
           const c = orE();
@@ -283,7 +285,7 @@ export function parseExpr(src: string): Expr {
           whens.push([c, orE()]);
         }
         if (whens.length === 0) fail("CASE needs at least one WHEN");
-        let els: Expr | null = null;
+        let els: ExprNode | null = null;
         if (isKw("ELSE")) {
           p++;
           els = orE();
@@ -300,7 +302,7 @@ export function parseExpr(src: string): Expr {
         const fn = FUNCTIONS[name];
         if (!fn) return fail(`unknown function "${t.v}" (supported: ${Object.keys(FUNCTIONS).join(", ")})`);
         p++;
-        const args: Expr[] = [];
+        const args: ExprNode[] = [];
         if (!isOp(")")) {
           args.push(orE());
           while (isOp(",")) {
@@ -330,7 +332,7 @@ export function parseExpr(src: string): Expr {
 }
 
 /** Column names an expression reads. */
-export function exprColumns(e: Expr, out = new Set<string>()): Set<string> {
+export function exprColumns(e: ExprNode, out = new Set<string>()): Set<string> {
   switch (e.k) {
     case "col":
       out.add(e.name);
@@ -359,8 +361,8 @@ export function exprColumns(e: Expr, out = new Set<string>()): Set<string> {
 }
 
 /** DuckDB SQL for the expression; `col` maps a column name to its SQL (e.g. a qualified, quoted name). */
-export function exprToSql(e: Expr, col: (name: string) => string = ident): string {
-  const r = (x: Expr) => exprToSql(x, col);
+export function exprToSql(e: ExprNode, col: (name: string) => string = ident): string {
+  const r = (x: ExprNode) => exprToSql(x, col);
   switch (e.k) {
     case "lit":
       return typeof e.v === "number" && Number.isInteger(e.v) ? String(e.v) : literal(e.v);
@@ -398,7 +400,7 @@ function truthy(v: Value): boolean | null {
 }
 
 /** Evaluates the expression on one row, with DuckDB's NULL semantics. */
-export function evalExpr(e: Expr, row: Row): Value {
+export function evalExpr(e: ExprNode, row: Row): Value {
   switch (e.k) {
     case "lit":
       return e.v;

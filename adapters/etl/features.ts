@@ -4,9 +4,9 @@
 import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { ValidationError, errorMessage } from "../../common/errors.js";
-import { type SchemaEntry, checkTags } from "./columns.js";
-import { type Dataset, datasetSql, describeDataset, exec, ident, openDuck, pathLiteral, queryRows } from "./sql.js";
-import { SCHEMA_FILE } from "./workflow.js";
+import { SCHEMA_FILE, type SchemaEntry, checkTags } from "./columns.js";
+import { ident, openDuckDB, sqlString } from "../../common/duckdb.js";
+import { type Dataset, datasetSql, describeDataset, exec, queryRows } from "./sql.js";
 
 export interface UniqueRowsOptions {
   /** the time column: the latest row per id wins and its time becomes event_timestamp (default: the first
@@ -84,9 +84,9 @@ export async function uniqueRowsByFeatures(
       `uniqueRowsByFeatures: no column of ${dataset} is tagged "${id}" (columns: ${schema.map((c) => `${c.name}[${c.tags.join(",")}]`).join(" ")})`,
     );
   let tsCol = opts.timestampColumn;
-  const duck = await openDuck();
+  const duck = await openDuckDB();
   try {
-    const types = new Map((await describeDataset(duck.conn, dataset)).map((c) => [c.name, c.type]));
+    const types = new Map((await describeDataset(duck.connection, dataset)).map((c) => [c.name, c.type]));
     if (tsCol && !types.has(tsCol))
       throw new ValidationError(`uniqueRowsByFeatures: timestampColumn "${tsCol}" is not in ${dataset}`);
     if (!tsCol)
@@ -125,15 +125,15 @@ export async function uniqueRowsByFeatures(
     const out = resolve(outPath);
     mkdirSync(dirname(out), { recursive: true });
     await exec(
-      duck.conn,
+      duck.connection,
       `COPY (SELECT ${ident(idCol.name)}, ${features.map((f) => `r.${ident(f)} AS ${ident(f)}`).join(", ")}, r.__ts AS event_timestamp, ${tsLiteral(created)} AS created
              FROM (SELECT ${ident(idCol.name)}, max(${struct}) AS r FROM ${datasetSql(dataset)} WHERE ${ident(idCol.name)} IS NOT NULL GROUP BY 1) ORDER BY 1)
-       TO ${pathLiteral(out)} (FORMAT parquet)`,
+       TO ${sqlString(out)} (FORMAT parquet)`,
       `uniqueRowsByFeatures of ${dataset}`,
     );
     const [{ n }] = await queryRows(
-      duck.conn,
-      `SELECT count(*) AS n FROM read_parquet(${pathLiteral(out)})`,
+      duck.connection,
+      `SELECT count(*) AS n FROM read_parquet(${sqlString(out)})`,
       `reading ${out}`,
     );
     return { path: out, rows: Number(n), idColumn: idCol.name, featureColumns: features };

@@ -1,7 +1,7 @@
 // The ETL: a DuckDB-backed preprocessing workflow (fit on training data, saved, applied identically to batch
 // parquet and to online rows) and the feature tables it hands to the feature store.
-export { Workflow, isWorkflow, WORKFLOW_FILE, SCHEMA_FILE } from "./workflow.js";
-export type { TransformOptions, TransformResult, Splits } from "./workflow.js";
+export { Workflow, isWorkflow, WORKFLOW_FILE } from "./workflow.js";
+export type { TransformOptions, TransformResult, Splits } from "./transform.js";
 export {
   Categorify,
   Normalize,
@@ -24,7 +24,7 @@ export {
   DedupeConsecutive,
   Groupby,
   opFromJSON,
-} from "./ops.js";
+} from "./operators/index.js";
 export type {
   CategorifyOptions,
   FillMissingOptions,
@@ -33,11 +33,12 @@ export type {
   Agg,
   GroupStat,
   TimeFeature,
-} from "./ops.js";
-export { Op } from "./op.js";
-export { TAGS, embeddingDim } from "./columns.js";
-export type { ColumnInfo, Selector, Tag, SchemaEntry } from "./columns.js";
+} from "./operators/index.js";
+export { Op } from "./operators/index.js";
+export { TAGS, SCHEMA_FILE, embeddingDim } from "./columns.js";
+export type { TaggedColumn, ColumnInfo, Selector, Tag, SchemaEntry } from "./columns.js";
 export { parseExpr, evalExpr, exprToSql } from "./expr.js";
+export type { ExprNode } from "./expr.js";
 export type { Row, Value, Dataset } from "./sql.js";
 export { uniqueRowsByFeatures } from "./features.js";
 export type { UniqueRowsOptions, UniqueRowsResult } from "./features.js";

@@ -1,22 +1,18 @@
-// DuckDB plumbing for the ETL: quoting, opening a dataset (parquet file/folder/glob or CSV) as a relation,
+// DuckDB plumbing for the ETL: value literals, opening a dataset (parquet file/folder/glob or CSV) as a relation,
 // running statements with errors that name the dataset, and reading small results as plain rows.
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { DuckDBInstance, type DuckDBConnection } from "@duckdb/node-api";
+import type { DuckDBConnection } from "@duckdb/node-api";
+import { type DuckDBSettings, parseByteSize, sqlString } from "../../common/duckdb.js";
 import { ValidationError, errorMessage } from "../../common/errors.js";
 
 export type Value = string | number | bigint | boolean | null | Date | Value[];
 export type Row = Record<string, Value | undefined>;
 
-/** "name" with embedded quotes doubled: every column name goes through this. */
-export function ident(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
-
 /** A SQL literal for a JS value (strings quoted, bigints exact, null as NULL). */
 export function literal(v: Value | undefined): string {
   if (v === null || v === undefined) return "NULL";
-  if (typeof v === "string") return `'${v.replace(/'/g, "''")}'`;
+  if (typeof v === "string") return sqlString(v);
   if (typeof v === "bigint") return v.toString();
   if (typeof v === "number") {
     if (Number.isNaN(v)) return "'NaN'::DOUBLE";
@@ -29,10 +25,6 @@ export function literal(v: Value | undefined): string {
   return `[${v.map(literal).join(", ")}]`;
 }
 
-export function pathLiteral(p: string): string {
-  return literal(p);
-}
-
 /** A path to a parquet file, a folder of parquet files (searched recursively), a glob, or a .csv/.tsv file. */
 export type Dataset = string;
 
@@ -43,10 +35,10 @@ export function datasetSql(dataset: Dataset): string {
   if (!isGlob && !existsSync(p)) throw new ValidationError(`dataset ${dataset}: no such file or folder`);
   if (!isGlob && statSync(p).isDirectory()) {
     if (!hasParquet(p)) throw new ValidationError(`dataset ${dataset}: the folder holds no .parquet files`);
-    return `read_parquet(${pathLiteral(join(p, "**", "*.parquet"))}, hive_partitioning = false, union_by_name = true)`;
+    return `read_parquet(${sqlString(join(p, "**", "*.parquet"))}, hive_partitioning = false, union_by_name = true)`;
   }
-  if (/\.(csv|tsv)(\.gz)?$/i.test(dataset)) return `read_csv(${pathLiteral(isGlob ? dataset : p)}, header = true)`;
-  return `read_parquet(${pathLiteral(isGlob ? dataset : p)}, union_by_name = true)`;
+  if (/\.(csv|tsv)(\.gz)?$/i.test(dataset)) return `read_csv(${sqlString(isGlob ? dataset : p)}, header = true)`;
+  return `read_parquet(${sqlString(isGlob ? dataset : p)}, union_by_name = true)`;
 }
 
 function hasParquet(dir: string): boolean {
@@ -73,37 +65,30 @@ export async function sourceSql(conn: DuckDBConnection, dataset: Dataset, rowOrd
       ? dataset
       : resolve(dataset);
   const files = (
-    await queryRows(conn, `SELECT file FROM glob(${pathLiteral(pattern)}) ORDER BY file`, `dataset ${dataset}`)
+    await queryRows(conn, `SELECT file FROM glob(${sqlString(pattern)}) ORDER BY file`, `dataset ${dataset}`)
   ).map((r) => String(r.file));
   if (files.length === 0) throw new ValidationError(`dataset ${dataset}: no parquet files match`);
   const parts = files.map(
     (f, i) =>
-      `SELECT * EXCLUDE (file_row_number), (CAST(${i} AS BIGINT) << 40) + file_row_number AS __row FROM read_parquet(${pathLiteral(f)}, file_row_number = true)`,
+      `SELECT * EXCLUDE (file_row_number), (CAST(${i} AS BIGINT) << 40) + file_row_number AS __row FROM read_parquet(${sqlString(f)}, file_row_number = true)`,
   );
   return `(${parts.join(" UNION ALL BY NAME ")})`;
 }
 
-export interface Duck {
-  conn: DuckDBConnection;
-  close(): void;
-}
-
-/** An in-memory DuckDB with a spill folder, so sorts and aggregations larger than memory go to disk. */
-export async function openDuck(opts: { memoryLimit?: string; threads?: number; tempDir?: string } = {}): Promise<Duck> {
-  const config: Record<string, string> = {};
-  if (opts.memoryLimit) config.memory_limit = opts.memoryLimit;
-  if (opts.threads) config.threads = String(opts.threads);
-  if (opts.tempDir) config.temp_directory = opts.tempDir;
-  const instance = await DuckDBInstance.create(":memory:", config);
-  const conn = await instance.connect();
-  await conn.run("SET TimeZone = 'UTC'");
-  return {
-    conn,
-    close() {
-      conn.closeSync();
-      instance.closeSync();
-    },
-  };
+/** DuckDB settings from the ETL's options (a memory limit as text, e.g. "1GB"); a limit that is not a size is a clear error. */
+export function duckdbSettings(o: { memoryLimit?: string; threads?: number; tempDirectory?: string }): DuckDBSettings {
+  const settings: DuckDBSettings = {};
+  if (o.memoryLimit) {
+    const bytes = parseByteSize(o.memoryLimit);
+    if (bytes === undefined)
+      throw new ValidationError(
+        `memoryLimit ${JSON.stringify(o.memoryLimit)} is not a size: expected e.g. "512MB", "4GB" or "2GiB"`,
+      );
+    settings.memoryLimitBytes = bytes;
+  }
+  if (o.threads) settings.threads = o.threads;
+  if (o.tempDirectory) settings.tempDirectory = o.tempDirectory;
+  return settings;
 }
 
 /** Runs a statement; a DuckDB error becomes a ValidationError that says what was being done. */

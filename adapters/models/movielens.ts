@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadMovieLens as loadMovieLensParquet } from "../datasets/movielens.js";
-import { openDuck, pathLiteral, queryRows } from "../etl/sql.js";
+import { openDuckDB, sqlString } from "../../common/duckdb.js";
+import { queryRows } from "../etl/sql.js";
 import type { Frame, ListColumn } from "./frame.js";
 import { parseSchema, type SchemaColumn } from "./schema.js";
 
@@ -39,19 +40,19 @@ export async function loadMovieLens(dir: string, opts: MovieLensOptions = {}): P
   const work = mkdtempSync(join(tmpdir(), "fstore-movielens-"));
   try {
     const files = await loadMovieLensParquet(work, { dataDir: dir });
-    const duck = await openDuck();
+    const duck = await openDuckDB();
     try {
       // Ties in time (ratings in the same second) are ordered by item id: deterministic, and the same order
       // for the split, the encoding and the history.
       const ratings = await queryRows(
-        duck.conn,
+        duck.connection,
         `SELECT CAST(user_id AS INTEGER) AS u, CAST(item_id AS INTEGER) AS m, rating, CAST(epoch(event_timestamp) AS DOUBLE) AS ts
-         FROM read_parquet(${pathLiteral(files.ratings)}) ORDER BY user_id, event_timestamp, item_id`,
+         FROM read_parquet(${sqlString(files.ratings)}) ORDER BY user_id, event_timestamp, item_id`,
         "MovieLens: reading ratings",
       );
       const movies = await queryRows(
-        duck.conn,
-        `SELECT CAST(item_id AS INTEGER) AS m, year, genres FROM read_parquet(${pathLiteral(files.items)})`,
+        duck.connection,
+        `SELECT CAST(item_id AS INTEGER) AS m, year, genres FROM read_parquet(${sqlString(files.items)})`,
         "MovieLens: reading items",
       );
       return encode(

@@ -3,9 +3,10 @@
 // itself to rows in JS for online requests. Projection operators (one output per selected column, rows
 // unchanged) share one implementation so both paths stay in step.
 import type { DuckDBConnection } from "@duckdb/node-api";
-import { ValidationError } from "../../common/errors.js";
-import { type ColumnInfo, type Selector, resolveSelector } from "./columns.js";
-import { ident, type Row, type Value } from "./sql.js";
+import { ident } from "../../../common/duckdb.js";
+import { ValidationError } from "../../../common/errors.js";
+import { type Selector, type TaggedColumn, resolveSelector } from "../columns.js";
+import type { Row, Value } from "../sql.js";
 
 export const ROW_COL = "__row";
 
@@ -50,21 +51,21 @@ export abstract class Op {
   readonly needsRowOrder: boolean = false;
   fitted = false;
 
-  abstract columns(input: readonly ColumnInfo[]): ColumnInfo[];
+  abstract columns(input: readonly TaggedColumn[]): TaggedColumn[];
   /** type checks against the DuckDB types of the input (names the column and the expected type) */
-  check(_input: readonly ColumnInfo[], _types: ReadonlyMap<string, string>): void {}
-  async fit(_ctx: FitContext, _input: readonly ColumnInfo[]): Promise<void> {}
+  check(_input: readonly TaggedColumn[], _types: ReadonlyMap<string, string>): void {}
+  async fit(_ctx: FitContext, _input: readonly TaggedColumn[]): Promise<void> {}
   /**
    * The input columns fit() reads, or null when unknown. Known columns let fit() skip earlier row-preserving
    * operators that do not touch them (Normalize("price") after Categorify(ids) scans the input, not the joins).
    */
-  fitReads(_input: readonly ColumnInfo[]): string[] | null {
+  fitReads(_input: readonly TaggedColumn[]): string[] | null {
     return null;
   }
   /** one SELECT over `prev` (a CTE name) */
-  abstract sql(prev: string, input: readonly ColumnInfo[], ctx: SqlContext): string;
+  abstract sql(prev: string, input: readonly TaggedColumn[], ctx: SqlContext): string;
   /** the same transformation over rows, in JS */
-  abstract apply(rows: Row[], input: readonly ColumnInfo[]): Row[];
+  abstract apply(rows: Row[], input: readonly TaggedColumn[]): Row[];
   /** loads what apply() needs from the state folder (maps of vocabularies, statistics) */
   async loadOnline(_conn: DuckDBConnection, _stateDir: string): Promise<void> {}
   abstract toJSON(): OpJson;
@@ -91,7 +92,7 @@ export interface Output {
   /** SQL over the previous relation aliased `p` (columns as p."name") and any joins */
   sql: string;
   js: (r: Row) => Value;
-  info: ColumnInfo;
+  info: TaggedColumn;
 }
 
 export interface Projection {
@@ -117,6 +118,7 @@ export function requireNumeric(op: Op, names: readonly string[], types: Readonly
   }
 }
 
+/** A value as a number (numeric strings and booleans too); null when it is not one. */
 export function num(v: Value | undefined): number | null {
   if (v === null || v === undefined) return null;
   if (typeof v === "number") return v;
@@ -126,22 +128,35 @@ export function num(v: Value | undefined): number | null {
   return null;
 }
 
+export function finiteOrNull(v: Value | undefined): number | null {
+  const n = num(v);
+  return n === null || !Number.isFinite(n) ? null : n;
+}
+
+/** An integer option of an operator (dflt when absent); anything else is an error naming the option. */
+export function intOption(o: Record<string, unknown>, k: string, dflt: number, min = 0): number {
+  const v = o[k] ?? dflt;
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min)
+    throw new ValidationError(`option ${k} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+  return v;
+}
+
 export abstract class ProjectionOp extends Op {
   constructor(readonly selector: Selector) {
     super();
   }
   /** names this operator transforms */
-  selected(input: readonly ColumnInfo[]): string[] {
+  selected(input: readonly TaggedColumn[]): string[] {
     return resolveSelector(this.selector, input, this.describe());
   }
-  abstract project(input: readonly ColumnInfo[], ctx: SqlContext | null): Projection;
+  abstract project(input: readonly TaggedColumn[], ctx: SqlContext | null): Projection;
 
-  columns(input: readonly ColumnInfo[]): ColumnInfo[] {
+  columns(input: readonly TaggedColumn[]): TaggedColumn[] {
     const pr = this.project(input, null);
     return mergeColumns(input, pr).map((x) => x.info);
   }
 
-  sql(prev: string, input: readonly ColumnInfo[], ctx: SqlContext): string {
+  sql(prev: string, input: readonly TaggedColumn[], ctx: SqlContext): string {
     requireFitted(this);
     const pr = this.project(input, ctx);
     const list = mergeColumns(input, pr).map((x) =>
@@ -153,7 +168,7 @@ export abstract class ProjectionOp extends Op {
 
   private cache: { sig: string; pr: Projection } | null = null;
 
-  apply(rows: Row[], input: readonly ColumnInfo[]): Row[] {
+  apply(rows: Row[], input: readonly TaggedColumn[]): Row[] {
     requireFitted(this);
     const sig = input.map((c) => c.name).join("\u0001");
     if (!this.cache || this.cache.sig !== sig) this.cache = { sig, pr: this.project(input, null) };
@@ -171,10 +186,13 @@ export abstract class ProjectionOp extends Op {
 }
 
 /** Output column order: inputs in place (replaced where an output has their name), then new columns. */
-function mergeColumns(input: readonly ColumnInfo[], pr: Projection): Array<{ info: ColumnInfo; sql: string | null }> {
+function mergeColumns(
+  input: readonly TaggedColumn[],
+  pr: Projection,
+): Array<{ info: TaggedColumn; sql: string | null }> {
   const byName = new Map(pr.outputs.map((o) => [o.name, o]));
   const drop = new Set(pr.drop ?? []);
-  const out: Array<{ info: ColumnInfo; sql: string | null }> = [];
+  const out: Array<{ info: TaggedColumn; sql: string | null }> = [];
   const used = new Set<string>();
   for (const c of input) {
     const o = byName.get(c.name);
