@@ -43,8 +43,8 @@ export function toEpochMs(t: Date | string | number, what = "timestamp"): number
 }
 
 export function isoUtc(ms: number): string {
-  // years 0000-9999 by integer arithmetic (Hinnant's civil-from-days): several times faster than
-  // Date#toISOString, and online answers format one per (view, entity row)
+  // years 0000-9999 by integer arithmetic (Hinnant's civil-from-days) rather than Date#toISOString: online
+  // answers format one per (view, entity row)
   if (!(ms >= -62167219200000 && ms < 253402300800000) || !Number.isInteger(ms)) {
     return new Date(ms).toISOString().replace(".000Z", "Z");
   }

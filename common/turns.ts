@@ -10,8 +10,8 @@ function releaseOne(): void {
 /**
  * Resolves on a later turn of the event loop, one waiter per turn. Work that takes a turn before each
  * step lets the process poll its sockets between steps; one waiter per turn (rather than every waiter of
- * a setImmediate at once) matters when many streams step together: a merge of 25 views converts 25 DuckDB
- * chunks at about the same moment, and released together they held a serving process for 30-45 ms.
+ * a setImmediate at once) matters when many streams step together: a merge of many views converts a DuckDB
+ * chunk of each at about the same moment, and released together they would hold a serving process.
  */
 export function takeTurn(): Promise<void> {
   return new Promise((resolve) => {

@@ -1,10 +1,10 @@
 // Request bodies that start like an earlier one, parsed without their known start.
 //
-// A service sends the same feature list with every read: `{"features":["v:f", ...250 of them],
-// "entities":{...}}`. Parsing those 250 strings again was a third of a 1 x 250 request's heap garbage
-// (14 KB) and ~8 us. Here the bytes of a body's `{"features":[...],` are remembered with the parsed
-// list; a later body that starts with exactly those bytes has only its rest parsed, and gets the
-// remembered list (shared: handlers must not change it). Anything else is parsed whole, as before.
+// A service sends the same feature list with every read (`{"features":[...],"entities":{...}}`), and parsing
+// that list again was a large share of a wide read's garbage (bench/README.md). The bytes of a body's
+// `{"features":[...],` are remembered with the parsed list; a later body that starts with exactly those bytes
+// has only its rest parsed and gets the remembered list (shared: handlers must not change it). Anything else
+// is parsed whole.
 
 /** A remembered start of a body: its bytes, ending with the comma after the list, and the list. */
 interface Prefix {

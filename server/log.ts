@@ -37,8 +37,8 @@ const FLUSH_CHARS = 64 * 1024;
 
 /**
  * A logger writing one JSON object per line. Lines are held until the end of the current turn of the
- * event loop (setImmediate) and written together: a write per request line cost about 5% of a small
- * request's CPU in the feature server. Warnings and errors are written at once, with what was held.
+ * event loop (setImmediate) and written together, since a write per request line is a measurable share of a
+ * small request's CPU. Warnings and errors are written at once, with what was held.
  */
 export function jsonLogger(level: LogLevel = "info", stream: Writable = process.stdout): Logger {
   const min = RANK[level];

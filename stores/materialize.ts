@@ -48,16 +48,9 @@ export function toWriteBatch(view: FeatureViewSpec, chunk: ColumnBatch): OnlineW
 
 /** Rows per write when the materializer merges views (the offline store's default batch). */
 const ROWS_PER_WRITE = 65_536;
-/**
- * At most this many rows merged at once: DuckDB holds each merged view's sorted rows until the merge is
- * done (~200 bytes a row), so 25 views of 10M entities go in parts rather than 50 GB at once.
- */
+/** At most this many rows merged at once: DuckDB holds each merged view's sorted rows until the merge is done. */
 const MERGE_ROWS = 8_000_000;
-/**
- * DuckDB memory a merged row takes while its part is written, with headroom. Measured on 25 views x 1M
- * entities of 10 features: parts of 8M rows failed under a 1 GB memory_limit and 4M-row parts ran; one
- * part of 25M rows ran under 4 GB and failed under 2 GB (so 125-160 bytes a row).
- */
+/** DuckDB memory a merged row takes while its part is written, with headroom (measured: bench/README.md). */
 const MERGE_BYTES_PER_ROW = 250;
 
 /**
