@@ -83,7 +83,7 @@ export class RulesTrainer implements SessionTrainer {
           for (let q = p + 1; q < Math.min(a1, p + 1 + this.steps); q++) {
             const b = s.items[q];
             if (b < first) continue;
-            if (!row) this.rules.set(a, (row = new Map()));
+            if (!row) this.rules.set(a, (row = new Map<number, number>()));
             row.set(b, (row.get(b) ?? 0) + 1 / (q - p));
           }
         }

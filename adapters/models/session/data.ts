@@ -166,7 +166,7 @@ export function selectSessionInputs(
 
 function listOf(v: unknown): unknown[] | null {
   if (v === null || v === undefined) return null;
-  if (Array.isArray(v)) return v;
+  if (Array.isArray(v)) return v as unknown[];
   if (ArrayBuffer.isView(v)) return Array.from(v as unknown as ArrayLike<unknown>);
   return null;
 }
@@ -298,7 +298,8 @@ export async function loadSessionData(dir: string, opts: SelectSessionOptions = 
     } catch (e) {
       throw new ValidationError(`session data ${dir}: cannot read ${glob}: ${errorMessage(e)}`);
     }
-    for (const row of reader.getRowObjectsJS()) builder.add(row, `session data ${String(row.filename)}`);
+    for (const row of reader.getRowObjectsJS())
+      builder.add(row, `session data ${typeof row.filename === "string" ? row.filename : glob}`);
   } finally {
     duck.close();
   }
