@@ -26,7 +26,7 @@ const col = (name: string, tags: string[], properties: Record<string, unknown> =
 });
 const catProps = (cardinality: number) => ({ cardinality, startIndex: 1, nullIndex: 1, oovIndex: 2 });
 
-function schema(extra: object[] = []) {
+function schema(extra: Array<{ name: string }> = []) {
   return {
     columns: [
       col("user_session", ["categorical", "session_id"], catProps(100), false),

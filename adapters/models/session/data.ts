@@ -317,3 +317,18 @@ export function sessionsOfDays(s: Sessions, days: ReadonlySet<number>): Int32Arr
   for (let i = 0; i < s.length; i++) if (days.has(s.day[i])) out.push(i);
   return Int32Array.from(out);
 }
+
+/**
+ * A scorer's query from one session row as the ETL writes it (batch parquet, or `workflow.transformRows` of the
+ * session's raw events at request time): the item list and the model's side-feature lists. Malformed values
+ * get the meanings SessionBuilder gives them.
+ */
+export function queryFromRow(
+  row: Record<string, unknown>,
+  inputs: SessionInputs,
+): { items: Int32Array; categorical: Int32Array[]; continuous: Float32Array[] } {
+  const b = new SessionBuilder({ ...inputs, dayColumn: "__day" });
+  b.add({ ...row, __day: 0 }, "session row");
+  const s = b.build();
+  return { items: s.items, categorical: s.categorical, continuous: s.continuous };
+}

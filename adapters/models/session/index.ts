@@ -6,6 +6,7 @@ export {
   readSessionSchema,
   SessionBuilder,
   daysOf,
+  queryFromRow,
   type SessionInputs,
   type Sessions,
   type LoadReport,
