@@ -25,6 +25,7 @@ const { values: a } = parseArgs({
     lr: { type: "string", default: "0.01" },
     dim: { type: "string", default: "64" },
     "batch-size": { type: "string", default: "256" },
+    layers: { type: "string", default: "1" },
     real: { type: "boolean", default: false },
     out: { type: "string", default: ".tmp/sessions" },
   },
@@ -40,6 +41,7 @@ const neural = {
   learningRate: Number(a.lr),
   dim: Number(a.dim),
   batchSize: Number(a["batch-size"]),
+  layers: Number(a.layers),
 };
 const models = (a.models as string).split(",") as SessionModelName[];
 
