@@ -26,6 +26,7 @@ const { values: a } = parseArgs({
     dim: { type: "string", default: "64" },
     "batch-size": { type: "string", default: "256" },
     layers: { type: "string", default: "1" },
+    objective: { type: "string", default: "causal" },
     real: { type: "boolean", default: false },
     out: { type: "string", default: ".tmp/sessions" },
   },
@@ -42,6 +43,7 @@ const neural = {
   dim: Number(a.dim),
   batchSize: Number(a["batch-size"]),
   layers: Number(a.layers),
+  objective: a.objective as "causal" | "mlm",
 };
 const models = (a.models as string).split(",") as SessionModelName[];
 

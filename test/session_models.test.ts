@@ -80,6 +80,36 @@ describe("neural session models", () => {
     }
   });
 
+  it("masked-item training (mlm): the scorer's appended mask reads what TensorFlow.js computes", () => {
+    const { inputs, sessions: s } = loaded;
+    const m = new TransformerProbe(
+      inputs,
+      emptyCatalogue(inputs.itemCardinality, inputs.firstItemIndex, inputs.oovIndex),
+      { epochs: 1, dim: 16, softmax: "sampled", negatives: 16, objective: "mlm", layers: 1 },
+    );
+    try {
+      m.train(
+        s,
+        Int32Array.from({ length: 300 }, (_, i) => i),
+      );
+      const scorer = m.scorer();
+      for (const row of [2, 9]) {
+        const b = makeBatch(s, [row], 20);
+        const n = b.lengths[0];
+        const masked = new Uint8Array(n);
+        masked[n - 1] = 1;
+        const h = m.hidden({ ...b, masked });
+        const tfjs = h.dataSync().slice((n - 1) * 16, n * 16);
+        h.dispose();
+        // the scorer sees the first n - 1 items and appends the mask itself
+        const js = scorer.encode(scorer.normalize(sessionQuery(s, row, s.offsets[row] + n - 1)));
+        for (let k = 0; k < 16; k++) expect(js[k]).toBeCloseTo(tfjs[k], 4);
+      }
+    } finally {
+      m.dispose();
+    }
+  });
+
   describe("day-by-day job", () => {
     let res: SessionJobResult;
     const evalTop = new Map<string, Int32Array>();

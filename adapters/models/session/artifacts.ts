@@ -134,7 +134,7 @@ export function loadSessionModel(dir: string): LoadedSessionModel {
     format: string;
     modelTopology: {
       kind: SessionModelKind;
-      config: Record<string, number>;
+      config: Record<string, number> & { objective?: "causal" | "mlm" };
       catalogue: { firstItemIndex: number; oovIndex: number };
     };
     weightsManifest: Array<{ paths: string[]; weights: WeightSpec[] }>;
@@ -188,6 +188,7 @@ export function loadSessionModel(dir: string): LoadedSessionModel {
         sideDim: config.sideDim,
         layers: config.layers,
         heads: config.heads,
+        objective: config.objective,
       },
       inputs: meta.session,
       tensors: {},

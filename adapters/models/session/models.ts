@@ -65,6 +65,32 @@ export class TransformerTrainer extends NeuralTrainer {
     }
     this.param("ln_gamma", tf.ones([d]));
     this.param("ln_beta", tf.zeros([d]));
+    if (this.options.objective === "mlm")
+      this.param("mask_emb", tf.randomUniform([d], -0.05, 0.05, "float32", this.nextSeed()));
+  }
+
+  /** mlm: hide each item with probability maskProbability (at least one per session) and predict it. */
+  protected override trainingBatch(b: SeqBatch, rand: () => number): SeqBatch {
+    if (this.options.objective !== "mlm") return b;
+    const masked = new Uint8Array(b.B * b.L);
+    const positions: number[] = [];
+    const targets: number[] = [];
+    for (let r = 0; r < b.B; r++) {
+      const n = b.lengths[r];
+      let any = false;
+      for (let t = 0; t < n; t++)
+        if (rand() < this.options.maskProbability) {
+          masked[r * b.L + t] = 1;
+          any = true;
+        }
+      if (!any) masked[r * b.L + n - 1] = 1;
+      for (let t = 0; t < n; t++)
+        if (masked[r * b.L + t]) {
+          positions.push(r * b.L + t);
+          targets.push(b.items[r * b.L + t]);
+        }
+    }
+    return { ...b, masked, positions: Int32Array.from(positions), targets: Int32Array.from(targets) };
   }
 
   protected encode(b: SeqBatch): tf.Tensor2D {
@@ -73,10 +99,24 @@ export class TransformerTrainer extends NeuralTrainer {
     const dh = d / H;
     const posIdx = new Int32Array(B * L);
     for (let i = 0; i < B * L; i++) posIdx[i] = i % L;
-    let x = tf.add(this.embedInputs(b), tf.gather(this.v("pos_emb"), tf.tensor1d(posIdx, "int32"))) as tf.Tensor2D;
-    const maskBuf = new Float32Array(L * L);
-    for (let i = 0; i < L; i++) for (let j = i + 1; j < L; j++) maskBuf[i * L + j] = -1e9;
-    const mask = tf.tensor2d(maskBuf, [L, L]);
+    let x = this.embedInputs(b);
+    let mask: tf.Tensor;
+    if (this.options.objective === "mlm") {
+      // masked inputs (side features included) become the mask embedding; attention sees every real item
+      if (b.masked) {
+        const m = tf.tensor2d(Float32Array.from(b.masked), [B * L, 1]);
+        x = tf.add(tf.mul(x, tf.sub(1, m)), tf.mul(m, this.v("mask_emb"))) as tf.Tensor2D;
+      }
+      const keys = new Float32Array(B * H * L);
+      for (let r = 0; r < B; r++)
+        for (let h = 0; h < H; h++) for (let j = b.lengths[r]; j < L; j++) keys[(r * H + h) * L + j] = -1e9;
+      mask = tf.tensor3d(keys, [B * H, 1, L]);
+    } else {
+      const causal = new Float32Array(L * L);
+      for (let i = 0; i < L; i++) for (let j = i + 1; j < L; j++) causal[i * L + j] = -1e9;
+      mask = tf.tensor2d(causal, [L, L]);
+    }
+    x = tf.add(x, tf.gather(this.v("pos_emb"), tf.tensor1d(posIdx, "int32"))) as tf.Tensor2D;
     const heads = (t: tf.Tensor) =>
       tf.reshape(tf.transpose(tf.reshape(t, [B, L, H, dh]), [0, 2, 1, 3]), [B * H, L, dh]);
     for (let l = 0; l < layers; l++) {

@@ -26,6 +26,11 @@ export interface NeuralOptions {
   batchSize?: number;
   learningRate?: number;
   seed?: number;
+  /** transformer: "causal" (next item at every position) or "mlm" (masked items, bidirectional attention, as
+   * XLNet-MLM in Transformers4Rec; a mask appended to the session is predicted at serving) (default causal) */
+  objective?: "causal" | "mlm";
+  /** mlm: share of the positions masked in training (default 0.2) */
+  maskProbability?: number;
   /** transformer: layers and heads (default 2 and 2) */
   layers?: number;
   heads?: number;
@@ -48,6 +53,8 @@ export function resolveNeuralOptions(o: NeuralOptions): ResolvedNeuralOptions {
     seed: o.seed ?? 42,
     layers: o.layers ?? 2,
     heads: o.heads ?? 2,
+    objective: o.objective ?? "causal",
+    maskProbability: o.maskProbability ?? 0.2,
   };
 }
 
@@ -58,9 +65,13 @@ export interface SeqBatch {
   items: Int32Array;
   categorical: Int32Array[];
   continuous: Float32Array[];
+  /** items per row (the rest is padding) */
+  lengths: Int32Array;
   /** flat positions b*L+t whose next item is a target, and those targets */
   positions: Int32Array;
   targets: Int32Array;
+  /** masked-item training: 1 where the input is hidden behind the mask embedding (the target is the item itself) */
+  masked?: Uint8Array;
 }
 
 export function makeBatch(s: Sessions, rows: ArrayLike<number>, window: number): SeqBatch {
@@ -72,9 +83,11 @@ export function makeBatch(s: Sessions, rows: ArrayLike<number>, window: number):
   const continuous = s.continuous.map(() => new Float32Array(B * L));
   const positions: number[] = [];
   const targets: number[] = [];
+  const lengths = new Int32Array(B);
   for (let b = 0; b < B; b++) {
     const end = s.offsets[rows[b] + 1];
     const start = Math.max(s.offsets[rows[b]], end - window);
+    lengths[b] = end - start;
     for (let p = start; p < end; p++) {
       const t = p - start;
       items[b * L + t] = s.items[p];
@@ -92,6 +105,7 @@ export function makeBatch(s: Sessions, rows: ArrayLike<number>, window: number):
     items,
     categorical,
     continuous,
+    lengths,
     positions: Int32Array.from(positions),
     targets: Int32Array.from(targets),
   };
@@ -191,8 +205,13 @@ export abstract class NeuralTrainer implements SessionTrainer {
     return this.applyDense("in", parts.length === 1 ? parts[0] : (tf.concat(parts, 1) as tf.Tensor2D));
   }
 
-  /** The hidden state of every position, [B*L, dim] (position t sees items 0..t only). */
+  /** The hidden state of every position, [B*L, dim] (causal: position t sees items 0..t only). */
   protected abstract encode(b: SeqBatch): tf.Tensor2D;
+
+  /** The training targets of a batch: the next item at every position unless a model trains otherwise. */
+  protected trainingBatch(b: SeqBatch, _rand: () => number): SeqBatch {
+    return b;
+  }
 
   /** Next-item loss at the batch's target positions. */
   private loss(b: SeqBatch, negatives: Int32Array | null): tf.Scalar {
@@ -239,7 +258,7 @@ export abstract class NeuralTrainer implements SessionTrainer {
     for (let e = 0; e < epochs; e++) {
       const batches = e === 0 ? perEpoch : batchesOf(s, idx, batchSize, this.rand);
       for (const rows of batches) {
-        const b = makeBatch(s, rows, window);
+        const b = this.trainingBatch(makeBatch(s, rows, window), this.rand);
         if (b.targets.length === 0) continue;
         const negatives = this.sampleNegatives();
         const { value, grads } = tf.variableGrads(() => tf.tidy(() => this.loss(b, negatives)), varList);
@@ -270,10 +289,10 @@ export abstract class NeuralTrainer implements SessionTrainer {
 
   artifact(): SessionArtifact {
     const w = this.weights();
-    const { dim, window, sideDim, layers, heads } = this.options;
+    const { dim, window, sideDim, layers, heads, objective } = this.options;
     return {
       kind: this.kind,
-      config: { dim, window, sideDim, layers, heads },
+      config: { dim, window, sideDim, layers, heads, objective },
       tensors: Object.entries(w.tensors).map(([name, t]) => ({ name, shape: t.shape, data: t.data })),
     };
   }

@@ -7,7 +7,14 @@ import { SessionScorer, type Catalogue, type NormalizedQuery, type SessionModelK
 
 export interface NeuralWeights {
   kind: SessionModelKind;
-  options: { dim: number; window: number; sideDim: number; layers: number; heads: number };
+  options: {
+    dim: number;
+    window: number;
+    sideDim: number;
+    layers: number;
+    heads: number;
+    objective?: "causal" | "mlm";
+  };
   inputs: SessionInputs;
   tensors: Record<string, { shape: number[]; data: Float32Array }>;
 }
@@ -126,7 +133,8 @@ export class NeuralScorer extends SessionScorer {
     return h;
   }
 
-  private transformer(x: Float32Array, L: number): Float32Array {
+  /** `causal`: position t attends to 0..t; otherwise (mlm) every position attends to every position. */
+  private transformer(x: Float32Array, L: number, causal: boolean): Float32Array {
     const { d } = this;
     const { layers, heads: H } = this.weights.options;
     const dh = d / H;
@@ -149,7 +157,8 @@ export class NeuralScorer extends SessionScorer {
         for (let h = 0; h < H; h++) {
           const qo = t * 3 * d + h * dh;
           let max = -Infinity;
-          for (let s = 0; s <= t; s++) {
+          const last = causal ? t : L - 1;
+          for (let s = 0; s <= last; s++) {
             let v = 0;
             const ko = s * 3 * d + d + h * dh;
             for (let i = 0; i < dh; i++) v += qkv[qo + i] * qkv[ko + i];
@@ -157,9 +166,9 @@ export class NeuralScorer extends SessionScorer {
             if (p[s] > max) max = p[s];
           }
           let sum = 0;
-          for (let s = 0; s <= t; s++) sum += p[s] = Math.exp(p[s] - max);
+          for (let s = 0; s <= last; s++) sum += p[s] = Math.exp(p[s] - max);
           for (let i = 0; i < dh; i++) att[h * dh + i] = 0;
-          for (let s = 0; s <= t; s++) {
+          for (let s = 0; s <= last; s++) {
             const w = p[s] / sum;
             const vo = s * 3 * d + 2 * d + h * dh;
             for (let i = 0; i < dh; i++) att[h * dh + i] += w * qkv[vo + i];
@@ -182,8 +191,20 @@ export class NeuralScorer extends SessionScorer {
 
   /** The session's representation: the last position's hidden state, [d]. */
   encode(q: NormalizedQuery): Float32Array {
-    const x = this.inputs(q);
-    return this.kind === "session-gru" ? this.gru(x, q.items.length) : this.transformer(x, q.items.length);
+    if (this.kind === "session-gru") return this.gru(this.inputs(q), q.items.length);
+    if (this.weights.options.objective !== "mlm") return this.transformer(this.inputs(q), q.items.length, true);
+    // mlm: the latest window - 1 items, then a masked position whose output predicts the next item
+    const keep = Math.min(q.items.length, this.window - 1);
+    const from = q.items.length - keep;
+    const x = this.inputs({
+      items: q.items.subarray(from),
+      categorical: q.categorical.map((c) => c.subarray(from)),
+      continuous: q.continuous.map((c) => c.subarray(from)),
+    });
+    const withMask = new Float32Array((keep + 1) * this.d);
+    withMask.set(x);
+    withMask.set(this.t("mask_emb"), keep * this.d);
+    return this.transformer(withMask, keep + 1, false);
   }
 
   protected scoreInto(q: NormalizedQuery, out: Float32Array): void {

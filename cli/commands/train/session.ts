@@ -62,6 +62,11 @@ export default class TrainSession extends FstoreCommand {
     negatives: Flags.integer({ default: 512, description: "sampled softmax: items drawn per batch" }),
     layers: Flags.integer({ default: 2, description: "transformer blocks" }),
     heads: Flags.integer({ default: 2, description: "transformer attention heads" }),
+    objective: Flags.string({
+      default: "causal",
+      options: ["causal", "mlm"],
+      description: "transformer: next item at every position (causal) or masked items (mlm, as XLNet-MLM)",
+    }),
     backend: Flags.string({ default: "auto", options: ["auto", "tensorflow", "wasm", "cpu"] }),
     seed: Flags.integer({ default: 42 }),
   };
@@ -94,6 +99,7 @@ export default class TrainSession extends FstoreCommand {
         negatives: flags.negatives,
         layers: flags.layers,
         heads: flags.heads,
+        objective: flags.objective as "causal" | "mlm",
         seed: flags.seed,
       },
       backend: flags.backend as BackendPreference,
