@@ -20,7 +20,7 @@ const { values: a } = parseArgs({
     seeds: { type: "string", default: "1,2,3" },
     models: { type: "string", default: "gru,transformer" },
     epochs: { type: "string", default: "3" },
-    softmax: { type: "string", default: "sampled" },
+    softmax: { type: "string", default: "full" },
     negatives: { type: "string", default: "512" },
     lr: { type: "string", default: "0.01" },
     dim: { type: "string", default: "64" },

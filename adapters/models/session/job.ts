@@ -11,7 +11,7 @@ import { KnnTrainer, PopularityTrainer, RulesTrainer, type SessionTrainer } from
 import { daysOf, loadSessionData, type LoadReport, type Sessions } from "./data.js";
 import { dayByDay, meanOverDays, type DayResult, type SessionMetric } from "./evaluate.js";
 import { GruTrainer, TransformerTrainer } from "./models.js";
-import type { NeuralOptions } from "./neural.js";
+import { NeuralTrainer, type NeuralOptions } from "./neural.js";
 import { meanChartSvg, perDayChartSvg, resultsTable } from "./report.js";
 import { emptyCatalogue } from "./scorer.js";
 
@@ -153,7 +153,7 @@ export async function trainSessionJob(o: SessionJobOptions): Promise<SessionJobR
           days,
           trainedThroughDay: o.trainLastDay === false ? days[days.length - 2] : days[days.length - 1],
           backend,
-          options: name === "gru" || name === "transformer" ? (model as GruTrainer).options : undefined,
+          options: model instanceof NeuralTrainer ? model.options : undefined,
           trainSeconds,
           perDay: results.map((r) => ({ day: r.day, ...r.metrics, evaluated: r.evaluated })),
         },

@@ -58,7 +58,11 @@ export default class TrainSession extends FstoreCommand {
     "learning-rate": Flags.string({ default: "0.01" }),
     dim: Flags.integer({ default: 64, description: "item embedding and hidden size" }),
     window: Flags.integer({ default: 20, description: "latest items of a session the models read" }),
-    softmax: Flags.string({ default: "sampled", options: ["full", "sampled"], description: "output softmax" }),
+    softmax: Flags.string({
+      default: "full",
+      options: ["full", "sampled"],
+      description: "output softmax: over every item, or against --negatives drawn items (cheaper for large catalogues)",
+    }),
     negatives: Flags.integer({ default: 512, description: "sampled softmax: items drawn per batch" }),
     layers: Flags.integer({ default: 2, description: "transformer blocks" }),
     heads: Flags.integer({ default: 2, description: "transformer attention heads" }),
