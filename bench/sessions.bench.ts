@@ -50,7 +50,7 @@ async function sessionData(dir: string, items: number, sessions: number) {
     // 20 events of distinct items, as one session one minute apart
     raw = (
       await duck.connection.runAndReadAll(
-        `SELECT * EXCLUDE (rn) FROM (SELECT *, row_number() OVER (PARTITION BY product_id ORDER BY event_time) AS rn FROM read_parquet(${sqlString(events)})) WHERE rn = 1 USING SAMPLE 20 ROWS (reservoir, 7)`,
+        `SELECT * EXCLUDE (rn) FROM (SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY product_id ORDER BY event_time) AS rn FROM read_parquet(${sqlString(events)})) WHERE rn = 1) USING SAMPLE 20 ROWS (reservoir, 7)`,
       )
     ).getRowObjectsJS() as Row[];
   } finally {
@@ -96,8 +96,9 @@ export async function main(): Promise<void> {
       const N = inputs.itemCardinality;
       const all = Int32Array.from({ length: s.length }, (_, i) => i);
       const etl = await measure(() => wf.transformRows(session), 300, 50);
-      const row = wf.transformRows(session)[0];
-      const q = queryFromRow(row, inputs);
+      const rows = wf.transformRows(session);
+      const q = queryFromRow(rows[0] ?? {}, inputs);
+      if (q.items.length !== 20) throw new Error(`bench session has ${q.items.length} items after the ETL, expected 20`);
       report(`session ETL (transformRows, 20 events), ${N} items: p50`, etl.p50 / 1000, "ms");
       report(`session ETL (transformRows, 20 events), ${N} items: p99`, etl.p99 / 1000, "ms");
       const scorers: Array<[string, SessionScorer]> = [];

@@ -233,5 +233,8 @@ describe.skipIf(!existsSync(join(FS, "../../dist/cli/commands/train/session.js")
     expect((bad as { stderr: string }).stderr).toMatch(
       /--model lstm: expected one of gru, transformer, knn, rules, popularity/,
     );
+    // `fs train session` is its own command; `fs train two-tower|dlrm` still reach the two-tower / DLRM command
+    const old = await run(process.execPath, [FS, "train", "dlrm", "--help"]);
+    expect(old.stdout).toMatch(/Train a two-tower retrieval or DLRM ranking model/);
   }, 120_000);
 });

@@ -63,6 +63,8 @@ export class NeuralScorer extends SessionScorer {
   readonly kind: SessionModelKind;
   readonly weights: NeuralWeights;
   private readonly d: number;
+  /** the items the catalogue knows, the only ones scored */
+  private readonly known: Int32Array;
 
   constructor(w: NeuralWeights, catalogue: Catalogue) {
     super(catalogue, w.options.window, { categorical: w.inputs.categorical, continuous: w.inputs.continuous });
@@ -71,6 +73,10 @@ export class NeuralScorer extends SessionScorer {
     this.kind = w.kind;
     this.weights = w;
     this.d = w.options.dim;
+    const known: number[] = [];
+    for (let i = catalogue.firstItemIndex; i < catalogue.itemCardinality; i++)
+      if (catalogue.counts[i] > 0) known.push(i);
+    this.known = Int32Array.from(known);
     const emb = this.t("item_emb");
     if (emb.length !== w.inputs.itemCardinality * this.d)
       throw new ValidationError(
@@ -212,19 +218,23 @@ export class NeuralScorer extends SessionScorer {
     const { d } = this;
     const emb = this.t("item_emb");
     const bias = this.t("item_bias");
-    const { counts, firstItemIndex, itemCardinality } = this.catalogue;
-    for (let i = firstItemIndex; i < itemCardinality; i++) {
-      if (counts[i] === 0) continue;
+    const known = this.known;
+    for (let j = 0; j < known.length; j++) {
+      const i = known[j];
       const o = i * d;
       let s0 = 0;
       let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
       let k = 0;
-      for (; k + 1 < d; k += 2) {
+      for (; k + 3 < d; k += 4) {
         s0 += u[k] * emb[o + k];
         s1 += u[k + 1] * emb[o + k + 1];
+        s2 += u[k + 2] * emb[o + k + 2];
+        s3 += u[k + 3] * emb[o + k + 3];
       }
       for (; k < d; k++) s0 += u[k] * emb[o + k];
-      out[i] = s0 + s1 + bias[i];
+      out[i] = s0 + s1 + (s2 + s3) + bias[i];
     }
   }
 }
