@@ -98,7 +98,8 @@ export async function main(): Promise<void> {
       const etl = await measure(() => wf.transformRows(session), 300, 50);
       const rows = wf.transformRows(session);
       const q = queryFromRow(rows[0] ?? {}, inputs);
-      if (q.items.length !== 20) throw new Error(`bench session has ${q.items.length} items after the ETL, expected 20`);
+      if (q.items.length !== 20)
+        throw new Error(`bench session has ${q.items.length} items after the ETL, expected 20`);
       report(`session ETL (transformRows, 20 events), ${N} items: p50`, etl.p50 / 1000, "ms");
       report(`session ETL (transformRows, 20 events), ${N} items: p99`, etl.p99 / 1000, "ms");
       const scorers: Array<[string, SessionScorer]> = [];
