@@ -20,6 +20,7 @@ import RegistryDump from "./commands/registry-dump.js";
 import Serve from "./commands/serve.js";
 import Teardown from "./commands/teardown.js";
 import Train from "./commands/train.js";
+import TrainSession from "./commands/train/session.js";
 import Version from "./commands/version.js";
 
 export const COMMANDS: Record<string, typeof Command> = {
@@ -42,5 +43,6 @@ export const COMMANDS: Record<string, typeof Command> = {
   serve: Serve,
   teardown: Teardown,
   train: Train,
+  "train:session": TrainSession,
   version: Version,
 };

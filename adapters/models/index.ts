@@ -25,3 +25,4 @@ export {
 } from "./schema.js";
 export { evaluateTopK, listMetrics, topK, auc, logLoss, type TopKMetrics } from "./metrics.js";
 export { comparisonChartSvg, retrievalReport, rankingReport } from "./evaluate.js";
+export * from "./session/index.js";
