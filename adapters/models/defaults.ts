@@ -6,16 +6,17 @@ export const TWO_TOWER_DEFAULTS = {
   layers: [128, 64],
   l2Normalize: false,
   temperature: 1,
-  logQCorrection: false,
+  // Without it, in-batch softmax learns popularity-debiased scores and loses to popularity (README "Training").
+  logQCorrection: true,
   removeAccidentalHits: true,
   mixedNegatives: 0,
   embeddingUpdate: "lazy",
-  learningRate: 1e-3,
+  learningRate: 0.005,
   seed: 42,
 } as const;
 
 /** trainTwoTowerJob's (and `fs train two-tower`'s) loop settings. */
-export const TWO_TOWER_JOB_DEFAULTS = { epochs: 5, batchSize: 1024 } as const;
+export const TWO_TOWER_JOB_DEFAULTS = { epochs: 5, batchSize: 256 } as const;
 
 /** DlrmModel's defaults (and so `fs train dlrm`'s). */
 export const DLRM_DEFAULTS = {

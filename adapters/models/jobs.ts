@@ -68,8 +68,9 @@ export interface TrainJobResult {
   metrics: Record<string, Record<string, number>>;
   history: EpochStats[];
   /**
-   * rows trained on and evaluated; `droppedTrain`: training rows left out because their item is not in the
-   * item catalogue at the cut; `evalUnknownItem`: evaluation rows whose item is not in it (counted as misses)
+   * rows trained on and evaluated. Two-tower (0 for DLRM, which trains on every row): `droppedTrain`, training
+   * rows left out because their item is not in the item catalogue at the cut; `evalUnknownItem`, evaluation rows
+   * whose item is not in it (counted as misses)
    */
   rows: { train: number; eval: number; droppedTrain: number; evalUnknownItem: number };
   /** two-tower: items in the evaluation catalogue (as of the cut) and in the exported embeddings (latest) */
