@@ -12,6 +12,7 @@ import { loadSchema, parseSchema, selectInputs } from "../adapters/models/schema
 import { accidentalHitMask, TwoTowerModel } from "../adapters/models/two_tower.js";
 import { DlrmModel } from "../adapters/models/dlrm.js";
 import { DlrmScorer } from "../adapters/models/dlrm_scorer.js";
+import { QueryTowerScorer } from "../adapters/models/query_tower_scorer.js";
 import { fit } from "../adapters/models/train.js";
 import {
   dlrmToLayers,
@@ -607,5 +608,73 @@ describe("artifacts", () => {
 
   it("names a missing model file", async () => {
     await expect(loadModel(join(dir, "nope"))).rejects.toThrow(/model folder .*nope: missing .*model\.json/);
+  });
+});
+
+describe("query tower scorer", () => {
+  it("gives the loaded tfjs query tower's embeddings on typed arrays (scalar, list and continuous inputs)", async () => {
+    const schema = [
+      ...plantedSchema,
+      {
+        name: "recent",
+        dtype: "int32",
+        isList: true,
+        tags: ["categorical", "user", "list"],
+        properties: { cardinality: I },
+      },
+      { name: "age", dtype: "float32", tags: ["continuous", "user"], properties: {} },
+    ];
+    const spec = selectInputs(parseSchema(schema), { maxEmbeddingDim: 8 });
+    const base = planted(400, 21);
+    const r = rng(22);
+    const offsets = new Int32Array(401);
+    const values: number[] = [];
+    for (let i = 0; i < 400; i++) {
+      const n = Math.floor(r() * 4);
+      for (let k = 0; k < n; k++) values.push(Math.floor(r() * I));
+      offsets[i + 1] = values.length;
+    }
+    const data: Frame = {
+      length: 400,
+      columns: {
+        ...base.columns,
+        recent: { offsets, values: Int32Array.from(values) },
+        age: Float32Array.from({ length: 400 }, () => r() * 3),
+      },
+    };
+    // An unknown user id (past the table) maps to row 0 in both.
+    (data.columns.user_id as Int32Array)[0] = U + 5;
+    for (const l2Normalize of [false, true]) {
+      const tt = new TwoTowerModel(spec, { layers: [16, 8], l2Normalize });
+      fit(tt, data, { epochs: 1, batchSize: 64 });
+      const q = towerToLayers(tt, "query");
+      const out = join(dir, `qts_${l2Normalize}`);
+      await saveModel(q.model, out, {
+        kind: "query-tower",
+        inputs: q.inputs,
+        output: { name: "embedding", dim: 8, l2Normalize },
+        metrics: {},
+        training: {},
+      });
+      q.model.dispose();
+      tt.dispose();
+      const loaded = await loadModel(out);
+      const reference = predict(loaded, data);
+      loaded.model.dispose();
+      const tensorsBefore = tf.memory().numTensors;
+      const scorer = await QueryTowerScorer.load(out);
+      expect(scorer.dim).toBe(8);
+      expect(scorer.inputs.map((x) => x.name)).toEqual(["user_id", "recent", "age"]);
+      const emb = scorer.embed(data);
+      expectClose(emb, reference, 1e-5);
+      // One user at a time gives the same rows.
+      expectClose(scorer.embed(sliceFrame(data, 7, 8)), reference.subarray(7 * 8, 8 * 8), 1e-5);
+      expect(tf.memory().numTensors).toBe(tensorsBefore);
+    }
+    const item = await loadModel(join(dir, "qts_true"));
+    expect(() => QueryTowerScorer.fromLayers({ ...item, meta: { ...item.meta, kind: "item-tower" } })).toThrow(
+      /not a query-tower/,
+    );
+    item.model.dispose();
   });
 });

@@ -37,6 +37,17 @@ export interface ModelMeta {
   itemIdColumn?: string;
   metrics: Record<string, number>;
   training: Record<string, unknown>;
+  /** positive training interactions per item, for answering users the store does not know (cold start) */
+  popularity?: ItemPopularity;
+}
+
+/** Item popularity saved with a model: raw item ids (the values of `idColumn`), most interactions first. */
+export interface ItemPopularity {
+  /** the column the ids are values of: the item view's join key, or the item id column */
+  idColumn: string;
+  ids: Array<number | string>;
+  /** positive interactions of each id in the training rows, same order as `ids` */
+  counts: number[];
 }
 
 export interface LoadedModel {

@@ -20,6 +20,7 @@ import {
 } from "./nn.js";
 import { inputColumns, inputsOf, type InputSpec } from "./schema.js";
 import { ValidationError } from "../../common/errors.js";
+import { DLRM_DEFAULTS } from "./defaults.js";
 
 export interface DlrmOptions {
   /** dimension of every embedding and of the bottom MLP's output (default 64) */
@@ -56,18 +57,19 @@ export class DlrmModel {
   private catalogue: Frame | null = null;
 
   constructor(spec: InputSpec, opts: DlrmOptions = {}) {
-    const negatives = opts.negatives ?? 0;
-    const D = opts.embeddingDim ?? 64;
+    const d = DLRM_DEFAULTS;
+    const negatives = opts.negatives ?? d.negatives;
+    const D = opts.embeddingDim ?? d.embeddingDim;
     this.options = {
       embeddingDim: D,
-      bottomLayers: [...(opts.bottomLayers ?? [128, 64]).slice(0, -1), D],
-      topLayers: opts.topLayers ?? [128, 64, 32],
+      bottomLayers: [...(opts.bottomLayers ?? d.bottomLayers).slice(0, -1), D],
+      topLayers: opts.topLayers ?? [...d.topLayers],
       negatives,
-      negativeSource: opts.negativeSource ?? "batch",
+      negativeSource: opts.negativeSource ?? d.negativeSource,
       classWeights: opts.classWeights ?? { 0: 1, 1: negatives > 0 ? negatives : 1 },
-      embeddingUpdate: opts.embeddingUpdate ?? "lazy",
-      learningRate: opts.learningRate ?? 1e-3,
-      seed: opts.seed ?? 42,
+      embeddingUpdate: opts.embeddingUpdate ?? d.embeddingUpdate,
+      learningRate: opts.learningRate ?? d.learningRate,
+      seed: opts.seed ?? d.seed,
     };
     const all = inputsOf(spec, ["user", "item", "context"]);
     this.spec = spec;

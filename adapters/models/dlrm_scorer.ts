@@ -11,15 +11,16 @@ import type { DlrmModel } from "./dlrm.js";
 import { isList, type Column, type Frame } from "./frame.js";
 import type { DenseLayer } from "./nn.js";
 import type { Side } from "./schema.js";
-
-interface Dense {
-  /** row-major [inDim, outDim] */
-  w: Float32Array;
-  b: Float32Array;
-  inDim: number;
-  outDim: number;
-  activation: DenseLayer["activation"];
-}
+import {
+  activate,
+  addRowTimes,
+  clampId,
+  denseOf,
+  denseRow,
+  layerActivation,
+  layerWeights,
+  type Dense,
+} from "./typed_layers.js";
 
 interface CategoricalTable {
   name: string;
@@ -50,18 +51,6 @@ export interface DlrmScorerWeights {
   out: Dense;
 }
 
-function denseOf(
-  kernel: Float32Array,
-  bias: Float32Array,
-  inDim: number,
-  outDim: number,
-  activation: DenseLayer["activation"],
-): Dense {
-  if (kernel.length !== inDim * outDim || bias.length !== outDim)
-    throw new Error(`dense layer: kernel ${kernel.length} / bias ${bias.length} values for ${inDim}x${outDim}`);
-  return { w: kernel, b: bias, inDim, outDim, activation };
-}
-
 function fromVariable(l: DenseLayer): Dense {
   const [i, o] = l.kernel.shape as [number, number];
   return denseOf(
@@ -71,19 +60,6 @@ function fromVariable(l: DenseLayer): Dense {
     o,
     l.activation,
   );
-}
-
-/** y[0..outDim) = act(x W + b) for one row; skips zero inputs (ReLU outputs are often half zeros). */
-function denseRow(l: Dense, x: Float32Array, xOff: number, y: Float32Array, yOff: number): void {
-  const { w, b, inDim, outDim } = l;
-  for (let j = 0; j < outDim; j++) y[yOff + j] = b[j];
-  addRowTimes(x, xOff, inDim, w, outDim, y, yOff);
-  activate(l.activation, y, yOff, outDim);
-}
-
-function activate(a: DenseLayer["activation"], y: Float32Array, off: number, n: number): void {
-  if (a === "relu") for (let j = off; j < off + n; j++) y[j] = y[j] > 0 ? y[j] : 0;
-  else if (a === "sigmoid") for (let j = off; j < off + n; j++) y[j] = 1 / (1 + Math.exp(-y[j]));
 }
 
 /** a[aOff..aOff+n) . b[bOff..bOff+n) with four accumulators (about twice as fast in V8 as one). */
@@ -219,17 +195,8 @@ export class DlrmScorer {
     const { model, meta } = loaded;
     if (meta.kind !== "dlrm") throw new ValidationError(`dlrm scorer: the model is a ${meta.kind}, not a dlrm`);
     const layerOf = (name: string) => model.layers.find((l) => l.name === name);
-    const weightsOf = (name: string): Float32Array[] => {
-      const layer = layerOf(name);
-      if (!layer) throw new ValidationError(`dlrm scorer: the model has no layer "${name}"`);
-      return layer.getWeights().map((t) => Float32Array.from(t.dataSync() as Float32Array));
-    };
-    const activationOf = (name: string): DenseLayer["activation"] => {
-      const a = (layerOf(name)?.getConfig() as { activation?: string } | undefined)?.activation ?? "linear";
-      if (a !== "relu" && a !== "linear" && a !== "sigmoid")
-        throw new ValidationError(`dlrm scorer: layer ${name} has activation ${a}`);
-      return a;
-    };
+    const weightsOf = (name: string) => layerWeights(model, name, "dlrm scorer");
+    const activationOf = (name: string) => layerActivation(model, name, "dlrm scorer");
     const cats = meta.inputs.filter((i) => i.type === "categorical");
     const conts = meta.inputs.filter((i) => i.type === "continuous");
     const D = cats[0]?.dim ?? 0;
@@ -499,24 +466,6 @@ function grow(buf: Float32Array, size: number): Float32Array {
   return buf.length >= size ? buf : new Float32Array(size);
 }
 
-/** y[yOff .. yOff+U) += x[xOff .. xOff+width) times the row-major [width, U] kernel (zero inputs skipped). */
-function addRowTimes(
-  x: Float32Array,
-  xOff: number,
-  width: number,
-  kernel: Float32Array,
-  U: number,
-  y: Float32Array,
-  yOff: number,
-): void {
-  for (let k = 0; k < width; k++) {
-    const v = x[xOff + k];
-    if (v === 0) continue;
-    const base = k * U;
-    for (let u = 0; u < U; u++) y[yOff + u] += v * kernel[base + u];
-  }
-}
-
 function column(frame: Frame, name: string): Column {
   const col = frame.columns[name];
   if (!col)
@@ -524,9 +473,4 @@ function column(frame: Frame, name: string): Column {
       `dlrm scorer: input "${name}" is missing from the rows (have ${Object.keys(frame.columns).join(", ")})`,
     );
   return col;
-}
-
-/** Unknown categories (out of the table) map to index 0, Categorify's null/OOV index, as inputTensors does. */
-function clampId(v: number, rows: number): number {
-  return v >= 0 && v < rows ? v : 0;
 }

@@ -5,6 +5,9 @@ import { auc, evaluateTopK, logLoss } from "./metrics.js";
 
 export type Scorer = (start: number, end: number) => Float32Array;
 
+/** A relevant "item" no ranking holds: an evaluation row whose item is not in the catalogue counts as a miss. */
+export const NOT_IN_CATALOGUE = -1;
+
 /** Dot-product scores of query embeddings [nUsers, dim] against item embeddings [nItems, dim]. */
 export function embeddingScorer(
   queries: Float32Array,

@@ -5,7 +5,14 @@ import { join } from "node:path";
 import { tf } from "./backend.js";
 import { takeRows, type Frame } from "./frame.js";
 import { DlrmModel } from "./dlrm.js";
-import { comparisonChartSvg, embeddingScorer, popularityScorer, rankingReport, retrievalReport } from "./evaluate.js";
+import {
+  comparisonChartSvg,
+  embeddingScorer,
+  NOT_IN_CATALOGUE,
+  popularityScorer,
+  rankingReport,
+  retrievalReport,
+} from "./evaluate.js";
 import { itemCounts } from "./metrics.js";
 import { leaveLastOut, loadMovieLens, type MovieLensOptions } from "./movielens.js";
 import { selectInputs, type SchemaColumn } from "./schema.js";
@@ -69,7 +76,8 @@ export function retrievalExperiment(
   const toRows = (s: Set<number>) =>
     new Set([...s].map((id) => rowOf.get(id)).filter((r): r is number => r !== undefined));
   const testItems = data.test.columns[data.itemIdColumn] as Int32Array;
-  const relevant = Array.from(testItems, (id) => toRows(new Set([id])));
+  // A test item the catalogue lacks cannot be retrieved: a miss, not a skipped user.
+  const relevant = Array.from(testItems, (id) => new Set([rowOf.get(id) ?? NOT_IN_CATALOGUE]));
   const exclude = data.exclude.map(toRows);
   const evalOpts = { nUsers: data.test.length, nItems, k, relevant, exclude };
   const models: ExperimentResult["models"] = {};
@@ -77,7 +85,10 @@ export function retrievalExperiment(
 
   const trainItems = data.train.columns[data.itemIdColumn] as Int32Array;
   const counts = itemCounts(
-    Int32Array.from(trainItems, (id) => rowOf.get(id) ?? 0),
+    Int32Array.from(
+      trainItems.filter((id) => rowOf.has(id)),
+      (id) => rowOf.get(id) as number,
+    ),
     nItems,
   );
   models.popularity = retrievalReport(popularityScorer(counts), evalOpts);
@@ -87,8 +98,6 @@ export function retrievalExperiment(
     if (opts.only && !opts.only.includes(variant)) continue;
     const spec = selectInputs(data.schema, { exclude: excludeCols, maxEmbeddingDim: opts.maxEmbeddingDim ?? 64 });
     const model = new TwoTowerModel(spec, { seed: opts.seed ?? 42, ...opts.twoTower });
-    if (model.options.logQCorrection)
-      model.setItemFrequencies(itemCounts(trainItems, itemCardinality(spec, data.itemIdColumn)));
     if (model.options.mixedNegatives > 0) model.setCatalogue(data.items);
     const evaluate = () => {
       const scorer = embeddingScorer(
@@ -131,10 +140,6 @@ export function retrievalExperiment(
   };
   if (opts.outDir) writeResults(result, opts.outDir);
   return result;
-}
-
-function itemCardinality(spec: ReturnType<typeof selectInputs>, itemIdColumn: string): number {
-  return spec.categorical.find((c) => c.name === itemIdColumn)?.cardinality ?? 0;
 }
 
 function fmt(m: Record<string, number>, k: number): string {

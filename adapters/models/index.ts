@@ -10,11 +10,21 @@ export {
   type LoadedModel,
   type ModelMeta,
   type ModelKind,
+  type ItemPopularity,
 } from "./artifacts.js";
 export { trainTwoTowerJob, trainDlrmJob, type TrainJobOptions, type TrainJobResult } from "./jobs.js";
 export { TwoTowerModel, type TwoTowerOptions } from "./two_tower.js";
 export { DlrmModel, type DlrmOptions } from "./dlrm.js";
 export { DlrmScorer, type DlrmScorerWeights, type ScorerEngine } from "./dlrm_scorer.js";
+export { QueryTowerScorer } from "./query_tower_scorer.js";
+export { itemPopularity, topPopular, popularityProbabilities } from "./popularity.js";
+export {
+  TWO_TOWER_DEFAULTS,
+  TWO_TOWER_JOB_DEFAULTS,
+  DLRM_DEFAULTS,
+  DLRM_JOB_DEFAULTS,
+  JOB_DEFAULTS,
+} from "./defaults.js";
 export {
   loadSchema,
   parseSchema,

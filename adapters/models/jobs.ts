@@ -3,23 +3,39 @@
 // on the latest rows, and is exported (towers / ranking model folders, item embeddings parquet, results).
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ident, sqlString } from "../../common/duckdb.js";
 import { ValidationError } from "../../common/errors.js";
-import { batchSourceOf } from "../../registry/types.js";
 import type { FeatureStore } from "../../stores/feature_store.js";
 import type { ProgressSink } from "../../common/progress.js";
 import type { EntityDfInput } from "../../stores/types.js";
 import { dlrmToLayers, saveModel, towerToLayers, writeItemEmbeddings } from "./artifacts.js";
 import { initBackend, type BackendPreference } from "./backend.js";
+import { DLRM_DEFAULTS, DLRM_JOB_DEFAULTS, JOB_DEFAULTS, TWO_TOWER_JOB_DEFAULTS } from "./defaults.js";
 import { DlrmModel, type DlrmOptions } from "./dlrm.js";
-import { comparisonChartSvg, embeddingScorer, popularityScorer, rankingReport, retrievalReport } from "./evaluate.js";
-import { frameFromBatches, rng, takeRows, uniqueBy, type Frame } from "./frame.js";
+import {
+  comparisonChartSvg,
+  embeddingScorer,
+  NOT_IN_CATALOGUE,
+  popularityScorer,
+  rankingReport,
+  retrievalReport,
+} from "./evaluate.js";
+import { rng, takeRows, type Frame } from "./frame.js";
+import {
+  catalogueFromRows,
+  itemCatalogue,
+  pickRows,
+  rawItemCandidates,
+  rowsWhere,
+  splitByTime,
+  trainingRows,
+  type TrainingRows,
+} from "./job_data.js";
 import { itemCounts } from "./metrics.js";
 import { sampleNegatives } from "./negatives.js";
-import { inputColumns, inputsOf, loadSchema, selectInputs, type InputSpec } from "./schema.js";
+import { itemPopularity, popularityProbabilities } from "./popularity.js";
+import { inputColumns, loadSchema, selectInputs } from "./schema.js";
 import { fit, type EpochStats } from "./train.js";
 import { TwoTowerModel, type TwoTowerOptions } from "./two_tower.js";
-import type { ColumnBatch } from "../../stores/types.js";
 
 export interface TrainJobOptions {
   store: FeatureStore;
@@ -30,10 +46,12 @@ export interface TrainJobOptions {
   features: string[] | string;
   timestampColumn?: string;
   outDir: string;
+  /** defaults: TWO_TOWER_JOB_DEFAULTS / DLRM_JOB_DEFAULTS */
   epochs?: number;
   batchSize?: number;
+  /** default: the model's (TWO_TOWER_DEFAULTS / DLRM_DEFAULTS) */
   learningRate?: number;
-  /** share of the latest rows held out for evaluation (default 0.1) */
+  /** share of the latest rows held out for evaluation (the two-tower job: of the positive rows; default 0.1) */
   evalFraction?: number;
   k?: number;
   /** the feature view listing every item (item embeddings are exported for all of them) */
@@ -49,128 +67,15 @@ export interface TrainJobResult {
   outDir: string;
   metrics: Record<string, Record<string, number>>;
   history: EpochStats[];
-  rows: { train: number; eval: number };
+  /**
+   * rows trained on and evaluated. Two-tower (0 for DLRM, which trains on every row): `droppedTrain`, training
+   * rows left out because their item is not in the item catalogue at the cut; `evalUnknownItem`, evaluation rows
+   * whose item is not in it (counted as misses)
+   */
+  rows: { train: number; eval: number; droppedTrain: number; evalUnknownItem: number };
+  /** two-tower: items in the evaluation catalogue (as of the cut) and in the exported embeddings (latest) */
+  items?: { atCut: number; exported: number };
   files: string[];
-}
-
-async function collect(batches: AsyncIterable<ColumnBatch>): Promise<ColumnBatch[]> {
-  const out: ColumnBatch[] = [];
-  for await (const b of batches) out.push(b);
-  return out;
-}
-
-/** The point-in-time training set as a Frame of the model's columns, ordered by time. */
-async function trainingFrame(o: TrainJobOptions, spec: InputSpec, extra: string[]): Promise<Frame> {
-  const job = await o.store.getHistoricalFeatures({
-    entityDf: o.entityDf,
-    features: o.features,
-    timestampColumn: o.timestampColumn,
-  });
-  try {
-    const ts = o.timestampColumn ?? "event_timestamp";
-    const batches = await collect(job.batches());
-    const frame = frameFromBatches(
-      batches,
-      { categorical: spec.categorical, continuous: spec.continuous, extra },
-      "training set (point-in-time join)",
-    );
-    if (frame.length === 0) throw new ValidationError("training set is empty: the entity dataframe has no rows");
-    checkNulls(batches, [...inputColumns(spec), ...extra], frame.length, o.log);
-    if (!batches[0].columns[ts]) return frame;
-    // Order by time (ms need float64, so read them from the batches rather than the float32 frame).
-    const t = new Float64Array(frame.length);
-    let r = 0;
-    for (const b of batches) for (let i = 0; i < b.length; i++) t[r++] = Number(b.columns[ts][i] ?? 0);
-    const order = Int32Array.from(
-      Array.from({ length: frame.length }, (_, i) => i).sort((a, b) => t[a] - t[b] || a - b),
-    );
-    return takeRows(frame, order);
-  } finally {
-    await job.close();
-  }
-}
-
-/**
- * A feature that the point-in-time join left null (no feature row at or before the entity timestamp within the
- * ttl) would silently train as category 0: fail when a column is null in every row, warn when in many.
- */
-function checkNulls(batches: ColumnBatch[], names: string[], total: number, log?: (line: string) => void): void {
-  for (const name of names) {
-    let nulls = 0;
-    for (const b of batches) {
-      const col = b.columns[name];
-      if (col) for (let i = 0; i < b.length; i++) if (col[i] == null) nulls++;
-    }
-    const hint =
-      "the point-in-time join found no feature row at or before the entity timestamps (within the view's ttl); check the entity df's timestamps";
-    if (nulls === total)
-      throw new ValidationError(`training set: column "${name}" is null in all ${total} rows: ${hint}`);
-    if (nulls > total * 0.05)
-      log?.(`warning: column "${name}" is null in ${nulls} of ${total} rows (used as category 0 / value 0): ${hint}`);
-  }
-}
-
-/**
- * All items of the item feature view (latest features per item), through the same point-in-time path. The view
- * may be keyed by the item id column itself or by another key (e.g. the raw id) with the item id as a feature.
- */
-async function itemCatalogue(o: TrainJobOptions, spec: InputSpec): Promise<Frame | null> {
-  if (!o.itemView) return null;
-  const view = o.store.getFeatureView(o.itemView);
-  const itemId = spec.itemIdColumn as string;
-  if (view.entityColumns.length !== 1)
-    throw new ValidationError(
-      `item view "${o.itemView}" must have one join key, has ${view.entityColumns.map((c) => c.name).join(", ")}`,
-    );
-  const key = view.entityColumns[0].name;
-  const src = batchSourceOf(view);
-  const rawKey = Object.entries(src.fieldMapping).find(([, to]) => to === key)?.[0] ?? key;
-  const q = `SELECT ${ident(rawKey)} AS ${ident(key)}, max(${ident(src.timestampField)}) AS event_timestamp FROM read_parquet(${sqlString(src.path)}) GROUP BY 1`;
-  const item = inputsOf(spec, ["item"]);
-  const wanted = [...new Set([...inputColumns(item), itemId])].filter((c) => c !== key);
-  const available = new Set(view.features.map((f) => f.name));
-  const missing = wanted.filter((c) => !available.has(c));
-  if (missing.length)
-    throw new ValidationError(
-      `item view "${o.itemView}" (keyed by ${key}) lacks the item column(s) ${missing.join(", ")} the model uses`,
-    );
-  const job = await o.store.getHistoricalFeatures({ entityDf: q, features: wanted.map((c) => `${o.itemView}:${c}`) });
-  try {
-    const batches = await collect(job.batches());
-    checkNulls(
-      batches,
-      wanted,
-      batches.reduce((a, b) => a + b.length, 0),
-      o.log,
-    );
-    const frame = frameFromBatches(
-      batches,
-      {
-        categorical: item.categorical,
-        continuous: item.continuous,
-        extra: item.categorical.some((c) => c.name === itemId) ? [] : [itemId],
-      },
-      `item view "${o.itemView}"`,
-    );
-    return uniqueBy(frame, itemId);
-  } finally {
-    await job.close();
-  }
-}
-
-function splitByTime(frame: Frame, evalFraction: number): { train: Frame; evalRows: Frame } {
-  const nEval = Math.max(1, Math.floor(frame.length * evalFraction));
-  const cut = frame.length - nEval;
-  return {
-    train: takeRows(
-      frame,
-      Int32Array.from({ length: cut }, (_, i) => i),
-    ),
-    evalRows: takeRows(
-      frame,
-      Int32Array.from({ length: nEval }, (_, i) => cut + i),
-    ),
-  };
 }
 
 function writeReport(
@@ -189,50 +94,85 @@ function writeReport(
   return [join(outDir, "results.json"), join(outDir, "results.svg")];
 }
 
-/** Two-tower retrieval from the store: trains on positive rows, exports query tower, item tower and embeddings. */
+/** Rows whose target is positive (all rows when there is no target column). */
+function positives(rows: TrainingRows, target: string | undefined): TrainingRows {
+  const t = target ? rows.frame.columns[target] : undefined;
+  if (!t || !ArrayBuffer.isView(t)) return rows;
+  return pickRows(
+    rows,
+    rowsWhere(rows.frame.length, (i) => t[i] > 0),
+  );
+}
+
+/**
+ * Two-tower retrieval from the store: trains on positive rows, evaluates on the latest ones against the item
+ * catalogue as of the cut, exports query tower, item tower and the embeddings of every item (latest features).
+ */
 export async function trainTwoTowerJob(o: TrainJobOptions & { twoTower?: TwoTowerOptions }): Promise<TrainJobResult> {
   const backend = await initBackend(o.backend ?? "auto", o.log);
-  const spec = selectInputs(loadSchema(o.schemaPath), { maxEmbeddingDim: o.maxEmbeddingDim ?? 64 });
-  if (!spec.itemIdColumn) throw new ValidationError(`${o.schemaPath}: no categorical column tagged item_id`);
-  const extra = [spec.itemIdColumn, ...(spec.targetColumn ? [spec.targetColumn] : [])];
-  let frame = await trainingFrame(o, spec, extra);
-  if (spec.targetColumn && frame.columns[spec.targetColumn]) {
-    // Retrieval trains on positive interactions only (as Merlin's Filter(target == 1)).
-    const t = frame.columns[spec.targetColumn] as Int32Array;
-    frame = takeRows(frame, Int32Array.from(Array.from({ length: frame.length }, (_, i) => i).filter((i) => t[i] > 0)));
-    if (frame.length < 2)
-      throw new ValidationError(
-        `training set has ${frame.length} positive row(s) (${spec.targetColumn} > 0): need at least 2`,
-      );
-  }
-  const { train, evalRows } = splitByTime(frame, o.evalFraction ?? 0.1);
-  const model = new TwoTowerModel(spec, { learningRate: o.learningRate ?? 1e-3, seed: o.seed ?? 42, ...o.twoTower });
-  const itemCard = spec.categorical.find((c) => c.name === spec.itemIdColumn)?.cardinality ?? 0;
-  const trainItems = train.columns[spec.itemIdColumn] as Int32Array;
-  if (model.options.logQCorrection) model.setItemFrequencies(itemCounts(trainItems, itemCard));
+  const schema = loadSchema(o.schemaPath);
+  const spec = selectInputs(schema, { maxEmbeddingDim: o.maxEmbeddingDim ?? JOB_DEFAULTS.maxEmbeddingDim });
+  const itemId = spec.itemIdColumn;
+  if (!itemId) throw new ValidationError(`${o.schemaPath}: no categorical column tagged item_id`);
+  const extra = [itemId, ...(spec.targetColumn ? [spec.targetColumn] : [])];
+  const all = await trainingRows(o, spec, extra, rawItemCandidates(o, spec, schema));
+  // Retrieval trains on positive interactions only (as Merlin's Filter(target == 1)).
+  const rows = positives(all, spec.targetColumn);
+  if (rows.frame.length < 2)
+    throw new ValidationError(
+      `training set has ${rows.frame.length} positive row(s) (${spec.targetColumn} > 0): need at least 2`,
+    );
+  const split = splitByTime(rows, o.evalFraction ?? JOB_DEFAULTS.evalFraction);
+  const model = new TwoTowerModel(spec, { learningRate: o.learningRate, seed: o.seed, ...o.twoTower });
+  const itemColumns = [...new Set([...inputColumns(model.candidate.enc), itemId])];
+  // Training and evaluation see the items as they were at the cut: no feature row from the evaluation period.
   const catalogue =
-    (await itemCatalogue(o, spec)) ??
-    uniqueBy(frame, spec.itemIdColumn, [...new Set(inputColumns(model.candidate.enc).concat(spec.itemIdColumn))]);
+    (await itemCatalogue(o, spec, split.cutMs)) ?? catalogueFromRows(all, itemId, itemColumns, split.cutMs);
+  const rowOf = new Map<number, number>();
+  (catalogue.columns[itemId] as Int32Array).forEach((id, r) => rowOf.set(id, r));
+  const trainAll = split.train;
+  const trainAllItems = trainAll.frame.columns[itemId] as Int32Array;
+  const train = pickRows(
+    trainAll,
+    rowsWhere(trainAll.frame.length, (i) => !trainAll.itemIdNull[i] && rowOf.has(trainAllItems[i])),
+  );
+  const droppedTrain = trainAll.frame.length - train.frame.length;
+  if (droppedTrain > 0)
+    o.log?.(
+      `dropped ${droppedTrain} of ${trainAll.frame.length} training rows: their item is not in the item catalogue at the cut (${new Date(split.cutMs).toISOString()})`,
+    );
+  if (train.frame.length < 2)
+    throw new ValidationError(
+      `training set: ${train.frame.length} positive row(s) left whose item is in the item catalogue: need at least 2`,
+    );
   if (model.options.mixedNegatives > 0) model.setCatalogue(catalogue);
-  const history = fit(model, train, {
-    epochs: o.epochs ?? 5,
-    batchSize: o.batchSize ?? 1024,
+  const trainItems = train.frame.columns[itemId] as Int32Array;
+  const history = fit(model, train.frame, {
+    epochs: o.epochs ?? TWO_TOWER_JOB_DEFAULTS.epochs,
+    batchSize: o.batchSize ?? TWO_TOWER_JOB_DEFAULTS.batchSize,
     seed: o.seed,
     progress: o.progress,
     log: o.log,
   });
 
-  const catIds = catalogue.columns[spec.itemIdColumn] as Int32Array;
-  const rowOf = new Map<number, number>();
-  catIds.forEach((id, r) => rowOf.set(id, r));
-  const itemEmb = model.encode("candidate", catalogue);
-  const k = o.k ?? 10;
-  const evalItems = evalRows.columns[spec.itemIdColumn] as Int32Array;
-  const relevant = Array.from(evalItems, (id) => new Set(rowOf.has(id) ? [rowOf.get(id) as number] : []));
+  const evalRows = split.evalRows.frame;
+  const k = o.k ?? JOB_DEFAULTS.k;
+  const evalItems = evalRows.columns[itemId] as Int32Array;
+  // An evaluation row whose item the catalogue lacks cannot be retrieved: it counts as a miss.
+  let evalUnknownItem = 0;
+  const relevant = Array.from(evalItems, (id, i) => {
+    const r = split.evalRows.itemIdNull[i] ? undefined : rowOf.get(id);
+    if (r === undefined) evalUnknownItem++;
+    return new Set([r ?? NOT_IN_CATALOGUE]);
+  });
+  if (evalUnknownItem > 0)
+    o.log?.(
+      `${evalUnknownItem} of ${evalRows.length} evaluation rows have an item that is not in the item catalogue at the cut: counted as misses`,
+    );
   const evalOpts = { nUsers: evalRows.length, nItems: catalogue.length, k, relevant };
-  const scorer = embeddingScorer(model.encode("query", evalRows), itemEmb, model.dim);
+  const scorer = embeddingScorer(model.encode("query", evalRows), model.encode("candidate", catalogue), model.dim);
   const counts = itemCounts(
-    Int32Array.from(trainItems, (id) => rowOf.get(id) ?? 0),
+    Int32Array.from(trainItems, (id) => rowOf.get(id) as number),
     catalogue.length,
   );
   const metrics = {
@@ -247,11 +187,18 @@ export async function trainTwoTowerJob(o: TrainJobOptions & { twoTower?: TwoTowe
   const training = {
     backend,
     epochs: history.length,
-    batchSize: o.batchSize ?? 1024,
-    rows: train.length,
+    batchSize: o.batchSize ?? TWO_TOWER_JOB_DEFAULTS.batchSize,
+    rows: train.frame.length,
+    droppedRows: droppedTrain,
+    cut: new Date(split.cutMs).toISOString(),
     options: model.options,
     history,
   };
+  // Serving embeds every item with its latest features.
+  const exported = (await itemCatalogue(o, spec, "latest")) ?? catalogueFromRows(all, itemId, itemColumns, Infinity);
+  const exportIds = exported.columns[itemId] as Int32Array;
+  const itemEmb = model.encode("candidate", exported);
+  const popularity = itemPopularity(train.rawItems, train.rawItemColumn);
   const files: string[] = [];
   for (const side of ["query", "candidate"] as const) {
     const t = towerToLayers(model, side);
@@ -261,95 +208,108 @@ export async function trainTwoTowerJob(o: TrainJobOptions & { twoTower?: TwoTowe
       inputs: t.inputs,
       output: { name: "embedding", dim: model.dim, l2Normalize: model.options.l2Normalize },
       userIdColumn: spec.userIdColumn,
-      itemIdColumn: spec.itemIdColumn,
+      itemIdColumn: itemId,
       metrics: metrics["two-tower"],
       training,
+      popularity,
     });
     t.model.dispose();
     files.push(dir);
   }
   const embPath = join(o.outDir, "item_embeddings.parquet");
-  await writeItemEmbeddings(embPath, spec.itemIdColumn, catIds, itemEmb, model.dim);
+  await writeItemEmbeddings(embPath, itemId, exportIds, itemEmb, model.dim);
   files.push(
     embPath,
     ...writeReport(o.outDir, "two-tower", metrics, [`recall_at_${k}`, `ndcg_at_${k}`, `mrr_at_${k}`], { training }),
   );
   model.dispose();
-  return { outDir: o.outDir, metrics, history, rows: { train: train.length, eval: evalRows.length }, files };
+  return {
+    outDir: o.outDir,
+    metrics,
+    history,
+    rows: { train: train.frame.length, eval: evalRows.length, droppedTrain, evalUnknownItem },
+    items: { atCut: catalogue.length, exported: exported.length },
+    files,
+  };
 }
 
-/** DLRM ranking from the store: trains on labels or on positives + sampled negatives, exports the model folder. */
+/**
+ * DLRM ranking from the store: trains on labels or on positives + sampled negatives, evaluates on the latest
+ * rows against item popularity (click counts, calibrated to probabilities), exports the model folder.
+ */
 export async function trainDlrmJob(o: TrainJobOptions & { dlrm?: DlrmOptions }): Promise<TrainJobResult> {
   const backend = await initBackend(o.backend ?? "auto", o.log);
-  const spec = selectInputs(loadSchema(o.schemaPath), { embeddingDim: o.dlrm?.embeddingDim ?? 64 });
-  const negatives = o.dlrm?.negatives ?? 0;
-  if (negatives === 0 && !spec.targetColumn)
+  const schema = loadSchema(o.schemaPath);
+  const spec = selectInputs(schema, { embeddingDim: o.dlrm?.embeddingDim ?? DLRM_DEFAULTS.embeddingDim });
+  const negatives = o.dlrm?.negatives ?? DLRM_DEFAULTS.negatives;
+  const target = spec.targetColumn;
+  if (negatives === 0 && !target)
     throw new ValidationError(
       `${o.schemaPath}: no column tagged target; tag one or pass --negatives N to sample negatives`,
     );
-  const extra = [...(spec.itemIdColumn ? [spec.itemIdColumn] : []), ...(spec.targetColumn ? [spec.targetColumn] : [])];
-  let frame = await trainingFrame(o, spec, extra);
-  if (negatives > 0 && spec.targetColumn && frame.columns[spec.targetColumn]) {
-    const t = frame.columns[spec.targetColumn] as Int32Array;
-    frame = takeRows(frame, Int32Array.from(Array.from({ length: frame.length }, (_, i) => i).filter((i) => t[i] > 0)));
-  }
-  const { train, evalRows } = splitByTime(frame, o.evalFraction ?? 0.1);
-  const model = new DlrmModel(spec, { learningRate: o.learningRate ?? 1e-3, seed: o.seed ?? 42, ...o.dlrm });
   const itemId = spec.itemIdColumn;
+  const extra = [...(itemId ? [itemId] : []), ...(target ? [target] : [])];
+  const all = await trainingRows(o, spec, extra, rawItemCandidates(o, spec, schema));
+  const rows = negatives > 0 ? positives(all, target) : all;
+  const { train, evalRows, cutMs } = splitByTime(rows, o.evalFraction ?? JOB_DEFAULTS.evalFraction);
+  const model = new DlrmModel(spec, { learningRate: o.learningRate, seed: o.seed, ...o.dlrm });
   if (negatives > 0 && model.options.negativeSource === "catalogue") {
-    const cat =
-      (await itemCatalogue(o, spec)) ??
-      uniqueBy(frame, itemId as string, [...new Set([...model.itemColumns, itemId as string])]);
-    model.setCatalogue(cat);
+    const id = itemId as string;
+    const columns = [...new Set([...model.itemColumns, id])];
+    model.setCatalogue((await itemCatalogue(o, spec, cutMs)) ?? catalogueFromRows(all, id, columns, cutMs));
   }
-  const history = fit(model, train, {
-    epochs: o.epochs ?? 3,
-    batchSize: o.batchSize ?? 1024,
+  const batchSize = o.batchSize ?? DLRM_JOB_DEFAULTS.batchSize;
+  const history = fit(model, train.frame, {
+    epochs: o.epochs ?? DLRM_JOB_DEFAULTS.epochs,
+    batchSize,
     seed: o.seed,
     progress: o.progress,
     log: o.log,
   });
 
-  // Evaluation rows: the held-out labelled rows, or held-out positives plus sampled negatives (fixed seed).
-  let evalFrame = evalRows;
-  let labels: Float32Array;
-  if (negatives > 0) {
-    const items = evalRows.columns[itemId as string] as Int32Array;
-    const draw = sampleNegatives(items, items, negatives, rng(12345));
-    const itemCols = [...new Set([...model.itemColumns, itemId as string])];
-    const other = Object.keys(evalRows.columns).filter((c) => !itemCols.includes(c));
-    const neg = takeRows(evalRows, draw.candidateRow, itemCols);
-    const negUser = takeRows(evalRows, draw.positiveRow, other);
-    const all = Int32Array.from({ length: evalRows.length }, (_, i) => i);
-    evalFrame = { length: evalRows.length + neg.length, columns: {} };
-    for (const c of [...other, ...itemCols]) {
-      const a = takeRows(evalRows, all, [c]).columns[c];
-      const b = (itemCols.includes(c) ? neg : negUser).columns[c];
-      evalFrame.columns[c] = concatColumn(a, b);
-    }
-    labels = new Float32Array(evalFrame.length);
-    labels.fill(1, 0, evalRows.length);
-  } else {
-    labels = Float32Array.from(evalRows.columns[spec.targetColumn as string] as Int32Array);
-  }
+  const { frame: evalFrame, labels } =
+    negatives > 0
+      ? withSampledNegatives(evalRows.frame, itemId as string, [...model.itemColumns], negatives, 12345)
+      : { frame: evalRows.frame, labels: Float32Array.from(evalRows.frame.columns[target as string] as Int32Array) };
   const metrics: Record<string, Record<string, number>> = { dlrm: rankingReport(model.score(evalFrame), labels) };
+  // Positive training rows: the clicks that popularity counts.
+  const trainLabels =
+    negatives > 0
+      ? new Float32Array(train.frame.length).fill(1)
+      : Float32Array.from(train.frame.columns[target as string] as Int32Array);
+  const positiveTrain = pickRows(
+    train,
+    rowsWhere(train.frame.length, (i) => trainLabels[i] > 0),
+  );
   if (itemId) {
-    const trItems = train.columns[itemId] as Int32Array;
+    const trItems = train.frame.columns[itemId] as Int32Array;
     const card = spec.categorical.find((c) => c.name === itemId)?.cardinality ?? 0;
-    const counts = itemCounts(trItems, card);
+    const clicks = itemCounts(positiveTrain.frame.columns[itemId] as Int32Array, card);
+    // Fitted on training rows labelled as the evaluation rows are: with sampled negatives when DLRM samples.
+    let fitRows = { items: trItems, labels: trainLabels };
+    if (negatives > 0) {
+      const draw = sampleNegatives(trItems, trItems, negatives, rng(54321));
+      const items = new Int32Array(trItems.length + draw.candidateRow.length);
+      items.set(trItems);
+      draw.candidateRow.forEach((j, k) => (items[trItems.length + k] = trItems[j]));
+      const labels = new Float32Array(items.length);
+      labels.fill(1, 0, trItems.length);
+      fitRows = { items, labels };
+    }
     metrics.popularity = rankingReport(
-      Float32Array.from(evalFrame.columns[itemId] as Int32Array, (i) => counts[i] / Math.max(1, trItems.length)),
+      popularityProbabilities(clicks, fitRows, evalFrame.columns[itemId] as Int32Array),
       labels,
     );
   }
   o.log?.(
-    `eval on ${evalFrame.length} rows: dlrm AUC ${metrics.dlrm.auc.toFixed(4)} log loss ${metrics.dlrm.log_loss.toFixed(4)}${metrics.popularity ? `; popularity AUC ${metrics.popularity.auc.toFixed(4)}` : ""}`,
+    `eval on ${evalFrame.length} rows: dlrm AUC ${metrics.dlrm.auc.toFixed(4)} log loss ${metrics.dlrm.log_loss.toFixed(4)}${metrics.popularity ? `; popularity AUC ${metrics.popularity.auc.toFixed(4)} log loss ${metrics.popularity.log_loss.toFixed(4)}` : ""}`,
   );
   const training = {
     backend,
     epochs: history.length,
-    batchSize: o.batchSize ?? 1024,
-    rows: train.length,
+    batchSize,
+    rows: train.frame.length,
+    cut: new Date(cutMs).toISOString(),
     options: model.options,
     history,
   };
@@ -362,11 +322,43 @@ export async function trainDlrmJob(o: TrainJobOptions & { dlrm?: DlrmOptions }):
     itemIdColumn: itemId,
     metrics: metrics.dlrm,
     training,
+    ...(itemId ? { popularity: itemPopularity(positiveTrain.rawItems, positiveTrain.rawItemColumn) } : {}),
   });
   d.model.dispose();
   const files = [o.outDir, ...writeReport(o.outDir, "dlrm", metrics, ["auc"], { training })];
   model.dispose();
-  return { outDir: o.outDir, metrics, history, rows: { train: train.length, eval: evalFrame.length }, files };
+  return {
+    outDir: o.outDir,
+    metrics,
+    history,
+    rows: { train: train.frame.length, eval: evalFrame.length, droppedTrain: 0, evalUnknownItem: 0 },
+    files,
+  };
+}
+
+/**
+ * The rows (labelled 1) followed by `perRow` negatives each (labelled 0): a negative is its positive's row with
+ * the item columns of another row (drawn with a fixed seed, never the same item).
+ */
+function withSampledNegatives(
+  rows: Frame,
+  itemId: string,
+  itemColumns: string[],
+  perRow: number,
+  seed: number,
+): { frame: Frame; labels: Float32Array } {
+  const items = rows.columns[itemId] as Int32Array;
+  const draw = sampleNegatives(items, items, perRow, rng(seed));
+  const itemCols = [...new Set([...itemColumns, itemId])];
+  const other = Object.keys(rows.columns).filter((c) => !itemCols.includes(c));
+  const neg = takeRows(rows, draw.candidateRow, itemCols);
+  const negUser = takeRows(rows, draw.positiveRow, other);
+  const frame: Frame = { length: rows.length + neg.length, columns: {} };
+  for (const c of [...other, ...itemCols])
+    frame.columns[c] = concatColumn(rows.columns[c], (itemCols.includes(c) ? neg : negUser).columns[c]);
+  const labels = new Float32Array(frame.length);
+  labels.fill(1, 0, rows.length);
+  return { frame, labels };
 }
 
 function concatColumn(a: Frame["columns"][string], b: Frame["columns"][string]): Frame["columns"][string] {

@@ -102,3 +102,93 @@ export function syntheticAliCcp(opts: SyntheticOptions): SyntheticData {
     schema,
   };
 }
+
+export interface PlantedOptions {
+  users?: number;
+  items?: number;
+  categories?: number;
+  /** how many categories each user prefers */
+  preferred?: number;
+  clicks?: number;
+  /** Zipf exponent of item popularity inside a category */
+  zipf?: number;
+  /** share of clicks on a uniformly drawn category instead of a preferred one */
+  noise?: number;
+  seed?: number;
+}
+
+export interface PlantedData {
+  /** clicks in time order: user_id, item_id, item_category */
+  clicks: Frame;
+  /** one row per item: item_id, item_category */
+  items: Frame;
+  schema: SchemaColumn[];
+  /** P(item | user) under the planted model, for every item: what an oracle ranks by */
+  oracleScores(user: number): Float32Array;
+}
+
+/**
+ * Clicks with planted preferences: each user prefers `preferred` of `categories` categories and clicks items of
+ * one of them (uniformly chosen), the item drawn by Zipf popularity inside the category. Item i is in category
+ * i % categories with popularity rank floor(i / categories) there. Users are drawn uniformly at every click, so
+ * every period of time holds every kind of user.
+ */
+export function plantedPreferences(opts: PlantedOptions = {}): PlantedData {
+  const U = opts.users ?? 3000;
+  const I = opts.items ?? 2000;
+  const C = opts.categories ?? 20;
+  const P = opts.preferred ?? 2;
+  const n = opts.clicks ?? 120_000;
+  const s = opts.zipf ?? 1;
+  const noise = opts.noise ?? 0;
+  if (P > C) throw new Error(`planted preferences: ${P} preferred categories of ${C}`);
+  const r = rng(opts.seed ?? 1);
+  const byCat: number[][] = Array.from({ length: C }, () => []);
+  for (let i = 0; i < I; i++) byCat[i % C].push(i);
+  // Within a category, P(rank k) is proportional to 1 / (k + 1)^s; cumulative weights for drawing.
+  const within = new Float32Array(I);
+  const cdf = byCat.map((members) => {
+    const w = members.map((_, k) => 1 / Math.pow(k + 1, s));
+    const total = w.reduce((a, b) => a + b, 0);
+    members.forEach((i, k) => (within[i] = w[k] / total));
+    let acc = 0;
+    return w.map((x) => (acc += x / total));
+  });
+  const prefs = new Int32Array(U * P);
+  for (let u = 0; u < U; u++) {
+    const chosen = new Set<number>();
+    while (chosen.size < P) chosen.add(Math.floor(r() * C));
+    prefs.set([...chosen], u * P);
+  }
+  const user_id = new Int32Array(n);
+  const item_id = new Int32Array(n);
+  for (let k = 0; k < n; k++) {
+    const u = Math.floor(r() * U);
+    const c = r() < noise ? Math.floor(r() * C) : prefs[u * P + Math.floor(r() * P)];
+    const x = r();
+    const f = cdf[c];
+    let lo = 0;
+    while (lo < f.length - 1 && f[lo] < x) lo++;
+    user_id[k] = u;
+    item_id[k] = byCat[c][lo];
+  }
+  const itemIds = Int32Array.from({ length: I }, (_, i) => i);
+  const schema = parseSchema(
+    [
+      { name: "user_id", dtype: "int32", tags: ["categorical", "user", "user_id"], properties: { cardinality: U } },
+      { name: "item_id", dtype: "int32", tags: ["categorical", "item", "item_id"], properties: { cardinality: I } },
+      { name: "item_category", dtype: "int32", tags: ["categorical", "item"], properties: { cardinality: C } },
+    ],
+    "planted preferences schema",
+  );
+  return {
+    clicks: { length: n, columns: { user_id, item_id, item_category: item_id.map((i) => i % C) } },
+    items: { length: I, columns: { item_id: itemIds, item_category: itemIds.map((i) => i % C) } },
+    schema,
+    oracleScores(u: number): Float32Array {
+      const catShare = new Float32Array(C).fill(noise / C);
+      for (let j = 0; j < P; j++) catShare[prefs[u * P + j]] += (1 - noise) / P;
+      return Float32Array.from(itemIds, (i) => catShare[i % C] * within[i]);
+    },
+  };
+}

@@ -7,6 +7,8 @@ export interface Trainable {
   /** columns a batch must carry */
   readonly columns: string[];
   trainBatch(batch: Frame): number;
+  /** sees the whole training set once before the first batch (e.g. to count item frequencies) */
+  beforeFit?(data: Frame): void;
 }
 
 export interface FitOptions {
@@ -36,6 +38,7 @@ export function fit(model: Trainable, data: Frame, opts: FitOptions = {}): Epoch
   const rand = rng(opts.seed ?? 7);
   const cols = model.columns;
   const history: EpochStats[] = [];
+  model.beforeFit?.(data);
   const nBatches = Math.ceil(data.length / batchSize);
   for (let epoch = 1; epoch <= epochs; epoch++) {
     const order = shuffled(data.length, rand);

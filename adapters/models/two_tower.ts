@@ -16,6 +16,8 @@ import {
 } from "./nn.js";
 import { inputColumns, inputsOf, type InputSpec } from "./schema.js";
 import { ValidationError } from "../../common/errors.js";
+import { TWO_TOWER_DEFAULTS } from "./defaults.js";
+import { itemCounts } from "./metrics.js";
 
 export interface TwoTowerOptions {
   /** MLP of each tower; the last layer has no activation (default [128, 64]) */
@@ -23,7 +25,10 @@ export interface TwoTowerOptions {
   /** L2-normalise both towers' outputs (cosine similarity), logits divided by `temperature` */
   l2Normalize?: boolean;
   temperature?: number;
-  /** subtract log(sampling probability) of each in-batch candidate (needs `setItemFrequencies`) */
+  /**
+   * subtract log(sampling probability) of each in-batch candidate (default on). The frequencies are the item
+   * counts of the training data `fit` gets, unless `setItemFrequencies` gave others first.
+   */
   logQCorrection?: boolean;
   /** mask other rows holding the same item as the positive (they are not negatives) */
   removeAccidentalHits?: boolean;
@@ -46,16 +51,17 @@ export class TwoTowerModel {
   private readonly rand: () => number;
 
   constructor(spec: InputSpec, opts: TwoTowerOptions = {}) {
+    const d = TWO_TOWER_DEFAULTS;
     this.options = {
-      layers: opts.layers ?? [128, 64],
-      l2Normalize: opts.l2Normalize ?? false,
-      temperature: opts.temperature ?? 1,
-      logQCorrection: opts.logQCorrection ?? false,
-      removeAccidentalHits: opts.removeAccidentalHits ?? true,
-      mixedNegatives: opts.mixedNegatives ?? 0,
-      embeddingUpdate: opts.embeddingUpdate ?? "lazy",
-      learningRate: opts.learningRate ?? 1e-3,
-      seed: opts.seed ?? 42,
+      layers: opts.layers ?? [...d.layers],
+      l2Normalize: opts.l2Normalize ?? d.l2Normalize,
+      temperature: opts.temperature ?? d.temperature,
+      logQCorrection: opts.logQCorrection ?? d.logQCorrection,
+      removeAccidentalHits: opts.removeAccidentalHits ?? d.removeAccidentalHits,
+      mixedNegatives: opts.mixedNegatives ?? d.mixedNegatives,
+      embeddingUpdate: opts.embeddingUpdate ?? d.embeddingUpdate,
+      learningRate: opts.learningRate ?? d.learningRate,
+      seed: opts.seed ?? d.seed,
     };
     if (!spec.itemIdColumn)
       throw new ValidationError("two-tower: the schema has no categorical column tagged item_id (the catalogue key)");
@@ -96,6 +102,13 @@ export class TwoTowerModel {
     for (let i = 0; i < counts.length; i++) total += counts[i];
     this.logQ = new Float32Array(counts.length);
     for (let i = 0; i < counts.length; i++) this.logQ[i] = Math.log(Math.max(counts[i], 1) / Math.max(total, 1));
+  }
+
+  /** Called by `fit` with the whole training set: item frequencies for the logQ correction when none are set. */
+  beforeFit(data: Frame): void {
+    if (!this.options.logQCorrection || this.logQ) return;
+    const card = this.spec.categorical.find((c) => c.name === this.itemIdColumn)?.cardinality ?? 0;
+    this.setItemFrequencies(itemCounts(data.columns[this.itemIdColumn] as Int32Array, card));
   }
 
   private tower(t: { enc: FeatureEncoder; mlp: DenseLayer[] }, p: PreparedFeatures): tf.Tensor2D {

@@ -4,7 +4,16 @@ import { ValidationError } from "../../common/errors.js";
 import { consoleProgress } from "../../common/progress.js";
 import type { TrainJobOptions } from "../../adapters/models/jobs.js";
 import type { BackendPreference } from "../../adapters/models/backend.js";
+import {
+  DLRM_DEFAULTS as DLRM,
+  DLRM_JOB_DEFAULTS as DLRM_JOB,
+  JOB_DEFAULTS,
+  TWO_TOWER_DEFAULTS as TT,
+  TWO_TOWER_JOB_DEFAULTS as TT_JOB,
+} from "../../adapters/models/defaults.js";
 import { RepoCommand, splitList } from "../base.js";
+
+const onOff = (b: boolean) => (b ? "on" : "off");
 
 export default class Train extends RepoCommand {
   static override description =
@@ -40,28 +49,49 @@ export default class Train extends RepoCommand {
       default: "event_timestamp",
       description: "entity df column holding each row's time",
     }),
-    epochs: Flags.integer({ default: 5 }),
-    "batch-size": Flags.integer({ default: 1024 }),
-    "learning-rate": Flags.string({ default: "0.001" }),
-    "eval-fraction": Flags.string({ default: "0.1", description: "share of the latest rows held out for evaluation" }),
-    k: Flags.integer({ default: 10, description: "cut-off of the retrieval metrics" }),
+    epochs: Flags.integer({
+      description: `passes over the training rows (default: two-tower ${TT_JOB.epochs}, dlrm ${DLRM_JOB.epochs})`,
+    }),
+    "batch-size": Flags.integer({
+      description: `rows per step (default: two-tower ${TT_JOB.batchSize}, dlrm ${DLRM_JOB.batchSize})`,
+    }),
+    "learning-rate": Flags.string({
+      description: `Adam's learning rate (default: two-tower ${TT.learningRate}, dlrm ${DLRM.learningRate})`,
+    }),
+    "eval-fraction": Flags.string({
+      default: String(JOB_DEFAULTS.evalFraction),
+      description:
+        "share of the latest rows held out for evaluation; two-tower: a share of the positive rows (target > 0)",
+    }),
+    k: Flags.integer({ default: JOB_DEFAULTS.k, description: "cut-off of the retrieval metrics" }),
     backend: Flags.string({ default: "auto", options: ["auto", "tensorflow", "wasm", "cpu"] }),
-    "max-embedding-dim": Flags.integer({ default: 64, description: "two-tower: cap on inferred embedding dims" }),
-    layers: Flags.string({ default: "128,64", description: "two-tower: tower MLP sizes" }),
-    "l2-normalize": Flags.boolean({ description: "two-tower: cosine similarity (L2-normalised towers)" }),
-    temperature: Flags.string({ default: "1", description: "two-tower: logits divided by this" }),
-    logq: Flags.boolean({ description: "two-tower: logQ popularity correction of in-batch negatives" }),
-    "embedding-dim": Flags.integer({ default: 64, description: "dlrm: dimension of every embedding" }),
+    "max-embedding-dim": Flags.integer({
+      default: JOB_DEFAULTS.maxEmbeddingDim,
+      description: "two-tower: cap on inferred embedding dims",
+    }),
+    layers: Flags.string({ default: TT.layers.join(","), description: "two-tower: tower MLP sizes" }),
+    "l2-normalize": Flags.boolean({
+      default: TT.l2Normalize,
+      allowNo: true,
+      description: `two-tower: cosine similarity (L2-normalised towers; default ${onOff(TT.l2Normalize)})`,
+    }),
+    temperature: Flags.string({ default: String(TT.temperature), description: "two-tower: logits divided by this" }),
+    logq: Flags.boolean({
+      default: TT.logQCorrection,
+      allowNo: true,
+      description: `two-tower: logQ popularity correction of in-batch negatives (default ${onOff(TT.logQCorrection)})`,
+    }),
+    "embedding-dim": Flags.integer({ default: DLRM.embeddingDim, description: "dlrm: dimension of every embedding" }),
     negatives: Flags.integer({
-      default: 0,
+      default: DLRM.negatives,
       description: "dlrm: sampled negatives per positive (0 = train on the target column)",
     }),
     "negative-source": Flags.string({
-      default: "batch",
+      default: DLRM.negativeSource,
       options: ["batch", "catalogue"],
       description: "dlrm: draw negatives from the batch rows or the item catalogue",
     }),
-    seed: Flags.integer({ default: 42 }),
+    seed: Flags.integer({ default: JOB_DEFAULTS.seed }),
   };
 
   async run(): Promise<void> {
@@ -88,7 +118,7 @@ export default class Train extends RepoCommand {
       outDir: resolve(flags.output),
       epochs: flags.epochs,
       batchSize: flags["batch-size"],
-      learningRate: num("learning-rate", flags["learning-rate"]),
+      learningRate: flags["learning-rate"] === undefined ? undefined : num("learning-rate", flags["learning-rate"]),
       evalFraction: num("eval-fraction", flags["eval-fraction"]),
       k: flags.k,
       itemView: flags["item-view"],
