@@ -6,6 +6,7 @@ import { Metrics } from "../server/metrics.js";
 import type { FeatureViewSpec } from "../registry/types.js";
 import { BufferPool } from "../server/json_bytes.js";
 import { OnlineResponse } from "../stores/online_response.js";
+import { feastJSONBytes, feastJSONText } from "../server/response_bytes.js";
 import type { OnlineReadResult } from "../stores/types.js";
 
 /** Column-wise read results from rows (null = not found). */
@@ -41,7 +42,7 @@ function spec(name: string, ttlSeconds: number): FeatureViewSpec {
   };
 }
 
-describe("OnlineResponse.toFeastJSONText", () => {
+describe("feastJSONBytes (server/response_bytes.ts)", () => {
   it("matches JSON.stringify(toFeastJSON()), statuses and timestamps per view, every value kind", () => {
     const now = Date.parse("2024-06-01T00:00:00Z");
     const a = spec("a", 3600);
@@ -85,10 +86,10 @@ describe("OnlineResponse.toFeastJSONText", () => {
       3,
       now,
     );
-    expect(r.toFeastJSONText()).toBe(JSON.stringify(r.toFeastJSON()));
+    expect(feastJSONText(r)).toBe(JSON.stringify(r.toFeastJSON()));
     // the server's bytes: the same text, UTF-8 (multi-byte characters and U+2028 included)
-    expect(r.toFeastJSONBuffer().equals(Buffer.from(JSON.stringify(r.toFeastJSON()), "utf8"))).toBe(true);
-    expect(JSON.parse(r.toFeastJSONText()).results[1].statuses).toEqual(["PRESENT", "NOT_FOUND", "OUTSIDE_MAX_AGE"]);
+    expect(feastJSONBytes(r).equals(Buffer.from(JSON.stringify(r.toFeastJSON()), "utf8"))).toBe(true);
+    expect(JSON.parse(feastJSONText(r)).results[1].statuses).toEqual(["PRESENT", "NOT_FOUND", "OUTSIDE_MAX_AGE"]);
     const empty = new OnlineResponse(
       [{ name: "user_id", values: [] }],
       [{ view: a, features: [{ name: "age", outputName: "age" }] }],
@@ -96,11 +97,11 @@ describe("OnlineResponse.toFeastJSONText", () => {
       0,
       now,
     );
-    expect(empty.toFeastJSONText()).toBe(JSON.stringify(empty.toFeastJSON()));
-    expect(empty.toFeastJSONBuffer().toString("utf8")).toBe(JSON.stringify(empty.toFeastJSON()));
+    expect(feastJSONText(empty)).toBe(JSON.stringify(empty.toFeastJSON()));
+    expect(feastJSONBytes(empty).toString("utf8")).toBe(JSON.stringify(empty.toFeastJSON()));
   });
 
-  it("toFeastJSONBuffer: strings past the buffer's first estimate, two entity columns, the same UTF-8 bytes", () => {
+  it("strings past the buffer's first estimate, two entity columns, the same UTF-8 bytes", () => {
     const rows = 3000;
     const names = Array.from({ length: rows }, (_, i) => `näme ${i} \u2028 ${"é".repeat(i % 7)} ${"x".repeat(i % 50)}`);
     const large = new OnlineResponse(
@@ -126,7 +127,7 @@ describe("OnlineResponse.toFeastJSONText", () => {
       rows,
       0,
     );
-    expect(large.toFeastJSONBuffer().equals(Buffer.from(JSON.stringify(large.toFeastJSON()), "utf8"))).toBe(true);
+    expect(feastJSONBytes(large).equals(Buffer.from(JSON.stringify(large.toFeastJSON()), "utf8"))).toBe(true);
   });
 
   it("writes every kind of double as JSON.stringify does (digit by digit where it can)", () => {
@@ -196,10 +197,10 @@ describe("OnlineResponse.toFeastJSONText", () => {
       values.length,
       0,
     );
-    const got = JSON.parse(r.toFeastJSONText()).results[1].values as unknown[];
+    const got = JSON.parse(feastJSONText(r)).results[1].values as unknown[];
     const want = JSON.parse(JSON.stringify(r.toFeastJSON())).results[1].values as unknown[];
     expect(got).toEqual(want);
-    expect(r.toFeastJSONText()).toBe(JSON.stringify(r.toFeastJSON()));
+    expect(feastJSONText(r)).toBe(JSON.stringify(r.toFeastJSON()));
   });
 
   it("BufferPool: answers written into reused buffers; only the pool's own buffers are taken back", () => {
@@ -212,15 +213,15 @@ describe("OnlineResponse.toFeastJSONText", () => {
         1,
         0,
       );
-    const first = one(1, "first").toFeastJSONBuffer(pool);
+    const first = feastJSONBytes(one(1, "first"), pool);
     pool.give(first);
-    const second = one(2, "short").toFeastJSONBuffer(pool);
+    const second = feastJSONBytes(one(2, "short"), pool);
     // the same memory again, holding the second answer only
     expect(second.buffer).toBe(first.buffer);
     expect(second.toString()).toBe(JSON.stringify(one(2, "short").toFeastJSON()));
     // an answer past its first buffer moves to a bigger one and gives the smaller back
     const long = one(3, "long ".repeat(5000));
-    const grown = long.toFeastJSONBuffer(pool);
+    const grown = feastJSONBytes(long, pool);
     expect(grown.toString()).toBe(JSON.stringify(long.toFeastJSON()));
     expect(grown.buffer.byteLength).toBeGreaterThan(second.buffer.byteLength);
     expect(pool.take(100).buffer.byteLength).toBe(second.buffer.byteLength);
@@ -255,7 +256,7 @@ describe("OnlineResponse.toFeastJSONText", () => {
       1,
       0,
     );
-    expect(r.toFeastJSONText()).toContain(`"values":[${2n ** 62n}]`);
+    expect(feastJSONText(r)).toContain(`"values":[${2n ** 62n}]`);
     const list = new OnlineResponse(
       [{ name: "user_id", values: [1] }],
       [{ view: spec("a", 0), features: [{ name: "ids", outputName: "ids" }] }],
@@ -263,7 +264,7 @@ describe("OnlineResponse.toFeastJSONText", () => {
       1,
       0,
     );
-    expect(list.toFeastJSONText()).toContain(`"values":[[1,${2n ** 60n}]]`);
+    expect(feastJSONText(list)).toContain(`"values":[[1,${2n ** 60n}]]`);
   });
 });
 
