@@ -20,7 +20,11 @@ export class OnlineResponse {
   constructor(
     /** entity columns echoed from the request */
     readonly entityColumns: ReadonlyArray<{ name: string; values: unknown[] }>,
-    /** the views answered, each with its features (and their output names), in response order */
+    /**
+     * the views answered, each with its features (and their output names), in response order: from the
+     * facade, one array for every answer to the same features while the registry is unchanged, so an
+     * encoder may key what it derives from the names on it
+     */
     readonly views: readonly ResponseView[],
     /** per view, column-wise */
     private readonly results: OnlineReadResult[],

@@ -248,6 +248,46 @@ describe("feastJSONBytes (server/response_bytes.ts)", () => {
     expect(small.take(100).buffer).not.toBe(c.buffer);
   });
 
+  it("writes event timestamps as isoUtc does: milliseconds, before 1970, years 0000 and 9999, and beyond", () => {
+    const times = [
+      0,
+      1,
+      -1,
+      999,
+      1_700_000_000_123,
+      951_782_400_000, // 2000-02-29
+      -62167219200000, // 0000-01-01
+      253402300799999, // 9999-12-31T23:59:59.999
+      253402300800000, // 10000-01-01: past what is written digit by digit
+      -62167219200001,
+      1.5,
+    ];
+    let seed = 3;
+    for (let i = 0; i < 2000; i++) {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      times.push(Math.floor((seed / 2 ** 31 - 0.3) * 2.5e14) - (i % 2) * (seed % 1000));
+    }
+    const r = new OnlineResponse(
+      [{ name: "user_id", values: times.map((_, i) => i) }],
+      [{ view: spec("a", 0), features: [{ name: "x", outputName: "x" }] }],
+      [
+        result(
+          times.map((t) => ({ eventTs: t, values: { x: 1 } })),
+          ["x"],
+        ),
+      ],
+      times.length,
+      0,
+    );
+    expect(feastJSONText(r)).toBe(JSON.stringify(r.toFeastJSON()));
+    expect(JSON.parse(feastJSONText(r)).results[1].event_timestamps.slice(4, 8)).toEqual([
+      "2023-11-14T22:13:20.123Z",
+      "2000-02-29T00:00:00Z",
+      "0000-01-01T00:00:00Z",
+      "9999-12-31T23:59:59.999Z",
+    ]);
+  });
+
   it("writes int64 values beyond 2^53 as exact numbers", () => {
     const r = new OnlineResponse(
       [{ name: "user_id", values: [1] }],
