@@ -143,7 +143,10 @@ interface RedisView {
 export class RedisOnlineStore implements OnlineStore {
   readonly type = "redis";
   private readonly schemas = new SchemaBook();
-  /** defended by: `npm run bench -- online` redis read 1 entity x 25 views */
+  /**
+   * key codec and payload schema by spec object (the registry hands the same ones until it reloads)
+   * defended by: `npm run bench -- online` redis read 1 entity x 25 views p50
+   */
   private readonly views = new WeakMap<FeatureViewSpec, RedisView>();
   private readonly savedSchemas = new Set<string>();
   private upsertSha = "";
