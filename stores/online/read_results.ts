@@ -47,12 +47,13 @@ function readInt64(dv: DataView, o: number): number | bigint {
 const NO_BUFFER: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
 
 /**
- * Unpacks payloads into output columns. Holds its position in the payload and a DataView over the
- * ArrayBuffer it reads, made once per buffer (payloads cut from one reply buffer share it).
+ * Unpacks payloads into output columns. Holds its position in the payload and a DataView over the buffer
+ * it reads, made once per buffer (a read's payloads come in a few buffers: one per SQLite statement, one
+ * per chunk of a Redis reply).
  */
 class PayloadReader {
   private at = 0;
-  private buffer: ArrayBufferLike | undefined;
+  private source: Buffer | undefined;
   private dv = NO_BUFFER;
 
   /**
@@ -69,12 +70,11 @@ class PayloadReader {
   ): number {
     if (b[start] !== PAYLOAD_VERSION)
       throw new Error(`corrupt online payload: version ${b[start]}, expected ${PAYLOAD_VERSION}`);
-    if (b.buffer !== this.buffer) {
-      this.buffer = b.buffer;
-      this.dv = new DataView(b.buffer);
+    if (b !== this.source) {
+      this.source = b;
+      this.dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
     }
     const dv = this.dv;
-    const base = b.byteOffset;
     const codes = schema.codes;
     const bitmapAt = start + HEADER_BYTES;
     this.at = bitmapAt + schema.bitmapBytes;
@@ -88,7 +88,7 @@ class PayloadReader {
       if (out === undefined) {
         this.skip(b, code);
       } else if (code === T_FLOAT) {
-        out[row] = dv.getFloat64(base + this.at, true);
+        out[row] = dv.getFloat64(this.at, true);
         this.at += 8;
       } else if ((code & LIST) === 0) {
         out[row] = this.scalar(b, code);
@@ -100,7 +100,7 @@ class PayloadReader {
         out[row] = arr;
       }
     }
-    return dv.getFloat64(base + start + TS_OFFSET, true);
+    return dv.getFloat64(start + TS_OFFSET, true);
   }
 
   private varint(b: Buffer): number {
@@ -117,18 +117,17 @@ class PayloadReader {
 
   private scalar(b: Buffer, code: number): unknown {
     const o = this.at;
-    const at = b.byteOffset + o;
     switch (code) {
       case T_FLOAT:
         this.at = o + 8;
-        return this.dv.getFloat64(at, true);
+        return this.dv.getFloat64(o, true);
       case T_INT32:
         this.at = o + 4;
-        return this.dv.getInt32(at, true);
+        return this.dv.getInt32(o, true);
       case T_INT64:
       case T_TIMESTAMP:
         this.at = o + 8;
-        return readInt64(this.dv, at);
+        return readInt64(this.dv, o);
       case T_BOOL:
         this.at = o + 1;
         return b[o] === 1;
@@ -170,12 +169,14 @@ class PayloadReader {
 }
 
 /**
- * A column of `rows` NaNs whose elements V8 keeps as unboxed doubles, for numeric features: decoding a
- * number into it allocates nothing, where a null-filled array boxes every number it is given. Rows left
- * without a value are set to null by ReadResults.finish.
+ * `rows` NaNs in an array V8 keeps as unboxed doubles (packed), for numeric features: decoding a number into
+ * a copy allocates nothing, where a null-filled array boxes every number it is given. Rows left without a
+ * value are set to null by ReadResults.finish. Made once per read, copied per column.
  */
-function doubleColumn(rows: number): unknown[] {
-  return rows === 1 ? [NaN] : new Array<unknown>(rows).fill(NaN);
+function nanColumn(rows: number): unknown[] {
+  const out: unknown[] = [];
+  for (let i = 0; i < rows; i++) out.push(NaN);
+  return out;
 }
 
 /** What one view of a read group is decoded into. */
@@ -206,11 +207,11 @@ export class ReadResults {
     for (const g of groups) {
       this.firstSlot.push(this.slots.length);
       const n = g.entityKeys.length;
+      const nans = nanColumn(n);
       for (const { view, features } of g.views) {
         const schema = currentSchema(view);
         const values: Record<string, unknown[]> = {};
-        for (const f of features)
-          values[f] = schema.numeric.has(f) ? doubleColumn(n) : new Array<unknown>(n).fill(null);
+        for (const f of features) values[f] = schema.numeric.has(f) ? nans.slice() : new Array<unknown>(n).fill(null);
         this.slots.push({
           features,
           schema,
