@@ -34,7 +34,8 @@ export interface OnlineReadView {
  * Views read for the same entity rows. `entityKeys` holds one entry per entity row: the values of the
  * views' join keys, in `view.entityColumns` order. The facade puts the views keyed by the same join keys
  * (same names, same order) in one group, so that a store reads each entity once for all of them; a group
- * whose views are keyed differently is still answered correctly, one pass per distinct key.
+ * whose views are keyed differently is still answered correctly, one pass per distinct key. A store never
+ * changes a group: the facade hands the same `views` to every read of the same features.
  */
 export interface OnlineReadGroup {
   entityKeys: unknown[][];
