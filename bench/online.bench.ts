@@ -13,9 +13,10 @@ import { Redis } from "ioredis";
 import { Registry } from "../registry/registry.js";
 import type { FeatureViewSpec } from "../registry/types.js";
 import { FeatureStore } from "../stores/feature_store.js";
-import { EntityKeyCodec, SchemaBook, encodeRows } from "../stores/online/codec.js";
+import { EntityKeyCodec } from "../stores/online/entity_keys.js";
+import { SchemaBook, encodeRows } from "../stores/online/payload.js";
 import { createOnlineStore, parseRedisConnectionString, sqliteTableName } from "../stores/online/index.js";
-import type { OnlineReadRequest, OnlineStore, OnlineWriteBatch } from "../stores/types.js";
+import type { OnlineReadGroup, OnlineStore, OnlineWriteBatch } from "../stores/types.js";
 import { measure, measurePair, performance, report } from "./lib.js";
 
 const N = Number(process.env.ONLINE_BENCH_N ?? 1_000_000);
@@ -98,12 +99,12 @@ function preEncode(
   withNames: boolean,
 ): Array<{ keys: string[]; payloads: Buffer[] }> {
   const codec = new EntityKeyCodec(view, withNames);
-  const schema = new SchemaBook().ofView(view);
+  const schema = new SchemaBook().current(view);
   const out = [];
   for (let s = 0; s < N; s += WRITE_BATCH) {
     const b = slice(view, cols, s, Math.min(N, s + WRITE_BATCH));
-    const { buf, offsets } = encodeRows(view, schema, b);
-    const payloads = Array.from({ length: b.length }, (_, r) => buf.subarray(offsets[r], offsets[r + 1]));
+    const { buf, starts, ends } = encodeRows(view, schema, b);
+    const payloads = Array.from({ length: b.length }, (_, r) => buf.subarray(starts[r], ends[r]));
     out.push({ keys: codec.keysOfColumns(b.keys, b.length), payloads });
   }
   return out;
@@ -115,9 +116,14 @@ function randomId(): number {
   return rng % N;
 }
 
-function requestsFor(views: FeatureViewSpec[], entityIds: number[]): OnlineReadRequest[] {
-  const keys = entityIds.map((id) => [id]);
-  return views.map((view) => ({ view, features: view.features.map((f) => f.name), entityKeys: keys }));
+/** One read group: every feature of `views` for the entities `entityIds`. */
+function groupsFor(views: FeatureViewSpec[], entityIds: number[]): OnlineReadGroup[] {
+  return [
+    {
+      entityKeys: entityIds.map((id) => [id]),
+      views: views.map((view) => ({ view, features: view.features.map((f) => f.name) })),
+    },
+  ];
 }
 
 function randomIds(n: number): number[] {
@@ -126,7 +132,7 @@ function randomIds(n: number): number[] {
 
 async function checkRead(store: OnlineStore, views: FeatureViewSpec[], allCols: Float64Array[][]): Promise<void> {
   const id = randomId();
-  const res = await store.read(PROJECT, requestsFor(views, [id]));
+  const [res] = await store.read(PROJECT, groupsFor(views, [id]));
   views.forEach((v, i) => {
     const got = res[i].values.f3[0];
     if (got !== allCols[i][3][id])
@@ -259,7 +265,7 @@ async function benchSqlite(views: FeatureViewSpec[], allCols: Float64Array[][]):
     .raw(true);
 
   const [s1, r1] = await measurePair(
-    () => store.read(PROJECT, requestsFor(views, [randomId()])),
+    () => store.read(PROJECT, groupsFor(views, [randomId()])),
     () => oneEntity.all(String(randomId())),
     ITER_1,
   );
@@ -275,7 +281,7 @@ async function benchSqlite(views: FeatureViewSpec[], allCols: Float64Array[][]):
   });
 
   const [s100, r100] = await measurePair(
-    () => store.read(PROJECT, requestsFor(views, randomIds(100))),
+    () => store.read(PROJECT, groupsFor(views, randomIds(100))),
     () => hundredEntities.all(...randomIds(100).map(String)),
     ITER_100,
   );
@@ -330,7 +336,7 @@ async function benchRedis(views: FeatureViewSpec[], allCols: Float64Array[][]): 
 
     const fields = views.map((v) => v.name);
     const [s1, r1] = await measurePair(
-      () => store.read(PROJECT, requestsFor(views, [randomId()])),
+      () => store.read(PROJECT, groupsFor(views, [randomId()])),
       () =>
         raw
           .pipeline()
@@ -350,7 +356,7 @@ async function benchRedis(views: FeatureViewSpec[], allCols: Float64Array[][]): 
     });
 
     const [s100, r100] = await measurePair(
-      () => store.read(PROJECT, requestsFor(views, randomIds(100))),
+      () => store.read(PROJECT, groupsFor(views, randomIds(100))),
       () => {
         const p = raw.pipeline();
         for (const id of randomIds(100)) p.hmgetBuffer(`${PROJECT}:user_id=${id}`, ...fields);

@@ -416,6 +416,7 @@ function insideShare(before: Map<number, number>, after: Map<number, number>): s
 /** The same reads in process, without HTTP: FeatureStore.getOnlineFeatures + the response JSON. */
 async function inProcess(kind: string, repo: string): Promise<void> {
   const { FeatureStore } = await import("../stores/feature_store.js");
+  const { feastJSONBytes } = await import("../server/response_bytes.js");
   const store = await FeatureStore.open(repo, { registryTtlSeconds: Infinity });
   try {
     for (const [name, features, rows] of [
@@ -433,7 +434,7 @@ async function inProcess(kind: string, repo: string): Promise<void> {
           features,
           entities: { user_id: Array.from({ length: rows }, randomId) },
         });
-        return r.toFeastJSONBuffer();
+        return feastJSONBytes(r);
       };
       const full = await measure(readJson, iterations);
       report(`${kind}: in process (no HTTP), ${name}: read+JSON p99`, full.p99 / 1000, "ms", {
@@ -458,9 +459,9 @@ async function inProcess(kind: string, repo: string): Promise<void> {
       features: ALL_FEATURES,
       entities: { user_id: Array.from({ length: 100 }, randomId) },
     });
-    const hand = await measure(() => bigResponse.toFeastJSONBuffer(), 100, 20);
+    const hand = await measure(() => feastJSONBytes(bigResponse), 100, 20);
     const std = await measure(() => Buffer.from(JSON.stringify(bigResponse.toFeastJSON())), 100, 20);
-    report(`${kind}: JSON bytes of the 100 x 250 answer, toFeastJSONBuffer p50`, hand.p50 / 1000, "ms", {
+    report(`${kind}: JSON bytes of the 100 x 250 answer, feastJSONBytes p50`, hand.p50 / 1000, "ms", {
       baseline: std.p50 / 1000,
       baselineName: "Buffer.from(JSON.stringify(toFeastJSON()))",
     });

@@ -5,7 +5,7 @@
 import type { Ajv, ValidateFunction } from "ajv";
 import type { FeatureViewSpec, FieldSpec, RegistryContents } from "../registry/types.js";
 import { batchSourceOf } from "../registry/types.js";
-import { StringListMemo } from "../stores/list_memo.js";
+import { StringListMemo } from "../common/list_memo.js";
 import { TIMESTAMP_SCHEMA, check, columnSchema, type JsonSchema } from "./schemas.js";
 
 /** A request the registry cannot serve: 404 when a named object does not exist, else 400. */
@@ -32,6 +32,10 @@ function listNames(names: string[]): string {
 export class RegistrySchemas {
   private readonly views = new Map<string, FeatureViewSpec>();
   private readonly services = new Map<string, Set<string>>();
+  /**
+   * entity checks by feature list and by service (building one checks every reference against the registry)
+   * defended by: `npm run bench -- server` 1 row x 250 features @1000 req/s p99
+   */
   private readonly featurePlans = new StringListMemo<OnlinePlan | PlanError>(MAX_CACHED_PLANS);
   private readonly servicePlans = new Map<string, OnlinePlan | PlanError>();
   private readonly entityValidators = new Map<string, ValidateFunction>();

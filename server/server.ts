@@ -11,6 +11,7 @@ import type { ValidateFunction } from "ajv";
 import { FstoreError, NotFoundError, ValidationError, errorMessage } from "../common/errors.js";
 import { FeatureStore, type PushTarget } from "../stores/feature_store.js";
 import { BufferPool } from "./json_bytes.js";
+import { feastJSONBytes } from "./response_bytes.js";
 import { type LogLevel, type Logger, errorFields, jsonLogger } from "./log.js";
 import { BodyPrefixes } from "./body_prefix.js";
 import { Metrics } from "./metrics.js";
@@ -217,7 +218,7 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
             fullFeatureNames: b.full_feature_names,
           });
           observeRead({}, (performance.now() - t) / 1000);
-          const json = resp.toFeastJSONBuffer(answers);
+          const json = feastJSONBytes(resp, answers);
           countReadRows({}, firstColumnLength(b.entities));
           return { body: json, pooled: true };
         },

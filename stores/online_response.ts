@@ -1,7 +1,6 @@
 // The answer of an online read, column-oriented as Feast's: join keys first, then features.
 
 import { isoUtc } from "../common/time.js";
-import { type BufferPool, JsonBytes, asciiBytes } from "../server/json_bytes.js";
 import type { ResolvedView } from "./references.js";
 import type { OnlineReadResult } from "./types.js";
 
@@ -12,22 +11,26 @@ export interface FeastOnlineResponse {
   results: Array<{ values: unknown[]; statuses: FeatureStatus[]; event_timestamps: string[] }>;
 }
 
-const EPOCH = "1970-01-01T00:00:00Z";
+/** The event timestamp of join-key columns and of values not found. */
+export const EPOCH = "1970-01-01T00:00:00Z";
 /** What the response needs of a resolved view. */
-type ResponseView = Pick<ResolvedView, "view" | "features">;
-
-const featureNamesBytes = new WeakMap<ResponseView[], Map<string, Uint8Array>>();
+export type ResponseView = Pick<ResolvedView, "view" | "features">;
 
 export class OnlineResponse {
   constructor(
     /** entity columns echoed from the request */
-    private readonly entityColumns: Array<{ name: string; values: unknown[] }>,
-    private readonly views: ResponseView[],
+    readonly entityColumns: ReadonlyArray<{ name: string; values: unknown[] }>,
+    /**
+     * the views answered, each with its features (and their output names), in response order: from the
+     * facade, one array for every answer to the same features while the registry is unchanged, so an
+     * encoder may key what it derives from the names on it
+     */
+    readonly views: readonly ResponseView[],
     /** per view, column-wise */
     private readonly results: OnlineReadResult[],
-    private readonly rowCount: number,
+    readonly rowCount: number,
     /** read time, ms: TTL is applied against it */
-    private readonly now: number,
+    readonly now: number,
   ) {}
 
   get featureNames(): string[] {
@@ -47,7 +50,8 @@ export class OnlineResponse {
     return out;
   }
 
-  private column(viewIndex: number, feature: string): unknown[] {
+  /** The values of a feature of `views[viewIndex]`, one per entity row (the response's own array). */
+  column(viewIndex: number, feature: string): unknown[] {
     return this.results[viewIndex].values[feature] ?? new Array<unknown>(this.rowCount).fill(null);
   }
 
@@ -56,6 +60,11 @@ export class OnlineResponse {
     const cols = this.toObject();
     const names = Object.keys(cols);
     return Array.from({ length: this.rowCount }, (_, i) => Object.fromEntries(names.map((n) => [n, cols[n][i]])));
+  }
+
+  /** The event time (ms) of each entity row's value of `views[viewIndex]`; NaN where none was found. */
+  eventTsOf(viewIndex: number): Float64Array {
+    return this.results[viewIndex].eventTs;
   }
 
   statusOf(viewIndex: number, row: number): FeatureStatus {
@@ -102,123 +111,5 @@ export class OnlineResponse {
       for (const f of v.features) results.push({ values: this.column(vi, f.name), statuses, event_timestamps: stamps });
     });
     return { metadata: { feature_names: this.featureNames }, results };
-  }
-
-  /**
-   * `JSON.stringify(toFeastJSON())` as UTF-8 bytes, written straight from the read columns into one buffer
-   * (server/json_bytes.ts): no per-feature result objects, no string parts, and a view's statuses and
-   * event timestamps are rendered once and copied into each of its features. Int64 values beyond 2^53
-   * (bigint) are written as exact JSON numbers. This is what the feature server sends; it passes its
-   * `pool` and gives the buffer back (pool.give) once the socket has written it.
-   */
-  toFeastJSONBuffer(pool?: BufferPool): Buffer {
-    const n = this.rowCount;
-    const features = this.views.reduce((s, v) => s + v.features.length, 0);
-    const names = this.namesBytes();
-    // numbers take at most 24 characters and a comma, a row's status and time about 36; JsonBytes grows
-    // past this estimate when strings or lists are longer
-    const out = new JsonBytes(names.length + 64 + (this.entityColumns.length + features) * (80 + n * 61), pool);
-    out.bytes(HEAD);
-    out.bytes(names);
-    out.bytes(RESULTS);
-    let first = true;
-    // a tail (statuses and event timestamps) is written once, after the first column it follows, and
-    // copied from there after each further column that shares it; `tailOf` is whose it is (-1: entities')
-    let tailOf = -2;
-    let tailAt = -1;
-    let tailEnd = -1;
-    const stampBytes = new Map<number, Uint8Array>();
-    const column = (values: ArrayLike<unknown>, viewIndex: number) => {
-      out.bytes(first ? FIRST_VALUES : NEXT_VALUES);
-      first = false;
-      writeValues(out, values, n);
-      if (tailOf === viewIndex) return out.copyOf(tailAt, tailEnd);
-      tailOf = viewIndex;
-      tailAt = out.length;
-      this.writeTail(out, viewIndex, stampBytes);
-      tailEnd = out.length;
-    };
-    for (const c of this.entityColumns) column(c.values, -1);
-    this.views.forEach((v, vi) => {
-      for (const f of v.features) column(this.column(vi, f.name), vi);
-    });
-    out.bytes(CLOSE);
-    return out.finish();
-  }
-
-  /**
-   * `],"statuses":[...],"event_timestamps":[...]}` of a view's rows, or of the entity columns (viewIndex
-   * -1: always present, at the epoch); the `]` closes the values.
-   */
-  private writeTail(out: JsonBytes, viewIndex: number, stampBytes: Map<number, Uint8Array>): void {
-    const n = this.rowCount;
-    const ts = viewIndex < 0 ? undefined : this.results[viewIndex].eventTs;
-    out.bytes(STATUSES);
-    for (let i = 0; i < n; i++) {
-      if (i) out.byte(COMMA);
-      out.bytes(ts === undefined ? QUOTED_PRESENT : STATUS_BYTES[this.statusOf(viewIndex, i)]);
-    }
-    out.bytes(STAMPS);
-    for (let i = 0; i < n; i++) {
-      if (i) out.byte(COMMA);
-      const t = ts === undefined ? NaN : ts[i];
-      if (Number.isNaN(t)) {
-        out.bytes(QUOTED_EPOCH);
-        continue;
-      }
-      // a time's quoted text, as bytes: made once per answer, copied for every row that has it
-      let bytes = stampBytes.get(t);
-      if (bytes === undefined) stampBytes.set(t, (bytes = asciiBytes(JSON.stringify(isoUtc(t)))));
-      out.bytes(bytes);
-    }
-    out.bytes(CLOSE);
-  }
-
-  /** toFeastJSONBuffer as text. */
-  toFeastJSONText(): string {
-    return this.toFeastJSONBuffer().toString("utf8");
-  }
-
-  /** feature_names as JSON bytes, cached per resolved-views array (memoised by the facade) and entity columns. */
-  private namesBytes(): Uint8Array {
-    let byEntities = featureNamesBytes.get(this.views);
-    if (byEntities === undefined) featureNamesBytes.set(this.views, (byEntities = new Map<string, Uint8Array>()));
-    const key =
-      this.entityColumns.length === 1
-        ? this.entityColumns[0].name
-        : this.entityColumns.map((c) => c.name).join("\u0000");
-    let bytes = byEntities.get(key);
-    if (bytes === undefined) {
-      bytes = Buffer.from(JSON.stringify(this.featureNames), "utf8");
-      // bounded: entity column spellings come from requests
-      if (byEntities.size >= 16) byEntities.clear();
-      byEntities.set(key, bytes);
-    }
-    return bytes;
-  }
-}
-
-const HEAD = asciiBytes('{"metadata":{"feature_names":');
-const RESULTS = asciiBytes('},"results":[');
-const FIRST_VALUES = asciiBytes('{"values":[');
-const NEXT_VALUES = asciiBytes(',{"values":[');
-const STATUSES = asciiBytes('],"statuses":[');
-const STAMPS = asciiBytes('],"event_timestamps":[');
-/** closes a column's object, and the results array with the whole answer */
-const CLOSE = asciiBytes("]}");
-const QUOTED_PRESENT = asciiBytes('"PRESENT"');
-const QUOTED_EPOCH = asciiBytes(`"${EPOCH}"`);
-const STATUS_BYTES: Record<FeatureStatus, Uint8Array> = {
-  PRESENT: QUOTED_PRESENT,
-  NOT_FOUND: asciiBytes('"NOT_FOUND"'),
-  OUTSIDE_MAX_AGE: asciiBytes('"OUTSIDE_MAX_AGE"'),
-};
-const COMMA = 44;
-
-/** A column's first n values, comma-separated (numbers digit by digit, see JsonBytes.number). */
-function writeValues(out: JsonBytes, values: ArrayLike<unknown>, n: number): void {
-  for (let i = 0; i < n; i++) {
-    if (i) out.byte(COMMA);
-    out.value(values[i]);
   }
 }

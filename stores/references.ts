@@ -2,18 +2,27 @@
 
 import { NotFoundError, ValidationError } from "../common/errors.js";
 import type { FeatureViewSpec, RegistryContents } from "../registry/types.js";
+import type { OnlineReadView } from "./types.js";
 
 export interface ResolvedView {
   view: FeatureViewSpec;
   features: Array<{ name: string; outputName: string }>;
-  /** features' names (what an online read asks the store for; shared, not to be changed) */
-  featureNames: string[];
-  /** the view's join-key names joined by NUL: views alike read the same entity keys */
-  joinKeySignature: string;
+  /** where an online read answers this view: `groups[group].views[slot]` */
+  group: number;
+  slot: number;
+}
+
+/** Views keyed by the same join keys (same names, same order): an online read group. */
+export interface ResolvedGroup {
+  /** the join keys of the group's views, in their `entityColumns` order */
+  joinKeys: string[];
+  /** what an online read asks of each view */
+  views: OnlineReadView[];
 }
 
 export interface ResolvedFeatures {
   views: ResolvedView[];
+  groups: ResolvedGroup[];
   /** output feature column names, in request order */
   outputNames: string[];
   /** join-key columns the request needs, in order of first use */
@@ -56,6 +65,7 @@ export function resolveFeatures(
     });
   }
   const byView = new Map<string, ResolvedView>();
+  const groups: ResolvedGroup[] = [];
   const outputNames: string[] = [];
   const seenOut = new Map<string, string>();
   const joinKeys: string[] = [];
@@ -83,17 +93,19 @@ export function resolveFeatures(
     outputNames.push(outputName);
     let rv = byView.get(view.name);
     if (!rv) {
-      rv = {
-        view,
-        features: [],
-        featureNames: [],
-        joinKeySignature: view.entityColumns.map((c) => c.name).join("\u0000"),
-      };
+      const keys = view.entityColumns.map((c) => c.name);
+      let group = groups.findIndex((g) => sameList(g.joinKeys, keys));
+      if (group < 0) group = groups.push({ joinKeys: keys, views: [] }) - 1;
+      rv = { view, features: [], group, slot: groups[group].views.push({ view, features: [] }) - 1 };
       byView.set(view.name, rv);
-      for (const c of view.entityColumns) if (!joinKeys.includes(c.name)) joinKeys.push(c.name);
+      for (const k of keys) if (!joinKeys.includes(k)) joinKeys.push(k);
     }
     rv.features.push({ name: r.feature, outputName });
-    rv.featureNames.push(r.feature);
+    groups[rv.group].views[rv.slot].features.push(r.feature);
   }
-  return { views: [...byView.values()], outputNames, joinKeys };
+  return { views: [...byView.values()], groups, outputNames, joinKeys };
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }

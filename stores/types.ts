@@ -24,20 +24,36 @@ export interface OnlineWriteBatch {
   createdTs: ArrayLike<number>;
 }
 
-export interface OnlineReadRequest {
+/** One feature view of a read group, and the features wanted from it (the store may return more). */
+export interface OnlineReadView {
   view: FeatureViewSpec;
-  /** features wanted from this view (the store may return more) */
   features: string[];
-  /** one entry per entity row: join-key values in `view.entityColumns` order */
-  entityKeys: unknown[][];
 }
 
-/** The answer to one OnlineReadRequest, column-wise (no object per entity row). */
+/**
+ * Views read for the same entity rows. `entityKeys` holds one entry per entity row: the values of the
+ * views' join keys, in `view.entityColumns` order. The facade puts the views keyed by the same join keys
+ * (same names, same order) in one group, so that a store reads each entity once for all of them; a group
+ * whose views are keyed differently is still answered correctly, one pass per distinct key. A store never
+ * changes a group: the facade hands the same `views` to every read of the same features.
+ */
+export interface OnlineReadGroup {
+  entityKeys: unknown[][];
+  views: OnlineReadView[];
+}
+
+/** The answer for one view of a group, column-wise (no object per entity row). */
 export interface OnlineReadResult {
   /** event time (ms) of each entity row's stored value; NaN where the entity has none */
   eventTs: Float64Array;
   /** each requested feature: one value per entity row, null when absent */
   values: Record<string, unknown[]>;
+}
+
+/** One view's rows of a multi-view write. */
+export interface OnlineViewBatch {
+  view: FeatureViewSpec;
+  batch: OnlineWriteBatch;
 }
 
 export interface OnlineStore {
@@ -56,9 +72,14 @@ export interface OnlineStore {
    * per batch, in order. Materialize uses it to write the views of the same entities a key range at a time,
    * for stores that keep an entity's views side by side (SQLite); without it, it writes view by view.
    */
-  writeViews?(project: string, batches: Array<{ view: FeatureViewSpec; batch: OnlineWriteBatch }>): Promise<number[]>;
-  /** One result per request, in order. */
-  read(project: string, requests: OnlineReadRequest[]): Promise<OnlineReadResult[]>;
+  writeViews?(project: string, batches: OnlineViewBatch[]): Promise<number[]>;
+  /**
+   * The latest stored value of each entity row and view (TTL is not applied here: the response marks old
+   * values). `result[g][v]` answers `groups[g].views[v]`, one row per entity row of the group, in order,
+   * duplicates included. A value that cannot be a key of its join key's dtype is a ValidationError naming
+   * the view, join key, value and row.
+   */
+  read(project: string, groups: OnlineReadGroup[]): Promise<OnlineReadResult[][]>;
   /** Throws when the store does not answer. */
   health(): Promise<void>;
   close(): Promise<void>;

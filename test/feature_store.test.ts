@@ -141,6 +141,22 @@ describe.each(STORES)("FeatureStore on %s", (kind, onlineYaml) => {
     await expect(read(["nope:age"], { user_id: [1] })).rejects.toThrow(/feature view "nope" .* is not in the registry/);
   });
 
+  it("reads views of two join-key sets in one call, and shares the response's views across equal requests", async () => {
+    const features = ["item_features:price", "user_features:age", "user_features:city"];
+    const first = await store.getOnlineFeatures({ features, entities: { item_id: [10, 99], user_id: [2, 1] } });
+    expect(first.toObject()).toEqual({
+      item_id: [10, 99],
+      user_id: [2, 1],
+      price: [9.5, null],
+      age: [40, 34],
+      city: [null, "Bergen"],
+    });
+    // an encoder keys what it derives from the names on `views` (OnlineResponse documents it)
+    const again = await store.getOnlineFeatures({ features: [...features], entityRows: [{ item_id: 10, user_id: 1 }] });
+    expect(again.views).toBe(first.views);
+    expect(again.toRows()).toEqual([{ item_id: 10, user_id: 1, price: 9.5, age: 34, city: "Bergen" }]);
+  });
+
   it("pushes online and offline, and rejects rows that do not match the schema", async () => {
     const now = new Date(Math.floor(Date.now() / 1000) * 1000);
     await expect(

@@ -1,6 +1,6 @@
 // StringListMemo: the request-shape memo of the facade and the feature server.
 import { describe, expect, it } from "vitest";
-import { StringListMemo } from "../stores/list_memo.js";
+import { StringListMemo } from "../common/list_memo.js";
 
 describe("StringListMemo", () => {
   it("finds a value by an equal list, not by a different one, a different tag or a list with a non-string", () => {

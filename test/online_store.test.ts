@@ -9,10 +9,16 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ValidationError } from "../common/errors.js";
 import type { FeatureViewSpec } from "../registry/types.js";
-import { EntityKeyCodec, SchemaBook, encodeRows } from "../stores/online/codec.js";
+import { EntityKeyCodec } from "../stores/online/entity_keys.js";
 import { createOnlineStore, parseRedisConnectionString } from "../stores/online/index.js";
 import { READER_NAME } from "../stores/online/redis_reader.js";
-import type { OnlineReadRequest, OnlineReadResult, OnlineStore, OnlineWriteBatch } from "../stores/types.js";
+import type {
+  OnlineReadGroup,
+  OnlineReadResult,
+  OnlineReadView,
+  OnlineStore,
+  OnlineWriteBatch,
+} from "../stores/types.js";
 import { viewSpec as view } from "./repo_fixture.js";
 
 const PROJECT = "online_test";
@@ -188,12 +194,22 @@ function recordsOf(r: OnlineReadResult): Array<OnlineRecord | null> {
       : { eventTs: ts, values: Object.fromEntries(Object.entries(r.values).map(([k, col]) => [k, col[i]])) },
   );
 }
+/** A read of several groups, record by record: [group][view][row]. */
 async function readRecords(
   store: OnlineStore,
   project: string,
-  requests: OnlineReadRequest[],
+  groups: OnlineReadGroup[],
+): Promise<Array<Array<Array<OnlineRecord | null>>>> {
+  return (await store.read(project, groups)).map((views) => views.map(recordsOf));
+}
+/** A read of one group (`views` of the same entity rows), record by record: [view][row]. */
+async function readGroup(
+  store: OnlineStore,
+  project: string,
+  entityKeys: unknown[][],
+  ...views: OnlineReadView[]
 ): Promise<Array<Array<OnlineRecord | null>>> {
-  return (await store.read(project, requests)).map(recordsOf);
+  return (await readRecords(store, project, [{ entityKeys, views }]))[0];
 }
 
 const richRow = {
@@ -266,9 +282,10 @@ describe.each(cases)("online store: $name", ({ name, open, cleanup }) => {
       ]),
     );
     expect(n).toBe(3);
-    const [res] = await readRecords(store, PROJECT, [
-      { view: allTypes, features: allTypes.features.map((f) => f.name), entityKeys: [[1], [2], [3]] },
-    ]);
+    const [res] = await readGroup(store, PROJECT, [[1], [2], [3]], {
+      view: allTypes,
+      features: allTypes.features.map((f) => f.name),
+    });
     expect(res[0]).toEqual({ eventTs: 1000, values: richRow });
     expect(res[1]?.eventTs).toBe(2000);
     expect(res[1]?.values.s).toBe("only a string");
@@ -278,7 +295,7 @@ describe.each(cases)("online store: $name", ({ name, open, cleanup }) => {
     answers[`${name}:types`] = res;
     // a subset: the fields in between (strings, bytes, lists of each) are skipped, not decoded
     for (const pick of [["raws"], ["f64", "bs"], ["ss", "ts"], ["s", "raw", "i64s"]]) {
-      const [sub] = await readRecords(store, PROJECT, [{ view: allTypes, features: pick, entityKeys: [[1], [3]] }]);
+      const [sub] = await readGroup(store, PROJECT, [[1], [3]], { view: allTypes, features: pick });
       expect(sub[0]?.values).toEqual(Object.fromEntries(pick.map((f) => [f, richRow[f as keyof typeof richRow]])));
       expect(Object.keys(sub[1]?.values ?? {})).toEqual(pick);
     }
@@ -298,17 +315,17 @@ describe.each(cases)("online store: $name", ({ name, open, cleanup }) => {
         { key: [42, "b"], values: { score: 2.5 }, ev: 10 },
       ]),
     );
-    const [stats, pairs] = await readRecords(store, PROJECT, [
-      { view: userStats, features: ["clicks", "ctr"], entityKeys: [[42], ["0042"], [42n], [43]] },
+    // two groups in one read
+    const [[stats], [pairs]] = await readRecords(store, PROJECT, [
+      { entityKeys: [[42], ["0042"], [42n], [43]], views: [{ view: userStats, features: ["clicks", "ctr"] }] },
       {
-        view: pair,
-        features: ["score"],
         entityKeys: [
           ["42", "b"],
           [42, "a"],
           [42, "c"],
           [43, "a"],
         ],
+        views: [{ view: pair, features: ["score"] }],
       },
     ]);
     expect(stats.map((r) => r?.values.clicks ?? null)).toEqual([7, 7, 7, null]);
@@ -327,14 +344,15 @@ describe.each(cases)("online store: $name", ({ name, open, cleanup }) => {
         items.map((item, i) => ({ key: [7, item], values: { score: i + 0.5 }, ev: 10 })),
       ),
     );
-    const [res] = await readRecords(store, PROJECT, [
-      { view: pair, features: ["score"], entityKeys: [...items.map((item) => [7, item]).reverse(), [7, "日本"]] },
-    ]);
+    const [res] = await readGroup(store, PROJECT, [...items.map((item) => [7, item]).reverse(), [7, "日本"]], {
+      view: pair,
+      features: ["score"],
+    });
     expect(res.map((r) => r?.values.score ?? null)).toEqual([4.5, 3.5, 2.5, 1.5, 0.5, null]);
   });
 
   it("rejects a value that cannot be a key, naming the join key and value", async () => {
-    const bad = readRecords(store, PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [["abc"]] }]);
+    const bad = readGroup(store, PROJECT, [["abc"]], { view: userStats, features: ["clicks"] });
     await expect(bad).rejects.toThrow(ValidationError);
     await expect(bad).rejects.toThrow(/join key "user_id" value "abc".*int64/);
     await expect(
@@ -346,7 +364,7 @@ describe.each(cases)("online store: $name", ({ name, open, cleanup }) => {
     const w = (ev: number, cr: number, clicks: number) =>
       store.write(PROJECT, userStats, batch(userStats, [{ key: [500], values: { clicks }, ev, cr }]));
     const read = async () =>
-      (await readRecords(store, PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[500]] }]))[0][0];
+      (await readGroup(store, PROJECT, [[500]], { view: userStats, features: ["clicks"] }))[0][0];
     expect(await w(100, 1, 1)).toBe(1);
     expect(await w(50, 9, 2)).toBe(0); // older event time
     expect((await read())?.values.clicks).toBe(1);
@@ -368,8 +386,7 @@ describe.each(cases)("online store: $name", ({ name, open, cleanup }) => {
     );
     expect(n).toBe(1);
     expect(
-      (await readRecords(store, PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[501]] }]))[0][0]
-        ?.values.clicks,
+      (await readGroup(store, PROJECT, [[501]], { view: userStats, features: ["clicks"] }))[0][0]?.values.clicks,
     ).toBe(2);
     // a batch large enough to be written many rows per statement, duplicates inside one statement
     const many = Array.from({ length: 100 }, (_, i) => ({
@@ -378,9 +395,12 @@ describe.each(cases)("online store: $name", ({ name, open, cleanup }) => {
       ev: i < 40 ? 30 : i < 80 ? 10 : 30,
     }));
     expect(await store.write(PROJECT, userStats, batch(userStats, many))).toBe(60);
-    const got = await readRecords(store, PROJECT, [
-      { view: userStats, features: ["clicks"], entityKeys: Array.from({ length: 40 }, (_, i) => [600 + i]) },
-    ]);
+    const got = await readGroup(
+      store,
+      PROJECT,
+      Array.from({ length: 40 }, (_, i) => [600 + i]),
+      { view: userStats, features: ["clicks"] },
+    );
     expect(got[0].map((r) => r?.values.clicks)).toEqual(Array.from({ length: 40 }, (_, i) => (i < 20 ? 80 + i : i)));
   });
 
@@ -394,13 +414,52 @@ describe.each(cases)("online store: $name", ({ name, open, cleanup }) => {
     const p = store.write(PROJECT, userStats, batch(userStats, rows));
     await expect(p).rejects.toThrow(ValidationError);
     await expect(p).rejects.toThrow(/feature "ctr" \(float64\) value "not a number" in row 1100/);
-    const [res] = await readRecords(store, PROJECT, [
-      { view: userStats, features: ["clicks"], entityKeys: rows.map((r) => r.key) },
-    ]);
+    const [res] = await readGroup(
+      store,
+      PROJECT,
+      rows.map((r) => r.key),
+      { view: userStats, features: ["clicks"] },
+    );
     expect(res.every((r) => r === null)).toBe(true);
     await expect(
       store.write(PROJECT, userStats, batch(userStats, [{ key: [1], values: { clicks: 1.5 }, ev: 1 }])),
     ).rejects.toThrow(/"clicks" \(int64\) value 1.5/);
+  });
+
+  it("answers a read the same however the caller groups it: one group, a group per view, mixed join keys", async () => {
+    const item = view("item_stats", [["item_id", "string"]], [["price", "float64"]]);
+    const userAsString = view("user_names", [["user_id", "string"]], [["nick", "string"]]);
+    await store.update(PROJECT, [item, userAsString], []);
+    await store.write(PROJECT, userStats, batch(userStats, [{ key: [70], values: { clicks: 1, ctr: 0.5 }, ev: 3 }]));
+    await store.write(PROJECT, item, batch(item, [{ key: ["70"], values: { price: 9.5 }, ev: 4 }]));
+    await store.write(PROJECT, userAsString, batch(userAsString, [{ key: ["71"], values: { nick: "b" }, ev: 5 }]));
+    const keys = [[70], [71], [70]];
+    const views = [
+      { view: userStats, features: ["clicks"] },
+      { view: item, features: ["price"] },
+      { view: userAsString, features: ["nick"] },
+      { view: userStats, features: ["ctr"] },
+    ];
+    // one group whose views are keyed by different join keys, and key dtypes, than each other
+    const together = await readGroup(store, PROJECT, keys, ...views);
+    expect(together.map((rows) => rows.map((r) => (r === null ? null : Object.values(r.values)[0])))).toEqual([
+      [1, null, 1],
+      [9.5, null, 9.5],
+      [null, "b", null],
+      [0.5, null, 0.5],
+    ]);
+    expect(together[1][0]?.eventTs).toBe(4);
+    // the same views each in a group of its own, with entity rows copied
+    const apart = await readRecords(
+      store,
+      PROJECT,
+      views.map((v) => ({ entityKeys: keys.map((k) => [...k]), views: [v] })),
+    );
+    expect(apart.map((g) => g[0])).toEqual(together);
+    expect(await store.read(PROJECT, [{ entityKeys: [], views }])).toEqual([
+      views.map(() => ({ eventTs: new Float64Array(0), values: expect.any(Object) as unknown })),
+    ]);
+    await store.update(PROJECT, [], [item, userAsString]);
   });
 
   it("reads many views and many entities in one call", async () => {
@@ -422,10 +481,13 @@ describe.each(cases)("online store: $name", ({ name, open, cleanup }) => {
       ),
     );
     const keys = [...ids, 99].map((id) => [id]);
-    const [a, b] = await readRecords(store, PROJECT, [
-      { view: userStats, features: ["clicks", "ctr"], entityKeys: keys },
-      { view: allTypes, features: ["s"], entityKeys: keys },
-    ]);
+    const [a, b] = await readGroup(
+      store,
+      PROJECT,
+      keys,
+      { view: userStats, features: ["clicks", "ctr"] },
+      { view: allTypes, features: ["s"] },
+    );
     expect(a.slice(0, 700).map((r) => r?.values.ctr)).toEqual(ids.map((id) => id / 10));
     expect(b.slice(0, 700).map((r) => r?.values.s ?? null)).toEqual(ids.map((id) => (id % 2 === 0 ? `u${id}` : null)));
     expect(a[700]).toBeNull();
@@ -438,13 +500,9 @@ describe.each(cases)("online store: $name", ({ name, open, cleanup }) => {
     await store.write(PROJECT, x, batch(x, [{ key: [7], values: { v: 1 }, ev: 1 }]));
     await store.write(PROJECT, z, batch(z, [{ key: [7], values: { v: 3 }, ev: 1 }]));
     const values = async (keys: unknown[][]) =>
-      (
-        await readRecords(
-          store,
-          PROJECT,
-          [x, y].map((v) => ({ view: v, features: ["v"], entityKeys: keys })),
-        )
-      ).map((rows) => rows.map((r) => r?.values.v ?? null));
+      (await readGroup(store, PROJECT, keys, ...[x, y].map((v) => ({ view: v, features: ["v"] })))).map((rows) =>
+        rows.map((r) => r?.values.v ?? null),
+      );
     expect(await values([[7]])).toEqual([[1], [null]]);
     expect(await values([[8]])).toEqual([[null], [null]]);
     expect(await values([[7], [8]])).toEqual([
@@ -476,7 +534,7 @@ describe.each(cases)("online store: $name", ({ name, open, cleanup }) => {
     await store.update(PROJECT, [v2], []);
     await store.write(PROJECT, v2, batch(v2, [{ key: [2], values: { a: 22, b: "x" }, ev: 1 }]));
     // old, new and old again: each schema's columns are looked up once and reused
-    const [res] = await readRecords(store, PROJECT, [{ view: v2, features: ["a", "b"], entityKeys: [[1], [2], [3]] }]);
+    const [res] = await readGroup(store, PROJECT, [[1], [2], [3]], { view: v2, features: ["a", "b"] });
     expect(res.map((r) => r?.values)).toEqual([
       { a: 11, b: null },
       { a: 22, b: "x" },
@@ -489,10 +547,13 @@ describe.each(cases)("online store: $name", ({ name, open, cleanup }) => {
     await store.update(PROJECT, [gone], []);
     await store.write(PROJECT, gone, batch(gone, [{ key: [42], values: { x: 1 }, ev: 1 }]));
     await store.update(PROJECT, [userStats], [gone]);
-    const [g, s] = await readRecords(store, PROJECT, [
-      { view: gone, features: ["x"], entityKeys: [[42]] },
-      { view: userStats, features: ["clicks"], entityKeys: [[42]] },
-    ]);
+    const [g, s] = await readGroup(
+      store,
+      PROJECT,
+      [[42]],
+      { view: gone, features: ["x"] },
+      { view: userStats, features: ["clicks"] },
+    );
     expect(g[0]).toBeNull();
     expect(s[0]?.values.clicks).toBe(7); // the other view on the same entity is untouched
 
@@ -501,20 +562,14 @@ describe.each(cases)("online store: $name", ({ name, open, cleanup }) => {
     await store.write(other, userStats, batch(userStats, [{ key: [42], values: { clicks: 1 }, ev: 1 }]));
     await store.write(nested, userStats, batch(userStats, [{ key: [42], values: { clicks: 2 }, ev: 1 }]));
     await store.teardown(other, [userStats]);
+    expect((await readGroup(store, other, [[42]], { view: userStats, features: ["clicks"] }))[0][0]).toBeNull();
     expect(
-      (await readRecords(store, other, [{ view: userStats, features: ["clicks"], entityKeys: [[42]] }]))[0][0],
-    ).toBeNull();
-    expect(
-      (await readRecords(store, nested, [{ view: userStats, features: ["clicks"], entityKeys: [[42]] }]))[0][0]?.values
-        .clicks,
+      (await readGroup(store, nested, [[42]], { view: userStats, features: ["clicks"] }))[0][0]?.values.clicks,
     ).toBe(2);
     await store.teardown(nested, []);
+    expect((await readGroup(store, nested, [[42]], { view: userStats, features: ["clicks"] }))[0][0]).toBeNull();
     expect(
-      (await readRecords(store, nested, [{ view: userStats, features: ["clicks"], entityKeys: [[42]] }]))[0][0],
-    ).toBeNull();
-    expect(
-      (await readRecords(store, PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[42]] }]))[0][0]?.values
-        .clicks,
+      (await readGroup(store, PROJECT, [[42]], { view: userStats, features: ["clicks"] }))[0][0]?.values.clicks,
     ).toBe(7);
   });
 });
@@ -542,9 +597,10 @@ describe("sqlite specifics", () => {
           { key: [3], values: { f64: 3 }, ev: 1 },
         ]),
       );
-      const [got] = await readRecords(store, PROJECT, [
-        { view: allTypes, features: ["f64", "f64s", "s"], entityKeys: [[1], [2], [3]] },
-      ]);
+      const [got] = await readGroup(store, PROJECT, [[1], [2], [3]], {
+        view: allTypes,
+        features: ["f64", "f64s", "s"],
+      });
       expect(got.map((r) => r?.values.f64 ?? null)).toEqual([1, null, 3]);
       expect(got[1]?.values.s).toBe("after");
       expect((got[1]?.values.f64s as number[]).length).toBe(big.length);
@@ -568,8 +624,7 @@ describe("sqlite specifics", () => {
         .sort();
     const more = view("user_more", [["user_id", "int64"]], [["age", "int64"]]);
     const read = async (v: FeatureViewSpec, key: unknown[]) =>
-      (await readRecords(store, "p1", [{ view: v, features: v.features.map((f) => f.name), entityKeys: [key] }]))[0][0]
-        ?.values ?? null;
+      (await readGroup(store, "p1", [key], { view: v, features: v.features.map((f) => f.name) }))[0][0]?.values ?? null;
     try {
       await store.update("p1", [userStats, pair, more], []);
       expect(tables()).toEqual(["p1:user_id", "p1:user_id,item_id"]);
@@ -579,10 +634,13 @@ describe("sqlite specifics", () => {
       await store.write("p1", more, batch(more, [{ key: [1], values: { age: 40 }, ev: 10 }]));
       await store.write("p1", pair, batch(pair, [{ key: [1, "a"], values: { score: 0.5 }, ev: 10 }]));
       // one read of two views of the same entity set
-      const both = await readRecords(store, "p1", [
-        { view: userStats, features: ["clicks"], entityKeys: [[1], [2], [1]] },
-        { view: more, features: ["age"], entityKeys: [[1], [2], [1]] },
-      ]);
+      const both = await readGroup(
+        store,
+        "p1",
+        [[1], [2], [1]],
+        { view: userStats, features: ["clicks"] },
+        { view: more, features: ["age"] },
+      );
       expect(both.map((r) => r.map((x) => x?.values ?? null))).toEqual([
         [{ clicks: 3 }, null, { clicks: 3 }],
         [{ age: 40 }, null, { age: 40 }],
@@ -596,49 +654,6 @@ describe("sqlite specifics", () => {
       raw.close();
       await store.close();
     }
-  });
-
-  it("moves the rows of a table-per-view store (the layout before 0.2) into the entity table on first use", async () => {
-    const path = join(tmp, "legacy.db");
-    const old = new Database(path);
-    const schema = new SchemaBook().ofView(userStats);
-    const b = batch(userStats, [
-      { key: [5], values: { clicks: 9, ctr: 0.25 }, ev: 100, cr: 1 },
-      { key: [6], values: { clicks: 1 }, ev: 100 },
-    ]);
-    const { buf, offsets } = encodeRows(userStats, schema, b);
-    old.exec("CREATE TABLE __fstore_payload_schemas (fingerprint INTEGER PRIMARY KEY, fields TEXT NOT NULL)");
-    old.exec("CREATE TABLE __fstore_tables (name TEXT PRIMARY KEY, project TEXT NOT NULL, view TEXT NOT NULL)");
-    old.exec(
-      `CREATE TABLE "p2__user_stats" (entity_key TEXT PRIMARY KEY, event_ts INTEGER NOT NULL, created_ts INTEGER NOT NULL, payload BLOB NOT NULL) WITHOUT ROWID`,
-    );
-    old
-      .prepare("INSERT INTO __fstore_payload_schemas VALUES (?, ?)")
-      .run(schema.fingerprint, JSON.stringify(schema.fields));
-    old.prepare("INSERT INTO __fstore_tables VALUES (?, ?, ?)").run("p2__user_stats", "p2", "user_stats");
-    const ins = old.prepare(`INSERT INTO "p2__user_stats" VALUES (?, ?, ?, ?)`);
-    ["5", "6"].forEach((k, r) => ins.run(k, 100, r === 0 ? 1 : 0, buf.subarray(offsets[r], offsets[r + 1])));
-    old.close();
-    const store = await createOnlineStore({ type: "sqlite", path });
-    try {
-      const got = await readRecords(store, "p2", [
-        { view: userStats, features: ["clicks", "ctr"], entityKeys: [[5], [6], [7]] },
-      ]);
-      expect(got[0].map((r) => r?.values ?? null)).toEqual([{ clicks: 9, ctr: 0.25 }, { clicks: 1, ctr: null }, null]);
-      // an older write still loses against the moved row
-      expect(await store.write("p2", userStats, batch(userStats, [{ key: [5], values: { clicks: 0 }, ev: 50 }]))).toBe(
-        0,
-      );
-    } finally {
-      await store.close();
-    }
-    const check = new Database(path, { readonly: true });
-    const names = (
-      check.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>
-    ).map((r) => r.name);
-    check.close();
-    expect(names).not.toContain("p2__user_stats");
-    expect(names).toContain("p2:user_id");
   });
 });
 
@@ -671,9 +686,7 @@ describe("redis specifics", () => {
     withRedisStore("flush", async (store, raw) => {
       await store.write(PROJECT, userStats, batch(userStats, [{ key: [3], values: { clicks: 4 }, ev: 1 }]));
       await raw.script("FLUSH");
-      const got = await readRecords(store, PROJECT, [
-        { view: userStats, features: ["clicks"], entityKeys: [[3], [4]] },
-      ]);
+      const got = await readGroup(store, PROJECT, [[3], [4]], { view: userStats, features: ["clicks"] });
       expect(got[0].map((r) => r?.values.clicks ?? null)).toEqual([4, null]);
       expect(
         await store.write(PROJECT, userStats, batch(userStats, [{ key: [3], values: { clicks: 5 }, ev: 2 }])),
@@ -701,19 +714,20 @@ describe("redis specifics", () => {
       );
       const big = Float64Array.from({ length: 300_000 }, (_, i) => i / 7);
       await direct.write(PROJECT, allTypes, batch(allTypes, [{ key: [1000], values: { f64s: big }, ev: 1 }]));
-      const requests: OnlineReadRequest[] = [
-        { view: allTypes, features: allTypes.features.map((f) => f.name), entityKeys: [...ids, 99].map((id) => [id]) },
-        { view: userStats, features: ["clicks", "ctr"], entityKeys: [...ids, 99].map((id) => [id]) },
-      ];
-      const want = await readRecords(direct, PROJECT, requests);
+      const group: OnlineReadGroup = {
+        entityKeys: [...ids, 99].map((id) => [id]),
+        views: [
+          { view: allTypes, features: allTypes.features.map((f) => f.name) },
+          { view: userStats, features: ["clicks", "ctr"] },
+        ],
+      };
+      const [want] = await readRecords(direct, PROJECT, [group]);
       expect(want[0][5]?.values.s).toBe("é5");
       expect(want[1][1]?.values.ctr).toBe(0.25);
       expect(want[1][3]).toBeNull();
       expect(want[1][40]).toBeNull();
-      expect(await readRecords(chopped, PROJECT, requests)).toEqual(want);
-      const [[large]] = await readRecords(direct, PROJECT, [
-        { view: allTypes, features: ["f64s"], entityKeys: [[1000]] },
-      ]);
+      expect((await readRecords(chopped, PROJECT, [group]))[0]).toEqual(want);
+      const [[large]] = await readGroup(direct, PROJECT, [[1000]], { view: allTypes, features: ["f64s"] });
       expect(large?.values.f64s).toEqual(Array.from(big));
     }));
 
@@ -723,19 +737,16 @@ describe("redis specifics", () => {
       // (under the project's keys: teardown removes it)
       await raw.set(`${prefix}:${PROJECT}:user_id=9`, "not a hash");
       await expect(
-        store.read(PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[3], [9]] }]),
+        store.read(PROJECT, [{ entityKeys: [[3], [9]], views: [{ view: userStats, features: ["clicks"] }] }]),
       ).rejects.toThrow(/WRONGTYPE/);
-      const got = await readRecords(store, PROJECT, [
-        { view: userStats, features: ["clicks"], entityKeys: [[3], [4]] },
-      ]);
+      const got = await readGroup(store, PROJECT, [[3], [4]], { view: userStats, features: ["clicks"] });
       expect(got[0].map((r) => r?.values.clicks ?? null)).toEqual([4, null]);
     }));
 
   it("reads again after the server dropped the read connection", () =>
     withRedisStore("killed", async (store, raw) => {
       const read = async () =>
-        (await readRecords(store, PROJECT, [{ view: userStats, features: ["clicks"], entityKeys: [[3]] }]))[0][0]
-          ?.values.clicks;
+        (await readGroup(store, PROJECT, [[3]], { view: userStats, features: ["clicks"] }))[0][0]?.values.clicks;
       await store.write(PROJECT, userStats, batch(userStats, [{ key: [3], values: { clicks: 4 }, ev: 1 }]));
       expect(await read()).toBe(4);
       const list = (await raw.client("LIST")) as string;
@@ -752,9 +763,7 @@ describe("redis specifics", () => {
   it("retries a read whose connection is lost while the read is in flight", () =>
     withProxiedRedisStore("lost", { dropFirstRead: true }, async (direct, dropping, proxy) => {
       await direct.write(PROJECT, userStats, batch(userStats, [{ key: [3], values: { clicks: 4 }, ev: 1 }]));
-      const got = await readRecords(dropping, PROJECT, [
-        { view: userStats, features: ["clicks"], entityKeys: [[3], [4]] },
-      ]);
+      const got = await readGroup(dropping, PROJECT, [[3], [4]], { view: userStats, features: ["clicks"] });
       expect(got[0].map((r) => r?.values.clicks ?? null)).toEqual([4, null]);
       expect(proxy.dropped()).toBe(1);
     }));

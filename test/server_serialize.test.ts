@@ -6,6 +6,7 @@ import { Metrics } from "../server/metrics.js";
 import type { FeatureViewSpec } from "../registry/types.js";
 import { BufferPool } from "../server/json_bytes.js";
 import { OnlineResponse } from "../stores/online_response.js";
+import { feastJSONBytes, feastJSONText } from "../server/response_bytes.js";
 import type { OnlineReadResult } from "../stores/types.js";
 
 /** Column-wise read results from rows (null = not found). */
@@ -41,7 +42,7 @@ function spec(name: string, ttlSeconds: number): FeatureViewSpec {
   };
 }
 
-describe("OnlineResponse.toFeastJSONText", () => {
+describe("feastJSONBytes (server/response_bytes.ts)", () => {
   it("matches JSON.stringify(toFeastJSON()), statuses and timestamps per view, every value kind", () => {
     const now = Date.parse("2024-06-01T00:00:00Z");
     const a = spec("a", 3600);
@@ -85,10 +86,10 @@ describe("OnlineResponse.toFeastJSONText", () => {
       3,
       now,
     );
-    expect(r.toFeastJSONText()).toBe(JSON.stringify(r.toFeastJSON()));
+    expect(feastJSONText(r)).toBe(JSON.stringify(r.toFeastJSON()));
     // the server's bytes: the same text, UTF-8 (multi-byte characters and U+2028 included)
-    expect(r.toFeastJSONBuffer().equals(Buffer.from(JSON.stringify(r.toFeastJSON()), "utf8"))).toBe(true);
-    expect(JSON.parse(r.toFeastJSONText()).results[1].statuses).toEqual(["PRESENT", "NOT_FOUND", "OUTSIDE_MAX_AGE"]);
+    expect(feastJSONBytes(r).equals(Buffer.from(JSON.stringify(r.toFeastJSON()), "utf8"))).toBe(true);
+    expect(JSON.parse(feastJSONText(r)).results[1].statuses).toEqual(["PRESENT", "NOT_FOUND", "OUTSIDE_MAX_AGE"]);
     const empty = new OnlineResponse(
       [{ name: "user_id", values: [] }],
       [{ view: a, features: [{ name: "age", outputName: "age" }] }],
@@ -96,11 +97,11 @@ describe("OnlineResponse.toFeastJSONText", () => {
       0,
       now,
     );
-    expect(empty.toFeastJSONText()).toBe(JSON.stringify(empty.toFeastJSON()));
-    expect(empty.toFeastJSONBuffer().toString("utf8")).toBe(JSON.stringify(empty.toFeastJSON()));
+    expect(feastJSONText(empty)).toBe(JSON.stringify(empty.toFeastJSON()));
+    expect(feastJSONBytes(empty).toString("utf8")).toBe(JSON.stringify(empty.toFeastJSON()));
   });
 
-  it("toFeastJSONBuffer: strings past the buffer's first estimate, two entity columns, the same UTF-8 bytes", () => {
+  it("strings past the buffer's first estimate, two entity columns, the same UTF-8 bytes", () => {
     const rows = 3000;
     const names = Array.from({ length: rows }, (_, i) => `näme ${i} \u2028 ${"é".repeat(i % 7)} ${"x".repeat(i % 50)}`);
     const large = new OnlineResponse(
@@ -126,7 +127,7 @@ describe("OnlineResponse.toFeastJSONText", () => {
       rows,
       0,
     );
-    expect(large.toFeastJSONBuffer().equals(Buffer.from(JSON.stringify(large.toFeastJSON()), "utf8"))).toBe(true);
+    expect(feastJSONBytes(large).equals(Buffer.from(JSON.stringify(large.toFeastJSON()), "utf8"))).toBe(true);
   });
 
   it("writes every kind of double as JSON.stringify does (digit by digit where it can)", () => {
@@ -196,10 +197,10 @@ describe("OnlineResponse.toFeastJSONText", () => {
       values.length,
       0,
     );
-    const got = JSON.parse(r.toFeastJSONText()).results[1].values as unknown[];
+    const got = JSON.parse(feastJSONText(r)).results[1].values as unknown[];
     const want = JSON.parse(JSON.stringify(r.toFeastJSON())).results[1].values as unknown[];
     expect(got).toEqual(want);
-    expect(r.toFeastJSONText()).toBe(JSON.stringify(r.toFeastJSON()));
+    expect(feastJSONText(r)).toBe(JSON.stringify(r.toFeastJSON()));
   });
 
   it("BufferPool: answers written into reused buffers; only the pool's own buffers are taken back", () => {
@@ -212,15 +213,15 @@ describe("OnlineResponse.toFeastJSONText", () => {
         1,
         0,
       );
-    const first = one(1, "first").toFeastJSONBuffer(pool);
+    const first = feastJSONBytes(one(1, "first"), pool);
     pool.give(first);
-    const second = one(2, "short").toFeastJSONBuffer(pool);
+    const second = feastJSONBytes(one(2, "short"), pool);
     // the same memory again, holding the second answer only
     expect(second.buffer).toBe(first.buffer);
     expect(second.toString()).toBe(JSON.stringify(one(2, "short").toFeastJSON()));
     // an answer past its first buffer moves to a bigger one and gives the smaller back
     const long = one(3, "long ".repeat(5000));
-    const grown = long.toFeastJSONBuffer(pool);
+    const grown = feastJSONBytes(long, pool);
     expect(grown.toString()).toBe(JSON.stringify(long.toFeastJSON()));
     expect(grown.buffer.byteLength).toBeGreaterThan(second.buffer.byteLength);
     expect(pool.take(100).buffer.byteLength).toBe(second.buffer.byteLength);
@@ -247,6 +248,46 @@ describe("OnlineResponse.toFeastJSONText", () => {
     expect(small.take(100).buffer).not.toBe(c.buffer);
   });
 
+  it("writes event timestamps as isoUtc does: milliseconds, before 1970, years 0000 and 9999, and beyond", () => {
+    const times = [
+      0,
+      1,
+      -1,
+      999,
+      1_700_000_000_123,
+      951_782_400_000, // 2000-02-29
+      -62167219200000, // 0000-01-01
+      253402300799999, // 9999-12-31T23:59:59.999
+      253402300800000, // 10000-01-01: past what is written digit by digit
+      -62167219200001,
+      1.5,
+    ];
+    let seed = 3;
+    for (let i = 0; i < 2000; i++) {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      times.push(Math.floor((seed / 2 ** 31 - 0.3) * 2.5e14) - (i % 2) * (seed % 1000));
+    }
+    const r = new OnlineResponse(
+      [{ name: "user_id", values: times.map((_, i) => i) }],
+      [{ view: spec("a", 0), features: [{ name: "x", outputName: "x" }] }],
+      [
+        result(
+          times.map((t) => ({ eventTs: t, values: { x: 1 } })),
+          ["x"],
+        ),
+      ],
+      times.length,
+      0,
+    );
+    expect(feastJSONText(r)).toBe(JSON.stringify(r.toFeastJSON()));
+    expect(JSON.parse(feastJSONText(r)).results[1].event_timestamps.slice(4, 8)).toEqual([
+      "2023-11-14T22:13:20.123Z",
+      "2000-02-29T00:00:00Z",
+      "0000-01-01T00:00:00Z",
+      "9999-12-31T23:59:59.999Z",
+    ]);
+  });
+
   it("writes int64 values beyond 2^53 as exact numbers", () => {
     const r = new OnlineResponse(
       [{ name: "user_id", values: [1] }],
@@ -255,7 +296,7 @@ describe("OnlineResponse.toFeastJSONText", () => {
       1,
       0,
     );
-    expect(r.toFeastJSONText()).toContain(`"values":[${2n ** 62n}]`);
+    expect(feastJSONText(r)).toContain(`"values":[${2n ** 62n}]`);
     const list = new OnlineResponse(
       [{ name: "user_id", values: [1] }],
       [{ view: spec("a", 0), features: [{ name: "ids", outputName: "ids" }] }],
@@ -263,7 +304,7 @@ describe("OnlineResponse.toFeastJSONText", () => {
       1,
       0,
     );
-    expect(list.toFeastJSONText()).toContain(`"values":[[1,${2n ** 60n}]]`);
+    expect(feastJSONText(list)).toContain(`"values":[[1,${2n ** 60n}]]`);
   });
 });
 

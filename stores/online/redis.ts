@@ -1,6 +1,7 @@
 // Redis online store, Feast's layout: one hash per entity key ("<prefix>:<join key names and values>"),
-// one field per feature view holding the packed payload (event/created ts inside, see codec.ts). Views
-// over the same entity share the hash, so reading many views of one entity is one HMGET.
+// one field per feature view holding the packed payload (event/created ts inside, see payload.ts). Views
+// over the same entity share the hash, so reading many views of one entity is one HMGET. Reads go over a
+// connection of their own (redis_reader.ts); writes and admin commands over ioredis.
 //
 // Writes go through a Lua script that takes many rows per call and writes a row only when it is not older
 // than the stored one (event ts, then created ts). Each script call is atomic. A batch is encoded and
@@ -12,20 +13,10 @@ import { Redis, type ChainableCommander, type RedisOptions } from "ioredis";
 import { FstoreError, ValidationError, errorMessage } from "../../common/errors.js";
 import type { RedisOnlineConfig } from "../../registry/config.js";
 import type { FeatureViewSpec, FieldSpec } from "../../registry/types.js";
-import type { OnlineReadRequest, OnlineReadResult, OnlineStore, OnlineWriteBatch } from "../types.js";
-import {
-  EntityKeyCodec,
-  ReadResults,
-  SchemaBook,
-  TS_OFFSET,
-  dataViewOf,
-  decodeInto,
-  encodeRows,
-  keysOfRequests,
-  payloadFingerprint,
-  releaseDecodeBuffer,
-  type PayloadSchema,
-} from "./codec.js";
+import type { OnlineReadGroup, OnlineReadResult, OnlineStore, OnlineWriteBatch } from "../types.js";
+import { EntityKeyCodec } from "./entity_keys.js";
+import { type PayloadSchema, SchemaBook, TS_OFFSET, encodeRows, payloadFingerprint } from "./payload.js";
+import { ReadResults } from "./read_results.js";
 import { RedisReadConnection, respBulk } from "./redis_reader.js";
 
 /** rows per Lua call: big enough to amortise the call, small enough not to stall the server */
@@ -110,19 +101,53 @@ function globEscape(s: string): string {
   return s.replace(/[*?[\]\\]/g, "\\$&");
 }
 
-/** Requests reading the same entity rows: the views (hash fields) they ask, as RESP text too. */
-interface ReadGroup {
-  keys: string[];
-  views: string[];
+/** Views of a read group whose keys are spelled alike: the hash fields they ask, as RESP text too. */
+interface ReadPass {
+  codec: EntityKeyCodec;
+  fields: string[];
   fieldList: string;
-  /** per view: the requests asking it */
-  requestsOfView: number[][];
+  /** per field: the ReadResults slots asking it */
+  slotsOfField: number[][];
+}
+
+/** The views of group `g` by key spelling: one pass when they share their join keys. */
+function readPasses(
+  group: OnlineReadGroup,
+  g: number,
+  results: ReadResults,
+  codecOf: (view: FeatureViewSpec) => EntityKeyCodec,
+): ReadPass[] {
+  const passes: ReadPass[] = [];
+  group.views.forEach(({ view }, v) => {
+    const codec = codecOf(view);
+    let pass = passes.find((p) => p.codec.spelling === codec.spelling);
+    if (pass === undefined) passes.push((pass = { codec, fields: [], fieldList: "", slotsOfField: [] }));
+    const f = pass.fields.indexOf(view.name);
+    if (f >= 0) pass.slotsOfField[f].push(results.slot(g, v));
+    else {
+      pass.fields.push(view.name);
+      pass.fieldList += respBulk(view.name);
+      // made with its element: an empty array grows to 17 slots on its first push
+      pass.slotsOfField.push([results.slot(g, v)]);
+    }
+  });
+  return passes;
+}
+
+interface RedisView {
+  codec: EntityKeyCodec;
+  /** the payload schema of the view's current features */
+  schema: PayloadSchema;
 }
 
 export class RedisOnlineStore implements OnlineStore {
   readonly type = "redis";
   private readonly schemas = new SchemaBook();
-  private readonly keyCodecs = new WeakMap<FeatureViewSpec, EntityKeyCodec>();
+  /**
+   * key codec and payload schema by spec object (the registry hands the same ones until it reloads)
+   * defended by: `npm run bench -- online` redis read 1 entity x 25 views p50
+   */
+  private readonly views = new WeakMap<FeatureViewSpec, RedisView>();
   private readonly savedSchemas = new Set<string>();
   private upsertSha = "";
 
@@ -160,13 +185,14 @@ export class RedisOnlineStore implements OnlineStore {
     return this.config.keyPrefix ? `${this.config.keyPrefix}:${project}` : project;
   }
 
-  private keyCodec(view: FeatureViewSpec): EntityKeyCodec {
-    let c = this.keyCodecs.get(view);
-    if (!c) {
-      c = new EntityKeyCodec(view, true);
-      this.keyCodecs.set(view, c);
+  /** The key codec and current payload schema of a view spec. */
+  private view(spec: FeatureViewSpec): RedisView {
+    let v = this.views.get(spec);
+    if (v === undefined) {
+      v = { codec: new EntityKeyCodec(spec, true), schema: this.schemas.current(spec) };
+      this.views.set(spec, v);
     }
-    return c;
+    return v;
   }
 
   async update(project: string, _keep: FeatureViewSpec[], drop: FeatureViewSpec[]): Promise<void> {
@@ -211,9 +237,9 @@ export class RedisOnlineStore implements OnlineStore {
     const n = batch.length;
     if (n === 0) return 0;
     const base = this.base(project);
-    const keys = this.keyCodec(view).keysOfColumns(batch.keys, n);
-    const schema = this.schemas.ofView(view);
-    const { buf, offsets } = encodeRows(view, schema, batch);
+    const { codec, schema } = this.view(view);
+    const keys = codec.keysOfColumns(batch.keys, n);
+    const { buf, starts, ends } = encodeRows(view, schema, batch);
     await this.saveSchema(base, schema);
 
     const ttl = this.config.keyTtlSeconds > 0 ? String(Math.ceil(this.config.keyTtlSeconds)) : "0";
@@ -225,7 +251,7 @@ export class RedisOnlineStore implements OnlineStore {
       for (let r = start; r < end; r++) args[a++] = prefix + keys[r];
       args[a++] = view.name;
       args[a++] = ttl;
-      for (let r = start; r < end; r++) args[a++] = buf.subarray(offsets[r], offsets[r + 1]);
+      for (let r = start; r < end; r++) args[a++] = buf.subarray(starts[r], ends[r]);
       return args;
     };
 
@@ -264,86 +290,55 @@ export class RedisOnlineStore implements OnlineStore {
     return written;
   }
 
-  async read(project: string, requests: OnlineReadRequest[]): Promise<OnlineReadResult[]> {
-    const base = this.base(project);
-    const results = new ReadResults(requests);
-    // requests given the same keys array (the facade passes one per join-key set) form a group: one HMGET
-    // per distinct entity of the group, for every view the group asks (rendered as RESP text once)
-    const groups = new Map<string[], ReadGroup>();
-    const keysOf = keysOfRequests(requests, (v) => this.keyCodec(v), `${base}:`);
-    for (let q = 0; q < requests.length; q++) {
-      const keys = keysOf[q];
-      if (keys.length === 0) continue;
-      let g = groups.get(keys);
-      if (!g) groups.set(keys, (g = { keys, views: [], fieldList: "", requestsOfView: [] }));
-      const name = requests[q].view.name;
-      const f = g.views.indexOf(name);
-      if (f >= 0) g.requestsOfView[f].push(q);
-      else {
-        g.views.push(name);
-        g.fieldList += respBulk(name);
-        // made with its element: an empty array grows to 17 slots on its first push
-        g.requestsOfView.push([q]);
-      }
-    }
-    /** per command (reply): its group and the rows of the entity it reads */
-    const replies: Array<{ g: ReadGroup; rows: number[] }> = [];
+  async read(project: string, groups: OnlineReadGroup[]): Promise<OnlineReadResult[][]> {
+    const prefix = `${this.base(project)}:`;
+    const results = new ReadResults(groups, this.schemas, (spec) => this.view(spec).schema);
+    // one HMGET per distinct entity of a pass, for every view (hash field) the pass asks
+    const replies: Array<{ pass: ReadPass; rows: number[] }> = [];
     let commands = "";
-    for (const g of groups.values()) {
-      const head = `*${2 + g.views.length}\r\n$5\r\nHMGET\r\n`;
-      const rowsOf = new Map<string, number[]>();
-      for (let row = 0; row < g.keys.length; row++) {
-        const key = g.keys[row];
-        const rows = rowsOf.get(key);
-        if (rows) {
-          rows.push(row);
-          continue;
+    groups.forEach((group, g) => {
+      if (group.entityKeys.length === 0) return;
+      for (const pass of readPasses(group, g, results, (spec) => this.view(spec).codec)) {
+        const keys = pass.codec.keysOfRows(group.entityKeys, prefix);
+        const head = `*${2 + pass.fields.length}\r\n$5\r\nHMGET\r\n`;
+        const rowsOf = new Map<string, number[]>();
+        for (let row = 0; row < keys.length; row++) {
+          const rows = rowsOf.get(keys[row]);
+          if (rows) {
+            rows.push(row);
+            continue;
+          }
+          const fresh = [row];
+          rowsOf.set(keys[row], fresh);
+          replies.push({ pass, rows: fresh });
+          commands += head + respBulk(keys[row]) + pass.fieldList;
         }
-        const fresh = [row];
-        rowsOf.set(key, fresh);
-        replies.push({ g, rows: fresh });
-        commands += head + respBulk(key) + g.fieldList;
       }
-    }
+    });
     if (replies.length === 0) return results.finish();
 
-    const current = requests.map((r) => this.schemas.ofView(r.view));
-    const columns = current.map((schema, q) => results.columnsFor(q, schema));
-    const eventTs = requests.map((_, q) => results.eventTsOf(q));
     // payloads of a schema this process has not seen yet: kept (copied) until it is loaded
-    const later: Array<{ req: number; row: number; payload: Buffer }> = [];
-    try {
-      await this.reader.send(commands, replies.length, (k, b, starts, lens) => {
-        const { g, rows } = replies[k];
-        const dv = dataViewOf(b);
-        for (let f = 0; f < g.views.length; f++) {
-          const len = lens[f];
-          if (len < 0) continue;
-          const at = starts[f];
-          const fp = payloadFingerprint(b, at);
-          for (const q of g.requestsOfView[f]) {
-            const cur = current[q];
-            const known = fp === cur.fingerprint ? cur : this.schemas.get(fp);
-            for (const row of rows) {
-              if (known === cur) eventTs[q][row] = decodeInto(b, dv, at, cur, columns[q], row);
-              else if (known) results.decode(q, row, b, at, known);
-              else later.push({ req: q, row, payload: Buffer.from(b.subarray(at, at + len)) });
-            }
-          }
-        }
-      });
-    } finally {
-      releaseDecodeBuffer();
-    }
+    const later: Array<{ slot: number; row: number; view: string; payload: Buffer }> = [];
+    await this.reader.send(commands, replies.length, (k, b, starts, lens) => {
+      const { pass, rows } = replies[k];
+      for (let f = 0; f < pass.fields.length; f++) {
+        const len = lens[f];
+        if (len < 0) continue;
+        const at = starts[f];
+        for (const slot of pass.slotsOfField[f])
+          for (const row of rows)
+            if (!results.decode(slot, row, b, at))
+              later.push({ slot, row, view: pass.fields[f], payload: Buffer.from(b.subarray(at, at + len)) });
+      }
+    });
     if (later.length) {
+      const base = this.base(project);
       await this.loadSchemas(base, [...new Set(later.map((l) => payloadFingerprint(l.payload)))]);
-      for (const { req, row, payload } of later) {
-        const schema = this.schemas.get(payloadFingerprint(payload));
-        if (!schema)
+      for (const { slot, row, view, payload } of later) {
+        if (!results.decode(slot, row, payload, 0))
           throw new FstoreError(
-            `online store (redis): a payload of feature view "${requests[req].view.name}" was written with an unknown schema (fingerprint ${payloadFingerprint(payload)}); re-materialize the view`,
+            `online store (redis): a payload of feature view "${view}" was written with an unknown schema (fingerprint ${payloadFingerprint(payload)}); re-materialize the view`,
           );
-        results.decode(req, row, payload, 0, schema);
       }
     }
     return results.finish();

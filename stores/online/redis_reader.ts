@@ -1,11 +1,9 @@
 // The Redis online store's read path: HMGET pipelines on a connection of its own, replies parsed in place.
 //
-// ioredis builds a Command object (and a promise) per command and a Buffer per bulk string of the reply;
-// for 100 entities x 25 views that is 100 commands and 2,500 buffers per read, and it set the p99
-// (ioredis pipeline 12-14 ms against 3-6 ms for the same bytes on a plain socket, 1M-entity bench).
-// Here a read is one string written to the socket, and each array reply is handed to the caller as
-// offsets into the receive buffer, decoded while the rest of the reply is still arriving. Writes and
-// admin commands stay on ioredis; reads on their own connection also never queue behind a big write.
+// A read is one string written to the socket, and each array reply is handed to the caller as offsets into
+// the receive buffer, decoded while the rest of the reply is still arriving: no command object, promise or
+// Buffer per command or per payload, as ioredis would make. Writes and admin commands stay on ioredis, so a
+// read never queues behind a big write.
 
 import { connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";

@@ -1,7 +1,6 @@
-// A bounded memo keyed by a list of strings (a request's feature references), without a joined key.
-// Joining 250 references into a key string per request made ~4 KB of garbage for each of the two
-// memos a feature server request goes through; here a lookup hashes a few characters of each
-// reference and compares the list with the stored copy.
+// A bounded memo keyed by a list of strings (a request's feature references), without a joined key: a
+// lookup hashes a few characters of each string and compares the list with the stored copy, where a key
+// joined from the list would make garbage in proportion to it on every request.
 
 export class StringListMemo<T> {
   private readonly byHash = new Map<number, Array<{ list: string[]; tag: number; value: T }>>();
