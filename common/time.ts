@@ -42,12 +42,17 @@ export function toEpochMs(t: Date | string | number, what = "timestamp"): number
   return ms;
 }
 
-export function isoUtc(ms: number): string {
-  // years 0000-9999 by integer arithmetic (Hinnant's civil-from-days) rather than Date#toISOString: online
-  // answers format one per (view, entity row)
-  if (!(ms >= -62167219200000 && ms < 253402300800000) || !Number.isInteger(ms)) {
-    return new Date(ms).toISOString().replace(".000Z", "Z");
-  }
+/** Whether `ms` is a whole millisecond in years 0000-9999, the range `utcFields` handles. */
+export function inCivilRange(ms: number): boolean {
+  return ms >= -62167219200000 && ms < 253402300800000 && Number.isInteger(ms);
+}
+
+/**
+ * The UTC calendar fields of `ms` (in civil range) written into `out`: year, month, day, hour, minute, second,
+ * millisecond. Integer arithmetic (Hinnant's civil-from-days) rather than a Date: online answers format one time
+ * per (view, entity row), and the caller's `out` is reused, so nothing is allocated.
+ */
+export function utcFields(ms: number, out: Int32Array): void {
   const days = Math.floor(ms / 86400000);
   let rest = ms - days * 86400000;
   const z = days + 719468;
@@ -56,15 +61,25 @@ export function isoUtc(ms: number): string {
   const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
   const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
   const mp = Math.floor((5 * doy + 2) / 153);
-  const d = doy - Math.floor((153 * mp + 2) / 5) + 1;
   const m = mp < 10 ? mp + 3 : mp - 9;
-  const y = yoe + era * 400 + (m <= 2 ? 1 : 0);
-  const hh = Math.floor(rest / 3600000);
-  rest -= hh * 3600000;
-  const mi = Math.floor(rest / 60000);
-  rest -= mi * 60000;
-  const ss = Math.floor(rest / 1000);
-  const milli = rest - ss * 1000;
+  out[0] = yoe + era * 400 + (m <= 2 ? 1 : 0);
+  out[1] = m;
+  out[2] = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  out[3] = Math.floor(rest / 3600000);
+  rest -= out[3] * 3600000;
+  out[4] = Math.floor(rest / 60000);
+  rest -= out[4] * 60000;
+  out[5] = Math.floor(rest / 1000);
+  out[6] = rest - out[5] * 1000;
+}
+
+const fields = new Int32Array(7);
+
+/** ms since the epoch as ISO-8601 UTC text, e.g. 2024-01-31T12:00:00Z (milliseconds only when not zero). */
+export function isoUtc(ms: number): string {
+  if (!inCivilRange(ms)) return new Date(ms).toISOString().replace(".000Z", "Z");
+  utcFields(ms, fields);
+  const [y, m, d, hh, mi, ss, milli] = fields;
   const frac = milli === 0 ? "" : `.${String(milli).padStart(3, "0")}`;
   return `${String(y).padStart(4, "0")}-${pad2(m)}-${pad2(d)}T${pad2(hh)}:${pad2(mi)}:${pad2(ss)}${frac}Z`;
 }

@@ -7,7 +7,7 @@
 // many digits. With a BufferPool the buffers are reused too, since every buffer a scavenge finds dead costs
 // it a free().
 
-import { isoUtc } from "../common/time.js";
+import { inCivilRange, isoUtc, utcFields } from "../common/time.js";
 
 /** Bytes of an ASCII/latin-1 constant, for `JsonBytes.bytes` (made once, copied many times). */
 export function asciiBytes(s: string): Uint8Array {
@@ -17,6 +17,8 @@ export function asciiBytes(s: string): Uint8Array {
 const COMMA = 44;
 /** "00" to "99", two bytes each */
 const PAIRS = asciiBytes(Array.from({ length: 100 }, (_, i) => String(i).padStart(2, "0")).join(""));
+/** isoTime's calendar fields, reused: writing answers is synchronous. */
+const TIME_FIELDS = new Int32Array(7);
 const NULL = asciiBytes("null");
 const TRUE = asciiBytes("true");
 const FALSE = asciiBytes("false");
@@ -238,28 +240,19 @@ export class JsonBytes {
    * the Z when it has milliseconds), digit by digit for years 0000-9999: no string is made.
    */
   isoTime(ms: number): void {
-    if (!(ms >= -62167219200000 && ms < 253402300800000) || !Number.isInteger(ms)) {
+    if (!inCivilRange(ms)) {
       this.raw(JSON.stringify(isoUtc(ms)));
       return;
     }
-    // Hinnant's civil-from-days, as isoUtc
-    const days = Math.floor(ms / 86400000);
-    let rest = ms - days * 86400000;
-    const z = days + 719468;
-    const era = Math.floor(z / 146097);
-    const doe = z - era * 146097;
-    const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
-    const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
-    const mp = Math.floor((5 * doy + 2) / 153);
-    const d = doy - Math.floor((153 * mp + 2) / 5) + 1;
-    const m = mp < 10 ? mp + 3 : mp - 9;
-    const y = yoe + era * 400 + (m <= 2 ? 1 : 0);
-    const hh = Math.floor(rest / 3600000);
-    rest -= hh * 3600000;
-    const mi = Math.floor(rest / 60000);
-    rest -= mi * 60000;
-    const ss = Math.floor(rest / 1000);
-    const milli = rest - ss * 1000;
+    const f = TIME_FIELDS;
+    utcFields(ms, f);
+    const y = f[0];
+    const m = f[1];
+    const d = f[2];
+    const hh = f[3];
+    const mi = f[4];
+    const ss = f[5];
+    const milli = f[6];
     this.room(26);
     const b = this.buf;
     let o = this.at;
