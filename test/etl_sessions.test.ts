@@ -75,7 +75,7 @@ describe("REES46 session pipeline (notebook 004)", () => {
     expect(batch.every((r) => r.day_index === 1)).toBe(true);
   });
 
-  it("matches an independent computation: dedupe, sort by time, >= 2 events, first 20", async () => {
+  it("matches an independent computation: dedupe, sort by time, >= 2 events, latest 20", async () => {
     // plain JS over the raw events, in file order
     const bySession = new Map<string, Row[]>();
     for (const r of raw) {
@@ -94,7 +94,7 @@ describe("REES46 session pipeline (notebook 004)", () => {
         if (it !== last) items.push(it);
         last = it;
       }
-      if (items.length >= 2) expected.set(s, { count: items.length, items: items.slice(0, 20) });
+      if (items.length >= 2) expected.set(s, { count: items.length, items: items.slice(-20) });
     }
     const sessions = await vocab("user_session");
     const products = await vocab("product_id");

@@ -138,7 +138,10 @@ FROM events ORDER BY t, s`;
 }
 
 export interface SessionWorkflowOptions {
-  /** lists are truncated to this many events (notebook 004: 20) */
+  /**
+   * lists keep a session's latest this many events (20, as notebook 004's length; the notebook keeps the first
+   * 20, but a session's next item follows its latest events, and a live session's row must keep changing)
+   */
   maxLength?: number;
   /** sessions shorter than this are dropped (notebook 004: 2) */
   minLength?: number;
@@ -160,7 +163,7 @@ export const SESSION_LIST_FEATURES = [
 /**
  * Notebook 004's preprocessing: drop null sessions, remove consecutive repeats, categorify (start index 1),
  * weekday sin/cos, item recency (days since the item's first event, log, normalised), log-normalised price,
- * price relative to the category mean, group by session sorted by time, truncate lists, day index, drop short
+ * price relative to the category mean, group by session sorted by time, keep the latest events, day index, drop short
  * sessions. Outputs user_session, product_id-count, day_index and `<feature>-list_seq` lists.
  */
 export function rees46SessionWorkflow(o: SessionWorkflowOptions = {}): Workflow {
@@ -214,7 +217,7 @@ export function rees46SessionWorkflow(o: SessionWorkflowOptions = {}): Workflow 
       },
       sep: "-",
     }),
-    new ListSlice(lists, 0, maxLength),
+    new ListSlice(lists, -maxLength),
     new Rename(lists, { postfix: "_seq" }),
     new DayIndex("event_time-first"),
     new Filter(`"product_id-count" >= ${minLength}`),
