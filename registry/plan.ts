@@ -21,6 +21,7 @@ export function compileDefinitions(loaded: LoadedDefinition[], repoPath: string)
     dataSources: [],
     featureViews: [],
     featureServices: [],
+    pipelines: [],
     origin: new Map(),
   };
   const byName = new Map<string, { def: Definition; file: string }>();
@@ -102,6 +103,15 @@ export function compileDefinitions(loaded: LoadedDefinition[], repoPath: string)
       }
     }
     state.featureServices.push(spec);
+  }
+  for (const { definition: d, file } of loaded) {
+    if (!isKind(d, "pipeline")) continue;
+    if (!claim("pipeline", d.name, d, file)) continue;
+    if (!entityNames.has(d.entity.name))
+      throw new ValidationError(
+        `${file}: pipeline "${d.name}" uses entity "${d.entity.name}", which no file of the repo exports`,
+      );
+    state.pipelines.push(d.toSpec(repoPath));
   }
   // Names that collide across kinds make references ambiguous ("name" may be a service or a view).
   for (const s of state.featureServices) {

@@ -92,6 +92,39 @@ export interface FeatureServiceSpec {
   owner: string;
 }
 
+/** One stage of a serving pipeline, as the registry stores it (model paths absolute). */
+export type StageSpec =
+  | { kind: "query_features"; name: string; features: string[] | string }
+  | { kind: "query_tower"; name: string; model: string }
+  | { kind: "retrieve"; name: string; vectors: string; topK: number }
+  | { kind: "filter_seen"; name: string; feature: string }
+  | { kind: "filter"; name: string; expression: string }
+  | { kind: "item_features"; name: string; features: string[] | string; missing: "defaults" | "drop" }
+  | { kind: "rank"; name: string; model: string }
+  | {
+      kind: "order";
+      name: string;
+      topK: number;
+      strategy: "greedy" | "softmax";
+      temperature: number;
+      diversity?: { feature: string; maxPerValue: number };
+    };
+
+export type StageKind = StageSpec["kind"];
+
+export interface PipelineSpec {
+  name: string;
+  /** the entity whose rows a request gives */
+  entity: string;
+  stages: StageSpec[];
+  /** what a row the store does not know gets */
+  fallback: "popularity" | "none";
+  /** served features appended as parquet files under `destination` (absolute), a `sampleRate` share of requests */
+  logging?: { destination: string; sampleRate: number };
+  tags: Record<string, string>;
+  description: string;
+}
+
 export interface MaterializationInterval {
   view: string;
   /** ms since epoch, UTC */
@@ -108,6 +141,7 @@ export interface RegistryContents {
   dataSources: DataSourceSpec[];
   featureViews: FeatureViewSpec[];
   featureServices: FeatureServiceSpec[];
+  pipelines: PipelineSpec[];
   materializations: MaterializationInterval[];
   lastUpdated: number | null;
 }
