@@ -22,6 +22,14 @@ export class NotFoundError extends ValidationError {
   }
 }
 
+/** A service fstore depends on (the online store) refused or did not answer in time: HTTP maps these to 503. */
+export class UnavailableError extends FstoreError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "UnavailableError";
+  }
+}
+
 export function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }

@@ -1,6 +1,6 @@
 // The server's HTTP input and output: reading a JSON body within a byte limit, and writing an answer.
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { NotFoundError, ValidationError, errorMessage } from "../common/errors.js";
+import { NotFoundError, UnavailableError, ValidationError, errorMessage } from "../common/errors.js";
 import type { BodyPrefixes } from "./body_prefix.js";
 import type { BufferPool } from "./json_bytes.js";
 
@@ -19,11 +19,12 @@ export class HttpError extends Error {
   }
 }
 
-/** The status an error answers with: its own for an HttpError, 4xx for bad input, else 500. */
+/** The status an error answers with: its own for an HttpError, 4xx for bad input, 503 for a store down, else 500. */
 export function statusOf(e: unknown): number {
   if (e instanceof HttpError) return e.status;
   if (e instanceof NotFoundError) return 404;
   if (e instanceof ValidationError) return 400;
+  if (e instanceof UnavailableError) return 503;
   return 500;
 }
 

@@ -163,13 +163,22 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
       const statusLabel = String(status);
       countRequest({ endpoint, method: req.method ?? "", status: statusLabel });
       observeRequest({ endpoint, status: statusLabel }, seconds);
-      if (status >= 500) {
+      if (status === 500) {
         logger.log("error", "request failed", {
           method: req.method,
           path,
           status,
           duration_ms: seconds * 1000,
           ...errorFields(failure),
+        });
+      } else if (status >= 500) {
+        // a store down is not a fault of the server: one line, no stack
+        logger.log("warn", "request failed", {
+          method: req.method,
+          path,
+          status,
+          duration_ms: seconds * 1000,
+          error: errorMessage(failure),
         });
       } else if (logger.enabled("info")) {
         const fields: Record<string, unknown> = {
