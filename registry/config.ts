@@ -18,7 +18,12 @@ export interface RedisOnlineConfig {
   keyTtlSeconds: number;
   /** key prefix; defaults to the project name */
   keyPrefix?: string;
+  /** the longest a read or a health check waits for Redis before failing; default DEFAULT_REDIS_READ_TIMEOUT_MS */
+  readTimeoutMs?: number;
 }
+
+/** A read waits this long for Redis by default: far above a healthy read, short enough to answer 503 quickly. */
+export const DEFAULT_REDIS_READ_TIMEOUT_MS = 500;
 
 export type OnlineStoreConfig = SqliteOnlineConfig | RedisOnlineConfig;
 
@@ -113,11 +118,17 @@ export function parseRepoConfig(raw: Raw, repo: string, file = CONFIG_FILE): Rep
     const ttl = os.key_ttl_seconds === undefined ? 0 : Number(os.key_ttl_seconds);
     if (!Number.isFinite(ttl) || ttl < 0)
       throw new ValidationError(`${file}: online_store.key_ttl_seconds must be a number of seconds >= 0`);
+    const readTimeoutMs = os.read_timeout_ms ?? DEFAULT_REDIS_READ_TIMEOUT_MS;
+    if (typeof readTimeoutMs !== "number" || !Number.isInteger(readTimeoutMs) || readTimeoutMs < 1)
+      throw new ValidationError(
+        `${file}: online_store.read_timeout_ms must be a whole number of milliseconds >= 1, got ${JSON.stringify(readTimeoutMs)}`,
+      );
     onlineStore = {
       type: "redis",
       connectionString: str(os, "connection_string", `${file} online_store`, "127.0.0.1:6379"),
       keyTtlSeconds: ttl,
       keyPrefix: typeof os.key_prefix === "string" ? os.key_prefix : undefined,
+      readTimeoutMs,
     };
   } else {
     throw new ValidationError(`${file}: online_store.type "${osType}" is not supported (expected sqlite or redis)`);
