@@ -120,7 +120,7 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
   // answer buffers, reused once the socket has written them (see BufferPool)
   const answers = new BufferPool();
   const routes = buildRoutes({ store, metrics, schemas: currentSchemas, answers });
-  const endpoints = [...routes].map(([p, r]) => `${r.method} ${p}`).join(", ");
+  const endpoints = [...routes].map(([p, r]) => `${r.method} ${p}${p.endsWith("/") ? "{id}" : ""}`).join(", ");
 
   // ---------------------------------------------------------------- request handling
   let closing = false;
@@ -132,8 +132,12 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
     const url = req.url ?? "/";
     const q = url.indexOf("?");
     const path = q < 0 ? url : url.slice(0, q);
-    const route = routes.get(path);
-    const endpoint = route ? path : "other";
+    // "/recommendations/5" is the prefix route "/recommendations/" with rest "5"
+    const slash = path.indexOf("/", 1);
+    const prefix = slash > 0 ? path.slice(0, slash + 1) : "";
+    const exact = routes.get(path);
+    const route = exact ?? (prefix && path.length > prefix.length ? routes.get(prefix) : undefined);
+    const endpoint = route ? (exact ? path : prefix) : "other";
     let status = 200;
     let failure: unknown;
     try {
@@ -149,7 +153,10 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
         }
       }
       const body = route.method === "POST" ? await readJson(req, maxBody, route.prefixes) : undefined;
-      const out = await route.run(body);
+      const out = await route.run(body, {
+        rest: exact ? "" : path.slice(prefix.length),
+        query: new URLSearchParams(q < 0 ? "" : url.slice(q + 1)),
+      });
       status = out.status ?? 200;
       send(res, { ...out, status }, answers, closing);
     } catch (e) {
