@@ -111,6 +111,11 @@ export class FeatureStore {
     );
   }
 
+  /** How long the cached registry is trusted before its version is checked again (ms). */
+  get registryTtlMs(): number {
+    return this.ttlMs;
+  }
+
   get project(): string {
     return this.config.project;
   }

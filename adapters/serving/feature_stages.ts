@@ -78,9 +78,11 @@ export const filterSeen: StageRunner = async (state, stage, ctx) => {
 
 const parsed = new Map<string, ExprNode>();
 
-export const filterExpression: StageRunner = (state, stage, ctx) => {
+export const filterExpression: StageRunner = async (state, stage, ctx) => {
   const cand = candidatesOf(state, stage);
   const s = stage.spec;
+  // item features the expression reads and no earlier stage wrote (typing resolved them)
+  if (stage.resolved) Object.assign(cand.columns, (await readItemColumns(state, stage, ctx)).columns);
   if (s.kind !== "filter") throw new FstoreError(`stage "${s.name}" is not a filter`);
   let expr = parsed.get(s.expression);
   if (!expr) parsed.set(s.expression, (expr = parseExpr(s.expression)));
@@ -100,7 +102,6 @@ export const filterExpression: StageRunner = (state, stage, ctx) => {
     if (dropped) ctx.count("filtered", r, dropped);
   }
   state.cand = selectCandidates(cand, keep);
-  return Promise.resolve();
 };
 
 function sqlValue(v: unknown): Value {
@@ -109,13 +110,18 @@ function sqlValue(v: unknown): Value {
   return v as Value;
 }
 
-export const itemFeatures: StageRunner = async (state, stage, ctx) => {
+/**
+ * The item features `features` of every candidate, each distinct item read once however many rows have it:
+ * one column per output name, and whether each candidate's features are missing (a view without its row).
+ */
+async function readItemColumns(
+  state: PipelineState,
+  stage: TypedStage,
+  ctx: Parameters<StageRunner>[2],
+): Promise<{ columns: Record<string, unknown[]>; missing: Uint8Array }> {
   const cand = candidatesOf(state, stage);
-  const s = stage.spec;
-  if (s.kind !== "item_features") throw new FstoreError(`stage "${s.name}" is not item_features`);
   const itemKey = ctx.typed.itemKey as string;
   const ids = cand.columns[itemKey];
-  // each distinct item read once, however many rows have it
   const slot = new Map<unknown, number>();
   const unique: unknown[] = [];
   const at = new Int32Array(ids.length);
@@ -126,25 +132,38 @@ export const itemFeatures: StageRunner = async (state, stage, ctx) => {
     at[i] = j;
   }
   const resolved = stage.resolved as NonNullable<TypedStage["resolved"]>;
-  const res = await ctx.store.getOnlineFeatures({ features: stageFeatures(stage), entities: { [itemKey]: unique } });
+  const res = await ctx.store.getOnlineFeatures({
+    features: resolved.views.flatMap((v) => v.features.map((f) => `${v.view.name}:${f.name}`)),
+    entities: { [itemKey]: unique },
+  });
   const obj = res.toObject();
-  const missing = new Uint8Array(unique.length);
+  const missingUnique = new Uint8Array(unique.length);
   for (let v = 0; v < res.views.length; v++) {
     const ts = res.eventTsOf(v);
-    for (let j = 0; j < unique.length; j++) if (Number.isNaN(ts[j])) missing[j] = 1;
+    for (let j = 0; j < unique.length; j++) if (Number.isNaN(ts[j])) missingUnique[j] = 1;
   }
+  const columns: Record<string, unknown[]> = {};
   for (const name of resolved.outputNames) {
     const src = obj[name];
-    cand.columns[name] = Array.from(at, (j) => src[j]);
+    columns[name] = Array.from(at, (j) => src[j]);
   }
-  const keep = new Uint8Array(ids.length).fill(1);
+  return { columns, missing: Uint8Array.from(at, (j) => missingUnique[j]) };
+}
+
+export const itemFeatures: StageRunner = async (state, stage, ctx) => {
+  const cand = candidatesOf(state, stage);
+  const s = stage.spec;
+  if (s.kind !== "item_features") throw new FstoreError(`stage "${s.name}" is not item_features`);
+  const { columns, missing } = await readItemColumns(state, stage, ctx);
+  Object.assign(cand.columns, columns);
+  const keep = new Uint8Array(missing.length).fill(1);
   const n = cand.offsets.length - 1;
   const event = s.missing === "drop" ? "missing_item_features_dropped" : "missing_item_features_defaults";
   let anyMissing = false;
   for (let r = 0; r < n; r++) {
     let m = 0;
     for (let i = cand.offsets[r]; i < cand.offsets[r + 1]; i++)
-      if (missing[at[i]]) {
+      if (missing[i]) {
         m++;
         if (s.missing === "drop") keep[i] = 0;
       }

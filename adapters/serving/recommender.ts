@@ -36,7 +36,7 @@ export class Recommender implements RecommendService {
   readonly totals = new Map<string, number>();
 
   constructor(readonly store: FeatureStore) {
-    this.models = new ModelCache(store.config.registryTtlSeconds * 1000);
+    this.models = new ModelCache(store.registryTtlMs);
   }
 
   onEvent(listener: ServingListener): void {

@@ -145,7 +145,24 @@ export function typePipeline(
         } catch (e) {
           throw new ValidationError(`${where(s)}: ${errorMessage(e)}`, { cause: e });
         }
-        for (const c of cs) needColumn(s, cols, c, "candidate", `the expression "${s.expression}"`);
+        // columns no earlier stage wrote are read from the item views that hold a feature of that name
+        const fetch: string[] = [];
+        for (const c of cs) {
+          if (cols.has(c)) continue;
+          const views = reg.featureViews.filter(
+            (v) =>
+              v.entityColumns.length === 1 &&
+              v.entityColumns[0].name === itemKey &&
+              v.features.some((f) => f.name === c),
+          );
+          if (views.length !== 1)
+            needColumn(s, cols, c, "candidate", `the expression "${s.expression}" (no single item view has it)`);
+          fetch.push(`${views[0].name}:${c}`);
+        }
+        if (fetch.length) {
+          t.resolved = resolve(s, fetch, itemKey ?? "", "candidate");
+          for (const c of fetch) cols.add(c.split(":")[1]);
+        }
         break;
       }
       case "item_features": {
