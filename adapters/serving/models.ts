@@ -65,6 +65,9 @@ export type LoadedServingModel = LoadedQueryTower | LoadedRanker;
 async function load(dir: string, kind: ServingModelKind): Promise<LoadedServingModel> {
   const d = modelDir(dir, kind);
   const meta = readModelMeta(dir, kind);
+  // loading builds a layers model, which needs a TensorFlow.js backend even though scoring then runs on arrays
+  const { initBackend } = await import("../models/backend.js");
+  await initBackend("auto", () => {});
   const { loadModel } = await import("../models/artifacts.js");
   const loaded = await loadModel(d);
   try {
