@@ -34,6 +34,16 @@ export const recommender = new Pipeline({ name: "recommender", entity: user, sta
   new Order({ topK: 5, strategy: "greedy" }),
 ]});
 
+export const bench = new Pipeline({ name: "bench", entity: user, stages: [
+  new QueryFeatures({ features: "retrieval" }),
+  new QueryTower({ model: "models/two_tower" }),
+  new Retrieve({ vectors: "item_embeddings:embedding", topK: 100 }),
+  new FilterSeen({ feature: "user_history:seen_items" }),
+  new ItemFeatures({ features: "ranking_items" }),
+  new Rank({ model: "models/dlrm" }),
+  new Order({ topK: 10, strategy: "greedy" }),
+]});
+
 export const plain = new Pipeline({ name: "plain", entity: user, stages: [
   new QueryFeatures({ features: "retrieval" }),
   new QueryTower({ model: "models/two_tower" }),
@@ -68,9 +78,22 @@ export interface BatchRepo {
   popular: number[];
 }
 
+export interface BatchRepoOptions {
+  /** the embedding's length (the towers' last layer); default 8 */
+  dim?: number;
+  /** default "cpu" (the tests); the bench takes "wasm" */
+  backend?: "cpu" | "wasm";
+}
+
 /** Write the repo into `dir`; the caller applies and materializes it. */
-export async function writeBatchRepo(dir: string, project: string, users: number, items: number): Promise<BatchRepo> {
-  await initBackend("cpu", () => {});
+export async function writeBatchRepo(
+  dir: string,
+  project: string,
+  users: number,
+  items: number,
+  o: BatchRepoOptions = {},
+): Promise<BatchRepo> {
+  await initBackend(o.backend ?? "cpu", () => {});
   mkdirSync(join(dir, "data"), { recursive: true });
   writeFileSync(join(dir, "feature_store.yaml"), yaml(project));
   writeFileSync(join(dir, "features.ts"), FEATURES);
@@ -83,7 +106,7 @@ export async function writeBatchRepo(dir: string, project: string, users: number
     { name: "click", dtype: "int32", tags: ["target", "binary_classification"], properties: {} },
   ];
   const spec = selectInputs(parseSchema(schema));
-  const twoTower = new TwoTowerModel(spec, { layers: [8], seed: 3 });
+  const twoTower = new TwoTowerModel(spec, { layers: [o.dim ?? 8], seed: 3 });
   const dlrm = new DlrmModel(spec, { embeddingDim: 4, topLayers: [8], seed: 4 });
   const popular = Array.from({ length: items }, (_, i) => itemRaw(i));
   const popularity = { idColumn: "item_id_raw", ids: popular, counts: popular.map((_, i) => items - i) };

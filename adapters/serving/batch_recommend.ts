@@ -44,6 +44,8 @@ export interface BatchRecommendReport {
   fallbacks: number;
   target: string;
   seconds: number;
+  /** of which before the first user: reading the catalogue, listing users, opening the target */
+  setupSeconds: number;
   /** events the pipeline counted (seen_dropped, filtered, missing features, ...) */
   events: Record<string, number>;
 }
@@ -81,6 +83,7 @@ export async function recommendBatch(store: FeatureStore, o: BatchRecommendOptio
   const sink = await openSink(store, o, shape);
   const progress = o.progress ?? silentProgress;
   const before = new Map(recommender.totals);
+  const setupSeconds = (performance.now() - t0) / 1000;
   let users = 0;
   let fallbacks = 0;
   try {
@@ -116,6 +119,7 @@ export async function recommendBatch(store: FeatureStore, o: BatchRecommendOptio
     fallbacks,
     target: sink.describe,
     seconds: (performance.now() - t0) / 1000,
+    setupSeconds,
     events,
   };
 }
