@@ -1,12 +1,21 @@
 // The server's HTTP input and output: reading a JSON body within a byte limit, and writing an answer.
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { NotFoundError, UnavailableError, ValidationError, errorMessage } from "../common/errors.js";
+import { NotFoundError, UnavailableError, ValidationError, errorMessage, quoteValue } from "../common/errors.js";
 import type { BodyPrefixes } from "./body_prefix.js";
 import type { BufferPool } from "./json_bytes.js";
 
 export const JSON_TYPE = "application/json";
 
 export type Json = Record<string, unknown>;
+
+/** Longest error text an answer or a log line carries: messages quote values cut short, this is the backstop. */
+export const MAX_ERROR_CHARS = 1000;
+
+/** An error's message, cut at MAX_ERROR_CHARS. */
+export function boundedMessage(e: unknown): string {
+  const m = errorMessage(e);
+  return m.length > MAX_ERROR_CHARS ? `${m.slice(0, MAX_ERROR_CHARS)}… (${m.length} chars)` : m;
+}
 
 /** A failure answered with its own status (and headers): the message is the error body. */
 export class HttpError extends Error {
@@ -57,7 +66,7 @@ export function errorAnswer(e: unknown): Answer {
   const status = statusOf(e);
   let headers = e instanceof HttpError ? e.headers : undefined;
   if (status === 413) headers = { ...headers, connection: "close" };
-  const msg = status === 500 ? `internal error: ${errorMessage(e)}` : errorMessage(e);
+  const msg = status === 500 ? `internal error: ${boundedMessage(e)}` : boundedMessage(e);
   return { status, body: JSON.stringify({ error: msg }), headers };
 }
 
@@ -97,13 +106,13 @@ export function readJson(req: IncomingMessage, limit: number, prefixes?: BodyPre
       } catch (e) {
         if (bytes.toString("utf8").trim() === "")
           return reject(new HttpError(400, "body: expected a JSON object, got an empty body"));
-        return reject(new HttpError(400, `body: malformed JSON: ${errorMessage(e)}`));
+        return reject(new HttpError(400, `body: malformed JSON: ${boundedMessage(e)}`));
       }
       if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
         return reject(
           new HttpError(
             400,
-            `body: expected a JSON object, got ${Array.isArray(parsed) ? "an array" : JSON.stringify(parsed)}`,
+            `body: expected a JSON object, got ${Array.isArray(parsed) ? "an array" : quoteValue(parsed)}`,
           ),
         );
       }

@@ -1,10 +1,10 @@
 // The route table: each endpoint's method, auth, body checks and its call into the FeatureStore facade.
 import { performance } from "node:perf_hooks";
 import type { ValidateFunction } from "ajv";
-import { errorMessage, quoteValue } from "../common/errors.js";
+import { UnavailableError, errorMessage, quoteValue } from "../common/errors.js";
 import type { FeatureStore, PushTarget } from "../stores/feature_store.js";
 import { BodyPrefixes } from "./body_prefix.js";
-import { SERVER_MATERIALIZE_BATCH_ROWS } from "./defaults.js";
+import { HEALTH_TIMEOUT_MS, SERVER_MATERIALIZE_BATCH_ROWS } from "./defaults.js";
 import { HttpError, type Json } from "./http_io.js";
 import type { BufferPool } from "./json_bytes.js";
 import type { Metrics } from "./metrics.js";
@@ -61,6 +61,15 @@ export interface RouteContext {
   schemas(): RegistrySchemas;
   /** answer buffers of get-online-features */
   answers: BufferPool;
+  limits: RequestLimits;
+}
+
+/** Bounds on one get-online-features request, so that no request can take the process for long. */
+export interface RequestLimits {
+  /** entity rows */
+  maxEntityRows: number;
+  /** entity rows x features */
+  maxFeatureValues: number;
 }
 
 function planFailed<T extends object>(p: T | PlanError): p is PlanError {
@@ -72,8 +81,24 @@ function firstColumnLength(cols: Record<string, unknown[]>): number {
   return 0;
 }
 
+/** The longest entity column (lengths are checked equal later, by a check that walks every value). */
+function longestColumn(cols: Record<string, unknown[]>): number {
+  let n = 0;
+  for (const k in cols) n = Math.max(n, cols[k].length);
+  return n;
+}
+
+/** `p`, or an UnavailableError after `ms`. */
+function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new UnavailableError(`${what} did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 export function buildRoutes(ctx: RouteContext): Map<string, Route> {
-  const { store, metrics, answers } = ctx;
+  const { store, metrics, answers, limits } = ctx;
   const observeRead = metrics.histogram(
     "fstore_online_read_duration_seconds",
     "Online feature read latency (FeatureStore.getOnlineFeatures: registry lookup + online store read + response build)",
@@ -111,6 +136,17 @@ export function buildRoutes(ctx: RouteContext): Map<string, Route> {
           };
           const plan = ctx.schemas().online(b.features, b.feature_service);
           if (planFailed(plan)) throw new HttpError(plan.status, plan.error);
+          const rows = longestColumn(b.entities);
+          if (rows > limits.maxEntityRows)
+            throw new HttpError(
+              413,
+              `entities: ${rows} entity rows is over the limit of ${limits.maxEntityRows} per request (maxEntityRows, fs serve --max-entity-rows): split the request`,
+            );
+          if (rows * plan.features > limits.maxFeatureValues)
+            throw new HttpError(
+              413,
+              `entities: ${rows} entity rows x ${plan.features} features = ${rows * plan.features} feature values is over the limit of ${limits.maxFeatureValues} per request (maxFeatureValues, fs serve --max-feature-values): split the request`,
+            );
           validate(plan.validateEntities, b.entities, "entities");
           const t = performance.now();
           const resp = await store.getOnlineFeatures({
@@ -132,11 +168,22 @@ export function buildRoutes(ctx: RouteContext): Map<string, Route> {
         auth: true,
         async run(body) {
           validate(v.push, body);
-          const b = body as { push_source_name: string; df: Record<string, unknown[]>; to?: PushTarget };
+          const b = body as {
+            push_source_name: string;
+            df: Record<string, unknown[]>;
+            to?: PushTarget;
+            mode?: "replace" | "append";
+            max_length?: number;
+          };
           const plan = ctx.schemas().push(b.push_source_name);
           if (planFailed(plan)) throw new HttpError(plan.status, plan.error);
-          validate(plan.validateDf, b.df, "df");
-          const written = await store.push(b.push_source_name, b.df, { to: b.to ?? "online" });
+          // append rows carry one event's scalars for list features: the library checks them per event
+          if (b.mode !== "append") validate(plan.validateDf, b.df, "df");
+          const written = await store.push(b.push_source_name, b.df, {
+            to: b.to ?? "online",
+            mode: b.mode,
+            maxLength: b.max_length,
+          });
           return ok({ status: "ok", rows: firstColumnLength(b.df), written });
         },
       },
@@ -200,7 +247,7 @@ export function buildRoutes(ctx: RouteContext): Map<string, Route> {
         auth: false,
         async run() {
           try {
-            await store.health();
+            await bounded(store.health(), HEALTH_TIMEOUT_MS, "the registry or the online store");
           } catch (e) {
             throw new HttpError(503, `unhealthy: ${errorMessage(e)}`);
           }

@@ -9,8 +9,14 @@ import { performance } from "node:perf_hooks";
 import type { Writable } from "node:stream";
 import { FstoreError, ValidationError, errorMessage } from "../common/errors.js";
 import { FeatureStore } from "../stores/feature_store.js";
-import { DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, SERVER_OFFLINE_THREADS } from "./defaults.js";
-import { HttpError, errorAnswer, readJson, send } from "./http_io.js";
+import {
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_ENTITY_ROWS,
+  DEFAULT_MAX_FEATURE_VALUES,
+  DEFAULT_PORT,
+  SERVER_OFFLINE_THREADS,
+} from "./defaults.js";
+import { HttpError, boundedMessage, errorAnswer, readJson, send } from "./http_io.js";
 import { BufferPool } from "./json_bytes.js";
 import { type LogLevel, type Logger, errorFields, jsonLogger } from "./log.js";
 import { Metrics } from "./metrics.js";
@@ -34,6 +40,10 @@ export interface FeatureServerOptions {
   authToken?: string;
   /** request bodies above this answer 413; default 16 MiB */
   maxBodyBytes?: number;
+  /** get-online-features asking more entity rows answers 413; default 10,000 */
+  maxEntityRows?: number;
+  /** get-online-features asking more entity rows x features answers 413; default 1,000,000 */
+  maxFeatureValues?: number;
   /** background registry refresh period; default registry_ttl_sec of feature_store.yaml (10 s); 0 = never refresh (Feast) */
   registryTtlSeconds?: number;
   /** default "info" (env FSTORE_LOG_LEVEL) */
@@ -61,6 +71,10 @@ function bearerDigest(value: string): Buffer {
 
 export async function startFeatureServer(opts: FeatureServerOptions): Promise<FeatureServer> {
   if (!opts.store && !opts.repoPath) throw new ValidationError("startFeatureServer: give a store or a repoPath");
+  const limits = {
+    maxEntityRows: positiveInteger(opts.maxEntityRows ?? DEFAULT_MAX_ENTITY_ROWS, "maxEntityRows"),
+    maxFeatureValues: positiveInteger(opts.maxFeatureValues ?? DEFAULT_MAX_FEATURE_VALUES, "maxFeatureValues"),
+  };
   const ttlSeconds = opts.registryTtlSeconds ?? opts.store?.config.registryTtlSeconds;
   // A store we open never reads the registry inside a request: the timer below refreshes it.
   const ownsStore = !opts.store;
@@ -119,7 +133,7 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
   // ---------------------------------------------------------------- routes
   // answer buffers, reused once the socket has written them (see BufferPool)
   const answers = new BufferPool();
-  const routes = buildRoutes({ store, metrics, schemas: currentSchemas, answers });
+  const routes = buildRoutes({ store, metrics, schemas: currentSchemas, answers, limits });
   const endpoints = [...routes].map(([p, r]) => `${r.method} ${p}${p.endsWith("/") ? "{id}" : ""}`).join(", ");
 
   // ---------------------------------------------------------------- request handling
@@ -131,13 +145,15 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
     inFlight++;
     const url = req.url ?? "/";
     const q = url.indexOf("?");
-    const path = q < 0 ? url : url.slice(0, q);
+    const fullPath = q < 0 ? url : url.slice(0, q);
     // "/recommendations/5" is the prefix route "/recommendations/" with rest "5"
-    const slash = path.indexOf("/", 1);
-    const prefix = slash > 0 ? path.slice(0, slash + 1) : "";
-    const exact = routes.get(path);
-    const route = exact ?? (prefix && path.length > prefix.length ? routes.get(prefix) : undefined);
-    const endpoint = route ? (exact ? path : prefix) : "other";
+    const slash = fullPath.indexOf("/", 1);
+    const prefix = slash > 0 ? fullPath.slice(0, slash + 1) : "";
+    const exact = routes.get(fullPath);
+    const route = exact ?? (prefix && fullPath.length > prefix.length ? routes.get(prefix) : undefined);
+    // the caller's text: logs and errors carry a prefix of it
+    const path = route || fullPath.length <= 200 ? fullPath : `${fullPath.slice(0, 200)}…`;
+    const endpoint = route ? (exact ? fullPath : prefix) : "other";
     let status = 200;
     let failure: unknown;
     try {
@@ -154,7 +170,7 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
       }
       const body = route.method === "POST" ? await readJson(req, maxBody, route.prefixes) : undefined;
       const out = await route.run(body, {
-        rest: exact ? "" : path.slice(prefix.length),
+        rest: exact ? "" : fullPath.slice(prefix.length),
         query: new URLSearchParams(q < 0 ? "" : url.slice(q + 1)),
       });
       status = out.status ?? 200;
@@ -185,7 +201,7 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
           path,
           status,
           duration_ms: seconds * 1000,
-          error: errorMessage(failure),
+          error: boundedMessage(failure),
         });
       } else if (logger.enabled("info")) {
         const fields: Record<string, unknown> = {
@@ -194,7 +210,7 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
           status,
           duration_ms: Math.round(seconds * 1e6) / 1000,
         };
-        if (failure !== undefined) fields.error = errorMessage(failure);
+        if (failure !== undefined) fields.error = boundedMessage(failure);
         logger.log("info", "request", fields);
       }
       inFlight--;
@@ -272,6 +288,12 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
   };
 
   return { url, port: addr.port, server, metrics, logger, close };
+}
+
+function positiveInteger(n: number, option: string): number {
+  if (!Number.isInteger(n) || n < 1)
+    throw new ValidationError(`startFeatureServer: ${option} must be a whole number >= 1, got ${n}`);
+  return n;
 }
 
 function envLogLevel(): LogLevel {

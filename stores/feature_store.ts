@@ -1,12 +1,19 @@
 // The FeatureStore facade: what services, the CLI and the HTTP server all call.
 
+import { type PushOptions, SerialQueue, pushRows } from "./push.js";
 import { CONFIG_FILE, loadRepoConfig, type RepoConfig } from "../registry/config.js";
 import { FstoreError, NotFoundError, ValidationError, errorMessage } from "../common/errors.js";
 import { loadRepoDefinitions } from "../registry/loader.js";
 import { type Plan, compileDefinitions, diff } from "../registry/plan.js";
 import { Registry } from "../registry/registry.js";
 import { toEpochMs } from "../common/time.js";
-import type { FeatureServiceSpec, FeatureViewSpec, RegistryContents } from "../registry/types.js";
+import {
+  type FeatureServiceSpec,
+  type FeatureViewSpec,
+  type RegistryContents,
+  viewIn,
+  withRepoPaths,
+} from "../registry/types.js";
 import { type MaterializeReport, defaultMergeRows, materializeViews } from "./materialize.js";
 
 export type { MaterializeReport };
@@ -14,6 +21,9 @@ import { OnlineResponse } from "./online_response.js";
 import { type ResolvedFeatures, resolveFeatures } from "./references.js";
 import { StringListMemo } from "../common/list_memo.js";
 import { type RowsInput, toColumns, toOnlineBatch } from "./rows.js";
+import { DEFAULT_MAX_TOP_K, type RetrieveOnlineDocumentsRequest, retrieveOnlineDocuments } from "./vector_search.js";
+
+export type { RetrieveOnlineDocumentsRequest };
 import type { ProgressSink } from "../common/progress.js";
 import type { EntityDfInput, OfflineStore, OnlineReadGroup, OnlineStore, RetrievalJob } from "./types.js";
 import { silentProgress } from "../common/progress.js";
@@ -29,6 +39,8 @@ export interface OpenOptions {
   registryTtlSeconds?: number;
   /** DuckDB threads when feature_store.yaml's offline_store sets none (a serving process keeps cores for reads) */
   defaultOfflineThreads?: number;
+  /** the largest topK retrieveOnlineDocuments accepts (default 1000) */
+  maxTopK?: number;
 }
 
 export interface OnlineFeaturesRequest {
@@ -62,7 +74,7 @@ export interface MaterializeOptions {
   mergeRows?: number;
 }
 
-export type PushTarget = "online" | "offline" | "online_and_offline";
+export type { PushTarget, PushOptions } from "./push.js";
 
 export class FeatureStore {
   // Promises, not stores: concurrent first calls share one opening instead of each opening its own.
@@ -74,6 +86,9 @@ export class FeatureStore {
   private cachedVersion: number;
   private checkedAt: number;
   private readonly ttlMs: number;
+  private maxTopK = DEFAULT_MAX_TOP_K;
+  /** appends read then write: one at a time in this process, so none is lost between the two */
+  private readonly appendQueue = new SerialQueue();
   /**
    * resolved feature lists and services by request, for the cached registry (cleared when it reloads)
    * defended by: `npm run bench -- online` sqlite FeatureStore.getOnlineFeatures 1 entity x 250 features p50
@@ -95,7 +110,7 @@ export class FeatureStore {
     this.openOnline = online;
     this.ttlMs = ttlSeconds * 1000;
     this.cachedVersion = registry.version(config.project);
-    this.cached = registry.load(config.project);
+    this.cached = withRepoPaths(registry.load(config.project), config.repoPath);
     this.checkedAt = Date.now();
   }
 
@@ -103,12 +118,14 @@ export class FeatureStore {
     const config = loadRepoConfig(repoPath);
     if (opts.defaultOfflineThreads !== undefined) config.offlineStore.threads ??= opts.defaultOfflineThreads;
     const registry = Registry.open(config.registryPath);
-    return new FeatureStore(
+    const store = new FeatureStore(
       config,
       registry,
       opts.onlineStore ?? null,
       opts.registryTtlSeconds ?? config.registryTtlSeconds,
     );
+    if (opts.maxTopK !== undefined) store.maxTopK = opts.maxTopK;
+    return store;
   }
 
   /** How long the cached registry is trusted before its version is checked again (ms). */
@@ -167,7 +184,7 @@ export class FeatureStore {
     this.checkedAt = now;
     const v = this.registry.version(this.project);
     if (v === this.cachedVersion) return false;
-    this.cached = this.registry.load(this.project);
+    this.cached = withRepoPaths(this.registry.load(this.project), this.config.repoPath);
     this.cachedVersion = v;
     this.resolved.clear();
     this.resolvedServices.clear();
@@ -211,14 +228,17 @@ export class FeatureStore {
 
   // ------------------------------------------------------------ plan / apply / teardown
 
-  /** What apply would create, update and delete. Validates the definitions and their parquet sources. */
+  /**
+   * What apply would create, update and delete. Validates the definitions and their parquet sources, and
+   * diffs against the registry as stored (source paths as written), not the cache (paths resolved).
+   */
   async plan(): Promise<Plan> {
     const loaded = await loadRepoDefinitions(this.config.repoPath);
     const desired = compileDefinitions(loaded, this.config.repoPath);
     const offline = await this.offlineStore();
     for (const v of desired.featureViews) {
       try {
-        await offline.validateView(v);
+        await offline.validateView(viewIn(v, this.config.repoPath));
       } catch (e) {
         if (e instanceof ValidationError) {
           throw new ValidationError(`${desired.origin.get(`feature_view:${v.name}`) ?? "repo"}: ${e.message}`, {
@@ -236,7 +256,8 @@ export class FeatureStore {
         );
       await ext.checkPlan(desired, this);
     }
-    return diff(this.reloadNow(), desired);
+    this.reloadNow();
+    return diff(this.registry.load(this.project), desired);
   }
 
   /**
@@ -389,6 +410,27 @@ export class FeatureStore {
     return new OnlineResponse(entityColumns, resolved.views, results, length, Date.now());
   }
 
+  /**
+   * The entities nearest `query` in the index of the one vector-indexed field among `features`, with the
+   * other features (views keyed by the same entity) and a `distance` column, nearest first (vector_search.ts).
+   */
+  async retrieveOnlineDocuments(req: RetrieveOnlineDocumentsRequest): Promise<OnlineResponse> {
+    if (!Array.isArray(req?.features))
+      throw new ValidationError(`features: expected a list of "view:feature" references, one of a vector field`);
+    return retrieveOnlineDocuments(
+      {
+        project: this.project,
+        online: this.openOnline ?? (await this.onlineStore()),
+        resolved: this.resolve(req.features, false),
+        maxTopK: this.maxTopK,
+        compileFilter: (expr) => {
+          throw new ValidationError(`filter ${JSON.stringify(expr)}: expression filters are not supported yet`);
+        },
+      },
+      req,
+    );
+  }
+
   /** Write fresh rows for a view straight to the online store (checked against the view's schema). */
   async writeToOnlineStore(viewName: string, rows: RowsInput): Promise<number> {
     const view = this.getFeatureView(viewName);
@@ -398,35 +440,24 @@ export class FeatureStore {
     return (await this.onlineStore()).write(this.project, view, batch);
   }
 
-  /** Push rows to every view fed by a push source: online, offline (its batch source) or both. */
-  async push(pushSourceName: string, rows: RowsInput, opts: { to?: PushTarget } = {}): Promise<number> {
-    const to = opts.to ?? "online";
-    if (!["online", "offline", "online_and_offline"].includes(to))
-      throw new ValidationError(`push: "to" must be online, offline or online_and_offline, got ${JSON.stringify(to)}`);
-    const reg = this.contents();
-    const source = reg.dataSources.find((s) => s.name === pushSourceName);
-    if (!source || source.type !== "push") {
-      const known = reg.dataSources.filter((s) => s.type === "push").map((s) => s.name);
-      throw new NotFoundError(
-        `push source "${pushSourceName}" is not in the registry of project "${this.project}" (push sources: ${known.join(", ") || "none"})`,
-      );
-    }
-    const views = reg.featureViews.filter((v) => v.source.type === "push" && v.source.name === pushSourceName);
-    // Check every view's rows before writing anything.
-    const now = Date.now();
-    const cols = toColumns(rows, `push to "${pushSourceName}"`);
-    const batches = views.map((v) => ({
-      view: v,
-      batch: toOnlineBatch(v, cols.columns, `push to "${pushSourceName}"`, now),
-    }));
-    let written = 0;
-    if (to !== "online") await (await this.offlineStore()).appendRows(source.batchSource, cols);
-    if (to !== "offline") {
-      const online = await this.onlineStore();
-      for (const { view, batch } of batches)
-        if (view.online && batch.length) written += await online.write(this.project, view, batch);
-    }
-    return written;
+  /**
+   * Push rows to every view fed by a push source: online, offline (its batch source) or both. With
+   * `mode: "append"` (online only) each row is one event whose values are appended to the stored lists of its
+   * key, keeping the latest `maxLength` (see stores/append.ts).
+   */
+  async push(pushSourceName: string, rows: RowsInput, opts: PushOptions = {}): Promise<number> {
+    return pushRows(
+      {
+        project: this.project,
+        contents: this.contents(),
+        online: () => this.onlineStore(),
+        offline: () => this.offlineStore(),
+        appendQueue: this.appendQueue,
+      },
+      pushSourceName,
+      rows,
+      opts,
+    );
   }
 
   // ------------------------------------------------------------ offline
