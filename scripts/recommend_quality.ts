@@ -19,6 +19,7 @@ import { selectInputs } from "../adapters/models/schema.js";
 import { fit } from "../adapters/models/train.js";
 import { TwoTowerModel } from "../adapters/models/two_tower.js";
 import { blockedTopK, type TopK } from "../adapters/serving/exact_retrieval.js";
+import { FstoreError } from "../common/errors.js";
 import { FeatureStore } from "../stores/feature_store.js";
 import { writeParquet } from "../stores/offline/parquet.js";
 import { tempDir } from "../test/repo_fixture.js";
@@ -248,4 +249,11 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+try {
+  await main();
+} catch (e) {
+  // fstore's own errors (the data set missing from FSTORE_DATA_DIR) are one line, not a stack
+  if (!(e instanceof FstoreError)) throw e;
+  console.error(`scripts/recommend_quality.ts: ${e.message}`);
+  process.exit(1);
+}
