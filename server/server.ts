@@ -10,6 +10,7 @@ import type { Writable } from "node:stream";
 import type { ValidateFunction } from "ajv";
 import { FstoreError, NotFoundError, ValidationError, errorMessage } from "../common/errors.js";
 import { FeatureStore, type PushTarget } from "../stores/feature_store.js";
+import { recommenderFor } from "../adapters/serving/index.js";
 import { BufferPool } from "./json_bytes.js";
 import { feastJSONBytes } from "./response_bytes.js";
 import { type LogLevel, type Logger, errorFields, jsonLogger } from "./log.js";
@@ -21,6 +22,7 @@ import {
   MATERIALIZE,
   MATERIALIZE_INCREMENTAL,
   PUSH,
+  RECOMMEND,
   WRITE_TO_ONLINE_STORE,
   check,
   newAjv,
@@ -38,6 +40,7 @@ export type ServedStore = Pick<
   | "materialize"
   | "materializeIncremental"
   | "health"
+  | "recommend"
   | "close"
 >;
 
@@ -148,6 +151,12 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
     "fstore_registry_reloads_total",
     "Registry reloads after a change by another process, by outcome",
   );
+  const countServing = metrics.counter(
+    "fstore_recommend_events_total",
+    "Recommendation events by pipeline: fallback_popularity, unknown_entity, missing_item_features_defaults/_dropped, short_list, ...",
+  );
+  if (store instanceof FeatureStore)
+    recommenderFor(store).onEvent((event, pipeline, n) => countServing({ pipeline, event }, n));
   let inFlight = 0;
   const startedAt = Date.now();
   metrics.gauge("fstore_http_requests_in_flight", "Requests being served", () => inFlight);
@@ -161,6 +170,7 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
     write: staticAjv.compile(WRITE_TO_ONLINE_STORE),
     materialize: staticAjv.compile(MATERIALIZE),
     materializeIncremental: staticAjv.compile(MATERIALIZE_INCREMENTAL),
+    recommend: staticAjv.compile(RECOMMEND),
   };
   // One ajv per registry snapshot, so compiled schemas of an old registry are dropped with it.
   let schemas = new RegistrySchemas(store.contents(), newAjv());
@@ -289,6 +299,32 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
             batchSize: SERVER_MATERIALIZE_BATCH_ROWS,
           });
           return ok({ status: "ok", ...report });
+        },
+      },
+    ],
+    [
+      "/recommend",
+      {
+        method: "POST",
+        auth: true,
+        async run(body) {
+          validate(v.recommend, body);
+          const b = body as {
+            pipeline: string;
+            entities: Record<string, unknown[]>;
+            top_k?: number;
+            seed?: number;
+            debug?: boolean;
+          };
+          return ok(
+            await store.recommend({
+              pipeline: b.pipeline,
+              entities: b.entities,
+              topK: b.top_k,
+              seed: b.seed,
+              debug: b.debug,
+            }),
+          );
         },
       },
     ],

@@ -13,7 +13,7 @@ registerServingExtension({
     for (const spec of desired.pipelines) {
       const file = desired.origin.get(`pipeline:${spec.name}`) ?? "repo";
       try {
-        const typed = typePipeline(spec, { ...desired, project: store.project }, readModelMeta);
+        const typed = await typePipeline(spec, { ...desired, project: store.project }, readModelMeta);
         for (const s of typed.stages) {
           if (s.spec.kind !== "query_tower" && s.spec.kind !== "rank") continue;
           try {
