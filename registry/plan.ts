@@ -1,21 +1,22 @@
 // Plan: compile a repo's definitions to specs, check them against each other, and diff them with
 // what the registry holds. Apply commits exactly the plan.
 
-import { isAbsolute, join } from "node:path";
 import { ValidationError } from "../common/errors.js";
 import { type Definition, isKind } from "./definitions.js";
 import type { LoadedDefinition } from "./loader.js";
-import { KIND_FIELDS, type ObjectKind, type RegistryChange, type RegistryObjects } from "./registry.js";
-import type { DataSourceSpec, FeatureViewSpec, RegistryContents } from "./types.js";
+import { KIND_FIELDS, type ObjectKind, type RegistryChange, type RegistryObjects, stampOf } from "./registry.js";
+import { type DataSourceSpec, type FeatureViewSpec, vectorFields } from "./types.js";
 
 export interface DesiredState extends RegistryObjects {
   /** where each object was defined ("kind:name" -> repo-relative file), for error messages */
   origin: Map<string, string>;
 }
 
-/** Turn loaded definitions into specs and check references and names; errors name file and object. */
-export function compileDefinitions(loaded: LoadedDefinition[], repoPath: string): DesiredState {
-  const resolvePath = (p: string) => (isAbsolute(p) ? p : join(repoPath, p));
+/**
+ * Turn loaded definitions into specs and check references and names; errors name file and object. Source
+ * paths stay as written: they are resolved against the repo folder where they are used.
+ */
+export function compileDefinitions(loaded: LoadedDefinition[]): DesiredState {
   const state: DesiredState = {
     entities: [],
     dataSources: [],
@@ -60,7 +61,7 @@ export function compileDefinitions(loaded: LoadedDefinition[], repoPath: string)
     if (isKind(d, "entity")) {
       if (claim("entity", d.name, d, file)) state.entities.push(d.toSpec());
     } else if (isKind(d, "file_source") || isKind(d, "push_source")) {
-      addSource(d.toSpec(resolvePath), file);
+      addSource(d.toSpec(), file);
     }
   }
   const entityNames = new Set(state.entities.map((e) => e.name));
@@ -80,7 +81,7 @@ export function compileDefinitions(loaded: LoadedDefinition[], repoPath: string)
         );
       }
     }
-    const spec = d.toSpec(resolvePath);
+    const spec = d.toSpec();
     addSource(spec.source, file);
     state.featureViews.push(spec);
   }
@@ -111,7 +112,7 @@ export function compileDefinitions(loaded: LoadedDefinition[], repoPath: string)
       throw new ValidationError(
         `${file}: pipeline "${d.name}" uses entity "${d.entity.name}", which no file of the repo exports`,
       );
-    state.pipelines.push(d.toSpec(repoPath));
+    state.pipelines.push(d.toSpec());
   }
   // Names that collide across kinds make references ambiguous ("name" may be a service or a view).
   for (const s of state.featureServices) {
@@ -136,11 +137,34 @@ export interface Plan {
   onlineKeep: FeatureViewSpec[];
   /** views whose online storage goes: deleted, turned offline, or with other join keys */
   onlineDrop: FeatureViewSpec[];
+  /** vector index changes, one line each ("create vector index item_embeddings:embedding (64-d, cosine)") */
+  vectorIndexes: string[];
 }
 
-export function diff(current: RegistryContents, desired: RegistryObjects): Plan {
+/** What happens to the vector indexes of a view that goes from `old` to `now` (either may be absent). */
+function vectorIndexChanges(old: FeatureViewSpec | undefined, now: FeatureViewSpec | undefined): string[] {
+  const describe = (f: { vectorLength?: number; vectorSearchMetric?: string }) =>
+    `${f.vectorLength}-d, ${f.vectorSearchMetric}`;
+  const before = new Map(old?.online ? vectorFields(old).map((f) => [f.name, f]) : []);
+  const after = new Map(now?.online ? vectorFields(now).map((f) => [f.name, f]) : []);
+  const name = (now ?? old)?.name;
+  const out: string[] = [];
+  const rekeyed = old && now && JSON.stringify(old.entityColumns) !== JSON.stringify(now.entityColumns);
+  for (const [f, spec] of after) {
+    const prior = before.get(f);
+    if (!prior) out.push(`create vector index ${name}:${f} (${describe(spec)})`);
+    else if (rekeyed || describe(prior) !== describe(spec))
+      out.push(
+        `rebuild vector index ${name}:${f} (${describe(prior)} -> ${describe(spec)}${rekeyed ? ", new join keys" : ""})`,
+      );
+  }
+  for (const f of before.keys()) if (!after.has(f)) out.push(`drop vector index ${name}:${f}`);
+  return out;
+}
+
+export function diff(current: RegistryObjects, desired: RegistryObjects): Plan {
   const entries: PlanEntry[] = [];
-  const change: RegistryChange = { upsert: [], remove: [] };
+  const change: RegistryChange = { upsert: [], remove: [], base: stampOf(current) };
   for (const [kind, field] of KIND_FIELDS) {
     const have = new Map((current[field] as Array<{ name: string }>).map((o) => [o.name, o]));
     const want = new Map((desired[field] as Array<{ name: string }>).map((o) => [o.name, o]));
@@ -165,7 +189,16 @@ export function diff(current: RegistryContents, desired: RegistryObjects): Plan 
     if (!now || !now.online || JSON.stringify(now.entityColumns) !== JSON.stringify(old.entityColumns))
       onlineDrop.push(old);
   }
-  return { entries, change, onlineKeep, onlineDrop };
+  const vectorIndexes: string[] = [];
+  const names = new Set([...current.featureViews, ...desired.featureViews].map((v) => v.name));
+  for (const n of names)
+    vectorIndexes.push(
+      ...vectorIndexChanges(
+        current.featureViews.find((v) => v.name === n),
+        desired.featureViews.find((v) => v.name === n),
+      ),
+    );
+  return { entries, change, onlineKeep, onlineDrop, vectorIndexes };
 }
 
 export function formatPlan(plan: Plan): string {
@@ -174,6 +207,7 @@ export function formatPlan(plan: Plan): string {
   const lines = plan.entries.map(
     (e) => `  ${sym[e.action]} ${e.action.padEnd(6)} ${e.kind.replace("_", " ")} ${e.name}`,
   );
+  for (const v of plan.vectorIndexes) lines.push(`    ${v}`);
   const count = (a: PlanEntry["action"]) => plan.entries.filter((e) => e.action === a).length;
   return `${lines.join("\n")}\n${count("create")} to create, ${count("update")} to update, ${count("delete")} to delete.`;
 }

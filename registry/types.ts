@@ -1,6 +1,8 @@
 // Plain-data specs: what the registry stores and what every store works from.
 // Definition classes (definitions.ts) compile down to these at apply time.
 
+import { isAbsolute, join } from "node:path";
+
 export const VALUE_TYPES = [
   "int32",
   "int64",
@@ -28,11 +30,24 @@ export function baseType(d: Dtype): ValueType {
   return (d.endsWith("[]") ? d.slice(0, -2) : d) as ValueType;
 }
 
+export const VECTOR_METRICS = ["cosine", "inner_product", "l2"] as const;
+export type VectorMetric = (typeof VECTOR_METRICS)[number];
+
 export interface FieldSpec {
   name: string;
   dtype: Dtype;
   description?: string;
   tags?: Record<string, string>;
+  /** an ANN index over this list-of-float field (Feast's vector_index) */
+  vectorIndex?: boolean;
+  /** the length every vector of the field has */
+  vectorLength?: number;
+  vectorSearchMetric?: VectorMetric;
+}
+
+/** The vector-indexed fields of a view. */
+export function vectorFields(view: { features: FieldSpec[] }): FieldSpec[] {
+  return view.features.filter((f) => f.vectorIndex === true);
 }
 
 export interface EntitySpec {
@@ -47,7 +62,10 @@ export interface EntitySpec {
 export interface FileSourceSpec {
   type: "file";
   name: string;
-  /** Absolute path of a parquet file, a folder of parquet files, or a glob. */
+  /**
+   * A parquet file, a folder of parquet files, or a glob, as the definition wrote it: the registry keeps
+   * relative paths relative, so a copied repo reads its own files (see withRepoPaths).
+   */
   path: string;
   timestampField: string;
   createdTimestampColumn?: string;
@@ -92,7 +110,7 @@ export interface FeatureServiceSpec {
   owner: string;
 }
 
-/** One stage of a serving pipeline, as the registry stores it (model paths absolute). */
+/** One stage of a serving pipeline, as the registry stores it (model paths as written: relative to the repo). */
 export type StageSpec =
   | { kind: "query_features"; name: string; features: string[] | string }
   | { kind: "query_tower"; name: string; model: string }
@@ -144,6 +162,42 @@ export interface RegistryContents {
   pipelines: PipelineSpec[];
   materializations: MaterializationInterval[];
   lastUpdated: number | null;
+}
+
+/** A file source with a relative path resolved against the repo folder; absolute paths stay as they are. */
+export function fileSourceIn(source: FileSourceSpec, repoPath: string): FileSourceSpec {
+  return isAbsolute(source.path) ? source : { ...source, path: join(repoPath, source.path) };
+}
+
+/** A data source with its file paths resolved against the repo folder. */
+export function dataSourceIn(source: DataSourceSpec, repoPath: string): DataSourceSpec {
+  return source.type === "push"
+    ? { ...source, batchSource: fileSourceIn(source.batchSource, repoPath) }
+    : fileSourceIn(source, repoPath);
+}
+
+/** A view whose source paths are resolved against the repo folder. */
+export function viewIn(view: FeatureViewSpec, repoPath: string): FeatureViewSpec {
+  return { ...view, source: dataSourceIn(view.source, repoPath) };
+}
+
+/** A pipeline whose model folders and logging destination are resolved against the repo folder. */
+export function pipelineIn(p: PipelineSpec, repoPath: string): PipelineSpec {
+  const at = (path: string) => (isAbsolute(path) ? path : join(repoPath, path));
+  const stages = p.stages.map((s) =>
+    s.kind === "query_tower" || s.kind === "rank" ? { ...s, model: at(s.model) } : s,
+  );
+  return { ...p, stages, ...(p.logging ? { logging: { ...p.logging, destination: at(p.logging.destination) } } : {}) };
+}
+
+/** Registry contents as a repo at `repoPath` uses them: every source path resolved against that folder. */
+export function withRepoPaths(contents: RegistryContents, repoPath: string): RegistryContents {
+  return {
+    ...contents,
+    dataSources: contents.dataSources.map((s) => dataSourceIn(s, repoPath)),
+    featureViews: contents.featureViews.map((v) => viewIn(v, repoPath)),
+    pipelines: contents.pipelines.map((p) => pipelineIn(p, repoPath)),
+  };
 }
 
 /** The file source a view reads offline: its own, or the batch source behind a push source. */

@@ -6,7 +6,13 @@ import { loadRepoDefinitions } from "../registry/loader.js";
 import { type Plan, compileDefinitions, diff } from "../registry/plan.js";
 import { Registry } from "../registry/registry.js";
 import { toEpochMs } from "../common/time.js";
-import type { FeatureServiceSpec, FeatureViewSpec, RegistryContents } from "../registry/types.js";
+import {
+  type FeatureServiceSpec,
+  type FeatureViewSpec,
+  type RegistryContents,
+  viewIn,
+  withRepoPaths,
+} from "../registry/types.js";
 import { type MaterializeReport, defaultMergeRows, materializeViews } from "./materialize.js";
 
 export type { MaterializeReport };
@@ -14,6 +20,9 @@ import { OnlineResponse } from "./online_response.js";
 import { type ResolvedFeatures, resolveFeatures } from "./references.js";
 import { StringListMemo } from "../common/list_memo.js";
 import { type RowsInput, toColumns, toOnlineBatch } from "./rows.js";
+import { DEFAULT_MAX_TOP_K, type RetrieveOnlineDocumentsRequest, retrieveOnlineDocuments } from "./vector_search.js";
+
+export type { RetrieveOnlineDocumentsRequest };
 import type { ProgressSink } from "../common/progress.js";
 import type { EntityDfInput, OfflineStore, OnlineReadGroup, OnlineStore, RetrievalJob } from "./types.js";
 import { silentProgress } from "../common/progress.js";
@@ -28,6 +37,8 @@ export interface OpenOptions {
   registryTtlSeconds?: number;
   /** DuckDB threads when feature_store.yaml's offline_store sets none (a serving process keeps cores for reads) */
   defaultOfflineThreads?: number;
+  /** the largest topK retrieveOnlineDocuments accepts (default 1000) */
+  maxTopK?: number;
 }
 
 export interface OnlineFeaturesRequest {
@@ -73,6 +84,7 @@ export class FeatureStore {
   private cachedVersion: number;
   private checkedAt: number;
   private readonly ttlMs: number;
+  private maxTopK = DEFAULT_MAX_TOP_K;
   /**
    * resolved feature lists and services by request, for the cached registry (cleared when it reloads)
    * defended by: `npm run bench -- online` sqlite FeatureStore.getOnlineFeatures 1 entity x 250 features p50
@@ -92,7 +104,7 @@ export class FeatureStore {
     this.openOnline = online;
     this.ttlMs = ttlSeconds * 1000;
     this.cachedVersion = registry.version(config.project);
-    this.cached = registry.load(config.project);
+    this.cached = withRepoPaths(registry.load(config.project), config.repoPath);
     this.checkedAt = Date.now();
   }
 
@@ -100,12 +112,14 @@ export class FeatureStore {
     const config = loadRepoConfig(repoPath);
     if (opts.defaultOfflineThreads !== undefined) config.offlineStore.threads ??= opts.defaultOfflineThreads;
     const registry = Registry.open(config.registryPath);
-    return new FeatureStore(
+    const store = new FeatureStore(
       config,
       registry,
       opts.onlineStore ?? null,
       opts.registryTtlSeconds ?? config.registryTtlSeconds,
     );
+    if (opts.maxTopK !== undefined) store.maxTopK = opts.maxTopK;
+    return store;
   }
 
   /** How long the cached registry is trusted before its version is checked again (ms). */
@@ -164,7 +178,7 @@ export class FeatureStore {
     this.checkedAt = now;
     const v = this.registry.version(this.project);
     if (v === this.cachedVersion) return false;
-    this.cached = this.registry.load(this.project);
+    this.cached = withRepoPaths(this.registry.load(this.project), this.config.repoPath);
     this.cachedVersion = v;
     this.resolved.clear();
     this.resolvedServices.clear();
@@ -208,14 +222,17 @@ export class FeatureStore {
 
   // ------------------------------------------------------------ plan / apply / teardown
 
-  /** What apply would create, update and delete. Validates the definitions and their parquet sources. */
+  /**
+   * What apply would create, update and delete. Validates the definitions and their parquet sources, and
+   * diffs against the registry as stored (source paths as written), not the cache (paths resolved).
+   */
   async plan(): Promise<Plan> {
     const loaded = await loadRepoDefinitions(this.config.repoPath);
-    const desired = compileDefinitions(loaded, this.config.repoPath);
+    const desired = compileDefinitions(loaded);
     const offline = await this.offlineStore();
     for (const v of desired.featureViews) {
       try {
-        await offline.validateView(v);
+        await offline.validateView(viewIn(v, this.config.repoPath));
       } catch (e) {
         if (e instanceof ValidationError) {
           throw new ValidationError(`${desired.origin.get(`feature_view:${v.name}`) ?? "repo"}: ${e.message}`, {
@@ -233,7 +250,8 @@ export class FeatureStore {
         );
       await ext.checkPlan(desired, this);
     }
-    return diff(this.reloadNow(), desired);
+    this.reloadNow();
+    return diff(this.registry.load(this.project), desired);
   }
 
   /**
@@ -384,6 +402,27 @@ export class FeatureStore {
     const entityColumns = Object.entries(columns).map(([name, values]) => ({ name, values }));
     const results = resolved.views.map((rv) => answers[rv.group][rv.slot]);
     return new OnlineResponse(entityColumns, resolved.views, results, length, Date.now());
+  }
+
+  /**
+   * The entities nearest `query` in the index of the one vector-indexed field among `features`, with the
+   * other features (views keyed by the same entity) and a `distance` column, nearest first (vector_search.ts).
+   */
+  async retrieveOnlineDocuments(req: RetrieveOnlineDocumentsRequest): Promise<OnlineResponse> {
+    if (!Array.isArray(req?.features))
+      throw new ValidationError(`features: expected a list of "view:feature" references, one of a vector field`);
+    return retrieveOnlineDocuments(
+      {
+        project: this.project,
+        online: this.openOnline ?? (await this.onlineStore()),
+        resolved: this.resolve(req.features, false),
+        maxTopK: this.maxTopK,
+        compileFilter: (expr) => {
+          throw new ValidationError(`filter ${JSON.stringify(expr)}: expression filters are not supported yet`);
+        },
+      },
+      req,
+    );
   }
 
   /** Write fresh rows for a view straight to the online store (checked against the view's schema). */
