@@ -6,8 +6,8 @@
 
 import { ValidationError } from "../common/errors.js";
 import { parseTtl } from "../common/time.js";
-import type { Pipeline } from "./pipelines.js";
 import { checkOptions } from "./options.js";
+import type { Pipeline } from "./pipelines.js";
 import {
   type DataSourceSpec,
   type Dtype,

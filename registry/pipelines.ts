@@ -2,19 +2,16 @@
 // PipelineSpec the registry stores. The stages run in adapters/serving; here they are only checked and compiled.
 // Like the other definitions they carry a `fstoreKind` brand, so copies loaded through jiti are recognised.
 
-import { isAbsolute, join } from "node:path";
 import { ValidationError } from "../common/errors.js";
+import { checkOptions as refuseUnknown } from "./options.js";
 import type { Entity } from "./definitions.js";
 import type { PipelineSpec, StageKind, StageSpec } from "./types.js";
 
 const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-/** Refuse options a definition does not know: a misspelt option would otherwise be silently ignored. */
+/** The options object, with anything the definition does not know refused (a misspelt option is not ignored). */
 function checkOptions(what: string, o: unknown, known: readonly string[]): Record<string, unknown> {
-  if (typeof o !== "object" || o === null || Array.isArray(o))
-    throw new ValidationError(`${what}: expected an options object`);
-  for (const k of Object.keys(o))
-    if (!known.includes(k)) throw new ValidationError(`${what}: unknown option "${k}" (known: ${known.join(", ")})`);
+  refuseUnknown(what, undefined, o, known);
   return o as Record<string, unknown>;
 }
 
@@ -291,16 +288,14 @@ export class Pipeline {
       if (typeof v !== "string") throw new ValidationError(`${what}: tag "${k}" must be a string`);
   }
 
-  /** The spec: stages named by kind (a repeated kind gets _2, _3, ...), relative paths against `repoPath`. */
-  toSpec(repoPath = "."): PipelineSpec {
-    const resolve = (p: string) => (isAbsolute(p) ? p : join(repoPath, p));
+  /** The spec: stages named by kind (a repeated kind gets _2, _3, ...); paths as written (relative to the repo). */
+  toSpec(): PipelineSpec {
     const seen = new Map<string, number>();
     const stages = this.stages.map((s) => {
       const spec = s.spec();
       const n = (seen.get(spec.kind) ?? 0) + 1;
       seen.set(spec.kind, n);
       spec.name = n === 1 ? spec.kind : `${spec.kind}_${n}`;
-      if (spec.kind === "query_tower" || spec.kind === "rank") spec.model = resolve(spec.model);
       return spec;
     });
     const spec: PipelineSpec = {
@@ -311,8 +306,7 @@ export class Pipeline {
       tags: this.tags,
       description: this.description,
     };
-    if (this.logging)
-      spec.logging = { destination: resolve(this.logging.destination), sampleRate: this.logging.sampleRate };
+    if (this.logging) spec.logging = { ...this.logging };
     return spec;
   }
 }

@@ -14,10 +14,9 @@ export interface DesiredState extends RegistryObjects {
 
 /**
  * Turn loaded definitions into specs and check references and names; errors name file and object. Source
- * paths stay as written: they are resolved against the repo folder where they are used; pipeline model paths are
- * resolved against `repoPath` here, as the serving runtime loads them as given.
+ * paths stay as written: they are resolved against the repo folder where they are used.
  */
-export function compileDefinitions(loaded: LoadedDefinition[], repoPath = "."): DesiredState {
+export function compileDefinitions(loaded: LoadedDefinition[]): DesiredState {
   const state: DesiredState = {
     entities: [],
     dataSources: [],
@@ -113,7 +112,7 @@ export function compileDefinitions(loaded: LoadedDefinition[], repoPath = "."): 
       throw new ValidationError(
         `${file}: pipeline "${d.name}" uses entity "${d.entity.name}", which no file of the repo exports`,
       );
-    state.pipelines.push(d.toSpec(repoPath));
+    state.pipelines.push(d.toSpec());
   }
   // Names that collide across kinds make references ambiguous ("name" may be a service or a view).
   for (const s of state.featureServices) {

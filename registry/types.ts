@@ -110,7 +110,7 @@ export interface FeatureServiceSpec {
   owner: string;
 }
 
-/** One stage of a serving pipeline, as the registry stores it (model paths absolute). */
+/** One stage of a serving pipeline, as the registry stores it (model paths as written: relative to the repo). */
 export type StageSpec =
   | { kind: "query_features"; name: string; features: string[] | string }
   | { kind: "query_tower"; name: string; model: string }
@@ -181,12 +181,22 @@ export function viewIn(view: FeatureViewSpec, repoPath: string): FeatureViewSpec
   return { ...view, source: dataSourceIn(view.source, repoPath) };
 }
 
+/** A pipeline whose model folders and logging destination are resolved against the repo folder. */
+export function pipelineIn(p: PipelineSpec, repoPath: string): PipelineSpec {
+  const at = (path: string) => (isAbsolute(path) ? path : join(repoPath, path));
+  const stages = p.stages.map((s) =>
+    s.kind === "query_tower" || s.kind === "rank" ? { ...s, model: at(s.model) } : s,
+  );
+  return { ...p, stages, ...(p.logging ? { logging: { ...p.logging, destination: at(p.logging.destination) } } : {}) };
+}
+
 /** Registry contents as a repo at `repoPath` uses them: every source path resolved against that folder. */
 export function withRepoPaths(contents: RegistryContents, repoPath: string): RegistryContents {
   return {
     ...contents,
     dataSources: contents.dataSources.map((s) => dataSourceIn(s, repoPath)),
     featureViews: contents.featureViews.map((v) => viewIn(v, repoPath)),
+    pipelines: contents.pipelines.map((p) => pipelineIn(p, repoPath)),
   };
 }
 

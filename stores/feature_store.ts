@@ -234,7 +234,7 @@ export class FeatureStore {
    */
   async plan(): Promise<Plan> {
     const loaded = await loadRepoDefinitions(this.config.repoPath);
-    const desired = compileDefinitions(loaded, this.config.repoPath);
+    const desired = compileDefinitions(loaded);
     const offline = await this.offlineStore();
     for (const v of desired.featureViews) {
       try {

@@ -170,6 +170,22 @@ describe("each stage, through the debug trace", () => {
     users.forEach((u, r) => expect(stageOf(results[r], "retrieve").ids).toEqual(exactTop(u, 20)));
   });
 
+  it("Retrieve through the vector view's index (store.recommend) equals exact retrieval on small data", async () => {
+    const ann = await store.recommend({
+      pipeline: "recommender",
+      entities: { user_id_raw: users.map(userRaw) },
+      debug: true,
+    });
+    users.forEach((u, r) => {
+      const t = stageOf(ann.results[r], "retrieve");
+      expect(t.ids).toEqual(exactTop(u, 20));
+      (t.scores as number[]).forEach((s, i) =>
+        expect(s).toBeCloseTo((stageOf(results[r], "retrieve").scores as number[])[i], 5),
+      );
+      expect(ann.results[r].items).toEqual(results[r].items);
+    });
+  });
+
   it("FilterSeen: per request row, each row's own seen items only", () => {
     let keptOthers = 0;
     users.forEach((u, r) => {

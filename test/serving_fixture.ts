@@ -81,7 +81,7 @@ export const userHistory = new FeatureView({ name: "user_history", entities: [us
 export const itemFeatures = new FeatureView({ name: "item_features", entities: [item], source: src("items"),
   schema: [new Field({ name: "item_id", dtype: "int32" }), new Field({ name: "item_cat", dtype: "int32" })] });
 export const itemEmbeddings = new FeatureView({ name: "item_embeddings", entities: [item], source: src("embeddings"),
-  schema: [new Field({ name: "embedding", dtype: "float32[]" })] });
+  schema: [new Field({ name: "embedding", dtype: "float32[]", vectorIndex: true, vectorLength: 8, vectorSearchMetric: "inner_product" })] });
 
 export const retrieval = new FeatureService({ name: "retrieval", features: [userFeatures] });
 export const rankingItems = new FeatureService({ name: "ranking_items", features: [itemFeatures] });

@@ -8,7 +8,7 @@ import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { errorMessage } from "../../common/errors.js";
 import type { Dtype } from "../../registry/types.js";
-import { type ParquetColumnType, writeParquet } from "../../stores/offline/parquet.js";
+import type { ParquetColumnType } from "../../stores/offline/parquet.js";
 import type { RunOutput } from "./runner.js";
 import type { TypedPipeline } from "./typing.js";
 
@@ -104,12 +104,15 @@ export class FeatureLogger {
       const stamp = new Date().toISOString().replace(/[-:.]/g, "");
       const path = join(dest, `served-${this.typed.spec.name}-${stamp}-${process.pid}-${this.seq++}.parquet`);
       this.writing = this.writing.then(() =>
-        writeParquet(path, data, this.types).then(
-          () => void this.files.push(path),
-          (e: unknown) => {
-            process.stderr.write(`feature log ${path}: ${data.length} rows not written: ${errorMessage(e)}\n`);
-          },
-        ),
+        // loaded on the first write: DuckDB stays out of processes that never log
+        import("../../stores/offline/parquet.js")
+          .then(({ writeParquet }) => writeParquet(path, data, this.types))
+          .then(
+            () => void this.files.push(path),
+            (e: unknown) => {
+              process.stderr.write(`feature log ${path}: ${data.length} rows not written: ${errorMessage(e)}\n`);
+            },
+          ),
       );
     }
     return this.writing;

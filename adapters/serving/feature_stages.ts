@@ -3,11 +3,11 @@
 // ItemFeatures (each distinct candidate read once; missing ones kept on the model's defaults or dropped).
 
 import { FstoreError } from "../../common/errors.js";
-import { evalExpr, parseExpr, type ExprNode } from "../etl/expr.js";
+import type { ExprNode } from "../etl/expr.js";
 import type { Row, Value } from "../etl/sql.js";
 import { idKey, selectCandidates } from "./batch.js";
 import type { PipelineState, StageRunner } from "./context.js";
-import type { TypedStage } from "./typing.js";
+import { loadExpressions, type TypedStage } from "./typing.js";
 
 function candidatesOf(state: PipelineState, stage: TypedStage) {
   if (!state.cand) throw new FstoreError(`stage "${stage.spec.name}" ran before any candidates`);
@@ -84,6 +84,7 @@ export const filterExpression: StageRunner = async (state, stage, ctx) => {
   // item features the expression reads and no earlier stage wrote (typing resolved them)
   if (stage.resolved) Object.assign(cand.columns, (await readItemColumns(state, stage, ctx)).columns);
   if (s.kind !== "filter") throw new FstoreError(`stage "${s.name}" is not a filter`);
+  const { evalExpr, parseExpr } = await loadExpressions();
   let expr = parsed.get(s.expression);
   if (!expr) parsed.set(s.expression, (expr = parseExpr(s.expression)));
   const names = Object.keys(cand.columns);

@@ -3,6 +3,7 @@
 // recommend calls and the apply-time pipeline checks to it.
 
 import { ValidationError, errorMessage } from "../../common/errors.js";
+import { pipelineIn } from "../../registry/types.js";
 import { registerServingExtension } from "../../stores/serving.js";
 import { checkModelLoads, readModelMeta } from "./models.js";
 import { recommenderFor } from "./recommender.js";
@@ -13,7 +14,11 @@ registerServingExtension({
     for (const spec of desired.pipelines) {
       const file = desired.origin.get(`pipeline:${spec.name}`) ?? "repo";
       try {
-        const typed = typePipeline(spec, { ...desired, project: store.project }, readModelMeta);
+        const typed = await typePipeline(
+          pipelineIn(spec, store.config.repoPath),
+          { ...desired, project: store.project },
+          readModelMeta,
+        );
         for (const s of typed.stages) {
           if (s.spec.kind !== "query_tower" && s.spec.kind !== "rank") continue;
           try {

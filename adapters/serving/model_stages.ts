@@ -45,6 +45,7 @@ function dot(a: ArrayLike<number>, aOff: number, b: ArrayLike<number>, n: number
 /** Nearest items of each active row from the online store's vector index; the score is the query . item product. */
 export const annCandidates: CandidateSource = async (req, stage, topK, ctx) => {
   const store = ctx.store as unknown as Partial<VectorSearch>;
+  if (req.active.every((a) => a === 0)) return emptyCandidates(req.n, [ctx.typed.itemKey as string]);
   if (typeof store.retrieveOnlineDocuments !== "function")
     throw new FstoreError(`stage "${stage.spec.name}": this FeatureStore has no retrieveOnlineDocuments`);
   const itemKey = ctx.typed.itemKey as string;

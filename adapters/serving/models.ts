@@ -4,8 +4,8 @@
 
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { ValidationError, errorMessage } from "../../common/errors.js";
-import type { ItemPopularity, ModelMeta } from "../models/artifacts.js";
+import { FstoreError, ValidationError, errorMessage } from "../../common/errors.js";
+import type { ModelMeta } from "../models/artifacts.js";
 import type { DlrmScorer } from "../models/dlrm_scorer.js";
 import type { QueryTowerScorer } from "../models/query_tower_scorer.js";
 
@@ -65,7 +65,7 @@ export type LoadedServingModel = LoadedQueryTower | LoadedRanker;
 async function load(dir: string, kind: ServingModelKind): Promise<LoadedServingModel> {
   const d = modelDir(dir, kind);
   const meta = readModelMeta(dir, kind);
-  // loading builds a layers model, which needs a TensorFlow.js backend even though scoring then runs on arrays
+  // weights load through TensorFlow.js, which needs a backend; a process that never trained has none yet
   const { initBackend } = await import("../models/backend.js");
   await initBackend("auto", () => {});
   const { loadModel } = await import("../models/artifacts.js");
@@ -113,8 +113,14 @@ export class ModelCache {
       e.checkedAt = now;
       return e.model;
     }
-    const model = checkModelLoads(dir, kind);
-    model.catch(() => this.entries.delete(key)); // a folder being rewritten is tried again on the next request
+    // at request time a folder that does not load is the server's fault (5xx), not the caller's
+    const model = load(dir, kind).catch((e: unknown) => {
+      throw new FstoreError(`model folder ${dir} does not load: ${errorMessage(e)}`, { cause: e });
+    });
+    // a folder being rewritten is tried again on the next request
+    model.catch(() => {
+      if (this.entries.get(key)?.model === model) this.entries.delete(key);
+    });
     this.entries.set(key, { stamp, checkedAt: now, model });
     return model;
   }
@@ -126,10 +132,4 @@ function safeModelDir(dir: string, kind: ServingModelKind): string {
   } catch {
     return dir;
   }
-}
-
-/** The popularity a model folder saved (raw item ids, most interactions first), if any. */
-export function popularityOf(meta: ModelMeta): ItemPopularity | null {
-  const p = meta.popularity;
-  return p && Array.isArray(p.ids) && p.ids.length > 0 ? p : null;
 }

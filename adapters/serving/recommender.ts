@@ -36,7 +36,9 @@ export class Recommender implements RecommendService {
   readonly totals = new Map<string, number>();
 
   constructor(readonly store: FeatureStore) {
-    this.models = new ModelCache(store.registryTtlMs);
+    // a server trusts its registry forever and refreshes it on a timer: model folders follow the configured TTL
+    const ttl = Number.isFinite(store.registryTtlMs) ? store.registryTtlMs : store.config.registryTtlSeconds * 1000;
+    this.models = new ModelCache(ttl);
   }
 
   onEvent(listener: ServingListener): void {
@@ -44,7 +46,7 @@ export class Recommender implements RecommendService {
   }
 
   /** The pipeline as the registry holds it now, typed against the registry's views and its models' inputs. */
-  pipeline(name: string): TypedPipeline {
+  async pipeline(name: string): Promise<TypedPipeline> {
     const contents = this.store.contents();
     if (contents !== this.typedFor) {
       this.typed.clear();
@@ -57,7 +59,7 @@ export class Recommender implements RecommendService {
         throw new NotFoundError(
           `pipeline "${name}" is not in the registry of project "${contents.project}" (known: ${contents.pipelines.map((p) => p.name).join(", ") || "none"}; run "fs apply"?)`,
         );
-      t = typePipeline(spec, contents, readModelMeta);
+      t = await typePipeline(spec, contents, readModelMeta);
       this.typed.set(name, t);
     }
     return t;
@@ -72,7 +74,7 @@ export class Recommender implements RecommendService {
       throw new ValidationError(`top_k: expected an integer from 1 to ${MAX_TOP_K}, got ${JSON.stringify(topK)}`);
     if (req.seed !== undefined && (typeof req.seed !== "number" || !Number.isFinite(req.seed)))
       throw new ValidationError(`seed: expected a number, got ${JSON.stringify(req.seed)}`);
-    const typed = this.pipeline(req.pipeline);
+    const typed = await this.pipeline(req.pipeline);
     const input = req.entities ?? req.entityRows;
     if (!input) throw new ValidationError(`entities: give the entity rows (e.g. {"${typed.entityKey}": [1, 2]})`);
     const { columns, length } = toColumns(input, "entities");

@@ -6,7 +6,6 @@
 import { ValidationError, errorMessage } from "../../common/errors.js";
 import type { Dtype, PipelineSpec, RegistryContents, StageSpec } from "../../registry/types.js";
 import { resolveFeatures, type ResolvedFeatures } from "../../stores/references.js";
-import { exprColumns, parseExpr } from "../etl/expr.js";
 import type { ModelMeta } from "../models/artifacts.js";
 import type { ServingModelKind } from "./models.js";
 
@@ -37,7 +36,23 @@ export interface TypedPipeline {
   models: Map<string, ModelMeta>;
 }
 
-export function typePipeline(
+/** Loaded only for pipelines with a Filter: the expression module pulls in DuckDB, which startup should not. */
+let exprModule: typeof import("../etl/expr.js") | null = null;
+export async function loadExpressions(): Promise<typeof import("../etl/expr.js")> {
+  return (exprModule ??= await import("../etl/expr.js"));
+}
+
+/** Type a pipeline (typeSync), loading the expression module first when it has a Filter stage. */
+export async function typePipeline(
+  spec: PipelineSpec,
+  reg: Registryish,
+  metaOf: (dir: string, kind: ServingModelKind) => ModelMeta,
+): Promise<TypedPipeline> {
+  if (spec.stages.some((s) => s.kind === "filter")) await loadExpressions();
+  return typeSync(spec, reg, metaOf);
+}
+
+function typeSync(
   spec: PipelineSpec,
   reg: Registryish,
   metaOf: (dir: string, kind: ServingModelKind) => ModelMeta,
@@ -141,7 +156,8 @@ export function typePipeline(
         const cols = needCandidates(s);
         let cs: Set<string>;
         try {
-          cs = exprColumns(parseExpr(s.expression));
+          const expr = exprModule as typeof import("../etl/expr.js");
+          cs = expr.exprColumns(expr.parseExpr(s.expression));
         } catch (e) {
           throw new ValidationError(`${where(s)}: ${errorMessage(e)}`, { cause: e });
         }
