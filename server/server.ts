@@ -16,7 +16,7 @@ import {
   DEFAULT_PORT,
   SERVER_OFFLINE_THREADS,
 } from "./defaults.js";
-import { HttpError, boundedMessage, errorAnswer, readJson, send } from "./http_io.js";
+import { CLIENT_CLOSED, HttpError, boundedMessage, checkJsonBody, errorAnswer, readJson, send } from "./http_io.js";
 import { BufferPool } from "./json_bytes.js";
 import { type LogLevel, type Logger, errorFields, jsonLogger } from "./log.js";
 import { Metrics } from "./metrics.js";
@@ -164,15 +164,21 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
           });
         }
       }
-      const body = route.method === "POST" ? await readJson(req, maxBody, route.prefixes) : undefined;
+      let body;
+      if (route.method === "POST") {
+        checkJsonBody(req);
+        body = await readJson(req, maxBody, route.prefixes);
+      }
       const out = await route.run(body);
       status = out.status ?? 200;
-      send(res, { ...out, status }, answers, closing);
+      if (res.socket?.destroyed !== false) status = CLIENT_CLOSED;
+      else send(res, { ...out, status }, answers, closing);
     } catch (e) {
       failure = e;
       const answer = errorAnswer(e);
-      status = answer.status;
-      if (!res.headersSent) send(res, answer, answers, closing);
+      status = res.socket?.destroyed !== false ? CLIENT_CLOSED : answer.status;
+      if (status === CLIENT_CLOSED) res.destroy();
+      else if (!res.headersSent) send(res, answer, answers, closing);
       else res.destroy();
     } finally {
       const seconds = (performance.now() - t0) / 1000;
