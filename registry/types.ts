@@ -1,6 +1,8 @@
 // Plain-data specs: what the registry stores and what every store works from.
 // Definition classes (definitions.ts) compile down to these at apply time.
 
+import { isAbsolute, join } from "node:path";
+
 export const VALUE_TYPES = [
   "int32",
   "int64",
@@ -47,7 +49,10 @@ export interface EntitySpec {
 export interface FileSourceSpec {
   type: "file";
   name: string;
-  /** Absolute path of a parquet file, a folder of parquet files, or a glob. */
+  /**
+   * A parquet file, a folder of parquet files, or a glob, as the definition wrote it: the registry keeps
+   * relative paths relative, so a copied repo reads its own files (see withRepoPaths).
+   */
   path: string;
   timestampField: string;
   createdTimestampColumn?: string;
@@ -110,6 +115,32 @@ export interface RegistryContents {
   featureServices: FeatureServiceSpec[];
   materializations: MaterializationInterval[];
   lastUpdated: number | null;
+}
+
+/** A file source with a relative path resolved against the repo folder; absolute paths stay as they are. */
+export function fileSourceIn(source: FileSourceSpec, repoPath: string): FileSourceSpec {
+  return isAbsolute(source.path) ? source : { ...source, path: join(repoPath, source.path) };
+}
+
+/** A data source with its file paths resolved against the repo folder. */
+export function dataSourceIn(source: DataSourceSpec, repoPath: string): DataSourceSpec {
+  return source.type === "push"
+    ? { ...source, batchSource: fileSourceIn(source.batchSource, repoPath) }
+    : fileSourceIn(source, repoPath);
+}
+
+/** A view whose source paths are resolved against the repo folder. */
+export function viewIn(view: FeatureViewSpec, repoPath: string): FeatureViewSpec {
+  return { ...view, source: dataSourceIn(view.source, repoPath) };
+}
+
+/** Registry contents as a repo at `repoPath` uses them: every source path resolved against that folder. */
+export function withRepoPaths(contents: RegistryContents, repoPath: string): RegistryContents {
+  return {
+    ...contents,
+    dataSources: contents.dataSources.map((s) => dataSourceIn(s, repoPath)),
+    featureViews: contents.featureViews.map((v) => viewIn(v, repoPath)),
+  };
 }
 
 /** The file source a view reads offline: its own, or the batch source behind a push source. */

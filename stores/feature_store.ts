@@ -6,7 +6,13 @@ import { loadRepoDefinitions } from "../registry/loader.js";
 import { type Plan, compileDefinitions, diff } from "../registry/plan.js";
 import { Registry } from "../registry/registry.js";
 import { toEpochMs } from "../common/time.js";
-import type { FeatureServiceSpec, FeatureViewSpec, RegistryContents } from "../registry/types.js";
+import {
+  type FeatureServiceSpec,
+  type FeatureViewSpec,
+  type RegistryContents,
+  viewIn,
+  withRepoPaths,
+} from "../registry/types.js";
 import { type MaterializeReport, defaultMergeRows, materializeViews } from "./materialize.js";
 
 export type { MaterializeReport };
@@ -89,7 +95,7 @@ export class FeatureStore {
     this.openOnline = online;
     this.ttlMs = ttlSeconds * 1000;
     this.cachedVersion = registry.version(config.project);
-    this.cached = registry.load(config.project);
+    this.cached = withRepoPaths(registry.load(config.project), config.repoPath);
     this.checkedAt = Date.now();
   }
 
@@ -156,7 +162,7 @@ export class FeatureStore {
     this.checkedAt = now;
     const v = this.registry.version(this.project);
     if (v === this.cachedVersion) return false;
-    this.cached = this.registry.load(this.project);
+    this.cached = withRepoPaths(this.registry.load(this.project), this.config.repoPath);
     this.cachedVersion = v;
     this.resolved.clear();
     this.resolvedServices.clear();
@@ -200,14 +206,17 @@ export class FeatureStore {
 
   // ------------------------------------------------------------ plan / apply / teardown
 
-  /** What apply would create, update and delete. Validates the definitions and their parquet sources. */
+  /**
+   * What apply would create, update and delete. Validates the definitions and their parquet sources, and
+   * diffs against the registry as stored (source paths as written), not the cache (paths resolved).
+   */
   async plan(): Promise<Plan> {
     const loaded = await loadRepoDefinitions(this.config.repoPath);
-    const desired = compileDefinitions(loaded, this.config.repoPath);
+    const desired = compileDefinitions(loaded);
     const offline = await this.offlineStore();
     for (const v of desired.featureViews) {
       try {
-        await offline.validateView(v);
+        await offline.validateView(viewIn(v, this.config.repoPath));
       } catch (e) {
         if (e instanceof ValidationError) {
           throw new ValidationError(`${desired.origin.get(`feature_view:${v.name}`) ?? "repo"}: ${e.message}`, {
@@ -217,7 +226,8 @@ export class FeatureStore {
         throw e;
       }
     }
-    return diff(this.reloadNow(), desired);
+    this.reloadNow();
+    return diff(this.registry.load(this.project), desired);
   }
 
   /**
