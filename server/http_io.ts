@@ -5,6 +5,8 @@ import type { BodyPrefixes } from "./body_prefix.js";
 import type { BufferPool } from "./json_bytes.js";
 
 export const JSON_TYPE = "application/json";
+/** the other content-type clients send most, taken without parsing */
+const JSON_UTF8 = "application/json; charset=utf-8";
 
 export type Json = Record<string, unknown>;
 
@@ -80,6 +82,7 @@ export function errorAnswer(e: unknown): Answer {
  */
 export function checkJsonBody(req: IncomingMessage): void {
   const type = req.headers["content-type"];
+  if ((type === JSON_TYPE || type === JSON_UTF8) && req.headers["content-encoding"] === undefined) return;
   const [media, ...params] = (type ?? "").split(";").map((p) => p.trim().toLowerCase());
   const charset = params
     .find((p) => p.startsWith("charset="))
