@@ -8,12 +8,14 @@ import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import type { Writable } from "node:stream";
 import { FstoreError, ValidationError, errorMessage } from "../common/errors.js";
+import { withTimeout } from "../common/timeout.js";
 import { FeatureStore } from "../stores/feature_store.js";
 import {
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_MAX_ENTITY_ROWS,
   DEFAULT_MAX_FEATURE_VALUES,
   DEFAULT_PORT,
+  HEALTH_TIMEOUT_MS,
   SERVER_OFFLINE_THREADS,
 } from "./defaults.js";
 import { CLIENT_CLOSED, HttpError, boundedMessage, checkJsonBody, errorAnswer, readJson, send } from "./http_io.js";
@@ -21,7 +23,7 @@ import { BufferPool } from "./json_bytes.js";
 import { type LogLevel, type Logger, errorFields, jsonLogger } from "./log.js";
 import { Metrics } from "./metrics.js";
 import { RegistrySchemas } from "./plans.js";
-import { type ServedStore, buildRoutes } from "./routes.js";
+import { HEALTH_LATE, type ServedStore, buildRoutes } from "./routes.js";
 import { newAjv } from "./schemas.js";
 
 export { DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT } from "./defaults.js";
@@ -228,7 +230,7 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
   });
   // Open the online store before the first request (concurrent first requests would each open one).
   try {
-    await store.health();
+    await withTimeout(store.health(), HEALTH_TIMEOUT_MS, HEALTH_LATE);
   } catch (e) {
     logger.log("warn", "the online store does not answer yet; /health reports 503 until it does", errorFields(e));
   }
