@@ -44,7 +44,7 @@ export interface FeatureServerOptions {
   maxBodyBytes?: number;
   /** get-online-features asking more entity rows answers 413; default 10,000 */
   maxEntityRows?: number;
-  /** get-online-features asking more entity rows x features answers 413; default 1,000,000 */
+  /** get-online-features asking more entity rows x features answers 413; default 100,000 */
   maxFeatureValues?: number;
   /** background registry refresh period; default registry_ttl_sec of feature_store.yaml (10 s); 0 = never refresh (Feast) */
   registryTtlSeconds?: number;
