@@ -173,12 +173,12 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
       }
       const out = await route.run(body);
       status = out.status ?? 200;
-      if (res.socket?.destroyed !== false) status = CLIENT_CLOSED;
+      if (req.socket.destroyed) status = CLIENT_CLOSED;
       else send(res, { ...out, status }, answers, closing);
     } catch (e) {
       failure = e;
       const answer = errorAnswer(e);
-      status = res.socket?.destroyed !== false ? CLIENT_CLOSED : answer.status;
+      status = req.socket.destroyed ? CLIENT_CLOSED : answer.status;
       if (status === CLIENT_CLOSED) res.destroy();
       else if (!res.headersSent) send(res, answer, answers, closing);
       else res.destroy();

@@ -182,6 +182,31 @@ describe("client aborts", () => {
   });
 });
 
+describe("pipelined requests", () => {
+  it("answers every request sent on one connection before the previous answer (none counted as aborted)", async () => {
+    const { port } = new URL(server.url);
+    const body = JSON.stringify({ features: ["user_features:age"], entities: { user_id: [1] } });
+    const one = `POST /get-online-features HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    const text = await new Promise<string>((resolve, reject) => {
+      let got = "";
+      const s = connect(Number(port), "127.0.0.1", () => s.write(one + one + one));
+      s.on("data", (d: Buffer) => {
+        got += d.toString();
+        if ((got.match(/HTTP\/1\.1 /g) ?? []).length === 3 && got.endsWith("}")) {
+          s.destroy();
+          resolve(got);
+        }
+      });
+      s.on("error", reject);
+      setTimeout(() => {
+        s.destroy();
+        resolve(got);
+      }, 3000);
+    });
+    expect(text.match(/HTTP\/1\.1 200 OK/g)).toHaveLength(3);
+  });
+});
+
 describe("content types", () => {
   const body = JSON.stringify({ features: ["user_features:age"], entities: { user_id: [1] } });
   const send = (headers: Record<string, string>) =>
