@@ -26,7 +26,12 @@ import { RegistrySchemas } from "./plans.js";
 import { HEALTH_LATE, type ServedStore, buildRoutes } from "./routes.js";
 import { newAjv } from "./schemas.js";
 
-export { DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT } from "./defaults.js";
+export {
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_ENTITY_ROWS,
+  DEFAULT_MAX_FEATURE_VALUES,
+  DEFAULT_PORT,
+} from "./defaults.js";
 export type { ServedStore } from "./routes.js";
 
 export interface FeatureServerOptions {
