@@ -18,7 +18,7 @@ export type {
   FieldSpec,
   VectorMetric,
 } from "./registry/types.js";
-export { FstoreError, ValidationError, NotFoundError } from "./common/errors.js";
+export { FstoreError, ValidationError, NotFoundError, UnavailableError } from "./common/errors.js";
 export type { RepoConfig } from "./registry/config.js";
 export {
   startFeatureServer,

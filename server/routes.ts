@@ -1,7 +1,8 @@
 // The route table: each endpoint's method, auth, body checks and its call into the FeatureStore facade.
 import { performance } from "node:perf_hooks";
 import type { ValidateFunction } from "ajv";
-import { UnavailableError, errorMessage } from "../common/errors.js";
+import { errorMessage } from "../common/errors.js";
+import { withTimeout } from "../common/timeout.js";
 import type { FeatureStore, PushTarget } from "../stores/feature_store.js";
 import { BodyPrefixes } from "./body_prefix.js";
 import { HEALTH_TIMEOUT_MS, SERVER_MATERIALIZE_BATCH_ROWS } from "./defaults.js";
@@ -86,14 +87,7 @@ function longestColumn(cols: Record<string, unknown[]>): number {
   return n;
 }
 
-/** `p`, or an UnavailableError after `ms`. */
-function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new UnavailableError(`${what} did not answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}
+export const HEALTH_LATE = `the registry or the online store did not answer within ${HEALTH_TIMEOUT_MS} ms`;
 
 export function buildRoutes(ctx: RouteContext): Map<string, Route> {
   const { store, metrics, answers, limits } = ctx;
@@ -245,7 +239,7 @@ export function buildRoutes(ctx: RouteContext): Map<string, Route> {
         auth: false,
         async run() {
           try {
-            await bounded(store.health(), HEALTH_TIMEOUT_MS, "the registry or the online store");
+            await withTimeout(store.health(), HEALTH_TIMEOUT_MS, HEALTH_LATE);
           } catch (e) {
             throw new HttpError(503, `unhealthy: ${errorMessage(e)}`);
           }
