@@ -16,6 +16,7 @@ export type {
   EntitySpec,
   DataSourceSpec,
   FieldSpec,
+  VectorMetric,
 } from "./registry/types.js";
 export { FstoreError, ValidationError, NotFoundError } from "./common/errors.js";
 export type { RepoConfig } from "./registry/config.js";
@@ -34,9 +35,10 @@ export {
   type HistoricalFeaturesRequest,
   type MaterializeOptions,
   type PushTarget,
+  type RetrieveOnlineDocumentsRequest,
 } from "./stores/feature_store.js";
 export { OnlineResponse, type FeastOnlineResponse, type FeatureStatus } from "./stores/online_response.js";
-export type { OnlineStore, OfflineStore, RetrievalJob } from "./stores/types.js";
+export type { OnlineStore, OfflineStore, RetrievalJob, VectorMatches } from "./stores/types.js";
 export { consoleProgress, type ProgressSink } from "./common/progress.js";
 export * from "./adapters/etl/index.js";
 export * from "./adapters/datasets/index.js";

@@ -19,7 +19,12 @@ export interface RedisOnlineConfig {
   keyTtlSeconds: number;
   /** key prefix; defaults to the project name */
   keyPrefix?: string;
+  /** the longest a read or a health check waits for Redis before failing; default DEFAULT_REDIS_READ_TIMEOUT_MS */
+  readTimeoutMs?: number;
 }
+
+/** A read waits this long for Redis by default: far above a healthy read, short enough to answer 503 quickly. */
+export const DEFAULT_REDIS_READ_TIMEOUT_MS = 500;
 
 export type OnlineStoreConfig = SqliteOnlineConfig | RedisOnlineConfig;
 
@@ -70,7 +75,7 @@ export const CONFIG_KEYS = {
   ],
   registry: ["path", "cache_ttl_seconds"],
   sqlite: ["type", "path"],
-  redis: ["type", "connection_string", "key_ttl_seconds", "key_prefix"],
+  redis: ["type", "connection_string", "key_ttl_seconds", "key_prefix", "read_timeout_ms"],
   offline: ["type", "memory_limit", "temp_directory", "threads"],
 } as const satisfies Record<string, readonly string[]>;
 
@@ -165,11 +170,17 @@ export function parseRepoConfig(raw: Raw, repo: string, file = CONFIG_FILE): Rep
       throw new ValidationError(
         `${file}: online_store.key_prefix must be a non-empty string, got ${JSON.stringify(keyPrefix)}${typeof keyPrefix === "number" || typeof keyPrefix === "boolean" ? ` (quote it in YAML: key_prefix: "${keyPrefix}")` : ""}`,
       );
+    const readTimeoutMs = os.read_timeout_ms ?? DEFAULT_REDIS_READ_TIMEOUT_MS;
+    if (typeof readTimeoutMs !== "number" || !Number.isInteger(readTimeoutMs) || readTimeoutMs < 1)
+      throw new ValidationError(
+        `${file}: online_store.read_timeout_ms must be a whole number of milliseconds >= 1, got ${JSON.stringify(readTimeoutMs)}`,
+      );
     onlineStore = {
       type: "redis",
       connectionString: str(os, "connection_string", `${file} online_store`, "127.0.0.1:6379"),
       keyTtlSeconds: seconds(os, "key_ttl_seconds", file, 0, "online_store.key_ttl_seconds"),
       keyPrefix: typeof keyPrefix === "string" ? keyPrefix : undefined,
+      readTimeoutMs,
     };
   } else {
     throw new ValidationError(`${file}: online_store.type "${osType}" is not supported (expected sqlite or redis)`);

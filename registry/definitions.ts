@@ -17,7 +17,9 @@ import {
   type FileSourceSpec,
   type PushSourceSpec,
   type ValueType,
+  type VectorMetric,
   VALUE_TYPES,
+  VECTOR_METRICS,
   isDtype,
 } from "./types.js";
 
@@ -50,7 +52,15 @@ function optString(what: string, key: string, v: unknown): string {
 }
 
 // The options each class accepts; anything else is refused by checkOptions (add new options here).
-export const FIELD_OPTIONS: readonly string[] = ["name", "dtype", "description", "tags"];
+export const FIELD_OPTIONS: readonly string[] = [
+  "name",
+  "dtype",
+  "description",
+  "tags",
+  "vectorIndex",
+  "vectorLength",
+  "vectorSearchMetric",
+];
 export const ENTITY_OPTIONS: readonly string[] = ["name", "joinKeys", "valueType", "description", "tags", "owner"];
 export const FILE_SOURCE_OPTIONS: readonly string[] = [
   "name",
@@ -80,6 +90,11 @@ export interface FieldOptions {
   dtype: Dtype;
   description?: string;
   tags?: Record<string, string>;
+  /** keep an ANN index over this field (a float32[] or float64[] of `vectorLength` numbers) */
+  vectorIndex?: boolean;
+  vectorLength?: number;
+  /** default "cosine" */
+  vectorSearchMetric?: VectorMetric;
 }
 
 export class Field {
@@ -88,6 +103,8 @@ export class Field {
   readonly dtype: Dtype;
   readonly description: string;
   readonly tags: Record<string, string>;
+  /** the vector index options, checked */
+  readonly vector: Pick<FieldSpec, "vectorIndex" | "vectorLength" | "vectorSearchMetric">;
   constructor(o: FieldOptions) {
     checkOptions("Field", o?.name, o, FIELD_OPTIONS);
     this.name = checkName("Field", o.name);
@@ -99,13 +116,43 @@ export class Field {
     this.dtype = o.dtype;
     this.description = optString(`Field "${o.name}"`, "description", o.description);
     this.tags = checkTags(`Field "${o.name}"`, o.tags);
+    this.vector = checkVectorOptions(this.name, this.dtype, o);
   }
   toSpec(): FieldSpec {
     const s: FieldSpec = { name: this.name, dtype: this.dtype };
     if (this.description) s.description = this.description;
     if (Object.keys(this.tags).length) s.tags = this.tags;
-    return s;
+    return { ...s, ...this.vector };
   }
+}
+
+/** Feast's vector options: an index needs a list-of-float dtype and a positive length. */
+function checkVectorOptions(
+  name: string,
+  dtype: Dtype,
+  o: FieldOptions,
+): Pick<FieldSpec, "vectorIndex" | "vectorLength" | "vectorSearchMetric"> {
+  const what = `Field "${name}"`;
+  if (o.vectorIndex !== undefined && typeof o.vectorIndex !== "boolean")
+    throw new ValidationError(`${what}: vectorIndex must be true or false, got ${JSON.stringify(o.vectorIndex)}`);
+  if (!o.vectorIndex) {
+    if (o.vectorLength !== undefined || o.vectorSearchMetric !== undefined)
+      throw new ValidationError(`${what}: vectorLength and vectorSearchMetric need vectorIndex: true`);
+    return {};
+  }
+  if (dtype !== "float32[]" && dtype !== "float64[]")
+    throw new ValidationError(`${what}: a vector index needs dtype "float32[]" or "float64[]", got "${dtype}"`);
+  const len = o.vectorLength;
+  if (typeof len !== "number" || !Number.isInteger(len) || len <= 0 || len > 65536)
+    throw new ValidationError(
+      `${what}: vectorLength must be an integer from 1 to 65536 (the length of every vector), got ${JSON.stringify(len)}`,
+    );
+  const metric = o.vectorSearchMetric ?? "cosine";
+  if (!(VECTOR_METRICS as readonly string[]).includes(metric))
+    throw new ValidationError(
+      `${what}: vectorSearchMetric must be one of ${VECTOR_METRICS.join(", ")}, got ${JSON.stringify(metric)}`,
+    );
+  return { vectorIndex: true, vectorLength: len, vectorSearchMetric: metric };
 }
 
 export interface EntityOptions {

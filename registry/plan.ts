@@ -5,7 +5,7 @@ import { ValidationError } from "../common/errors.js";
 import { type Definition, isKind } from "./definitions.js";
 import type { LoadedDefinition } from "./loader.js";
 import { KIND_FIELDS, type ObjectKind, type RegistryChange, type RegistryObjects, stampOf } from "./registry.js";
-import type { DataSourceSpec, FeatureViewSpec } from "./types.js";
+import { type DataSourceSpec, type FeatureViewSpec, type RegistryContents, vectorFields } from "./types.js";
 
 export interface DesiredState extends RegistryObjects {
   /** where each object was defined ("kind:name" -> repo-relative file), for error messages */
@@ -127,6 +127,29 @@ export interface Plan {
   onlineKeep: FeatureViewSpec[];
   /** views whose online storage goes: deleted, turned offline, or with other join keys */
   onlineDrop: FeatureViewSpec[];
+  /** vector index changes, one line each ("create vector index item_embeddings:embedding (64-d, cosine)") */
+  vectorIndexes: string[];
+}
+
+/** What happens to the vector indexes of a view that goes from `old` to `now` (either may be absent). */
+function vectorIndexChanges(old: FeatureViewSpec | undefined, now: FeatureViewSpec | undefined): string[] {
+  const describe = (f: { vectorLength?: number; vectorSearchMetric?: string }) =>
+    `${f.vectorLength}-d, ${f.vectorSearchMetric}`;
+  const before = new Map(old?.online ? vectorFields(old).map((f) => [f.name, f]) : []);
+  const after = new Map(now?.online ? vectorFields(now).map((f) => [f.name, f]) : []);
+  const name = (now ?? old)?.name;
+  const out: string[] = [];
+  const rekeyed = old && now && JSON.stringify(old.entityColumns) !== JSON.stringify(now.entityColumns);
+  for (const [f, spec] of after) {
+    const prior = before.get(f);
+    if (!prior) out.push(`create vector index ${name}:${f} (${describe(spec)})`);
+    else if (rekeyed || describe(prior) !== describe(spec))
+      out.push(
+        `rebuild vector index ${name}:${f} (${describe(prior)} -> ${describe(spec)}${rekeyed ? ", new join keys" : ""})`,
+      );
+  }
+  for (const f of before.keys()) if (!after.has(f)) out.push(`drop vector index ${name}:${f}`);
+  return out;
 }
 
 export function diff(current: RegistryObjects, desired: RegistryObjects): Plan {
@@ -156,7 +179,16 @@ export function diff(current: RegistryObjects, desired: RegistryObjects): Plan {
     if (!now || !now.online || JSON.stringify(now.entityColumns) !== JSON.stringify(old.entityColumns))
       onlineDrop.push(old);
   }
-  return { entries, change, onlineKeep, onlineDrop };
+  const vectorIndexes: string[] = [];
+  const names = new Set([...current.featureViews, ...desired.featureViews].map((v) => v.name));
+  for (const n of names)
+    vectorIndexes.push(
+      ...vectorIndexChanges(
+        current.featureViews.find((v) => v.name === n),
+        desired.featureViews.find((v) => v.name === n),
+      ),
+    );
+  return { entries, change, onlineKeep, onlineDrop, vectorIndexes };
 }
 
 export function formatPlan(plan: Plan): string {
@@ -165,6 +197,7 @@ export function formatPlan(plan: Plan): string {
   const lines = plan.entries.map(
     (e) => `  ${sym[e.action]} ${e.action.padEnd(6)} ${e.kind.replace("_", " ")} ${e.name}`,
   );
+  for (const v of plan.vectorIndexes) lines.push(`    ${v}`);
   const count = (a: PlanEntry["action"]) => plan.entries.filter((e) => e.action === a).length;
   return `${lines.join("\n")}\n${count("create")} to create, ${count("update")} to update, ${count("delete")} to delete.`;
 }

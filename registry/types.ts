@@ -30,11 +30,24 @@ export function baseType(d: Dtype): ValueType {
   return (d.endsWith("[]") ? d.slice(0, -2) : d) as ValueType;
 }
 
+export const VECTOR_METRICS = ["cosine", "inner_product", "l2"] as const;
+export type VectorMetric = (typeof VECTOR_METRICS)[number];
+
 export interface FieldSpec {
   name: string;
   dtype: Dtype;
   description?: string;
   tags?: Record<string, string>;
+  /** an ANN index over this list-of-float field (Feast's vector_index) */
+  vectorIndex?: boolean;
+  /** the length every vector of the field has */
+  vectorLength?: number;
+  vectorSearchMetric?: VectorMetric;
+}
+
+/** The vector-indexed fields of a view. */
+export function vectorFields(view: { features: FieldSpec[] }): FieldSpec[] {
+  return view.features.filter((f) => f.vectorIndex === true);
 }
 
 export interface EntitySpec {

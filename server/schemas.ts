@@ -3,7 +3,7 @@
 // snapshot and per distinct request shape (see plans.ts), so a request pays a Map lookup, not a compile.
 
 import { Ajv, type AnySchemaObject, type ErrorObject, type SchemaValidateFunction, type ValidateFunction } from "ajv";
-import { errorMessage } from "../common/errors.js";
+import { errorMessage, quoteValue } from "../common/errors.js";
 import { TIME_TEXT_HELP, parseTimeText } from "../common/time.js";
 import { baseType, isListDtype, type Dtype, type ValueType } from "../registry/types.js";
 
@@ -26,7 +26,7 @@ const sameLength: SchemaValidateFunction = (schema: boolean, data: unknown, _par
         {
           keyword: "sameLength",
           instancePath,
-          message: `has ${v.length} values but "${first}" has ${n}: every column must have the same length`,
+          message: `has ${v.length} values but "${shortName(first)}" has ${n}: every column must have the same length`,
           params: { column: k },
         },
       ];
@@ -191,16 +191,19 @@ export const MATERIALIZE_INCREMENTAL: JsonSchema = {
   required: ["end_ts"],
 };
 
-function show(v: unknown): string {
-  const s = JSON.stringify(v);
-  return s === undefined ? String(v) : s.length > 80 ? `${s.slice(0, 77)}...` : s;
+/** A request value in an error: a short prefix, whatever its size or depth. */
+const show = (v: unknown): string => quoteValue(v);
+
+/** A property name from a request: names are the caller's too, so a long one is cut. */
+function shortName(name: string): string {
+  return name.length > 80 ? `${name.slice(0, 80)}… (${name.length} chars)` : name;
 }
 
 /** "/entities/user_id/1" -> "entities.user_id[1]" (the field as a caller writes it). */
 export function fieldPath(instancePath: string, prefix = ""): string {
   let out = prefix;
   for (const raw of instancePath.split("/").slice(1)) {
-    const p = raw.replace(/~1/g, "/").replace(/~0/g, "~");
+    const p = shortName(raw.replace(/~1/g, "/").replace(/~0/g, "~"));
     out += /^\d+$/.test(p) ? `[${p}]` : out ? `.${p}` : p;
   }
   return out || "body";
@@ -217,9 +220,9 @@ export function describeError(e: ErrorObject, prefix = ""): string {
   const p = e.params as Record<string, unknown>;
   switch (e.keyword) {
     case "required":
-      return `${joinPath(where, String(p.missingProperty))} is required${desc}`;
+      return `${joinPath(where, shortName(String(p.missingProperty)))} is required${desc}`;
     case "additionalProperties":
-      return `${joinPath(where, String(p.additionalProperty))} is not expected${desc}`;
+      return `${joinPath(where, shortName(String(p.additionalProperty)))} is not expected${desc}`;
     case "type":
       return `${where}: expected ${Array.isArray(p.type) ? p.type.join(" or ") : String(p.type)}, got ${show(e.data)}${desc}`;
     case "enum":

@@ -20,6 +20,9 @@ import { OnlineResponse } from "./online_response.js";
 import { type ResolvedFeatures, resolveFeatures } from "./references.js";
 import { StringListMemo } from "../common/list_memo.js";
 import { type RowsInput, toColumns, toOnlineBatch } from "./rows.js";
+import { DEFAULT_MAX_TOP_K, type RetrieveOnlineDocumentsRequest, retrieveOnlineDocuments } from "./vector_search.js";
+
+export type { RetrieveOnlineDocumentsRequest };
 import type { ProgressSink } from "../common/progress.js";
 import type { EntityDfInput, OfflineStore, OnlineReadGroup, OnlineStore, RetrievalJob } from "./types.js";
 import { silentProgress } from "../common/progress.js";
@@ -33,6 +36,8 @@ export interface OpenOptions {
   registryTtlSeconds?: number;
   /** DuckDB threads when feature_store.yaml's offline_store sets none (a serving process keeps cores for reads) */
   defaultOfflineThreads?: number;
+  /** the largest topK retrieveOnlineDocuments accepts (default 1000) */
+  maxTopK?: number;
 }
 
 export interface OnlineFeaturesRequest {
@@ -78,6 +83,7 @@ export class FeatureStore {
   private cachedVersion: number;
   private checkedAt: number;
   private readonly ttlMs: number;
+  private maxTopK = DEFAULT_MAX_TOP_K;
   /**
    * resolved feature lists and services by request, for the cached registry (cleared when it reloads)
    * defended by: `npm run bench -- online` sqlite FeatureStore.getOnlineFeatures 1 entity x 250 features p50
@@ -103,12 +109,14 @@ export class FeatureStore {
     const config = loadRepoConfig(repoPath);
     if (opts.defaultOfflineThreads !== undefined) config.offlineStore.threads ??= opts.defaultOfflineThreads;
     const registry = Registry.open(config.registryPath);
-    return new FeatureStore(
+    const store = new FeatureStore(
       config,
       registry,
       opts.onlineStore ?? null,
       opts.registryTtlSeconds ?? config.registryTtlSeconds,
     );
+    if (opts.maxTopK !== undefined) store.maxTopK = opts.maxTopK;
+    return store;
   }
 
   get project(): string {
@@ -382,6 +390,27 @@ export class FeatureStore {
     const entityColumns = Object.entries(columns).map(([name, values]) => ({ name, values }));
     const results = resolved.views.map((rv) => answers[rv.group][rv.slot]);
     return new OnlineResponse(entityColumns, resolved.views, results, length, Date.now());
+  }
+
+  /**
+   * The entities nearest `query` in the index of the one vector-indexed field among `features`, with the
+   * other features (views keyed by the same entity) and a `distance` column, nearest first (vector_search.ts).
+   */
+  async retrieveOnlineDocuments(req: RetrieveOnlineDocumentsRequest): Promise<OnlineResponse> {
+    if (!Array.isArray(req?.features))
+      throw new ValidationError(`features: expected a list of "view:feature" references, one of a vector field`);
+    return retrieveOnlineDocuments(
+      {
+        project: this.project,
+        online: this.openOnline ?? (await this.onlineStore()),
+        resolved: this.resolve(req.features, false),
+        maxTopK: this.maxTopK,
+        compileFilter: (expr) => {
+          throw new ValidationError(`filter ${JSON.stringify(expr)}: expression filters are not supported yet`);
+        },
+      },
+      req,
+    );
   }
 
   /** Write fresh rows for a view straight to the online store (checked against the view's schema). */

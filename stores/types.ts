@@ -2,7 +2,7 @@
 // several implementations behind it. The FeatureStore facade is the only caller.
 
 import type { Table } from "apache-arrow";
-import type { FeatureViewSpec, FileSourceSpec } from "../registry/types.js";
+import type { FeatureViewSpec, FieldSpec, FileSourceSpec, VectorMetric } from "../registry/types.js";
 
 /** Equal-length columns by name; what DuckDB chunks and online batches are made of. */
 export interface ColumnBatch {
@@ -56,6 +56,16 @@ export interface OnlineViewBatch {
   batch: OnlineWriteBatch;
 }
 
+/** The nearest entities of a vector search, nearest first. */
+export interface VectorMatches {
+  /** join-key values of each match, in `view.entityColumns` order */
+  entityKeys: unknown[][];
+  /** the distance of each match (cosine: 1 - cos; inner_product: 1 - dot; l2: Euclidean) */
+  distances: Float64Array;
+  /** true when the index holds no more vectors than these: asking for more finds nothing new */
+  exhausted: boolean;
+}
+
 export interface OnlineStore {
   readonly type: string;
   /** Create storage for `keep` (idempotent), drop storage of `drop`. Called by apply. */
@@ -80,6 +90,19 @@ export interface OnlineStore {
    * the view, join key, value and row.
    */
   read(project: string, groups: OnlineReadGroup[]): Promise<OnlineReadResult[][]>;
+  /**
+   * The `k` entities whose `field` vector (a field with `vectorIndex`) is nearest `query` (of the field's
+   * length, finite): from the field's index, kept in step by every write, or by brute force when `exact`
+   * (which may use another metric). Only entities the store holds a vector for; TTL is not applied here.
+   */
+  searchVectors?(
+    project: string,
+    view: FeatureViewSpec,
+    field: FieldSpec,
+    query: Float32Array,
+    k: number,
+    opts: { exact: boolean; metric: VectorMetric },
+  ): Promise<VectorMatches>;
   /** Throws when the store does not answer. */
   health(): Promise<void>;
   close(): Promise<void>;

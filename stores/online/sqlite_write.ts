@@ -5,6 +5,7 @@ import type { FeatureViewSpec } from "../../registry/types.js";
 import type { OnlineViewBatch, OnlineWriteBatch } from "../types.js";
 import { type PayloadSchema, encodeRows } from "./payload.js";
 import { COLON, type SqliteSchema, type Statement, quoteIdent } from "./sqlite_schema.js";
+import type { SqliteVectors } from "./sqlite_vectors.js";
 
 /** rows per multi-row upsert statement (5 parameters each) */
 const ROWS_PER_INSERT = 32;
@@ -30,11 +31,18 @@ interface PreparedWrite {
  * many views of a key range at once, and they go in in primary-key order (key, then view): the table then
  * grows at its end, where view after view each batch would split pages all over it.
  */
-export function writeViews(schema: SqliteSchema, project: string, batches: OnlineViewBatch[]): number[] {
+export function writeViews(
+  schema: SqliteSchema,
+  project: string,
+  batches: OnlineViewBatch[],
+  vectors?: SqliteVectors,
+): number[] {
   // everything that can fail on bad input happens before the transaction
   const prepared = batches.map(({ view, batch }) =>
     batch.length === 0 ? undefined : prepareWrite(schema, project, view, batch),
   );
+  const staged = batches.map(({ view, batch }) => (batch.length === 0 ? undefined : vectors?.stage(view, batch)));
+  const touched: string[] = [];
   const written = batches.map(() => 0);
   const byTable = new Map<string, number[]>();
   prepared.forEach((p, i) => {
@@ -48,13 +56,31 @@ export function writeViews(schema: SqliteSchema, project: string, batches: Onlin
     schema.db.transaction(() => {
       for (const p of prepared) if (p !== undefined) schema.saveSchema(p.schema);
       for (const [table, idx] of byTable) upsertInKeyOrder(schema, table, idx, prepared as PreparedWrite[], written);
+      staged.forEach((st, i) => {
+        const p = prepared[i];
+        if (st && p && vectors) touched.push(...vectors.record(project, st, p.keys, storedRows(schema, p)));
+      });
     })();
   } catch (e) {
     // a schema row saved inside the rolled-back transaction is gone: save it again next time
     for (const p of prepared) if (p !== undefined) schema.schemaRolledBack(p.schema);
     throw e;
   }
+  if (vectors && touched.length) vectors.committed(touched);
   return written;
+}
+
+/** Which rows of a batch are now the stored ones (a row older than the stored one was skipped). */
+function storedRows(schema: SqliteSchema, p: PreparedWrite): Uint8Array {
+  const stamps = schema.stmt(
+    `SELECT event_ts, created_ts FROM ${quoteIdent(p.table)} WHERE entity_key = ? AND view = ?`,
+  );
+  const won = new Uint8Array(p.n);
+  for (let r = 0; r < p.n; r++) {
+    const s = stamps.get(p.keys[r], p.view) as { event_ts: number; created_ts: number } | undefined;
+    won[r] = s !== undefined && s.event_ts === p.eventTs[r] && s.created_ts === (p.createdTs[r] || 0) ? 1 : 0;
+  }
+  return won;
 }
 
 /** A batch's keys as stored and its framed rows, ready to upsert. */

@@ -1,0 +1,256 @@
+// The route table: each endpoint's method, auth, body checks and its call into the FeatureStore facade.
+import { performance } from "node:perf_hooks";
+import type { ValidateFunction } from "ajv";
+import { UnavailableError, errorMessage } from "../common/errors.js";
+import type { FeatureStore, PushTarget } from "../stores/feature_store.js";
+import { BodyPrefixes } from "./body_prefix.js";
+import { HEALTH_TIMEOUT_MS, SERVER_MATERIALIZE_BATCH_ROWS } from "./defaults.js";
+import { HttpError, type Json } from "./http_io.js";
+import type { BufferPool } from "./json_bytes.js";
+import type { Metrics } from "./metrics.js";
+import type { PlanError, RegistrySchemas } from "./plans.js";
+import { feastJSONBytes } from "./response_bytes.js";
+import {
+  GET_ONLINE_FEATURES,
+  MATERIALIZE,
+  MATERIALIZE_INCREMENTAL,
+  PUSH,
+  WRITE_TO_ONLINE_STORE,
+  check,
+  newAjv,
+} from "./schemas.js";
+
+/** What the server needs of a FeatureStore (a FeatureStore, or anything shaped like one). */
+export type ServedStore = Pick<
+  FeatureStore,
+  | "config"
+  | "contents"
+  | "refreshRegistry"
+  | "getOnlineFeatures"
+  | "push"
+  | "writeToOnlineStore"
+  | "materialize"
+  | "materializeIncremental"
+  | "health"
+  | "close"
+>;
+
+export interface RouteAnswer {
+  status?: number;
+  body: string | Buffer;
+  contentType?: string;
+  pooled?: boolean;
+}
+
+export interface Route {
+  method: "GET" | "POST";
+  /** bodies parsed with remembered starts (get-online-features: the same feature list every time) */
+  prefixes?: BodyPrefixes;
+  /** false for /health: answers without the bearer token */
+  auth: boolean;
+  run(body: Json | undefined): Promise<RouteAnswer>;
+}
+
+/** What the routes use of the server around them. */
+export interface RouteContext {
+  store: ServedStore;
+  metrics: Metrics;
+  /** the compiled registry-derived schemas of the store's current registry */
+  schemas(): RegistrySchemas;
+  /** answer buffers of get-online-features */
+  answers: BufferPool;
+  limits: RequestLimits;
+}
+
+/** Bounds on one get-online-features request, so that no request can take the process for long. */
+export interface RequestLimits {
+  /** entity rows */
+  maxEntityRows: number;
+  /** entity rows x features */
+  maxFeatureValues: number;
+}
+
+function planFailed<T extends object>(p: T | PlanError): p is PlanError {
+  return "error" in p;
+}
+
+function firstColumnLength(cols: Record<string, unknown[]>): number {
+  for (const k in cols) return cols[k].length;
+  return 0;
+}
+
+/** The longest entity column (lengths are checked equal later, by a check that walks every value). */
+function longestColumn(cols: Record<string, unknown[]>): number {
+  let n = 0;
+  for (const k in cols) n = Math.max(n, cols[k].length);
+  return n;
+}
+
+/** `p`, or an UnavailableError after `ms`. */
+function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new UnavailableError(`${what} did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+export function buildRoutes(ctx: RouteContext): Map<string, Route> {
+  const { store, metrics, answers, limits } = ctx;
+  const observeRead = metrics.histogram(
+    "fstore_online_read_duration_seconds",
+    "Online feature read latency (FeatureStore.getOnlineFeatures: registry lookup + online store read + response build)",
+  );
+  const countReadRows = metrics.counter("fstore_online_read_rows_total", "Entity rows read from the online store");
+
+  const ajv = newAjv();
+  const v = {
+    getOnline: ajv.compile(GET_ONLINE_FEATURES),
+    push: ajv.compile(PUSH),
+    write: ajv.compile(WRITE_TO_ONLINE_STORE),
+    materialize: ajv.compile(MATERIALIZE),
+    materializeIncremental: ajv.compile(MATERIALIZE_INCREMENTAL),
+  };
+  const validate = (fn: ValidateFunction, data: unknown, prefix = ""): void => {
+    const err = check(fn, data, prefix);
+    if (err) throw new HttpError(400, err);
+  };
+  const ok = (body: unknown, status = 200) => ({ status, body: JSON.stringify(body) });
+
+  return new Map<string, Route>([
+    [
+      "/get-online-features",
+      {
+        method: "POST",
+        auth: true,
+        prefixes: new BodyPrefixes(),
+        async run(body) {
+          validate(v.getOnline, body);
+          const b = body as {
+            features?: string[];
+            feature_service?: string;
+            entities: Record<string, unknown[]>;
+            full_feature_names?: boolean;
+          };
+          const plan = ctx.schemas().online(b.features, b.feature_service);
+          if (planFailed(plan)) throw new HttpError(plan.status, plan.error);
+          const rows = longestColumn(b.entities);
+          if (rows > limits.maxEntityRows)
+            throw new HttpError(
+              413,
+              `entities: ${rows} entity rows is over the limit of ${limits.maxEntityRows} per request (maxEntityRows, fs serve --max-entity-rows): split the request`,
+            );
+          if (rows * plan.features > limits.maxFeatureValues)
+            throw new HttpError(
+              413,
+              `entities: ${rows} entity rows x ${plan.features} features = ${rows * plan.features} feature values is over the limit of ${limits.maxFeatureValues} per request (maxFeatureValues, fs serve --max-feature-values): split the request`,
+            );
+          validate(plan.validateEntities, b.entities, "entities");
+          const t = performance.now();
+          const resp = await store.getOnlineFeatures({
+            features: b.features ?? b.feature_service!,
+            entities: b.entities,
+            fullFeatureNames: b.full_feature_names,
+          });
+          observeRead({}, (performance.now() - t) / 1000);
+          const json = feastJSONBytes(resp, answers);
+          countReadRows({}, firstColumnLength(b.entities));
+          return { body: json, pooled: true };
+        },
+      },
+    ],
+    [
+      "/push",
+      {
+        method: "POST",
+        auth: true,
+        async run(body) {
+          validate(v.push, body);
+          const b = body as { push_source_name: string; df: Record<string, unknown[]>; to?: PushTarget };
+          const plan = ctx.schemas().push(b.push_source_name);
+          if (planFailed(plan)) throw new HttpError(plan.status, plan.error);
+          validate(plan.validateDf, b.df, "df");
+          const written = await store.push(b.push_source_name, b.df, { to: b.to ?? "online" });
+          return ok({ status: "ok", rows: firstColumnLength(b.df), written });
+        },
+      },
+    ],
+    [
+      "/write-to-online-store",
+      {
+        method: "POST",
+        auth: true,
+        async run(body) {
+          validate(v.write, body);
+          const b = body as { feature_view_name: string; df: Record<string, unknown[]> };
+          const plan = ctx.schemas().write(b.feature_view_name);
+          if (planFailed(plan)) throw new HttpError(plan.status, plan.error);
+          validate(plan.validateDf, b.df, "df");
+          const written = await store.writeToOnlineStore(b.feature_view_name, b.df);
+          return ok({ status: "ok", rows: firstColumnLength(b.df), written });
+        },
+      },
+    ],
+    [
+      "/materialize",
+      {
+        method: "POST",
+        auth: true,
+        async run(body) {
+          validate(v.materialize, body);
+          const b = body as { start_ts: string | number; end_ts: string | number; feature_views?: string[] };
+          const bad = ctx.schemas().checkViewNames(b.feature_views);
+          if (bad) throw new HttpError(bad.status, bad.error);
+          const report = await store.materialize(b.start_ts, b.end_ts, {
+            views: b.feature_views,
+            batchSize: SERVER_MATERIALIZE_BATCH_ROWS,
+          });
+          return ok({ status: "ok", ...report });
+        },
+      },
+    ],
+    [
+      "/materialize-incremental",
+      {
+        method: "POST",
+        auth: true,
+        async run(body) {
+          validate(v.materializeIncremental, body);
+          const b = body as { end_ts: string | number; feature_views?: string[] };
+          const bad = ctx.schemas().checkViewNames(b.feature_views);
+          if (bad) throw new HttpError(bad.status, bad.error);
+          const report = await store.materializeIncremental(b.end_ts, {
+            views: b.feature_views,
+            batchSize: SERVER_MATERIALIZE_BATCH_ROWS,
+          });
+          return ok({ status: "ok", ...report });
+        },
+      },
+    ],
+    [
+      "/health",
+      {
+        method: "GET",
+        auth: false,
+        async run() {
+          try {
+            await bounded(store.health(), HEALTH_TIMEOUT_MS, "the registry or the online store");
+          } catch (e) {
+            throw new HttpError(503, `unhealthy: ${errorMessage(e)}`);
+          }
+          return ok({ status: "ok", project: store.config.project });
+        },
+      },
+    ],
+    [
+      "/metrics",
+      {
+        method: "GET",
+        auth: true,
+        async run() {
+          return { body: metrics.render(), contentType: "text/plain; version=0.0.4; charset=utf-8" };
+        },
+      },
+    ],
+  ]);
+}
