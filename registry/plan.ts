@@ -5,7 +5,7 @@ import { ValidationError } from "../common/errors.js";
 import { type Definition, isKind } from "./definitions.js";
 import type { LoadedDefinition } from "./loader.js";
 import { KIND_FIELDS, type ObjectKind, type RegistryChange, type RegistryObjects, stampOf } from "./registry.js";
-import { type DataSourceSpec, type FeatureViewSpec, type RegistryContents, vectorFields } from "./types.js";
+import { type DataSourceSpec, type FeatureViewSpec, vectorFields } from "./types.js";
 
 export interface DesiredState extends RegistryObjects {
   /** where each object was defined ("kind:name" -> repo-relative file), for error messages */

@@ -166,11 +166,22 @@ export function buildRoutes(ctx: RouteContext): Map<string, Route> {
         auth: true,
         async run(body) {
           validate(v.push, body);
-          const b = body as { push_source_name: string; df: Record<string, unknown[]>; to?: PushTarget };
+          const b = body as {
+            push_source_name: string;
+            df: Record<string, unknown[]>;
+            to?: PushTarget;
+            mode?: "replace" | "append";
+            max_length?: number;
+          };
           const plan = ctx.schemas().push(b.push_source_name);
           if (planFailed(plan)) throw new HttpError(plan.status, plan.error);
-          validate(plan.validateDf, b.df, "df");
-          const written = await store.push(b.push_source_name, b.df, { to: b.to ?? "online" });
+          // append rows carry one event's scalars for list features: the library checks them per event
+          if (b.mode !== "append") validate(plan.validateDf, b.df, "df");
+          const written = await store.push(b.push_source_name, b.df, {
+            to: b.to ?? "online",
+            mode: b.mode,
+            maxLength: b.max_length,
+          });
           return ok({ status: "ok", rows: firstColumnLength(b.df), written });
         },
       },

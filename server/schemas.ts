@@ -158,6 +158,8 @@ export const PUSH: JsonSchema = {
     push_source_name: { type: "string", minLength: 1 },
     df: DF,
     to: { enum: ["online", "offline", "online_and_offline"] },
+    mode: { enum: ["replace", "append"] },
+    max_length: { type: "integer", minimum: 1, maximum: 100000 },
     allow_registry_cache: { type: "boolean" },
   },
   required: ["push_source_name", "df"],

@@ -1,5 +1,6 @@
 // The FeatureStore facade: what services, the CLI and the HTTP server all call.
 
+import { type PushOptions, SerialQueue, pushRows } from "./push.js";
 import { CONFIG_FILE, loadRepoConfig, type RepoConfig } from "../registry/config.js";
 import { FstoreError, NotFoundError, ValidationError, errorMessage } from "../common/errors.js";
 import { loadRepoDefinitions } from "../registry/loader.js";
@@ -71,7 +72,7 @@ export interface MaterializeOptions {
   mergeRows?: number;
 }
 
-export type PushTarget = "online" | "offline" | "online_and_offline";
+export type { PushTarget, PushOptions } from "./push.js";
 
 export class FeatureStore {
   // Promises, not stores: concurrent first calls share one opening instead of each opening its own.
@@ -84,6 +85,8 @@ export class FeatureStore {
   private checkedAt: number;
   private readonly ttlMs: number;
   private maxTopK = DEFAULT_MAX_TOP_K;
+  /** appends read then write: one at a time in this process, so none is lost between the two */
+  private readonly appendQueue = new SerialQueue();
   /**
    * resolved feature lists and services by request, for the cached registry (cleared when it reloads)
    * defended by: `npm run bench -- online` sqlite FeatureStore.getOnlineFeatures 1 entity x 250 features p50
@@ -422,35 +425,24 @@ export class FeatureStore {
     return (await this.onlineStore()).write(this.project, view, batch);
   }
 
-  /** Push rows to every view fed by a push source: online, offline (its batch source) or both. */
-  async push(pushSourceName: string, rows: RowsInput, opts: { to?: PushTarget } = {}): Promise<number> {
-    const to = opts.to ?? "online";
-    if (!["online", "offline", "online_and_offline"].includes(to))
-      throw new ValidationError(`push: "to" must be online, offline or online_and_offline, got ${JSON.stringify(to)}`);
-    const reg = this.contents();
-    const source = reg.dataSources.find((s) => s.name === pushSourceName);
-    if (!source || source.type !== "push") {
-      const known = reg.dataSources.filter((s) => s.type === "push").map((s) => s.name);
-      throw new NotFoundError(
-        `push source "${pushSourceName}" is not in the registry of project "${this.project}" (push sources: ${known.join(", ") || "none"})`,
-      );
-    }
-    const views = reg.featureViews.filter((v) => v.source.type === "push" && v.source.name === pushSourceName);
-    // Check every view's rows before writing anything.
-    const now = Date.now();
-    const cols = toColumns(rows, `push to "${pushSourceName}"`);
-    const batches = views.map((v) => ({
-      view: v,
-      batch: toOnlineBatch(v, cols.columns, `push to "${pushSourceName}"`, now),
-    }));
-    let written = 0;
-    if (to !== "online") await (await this.offlineStore()).appendRows(source.batchSource, cols);
-    if (to !== "offline") {
-      const online = await this.onlineStore();
-      for (const { view, batch } of batches)
-        if (view.online && batch.length) written += await online.write(this.project, view, batch);
-    }
-    return written;
+  /**
+   * Push rows to every view fed by a push source: online, offline (its batch source) or both. With
+   * `mode: "append"` (online only) each row is one event whose values are appended to the stored lists of its
+   * key, keeping the latest `maxLength` (see stores/append.ts).
+   */
+  async push(pushSourceName: string, rows: RowsInput, opts: PushOptions = {}): Promise<number> {
+    return pushRows(
+      {
+        project: this.project,
+        contents: this.contents(),
+        online: () => this.onlineStore(),
+        offline: () => this.offlineStore(),
+        appendQueue: this.appendQueue,
+      },
+      pushSourceName,
+      rows,
+      opts,
+    );
   }
 
   // ------------------------------------------------------------ offline
