@@ -16,6 +16,7 @@ import Init from "./commands/init.js";
 import Materialize from "./commands/materialize.js";
 import MaterializeIncremental from "./commands/materialize-incremental.js";
 import Plan from "./commands/plan.js";
+import Recommend from "./commands/recommend.js";
 import RegistryDump from "./commands/registry-dump.js";
 import Serve from "./commands/serve.js";
 import Teardown from "./commands/teardown.js";
@@ -39,6 +40,7 @@ export const COMMANDS: Record<string, typeof Command> = {
   materialize: Materialize,
   "materialize-incremental": MaterializeIncremental,
   plan: Plan,
+  recommend: Recommend,
   "registry-dump": RegistryDump,
   serve: Serve,
   teardown: Teardown,

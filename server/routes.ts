@@ -16,6 +16,7 @@ import {
   MATERIALIZE,
   MATERIALIZE_INCREMENTAL,
   PUSH,
+  RECOMMEND,
   WRITE_TO_ONLINE_STORE,
   check,
   newAjv,
@@ -33,6 +34,7 @@ export type ServedStore = Pick<
   | "materialize"
   | "materializeIncremental"
   | "health"
+  | "recommend"
   | "close"
 >;
 
@@ -104,6 +106,7 @@ export function buildRoutes(ctx: RouteContext): Map<string, Route> {
     write: ajv.compile(WRITE_TO_ONLINE_STORE),
     materialize: ajv.compile(MATERIALIZE),
     materializeIncremental: ajv.compile(MATERIALIZE_INCREMENTAL),
+    recommend: ajv.compile(RECOMMEND),
   };
   const validate = (fn: ValidateFunction, data: unknown, prefix = ""): void => {
     const err = check(fn, data, prefix);
@@ -112,6 +115,33 @@ export function buildRoutes(ctx: RouteContext): Map<string, Route> {
   const ok = (body: unknown, status = 200) => ({ status, body: JSON.stringify(body) });
 
   return new Map<string, Route>([
+    [
+      "/recommend",
+      {
+        method: "POST",
+        auth: true,
+        async run(body) {
+          validate(v.recommend, body);
+          const b = body as {
+            pipeline: string;
+            entities: Record<string, unknown[]>;
+            top_k?: number;
+            seed?: number;
+            debug?: boolean;
+          };
+          if (longestColumn(b.entities) > limits.maxEntityRows)
+            throw new HttpError(413, `entities: more than ${limits.maxEntityRows} rows in one request`);
+          const answer = await store.recommend({
+            pipeline: b.pipeline,
+            entities: b.entities,
+            topK: b.top_k,
+            seed: b.seed,
+            debug: b.debug,
+          });
+          return ok(answer);
+        },
+      },
+    ],
     [
       "/get-online-features",
       {

@@ -144,6 +144,19 @@ export const GET_ONLINE_FEATURES: JsonSchema = {
   },
 };
 
+export const RECOMMEND: JsonSchema = {
+  type: "object",
+  properties: {
+    pipeline: { type: "string", minLength: 1, description: "the name of a registered pipeline" },
+    entities: ENTITIES,
+    top_k: { type: "integer", minimum: 1, maximum: 10000 },
+    seed: { type: "integer", description: "the same seed gives the same lists" },
+    debug: { type: "boolean" },
+  },
+  required: ["pipeline", "entities"],
+  additionalProperties: false,
+};
+
 const DF: JsonSchema = {
   type: "object",
   minProperties: 1,

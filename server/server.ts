@@ -10,6 +10,7 @@ import type { Writable } from "node:stream";
 import { FstoreError, ValidationError, errorMessage } from "../common/errors.js";
 import { withTimeout } from "../common/timeout.js";
 import { FeatureStore } from "../stores/feature_store.js";
+import { recommenderFor } from "../adapters/serving/index.js";
 import {
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_MAX_ENTITY_ROWS,
@@ -110,6 +111,12 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
   );
   let inFlight = 0;
   const startedAt = Date.now();
+  const countServing = metrics.counter(
+    "fstore_recommend_events_total",
+    "Recommendation events by pipeline: fallback_popularity, unknown_entity, missing_item_features_defaults/_dropped, short_list, ...",
+  );
+  if (store instanceof FeatureStore)
+    recommenderFor(store).onEvent((event, pipeline, n) => countServing({ pipeline, event }, n));
   metrics.gauge("fstore_http_requests_in_flight", "Requests being served", () => inFlight);
   metrics.gauge("fstore_uptime_seconds", "Seconds since the server started", () => (Date.now() - startedAt) / 1000);
 

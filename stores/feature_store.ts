@@ -27,6 +27,7 @@ export type { RetrieveOnlineDocumentsRequest };
 import type { ProgressSink } from "../common/progress.js";
 import type { EntityDfInput, OfflineStore, OnlineReadGroup, OnlineStore, RetrievalJob } from "./types.js";
 import { silentProgress } from "../common/progress.js";
+import { type RecommendRequest, type RecommendResponse, type RecommendService, servingExtension } from "./serving.js";
 
 export type TimeInput = Date | string | number;
 
@@ -93,6 +94,8 @@ export class FeatureStore {
    */
   private readonly resolved = new StringListMemo<ResolvedFeatures>(1000);
   private readonly resolvedServices = new Map<string, ResolvedFeatures>();
+  /** the serving runtime (adapters/serving), made on the first recommend */
+  private serving: RecommendService | null = null;
 
   private constructor(
     readonly config: RepoConfig,
@@ -120,6 +123,11 @@ export class FeatureStore {
     );
     if (opts.maxTopK !== undefined) store.maxTopK = opts.maxTopK;
     return store;
+  }
+
+  /** How long the cached registry is trusted before its version is checked again (ms). */
+  get registryTtlMs(): number {
+    return this.ttlMs;
   }
 
   get project(): string {
@@ -236,6 +244,14 @@ export class FeatureStore {
         }
         throw e;
       }
+    }
+    if (desired.pipelines.length) {
+      const ext = servingExtension();
+      if (!ext)
+        throw new FstoreError(
+          `the repo defines pipelines (${desired.pipelines.map((p) => p.name).join(", ")}) but the serving runtime is not loaded: import "fstore" (adapters/serving)`,
+        );
+      await ext.checkPlan(desired, this);
     }
     this.reloadNow();
     return diff(this.registry.load(this.project), desired);
@@ -457,6 +473,24 @@ export class FeatureStore {
     });
   }
 
+  // ------------------------------------------------------------ recommend
+
+  /** Run a registered pipeline for some entity rows (the runtime lives in adapters/serving). */
+  async recommend(req: RecommendRequest): Promise<RecommendResponse> {
+    if (!this.serving) {
+      const ext = servingExtension();
+      if (!ext)
+        throw new FstoreError(`recommend: the serving runtime is not loaded: import "fstore" (adapters/serving)`);
+      this.serving = ext.open(this);
+    }
+    return this.serving.recommend(req);
+  }
+
+  /** The serving runtime of this store, when a recommend made one. */
+  servingRuntime(): RecommendService | null {
+    return this.serving;
+  }
+
   // ------------------------------------------------------------ lifecycle
 
   /** Throws when the registry or the online store does not answer. */
@@ -466,6 +500,9 @@ export class FeatureStore {
   }
 
   async close(): Promise<void> {
+    const serving = this.serving;
+    this.serving = null;
+    await serving?.close(); // flushes feature logs while the stores are still open
     const online = this.online;
     const offline = this.offline;
     this.online = null;
