@@ -17,6 +17,7 @@ import Materialize from "./commands/materialize.js";
 import MaterializeIncremental from "./commands/materialize-incremental.js";
 import Plan from "./commands/plan.js";
 import Recommend from "./commands/recommend.js";
+import RecommendBatch from "./commands/recommend/batch.js";
 import RegistryDump from "./commands/registry-dump.js";
 import Serve from "./commands/serve.js";
 import Teardown from "./commands/teardown.js";
@@ -41,6 +42,7 @@ export const COMMANDS: Record<string, typeof Command> = {
   "materialize-incremental": MaterializeIncremental,
   plan: Plan,
   recommend: Recommend,
+  "recommend:batch": RecommendBatch,
   "registry-dump": RegistryDump,
   serve: Serve,
   teardown: Teardown,

@@ -14,9 +14,10 @@ export interface DesiredState extends RegistryObjects {
 
 /**
  * Turn loaded definitions into specs and check references and names; errors name file and object. Source
- * paths stay as written: they are resolved against the repo folder where they are used.
+ * paths stay as written: they are resolved against the repo folder where they are used; pipeline model paths are
+ * resolved against `repoPath` here, as the serving runtime loads them as given.
  */
-export function compileDefinitions(loaded: LoadedDefinition[]): DesiredState {
+export function compileDefinitions(loaded: LoadedDefinition[], repoPath = "."): DesiredState {
   const state: DesiredState = {
     entities: [],
     dataSources: [],

@@ -1,7 +1,7 @@
 // The route table: each endpoint's method, auth, body checks and its call into the FeatureStore facade.
 import { performance } from "node:perf_hooks";
 import type { ValidateFunction } from "ajv";
-import { errorMessage } from "../common/errors.js";
+import { UnavailableError, errorMessage, quoteValue } from "../common/errors.js";
 import { withTimeout } from "../common/timeout.js";
 import type { FeatureStore, PushTarget } from "../stores/feature_store.js";
 import { BodyPrefixes } from "./body_prefix.js";
@@ -36,6 +36,7 @@ export type ServedStore = Pick<
   | "health"
   | "recommend"
   | "close"
+  | "getPrecomputedRecommendations"
 >;
 
 export interface RouteAnswer {
@@ -51,7 +52,8 @@ export interface Route {
   prefixes?: BodyPrefixes;
   /** false for /health: answers without the bearer token */
   auth: boolean;
-  run(body: Json | undefined): Promise<RouteAnswer>;
+  /** `rest`: the path after a prefix route's key (a key ending in "/"); `query`: the URL's query string */
+  run(body: Json | undefined, at: { rest: string; query: URLSearchParams }): Promise<RouteAnswer>;
 }
 
 /** What the routes use of the server around them. */
@@ -274,6 +276,34 @@ export function buildRoutes(ctx: RouteContext): Map<string, Route> {
             throw new HttpError(503, `unhealthy: ${errorMessage(e)}`);
           }
           return ok({ status: "ok", project: store.config.project });
+        },
+      },
+    ],
+    [
+      "/recommendations/",
+      {
+        method: "GET",
+        auth: true,
+        async run(_body, at) {
+          let id: string;
+          try {
+            id = decodeURIComponent(at.rest);
+          } catch {
+            throw new HttpError(400, `/recommendations/{id}: the id ${quoteValue(at.rest)} is not URL-encoded text`);
+          }
+          if (id === "" || id.includes("/"))
+            throw new HttpError(
+              400,
+              `/recommendations/{id}: expected one entity id after the slash, got ${quoteValue(id)}`,
+            );
+          const keyPrefix = at.query.get("key_prefix") ?? undefined;
+          const list = await store.getPrecomputedRecommendations(id, { keyPrefix });
+          if (!list)
+            throw new HttpError(
+              404,
+              `no precomputed recommendations under ${quoteValue(`${keyPrefix ?? "USER:"}${id}`)} (run "fs recommend batch")`,
+            );
+          return ok(list);
         },
       },
     ],

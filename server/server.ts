@@ -148,7 +148,7 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
   // answer buffers, reused once the socket has written them (see BufferPool)
   const answers = new BufferPool();
   const routes = buildRoutes({ store, metrics, schemas: currentSchemas, answers, limits });
-  const endpoints = [...routes].map(([p, r]) => `${r.method} ${p}`).join(", ");
+  const endpoints = [...routes].map(([p, r]) => `${r.method} ${p}${p.endsWith("/") ? "{id}" : ""}`).join(", ");
 
   // ---------------------------------------------------------------- request handling
   let closing = false;
@@ -160,10 +160,14 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
     const url = req.url ?? "/";
     const q = url.indexOf("?");
     const fullPath = q < 0 ? url : url.slice(0, q);
-    const route = routes.get(fullPath);
+    // "/recommendations/5" is the prefix route "/recommendations/" with rest "5"
+    const slash = fullPath.indexOf("/", 1);
+    const prefix = slash > 0 ? fullPath.slice(0, slash + 1) : "";
+    const exact = routes.get(fullPath);
+    const route = exact ?? (prefix && fullPath.length > prefix.length ? routes.get(prefix) : undefined);
     // the caller's text: logs and errors carry a prefix of it
     const path = route || fullPath.length <= 200 ? fullPath : `${fullPath.slice(0, 200)}…`;
-    const endpoint = route ? path : "other";
+    const endpoint = route ? (exact ? fullPath : prefix) : "other";
     let status = 200;
     let failure: unknown;
     try {
@@ -183,7 +187,10 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
         checkJsonBody(req);
         body = await readJson(req, maxBody, route.prefixes);
       }
-      const out = await route.run(body);
+      const out = await route.run(body, {
+        rest: exact ? "" : fullPath.slice(prefix.length),
+        query: new URLSearchParams(q < 0 ? "" : url.slice(q + 1)),
+      });
       status = out.status ?? 200;
       if (req.socket.destroyed) status = CLIENT_CLOSED;
       else send(res, { ...out, status }, answers, closing);

@@ -28,6 +28,7 @@ import type { ProgressSink } from "../common/progress.js";
 import type { EntityDfInput, OfflineStore, OnlineReadGroup, OnlineStore, RetrievalJob } from "./types.js";
 import { silentProgress } from "../common/progress.js";
 import { type RecommendRequest, type RecommendResponse, type RecommendService, servingExtension } from "./serving.js";
+import type { PrecomputedStore } from "./precomputed.js";
 
 export type TimeInput = Date | string | number;
 
@@ -96,6 +97,8 @@ export class FeatureStore {
   private readonly resolvedServices = new Map<string, ResolvedFeatures>();
   /** the serving runtime (adapters/serving), made on the first recommend */
   private serving: RecommendService | null = null;
+  /** readers of precomputed recommendation lists, by target, opened on first use */
+  private precomputed = new Map<string, Promise<PrecomputedStore>>();
 
   private constructor(
     readonly config: RepoConfig,
@@ -231,7 +234,7 @@ export class FeatureStore {
    */
   async plan(): Promise<Plan> {
     const loaded = await loadRepoDefinitions(this.config.repoPath);
-    const desired = compileDefinitions(loaded);
+    const desired = compileDefinitions(loaded, this.config.repoPath);
     const offline = await this.offlineStore();
     for (const v of desired.featureViews) {
       try {
@@ -486,6 +489,30 @@ export class FeatureStore {
     return this.serving.recommend(req);
   }
 
+  /**
+   * The list `fs recommend batch` stored for one entity (under "<keyPrefix><id>", default "USER:"), parsed: the
+   * /recommend result with `pipeline` and `created_at`; null when none is stored. `from` defaults to the online
+   * store's type; `redis` is the connection string when the online store is not Redis.
+   */
+  async getPrecomputedRecommendations(
+    entity: string | number | bigint,
+    opts: { keyPrefix?: string; from?: "redis" | "sqlite"; redis?: string } = {},
+  ): Promise<Record<string, unknown> | null> {
+    if (!["string", "number", "bigint"].includes(typeof entity) || entity === "")
+      throw new ValidationError(`precomputed recommendations: expected an entity id, got ${JSON.stringify(entity)}`);
+    const { DEFAULT_KEY_PREFIX, openPrecomputed, precomputedTargetOf } = await import("./precomputed.js");
+    const target = precomputedTargetOf(this.config, opts.from, opts.redis);
+    const id = JSON.stringify(target);
+    let opening = this.precomputed.get(id);
+    if (!opening) {
+      opening = openPrecomputed(target);
+      opening.catch(() => this.precomputed.delete(id)); // the next call tries again (e.g. Redis came back)
+      this.precomputed.set(id, opening);
+    }
+    const text = await (await opening).read(`${opts.keyPrefix ?? DEFAULT_KEY_PREFIX}${String(entity)}`);
+    return text === null ? null : (JSON.parse(text) as Record<string, unknown>);
+  }
+
   /** The serving runtime of this store, when a recommend made one. */
   servingRuntime(): RecommendService | null {
     return this.serving;
@@ -503,6 +530,9 @@ export class FeatureStore {
     const serving = this.serving;
     this.serving = null;
     await serving?.close(); // flushes feature logs while the stores are still open
+    const lists = [...this.precomputed.values()];
+    this.precomputed.clear();
+    await Promise.allSettled(lists.map((p) => p.then((l) => l.close())));
     const online = this.online;
     const offline = this.offline;
     this.online = null;
