@@ -391,9 +391,6 @@ export class FeatureStore {
         online: this.openOnline ?? (await this.onlineStore()),
         resolved: this.resolve(req.features, false),
         maxTopK: this.maxTopK,
-        compileFilter: (expr) => {
-          throw new ValidationError(`filter ${JSON.stringify(expr)}: expression filters are not supported yet`);
-        },
       },
       req,
     );
