@@ -17,6 +17,7 @@ import Materialize from "./commands/materialize.js";
 import MaterializeIncremental from "./commands/materialize-incremental.js";
 import Plan from "./commands/plan.js";
 import RegistryDump from "./commands/registry-dump.js";
+import Search from "./commands/search.js";
 import Serve from "./commands/serve.js";
 import Teardown from "./commands/teardown.js";
 import Train from "./commands/train.js";
@@ -40,6 +41,7 @@ export const COMMANDS: Record<string, typeof Command> = {
   "materialize-incremental": MaterializeIncremental,
   plan: Plan,
   "registry-dump": RegistryDump,
+  search: Search,
   serve: Serve,
   teardown: Teardown,
   train: Train,

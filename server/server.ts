@@ -10,6 +10,7 @@ import type { Writable } from "node:stream";
 import type { ValidateFunction } from "ajv";
 import { FstoreError, NotFoundError, ValidationError, errorMessage } from "../common/errors.js";
 import { FeatureStore, type PushTarget } from "../stores/feature_store.js";
+import type { VectorMetric } from "../registry/types.js";
 import { BufferPool } from "./json_bytes.js";
 import { feastJSONBytes } from "./response_bytes.js";
 import { type LogLevel, type Logger, errorFields, jsonLogger } from "./log.js";
@@ -21,6 +22,7 @@ import {
   MATERIALIZE,
   MATERIALIZE_INCREMENTAL,
   PUSH,
+  SEARCH,
   WRITE_TO_ONLINE_STORE,
   check,
   newAjv,
@@ -33,6 +35,7 @@ export type ServedStore = Pick<
   | "contents"
   | "refreshRegistry"
   | "getOnlineFeatures"
+  | "retrieveOnlineDocuments"
   | "push"
   | "writeToOnlineStore"
   | "materialize"
@@ -161,6 +164,7 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
     write: staticAjv.compile(WRITE_TO_ONLINE_STORE),
     materialize: staticAjv.compile(MATERIALIZE),
     materializeIncremental: staticAjv.compile(MATERIALIZE_INCREMENTAL),
+    search: staticAjv.compile(SEARCH),
   };
   // One ajv per registry snapshot, so compiled schemas of an old registry are dropped with it.
   let schemas = new RegistrySchemas(store.contents(), newAjv());
@@ -193,6 +197,32 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
 
   // ---------------------------------------------------------------- routes
   const ok = (body: unknown, status = 200) => ({ status, body: JSON.stringify(body) });
+  const searchRoute: Route = {
+    method: "POST",
+    auth: true,
+    async run(body) {
+      validate(v.search, body);
+      const b = body as {
+        features: string[];
+        query: number[];
+        top_k: number;
+        distance_metric?: VectorMetric;
+        exclude?: unknown[];
+        filter?: string;
+        exact?: boolean;
+      };
+      const resp = await store.retrieveOnlineDocuments({
+        features: b.features,
+        query: b.query,
+        topK: b.top_k,
+        distanceMetric: b.distance_metric,
+        exclude: b.exclude,
+        filter: b.filter,
+        exact: b.exact,
+      });
+      return { body: feastJSONBytes(resp, answers), pooled: true };
+    },
+  };
   const routes = new Map<string, Route>([
     [
       "/get-online-features",
@@ -256,6 +286,9 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
         },
       },
     ],
+    ["/search", searchRoute],
+    // Feast's older name of the same search
+    ["/retrieve-online-documents", searchRoute],
     [
       "/materialize",
       {
