@@ -79,8 +79,9 @@ describe("vector index lifecycle (SQLite)", () => {
 
   it("never answers an entity the store no longer holds", async () => {
     const db = new Database(join(dir, "data/online.db"));
-    // the rows of item 9 vanish behind the index's back (e.g. a restored database)
+    // item 9 vanishes behind the index's back (e.g. a restored database)
     db.prepare(`DELETE FROM __fstore_vectors WHERE entity_key = '9'`).run();
+    db.prepare(`DELETE FROM "vec_repo:item_id" WHERE entity_key = '9' AND view = 'item_embeddings'`).run();
     db.close();
     const ids = await searchIds(store, vectors[9], 5);
     expect(ids).not.toContain(9);
