@@ -14,10 +14,9 @@ export interface DesiredState extends RegistryObjects {
 
 /**
  * Turn loaded definitions into specs and check references and names; errors name file and object. Source
- * paths stay as written: they are resolved against the repo folder where they are used; pipeline model paths are
- * resolved against `repoPath` here, as the serving runtime loads them as given.
+ * and pipeline model paths stay as written: they are resolved against the repo folder where they are used.
  */
-export function compileDefinitions(loaded: LoadedDefinition[], repoPath = "."): DesiredState {
+export function compileDefinitions(loaded: LoadedDefinition[]): DesiredState {
   const state: DesiredState = {
     entities: [],
     dataSources: [],

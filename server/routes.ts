@@ -1,8 +1,9 @@
 // The route table: each endpoint's method, auth, body checks and its call into the FeatureStore facade.
 import { performance } from "node:perf_hooks";
 import type { ValidateFunction } from "ajv";
-import { UnavailableError, errorMessage, quoteValue } from "../common/errors.js";
+import { errorMessage, quoteValue } from "../common/errors.js";
 import { withTimeout } from "../common/timeout.js";
+import type { VectorMetric } from "../registry/types.js";
 import type { FeatureStore, PushTarget } from "../stores/feature_store.js";
 import { BodyPrefixes } from "./body_prefix.js";
 import { HEALTH_TIMEOUT_MS, SERVER_MATERIALIZE_BATCH_ROWS } from "./defaults.js";
@@ -17,6 +18,7 @@ import {
   MATERIALIZE_INCREMENTAL,
   PUSH,
   RECOMMEND,
+  SEARCH,
   WRITE_TO_ONLINE_STORE,
   check,
   newAjv,
@@ -29,6 +31,7 @@ export type ServedStore = Pick<
   | "contents"
   | "refreshRegistry"
   | "getOnlineFeatures"
+  | "retrieveOnlineDocuments"
   | "push"
   | "writeToOnlineStore"
   | "materialize"
@@ -109,14 +112,44 @@ export function buildRoutes(ctx: RouteContext): Map<string, Route> {
     materialize: ajv.compile(MATERIALIZE),
     materializeIncremental: ajv.compile(MATERIALIZE_INCREMENTAL),
     recommend: ajv.compile(RECOMMEND),
+    search: ajv.compile(SEARCH),
   };
   const validate = (fn: ValidateFunction, data: unknown, prefix = ""): void => {
     const err = check(fn, data, prefix);
     if (err) throw new HttpError(400, err);
   };
   const ok = (body: unknown, status = 200) => ({ status, body: JSON.stringify(body) });
+  const searchRoute: Route = {
+    method: "POST",
+    auth: true,
+    async run(body) {
+      validate(v.search, body);
+      const b = body as {
+        features: string[];
+        query: number[];
+        top_k: number;
+        distance_metric?: VectorMetric;
+        exclude?: unknown[];
+        filter?: string;
+        exact?: boolean;
+      };
+      const resp = await store.retrieveOnlineDocuments({
+        features: b.features,
+        query: b.query,
+        topK: b.top_k,
+        distanceMetric: b.distance_metric,
+        exclude: b.exclude,
+        filter: b.filter,
+        exact: b.exact,
+      });
+      return { body: feastJSONBytes(resp, answers), pooled: true };
+    },
+  };
 
   return new Map<string, Route>([
+    ["/search", searchRoute],
+    // Feast's older name of the same search
+    ["/retrieve-online-documents", searchRoute],
     [
       "/recommend",
       {

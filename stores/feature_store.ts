@@ -234,7 +234,7 @@ export class FeatureStore {
    */
   async plan(): Promise<Plan> {
     const loaded = await loadRepoDefinitions(this.config.repoPath);
-    const desired = compileDefinitions(loaded, this.config.repoPath);
+    const desired = compileDefinitions(loaded);
     const offline = await this.offlineStore();
     for (const v of desired.featureViews) {
       try {
@@ -427,9 +427,6 @@ export class FeatureStore {
         online: this.openOnline ?? (await this.onlineStore()),
         resolved: this.resolve(req.features, false),
         maxTopK: this.maxTopK,
-        compileFilter: (expr) => {
-          throw new ValidationError(`filter ${JSON.stringify(expr)}: expression filters are not supported yet`);
-        },
       },
       req,
     );

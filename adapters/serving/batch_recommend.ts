@@ -60,7 +60,7 @@ export async function recommendBatch(store: FeatureStore, o: BatchRecommendOptio
   if (o.keyPrefix !== undefined && typeof o.keyPrefix !== "string")
     throw new ValidationError(`key prefix: expected a string, got ${JSON.stringify(o.keyPrefix)}`);
   const recommender = recommenderFor(store);
-  const typed = recommender.pipeline(o.pipeline);
+  const typed = await recommender.pipeline(o.pipeline);
   const retrieveStage = typed.stages.find((s) => s.vectors);
   if (!retrieveStage?.vectors || !typed.itemKey)
     throw new ValidationError(`pipeline "${o.pipeline}": batch recommendations need a Retrieve stage`);
