@@ -47,7 +47,7 @@ export interface FeatureServerOptions {
   authToken?: string;
   /** request bodies above this answer 413; default 16 MiB */
   maxBodyBytes?: number;
-  /** get-online-features asking more entity rows answers 413; default 10,000 */
+  /** get-online-features asking more entity rows, or a push or write of more rows, answers 413; default 10,000 */
   maxEntityRows?: number;
   /** get-online-features asking more entity rows x features answers 413; default 100,000 */
   maxFeatureValues?: number;
