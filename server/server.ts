@@ -10,6 +10,7 @@ import type { Writable } from "node:stream";
 import { FstoreError, ValidationError, errorMessage } from "../common/errors.js";
 import { withTimeout } from "../common/timeout.js";
 import { FeatureStore } from "../stores/feature_store.js";
+import { recommenderFor } from "../adapters/serving/index.js";
 import {
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_MAX_ENTITY_ROWS,
@@ -110,6 +111,12 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
   );
   let inFlight = 0;
   const startedAt = Date.now();
+  const countServing = metrics.counter(
+    "fstore_recommend_events_total",
+    "Recommendation events by pipeline: fallback_popularity, unknown_entity, missing_item_features_defaults/_dropped, short_list, ...",
+  );
+  if (store instanceof FeatureStore)
+    recommenderFor(store).onEvent((event, pipeline, n) => countServing({ pipeline, event }, n));
   metrics.gauge("fstore_http_requests_in_flight", "Requests being served", () => inFlight);
   metrics.gauge("fstore_uptime_seconds", "Seconds since the server started", () => (Date.now() - startedAt) / 1000);
 
@@ -141,7 +148,7 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
   // answer buffers, reused once the socket has written them (see BufferPool)
   const answers = new BufferPool();
   const routes = buildRoutes({ store, metrics, schemas: currentSchemas, answers, limits });
-  const endpoints = [...routes].map(([p, r]) => `${r.method} ${p}`).join(", ");
+  const endpoints = [...routes].map(([p, r]) => `${r.method} ${p}${p.endsWith("/") ? "{id}" : ""}`).join(", ");
 
   // ---------------------------------------------------------------- request handling
   let closing = false;
@@ -153,10 +160,14 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
     const url = req.url ?? "/";
     const q = url.indexOf("?");
     const fullPath = q < 0 ? url : url.slice(0, q);
-    const route = routes.get(fullPath);
+    // "/recommendations/5" is the prefix route "/recommendations/" with rest "5"
+    const slash = fullPath.indexOf("/", 1);
+    const prefix = slash > 0 ? fullPath.slice(0, slash + 1) : "";
+    const exact = routes.get(fullPath);
+    const route = exact ?? (prefix && fullPath.length > prefix.length ? routes.get(prefix) : undefined);
     // the caller's text: logs and errors carry a prefix of it
-    const path = route || fullPath.length <= 200 ? fullPath : `${fullPath.slice(0, 200)}…`;
-    const endpoint = route ? path : "other";
+    const path = fullPath.length <= 200 ? fullPath : `${fullPath.slice(0, 200)}…`;
+    const endpoint = route ? (exact ? fullPath : prefix) : "other";
     let status = 200;
     let failure: unknown;
     try {
@@ -176,7 +187,10 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
         checkJsonBody(req);
         body = await readJson(req, maxBody, route.prefixes);
       }
-      const out = await route.run(body);
+      const out = await route.run(body, {
+        rest: exact ? "" : fullPath.slice(prefix.length),
+        query: new URLSearchParams(q < 0 ? "" : url.slice(q + 1)),
+      });
       status = out.status ?? 200;
       if (req.socket.destroyed) status = CLIENT_CLOSED;
       else send(res, { ...out, status }, answers, closing);
