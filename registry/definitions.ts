@@ -7,6 +7,7 @@
 import { ValidationError } from "../common/errors.js";
 import { parseTtl } from "../common/time.js";
 import { checkOptions } from "./options.js";
+import type { Pipeline } from "./pipelines.js";
 import {
   type DataSourceSpec,
   type Dtype,
@@ -467,7 +468,7 @@ export class FeatureService {
   }
 }
 
-export type Definition = Entity | FileSource | PushSource | FeatureView | FeatureService;
+export type Definition = Entity | FileSource | PushSource | FeatureView | FeatureService | Pipeline;
 
 interface KindMap {
   field: Field;
@@ -477,6 +478,7 @@ interface KindMap {
   feature_view: FeatureView;
   feature_view_projection: FeatureViewProjection;
   feature_service: FeatureService;
+  pipeline: Pipeline;
 }
 
 export function isKind<K extends keyof KindMap>(x: unknown, kind: K): x is KindMap[K] {
@@ -489,6 +491,7 @@ export function isDefinition(x: unknown): x is Definition {
     isKind(x, "file_source") ||
     isKind(x, "push_source") ||
     isKind(x, "feature_view") ||
-    isKind(x, "feature_service")
+    isKind(x, "feature_service") ||
+    isKind(x, "pipeline")
   );
 }

@@ -14,7 +14,7 @@ export interface DesiredState extends RegistryObjects {
 
 /**
  * Turn loaded definitions into specs and check references and names; errors name file and object. Source
- * paths stay as written: they are resolved against the repo folder where they are used.
+ * and pipeline model paths stay as written: they are resolved against the repo folder where they are used.
  */
 export function compileDefinitions(loaded: LoadedDefinition[]): DesiredState {
   const state: DesiredState = {
@@ -22,6 +22,7 @@ export function compileDefinitions(loaded: LoadedDefinition[]): DesiredState {
     dataSources: [],
     featureViews: [],
     featureServices: [],
+    pipelines: [],
     origin: new Map(),
   };
   const byName = new Map<string, { def: Definition; file: string }>();
@@ -103,6 +104,15 @@ export function compileDefinitions(loaded: LoadedDefinition[]): DesiredState {
       }
     }
     state.featureServices.push(spec);
+  }
+  for (const { definition: d, file } of loaded) {
+    if (!isKind(d, "pipeline")) continue;
+    if (!claim("pipeline", d.name, d, file)) continue;
+    if (!entityNames.has(d.entity.name))
+      throw new ValidationError(
+        `${file}: pipeline "${d.name}" uses entity "${d.entity.name}", which no file of the repo exports`,
+      );
+    state.pipelines.push(d.toSpec());
   }
   // Names that collide across kinds make references ambiguous ("name" may be a service or a view).
   for (const s of state.featureServices) {

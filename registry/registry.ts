@@ -11,16 +11,18 @@ import type {
   FeatureServiceSpec,
   FeatureViewSpec,
   MaterializationInterval,
+  PipelineSpec,
   RegistryContents,
 } from "./types.js";
 
-export type ObjectKind = "entity" | "data_source" | "feature_view" | "feature_service";
+export type ObjectKind = "entity" | "data_source" | "feature_view" | "feature_service" | "pipeline";
 
 export interface RegistryObjects {
   entities: EntitySpec[];
   dataSources: DataSourceSpec[];
   featureViews: FeatureViewSpec[];
   featureServices: FeatureServiceSpec[];
+  pipelines: PipelineSpec[];
 }
 
 /** each object kind and the RegistryObjects field holding it */
@@ -29,6 +31,7 @@ export const KIND_FIELDS: Array<[ObjectKind, keyof RegistryObjects]> = [
   ["data_source", "dataSources"],
   ["feature_view", "featureViews"],
   ["feature_service", "featureServices"],
+  ["pipeline", "pipelines"],
 ];
 
 const SCHEMA = `
@@ -128,6 +131,7 @@ export class Registry {
       dataSources: [],
       featureViews: [],
       featureServices: [],
+      pipelines: [],
       materializations: [],
       lastUpdated: null,
     };

@@ -110,6 +110,39 @@ export interface FeatureServiceSpec {
   owner: string;
 }
 
+/** One stage of a serving pipeline, as the registry stores it (model paths as written: relative to the repo). */
+export type StageSpec =
+  | { kind: "query_features"; name: string; features: string[] | string }
+  | { kind: "query_tower"; name: string; model: string }
+  | { kind: "retrieve"; name: string; vectors: string; topK: number }
+  | { kind: "filter_seen"; name: string; feature: string }
+  | { kind: "filter"; name: string; expression: string }
+  | { kind: "item_features"; name: string; features: string[] | string; missing: "defaults" | "drop" }
+  | { kind: "rank"; name: string; model: string }
+  | {
+      kind: "order";
+      name: string;
+      topK: number;
+      strategy: "greedy" | "softmax";
+      temperature: number;
+      diversity?: { feature: string; maxPerValue: number };
+    };
+
+export type StageKind = StageSpec["kind"];
+
+export interface PipelineSpec {
+  name: string;
+  /** the entity whose rows a request gives */
+  entity: string;
+  stages: StageSpec[];
+  /** what a row the store does not know gets */
+  fallback: "popularity" | "none";
+  /** served features appended as parquet files under `destination` (absolute), a `sampleRate` share of requests */
+  logging?: { destination: string; sampleRate: number };
+  tags: Record<string, string>;
+  description: string;
+}
+
 export interface MaterializationInterval {
   view: string;
   /** ms since epoch, UTC */
@@ -126,6 +159,7 @@ export interface RegistryContents {
   dataSources: DataSourceSpec[];
   featureViews: FeatureViewSpec[];
   featureServices: FeatureServiceSpec[];
+  pipelines: PipelineSpec[];
   materializations: MaterializationInterval[];
   lastUpdated: number | null;
 }
@@ -147,12 +181,22 @@ export function viewIn(view: FeatureViewSpec, repoPath: string): FeatureViewSpec
   return { ...view, source: dataSourceIn(view.source, repoPath) };
 }
 
+/** A pipeline whose model folders and logging destination are resolved against the repo folder. */
+export function pipelineIn(p: PipelineSpec, repoPath: string): PipelineSpec {
+  const at = (path: string) => (isAbsolute(path) ? path : join(repoPath, path));
+  const stages = p.stages.map((s) =>
+    s.kind === "query_tower" || s.kind === "rank" ? { ...s, model: at(s.model) } : s,
+  );
+  return { ...p, stages, ...(p.logging ? { logging: { ...p.logging, destination: at(p.logging.destination) } } : {}) };
+}
+
 /** Registry contents as a repo at `repoPath` uses them: every source path resolved against that folder. */
 export function withRepoPaths(contents: RegistryContents, repoPath: string): RegistryContents {
   return {
     ...contents,
     dataSources: contents.dataSources.map((s) => dataSourceIn(s, repoPath)),
     featureViews: contents.featureViews.map((v) => viewIn(v, repoPath)),
+    pipelines: contents.pipelines.map((p) => pipelineIn(p, repoPath)),
   };
 }
 

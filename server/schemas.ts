@@ -144,6 +144,19 @@ export const GET_ONLINE_FEATURES: JsonSchema = {
   },
 };
 
+export const RECOMMEND: JsonSchema = {
+  type: "object",
+  properties: {
+    pipeline: { type: "string", minLength: 1, description: "the name of a registered pipeline" },
+    entities: ENTITIES,
+    top_k: { type: "integer", minimum: 1, maximum: 10000 },
+    seed: { type: "integer", description: "the same seed gives the same lists" },
+    debug: { type: "boolean" },
+  },
+  required: ["pipeline", "entities"],
+  additionalProperties: false,
+};
+
 const DF: JsonSchema = {
   type: "object",
   minProperties: 1,
@@ -173,6 +186,27 @@ export const WRITE_TO_ONLINE_STORE: JsonSchema = {
     allow_registry_cache: { type: "boolean" },
   },
   required: ["feature_view_name", "df"],
+};
+
+/** Feast's /search (retrieve_online_documents_v2) body, plus fstore's exclude, filter and exact. */
+export const SEARCH: JsonSchema = {
+  type: "object",
+  properties: {
+    features: {
+      type: "array",
+      minItems: 1,
+      items: { type: "string", pattern: "^[^:]+:[^:]+$", description: 'feature references are "view:feature"' },
+      description: 'a list of "view:feature" references, one of them a field with a vector index',
+    },
+    query: { type: "array", items: { type: "number" }, description: "the query vector, a list of numbers" },
+    top_k: { type: "integer", description: "how many of the nearest entities to answer" },
+    distance_metric: { enum: ["cosine", "inner_product", "l2"] },
+    api_version: { type: "integer" },
+    exclude: { type: "array", description: "entity keys never to answer" },
+    filter: { type: "string", description: "an expression over the answered columns" },
+    exact: { type: "boolean" },
+  },
+  required: ["features", "query", "top_k"],
 };
 
 const VIEW_NAMES: JsonSchema = {

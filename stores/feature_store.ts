@@ -27,6 +27,8 @@ export type { RetrieveOnlineDocumentsRequest };
 import type { ProgressSink } from "../common/progress.js";
 import type { EntityDfInput, OfflineStore, OnlineReadGroup, OnlineStore, RetrievalJob } from "./types.js";
 import { silentProgress } from "../common/progress.js";
+import { type RecommendRequest, type RecommendResponse, type RecommendService, servingExtension } from "./serving.js";
+import type { PrecomputedStore } from "./precomputed.js";
 
 export type TimeInput = Date | string | number;
 
@@ -93,6 +95,10 @@ export class FeatureStore {
    */
   private readonly resolved = new StringListMemo<ResolvedFeatures>(1000);
   private readonly resolvedServices = new Map<string, ResolvedFeatures>();
+  /** the serving runtime (adapters/serving), made on the first recommend */
+  private serving: RecommendService | null = null;
+  /** readers of precomputed recommendation lists, by target, opened on first use */
+  private precomputed = new Map<string, Promise<PrecomputedStore>>();
 
   private constructor(
     readonly config: RepoConfig,
@@ -120,6 +126,11 @@ export class FeatureStore {
     );
     if (opts.maxTopK !== undefined) store.maxTopK = opts.maxTopK;
     return store;
+  }
+
+  /** How long the cached registry is trusted before its version is checked again (ms). */
+  get registryTtlMs(): number {
+    return this.ttlMs;
   }
 
   get project(): string {
@@ -236,6 +247,14 @@ export class FeatureStore {
         }
         throw e;
       }
+    }
+    if (desired.pipelines.length) {
+      const ext = servingExtension();
+      if (!ext)
+        throw new FstoreError(
+          `the repo defines pipelines (${desired.pipelines.map((p) => p.name).join(", ")}) but the serving runtime is not loaded: import "fstore" (adapters/serving)`,
+        );
+      await ext.checkPlan(desired, this);
     }
     this.reloadNow();
     return diff(this.registry.load(this.project), desired);
@@ -408,9 +427,6 @@ export class FeatureStore {
         online: this.openOnline ?? (await this.onlineStore()),
         resolved: this.resolve(req.features, false),
         maxTopK: this.maxTopK,
-        compileFilter: (expr) => {
-          throw new ValidationError(`filter ${JSON.stringify(expr)}: expression filters are not supported yet`);
-        },
       },
       req,
     );
@@ -457,6 +473,48 @@ export class FeatureStore {
     });
   }
 
+  // ------------------------------------------------------------ recommend
+
+  /** Run a registered pipeline for some entity rows (the runtime lives in adapters/serving). */
+  async recommend(req: RecommendRequest): Promise<RecommendResponse> {
+    if (!this.serving) {
+      const ext = servingExtension();
+      if (!ext)
+        throw new FstoreError(`recommend: the serving runtime is not loaded: import "fstore" (adapters/serving)`);
+      this.serving = ext.open(this);
+    }
+    return this.serving.recommend(req);
+  }
+
+  /**
+   * The list `fs recommend batch` stored for one entity (under "<keyPrefix><id>", default "USER:"), parsed: the
+   * /recommend result with `pipeline` and `created_at`; null when none is stored. `from` defaults to the online
+   * store's type; `redis` is the connection string when the online store is not Redis.
+   */
+  async getPrecomputedRecommendations(
+    entity: string | number | bigint,
+    opts: { keyPrefix?: string; from?: "redis" | "sqlite"; redis?: string } = {},
+  ): Promise<Record<string, unknown> | null> {
+    if (!["string", "number", "bigint"].includes(typeof entity) || entity === "")
+      throw new ValidationError(`precomputed recommendations: expected an entity id, got ${JSON.stringify(entity)}`);
+    const { DEFAULT_KEY_PREFIX, openPrecomputed, precomputedTargetOf } = await import("./precomputed.js");
+    const target = precomputedTargetOf(this.config, opts.from, opts.redis);
+    const id = JSON.stringify(target);
+    let opening = this.precomputed.get(id);
+    if (!opening) {
+      opening = openPrecomputed(target);
+      opening.catch(() => this.precomputed.delete(id)); // the next call tries again (e.g. Redis came back)
+      this.precomputed.set(id, opening);
+    }
+    const text = await (await opening).read(`${opts.keyPrefix ?? DEFAULT_KEY_PREFIX}${String(entity)}`);
+    return text === null ? null : (JSON.parse(text) as Record<string, unknown>);
+  }
+
+  /** The serving runtime of this store, when a recommend made one. */
+  servingRuntime(): RecommendService | null {
+    return this.serving;
+  }
+
   // ------------------------------------------------------------ lifecycle
 
   /** Throws when the registry or the online store does not answer. */
@@ -466,6 +524,12 @@ export class FeatureStore {
   }
 
   async close(): Promise<void> {
+    const serving = this.serving;
+    this.serving = null;
+    await serving?.close(); // flushes feature logs while the stores are still open
+    const lists = [...this.precomputed.values()];
+    this.precomputed.clear();
+    await Promise.allSettled(lists.map((p) => p.then((l) => l.close())));
     const online = this.online;
     const offline = this.offline;
     this.online = null;
