@@ -159,16 +159,18 @@ export function buildRoutes(ctx: RouteContext): Map<string, Route> {
           validate(v.recommend, body);
           const b = body as {
             pipeline: string;
-            entities: Record<string, unknown[]>;
+            entities?: Record<string, unknown[]>;
+            session?: Record<string, unknown[]>;
             top_k?: number;
             seed?: number;
             debug?: boolean;
           };
-          if (longestColumn(b.entities) > limits.maxEntityRows)
+          if (b.entities && longestColumn(b.entities) > limits.maxEntityRows)
             throw new HttpError(413, `entities: more than ${limits.maxEntityRows} rows in one request`);
           const answer = await store.recommend({
             pipeline: b.pipeline,
             entities: b.entities,
+            session: b.session,
             topK: b.top_k,
             seed: b.seed,
             debug: b.debug,

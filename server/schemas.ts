@@ -149,11 +149,16 @@ export const RECOMMEND: JsonSchema = {
   properties: {
     pipeline: { type: "string", minLength: 1, description: "the name of a registered pipeline" },
     entities: ENTITIES,
+    session: {
+      type: "object",
+      additionalProperties: { type: "array" },
+      description: 'a live session\'s events as columns: {"product_id": [...], "event_time": [...]}',
+    },
     top_k: { type: "integer", minimum: 1, maximum: 10000 },
     seed: { type: "integer", description: "the same seed gives the same lists" },
     debug: { type: "boolean" },
   },
-  required: ["pipeline", "entities"],
+  required: ["pipeline"],
   additionalProperties: false,
 };
 
