@@ -216,3 +216,62 @@ setInterval(() => {}, 1000);
     }
   }, 120_000);
 });
+
+describe("vector index on Redis, shared by processes", () => {
+  it("each process builds its index from Redis and follows the change log; a new generation rebuilds it", async () => {
+    const { dir, cleanup } = tempDir("vecredis");
+    const prefix = `fstore_vecidx_test_${process.pid}`;
+    const vectors = randomVectors(150, DIM, 13);
+    await writeVectorRepo(
+      dir,
+      vectors,
+      `online_store:\n  type: redis\n  connection_string: "127.0.0.1:6379,db=0"\n  key_prefix: ${prefix}\n`,
+    );
+    const a = await FeatureStore.open(dir);
+    const b = await FeatureStore.open(dir);
+    try {
+      await a.apply();
+      await a.materialize(T0 - 2 * DAY, T0);
+      // b was not running while a wrote: it builds from the vectors hash
+      b.refreshRegistry();
+      expect(await searchIds(b, vectors[8], 1)).toEqual([8]);
+      const far = Array.from({ length: DIM }, (_, i) => (i === 6 ? 25 : 0));
+      await a.writeToOnlineStore("item_embeddings", [
+        { item_id: 900, event_timestamp: T0, cos: far, ip: far, l2: far },
+      ]);
+      await a.writeToOnlineStore("item_embeddings", [{ item_id: 8, event_timestamp: T0, cos: far, ip: far, l2: far }]);
+      // b follows the log: 900 inserted, 8 moved
+      expect(new Set(await searchIds(b, far, 2))).toEqual(new Set([900, 8]));
+      expect(await searchIds(b, vectors[8], 3)).not.toContain(8);
+      // an older write is skipped for the log too
+      await a.writeToOnlineStore("item_embeddings", [
+        { item_id: 900, event_timestamp: T0 - 5 * DAY, cos: vectors[0], ip: vectors[0], l2: vectors[0] },
+      ]);
+      expect(new Set(await searchIds(b, far, 2))).toEqual(new Set([900, 8]));
+      // a metric change is a new generation: b rebuilds under the new metric
+      writeFileSync(join(dir, "features.ts"), vectorDefinitions().replace(`vec("cos", "cosine")`, `vec("cos", "l2")`));
+      await a.apply();
+      b.refreshRegistry();
+      const q = vectors[30];
+      const truth = new Map(vectors.map((v, i) => [i, v] as const));
+      truth.set(900, far);
+      truth.set(8, far);
+      const want = bruteForce(truth, q, "l2", 5);
+      const res = (
+        await b.retrieveOnlineDocuments({ features: ["item_embeddings:cos"], query: q, topK: 5 })
+      ).toObject();
+      expect(res.item_id).toEqual(want.map((w) => w.id));
+      (res.distance as number[]).forEach((d, i) => expect(d).toBeCloseTo(want[i].d, 4));
+      await a.teardown();
+      const { Redis } = await import("ioredis");
+      const r = new Redis({ host: "127.0.0.1", port: 6379, lazyConnect: true });
+      await r.connect();
+      expect(await r.keys(`${prefix}:*`)).toEqual([]);
+      await r.quit();
+    } finally {
+      await a.close();
+      await b.close();
+      cleanup();
+    }
+  }, 60_000);
+});
