@@ -18,7 +18,27 @@ export type {
   FieldSpec,
   VectorMetric,
 } from "./registry/types.js";
-export { FstoreError, ValidationError, NotFoundError } from "./common/errors.js";
+export {
+  Pipeline,
+  QueryFeatures,
+  QueryTower,
+  Retrieve,
+  FilterSeen,
+  Filter,
+  ItemFeatures,
+  Rank,
+  Order,
+} from "./registry/pipelines.js";
+export type { PipelineSpec, StageSpec } from "./registry/types.js";
+export type {
+  RecommendRequest,
+  RecommendResponse,
+  RecommendResult,
+  RecommendedItem,
+  StageTrace,
+} from "./stores/serving.js";
+export * from "./adapters/serving/index.js";
+export { FstoreError, ValidationError, NotFoundError, UnavailableError } from "./common/errors.js";
 export type { RepoConfig } from "./registry/config.js";
 export {
   startFeatureServer,

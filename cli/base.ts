@@ -3,6 +3,7 @@ import { Command, Flags } from "@oclif/core";
 import { resolve } from "node:path";
 import { FstoreError } from "../common/errors.js";
 import { FeatureStore } from "../stores/feature_store.js";
+import "../adapters/serving/index.js"; // registers the serving runtime: apply checks pipelines, recommend runs them
 
 /** A command whose user-facing errors print as one line (see reportError). */
 export abstract class FstoreCommand extends Command {

@@ -16,6 +16,8 @@ import Init from "./commands/init.js";
 import Materialize from "./commands/materialize.js";
 import MaterializeIncremental from "./commands/materialize-incremental.js";
 import Plan from "./commands/plan.js";
+import Recommend from "./commands/recommend.js";
+import RecommendBatch from "./commands/recommend/batch.js";
 import RegistryDump from "./commands/registry-dump.js";
 import Search from "./commands/search.js";
 import Serve from "./commands/serve.js";
@@ -40,6 +42,8 @@ export const COMMANDS: Record<string, typeof Command> = {
   materialize: Materialize,
   "materialize-incremental": MaterializeIncremental,
   plan: Plan,
+  recommend: Recommend,
+  "recommend:batch": RecommendBatch,
   "registry-dump": RegistryDump,
   search: Search,
   serve: Serve,

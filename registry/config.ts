@@ -3,6 +3,7 @@ import { isAbsolute, join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { parseByteSize } from "../common/duckdb.js";
 import { ValidationError, errorMessage } from "../common/errors.js";
+import { acceptedHint, quoteName, unknownKey } from "./options.js";
 
 export interface SqliteOnlineConfig {
   type: "sqlite";
@@ -18,7 +19,12 @@ export interface RedisOnlineConfig {
   keyTtlSeconds: number;
   /** key prefix; defaults to the project name */
   keyPrefix?: string;
+  /** the longest a read or a health check waits for Redis before failing; default DEFAULT_REDIS_READ_TIMEOUT_MS */
+  readTimeoutMs?: number;
 }
+
+/** A read waits this long for Redis by default: far above a healthy read, short enough to answer 503 quickly. */
+export const DEFAULT_REDIS_READ_TIMEOUT_MS = 500;
 
 export type OnlineStoreConfig = SqliteOnlineConfig | RedisOnlineConfig;
 
@@ -53,6 +59,55 @@ export const CONFIG_FILE = "feature_store.yaml";
 
 type Raw = Record<string, unknown>;
 
+/**
+ * The keys feature_store.yaml may hold, per section: any other key is refused (a misspelt `onlne_store:`
+ * would otherwise fall back to the default store without a word).
+ */
+export const CONFIG_KEYS = {
+  top: [
+    "project",
+    "registry",
+    "provider",
+    "online_store",
+    "offline_store",
+    "entity_key_serialization_version",
+    "registry_ttl_sec",
+  ],
+  registry: ["path", "cache_ttl_seconds"],
+  sqlite: ["type", "path"],
+  redis: ["type", "connection_string", "key_ttl_seconds", "key_prefix", "read_timeout_ms"],
+  offline: ["type", "memory_limit", "temp_directory", "threads"],
+} as const satisfies Record<string, readonly string[]>;
+
+/** Refuses a key of `section` not in `accepted`, naming the file, the key (with its section) and those accepted. */
+function onlyKeys(section: Raw, accepted: readonly string[], file: string, prefix = "", where = ""): void {
+  const bad = unknownKey(section, accepted);
+  if (bad !== undefined)
+    throw new ValidationError(
+      `${file}: unknown key ${quoteName(prefix + bad)}${where} ${acceptedHint(bad, accepted, prefix)}`,
+    );
+}
+
+/** A mapping section of the file (not a list or a scalar), or undefined when absent. */
+function mapping(raw: Raw, key: string, file: string, expected: string): Raw | undefined {
+  const v = raw[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "object" || Array.isArray(v))
+    throw new ValidationError(
+      `${file}: "${key}" must be a mapping (${expected}), got ${Array.isArray(v) ? "a list" : JSON.stringify(v)}`,
+    );
+  return v as Raw;
+}
+
+/** A number of seconds >= 0, or `dflt` when absent. */
+function seconds(raw: Raw, key: string, file: string, dflt: number, label = key): number {
+  const v = raw[key];
+  if (v === undefined || v === null) return dflt;
+  if (typeof v !== "number" || !Number.isFinite(v) || v < 0)
+    throw new ValidationError(`${file}: ${label} must be a number of seconds >= 0, got ${JSON.stringify(v)}`);
+  return v;
+}
+
 function str(raw: Raw, key: string, file: string, dflt?: string): string {
   const v = raw[key];
   if (v === undefined || v === null) {
@@ -84,6 +139,7 @@ export function loadRepoConfig(repoPath: string): RepoConfig {
 
 export function parseRepoConfig(raw: Raw, repo: string, file = CONFIG_FILE): RepoConfig {
   const abs = (p: string) => (isAbsolute(p) ? p : join(repo, p));
+  onlyKeys(raw, CONFIG_KEYS.top, file);
   const project = str(raw, "project", file);
   if (!/^[A-Za-z0-9_]+$/.test(project))
     throw new ValidationError(`${file}: project "${project}" must hold only letters, digits and _`);
@@ -92,43 +148,49 @@ export function parseRepoConfig(raw: Raw, repo: string, file = CONFIG_FILE): Rep
   let registryTtlSeconds = 10;
   const reg = raw.registry;
   if (typeof reg === "string") registryPath = reg;
-  else if (typeof reg === "object" && reg !== null) {
+  else if (typeof reg === "object" && reg !== null && !Array.isArray(reg)) {
     const r = reg as Raw;
+    onlyKeys(r, CONFIG_KEYS.registry, file, "registry.");
     registryPath = str(r, "path", `${file} registry`, registryPath);
-    if (r.cache_ttl_seconds !== undefined) registryTtlSeconds = Number(r.cache_ttl_seconds);
-  } else if (reg !== undefined)
+    registryTtlSeconds = seconds(r, "cache_ttl_seconds", file, registryTtlSeconds, "registry.cache_ttl_seconds");
+  } else if (reg !== undefined && reg !== null)
     throw new ValidationError(`${file}: "registry" must be a path or a mapping with "path"`);
-  if (raw.registry_ttl_sec !== undefined) registryTtlSeconds = Number(raw.registry_ttl_sec);
-  if (!Number.isFinite(registryTtlSeconds) || registryTtlSeconds < 0)
-    throw new ValidationError(`${file}: registry_ttl_sec must be a number of seconds >= 0`);
+  registryTtlSeconds = seconds(raw, "registry_ttl_sec", file, registryTtlSeconds);
 
-  const os = (raw.online_store ?? { type: "sqlite" }) as Raw;
-  if (typeof os !== "object" || os === null)
-    throw new ValidationError(`${file}: "online_store" must be a mapping with "type"`);
+  const os = mapping(raw, "online_store", file, "type: sqlite with path, or type: redis") ?? { type: "sqlite" };
   const osType = str(os, "type", `${file} online_store`, "sqlite");
   let onlineStore: OnlineStoreConfig;
   if (osType === "sqlite") {
+    onlyKeys(os, CONFIG_KEYS.sqlite, file, "online_store.", " (online_store type sqlite)");
     onlineStore = { type: "sqlite", path: abs(str(os, "path", `${file} online_store`, "data/online_store.db")) };
   } else if (osType === "redis") {
-    const ttl = os.key_ttl_seconds === undefined ? 0 : Number(os.key_ttl_seconds);
-    if (!Number.isFinite(ttl) || ttl < 0)
-      throw new ValidationError(`${file}: online_store.key_ttl_seconds must be a number of seconds >= 0`);
+    onlyKeys(os, CONFIG_KEYS.redis, file, "online_store.", " (online_store type redis)");
+    const keyPrefix = os.key_prefix;
+    if (keyPrefix !== undefined && keyPrefix !== null && (typeof keyPrefix !== "string" || !keyPrefix))
+      throw new ValidationError(
+        `${file}: online_store.key_prefix must be a non-empty string, got ${JSON.stringify(keyPrefix)}${typeof keyPrefix === "number" || typeof keyPrefix === "boolean" ? ` (quote it in YAML: key_prefix: "${keyPrefix}")` : ""}`,
+      );
+    const readTimeoutMs = os.read_timeout_ms ?? DEFAULT_REDIS_READ_TIMEOUT_MS;
+    if (typeof readTimeoutMs !== "number" || !Number.isInteger(readTimeoutMs) || readTimeoutMs < 1)
+      throw new ValidationError(
+        `${file}: online_store.read_timeout_ms must be a whole number of milliseconds >= 1, got ${JSON.stringify(readTimeoutMs)}`,
+      );
     onlineStore = {
       type: "redis",
       connectionString: str(os, "connection_string", `${file} online_store`, "127.0.0.1:6379"),
-      keyTtlSeconds: ttl,
-      keyPrefix: typeof os.key_prefix === "string" ? os.key_prefix : undefined,
+      keyTtlSeconds: seconds(os, "key_ttl_seconds", file, 0, "online_store.key_ttl_seconds"),
+      keyPrefix: typeof keyPrefix === "string" ? keyPrefix : undefined,
+      readTimeoutMs,
     };
   } else {
     throw new ValidationError(`${file}: online_store.type "${osType}" is not supported (expected sqlite or redis)`);
   }
 
-  const off = (raw.offline_store ?? { type: "duckdb" }) as Raw;
-  if (typeof off !== "object" || off === null || Array.isArray(off))
-    throw new ValidationError(`${file}: "offline_store" must be a mapping with "type"`);
+  const off = mapping(raw, "offline_store", file, "type: duckdb") ?? { type: "duckdb" };
   const offType = str(off, "type", `${file} offline_store`, "duckdb");
   if (offType !== "duckdb" && offType !== "file")
     throw new ValidationError(`${file}: offline_store.type "${offType}" is not supported (expected duckdb or file)`);
+  onlyKeys(off, CONFIG_KEYS.offline, file, "offline_store.");
   const offlineStore: DuckDBOfflineConfig = { type: "duckdb" };
   if (off.memory_limit !== undefined) {
     const limit =
@@ -150,8 +212,8 @@ export function parseRepoConfig(raw: Raw, repo: string, file = CONFIG_FILE): Rep
   if (off.temp_directory !== undefined)
     offlineStore.tempDirectory = abs(str(off, "temp_directory", `${file} offline_store`));
   if (off.threads !== undefined) {
-    const threads = Number(off.threads);
-    if (!Number.isInteger(threads) || threads < 1)
+    const threads = off.threads;
+    if (typeof threads !== "number" || !Number.isInteger(threads) || threads < 1)
       throw new ValidationError(
         `${file}: offline_store.threads must be a whole number >= 1, got ${JSON.stringify(off.threads)}`,
       );

@@ -6,6 +6,8 @@
 
 import { ValidationError } from "../common/errors.js";
 import { parseTtl } from "../common/time.js";
+import { checkOptions } from "./options.js";
+import type { Pipeline } from "./pipelines.js";
 import {
   type DataSourceSpec,
   type Dtype,
@@ -43,6 +45,47 @@ function checkTags(what: string, tags: unknown): Record<string, string> {
   return { ...(tags as Record<string, string>) };
 }
 
+/** An optional string option (description, owner): absent is "", anything but a string is refused. */
+function optString(what: string, key: string, v: unknown): string {
+  if (v === undefined || v === null) return "";
+  if (typeof v !== "string") throw new ValidationError(`${what}: ${key} must be a string, got ${typeof v}`);
+  return v;
+}
+
+// The options each class accepts; anything else is refused by checkOptions (add new options here).
+export const FIELD_OPTIONS: readonly string[] = [
+  "name",
+  "dtype",
+  "description",
+  "tags",
+  "vectorIndex",
+  "vectorLength",
+  "vectorSearchMetric",
+];
+export const ENTITY_OPTIONS: readonly string[] = ["name", "joinKeys", "valueType", "description", "tags", "owner"];
+export const FILE_SOURCE_OPTIONS: readonly string[] = [
+  "name",
+  "path",
+  "timestampField",
+  "createdTimestampColumn",
+  "fieldMapping",
+  "description",
+  "tags",
+];
+export const PUSH_SOURCE_OPTIONS: readonly string[] = ["name", "batchSource", "description", "tags"];
+export const FEATURE_VIEW_OPTIONS: readonly string[] = [
+  "name",
+  "entities",
+  "schema",
+  "source",
+  "ttl",
+  "online",
+  "tags",
+  "description",
+  "owner",
+];
+export const FEATURE_SERVICE_OPTIONS: readonly string[] = ["name", "features", "tags", "description", "owner"];
+
 export interface FieldOptions {
   name: string;
   dtype: Dtype;
@@ -64,14 +107,15 @@ export class Field {
   /** the vector index options, checked */
   readonly vector: Pick<FieldSpec, "vectorIndex" | "vectorLength" | "vectorSearchMetric">;
   constructor(o: FieldOptions) {
-    this.name = checkName("Field", o?.name);
+    checkOptions("Field", o?.name, o, FIELD_OPTIONS);
+    this.name = checkName("Field", o.name);
     if (!isDtype(o.dtype)) {
       throw new ValidationError(
         `Field "${o.name}": dtype ${JSON.stringify(o.dtype)} is not one of ${VALUE_TYPES.join(", ")} (or a list of one, e.g. "int64[]")`,
       );
     }
     this.dtype = o.dtype;
-    this.description = o.description ?? "";
+    this.description = optString(`Field "${o.name}"`, "description", o.description);
     this.tags = checkTags(`Field "${o.name}"`, o.tags);
     this.vector = checkVectorOptions(this.name, this.dtype, o);
   }
@@ -130,7 +174,8 @@ export class Entity {
   readonly tags: Record<string, string>;
   readonly owner: string;
   constructor(o: EntityOptions) {
-    this.name = checkName("Entity", o?.name);
+    checkOptions("Entity", o?.name, o, ENTITY_OPTIONS);
+    this.name = checkName("Entity", o.name);
     const keys = o.joinKeys ?? [o.name];
     if (!Array.isArray(keys) || keys.length !== 1) {
       throw new ValidationError(
@@ -146,9 +191,9 @@ export class Entity {
       );
     }
     this.valueType = vt;
-    this.description = o.description ?? "";
+    this.description = optString(`Entity "${o.name}"`, "description", o.description);
     this.tags = checkTags(`Entity "${o.name}"`, o.tags);
-    this.owner = o.owner ?? "";
+    this.owner = optString(`Entity "${o.name}"`, "owner", o.owner);
   }
   toSpec(): EntitySpec {
     return {
@@ -182,7 +227,8 @@ export class FileSource {
   readonly description: string;
   readonly tags: Record<string, string>;
   constructor(o: FileSourceOptions) {
-    if (!o || typeof o.path !== "string" || o.path.length === 0) {
+    checkOptions("FileSource", o?.name ?? o?.path, o, FILE_SOURCE_OPTIONS);
+    if (typeof o.path !== "string" || o.path.length === 0) {
       throw new ValidationError(
         `FileSource ${JSON.stringify(o?.name ?? "")}: path must be a non-empty string (a parquet file, folder or glob)`,
       );
@@ -200,13 +246,15 @@ export class FileSource {
       throw new ValidationError(`FileSource "${this.name}": timestampField is required (the event timestamp column)`);
     }
     this.timestampField = o.timestampField;
+    if (o.createdTimestampColumn !== undefined && typeof o.createdTimestampColumn !== "string")
+      throw new ValidationError(`FileSource "${this.name}": createdTimestampColumn must be a column name`);
     this.createdTimestampColumn = o.createdTimestampColumn || undefined;
     this.fieldMapping = { ...(o.fieldMapping ?? {}) };
     for (const [k, v] of Object.entries(this.fieldMapping)) {
       if (typeof v !== "string" || !v)
         throw new ValidationError(`FileSource "${this.name}": fieldMapping["${k}"] must be a column name`);
     }
-    this.description = o.description ?? "";
+    this.description = optString(`FileSource "${this.name}"`, "description", o.description);
     this.tags = checkTags(`FileSource "${this.name}"`, o.tags);
   }
   /** Relative paths resolve against the repo folder. */
@@ -239,14 +287,15 @@ export class PushSource {
   readonly description: string;
   readonly tags: Record<string, string>;
   constructor(o: PushSourceOptions) {
-    this.name = checkName("PushSource", o?.name);
+    checkOptions("PushSource", o?.name, o, PUSH_SOURCE_OPTIONS);
+    this.name = checkName("PushSource", o.name);
     if (!isKind(o.batchSource, "file_source")) {
       throw new ValidationError(
         `PushSource "${o.name}": batchSource must be a FileSource (where pushed rows land offline)`,
       );
     }
     this.batchSource = o.batchSource;
-    this.description = o.description ?? "";
+    this.description = optString(`PushSource "${o.name}"`, "description", o.description);
     this.tags = checkTags(`PushSource "${o.name}"`, o.tags);
   }
   toSpec(resolvePath?: (p: string) => string): PushSourceSpec {
@@ -285,7 +334,8 @@ export class FeatureView {
   readonly description: string;
   readonly owner: string;
   constructor(o: FeatureViewOptions) {
-    this.name = checkName("FeatureView", o?.name);
+    checkOptions("FeatureView", o?.name, o, FEATURE_VIEW_OPTIONS);
+    this.name = checkName("FeatureView", o.name);
     const what = `FeatureView "${o.name}"`;
     if (!Array.isArray(o.entities) || o.entities.length === 0)
       throw new ValidationError(`${what}: entities must list at least one Entity`);
@@ -314,10 +364,12 @@ export class FeatureView {
     }
     this.source = o.source;
     this.ttlSeconds = parseTtl(o.ttl ?? 0, what);
+    if (o.online !== undefined && typeof o.online !== "boolean")
+      throw new ValidationError(`${what}: online must be true or false, got ${JSON.stringify(o.online)}`);
     this.online = o.online ?? true;
     this.tags = checkTags(what, o.tags);
-    this.description = o.description ?? "";
-    this.owner = o.owner ?? "";
+    this.description = optString(what, "description", o.description);
+    this.owner = optString(what, "owner", o.owner);
   }
 
   /** The features of this view (schema minus the join keys). */
@@ -382,7 +434,8 @@ export class FeatureService {
   readonly description: string;
   readonly owner: string;
   constructor(o: FeatureServiceOptions) {
-    this.name = checkName("FeatureService", o?.name);
+    checkOptions("FeatureService", o?.name, o, FEATURE_SERVICE_OPTIONS);
+    this.name = checkName("FeatureService", o.name);
     if (!Array.isArray(o.features) || o.features.length === 0) {
       throw new ValidationError(
         `FeatureService "${o.name}": features must list at least one FeatureView or view.select([...])`,
@@ -397,8 +450,8 @@ export class FeatureService {
     });
     this.features = [...o.features];
     this.tags = checkTags(`FeatureService "${o.name}"`, o.tags);
-    this.description = o.description ?? "";
-    this.owner = o.owner ?? "";
+    this.description = optString(`FeatureService "${o.name}"`, "description", o.description);
+    this.owner = optString(`FeatureService "${o.name}"`, "owner", o.owner);
   }
   toSpec(): FeatureServiceSpec {
     return {
@@ -415,7 +468,7 @@ export class FeatureService {
   }
 }
 
-export type Definition = Entity | FileSource | PushSource | FeatureView | FeatureService;
+export type Definition = Entity | FileSource | PushSource | FeatureView | FeatureService | Pipeline;
 
 interface KindMap {
   field: Field;
@@ -425,6 +478,7 @@ interface KindMap {
   feature_view: FeatureView;
   feature_view_projection: FeatureViewProjection;
   feature_service: FeatureService;
+  pipeline: Pipeline;
 }
 
 export function isKind<K extends keyof KindMap>(x: unknown, kind: K): x is KindMap[K] {
@@ -437,6 +491,7 @@ export function isDefinition(x: unknown): x is Definition {
     isKind(x, "file_source") ||
     isKind(x, "push_source") ||
     isKind(x, "feature_view") ||
-    isKind(x, "feature_service")
+    isKind(x, "feature_service") ||
+    isKind(x, "pipeline")
   );
 }

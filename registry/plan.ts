@@ -1,26 +1,28 @@
 // Plan: compile a repo's definitions to specs, check them against each other, and diff them with
 // what the registry holds. Apply commits exactly the plan.
 
-import { isAbsolute, join } from "node:path";
 import { ValidationError } from "../common/errors.js";
 import { type Definition, isKind } from "./definitions.js";
 import type { LoadedDefinition } from "./loader.js";
-import { KIND_FIELDS, type ObjectKind, type RegistryChange, type RegistryObjects } from "./registry.js";
-import { type DataSourceSpec, type FeatureViewSpec, type RegistryContents, vectorFields } from "./types.js";
+import { KIND_FIELDS, type ObjectKind, type RegistryChange, type RegistryObjects, stampOf } from "./registry.js";
+import { type DataSourceSpec, type FeatureViewSpec, vectorFields } from "./types.js";
 
 export interface DesiredState extends RegistryObjects {
   /** where each object was defined ("kind:name" -> repo-relative file), for error messages */
   origin: Map<string, string>;
 }
 
-/** Turn loaded definitions into specs and check references and names; errors name file and object. */
-export function compileDefinitions(loaded: LoadedDefinition[], repoPath: string): DesiredState {
-  const resolvePath = (p: string) => (isAbsolute(p) ? p : join(repoPath, p));
+/**
+ * Turn loaded definitions into specs and check references and names; errors name file and object. Source
+ * and pipeline model paths stay as written: they are resolved against the repo folder where they are used.
+ */
+export function compileDefinitions(loaded: LoadedDefinition[]): DesiredState {
   const state: DesiredState = {
     entities: [],
     dataSources: [],
     featureViews: [],
     featureServices: [],
+    pipelines: [],
     origin: new Map(),
   };
   const byName = new Map<string, { def: Definition; file: string }>();
@@ -59,7 +61,7 @@ export function compileDefinitions(loaded: LoadedDefinition[], repoPath: string)
     if (isKind(d, "entity")) {
       if (claim("entity", d.name, d, file)) state.entities.push(d.toSpec());
     } else if (isKind(d, "file_source") || isKind(d, "push_source")) {
-      addSource(d.toSpec(resolvePath), file);
+      addSource(d.toSpec(), file);
     }
   }
   const entityNames = new Set(state.entities.map((e) => e.name));
@@ -79,7 +81,7 @@ export function compileDefinitions(loaded: LoadedDefinition[], repoPath: string)
         );
       }
     }
-    const spec = d.toSpec(resolvePath);
+    const spec = d.toSpec();
     addSource(spec.source, file);
     state.featureViews.push(spec);
   }
@@ -102,6 +104,15 @@ export function compileDefinitions(loaded: LoadedDefinition[], repoPath: string)
       }
     }
     state.featureServices.push(spec);
+  }
+  for (const { definition: d, file } of loaded) {
+    if (!isKind(d, "pipeline")) continue;
+    if (!claim("pipeline", d.name, d, file)) continue;
+    if (!entityNames.has(d.entity.name))
+      throw new ValidationError(
+        `${file}: pipeline "${d.name}" uses entity "${d.entity.name}", which no file of the repo exports`,
+      );
+    state.pipelines.push(d.toSpec());
   }
   // Names that collide across kinds make references ambiguous ("name" may be a service or a view).
   for (const s of state.featureServices) {
@@ -151,9 +162,9 @@ function vectorIndexChanges(old: FeatureViewSpec | undefined, now: FeatureViewSp
   return out;
 }
 
-export function diff(current: RegistryContents, desired: RegistryObjects): Plan {
+export function diff(current: RegistryObjects, desired: RegistryObjects): Plan {
   const entries: PlanEntry[] = [];
-  const change: RegistryChange = { upsert: [], remove: [] };
+  const change: RegistryChange = { upsert: [], remove: [], base: stampOf(current) };
   for (const [kind, field] of KIND_FIELDS) {
     const have = new Map((current[field] as Array<{ name: string }>).map((o) => [o.name, o]));
     const want = new Map((desired[field] as Array<{ name: string }>).map((o) => [o.name, o]));

@@ -11,16 +11,18 @@ import type {
   FeatureServiceSpec,
   FeatureViewSpec,
   MaterializationInterval,
+  PipelineSpec,
   RegistryContents,
 } from "./types.js";
 
-export type ObjectKind = "entity" | "data_source" | "feature_view" | "feature_service";
+export type ObjectKind = "entity" | "data_source" | "feature_view" | "feature_service" | "pipeline";
 
 export interface RegistryObjects {
   entities: EntitySpec[];
   dataSources: DataSourceSpec[];
   featureViews: FeatureViewSpec[];
   featureServices: FeatureServiceSpec[];
+  pipelines: PipelineSpec[];
 }
 
 /** each object kind and the RegistryObjects field holding it */
@@ -29,6 +31,7 @@ export const KIND_FIELDS: Array<[ObjectKind, keyof RegistryObjects]> = [
   ["data_source", "dataSources"],
   ["feature_view", "featureViews"],
   ["feature_service", "featureServices"],
+  ["pipeline", "pipelines"],
 ];
 
 const SCHEMA = `
@@ -60,6 +63,24 @@ CREATE INDEX IF NOT EXISTS materializations_by_view ON materializations (project
 export interface RegistryChange {
   upsert: Array<{ kind: ObjectKind; name: string; spec: unknown }>;
   remove: Array<{ kind: ObjectKind; name: string }>;
+  /**
+   * stampOf() the objects the change was computed against: the commit refuses it when the registry holds
+   * anything else by then, so two concurrent applies cannot mix their changes
+   */
+  base?: string;
+}
+
+/** How long a registry operation waits for another process's write lock before failing. */
+export const REGISTRY_BUSY_TIMEOUT_MS = 5000;
+
+/** The registry's objects of a project as one string: equal strings, equal objects. */
+export function stampOf(objects: RegistryObjects): string {
+  return JSON.stringify(KIND_FIELDS.map(([, field]) => objects[field]));
+}
+
+function isBusy(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === "string" && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"));
 }
 
 export class Registry {
@@ -71,30 +92,46 @@ export class Registry {
   static open(path: string): Registry {
     try {
       mkdirSync(dirname(path), { recursive: true });
-      const db = new Database(path);
+      const db = new Database(path, { timeout: REGISTRY_BUSY_TIMEOUT_MS });
       db.pragma("journal_mode = WAL");
-      db.pragma("busy_timeout = 5000");
       db.exec(SCHEMA);
       return new Registry(db, path);
     } catch (e) {
+      if (isBusy(e)) throw lockedError(path, "open it", e);
       throw new FstoreError(`registry ${path}: cannot open the SQLite file: ${errorMessage(e)}`, { cause: e });
+    }
+  }
+
+  /** Runs `fn`, turning SQLite's busy error into one line naming the registry file. */
+  private guard<T>(what: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      if (isBusy(e)) throw lockedError(this.path, what, e);
+      throw e;
     }
   }
 
   /** A counter that changes on every apply, teardown and materialization: cheap to poll. */
   version(project: string): number {
-    const row = this.db.prepare("SELECT version FROM projects WHERE project = ?").get(project) as
-      { version: number } | undefined;
+    const row = this.guard("read it", () =>
+      this.db.prepare("SELECT version FROM projects WHERE project = ?").get(project),
+    ) as { version: number } | undefined;
     return row?.version ?? 0;
   }
 
   load(project: string): RegistryContents {
+    return this.guard("read it", () => this.db.transaction(() => this.loadNow(project))());
+  }
+
+  private loadNow(project: string): RegistryContents {
     const contents: RegistryContents = {
       project,
       entities: [],
       dataSources: [],
       featureViews: [],
       featureServices: [],
+      pipelines: [],
       materializations: [],
       lastUpdated: null,
     };
@@ -121,7 +158,10 @@ export class Registry {
     return contents;
   }
 
-  /** Apply a change set atomically. */
+  /**
+   * Apply a change set atomically. The write lock is taken before the registry is re-read, so a change
+   * computed against other objects than the ones there now (change.base) is refused, not mixed in.
+   */
   commit(project: string, change: RegistryChange, now = Date.now()): void {
     const upsert = this.db.prepare(
       `INSERT INTO objects (project, kind, name, spec, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
@@ -129,31 +169,38 @@ export class Registry {
     );
     const remove = this.db.prepare("DELETE FROM objects WHERE project = ? AND kind = ? AND name = ?");
     const dropIntervals = this.db.prepare("DELETE FROM materializations WHERE project = ? AND view = ?");
-    this.db.transaction(() => {
+    const apply = this.db.transaction(() => {
+      if (change.base !== undefined && stampOf(this.loadNow(project)) !== change.base)
+        throw new FstoreError(
+          `registry ${this.path}: project "${project}" changed during apply (another apply ran meanwhile); nothing was applied, re-run`,
+        );
       for (const o of change.upsert) upsert.run(project, o.kind, o.name, JSON.stringify(o.spec), now, now);
       for (const o of change.remove) {
         remove.run(project, o.kind, o.name);
         if (o.kind === "feature_view") dropIntervals.run(project, o.name);
       }
       this.bump(project, now);
-    })();
+    });
+    this.guard("apply", () => apply.immediate());
   }
 
   addMaterialization(project: string, interval: MaterializationInterval): void {
-    this.db.transaction(() => {
+    const record = this.db.transaction(() => {
       this.db
         .prepare("INSERT INTO materializations (project, view, start_ms, end_ms, at_ms) VALUES (?, ?, ?, ?, ?)")
         .run(project, interval.view, interval.start, interval.end, interval.at);
       this.bump(project, interval.at);
-    })();
+    });
+    this.guard("record a materialization", () => record.immediate());
   }
 
   teardown(project: string): void {
-    this.db.transaction(() => {
+    const drop = this.db.transaction(() => {
       this.db.prepare("DELETE FROM objects WHERE project = ?").run(project);
       this.db.prepare("DELETE FROM materializations WHERE project = ?").run(project);
       this.db.prepare("DELETE FROM projects WHERE project = ?").run(project);
-    })();
+    });
+    this.guard("tear down", () => drop.immediate());
   }
 
   projects(): string[] {
@@ -174,4 +221,11 @@ export class Registry {
       )
       .run(project, now);
   }
+}
+
+function lockedError(path: string, what: string, cause: unknown): FstoreError {
+  return new FstoreError(
+    `registry ${path} is locked by another process (waited ${REGISTRY_BUSY_TIMEOUT_MS / 1000} s to ${what}); try again when it finishes`,
+    { cause },
+  );
 }

@@ -1,6 +1,8 @@
 // Plain-data specs: what the registry stores and what every store works from.
 // Definition classes (definitions.ts) compile down to these at apply time.
 
+import { isAbsolute, join } from "node:path";
+
 export const VALUE_TYPES = [
   "int32",
   "int64",
@@ -60,7 +62,10 @@ export interface EntitySpec {
 export interface FileSourceSpec {
   type: "file";
   name: string;
-  /** Absolute path of a parquet file, a folder of parquet files, or a glob. */
+  /**
+   * A parquet file, a folder of parquet files, or a glob, as the definition wrote it: the registry keeps
+   * relative paths relative, so a copied repo reads its own files (see withRepoPaths).
+   */
   path: string;
   timestampField: string;
   createdTimestampColumn?: string;
@@ -105,6 +110,39 @@ export interface FeatureServiceSpec {
   owner: string;
 }
 
+/** One stage of a serving pipeline, as the registry stores it (model paths as written: relative to the repo). */
+export type StageSpec =
+  | { kind: "query_features"; name: string; features: string[] | string }
+  | { kind: "query_tower"; name: string; model: string }
+  | { kind: "retrieve"; name: string; vectors: string; topK: number }
+  | { kind: "filter_seen"; name: string; feature: string }
+  | { kind: "filter"; name: string; expression: string }
+  | { kind: "item_features"; name: string; features: string[] | string; missing: "defaults" | "drop" }
+  | { kind: "rank"; name: string; model: string }
+  | {
+      kind: "order";
+      name: string;
+      topK: number;
+      strategy: "greedy" | "softmax";
+      temperature: number;
+      diversity?: { feature: string; maxPerValue: number };
+    };
+
+export type StageKind = StageSpec["kind"];
+
+export interface PipelineSpec {
+  name: string;
+  /** the entity whose rows a request gives */
+  entity: string;
+  stages: StageSpec[];
+  /** what a row the store does not know gets */
+  fallback: "popularity" | "none";
+  /** served features appended as parquet files under `destination` (absolute), a `sampleRate` share of requests */
+  logging?: { destination: string; sampleRate: number };
+  tags: Record<string, string>;
+  description: string;
+}
+
 export interface MaterializationInterval {
   view: string;
   /** ms since epoch, UTC */
@@ -121,8 +159,45 @@ export interface RegistryContents {
   dataSources: DataSourceSpec[];
   featureViews: FeatureViewSpec[];
   featureServices: FeatureServiceSpec[];
+  pipelines: PipelineSpec[];
   materializations: MaterializationInterval[];
   lastUpdated: number | null;
+}
+
+/** A file source with a relative path resolved against the repo folder; absolute paths stay as they are. */
+export function fileSourceIn(source: FileSourceSpec, repoPath: string): FileSourceSpec {
+  return isAbsolute(source.path) ? source : { ...source, path: join(repoPath, source.path) };
+}
+
+/** A data source with its file paths resolved against the repo folder. */
+export function dataSourceIn(source: DataSourceSpec, repoPath: string): DataSourceSpec {
+  return source.type === "push"
+    ? { ...source, batchSource: fileSourceIn(source.batchSource, repoPath) }
+    : fileSourceIn(source, repoPath);
+}
+
+/** A view whose source paths are resolved against the repo folder. */
+export function viewIn(view: FeatureViewSpec, repoPath: string): FeatureViewSpec {
+  return { ...view, source: dataSourceIn(view.source, repoPath) };
+}
+
+/** A pipeline whose model folders and logging destination are resolved against the repo folder. */
+export function pipelineIn(p: PipelineSpec, repoPath: string): PipelineSpec {
+  const at = (path: string) => (isAbsolute(path) ? path : join(repoPath, path));
+  const stages = p.stages.map((s) =>
+    s.kind === "query_tower" || s.kind === "rank" ? { ...s, model: at(s.model) } : s,
+  );
+  return { ...p, stages, ...(p.logging ? { logging: { ...p.logging, destination: at(p.logging.destination) } } : {}) };
+}
+
+/** Registry contents as a repo at `repoPath` uses them: every source path resolved against that folder. */
+export function withRepoPaths(contents: RegistryContents, repoPath: string): RegistryContents {
+  return {
+    ...contents,
+    dataSources: contents.dataSources.map((s) => dataSourceIn(s, repoPath)),
+    featureViews: contents.featureViews.map((v) => viewIn(v, repoPath)),
+    pipelines: contents.pipelines.map((p) => pipelineIn(p, repoPath)),
+  };
 }
 
 /** The file source a view reads offline: its own, or the batch source behind a push source. */

@@ -1,5 +1,6 @@
 // Structured JSON logs: one line per event on a stream (stdout by default), filtered by level.
 import type { Writable } from "node:stream";
+import { quoteValue } from "../common/errors.js";
 
 export const LOG_LEVELS = ["debug", "info", "warn", "error", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -18,16 +19,25 @@ export interface Logger {
   flush(): void;
 }
 
-/** The chain of causes of an error as plain JSON (message, name, stack of the first). */
+/** Text of a log field, cut so that no message quoting a caller's value makes a huge line. */
+function cut(s: string, max: number): string {
+  return s.length > max ? `${s.slice(0, max)}… (${s.length} chars)` : s;
+}
+
+/** The chain of causes of an error as plain JSON (message, name, stack of the first), each field cut short. */
 export function errorFields(e: unknown): Record<string, unknown> {
-  if (!(e instanceof Error)) return { error: String(e) };
+  if (!(e instanceof Error)) return { error: quoteValue(e, 1000) };
   const causes: string[] = [];
   let c: unknown = e.cause;
   for (let i = 0; c !== undefined && i < 5; i++) {
-    causes.push(c instanceof Error ? `${c.name}: ${c.message}` : typeof c === "string" ? c : JSON.stringify(c));
+    causes.push(cut(c instanceof Error ? `${c.name}: ${c.message}` : quoteValue(c, 1000), 1000));
     c = c instanceof Error ? c.cause : undefined;
   }
-  const out: Record<string, unknown> = { error: e.message, error_type: e.name, stack: e.stack };
+  const out: Record<string, unknown> = {
+    error: cut(e.message, 1000),
+    error_type: e.name,
+    stack: e.stack === undefined ? undefined : cut(e.stack, 4000),
+  };
   if (causes.length) out.cause = causes;
   return out;
 }

@@ -5,6 +5,7 @@
 import type { Ajv, ValidateFunction } from "ajv";
 import type { FeatureViewSpec, FieldSpec, RegistryContents } from "../registry/types.js";
 import { batchSourceOf } from "../registry/types.js";
+import { quoteValue } from "../common/errors.js";
 import { StringListMemo } from "../common/list_memo.js";
 import { TIMESTAMP_SCHEMA, check, columnSchema, type JsonSchema } from "./schemas.js";
 
@@ -16,6 +17,8 @@ export interface PlanError {
 
 export interface OnlinePlan {
   validateEntities: ValidateFunction;
+  /** features the request asks (of the list, or of the service) */
+  features: number;
 }
 
 export interface WritePlan {
@@ -105,7 +108,7 @@ export class RegistrySchemas {
         ? { validateDf: this.compileDf([view], `feature view "${viewName}"`) }
         : {
             status: 404,
-            error: `feature_view_name: no feature view "${viewName}" (known: ${listNames([...this.views.keys()])})`,
+            error: `feature_view_name: no feature view ${quoteValue(viewName)} (known: ${listNames([...this.views.keys()])})`,
           };
       this.writePlans.set(key, plan);
     }
@@ -114,14 +117,17 @@ export class RegistrySchemas {
 
   private buildOnline(features: string[] | undefined, service: string | undefined): OnlinePlan | PlanError {
     let viewNames: Iterable<string>;
+    let featureCount: number;
     if (service !== undefined) {
       const svc = this.services.get(service);
       if (!svc)
         return {
           status: 404,
-          error: `feature_service: no feature service "${service}" (known: ${listNames([...this.services.keys()])})`,
+          error: `feature_service: no feature service ${quoteValue(service)} (known: ${listNames([...this.services.keys()])})`,
         };
       viewNames = svc;
+      const spec = this.contents.featureServices.find((s) => s.name === service);
+      featureCount = spec?.projections.reduce((n, p) => n + p.features.length, 0) ?? 0;
     } else {
       const refs = features!;
       this.featureRefs ??= this.ajv.compile({
@@ -134,6 +140,7 @@ export class RegistrySchemas {
         return { status: 404, error: this.unknownRef(i, refs[i]) };
       }
       viewNames = new Set(refs.map((r) => r.slice(0, r.indexOf(":"))));
+      featureCount = refs.length;
     }
     const keys = new Map<string, { field: FieldSpec; view: string }>();
     for (const name of viewNames) {
@@ -168,15 +175,15 @@ export class RegistrySchemas {
       });
       this.entityValidators.set(signature, validateEntities);
     }
-    return { validateEntities };
+    return { validateEntities, features: featureCount };
   }
 
   private unknownRef(i: number, ref: string): string {
     const [viewName, feature] = ref.split(":");
     const view = this.views.get(viewName);
     if (!view)
-      return `features[${i}]: "${ref}": no feature view "${viewName}" (known: ${listNames([...this.views.keys()])})`;
-    return `features[${i}]: "${ref}": feature view "${viewName}" has no feature "${feature}" (has: ${listNames(view.features.map((f) => f.name))})`;
+      return `features[${i}]: ${quoteValue(ref)}: no feature view ${quoteValue(viewName)} (known: ${listNames([...this.views.keys()])})`;
+    return `features[${i}]: ${quoteValue(ref)}: feature view "${viewName}" has no feature ${quoteValue(feature)} (has: ${listNames(view.features.map((f) => f.name))})`;
   }
 
   private buildPush(name: string): WritePlan | PlanError {
@@ -184,12 +191,15 @@ export class RegistrySchemas {
     const views = this.contents.featureViews.filter((v) => v.source.type === "push" && v.source.name === name);
     if (!src && views.length === 0) {
       const known = this.contents.dataSources.filter((s) => s.type === "push").map((s) => s.name);
-      return { status: 404, error: `push_source_name: no push source "${name}" (known: ${listNames(known)})` };
+      return {
+        status: 404,
+        error: `push_source_name: no push source ${quoteValue(name)} (known: ${listNames(known)})`,
+      };
     }
     if (views.length === 0)
       return {
         status: 400,
-        error: `push_source_name: no feature view reads push source "${name}", so there is nothing to push to`,
+        error: `push_source_name: no feature view reads push source ${quoteValue(name)}, so there is nothing to push to`,
       };
     return { validateDf: this.compileDf(views, `push source "${name}"`) };
   }
@@ -216,7 +226,7 @@ export class RegistrySchemas {
       if (src.createdTimestampColumn)
         properties[src.createdTimestampColumn] ??= {
           type: "array",
-          items: { ...TIMESTAMP_SCHEMA, type: ["string", "integer", "null"] },
+          items: { ...TIMESTAMP_SCHEMA, type: ["string", "null"] },
         };
       // a column may carry the raw name of the source file (fieldMapping) instead of the feature name
       const rawNameOf = new Map(Object.entries(src.fieldMapping).map(([raw, name]) => [name, raw]));

@@ -3,7 +3,8 @@
 // snapshot and per distinct request shape (see plans.ts), so a request pays a Map lookup, not a compile.
 
 import { Ajv, type AnySchemaObject, type ErrorObject, type SchemaValidateFunction, type ValidateFunction } from "ajv";
-import { toEpochMs } from "../common/time.js";
+import { errorMessage, quoteValue } from "../common/errors.js";
+import { TIME_TEXT_HELP, parseTimeText } from "../common/time.js";
 import { baseType, isListDtype, type Dtype, type ValueType } from "../registry/types.js";
 
 export type JsonSchema = AnySchemaObject;
@@ -25,7 +26,7 @@ const sameLength: SchemaValidateFunction = (schema: boolean, data: unknown, _par
         {
           keyword: "sameLength",
           instancePath,
-          message: `has ${v.length} values but "${first}" has ${n}: every column must have the same length`,
+          message: `has ${v.length} values but "${shortName(first)}" has ${n}: every column must have the same length`,
           params: { column: k },
         },
       ];
@@ -37,7 +38,7 @@ const sameLength: SchemaValidateFunction = (schema: boolean, data: unknown, _par
 
 function isTimestamp(s: string): boolean {
   try {
-    toEpochMs(s);
+    parseTimeText(s);
     return true;
   } catch {
     return false;
@@ -58,14 +59,21 @@ export function newAjv(): Ajv {
   return ajv;
 }
 
-export const TIMESTAMP_SCHEMA: JsonSchema = { type: ["string", "integer"], format: "fs-timestamp" };
+/** Times arrive as text, read by the CLI's parser: a bare JSON number could be seconds, ms or a year. */
+export const TIMESTAMP_SCHEMA: JsonSchema = {
+  type: "string",
+  format: "fs-timestamp",
+  description: `a time is ${TIME_TEXT_HELP}`,
+};
 
 /** The JSON type a value of this dtype arrives as. */
 export function valueSchema(t: ValueType): JsonSchema {
   switch (t) {
     case "int32":
+      return { type: "integer", minimum: -(2 ** 31), maximum: 2 ** 31 - 1 };
     case "int64":
-      return { type: "integer" };
+      // past 2^53 JSON.parse rounds to a neighbour, so such ids cannot be read exactly
+      return { type: "integer", minimum: -Number.MAX_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER };
     case "float32":
     case "float64":
       return { type: "number" };
@@ -136,6 +144,19 @@ export const GET_ONLINE_FEATURES: JsonSchema = {
   },
 };
 
+export const RECOMMEND: JsonSchema = {
+  type: "object",
+  properties: {
+    pipeline: { type: "string", minLength: 1, description: "the name of a registered pipeline" },
+    entities: ENTITIES,
+    top_k: { type: "integer", minimum: 1, maximum: 10000 },
+    seed: { type: "integer", description: "the same seed gives the same lists" },
+    debug: { type: "boolean" },
+  },
+  required: ["pipeline", "entities"],
+  additionalProperties: false,
+};
+
 const DF: JsonSchema = {
   type: "object",
   minProperties: 1,
@@ -150,6 +171,8 @@ export const PUSH: JsonSchema = {
     push_source_name: { type: "string", minLength: 1 },
     df: DF,
     to: { enum: ["online", "offline", "online_and_offline"] },
+    mode: { enum: ["replace", "append"] },
+    max_length: { type: "integer", minimum: 1, maximum: 100000 },
     allow_registry_cache: { type: "boolean" },
   },
   required: ["push_source_name", "df"],
@@ -204,16 +227,19 @@ export const MATERIALIZE_INCREMENTAL: JsonSchema = {
   required: ["end_ts"],
 };
 
-function show(v: unknown): string {
-  const s = JSON.stringify(v);
-  return s === undefined ? String(v) : s.length > 80 ? `${s.slice(0, 77)}...` : s;
+/** A request value in an error: a short prefix, whatever its size or depth. */
+const show = (v: unknown): string => quoteValue(v);
+
+/** A property name from a request: names are the caller's too, so a long one is cut. */
+function shortName(name: string): string {
+  return name.length > 80 ? `${name.slice(0, 80)}… (${name.length} chars)` : name;
 }
 
 /** "/entities/user_id/1" -> "entities.user_id[1]" (the field as a caller writes it). */
 export function fieldPath(instancePath: string, prefix = ""): string {
   let out = prefix;
   for (const raw of instancePath.split("/").slice(1)) {
-    const p = raw.replace(/~1/g, "/").replace(/~0/g, "~");
+    const p = shortName(raw.replace(/~1/g, "/").replace(/~0/g, "~"));
     out += /^\d+$/.test(p) ? `[${p}]` : out ? `.${p}` : p;
   }
   return out || "body";
@@ -230,9 +256,9 @@ export function describeError(e: ErrorObject, prefix = ""): string {
   const p = e.params as Record<string, unknown>;
   switch (e.keyword) {
     case "required":
-      return `${joinPath(where, String(p.missingProperty))} is required${desc}`;
+      return `${joinPath(where, shortName(String(p.missingProperty)))} is required${desc}`;
     case "additionalProperties":
-      return `${joinPath(where, String(p.additionalProperty))} is not expected${desc}`;
+      return `${joinPath(where, shortName(String(p.additionalProperty)))} is not expected${desc}`;
     case "type":
       return `${where}: expected ${Array.isArray(p.type) ? p.type.join(" or ") : String(p.type)}, got ${show(e.data)}${desc}`;
     case "enum":
@@ -241,12 +267,27 @@ export function describeError(e: ErrorObject, prefix = ""): string {
     case "if":
       return `${where}: ${desc ? desc.slice(2, -1) : e.message}`;
     case "format":
-      return `${where}: ${show(e.data)} is not a timestamp (ISO-8601 like "2024-01-01T00:00:00Z", or ms since the epoch)`;
+      return timeError(e.data, where);
+    case "minimum":
+    case "maximum": {
+      const ps = e.parentSchema as { minimum?: number; maximum?: number } | undefined;
+      return `${where}: ${show(e.data)} is out of range: expected an integer from ${ps?.minimum} to ${ps?.maximum}${desc}`;
+    }
     case "pattern":
       return `${where}: ${show(e.data)} does not match ${String(p.pattern)}${desc}`;
     default:
       return `${where}: ${e.message ?? e.keyword}${desc}`;
   }
+}
+
+/** Why text is not a time, in the words of the parser the CLI uses too. */
+function timeError(data: unknown, where: string): string {
+  try {
+    parseTimeText(String(data), where);
+  } catch (e) {
+    return errorMessage(e);
+  }
+  return `${where}: ${show(data)} is not a timestamp`;
 }
 
 /** Validate `data`; undefined when valid, else the message of the first error. */

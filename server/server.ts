@@ -1,48 +1,39 @@
 // The HTTP feature server: Feast's REST shapes over the FeatureStore facade, on plain node:http.
-// The hot path (get-online-features) is: read body, JSON.parse, two compiled schema checks, the facade
-// call, JSON.stringify. No framework, no per-request compile, no registry read.
+// This file wires the server (options, metrics, registry refresh, auth, logging, shutdown); the endpoints are
+// in routes.ts and body reading and answering in http_io.ts.
 
 import { createHash, timingSafeEqual } from "node:crypto";
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import type { Writable } from "node:stream";
-import type { ValidateFunction } from "ajv";
-import { FstoreError, NotFoundError, ValidationError, errorMessage } from "../common/errors.js";
-import { FeatureStore, type PushTarget } from "../stores/feature_store.js";
-import type { VectorMetric } from "../registry/types.js";
-import { BufferPool } from "./json_bytes.js";
-import { feastJSONBytes } from "./response_bytes.js";
-import { type LogLevel, type Logger, errorFields, jsonLogger } from "./log.js";
-import { BodyPrefixes } from "./body_prefix.js";
-import { Metrics } from "./metrics.js";
-import { type PlanError, RegistrySchemas } from "./plans.js";
+import { FstoreError, ValidationError, errorMessage } from "../common/errors.js";
+import { withTimeout } from "../common/timeout.js";
+import { FeatureStore } from "../stores/feature_store.js";
+import { recommenderFor } from "../adapters/serving/index.js";
 import {
-  GET_ONLINE_FEATURES,
-  MATERIALIZE,
-  MATERIALIZE_INCREMENTAL,
-  PUSH,
-  SEARCH,
-  WRITE_TO_ONLINE_STORE,
-  check,
-  newAjv,
-} from "./schemas.js";
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_ENTITY_ROWS,
+  DEFAULT_MAX_FEATURE_VALUES,
+  DEFAULT_PORT,
+  HEALTH_TIMEOUT_MS,
+  SERVER_OFFLINE_THREADS,
+} from "./defaults.js";
+import { CLIENT_CLOSED, HttpError, boundedMessage, checkJsonBody, errorAnswer, readJson, send } from "./http_io.js";
+import { BufferPool } from "./json_bytes.js";
+import { type LogLevel, type Logger, errorFields, jsonLogger } from "./log.js";
+import { Metrics } from "./metrics.js";
+import { RegistrySchemas } from "./plans.js";
+import { HEALTH_LATE, type ServedStore, buildRoutes } from "./routes.js";
+import { newAjv } from "./schemas.js";
 
-/** What the server needs of a FeatureStore (a FeatureStore, or anything shaped like one). */
-export type ServedStore = Pick<
-  FeatureStore,
-  | "config"
-  | "contents"
-  | "refreshRegistry"
-  | "getOnlineFeatures"
-  | "retrieveOnlineDocuments"
-  | "push"
-  | "writeToOnlineStore"
-  | "materialize"
-  | "materializeIncremental"
-  | "health"
-  | "close"
->;
+export {
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_ENTITY_ROWS,
+  DEFAULT_MAX_FEATURE_VALUES,
+  DEFAULT_PORT,
+} from "./defaults.js";
+export type { ServedStore } from "./routes.js";
 
 export interface FeatureServerOptions {
   /** a store to serve (the caller keeps owning it: close() does not close it)... */
@@ -57,6 +48,10 @@ export interface FeatureServerOptions {
   authToken?: string;
   /** request bodies above this answer 413; default 16 MiB */
   maxBodyBytes?: number;
+  /** get-online-features asking more entity rows answers 413; default 10,000 */
+  maxEntityRows?: number;
+  /** get-online-features asking more entity rows x features answers 413; default 100,000 */
+  maxFeatureValues?: number;
   /** background registry refresh period; default registry_ttl_sec of feature_store.yaml (10 s); 0 = never refresh (Feast) */
   registryTtlSeconds?: number;
   /** default "info" (env FSTORE_LOG_LEVEL) */
@@ -78,48 +73,16 @@ export interface FeatureServer {
   close(): Promise<void>;
 }
 
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
-}
-
-type Json = Record<string, unknown>;
-
-interface Route {
-  method: "GET" | "POST";
-  /** bodies parsed with remembered starts (get-online-features: the same feature list every time) */
-  prefixes?: BodyPrefixes;
-  /** false for /health: answers without the bearer token */
-  auth: boolean;
-  run(
-    body: Json | undefined,
-  ): Promise<{ status?: number; body: string | Buffer; contentType?: string; pooled?: boolean }>;
-}
-
-const JSON_TYPE = "application/json";
-import {
-  DEFAULT_MAX_BODY_BYTES,
-  DEFAULT_PORT,
-  SERVER_MATERIALIZE_BATCH_ROWS,
-  SERVER_OFFLINE_THREADS,
-} from "./defaults.js";
-export { DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT } from "./defaults.js";
-
-function planFailed<T extends object>(p: T | PlanError): p is PlanError {
-  return "error" in p;
-}
-
 function bearerDigest(value: string): Buffer {
   return createHash("sha256").update(value).digest();
 }
 
 export async function startFeatureServer(opts: FeatureServerOptions): Promise<FeatureServer> {
   if (!opts.store && !opts.repoPath) throw new ValidationError("startFeatureServer: give a store or a repoPath");
+  const limits = {
+    maxEntityRows: positiveInteger(opts.maxEntityRows ?? DEFAULT_MAX_ENTITY_ROWS, "maxEntityRows"),
+    maxFeatureValues: positiveInteger(opts.maxFeatureValues ?? DEFAULT_MAX_FEATURE_VALUES, "maxFeatureValues"),
+  };
   const ttlSeconds = opts.registryTtlSeconds ?? opts.store?.config.registryTtlSeconds;
   // A store we open never reads the registry inside a request: the timer below refreshes it.
   const ownsStore = !opts.store;
@@ -142,30 +105,22 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
     "fstore_http_request_duration_seconds",
     "HTTP request latency by endpoint and status, from first byte to response end",
   );
-  const observeRead = metrics.histogram(
-    "fstore_online_read_duration_seconds",
-    "Online feature read latency (FeatureStore.getOnlineFeatures: registry lookup + online store read + response build)",
-  );
-  const countReadRows = metrics.counter("fstore_online_read_rows_total", "Entity rows read from the online store");
   const countReload = metrics.counter(
     "fstore_registry_reloads_total",
     "Registry reloads after a change by another process, by outcome",
   );
   let inFlight = 0;
   const startedAt = Date.now();
+  const countServing = metrics.counter(
+    "fstore_recommend_events_total",
+    "Recommendation events by pipeline: fallback_popularity, unknown_entity, missing_item_features_defaults/_dropped, short_list, ...",
+  );
+  if (store instanceof FeatureStore)
+    recommenderFor(store).onEvent((event, pipeline, n) => countServing({ pipeline, event }, n));
   metrics.gauge("fstore_http_requests_in_flight", "Requests being served", () => inFlight);
   metrics.gauge("fstore_uptime_seconds", "Seconds since the server started", () => (Date.now() - startedAt) / 1000);
 
-  // ---------------------------------------------------------------- validation
-  const staticAjv = newAjv();
-  const v = {
-    getOnline: staticAjv.compile(GET_ONLINE_FEATURES),
-    push: staticAjv.compile(PUSH),
-    write: staticAjv.compile(WRITE_TO_ONLINE_STORE),
-    materialize: staticAjv.compile(MATERIALIZE),
-    materializeIncremental: staticAjv.compile(MATERIALIZE_INCREMENTAL),
-    search: staticAjv.compile(SEARCH),
-  };
+  // ---------------------------------------------------------------- registry-derived schemas and refresh
   // One ajv per registry snapshot, so compiled schemas of an old registry are dropped with it.
   let schemas = new RegistrySchemas(store.contents(), newAjv());
   const currentSchemas = (): RegistrySchemas => {
@@ -173,12 +128,6 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
     if (c !== schemas.contents) schemas = new RegistrySchemas(c, newAjv());
     return schemas;
   };
-  const validate = (fn: ValidateFunction, data: unknown, prefix = ""): void => {
-    const err = check(fn, data, prefix);
-    if (err) throw new HttpError(400, err);
-  };
-
-  // ---------------------------------------------------------------- registry refresh
   const refresh = () => {
     try {
       if (store.refreshRegistry()) {
@@ -196,197 +145,29 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
   refreshTimer?.unref();
 
   // ---------------------------------------------------------------- routes
-  const ok = (body: unknown, status = 200) => ({ status, body: JSON.stringify(body) });
-  const searchRoute: Route = {
-    method: "POST",
-    auth: true,
-    async run(body) {
-      validate(v.search, body);
-      const b = body as {
-        features: string[];
-        query: number[];
-        top_k: number;
-        distance_metric?: VectorMetric;
-        exclude?: unknown[];
-        filter?: string;
-        exact?: boolean;
-      };
-      const resp = await store.retrieveOnlineDocuments({
-        features: b.features,
-        query: b.query,
-        topK: b.top_k,
-        distanceMetric: b.distance_metric,
-        exclude: b.exclude,
-        filter: b.filter,
-        exact: b.exact,
-      });
-      return { body: feastJSONBytes(resp, answers), pooled: true };
-    },
-  };
-  const routes = new Map<string, Route>([
-    [
-      "/get-online-features",
-      {
-        method: "POST",
-        auth: true,
-        prefixes: new BodyPrefixes(),
-        async run(body) {
-          validate(v.getOnline, body);
-          const b = body as {
-            features?: string[];
-            feature_service?: string;
-            entities: Record<string, unknown[]>;
-            full_feature_names?: boolean;
-          };
-          const plan = currentSchemas().online(b.features, b.feature_service);
-          if (planFailed(plan)) throw new HttpError(plan.status, plan.error);
-          validate(plan.validateEntities, b.entities, "entities");
-          const t = performance.now();
-          const resp = await store.getOnlineFeatures({
-            features: b.features ?? b.feature_service!,
-            entities: b.entities,
-            fullFeatureNames: b.full_feature_names,
-          });
-          observeRead({}, (performance.now() - t) / 1000);
-          const json = feastJSONBytes(resp, answers);
-          countReadRows({}, firstColumnLength(b.entities));
-          return { body: json, pooled: true };
-        },
-      },
-    ],
-    [
-      "/push",
-      {
-        method: "POST",
-        auth: true,
-        async run(body) {
-          validate(v.push, body);
-          const b = body as { push_source_name: string; df: Record<string, unknown[]>; to?: PushTarget };
-          const plan = currentSchemas().push(b.push_source_name);
-          if (planFailed(plan)) throw new HttpError(plan.status, plan.error);
-          validate(plan.validateDf, b.df, "df");
-          const written = await store.push(b.push_source_name, b.df, { to: b.to ?? "online" });
-          return ok({ status: "ok", rows: firstColumnLength(b.df), written });
-        },
-      },
-    ],
-    [
-      "/write-to-online-store",
-      {
-        method: "POST",
-        auth: true,
-        async run(body) {
-          validate(v.write, body);
-          const b = body as { feature_view_name: string; df: Record<string, unknown[]> };
-          const plan = currentSchemas().write(b.feature_view_name);
-          if (planFailed(plan)) throw new HttpError(plan.status, plan.error);
-          validate(plan.validateDf, b.df, "df");
-          const written = await store.writeToOnlineStore(b.feature_view_name, b.df);
-          return ok({ status: "ok", rows: firstColumnLength(b.df), written });
-        },
-      },
-    ],
-    ["/search", searchRoute],
-    // Feast's older name of the same search
-    ["/retrieve-online-documents", searchRoute],
-    [
-      "/materialize",
-      {
-        method: "POST",
-        auth: true,
-        async run(body) {
-          validate(v.materialize, body);
-          const b = body as { start_ts: string | number; end_ts: string | number; feature_views?: string[] };
-          const bad = currentSchemas().checkViewNames(b.feature_views);
-          if (bad) throw new HttpError(bad.status, bad.error);
-          const report = await store.materialize(b.start_ts, b.end_ts, {
-            views: b.feature_views,
-            batchSize: SERVER_MATERIALIZE_BATCH_ROWS,
-          });
-          return ok({ status: "ok", ...report });
-        },
-      },
-    ],
-    [
-      "/materialize-incremental",
-      {
-        method: "POST",
-        auth: true,
-        async run(body) {
-          validate(v.materializeIncremental, body);
-          const b = body as { end_ts: string | number; feature_views?: string[] };
-          const bad = currentSchemas().checkViewNames(b.feature_views);
-          if (bad) throw new HttpError(bad.status, bad.error);
-          const report = await store.materializeIncremental(b.end_ts, {
-            views: b.feature_views,
-            batchSize: SERVER_MATERIALIZE_BATCH_ROWS,
-          });
-          return ok({ status: "ok", ...report });
-        },
-      },
-    ],
-    [
-      "/health",
-      {
-        method: "GET",
-        auth: false,
-        async run() {
-          try {
-            await store.health();
-          } catch (e) {
-            throw new HttpError(503, `unhealthy: ${errorMessage(e)}`);
-          }
-          return ok({ status: "ok", project: store.config.project });
-        },
-      },
-    ],
-    [
-      "/metrics",
-      {
-        method: "GET",
-        auth: true,
-        async run() {
-          return { body: metrics.render(), contentType: "text/plain; version=0.0.4; charset=utf-8" };
-        },
-      },
-    ],
-  ]);
-  const endpoints = [...routes].map(([p, r]) => `${r.method} ${p}`).join(", ");
+  // answer buffers, reused once the socket has written them (see BufferPool)
+  const answers = new BufferPool();
+  const routes = buildRoutes({ store, metrics, schemas: currentSchemas, answers, limits });
+  const endpoints = [...routes].map(([p, r]) => `${r.method} ${p}${p.endsWith("/") ? "{id}" : ""}`).join(", ");
 
   // ---------------------------------------------------------------- request handling
   let closing = false;
   let onDrained: (() => void) | undefined;
-
-  // answer buffers, reused once the socket has written them (see BufferPool)
-  const answers = new BufferPool();
-  const send = (
-    res: ServerResponse,
-    status: number,
-    body: string | Buffer,
-    contentType = JSON_TYPE,
-    extra?: Record<string, string>,
-    pooled = false,
-  ) => {
-    const headers: Record<string, string | number> = {
-      "content-type": contentType,
-      "content-length": typeof body === "string" ? Buffer.byteLength(body) : body.length,
-    };
-    if (closing) headers.connection = "close";
-    if (extra) Object.assign(headers, extra);
-    res.writeHead(status, headers);
-    // given back only after a write that completed: a failed one may still be held by the socket
-    if (pooled && typeof body !== "string") res.end(body, () => res.writableFinished && answers.give(body));
-    else res.end(body);
-  };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const t0 = performance.now();
     inFlight++;
     const url = req.url ?? "/";
     const q = url.indexOf("?");
-    const path = q < 0 ? url : url.slice(0, q);
-    const route = routes.get(path);
-    const endpoint = route ? path : "other";
+    const fullPath = q < 0 ? url : url.slice(0, q);
+    // "/recommendations/5" is the prefix route "/recommendations/" with rest "5"
+    const slash = fullPath.indexOf("/", 1);
+    const prefix = slash > 0 ? fullPath.slice(0, slash + 1) : "";
+    const exact = routes.get(fullPath);
+    const route = exact ?? (prefix && fullPath.length > prefix.length ? routes.get(prefix) : undefined);
+    // the caller's text: logs and errors carry a prefix of it
+    const path = route || fullPath.length <= 200 ? fullPath : `${fullPath.slice(0, 200)}…`;
+    const endpoint = route ? (exact ? fullPath : prefix) : "other";
     let status = 200;
     let failure: unknown;
     try {
@@ -401,35 +182,46 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
           });
         }
       }
-      const body = route.method === "POST" ? await readJson(req, maxBody, route.prefixes) : undefined;
-      const out = await route.run(body);
+      let body;
+      if (route.method === "POST") {
+        checkJsonBody(req);
+        body = await readJson(req, maxBody, route.prefixes);
+      }
+      const out = await route.run(body, {
+        rest: exact ? "" : fullPath.slice(prefix.length),
+        query: new URLSearchParams(q < 0 ? "" : url.slice(q + 1)),
+      });
       status = out.status ?? 200;
-      send(res, status, out.body, out.contentType, undefined, out.pooled);
+      if (req.socket.destroyed) status = CLIENT_CLOSED;
+      else send(res, { ...out, status }, answers, closing);
     } catch (e) {
       failure = e;
-      let headers: Record<string, string> | undefined;
-      if (e instanceof HttpError) {
-        status = e.status;
-        headers = e.headers;
-      } else if (e instanceof NotFoundError) status = 404;
-      else if (e instanceof ValidationError) status = 400;
-      else status = 500;
-      if (status === 413) headers = { ...headers, connection: "close" };
-      const msg = status === 500 ? `internal error: ${errorMessage(e)}` : errorMessage(e);
-      if (!res.headersSent) send(res, status, JSON.stringify({ error: msg }), JSON_TYPE, headers);
+      const answer = errorAnswer(e);
+      status = req.socket.destroyed ? CLIENT_CLOSED : answer.status;
+      if (status === CLIENT_CLOSED) res.destroy();
+      else if (!res.headersSent) send(res, answer, answers, closing);
       else res.destroy();
     } finally {
       const seconds = (performance.now() - t0) / 1000;
       const statusLabel = String(status);
       countRequest({ endpoint, method: req.method ?? "", status: statusLabel });
       observeRequest({ endpoint, status: statusLabel }, seconds);
-      if (status >= 500) {
+      if (status === 500) {
         logger.log("error", "request failed", {
           method: req.method,
           path,
           status,
           duration_ms: seconds * 1000,
           ...errorFields(failure),
+        });
+      } else if (status >= 500) {
+        // a store down is not a fault of the server: one line, no stack
+        logger.log("warn", "request failed", {
+          method: req.method,
+          path,
+          status,
+          duration_ms: seconds * 1000,
+          error: boundedMessage(failure),
         });
       } else if (logger.enabled("info")) {
         const fields: Record<string, unknown> = {
@@ -438,7 +230,7 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
           status,
           duration_ms: Math.round(seconds * 1e6) / 1000,
         };
-        if (failure !== undefined) fields.error = errorMessage(failure);
+        if (failure !== undefined) fields.error = boundedMessage(failure);
         logger.log("info", "request", fields);
       }
       inFlight--;
@@ -457,7 +249,7 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
   });
   // Open the online store before the first request (concurrent first requests would each open one).
   try {
-    await store.health();
+    await withTimeout(store.health(), HEALTH_TIMEOUT_MS, HEALTH_LATE);
   } catch (e) {
     logger.log("warn", "the online store does not answer yet; /health reports 503 until it does", errorFields(e));
   }
@@ -518,63 +310,13 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
   return { url, port: addr.port, server, metrics, logger, close };
 }
 
+function positiveInteger(n: number, option: string): number {
+  if (!Number.isInteger(n) || n < 1)
+    throw new ValidationError(`startFeatureServer: ${option} must be a whole number >= 1, got ${n}`);
+  return n;
+}
+
 function envLogLevel(): LogLevel {
   const l = process.env.FSTORE_LOG_LEVEL;
   return l === "debug" || l === "info" || l === "warn" || l === "error" || l === "silent" ? l : "info";
-}
-
-function firstColumnLength(cols: Record<string, unknown[]>): number {
-  for (const k in cols) return cols[k].length;
-  return 0;
-}
-
-/** The request body as a JSON object; 413 past `limit` bytes, 400 for anything but a JSON object. */
-function readJson(req: IncomingMessage, limit: number, prefixes?: BodyPrefixes): Promise<Json> {
-  const declared = Number(req.headers["content-length"]);
-  if (declared > limit) {
-    req.resume();
-    return Promise.reject(new HttpError(413, `body: ${declared} bytes is over the limit of ${limit} bytes`));
-  }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let over = false;
-    req.on("data", (c: Buffer) => {
-      if (over) return;
-      size += c.length;
-      if (size > limit) {
-        over = true;
-        chunks.length = 0;
-        reject(new HttpError(413, `body: over the limit of ${limit} bytes`));
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on("error", reject);
-    // a client that goes away mid-body: settle, so the request is not counted in flight forever
-    req.on("close", () => {
-      if (!req.complete) reject(new HttpError(400, "body: the client closed the connection before the body ended"));
-    });
-    req.on("end", () => {
-      if (over) return;
-      const bytes = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
-      let parsed: unknown;
-      try {
-        parsed = prefixes ? prefixes.parse(bytes) : JSON.parse(bytes.toString("utf8"));
-      } catch (e) {
-        if (bytes.toString("utf8").trim() === "")
-          return reject(new HttpError(400, "body: expected a JSON object, got an empty body"));
-        return reject(new HttpError(400, `body: malformed JSON: ${errorMessage(e)}`));
-      }
-      if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-        return reject(
-          new HttpError(
-            400,
-            `body: expected a JSON object, got ${Array.isArray(parsed) ? "an array" : JSON.stringify(parsed)}`,
-          ),
-        );
-      }
-      resolve(parsed as Json);
-    });
-  });
 }

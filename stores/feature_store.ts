@@ -1,12 +1,19 @@
 // The FeatureStore facade: what services, the CLI and the HTTP server all call.
 
+import { type PushOptions, SerialQueue, pushRows } from "./push.js";
 import { CONFIG_FILE, loadRepoConfig, type RepoConfig } from "../registry/config.js";
 import { FstoreError, NotFoundError, ValidationError, errorMessage } from "../common/errors.js";
 import { loadRepoDefinitions } from "../registry/loader.js";
 import { type Plan, compileDefinitions, diff } from "../registry/plan.js";
 import { Registry } from "../registry/registry.js";
-import { toEpochMs } from "../common/time.js";
-import type { FeatureServiceSpec, FeatureViewSpec, RegistryContents } from "../registry/types.js";
+import { isoUtc, toEpochMs } from "../common/time.js";
+import {
+  type FeatureServiceSpec,
+  type FeatureViewSpec,
+  type RegistryContents,
+  viewIn,
+  withRepoPaths,
+} from "../registry/types.js";
 import { type MaterializeReport, defaultMergeRows, materializeViews } from "./materialize.js";
 
 export type { MaterializeReport };
@@ -20,6 +27,8 @@ export type { RetrieveOnlineDocumentsRequest };
 import type { ProgressSink } from "../common/progress.js";
 import type { EntityDfInput, OfflineStore, OnlineReadGroup, OnlineStore, RetrievalJob } from "./types.js";
 import { silentProgress } from "../common/progress.js";
+import { type RecommendRequest, type RecommendResponse, type RecommendService, servingExtension } from "./serving.js";
+import type { PrecomputedStore } from "./precomputed.js";
 
 export type TimeInput = Date | string | number;
 
@@ -65,7 +74,7 @@ export interface MaterializeOptions {
   mergeRows?: number;
 }
 
-export type PushTarget = "online" | "offline" | "online_and_offline";
+export type { PushTarget, PushOptions } from "./push.js";
 
 export class FeatureStore {
   // Promises, not stores: concurrent first calls share one opening instead of each opening its own.
@@ -78,12 +87,18 @@ export class FeatureStore {
   private checkedAt: number;
   private readonly ttlMs: number;
   private maxTopK = DEFAULT_MAX_TOP_K;
+  /** appends read then write: one at a time in this process, so none is lost between the two */
+  private readonly appendQueue = new SerialQueue();
   /**
    * resolved feature lists and services by request, for the cached registry (cleared when it reloads)
    * defended by: `npm run bench -- online` sqlite FeatureStore.getOnlineFeatures 1 entity x 250 features p50
    */
   private readonly resolved = new StringListMemo<ResolvedFeatures>(1000);
   private readonly resolvedServices = new Map<string, ResolvedFeatures>();
+  /** the serving runtime (adapters/serving), made on the first recommend */
+  private serving: RecommendService | null = null;
+  /** readers of precomputed recommendation lists, by target, opened on first use */
+  private precomputed = new Map<string, Promise<PrecomputedStore>>();
 
   private constructor(
     readonly config: RepoConfig,
@@ -95,7 +110,7 @@ export class FeatureStore {
     this.openOnline = online;
     this.ttlMs = ttlSeconds * 1000;
     this.cachedVersion = registry.version(config.project);
-    this.cached = registry.load(config.project);
+    this.cached = withRepoPaths(registry.load(config.project), config.repoPath);
     this.checkedAt = Date.now();
   }
 
@@ -111,6 +126,11 @@ export class FeatureStore {
     );
     if (opts.maxTopK !== undefined) store.maxTopK = opts.maxTopK;
     return store;
+  }
+
+  /** How long the cached registry is trusted before its version is checked again (ms). */
+  get registryTtlMs(): number {
+    return this.ttlMs;
   }
 
   get project(): string {
@@ -164,7 +184,7 @@ export class FeatureStore {
     this.checkedAt = now;
     const v = this.registry.version(this.project);
     if (v === this.cachedVersion) return false;
-    this.cached = this.registry.load(this.project);
+    this.cached = withRepoPaths(this.registry.load(this.project), this.config.repoPath);
     this.cachedVersion = v;
     this.resolved.clear();
     this.resolvedServices.clear();
@@ -208,14 +228,17 @@ export class FeatureStore {
 
   // ------------------------------------------------------------ plan / apply / teardown
 
-  /** What apply would create, update and delete. Validates the definitions and their parquet sources. */
+  /**
+   * What apply would create, update and delete. Validates the definitions and their parquet sources, and
+   * diffs against the registry as stored (source paths as written), not the cache (paths resolved).
+   */
   async plan(): Promise<Plan> {
     const loaded = await loadRepoDefinitions(this.config.repoPath);
-    const desired = compileDefinitions(loaded, this.config.repoPath);
+    const desired = compileDefinitions(loaded);
     const offline = await this.offlineStore();
     for (const v of desired.featureViews) {
       try {
-        await offline.validateView(v);
+        await offline.validateView(viewIn(v, this.config.repoPath));
       } catch (e) {
         if (e instanceof ValidationError) {
           throw new ValidationError(`${desired.origin.get(`feature_view:${v.name}`) ?? "repo"}: ${e.message}`, {
@@ -225,7 +248,16 @@ export class FeatureStore {
         throw e;
       }
     }
-    return diff(this.reloadNow(), desired);
+    if (desired.pipelines.length) {
+      const ext = servingExtension();
+      if (!ext)
+        throw new FstoreError(
+          `the repo defines pipelines (${desired.pipelines.map((p) => p.name).join(", ")}) but the serving runtime is not loaded: import "fstore" (adapters/serving)`,
+        );
+      await ext.checkPlan(desired, this);
+    }
+    this.reloadNow();
+    return diff(this.registry.load(this.project), desired);
   }
 
   /**
@@ -269,9 +301,7 @@ export class FeatureStore {
     const startMs = toEpochMs(start, "start");
     const endMs = toEpochMs(end, "end");
     if (startMs > endMs)
-      throw new ValidationError(
-        `materialize: start ${new Date(startMs).toISOString()} is after end ${new Date(endMs).toISOString()}`,
-      );
+      throw new ValidationError(`materialize: start ${isoUtc(startMs)} is after end ${isoUtc(endMs)}`);
     const views = this.viewsToMaterialize(opts.views);
     return this.runMaterialize(
       views.map((view) => ({ view, startMs, endMs })),
@@ -291,6 +321,12 @@ export class FeatureStore {
         : endMs - (view.ttlSeconds > 0 ? view.ttlSeconds : 52 * 7 * 86400) * 1000;
       return { view, startMs, endMs };
     });
+    // checked for every view before any is written: one view past `end` fails the whole run
+    for (const { view, startMs } of jobs)
+      if (startMs > endMs)
+        throw new ValidationError(
+          `materialize-incremental: end ${isoUtc(endMs)} is before feature view "${view.name}"'s start ${isoUtc(startMs)} (where its last materialization ended); give a later end, or use materialize START END`,
+        );
     return this.runMaterialize(jobs, opts);
   }
 
@@ -405,35 +441,24 @@ export class FeatureStore {
     return (await this.onlineStore()).write(this.project, view, batch);
   }
 
-  /** Push rows to every view fed by a push source: online, offline (its batch source) or both. */
-  async push(pushSourceName: string, rows: RowsInput, opts: { to?: PushTarget } = {}): Promise<number> {
-    const to = opts.to ?? "online";
-    if (!["online", "offline", "online_and_offline"].includes(to))
-      throw new ValidationError(`push: "to" must be online, offline or online_and_offline, got ${JSON.stringify(to)}`);
-    const reg = this.contents();
-    const source = reg.dataSources.find((s) => s.name === pushSourceName);
-    if (!source || source.type !== "push") {
-      const known = reg.dataSources.filter((s) => s.type === "push").map((s) => s.name);
-      throw new NotFoundError(
-        `push source "${pushSourceName}" is not in the registry of project "${this.project}" (push sources: ${known.join(", ") || "none"})`,
-      );
-    }
-    const views = reg.featureViews.filter((v) => v.source.type === "push" && v.source.name === pushSourceName);
-    // Check every view's rows before writing anything.
-    const now = Date.now();
-    const cols = toColumns(rows, `push to "${pushSourceName}"`);
-    const batches = views.map((v) => ({
-      view: v,
-      batch: toOnlineBatch(v, cols.columns, `push to "${pushSourceName}"`, now),
-    }));
-    let written = 0;
-    if (to !== "online") await (await this.offlineStore()).appendRows(source.batchSource, cols);
-    if (to !== "offline") {
-      const online = await this.onlineStore();
-      for (const { view, batch } of batches)
-        if (view.online && batch.length) written += await online.write(this.project, view, batch);
-    }
-    return written;
+  /**
+   * Push rows to every view fed by a push source: online, offline (its batch source) or both. With
+   * `mode: "append"` (online only) each row is one event whose values are appended to the stored lists of its
+   * key, keeping the latest `maxLength` (see stores/append.ts).
+   */
+  async push(pushSourceName: string, rows: RowsInput, opts: PushOptions = {}): Promise<number> {
+    return pushRows(
+      {
+        project: this.project,
+        contents: this.contents(),
+        online: () => this.onlineStore(),
+        offline: () => this.offlineStore(),
+        appendQueue: this.appendQueue,
+      },
+      pushSourceName,
+      rows,
+      opts,
+    );
   }
 
   // ------------------------------------------------------------ offline
@@ -448,6 +473,48 @@ export class FeatureStore {
     });
   }
 
+  // ------------------------------------------------------------ recommend
+
+  /** Run a registered pipeline for some entity rows (the runtime lives in adapters/serving). */
+  async recommend(req: RecommendRequest): Promise<RecommendResponse> {
+    if (!this.serving) {
+      const ext = servingExtension();
+      if (!ext)
+        throw new FstoreError(`recommend: the serving runtime is not loaded: import "fstore" (adapters/serving)`);
+      this.serving = ext.open(this);
+    }
+    return this.serving.recommend(req);
+  }
+
+  /**
+   * The list `fs recommend batch` stored for one entity (under "<keyPrefix><id>", default "USER:"), parsed: the
+   * /recommend result with `pipeline` and `created_at`; null when none is stored. `from` defaults to the online
+   * store's type; `redis` is the connection string when the online store is not Redis.
+   */
+  async getPrecomputedRecommendations(
+    entity: string | number | bigint,
+    opts: { keyPrefix?: string; from?: "redis" | "sqlite"; redis?: string } = {},
+  ): Promise<Record<string, unknown> | null> {
+    if (!["string", "number", "bigint"].includes(typeof entity) || entity === "")
+      throw new ValidationError(`precomputed recommendations: expected an entity id, got ${JSON.stringify(entity)}`);
+    const { DEFAULT_KEY_PREFIX, openPrecomputed, precomputedTargetOf } = await import("./precomputed.js");
+    const target = precomputedTargetOf(this.config, opts.from, opts.redis);
+    const id = JSON.stringify(target);
+    let opening = this.precomputed.get(id);
+    if (!opening) {
+      opening = openPrecomputed(target);
+      opening.catch(() => this.precomputed.delete(id)); // the next call tries again (e.g. Redis came back)
+      this.precomputed.set(id, opening);
+    }
+    const text = await (await opening).read(`${opts.keyPrefix ?? DEFAULT_KEY_PREFIX}${String(entity)}`);
+    return text === null ? null : (JSON.parse(text) as Record<string, unknown>);
+  }
+
+  /** The serving runtime of this store, when a recommend made one. */
+  servingRuntime(): RecommendService | null {
+    return this.serving;
+  }
+
   // ------------------------------------------------------------ lifecycle
 
   /** Throws when the registry or the online store does not answer. */
@@ -457,6 +524,12 @@ export class FeatureStore {
   }
 
   async close(): Promise<void> {
+    const serving = this.serving;
+    this.serving = null;
+    await serving?.close(); // flushes feature logs while the stores are still open
+    const lists = [...this.precomputed.values()];
+    this.precomputed.clear();
+    await Promise.allSettled(lists.map((p) => p.then((l) => l.close())));
     const online = this.online;
     const offline = this.offline;
     this.online = null;

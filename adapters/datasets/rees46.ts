@@ -220,7 +220,7 @@ export function rees46SessionWorkflow(o: SessionWorkflowOptions = {}): Workflow 
     new ListSlice(lists, -maxLength),
     new Rename(lists, { postfix: "_seq" }),
     new DayIndex("event_time-first"),
-    new Filter(`"product_id-count" >= ${minLength}`),
+    new Filter(`"product_id-count" >= ${minLength}`, { online: false }),
     new Select([
       "user_session",
       "user_id-first",

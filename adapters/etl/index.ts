@@ -1,6 +1,6 @@
 // The ETL: a DuckDB-backed preprocessing workflow (fit on training data, saved, applied identically to batch
 // parquet and to online rows) and the feature tables it hands to the feature store.
-export { Workflow, isWorkflow, WORKFLOW_FILE } from "./workflow.js";
+export { Workflow, isWorkflow, WORKFLOW_FILE, decodeCategory, categorifiedColumns } from "./workflow.js";
 export type { TransformOptions, TransformResult, Splits } from "./transform.js";
 export {
   Categorify,

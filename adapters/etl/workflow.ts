@@ -9,6 +9,7 @@ import { ValidationError, errorMessage } from "../../common/errors.js";
 import { type ProgressSink, silentProgress } from "../../common/progress.js";
 import type { TaggedColumn } from "./columns.js";
 import type { Op, OpJson } from "./operators/base.js";
+import { Categorify } from "./operators/categorify.js";
 import { opFromJSON } from "./operators/kinds.js";
 import { compile, datasetColumns, fitPrefix, needsRowOrder, requireRows, sqlContext, withFitTags } from "./plan.js";
 import { type Dataset, type Row, describe, duckdbSettings, sourceSql } from "./sql.js";
@@ -255,6 +256,17 @@ export class Workflow {
     const out = this.transformRows([row]);
     return out.length ? out[0] : null;
   }
+}
+
+/** The raw value a Categorify'd column's index encodes (after prepareOnline); null for null, OOV and padding. */
+export function decodeCategory(wf: Workflow, column: string, index: number): unknown {
+  for (const op of wf.ops) if (op instanceof Categorify && column in op.vocab) return op.decode(column, index);
+  throw new ValidationError(`workflow: no Categorify operator encodes "${column}"`);
+}
+
+/** The columns the workflow's Categorify operators encode. */
+export function categorifiedColumns(wf: Workflow): string[] {
+  return wf.ops.flatMap((op) => (op instanceof Categorify ? Object.keys(op.vocab) : []));
 }
 
 export function isWorkflow(x: unknown): x is Workflow {

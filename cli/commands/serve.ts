@@ -2,7 +2,13 @@ import cluster from "node:cluster";
 import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { Flags } from "@oclif/core";
-import { DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, SERVER_NODE_FLAGS } from "../../server/defaults.js";
+import {
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_ENTITY_ROWS,
+  DEFAULT_MAX_FEATURE_VALUES,
+  DEFAULT_PORT,
+  SERVER_NODE_FLAGS,
+} from "../../server/defaults.js";
 import { LOG_LEVELS, type LogLevel } from "../../server/log.js";
 import { FstoreCommand } from "../base.js";
 
@@ -13,7 +19,7 @@ export default class Serve extends FstoreCommand {
     "fs serve",
     "fs serve --repo my_repo --port 6566 --host 0.0.0.0 --auth-token s3cret",
     "fs serve --workers 4",
-    `curl -s localhost:6566/get-online-features -d '{"features":["user_features:age"],"entities":{"user_id":[1,2]}}'`,
+    `curl -s localhost:6566/get-online-features -H 'content-type: application/json' -d '{"features":["user_features:age"],"entities":{"user_id":[1,2]}}'`,
   ];
   static override flags = {
     repo: Flags.string({
@@ -37,6 +43,16 @@ export default class Serve extends FstoreCommand {
     "max-body-bytes": Flags.integer({
       description: "larger request bodies answer 413",
       default: DEFAULT_MAX_BODY_BYTES,
+      min: 1,
+    }),
+    "max-entity-rows": Flags.integer({
+      description: "get-online-features asking more entity rows answers 413",
+      default: DEFAULT_MAX_ENTITY_ROWS,
+      min: 1,
+    }),
+    "max-feature-values": Flags.integer({
+      description: "get-online-features asking more entity rows x features answers 413",
+      default: DEFAULT_MAX_FEATURE_VALUES,
       min: 1,
     }),
     "registry-ttl": Flags.integer({
@@ -72,6 +88,8 @@ export default class Serve extends FstoreCommand {
       host: flags.host,
       authToken: flags["auth-token"] ?? "",
       maxBodyBytes: flags["max-body-bytes"],
+      maxEntityRows: flags["max-entity-rows"],
+      maxFeatureValues: flags["max-feature-values"],
       registryTtlSeconds: flags["registry-ttl"],
       logLevel: flags["log-level"] as LogLevel,
     });

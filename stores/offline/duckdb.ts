@@ -29,6 +29,7 @@ import {
   locateSource,
   rawColumnOf,
   requireColumn,
+  requireTimestampTypes,
   resolveSourceRead,
   rowIdExpr,
   sourceLabel,
@@ -262,6 +263,7 @@ class DuckDBOfflineStore implements OfflineStore {
     const source = batchSourceOf(view);
     const { loc, columns } = await describeSource(this.duck, source, owner);
     resolveSourceRead(view, source, loc, columns);
+    requireTimestampTypes(view, source, loc, columns);
     const check = (name: string, dtype: FeatureViewSpec["features"][number]["dtype"], role: string): void => {
       const col = requireColumn(columns, source, loc, name, role, owner);
       if (!compatibleWithDtype(dtype, col.type)) {

@@ -5,7 +5,7 @@ import { ident, sqlString } from "../../common/duckdb.js";
 import { ValidationError } from "../../common/errors.js";
 import type { FeatureViewSpec, FileSourceSpec } from "../../registry/types.js";
 import type { ColumnInfo, OfflineDuckDB } from "./db.js";
-import { describeColumns, timestampExpr } from "./duck_types.js";
+import { describeColumns, timestampExpr, typeFamily } from "./duck_types.js";
 
 export type SourceLocation = { kind: "file" | "folder" | "glob"; path: string; pattern: string };
 
@@ -157,4 +157,28 @@ export function resolveSourceRead(
       );
   }
   return { loc, columns, keys, tsExpr, createdExpr };
+}
+
+/**
+ * At apply, a source's event and created timestamp columns must be TIMESTAMP or DATE columns: text or numbers
+ * would be parsed row by row at materialize, where one unreadable value fails the run after other views were
+ * written (and a number of seconds would pass for milliseconds).
+ */
+export function requireTimestampTypes(
+  view: FeatureViewSpec,
+  source: FileSourceSpec,
+  loc: SourceLocation,
+  columns: ColumnInfo[],
+): void {
+  const owner = viewOwner(view);
+  const roles: Array<[string, string]> = [[source.timestampField, "timestamp"]];
+  if (source.createdTimestampColumn) roles.push([source.createdTimestampColumn, "created timestamp"]);
+  for (const [name, role] of roles) {
+    const col = requireColumn(columns, source, loc, name, role, owner, true);
+    const family = typeFamily(col.type);
+    if (family !== "timestamp" && family !== "date")
+      throw new ValidationError(
+        `${owner}: ${role} column "${col.name}" in ${sourceLabel(loc)} is ${col.type}, not a timestamp: expected a TIMESTAMP or DATE column (write it as one, e.g. DuckDB's CAST("${col.name}" AS TIMESTAMP))`,
+      );
+  }
 }

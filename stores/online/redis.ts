@@ -10,8 +10,9 @@
 // because older-or-equal rows never replace newer ones.
 
 import { Redis, type ChainableCommander, type RedisOptions } from "ioredis";
-import { FstoreError, ValidationError, errorMessage } from "../../common/errors.js";
-import type { RedisOnlineConfig } from "../../registry/config.js";
+import { FstoreError, UnavailableError, ValidationError, errorMessage } from "../../common/errors.js";
+import { withTimeout } from "../../common/timeout.js";
+import { DEFAULT_REDIS_READ_TIMEOUT_MS, type RedisOnlineConfig } from "../../registry/config.js";
 import type { FeatureViewSpec, FieldSpec, VectorMetric } from "../../registry/types.js";
 import type { OnlineReadGroup, OnlineReadResult, OnlineStore, OnlineWriteBatch, VectorMatches } from "../types.js";
 import { EntityKeyCodec } from "./entity_keys.js";
@@ -26,6 +27,13 @@ const ROWS_PER_CALL = 500;
 const CALLS_PER_PIPELINE = 8;
 const PIPELINES_IN_FLIGHT = 4;
 const SCHEMAS_FIELD_KEY = "__fstore_schemas";
+/** opening the connections (and loading the write script) gives up after this long */
+const CONNECT_TIMEOUT_MS = 5000;
+/**
+ * A write (or admin command) gives up its ioredis connection after this long without a byte from Redis: a
+ * Lua call of ROWS_PER_CALL rows answers in milliseconds, so this is a dead connection, not a slow write.
+ */
+const WRITE_SOCKET_TIMEOUT_MS = 10_000;
 
 // KEYS: row keys. ARGV[1]: hash field (view), ARGV[2]: key ttl seconds (0 = none), ARGV[3..]: payloads.
 const UPSERT_LUA = `
@@ -159,26 +167,39 @@ export class RedisOnlineStore implements OnlineStore {
     private readonly client: Redis,
     private readonly reader: RedisReadConnection,
     private readonly config: RedisOnlineConfig,
+    private readonly readTimeoutMs: number,
   ) {
     this.vectors = new RedisVectors(client);
   }
 
   static async connect(config: RedisOnlineConfig): Promise<RedisOnlineStore> {
     const opts = parseRedisConnectionString(config.connectionString);
-    const client = new Redis({ ...opts, lazyConnect: true, maxRetriesPerRequest: 2, connectTimeout: 5000 });
+    const client = new Redis({
+      ...opts,
+      lazyConnect: true,
+      maxRetriesPerRequest: 2,
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      socketTimeout: WRITE_SOCKET_TIMEOUT_MS,
+    });
     // connection errors surface through the failing commands; without a listener ioredis prints each one
     client.on("error", () => undefined);
+    const where = `${opts.host}:${opts.port}`;
+    const readTimeoutMs = config.readTimeoutMs ?? DEFAULT_REDIS_READ_TIMEOUT_MS;
+    const reader = new RedisReadConnection(opts, where, readTimeoutMs);
+    const store = new RedisOnlineStore(client, reader, config, readTimeoutMs);
     try {
-      await client.connect();
+      await withTimeout(
+        client.connect().then(() => store.loadScript()),
+        CONNECT_TIMEOUT_MS,
+        `Redis did not answer within ${CONNECT_TIMEOUT_MS} ms`,
+      );
     } catch (e) {
       client.disconnect();
-      throw new FstoreError(
-        `online store: cannot connect to Redis at ${opts.host}:${opts.port} (connection_string "${config.connectionString}"): ${errorMessage(e)}`,
+      await reader.close();
+      throw new UnavailableError(
+        `online store: cannot connect to Redis at ${where} (connection_string "${config.connectionString}"): ${errorMessage(e)}`,
       );
     }
-    const reader = new RedisReadConnection({ ...opts, connectTimeout: 5000 }, `${opts.host}:${opts.port}`);
-    const store = new RedisOnlineStore(client, reader, config);
-    await store.loadScript();
     return store;
   }
 
@@ -243,6 +264,14 @@ export class RedisOnlineStore implements OnlineStore {
   }
 
   async write(project: string, view: FeatureViewSpec, batch: OnlineWriteBatch): Promise<number> {
+    try {
+      return await this.writeRows(project, view, batch);
+    } catch (e) {
+      throw asStoreError(e, `writing feature view "${view.name}" failed`);
+    }
+  }
+
+  private async writeRows(project: string, view: FeatureViewSpec, batch: OnlineWriteBatch): Promise<number> {
     const n = batch.length;
     if (n === 0) return 0;
     const base = this.base(project);
@@ -298,7 +327,7 @@ export class RedisOnlineStore implements OnlineStore {
             await this.loadScript();
             written += Number(await this.client.evalsha(sha(), numKeys(starts[i]), ...callArgs(starts[i])));
           } else if (err) {
-            throw new FstoreError(`online store (redis): writing feature view "${view.name}" failed: ${err.message}`);
+            throw redisFailure(err, `writing feature view "${view.name}" failed`);
           } else {
             written += Number(count);
           }
@@ -367,7 +396,9 @@ export class RedisOnlineStore implements OnlineStore {
   }
 
   private async loadSchemas(base: string, fingerprints: number[]): Promise<void> {
-    const rows = await this.client.hmget(`${base}:${SCHEMAS_FIELD_KEY}`, ...fingerprints.map(String));
+    const rows = await this.client
+      .hmget(`${base}:${SCHEMAS_FIELD_KEY}`, ...fingerprints.map(String))
+      .catch((e: unknown) => Promise.reject(asStoreError(e, "reading payload schemas failed")));
     for (const r of rows) if (r) this.schemas.add(JSON.parse(r) as FieldSpec[]);
   }
 
@@ -382,8 +413,10 @@ export class RedisOnlineStore implements OnlineStore {
     return this.vectors.search(this.base(project), view, field, query, k, opts);
   }
 
+  /** Both connections answer a PING within the read timeout. */
   async health(): Promise<void> {
-    await this.client.ping();
+    const bound = `online store (redis): ${this.reader.where} did not answer PING within ${this.readTimeoutMs} ms`;
+    await Promise.all([this.reader.ping(), withTimeout(this.client.ping(), this.readTimeoutMs, bound)]);
   }
 
   async close(): Promise<void> {
@@ -393,11 +426,23 @@ export class RedisOnlineStore implements OnlineStore {
   }
 }
 
+/** Redis answering an error is a fault; a connection lost or timed out is Redis being unavailable. */
+function redisFailure(err: Error, what: string): FstoreError {
+  const message = `online store (redis): ${what}: ${err.message}`;
+  return err.name === "ReplyError" ? new FstoreError(message) : new UnavailableError(message);
+}
+
+/** An ioredis failure as an FstoreError (ours pass through). */
+function asStoreError(e: unknown, what: string): FstoreError {
+  if (e instanceof FstoreError) return e;
+  return redisFailure(e instanceof Error ? e : new Error(String(e)), what);
+}
+
 async function execOrThrow(p: ChainableCommander): Promise<unknown[]> {
   const res = await p.exec();
   if (!res) throw new FstoreError("online store (redis): pipeline aborted");
   return res.map(([err, v]) => {
-    if (err) throw new FstoreError(`online store (redis): ${err.message}`);
+    if (err) throw redisFailure(err, "a command failed");
     return v;
   });
 }

@@ -8,7 +8,7 @@
 import { connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import type { RedisOptions } from "ioredis";
-import { FstoreError } from "../../common/errors.js";
+import { FstoreError, UnavailableError } from "../../common/errors.js";
 
 /**
  * One array reply: element i is b[starts[i], starts[i] + lens[i]), or nil when lens[i] is -1. The
@@ -35,7 +35,7 @@ export const READER_NAME = "fstore-read";
 const INCOMPLETE = -1;
 
 /** The connection went away with requests in flight (as opposed to the server answering an error). */
-class ConnectionLost extends FstoreError {}
+class ConnectionLost extends UnavailableError {}
 
 /** One argument as RESP text: `$<length in UTF-8 bytes>\r\n<arg>\r\n`. */
 export function respBulk(arg: string): string {
@@ -62,44 +62,74 @@ export class RedisReadConnection {
   private starts = new Int32Array(64);
   private lens = new Int32Array(64);
   private closed = false;
+  /** a socket still connecting (before `socket` is set), so that a timeout can give it up */
+  private connecting?: Socket;
 
   constructor(
     private readonly opts: RedisOptions,
     /** where the server is, for error messages */
-    private readonly where: string,
+    readonly where: string,
+    /** a send (connecting included) fails after this long without all its replies */
+    private readonly timeoutMs: number,
   ) {}
 
   /**
    * Sends `commands` (RESP text holding `count` commands) and hands every array reply to `onArray` in
-   * order. Resolves when all `count` replies are in; rejects with the first error reply.
+   * order. Resolves when all `count` replies are in; rejects with the first error reply, and with an
+   * UnavailableError when Redis cannot be reached or does not answer within the timeout.
    */
-  async send(commands: string, count: number, onArray: ArrayReplyHandler): Promise<void> {
+  async send(commands: string, count: number, onArray?: ArrayReplyHandler): Promise<void> {
     if (count === 0) return;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.connect();
-        const socket = this.socket;
-        if (!socket) throw new ConnectionLost(`online store (redis): no connection to ${this.where}`);
-        await new Promise<void>((resolve, reject) => {
-          this.queue.push({ left: count, seen: 0, onArray, resolve, reject });
-          socket.write(commands);
-        });
-        return;
-      } catch (e) {
-        // reads are idempotent: a connection lost mid-read (server restart, idle kill) is retried once on
-        // a new one; handlers see the replies again from the first
-        if (!(e instanceof ConnectionLost) || attempt > 0 || this.closed) throw e;
+    let timedOut = false;
+    // a Redis that accepts but does not answer would hold the read forever: give up its connection, so the
+    // replies still owed can never be taken for a later request's, and the next send connects afresh
+    const timer = setTimeout(() => {
+      timedOut = true;
+      this.drop(new UnavailableError(`online store (redis): ${this.where} did not answer within ${this.timeoutMs} ms`));
+    }, this.timeoutMs);
+    try {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await this.connect();
+          const socket = this.socket;
+          if (!socket) throw new ConnectionLost(`online store (redis): no connection to ${this.where}`);
+          await new Promise<void>((resolve, reject) => {
+            this.queue.push({ left: count, seen: 0, onArray, resolve, reject });
+            socket.write(commands);
+          });
+          return;
+        } catch (e) {
+          // reads are idempotent: a connection lost mid-read (server restart, idle kill) is retried once on
+          // a new one; handlers see the replies again from the first
+          if (!(e instanceof ConnectionLost) || attempt > 0 || this.closed || timedOut) throw e;
+        }
       }
+    } finally {
+      clearTimeout(timer);
     }
+  }
+
+  /** PING over the read connection, within the timeout. */
+  ping(): Promise<void> {
+    return this.send(respCommand(["PING"]), 1);
+  }
+
+  /** Fails every request on the connection (or the connection being made) with `e`. */
+  private drop(e: Error): void {
+    if (this.socket) this.fail(this.socket, e);
+    else this.connecting?.destroy(e);
   }
 
   private connect(): Promise<void> {
     if (this.closed) return Promise.reject(new FstoreError(`online store (redis): the store is closed`));
-    this.ready ??= this.open().catch((e: unknown) => {
-      this.ready = undefined;
+    if (this.ready) return this.ready;
+    const ready: Promise<void> = this.open().catch((e: unknown) => {
+      // not when a newer connection is being made already
+      if (this.ready === ready) this.ready = undefined;
       throw e;
     });
-    return this.ready;
+    this.ready = ready;
+    return ready;
   }
 
   private async open(): Promise<void> {
@@ -108,20 +138,16 @@ export class RedisReadConnection {
     const port = o.port ?? 6379;
     const socket = o.tls ? tlsConnect({ host, port, servername: host, ...o.tls }) : netConnect({ host, port });
     socket.setNoDelay(true);
-    const timeoutMs = o.connectTimeout ?? 10_000;
+    this.connecting = socket;
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new FstoreError(`online store (redis): cannot connect to ${this.where} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      socket.once(o.tls ? "secureConnect" : "connect", () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      socket.once("error", (e: Error) => {
-        clearTimeout(timer);
-        reject(new FstoreError(`online store (redis): cannot connect to ${this.where}: ${e.message}`));
-      });
+      socket.once(o.tls ? "secureConnect" : "connect", () => resolve());
+      socket.once("error", (e: Error) =>
+        reject(new UnavailableError(`online store (redis): cannot connect to ${this.where}: ${e.message}`)),
+      );
+      // destroyed without an error (close() meanwhile)
+      socket.once("close", () => reject(new UnavailableError(`online store (redis): no connection to ${this.where}`)));
+    }).finally(() => {
+      if (this.connecting === socket) this.connecting = undefined;
     });
     this.socket = socket;
     this.chunks = [];
@@ -162,6 +188,7 @@ export class RedisReadConnection {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.connecting?.destroy();
     const socket = this.socket;
     if (!socket) return;
     await new Promise<void>((resolve) => {

@@ -52,6 +52,8 @@ export class Categorify extends ProjectionOp {
   /** per column: vocabulary size and the DuckDB type it was fit on */
   vocab: Record<string, { size: number; type: string }> = {};
   private maps: Map<string, Map<string, number>> | null = null;
+  /** per column, index -> the value it encodes (for answers in the caller's ids) */
+  private values: Map<string, unknown[]> | null = null;
 
   constructor(selector: Selector, o: CategorifyOptions = {}) {
     super(selector);
@@ -160,8 +162,19 @@ export class Categorify extends ProjectionOp {
     return m;
   }
 
+  /** The value an index encodes (null for the null, OOV and padding indices); needs prepareOnline. */
+  decode(column: string, index: number): unknown {
+    const values = this.values?.get(column);
+    if (!values)
+      throw new ValidationError(
+        `Categorify: the vocabulary of "${column}" is not loaded; call await workflow.prepareOnline() first`,
+      );
+    return values[index] ?? null;
+  }
+
   override async loadOnline(conn: DuckDBConnection, stateDir: string): Promise<void> {
     this.maps = new Map();
+    this.values = new Map();
     for (const c of Object.keys(this.vocab)) {
       const rows = await queryRows(
         conn,
@@ -169,8 +182,14 @@ export class Categorify extends ProjectionOp {
         `loading vocabulary of "${c}"`,
       );
       const m = new Map<string, number>();
-      for (const r of rows) m.set(valueKey(r.v) as string, Number(r.i));
+      const values: unknown[] = [];
+      for (const r of rows) {
+        const i = Number(r.i);
+        m.set(valueKey(r.v) as string, i);
+        values[i] = typeof r.v === "bigint" && Number.isSafeInteger(Number(r.v)) ? Number(r.v) : r.v;
+      }
       this.maps.set(c, m);
+      this.values.set(c, values);
     }
   }
 

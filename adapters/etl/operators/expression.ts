@@ -52,13 +52,22 @@ export class Expr extends ProjectionOp {
   }
 }
 
-/** Keeps the rows where a predicate (the expression subset of expr.ts) is true; null counts as false. */
+/**
+ * Keeps the rows where a predicate (the expression subset of expr.ts) is true; null counts as false.
+ * `online: false` marks a training-only filter (e.g. a minimum session length) that transformRows skips, so a
+ * request is still answered for rows the training data would not keep.
+ */
 export class Filter extends Op {
   readonly kind = "Filter";
   readonly tree: ExprNode;
-  constructor(readonly predicate: string) {
+  readonly online: boolean;
+  constructor(
+    readonly predicate: string,
+    o: { online?: boolean } = {},
+  ) {
     super();
     this.tree = parseExpr(predicate);
+    this.online = o.online ?? true;
   }
   override describe(): string {
     return `Filter ${this.predicate}`;
@@ -72,12 +81,15 @@ export class Filter extends Op {
     return `SELECT p.* FROM ${prev} AS p WHERE ${exprToSql(this.tree, pcol)}`;
   }
   apply(rows: Row[]): Row[] {
+    if (!this.online) return rows;
     return rows.filter((r) => evalExpr(this.tree, r) === true);
   }
   toJSON(): OpJson {
-    return { kind: this.kind, predicate: this.predicate };
+    return this.online
+      ? { kind: this.kind, predicate: this.predicate }
+      : { kind: this.kind, predicate: this.predicate, online: false };
   }
   static fromJSON(j: OpJson): Filter {
-    return new Filter(j.predicate as string);
+    return new Filter(j.predicate as string, { online: j.online !== false });
   }
 }

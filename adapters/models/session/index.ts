@@ -55,3 +55,12 @@ export {
   type SessionJobResult,
 } from "./job.js";
 export { resultsTable, perDayChartSvg, meanChartSvg } from "./report.js";
+export {
+  NextItemModel,
+  eventRows,
+  MAX_SESSION_EVENTS,
+  type NextItemModelOptions,
+  type NextItemRequest,
+  type NextItemAnswer,
+  type SessionEvents,
+} from "./serve.js";

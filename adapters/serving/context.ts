@@ -1,0 +1,36 @@
+// What every stage gets: the state it transforms (request rows and candidates) and the run's context.
+
+import type { FeatureStore } from "../../stores/feature_store.js";
+import type { Candidates, RequestRows } from "./batch.js";
+import type { LoadedServingModel } from "./models.js";
+import type { Prng } from "./ordering.js";
+import type { TypedPipeline, TypedStage } from "./typing.js";
+
+export interface PipelineState {
+  req: RequestRows;
+  cand: Candidates | null;
+}
+
+/** Candidates for the active request rows from their query embeddings: the ANN index, or exact scoring. */
+export type CandidateSource = (
+  req: RequestRows,
+  stage: TypedStage & { vectors: { view: string; feature: string } },
+  topK: number,
+  ctx: RunContext,
+) => Promise<Candidates>;
+
+export interface RunContext {
+  store: FeatureStore;
+  typed: TypedPipeline;
+  /** loaded models by stage name (the versions this run started with) */
+  models: Map<string, LoadedServingModel>;
+  rng: Prng;
+  /** the request's topK, which overrides the Order stage's */
+  topK?: number;
+  /** replaces the Retrieve stage's nearest-neighbour search (e.g. exact retrieval in batch jobs) */
+  retrieve?: CandidateSource;
+  /** count an event of the current stage for a request row (metrics, and the debug trace) */
+  count(event: string, row: number, n?: number): void;
+}
+
+export type StageRunner = (state: PipelineState, stage: TypedStage, ctx: RunContext) => Promise<void>;
