@@ -136,14 +136,22 @@ describe("vector index lifecycle (SQLite)", () => {
   });
 });
 
-describe("vector TTL", () => {
-  it("does not answer an expired vector", async () => {
+describe.each([
+  ["SQLite", undefined],
+  [
+    "Redis",
+    `online_store:\n  type: redis\n  connection_string: "127.0.0.1:6379,db=0"\n  key_prefix: fstore_vecttl_${process.pid}\n`,
+  ],
+])("vector TTL and an empty index (%s)", (_kind, online) => {
+  it("answers an empty index with an empty result, and does not answer an expired vector", async () => {
     const { dir, cleanup } = tempDir("vecttl");
     const vectors = randomVectors(50, DIM, 5);
-    await writeVectorRepo(dir, vectors, undefined, "1d");
+    await writeVectorRepo(dir, vectors, online, "1d");
     const store = await FeatureStore.open(dir);
     try {
       await store.apply();
+      expect(await searchIds(store, vectors[0], 5)).toEqual([]);
+      expect(await searchIds(store, vectors[0], 5, { exact: true })).toEqual([]);
       // written 1 day before T0, read now (years later): every vector is expired
       await store.materialize(T0 - 2 * DAY, T0);
       expect(await searchIds(store, vectors[0], 5)).toEqual([]);
@@ -154,6 +162,7 @@ describe("vector TTL", () => {
       );
       expect(await searchIds(store, vectors[3], 5)).toEqual([3, 4]);
     } finally {
+      await store.teardown();
       await store.close();
       cleanup();
     }
