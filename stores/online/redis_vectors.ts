@@ -255,7 +255,7 @@ export class RedisVectors {
       }
       if (fresh) h.index.add(labels.subarray(0, fresh), vecs.subarray(0, fresh * dims), this.settings.threads);
     } while (cursor !== "0");
-    this.apply(h, (await this.client.xrangeBuffer(keys.log, `(${h.lastId}`, "+")));
+    this.apply(h, await this.client.xrangeBuffer(keys.log, `(${h.lastId}`, "+"));
     return h;
   }
 
