@@ -2,7 +2,7 @@
 // process's writes and rebuilds, and repair after a process is killed between the store write and the
 // index save.
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -72,6 +72,24 @@ describe("vector index lifecycle (SQLite)", () => {
       ]);
       // the other process's index is behind the database: it replays the new row before answering
       expect(await searchIds(other, far, 1)).toEqual([500]);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it("a process whose mapped file vanished rebuilds from the table when it must replay", async () => {
+    await store.close(); // saves
+    store = await FeatureStore.open(dir);
+    const other = await FeatureStore.open(dir);
+    try {
+      expect(await searchIds(other, vectors[12], 1)).toEqual([12]); // other maps the saved file
+      rmSync(join(dir, "data/online.db.vectors"), { recursive: true, force: true });
+      const far = Array.from({ length: DIM }, (_, i) => (i === 3 ? 40 : 0));
+      await store.writeToOnlineStore("item_embeddings", [
+        { item_id: 501, event_timestamp: T0, cos: far, ip: far, l2: far },
+      ]);
+      expect(await searchIds(other, far, 1)).toEqual([501]);
+      expect(await searchIds(other, vectors[12], 1)).toEqual([12]);
     } finally {
       await other.close();
     }
