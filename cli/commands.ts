@@ -17,7 +17,9 @@ import Materialize from "./commands/materialize.js";
 import MaterializeIncremental from "./commands/materialize-incremental.js";
 import Plan from "./commands/plan.js";
 import Recommend from "./commands/recommend.js";
+import RecommendBatch from "./commands/recommend/batch.js";
 import RegistryDump from "./commands/registry-dump.js";
+import Search from "./commands/search.js";
 import Serve from "./commands/serve.js";
 import Teardown from "./commands/teardown.js";
 import Train from "./commands/train.js";
@@ -41,7 +43,9 @@ export const COMMANDS: Record<string, typeof Command> = {
   "materialize-incremental": MaterializeIncremental,
   plan: Plan,
   recommend: Recommend,
+  "recommend:batch": RecommendBatch,
   "registry-dump": RegistryDump,
+  search: Search,
   serve: Serve,
   teardown: Teardown,
   train: Train,

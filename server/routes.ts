@@ -1,7 +1,9 @@
 // The route table: each endpoint's method, auth, body checks and its call into the FeatureStore facade.
 import { performance } from "node:perf_hooks";
 import type { ValidateFunction } from "ajv";
-import { UnavailableError, errorMessage } from "../common/errors.js";
+import { errorMessage, quoteValue } from "../common/errors.js";
+import { withTimeout } from "../common/timeout.js";
+import type { VectorMetric } from "../registry/types.js";
 import type { FeatureStore, PushTarget } from "../stores/feature_store.js";
 import { BodyPrefixes } from "./body_prefix.js";
 import { HEALTH_TIMEOUT_MS, SERVER_MATERIALIZE_BATCH_ROWS } from "./defaults.js";
@@ -16,6 +18,7 @@ import {
   MATERIALIZE_INCREMENTAL,
   PUSH,
   RECOMMEND,
+  SEARCH,
   WRITE_TO_ONLINE_STORE,
   check,
   newAjv,
@@ -28,6 +31,7 @@ export type ServedStore = Pick<
   | "contents"
   | "refreshRegistry"
   | "getOnlineFeatures"
+  | "retrieveOnlineDocuments"
   | "push"
   | "writeToOnlineStore"
   | "materialize"
@@ -35,6 +39,7 @@ export type ServedStore = Pick<
   | "health"
   | "recommend"
   | "close"
+  | "getPrecomputedRecommendations"
 >;
 
 export interface RouteAnswer {
@@ -50,7 +55,8 @@ export interface Route {
   prefixes?: BodyPrefixes;
   /** false for /health: answers without the bearer token */
   auth: boolean;
-  run(body: Json | undefined): Promise<RouteAnswer>;
+  /** `rest`: the path after a prefix route's key (a key ending in "/"); `query`: the URL's query string */
+  run(body: Json | undefined, at: { rest: string; query: URLSearchParams }): Promise<RouteAnswer>;
 }
 
 /** What the routes use of the server around them. */
@@ -88,14 +94,7 @@ function longestColumn(cols: Record<string, unknown[]>): number {
   return n;
 }
 
-/** `p`, or an UnavailableError after `ms`. */
-function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new UnavailableError(`${what} did not answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}
+export const HEALTH_LATE = `the registry or the online store did not answer within ${HEALTH_TIMEOUT_MS} ms`;
 
 export function buildRoutes(ctx: RouteContext): Map<string, Route> {
   const { store, metrics, answers, limits } = ctx;
@@ -113,14 +112,44 @@ export function buildRoutes(ctx: RouteContext): Map<string, Route> {
     materialize: ajv.compile(MATERIALIZE),
     materializeIncremental: ajv.compile(MATERIALIZE_INCREMENTAL),
     recommend: ajv.compile(RECOMMEND),
+    search: ajv.compile(SEARCH),
   };
   const validate = (fn: ValidateFunction, data: unknown, prefix = ""): void => {
     const err = check(fn, data, prefix);
     if (err) throw new HttpError(400, err);
   };
   const ok = (body: unknown, status = 200) => ({ status, body: JSON.stringify(body) });
+  const searchRoute: Route = {
+    method: "POST",
+    auth: true,
+    async run(body) {
+      validate(v.search, body);
+      const b = body as {
+        features: string[];
+        query: number[];
+        top_k: number;
+        distance_metric?: VectorMetric;
+        exclude?: unknown[];
+        filter?: string;
+        exact?: boolean;
+      };
+      const resp = await store.retrieveOnlineDocuments({
+        features: b.features,
+        query: b.query,
+        topK: b.top_k,
+        distanceMetric: b.distance_metric,
+        exclude: b.exclude,
+        filter: b.filter,
+        exact: b.exact,
+      });
+      return { body: feastJSONBytes(resp, answers), pooled: true };
+    },
+  };
 
   return new Map<string, Route>([
+    ["/search", searchRoute],
+    // Feast's older name of the same search
+    ["/retrieve-online-documents", searchRoute],
     [
       "/recommend",
       {
@@ -130,16 +159,18 @@ export function buildRoutes(ctx: RouteContext): Map<string, Route> {
           validate(v.recommend, body);
           const b = body as {
             pipeline: string;
-            entities: Record<string, unknown[]>;
+            entities?: Record<string, unknown[]>;
+            session?: Record<string, unknown[]>;
             top_k?: number;
             seed?: number;
             debug?: boolean;
           };
-          if (longestColumn(b.entities) > limits.maxEntityRows)
+          if (b.entities && longestColumn(b.entities) > limits.maxEntityRows)
             throw new HttpError(413, `entities: more than ${limits.maxEntityRows} rows in one request`);
           const answer = await store.recommend({
             pipeline: b.pipeline,
             entities: b.entities,
+            session: b.session,
             topK: b.top_k,
             seed: b.seed,
             debug: b.debug,
@@ -196,11 +227,22 @@ export function buildRoutes(ctx: RouteContext): Map<string, Route> {
         auth: true,
         async run(body) {
           validate(v.push, body);
-          const b = body as { push_source_name: string; df: Record<string, unknown[]>; to?: PushTarget };
+          const b = body as {
+            push_source_name: string;
+            df: Record<string, unknown[]>;
+            to?: PushTarget;
+            mode?: "replace" | "append";
+            max_length?: number;
+          };
           const plan = ctx.schemas().push(b.push_source_name);
           if (planFailed(plan)) throw new HttpError(plan.status, plan.error);
-          validate(plan.validateDf, b.df, "df");
-          const written = await store.push(b.push_source_name, b.df, { to: b.to ?? "online" });
+          // append rows carry one event's scalars for list features: the library checks them per event
+          if (b.mode !== "append") validate(plan.validateDf, b.df, "df");
+          const written = await store.push(b.push_source_name, b.df, {
+            to: b.to ?? "online",
+            mode: b.mode,
+            maxLength: b.max_length,
+          });
           return ok({ status: "ok", rows: firstColumnLength(b.df), written });
         },
       },
@@ -264,11 +306,39 @@ export function buildRoutes(ctx: RouteContext): Map<string, Route> {
         auth: false,
         async run() {
           try {
-            await bounded(store.health(), HEALTH_TIMEOUT_MS, "the registry or the online store");
+            await withTimeout(store.health(), HEALTH_TIMEOUT_MS, HEALTH_LATE);
           } catch (e) {
             throw new HttpError(503, `unhealthy: ${errorMessage(e)}`);
           }
           return ok({ status: "ok", project: store.config.project });
+        },
+      },
+    ],
+    [
+      "/recommendations/",
+      {
+        method: "GET",
+        auth: true,
+        async run(_body, at) {
+          let id: string;
+          try {
+            id = decodeURIComponent(at.rest);
+          } catch {
+            throw new HttpError(400, `/recommendations/{id}: the id ${quoteValue(at.rest)} is not URL-encoded text`);
+          }
+          if (id === "" || id.includes("/"))
+            throw new HttpError(
+              400,
+              `/recommendations/{id}: expected one entity id after the slash, got ${quoteValue(id)}`,
+            );
+          const keyPrefix = at.query.get("key_prefix") ?? undefined;
+          const list = await store.getPrecomputedRecommendations(id, { keyPrefix });
+          if (!list)
+            throw new HttpError(
+              404,
+              `no precomputed recommendations under ${quoteValue(`${keyPrefix ?? "USER:"}${id}`)} (run "fs recommend batch")`,
+            );
+          return ok(list);
         },
       },
     ],

@@ -1,11 +1,12 @@
 // The FeatureStore facade: what services, the CLI and the HTTP server all call.
 
+import { type PushOptions, SerialQueue, pushRows } from "./push.js";
 import { CONFIG_FILE, loadRepoConfig, type RepoConfig } from "../registry/config.js";
 import { FstoreError, NotFoundError, ValidationError, errorMessage } from "../common/errors.js";
 import { loadRepoDefinitions } from "../registry/loader.js";
 import { type Plan, compileDefinitions, diff } from "../registry/plan.js";
 import { Registry } from "../registry/registry.js";
-import { toEpochMs } from "../common/time.js";
+import { isoUtc, toEpochMs } from "../common/time.js";
 import {
   type FeatureServiceSpec,
   type FeatureViewSpec,
@@ -27,6 +28,7 @@ import type { ProgressSink } from "../common/progress.js";
 import type { EntityDfInput, OfflineStore, OnlineReadGroup, OnlineStore, RetrievalJob } from "./types.js";
 import { silentProgress } from "../common/progress.js";
 import { type RecommendRequest, type RecommendResponse, type RecommendService, servingExtension } from "./serving.js";
+import type { PrecomputedStore } from "./precomputed.js";
 
 export type TimeInput = Date | string | number;
 
@@ -72,7 +74,7 @@ export interface MaterializeOptions {
   mergeRows?: number;
 }
 
-export type PushTarget = "online" | "offline" | "online_and_offline";
+export type { PushTarget, PushOptions } from "./push.js";
 
 export class FeatureStore {
   // Promises, not stores: concurrent first calls share one opening instead of each opening its own.
@@ -85,6 +87,8 @@ export class FeatureStore {
   private checkedAt: number;
   private readonly ttlMs: number;
   private maxTopK = DEFAULT_MAX_TOP_K;
+  /** appends read then write: one at a time in this process, so none is lost between the two */
+  private readonly appendQueue = new SerialQueue();
   /**
    * resolved feature lists and services by request, for the cached registry (cleared when it reloads)
    * defended by: `npm run bench -- online` sqlite FeatureStore.getOnlineFeatures 1 entity x 250 features p50
@@ -93,6 +97,8 @@ export class FeatureStore {
   private readonly resolvedServices = new Map<string, ResolvedFeatures>();
   /** the serving runtime (adapters/serving), made on the first recommend */
   private serving: RecommendService | null = null;
+  /** readers of precomputed recommendation lists, by target, opened on first use */
+  private precomputed = new Map<string, Promise<PrecomputedStore>>();
 
   private constructor(
     readonly config: RepoConfig,
@@ -295,9 +301,7 @@ export class FeatureStore {
     const startMs = toEpochMs(start, "start");
     const endMs = toEpochMs(end, "end");
     if (startMs > endMs)
-      throw new ValidationError(
-        `materialize: start ${new Date(startMs).toISOString()} is after end ${new Date(endMs).toISOString()}`,
-      );
+      throw new ValidationError(`materialize: start ${isoUtc(startMs)} is after end ${isoUtc(endMs)}`);
     const views = this.viewsToMaterialize(opts.views);
     return this.runMaterialize(
       views.map((view) => ({ view, startMs, endMs })),
@@ -317,6 +321,12 @@ export class FeatureStore {
         : endMs - (view.ttlSeconds > 0 ? view.ttlSeconds : 52 * 7 * 86400) * 1000;
       return { view, startMs, endMs };
     });
+    // checked for every view before any is written: one view past `end` fails the whole run
+    for (const { view, startMs } of jobs)
+      if (startMs > endMs)
+        throw new ValidationError(
+          `materialize-incremental: end ${isoUtc(endMs)} is before feature view "${view.name}"'s start ${isoUtc(startMs)} (where its last materialization ended); give a later end, or use materialize START END`,
+        );
     return this.runMaterialize(jobs, opts);
   }
 
@@ -417,9 +427,6 @@ export class FeatureStore {
         online: this.openOnline ?? (await this.onlineStore()),
         resolved: this.resolve(req.features, false),
         maxTopK: this.maxTopK,
-        compileFilter: (expr) => {
-          throw new ValidationError(`filter ${JSON.stringify(expr)}: expression filters are not supported yet`);
-        },
       },
       req,
     );
@@ -434,35 +441,24 @@ export class FeatureStore {
     return (await this.onlineStore()).write(this.project, view, batch);
   }
 
-  /** Push rows to every view fed by a push source: online, offline (its batch source) or both. */
-  async push(pushSourceName: string, rows: RowsInput, opts: { to?: PushTarget } = {}): Promise<number> {
-    const to = opts.to ?? "online";
-    if (!["online", "offline", "online_and_offline"].includes(to))
-      throw new ValidationError(`push: "to" must be online, offline or online_and_offline, got ${JSON.stringify(to)}`);
-    const reg = this.contents();
-    const source = reg.dataSources.find((s) => s.name === pushSourceName);
-    if (!source || source.type !== "push") {
-      const known = reg.dataSources.filter((s) => s.type === "push").map((s) => s.name);
-      throw new NotFoundError(
-        `push source "${pushSourceName}" is not in the registry of project "${this.project}" (push sources: ${known.join(", ") || "none"})`,
-      );
-    }
-    const views = reg.featureViews.filter((v) => v.source.type === "push" && v.source.name === pushSourceName);
-    // Check every view's rows before writing anything.
-    const now = Date.now();
-    const cols = toColumns(rows, `push to "${pushSourceName}"`);
-    const batches = views.map((v) => ({
-      view: v,
-      batch: toOnlineBatch(v, cols.columns, `push to "${pushSourceName}"`, now),
-    }));
-    let written = 0;
-    if (to !== "online") await (await this.offlineStore()).appendRows(source.batchSource, cols);
-    if (to !== "offline") {
-      const online = await this.onlineStore();
-      for (const { view, batch } of batches)
-        if (view.online && batch.length) written += await online.write(this.project, view, batch);
-    }
-    return written;
+  /**
+   * Push rows to every view fed by a push source: online, offline (its batch source) or both. With
+   * `mode: "append"` (online only) each row is one event whose values are appended to the stored lists of its
+   * key, keeping the latest `maxLength` (see stores/append.ts).
+   */
+  async push(pushSourceName: string, rows: RowsInput, opts: PushOptions = {}): Promise<number> {
+    return pushRows(
+      {
+        project: this.project,
+        contents: this.contents(),
+        online: () => this.onlineStore(),
+        offline: () => this.offlineStore(),
+        appendQueue: this.appendQueue,
+      },
+      pushSourceName,
+      rows,
+      opts,
+    );
   }
 
   // ------------------------------------------------------------ offline
@@ -490,6 +486,30 @@ export class FeatureStore {
     return this.serving.recommend(req);
   }
 
+  /**
+   * The list `fs recommend batch` stored for one entity (under "<keyPrefix><id>", default "USER:"), parsed: the
+   * /recommend result with `pipeline` and `created_at`; null when none is stored. `from` defaults to the online
+   * store's type; `redis` is the connection string when the online store is not Redis.
+   */
+  async getPrecomputedRecommendations(
+    entity: string | number | bigint,
+    opts: { keyPrefix?: string; from?: "redis" | "sqlite"; redis?: string } = {},
+  ): Promise<Record<string, unknown> | null> {
+    if (!["string", "number", "bigint"].includes(typeof entity) || entity === "")
+      throw new ValidationError(`precomputed recommendations: expected an entity id, got ${JSON.stringify(entity)}`);
+    const { DEFAULT_KEY_PREFIX, openPrecomputed, precomputedTargetOf } = await import("./precomputed.js");
+    const target = precomputedTargetOf(this.config, opts.from, opts.redis);
+    const id = JSON.stringify(target);
+    let opening = this.precomputed.get(id);
+    if (!opening) {
+      opening = openPrecomputed(target);
+      opening.catch(() => this.precomputed.delete(id)); // the next call tries again (e.g. Redis came back)
+      this.precomputed.set(id, opening);
+    }
+    const text = await (await opening).read(`${opts.keyPrefix ?? DEFAULT_KEY_PREFIX}${String(entity)}`);
+    return text === null ? null : (JSON.parse(text) as Record<string, unknown>);
+  }
+
   /** The serving runtime of this store, when a recommend made one. */
   servingRuntime(): RecommendService | null {
     return this.serving;
@@ -507,6 +527,9 @@ export class FeatureStore {
     const serving = this.serving;
     this.serving = null;
     await serving?.close(); // flushes feature logs while the stores are still open
+    const lists = [...this.precomputed.values()];
+    this.precomputed.clear();
+    await Promise.allSettled(lists.map((p) => p.then((l) => l.close())));
     const online = this.online;
     const offline = this.offline;
     this.online = null;

@@ -179,3 +179,27 @@ describe("online_store.read_timeout_ms", () => {
       );
   });
 });
+
+describe("/health's own bound", () => {
+  it("answers 503 within 2 s when a store's health check never settles, and the server starts anyway", async () => {
+    const repo = await createTestRepo("sqlite");
+    const store = await FeatureStore.open(repo.dir);
+    let hang = true;
+    const health = store.health.bind(store);
+    store.health = () => (hang ? new Promise<void>(() => undefined) : health());
+    const server = await startFeatureServer({ store, port: 0, logLevel: "silent" });
+    try {
+      const t = performance.now();
+      const h = await get(`${server.url}/health`);
+      expect(h.status).toBe(503);
+      expect(h.json.error).toMatch(/did not answer within 2000 ms/);
+      expect(performance.now() - t).toBeLessThan(3000);
+      hang = false;
+      expect((await get(`${server.url}/health`)).status).toBe(200);
+    } finally {
+      await server.close();
+      await store.close();
+      await repo.cleanup();
+    }
+  });
+});

@@ -45,3 +45,10 @@ export { RUNNERS, initialState, runPipeline, DEFAULT_TOP_K, type RunInput, type 
 export type { CandidateSource, RunContext, PipelineState } from "./context.js";
 export type { Candidates, RequestRows } from "./batch.js";
 export { typePipeline, type TypedPipeline, type TypedStage, QUERY_EMBEDDING, SCORE } from "./typing.js";
+export {
+  recommendBatch,
+  DEFAULT_BLOCK_SIZE,
+  type BatchRecommendOptions,
+  type BatchRecommendReport,
+} from "./batch_recommend.js";
+export { blockedTopK, blockedExactCandidates, type ItemMatrix, type TopK } from "./exact_retrieval.js";

@@ -75,7 +75,14 @@ export class Recommender implements RecommendService {
     if (req.seed !== undefined && (typeof req.seed !== "number" || !Number.isFinite(req.seed)))
       throw new ValidationError(`seed: expected a number, got ${JSON.stringify(req.seed)}`);
     const typed = await this.pipeline(req.pipeline);
-    const input = req.entities ?? req.entityRows;
+    if (req.session !== undefined) {
+      if (!typed.stages.some((s) => s.spec.kind === "session_model"))
+        throw new ValidationError(`session: pipeline "${typed.spec.name}" has no SessionModel stage to read it`);
+      if (typeof req.session !== "object" || req.session === null || Array.isArray(req.session))
+        throw new ValidationError(`session: expected an object of event columns, e.g. {"product_id": [1, 2]}`);
+    }
+    const input =
+      req.entities ?? req.entityRows ?? (req.session !== undefined ? { [typed.entityKey]: [null] } : undefined);
     if (!input) throw new ValidationError(`entities: give the entity rows (e.g. {"${typed.entityKey}": [1, 2]})`);
     const { columns, length } = toColumns(input, "entities");
     const keys = columns[typed.entityKey];
@@ -97,6 +104,7 @@ export class Recommender implements RecommendService {
       topK,
       debug: req.debug === true,
       retrieve: opts.retrieve,
+      session: req.session,
     });
     for (const [event, n] of out.events) {
       const key = `${typed.spec.name}\u0001${event}`;

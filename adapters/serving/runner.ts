@@ -11,6 +11,7 @@ import { filterExpression, filterSeen, itemFeatures, queryFeatures } from "./fea
 import { order, orderAll, queryTower, rank, retrieve } from "./model_stages.js";
 import type { LoadedServingModel } from "./models.js";
 import type { Prng } from "./ordering.js";
+import { sessionModel } from "./session_stage.js";
 import type { TypedPipeline } from "./typing.js";
 
 /** Each stage kind's implementation (exported for benchmarks that time one stage alone). */
@@ -22,6 +23,7 @@ export const RUNNERS: Record<StageKind, StageRunner> = {
   filter: filterExpression,
   item_features: itemFeatures,
   rank,
+  session_model: sessionModel,
   order,
 };
 
@@ -40,6 +42,7 @@ export interface RunInput {
   topK?: number;
   debug?: boolean;
   retrieve?: CandidateSource;
+  session?: Record<string, unknown[]>;
 }
 
 export interface RunOutput {
@@ -78,6 +81,7 @@ export async function runPipeline(input: RunInput): Promise<RunOutput> {
     rng: input.rng,
     topK: input.topK,
     retrieve: input.retrieve,
+    session: input.session,
     count(event, row, by = 1) {
       events.set(event, (events.get(event) ?? 0) + by);
       if (rowEvents) rowEvents[row][event] = (rowEvents[row][event] ?? 0) + by;
@@ -110,6 +114,7 @@ export async function runPipeline(input: RunInput): Promise<RunOutput> {
       items = popularity ? popularItems(popularity, itemKey, want) : [];
       ctx.count("fallback_popularity", r);
     } else {
+      if (state.fallback?.[r]) fallback = "popularity";
       const c = state.cand as Candidates;
       items = [];
       for (let i = c.offsets[r]; i < c.offsets[r + 1]; i++)

@@ -11,6 +11,7 @@
 
 import { Redis, type ChainableCommander, type RedisOptions } from "ioredis";
 import { FstoreError, UnavailableError, ValidationError, errorMessage } from "../../common/errors.js";
+import { withTimeout } from "../../common/timeout.js";
 import { DEFAULT_REDIS_READ_TIMEOUT_MS, type RedisOnlineConfig } from "../../registry/config.js";
 import type { FeatureViewSpec, FieldSpec } from "../../registry/types.js";
 import type { OnlineReadGroup, OnlineReadResult, OnlineStore, OnlineWriteBatch } from "../types.js";
@@ -402,15 +403,6 @@ function redisFailure(err: Error, what: string): FstoreError {
 function asStoreError(e: unknown, what: string): FstoreError {
   if (e instanceof FstoreError) return e;
   return redisFailure(e instanceof Error ? e : new Error(String(e)), what);
-}
-
-/** `p`, or an UnavailableError after `ms` (p itself is left to settle or be abandoned). */
-function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new UnavailableError(message)), ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 async function execOrThrow(p: ChainableCommander): Promise<unknown[]> {

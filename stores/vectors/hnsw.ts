@@ -15,7 +15,7 @@ export interface HnswSettings {
   threads: number;
 }
 
-export const DEFAULT_HNSW: HnswSettings = { connectivity: 32, expansionAdd: 256, expansionSearch: 320, threads: 0 };
+export const DEFAULT_HNSW: HnswSettings = { connectivity: 16, expansionAdd: 128, expansionSearch: 512, threads: 0 };
 
 function metricKind(metric: VectorMetric): MetricKind {
   switch (metric) {

@@ -1,0 +1,206 @@
+// Exact full-catalogue retrieval for batch jobs: every item scored for a block of query rows by a blocked matrix
+// product (an item tile stays in cache while every row of the block passes over it), a bounded min-heap per row
+// keeping the top k, and a row's seen items skipped as they reach the heap, so a row still gets k unseen items.
+// Scores are the same doubles exactCandidates computes (each dot product summed in dimension order).
+
+import { ValidationError } from "../../common/errors.js";
+import { idKey, type Candidates, type RequestRows } from "./batch.js";
+import type { CandidateSource, RunContext } from "./context.js";
+import type { TypedStage } from "./typing.js";
+
+/** The catalogue: item ids and their embeddings, row-major [ids.length, dim]. */
+export interface ItemMatrix {
+  ids: ArrayLike<unknown>;
+  embeddings: Float32Array;
+  dim: number;
+}
+
+/** items scored per tile: 2,048 x 64 floats (512 KB) stay in a core's L2 cache while a block passes over them */
+const TILE_ITEMS = 2048;
+
+/** Each row's top k, best first: item positions and scores, row r at offsets[r] .. offsets[r + 1]. */
+export interface TopK {
+  offsets: Int32Array;
+  index: Int32Array;
+  score: Float64Array;
+}
+
+/**
+ * The k best items for each of `n` query rows (row-major [n, dim] in `queries`); rows with active[r] = 0 get
+ * none, items in exclude(r) are skipped. Ties go to the lower item position.
+ */
+export function blockedTopK(
+  queries: Float32Array,
+  n: number,
+  items: ItemMatrix,
+  k: number,
+  active?: Uint8Array,
+  exclude?: (r: number) => Set<number> | null,
+): TopK {
+  const { embeddings: E, dim } = items;
+  const m = items.ids.length;
+  if (queries.length < n * dim)
+    throw new ValidationError(`exact retrieval: ${queries.length} query values for ${n} rows of ${dim}`);
+  const kk = Math.max(0, Math.min(k, m));
+  const hs = new Float64Array(n * kk);
+  const hi = new Int32Array(n * kk);
+  const size = new Int32Array(n);
+  const excluded: Array<Set<number> | null> = Array.from({ length: n }, (_, r) => exclude?.(r) ?? null);
+  const push = (r: number, j: number, s: number) => {
+    const base = r * kk;
+    let len = size[r];
+    if (len < kk) {
+      if (excluded[r]?.has(j)) return;
+      let c = len;
+      size[r] = ++len;
+      while (c > 0) {
+        const p = (c - 1) >> 1;
+        if (!worse(s, j, hs[base + p], hi[base + p])) break;
+        hs[base + c] = hs[base + p];
+        hi[base + c] = hi[base + p];
+        c = p;
+      }
+      hs[base + c] = s;
+      hi[base + c] = j;
+      return;
+    }
+    if (!worse(hs[base], hi[base], s, j)) return;
+    if (excluded[r]?.has(j)) return;
+    siftDown(hs, hi, base, kk, s, j);
+  };
+  for (let j0 = 0; j0 < m; j0 += TILE_ITEMS) {
+    const j1 = Math.min(m, j0 + TILE_ITEMS);
+    for (let r = 0; r < n; r++) {
+      if (kk === 0 || (active && !active[r])) continue;
+      const qo = r * dim;
+      let j = j0;
+      // four items at a time: each query value is loaded once for four products
+      for (; j + 4 <= j1; j += 4) {
+        const o0 = j * dim;
+        const o1 = o0 + dim;
+        const o2 = o1 + dim;
+        const o3 = o2 + dim;
+        let s0 = 0;
+        let s1 = 0;
+        let s2 = 0;
+        let s3 = 0;
+        for (let t = 0; t < dim; t++) {
+          const q = queries[qo + t];
+          s0 += E[o0 + t] * q;
+          s1 += E[o1 + t] * q;
+          s2 += E[o2 + t] * q;
+          s3 += E[o3 + t] * q;
+        }
+        const full = size[r] === kk;
+        const min = full ? hs[r * kk] : -Infinity;
+        if (!full || s0 >= min) push(r, j, s0);
+        if (!full || s1 >= min) push(r, j + 1, s1);
+        if (!full || s2 >= min) push(r, j + 2, s2);
+        if (!full || s3 >= min) push(r, j + 3, s3);
+      }
+      for (; j < j1; j++) {
+        const o = j * dim;
+        let s = 0;
+        for (let t = 0; t < dim; t++) s += E[o + t] * queries[qo + t];
+        push(r, j, s);
+      }
+    }
+  }
+  const offsets = new Int32Array(n + 1);
+  for (let r = 0; r < n; r++) offsets[r + 1] = offsets[r] + size[r];
+  const index = new Int32Array(offsets[n]);
+  const score = new Float64Array(offsets[n]);
+  for (let r = 0; r < n; r++) {
+    // popping the min-heap gives the row worst first
+    const base = r * kk;
+    for (let len = size[r]; len > 0; len--) {
+      const at = offsets[r] + len - 1;
+      index[at] = hi[base];
+      score[at] = hs[base];
+      const lastS = hs[base + len - 1];
+      const lastI = hi[base + len - 1];
+      siftDown(hs, hi, base, len - 1, lastS, lastI);
+    }
+  }
+  return { offsets, index, score };
+}
+
+/** a ranks below b: a lower score, or the same score at a higher item position */
+function worse(sa: number, ia: number, sb: number, ib: number): boolean {
+  return sa < sb || (sa === sb && ia > ib);
+}
+
+/** Put (s, j) at the root of the heap base[0 .. len) and sift it down. */
+function siftDown(hs: Float64Array, hi: Int32Array, base: number, len: number, s: number, j: number): void {
+  let c = 0;
+  for (;;) {
+    const l = 2 * c + 1;
+    if (l >= len) break;
+    let w = l;
+    if (l + 1 < len && worse(hs[base + l + 1], hi[base + l + 1], hs[base + l], hi[base + l])) w = l + 1;
+    if (!worse(hs[base + w], hi[base + w], s, j)) break;
+    hs[base + c] = hs[base + w];
+    hi[base + c] = hi[base + w];
+    c = w;
+  }
+  hs[base + c] = s;
+  hi[base + c] = j;
+}
+
+/** Item positions by id (as the store compares keys). */
+export function itemPositions(items: ItemMatrix): Map<unknown, number> {
+  const at = new Map<unknown, number>();
+  for (let j = 0; j < items.ids.length; j++) at.set(idKey(items.ids[j]), j);
+  return at;
+}
+
+/**
+ * A Retrieve replacement scoring the whole catalogue exactly. When the pipeline has a FilterSeen stage, each
+ * row's seen items (read from the same feature) are excluded before the top k, so the later filter drops none.
+ */
+export function blockedExactCandidates(items: ItemMatrix): CandidateSource {
+  const positions = itemPositions(items);
+  return async (req, _stage, topK, ctx) => {
+    if (req.dim !== items.dim)
+      throw new ValidationError(`exact retrieval: query embeddings have ${req.dim} values, items ${items.dim}`);
+    const seen = await seenPositions(req, ctx, positions);
+    const top = blockedTopK(req.embedding as Float32Array, req.n, items, topK, req.active, seen ?? undefined);
+    return candidatesOf(top, items, ctx);
+  };
+}
+
+function candidatesOf(top: TopK, items: ItemMatrix, ctx: RunContext): Candidates {
+  const itemKey = ctx.typed.itemKey as string;
+  return {
+    offsets: top.offsets,
+    columns: { [itemKey]: Array.from(top.index, (j) => items.ids[j]) },
+    score: top.score,
+  };
+}
+
+/** Each row's seen items as catalogue positions, from the pipeline's FilterSeen feature (null without one). */
+async function seenPositions(
+  req: RequestRows,
+  ctx: RunContext,
+  positions: Map<unknown, number>,
+): Promise<((r: number) => Set<number> | null) | null> {
+  const stage = ctx.typed.stages.find((s) => s.spec.kind === "filter_seen");
+  if (!stage || stage.spec.kind !== "filter_seen") return null;
+  const key = ctx.typed.entityKey;
+  const res = await ctx.store.getOnlineFeatures({
+    features: [stage.spec.feature],
+    entities: { [key]: req.columns[key] },
+  });
+  const resolved = stage.resolved as NonNullable<TypedStage["resolved"]>;
+  const col = res.toObject()[resolved.outputNames[0]];
+  return (r) => {
+    const list = col[r];
+    if (list == null) return null;
+    const set = new Set<number>();
+    for (const id of Array.from(list as ArrayLike<unknown>)) {
+      const j = positions.get(idKey(id));
+      if (j !== undefined) set.add(j);
+    }
+    return set;
+  };
+}
