@@ -94,11 +94,7 @@ export class Recommender implements RecommendService {
       if (name !== typed.entityKey)
         throw new ValidationError(`entities: column "${name}" is not the pipeline's join key "${typed.entityKey}"`);
     if (length === 0) return { results: [] };
-    const models = new Map<string, LoadedServingModel>();
-    for (const s of typed.stages) {
-      if (s.spec.kind === "query_tower") models.set(s.spec.name, await this.models.get(s.spec.model, "query-tower"));
-      if (s.spec.kind === "rank") models.set(s.spec.name, await this.models.get(s.spec.model, "dlrm"));
-    }
+    const models = await this.modelsOf(typed);
     const out = await runPipeline({
       store: this.store,
       typed,
@@ -118,6 +114,16 @@ export class Recommender implements RecommendService {
     const logging = typed.spec.logging;
     if (logging && Math.random() < logging.sampleRate) this.loggerOf(typed).append(out);
     return { results: out.results };
+  }
+
+  /** The current version of each model stage's model, by stage name. */
+  async modelsOf(typed: TypedPipeline): Promise<Map<string, LoadedServingModel>> {
+    const models = new Map<string, LoadedServingModel>();
+    for (const s of typed.stages) {
+      if (s.spec.kind === "query_tower") models.set(s.spec.name, await this.models.get(s.spec.model, "query-tower"));
+      if (s.spec.kind === "rank") models.set(s.spec.name, await this.models.get(s.spec.model, "dlrm"));
+    }
+    return models;
   }
 
   private loggerOf(typed: TypedPipeline): FeatureLogger {

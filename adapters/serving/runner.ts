@@ -14,7 +14,8 @@ import type { Prng } from "./ordering.js";
 import { sessionModel } from "./session_stage.js";
 import type { TypedPipeline } from "./typing.js";
 
-const RUNNERS: Record<StageKind, StageRunner> = {
+/** Each stage kind's implementation (exported for benchmarks that time one stage alone). */
+export const RUNNERS: Record<StageKind, StageRunner> = {
   query_features: queryFeatures,
   query_tower: queryTower,
   retrieve,
@@ -52,17 +53,24 @@ export interface RunOutput {
   state: PipelineState;
 }
 
-export async function runPipeline(input: RunInput): Promise<RunOutput> {
-  const { typed } = input;
-  const n = input.keys.length;
+/** The state before the first stage: the request rows' keys, every row active, no candidates. */
+export function initialState(entityKey: string, keys: unknown[]): PipelineState {
+  const n = keys.length;
   const req: RequestRows = {
     n,
-    columns: { [typed.entityKey]: input.keys },
+    columns: { [entityKey]: keys },
     embedding: null,
     dim: 0,
     active: new Uint8Array(n).fill(1),
   };
-  const state: PipelineState = { req, cand: null };
+  return { req, cand: null };
+}
+
+export async function runPipeline(input: RunInput): Promise<RunOutput> {
+  const { typed } = input;
+  const n = input.keys.length;
+  const state = initialState(typed.entityKey, input.keys);
+  const { req } = state;
   const events = new Map<string, number>();
   const traces: StageTrace[][] | null = input.debug ? Array.from({ length: n }, () => []) : null;
   let rowEvents: Array<Record<string, number>> | null = null;
