@@ -27,6 +27,7 @@ export {
   Filter,
   ItemFeatures,
   Rank,
+  SessionModel,
   Order,
 } from "./registry/pipelines.js";
 export type { PipelineSpec, StageSpec } from "./registry/types.js";
@@ -38,7 +39,7 @@ export type {
   StageTrace,
 } from "./stores/serving.js";
 export * from "./adapters/serving/index.js";
-export { FstoreError, ValidationError, NotFoundError } from "./common/errors.js";
+export { FstoreError, ValidationError, NotFoundError, UnavailableError } from "./common/errors.js";
 export type { RepoConfig } from "./registry/config.js";
 export {
   startFeatureServer,

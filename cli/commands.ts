@@ -19,6 +19,7 @@ import Plan from "./commands/plan.js";
 import Recommend from "./commands/recommend.js";
 import RecommendBatch from "./commands/recommend/batch.js";
 import RegistryDump from "./commands/registry-dump.js";
+import Search from "./commands/search.js";
 import Serve from "./commands/serve.js";
 import Teardown from "./commands/teardown.js";
 import Train from "./commands/train.js";
@@ -44,6 +45,7 @@ export const COMMANDS: Record<string, typeof Command> = {
   recommend: Recommend,
   "recommend:batch": RecommendBatch,
   "registry-dump": RegistryDump,
+  search: Search,
   serve: Serve,
   teardown: Teardown,
   train: Train,

@@ -16,29 +16,97 @@ export function parseTtl(ttl: number | string, what: string): number {
   return Number(m[1]) * UNIT_SECONDS[m[2]];
 }
 
+/** What time text may be, for error messages and `--help`. */
+export const TIME_TEXT_HELP =
+  'an ISO-8601 date or time (2024-01-31, 2024-01-31T12:00:00, 2024-01-31T12:00:00+02:00; UTC when no zone), "now", or epoch time with its unit ("1706702400s", "1706702400000ms")';
+
+const ISO_RE =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?)?$/;
+const EPOCH_RE = /^([+-]?\d+)(s|ms)$/;
+const MONTHS = [
+  "January",
+  "February",
+  "March",
+  "April",
+  "May",
+  "June",
+  "July",
+  "August",
+  "September",
+  "October",
+  "November",
+  "December",
+];
+
+function daysInMonth(y: number, m: number): number {
+  if (m === 2) return y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0) ? 29 : 28;
+  return [4, 6, 9, 11].includes(m) ? 30 : 31;
+}
+
+/** Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's days-from-civil, exact for any year). */
+function daysFromCivil(y: number, m: number, d: number): number {
+  const yy = m <= 2 ? y - 1 : y;
+  const era = Math.floor(yy / 400);
+  const yoe = yy - era * 400;
+  const doy = Math.floor((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5) + d - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146097 + doe - 719468;
+}
+
 /**
- * A timestamp as ms since the epoch, UTC. ISO strings without a zone are read as UTC;
- * "now" is the current time; numbers are ms since the epoch.
+ * Time text from a command line or a request, as ms since the epoch: see TIME_TEXT_HELP. Impossible dates
+ * (2024-02-30) and bare numbers (is 2024 a year, seconds or ms?) are refused, not rolled over or guessed.
  */
-export function toEpochMs(t: Date | string | number, what = "timestamp"): number {
-  if (t instanceof Date) {
-    const ms = t.getTime();
-    if (Number.isNaN(ms)) throw new ValidationError(`${what}: invalid date`);
+export function parseTimeText(text: string, what = "timestamp"): number {
+  const s = text.trim();
+  const shown = JSON.stringify(s.length > 60 ? `${s.slice(0, 60)}…` : s);
+  if (s.toLowerCase() === "now") return Date.now();
+  if (/^[+-]?\d+(\.\d*)?([eE][+-]?\d+)?$/.test(s))
+    throw new ValidationError(
+      `${what}: ${shown} is a bare number; write ${TIME_TEXT_HELP.replace(', "now", or', ", or")}`,
+    );
+  const epoch = EPOCH_RE.exec(s);
+  if (epoch) {
+    const ms = Number(epoch[1]) * (epoch[2] === "s" ? 1000 : 1);
+    if (!inCivilRange(ms)) throw new ValidationError(`${what}: ${shown} is outside years 0000-9999`);
     return ms;
   }
-  if (typeof t === "number") {
-    if (!Number.isFinite(t)) throw new ValidationError(`${what}: ${t} is not a finite time`);
-    return t;
+  const m = ISO_RE.exec(s);
+  if (!m) throw new ValidationError(`${what}: ${shown} is not a timestamp: expected ${TIME_TEXT_HELP}`);
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  if (mo < 1 || mo > 12) throw new ValidationError(`${what}: ${shown} has no month ${m[2]} (expected 01-12)`);
+  if (d < 1 || d > daysInMonth(y, mo))
+    throw new ValidationError(
+      `${what}: ${shown} is not a date: ${MONTHS[mo - 1]} ${m[1]} has ${daysInMonth(y, mo)} days`,
+    );
+  const [hh, mi, ss] = [Number(m[4] ?? 0), Number(m[5] ?? 0), Number(m[6] ?? 0)];
+  if (hh > 23 || mi > 59 || ss > 59)
+    throw new ValidationError(`${what}: ${shown} is not a time of day (expected 00:00:00 to 23:59:59)`);
+  const milli = m[7] ? Number(m[7].slice(0, 3).padEnd(3, "0")) : 0;
+  let offsetMin = 0;
+  const zone = m[8];
+  if (zone && zone.toUpperCase() !== "Z") {
+    const digits = zone.slice(1).replace(":", "");
+    const [oh, om] = [Number(digits.slice(0, 2)), Number(digits.slice(2) || 0)];
+    if (oh > 23 || om > 59) throw new ValidationError(`${what}: ${shown} has no zone offset ${zone}`);
+    offsetMin = (zone[0] === "-" ? -1 : 1) * (oh * 60 + om);
   }
-  const s = t.trim();
-  if (s.toLowerCase() === "now") return Date.now();
-  if (/^-?\d+(\.\d+)?$/.test(s)) return Number(s);
-  // date-only or date-time without a zone: UTC
-  const hasZone = /(?:[zZ]|[+-]\d\d:?\d\d)$/.test(s);
-  const iso = /^\d{4}-\d\d-\d\d$/.test(s) ? `${s}T00:00:00Z` : hasZone ? s : `${s.replace(" ", "T")}Z`;
-  const ms = Date.parse(iso);
-  if (Number.isNaN(ms))
-    throw new ValidationError(`${what}: "${t}" is not an ISO-8601 timestamp (e.g. 2024-01-31T12:00:00, read as UTC)`);
+  const ms = daysFromCivil(y, mo, d) * 86400000 + ((hh * 60 + mi - offsetMin) * 60 + ss) * 1000 + milli;
+  if (!inCivilRange(ms)) throw new ValidationError(`${what}: ${shown} is outside years 0000-9999`);
+  return ms;
+}
+
+/**
+ * A timestamp as ms since the epoch, UTC, in years 0000-9999. Text goes through parseTimeText (ISO, "now",
+ * or epoch time with a unit suffix); numbers, from code rather than text, are ms since the epoch.
+ */
+export function toEpochMs(t: Date | string | number, what = "timestamp"): number {
+  if (typeof t === "string") return parseTimeText(t, what);
+  const ms = t instanceof Date ? t.getTime() : t;
+  if (typeof ms !== "number" || !Number.isFinite(ms))
+    throw new ValidationError(`${what}: ${t instanceof Date ? "invalid date" : `${String(t)} is not a finite time`}`);
+  if (!inCivilRange(Math.floor(ms)))
+    throw new ValidationError(`${what}: ${ms} ms since the epoch is outside years 0000-9999`);
   return ms;
 }
 

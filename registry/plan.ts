@@ -14,7 +14,7 @@ export interface DesiredState extends RegistryObjects {
 
 /**
  * Turn loaded definitions into specs and check references and names; errors name file and object. Source
- * paths stay as written: they are resolved against the repo folder where they are used.
+ * and pipeline model paths stay as written: they are resolved against the repo folder where they are used.
  */
 export function compileDefinitions(loaded: LoadedDefinition[]): DesiredState {
   const state: DesiredState = {

@@ -4,8 +4,8 @@ export const DEFAULT_PORT = 6566;
 export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
 /** Entity rows one get-online-features request may ask; more answer 413. */
 export const DEFAULT_MAX_ENTITY_ROWS = 10_000;
-/** Entity rows x features one get-online-features request may ask (bounds the answer's size); more answer 413. */
-export const DEFAULT_MAX_FEATURE_VALUES = 1_000_000;
+/** Entity rows x features one get-online-features request may ask: bounds the answer (about 5 MB) and how long it holds the process; more answer 413. */
+export const DEFAULT_MAX_FEATURE_VALUES = 100_000;
 /** /health answers 503 after this long, whatever the stores do. */
 export const HEALTH_TIMEOUT_MS = 2000;
 

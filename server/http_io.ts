@@ -5,6 +5,8 @@ import type { BodyPrefixes } from "./body_prefix.js";
 import type { BufferPool } from "./json_bytes.js";
 
 export const JSON_TYPE = "application/json";
+/** the other content-type clients send most, taken without parsing */
+const JSON_UTF8 = "application/json; charset=utf-8";
 
 export type Json = Record<string, unknown>;
 
@@ -16,6 +18,9 @@ export function boundedMessage(e: unknown): string {
   const m = errorMessage(e);
   return m.length > MAX_ERROR_CHARS ? `${m.slice(0, MAX_ERROR_CHARS)}… (${m.length} chars)` : m;
 }
+
+/** nginx's status for a client that closed the connection before its answer: it is counted, never sent. */
+export const CLIENT_CLOSED = 499;
 
 /** A failure answered with its own status (and headers): the message is the error body. */
 export class HttpError extends Error {
@@ -65,9 +70,35 @@ export function send(res: ServerResponse, a: Answer, pool: BufferPool, closing: 
 export function errorAnswer(e: unknown): Answer {
   const status = statusOf(e);
   let headers = e instanceof HttpError ? e.headers : undefined;
-  if (status === 413) headers = { ...headers, connection: "close" };
+  // the body was not read: close rather than read it through
+  if (status === 413 || status === 415) headers = { ...headers, connection: "close" };
   const msg = status === 500 ? `internal error: ${boundedMessage(e)}` : boundedMessage(e);
   return { status, body: JSON.stringify({ error: msg }), headers };
+}
+
+/**
+ * 415 unless the body is declared JSON (`application/json`, charset utf-8 if one is named, the only one JSON
+ * has) and sent without a content encoding: bodies are parsed as they arrive, never decompressed.
+ */
+export function checkJsonBody(req: IncomingMessage): void {
+  const type = req.headers["content-type"];
+  if ((type === JSON_TYPE || type === JSON_UTF8) && req.headers["content-encoding"] === undefined) return;
+  const [media, ...params] = (type ?? "").split(";").map((p) => p.trim().toLowerCase());
+  const charset = params
+    .find((p) => p.startsWith("charset="))
+    ?.slice(8)
+    .replace(/^"|"$/g, "");
+  if (media !== JSON_TYPE || (charset !== undefined && charset !== "utf-8" && charset !== "utf8"))
+    throw new HttpError(
+      415,
+      `content-type: expected application/json (charset utf-8), got ${type === undefined ? "none" : quoteValue(type)}`,
+    );
+  const encoding = req.headers["content-encoding"];
+  if (encoding !== undefined && encoding.trim().toLowerCase() !== "identity")
+    throw new HttpError(
+      415,
+      `content-encoding: ${quoteValue(encoding)} is not supported: send the body uncompressed (identity)`,
+    );
 }
 
 /** The request body as a JSON object; 413 past `limit` bytes, 400 for anything but a JSON object. */
@@ -92,10 +123,13 @@ export function readJson(req: IncomingMessage, limit: number, prefixes?: BodyPre
       }
       chunks.push(c);
     });
-    req.on("error", reject);
-    // a client that goes away mid-body: settle, so the request is not counted in flight forever
+    // a client that goes away mid-body (an "aborted" error, then close): settle, so the request is not counted
+    // in flight forever, as the client's doing rather than the server's
+    const gone = () =>
+      reject(new HttpError(CLIENT_CLOSED, "body: the client closed the connection before the body ended"));
+    req.on("error", gone);
     req.on("close", () => {
-      if (!req.complete) reject(new HttpError(400, "body: the client closed the connection before the body ended"));
+      if (!req.complete) gone();
     });
     req.on("end", () => {
       if (over) return;

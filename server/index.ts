@@ -3,6 +3,8 @@ export {
   startFeatureServer,
   DEFAULT_PORT,
   DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_ENTITY_ROWS,
+  DEFAULT_MAX_FEATURE_VALUES,
   type FeatureServer,
   type FeatureServerOptions,
   type ServedStore,

@@ -226,7 +226,7 @@ export class RegistrySchemas {
       if (src.createdTimestampColumn)
         properties[src.createdTimestampColumn] ??= {
           type: "array",
-          items: { ...TIMESTAMP_SCHEMA, type: ["string", "integer", "null"] },
+          items: { ...TIMESTAMP_SCHEMA, type: ["string", "null"] },
         };
       // a column may carry the raw name of the source file (fieldMapping) instead of the feature name
       const rawNameOf = new Map(Object.entries(src.fieldMapping).map(([raw, name]) => [name, raw]));

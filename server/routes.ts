@@ -1,7 +1,9 @@
 // The route table: each endpoint's method, auth, body checks and its call into the FeatureStore facade.
 import { performance } from "node:perf_hooks";
 import type { ValidateFunction } from "ajv";
-import { UnavailableError, errorMessage, quoteValue } from "../common/errors.js";
+import { errorMessage, quoteValue } from "../common/errors.js";
+import { withTimeout } from "../common/timeout.js";
+import type { VectorMetric } from "../registry/types.js";
 import type { FeatureStore, PushTarget } from "../stores/feature_store.js";
 import { BodyPrefixes } from "./body_prefix.js";
 import { HEALTH_TIMEOUT_MS, SERVER_MATERIALIZE_BATCH_ROWS } from "./defaults.js";
@@ -16,6 +18,7 @@ import {
   MATERIALIZE_INCREMENTAL,
   PUSH,
   RECOMMEND,
+  SEARCH,
   WRITE_TO_ONLINE_STORE,
   check,
   newAjv,
@@ -28,6 +31,7 @@ export type ServedStore = Pick<
   | "contents"
   | "refreshRegistry"
   | "getOnlineFeatures"
+  | "retrieveOnlineDocuments"
   | "push"
   | "writeToOnlineStore"
   | "materialize"
@@ -90,14 +94,7 @@ function longestColumn(cols: Record<string, unknown[]>): number {
   return n;
 }
 
-/** `p`, or an UnavailableError after `ms`. */
-function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new UnavailableError(`${what} did not answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}
+export const HEALTH_LATE = `the registry or the online store did not answer within ${HEALTH_TIMEOUT_MS} ms`;
 
 export function buildRoutes(ctx: RouteContext): Map<string, Route> {
   const { store, metrics, answers, limits } = ctx;
@@ -115,14 +112,53 @@ export function buildRoutes(ctx: RouteContext): Map<string, Route> {
     materialize: ajv.compile(MATERIALIZE),
     materializeIncremental: ajv.compile(MATERIALIZE_INCREMENTAL),
     recommend: ajv.compile(RECOMMEND),
+    search: ajv.compile(SEARCH),
   };
   const validate = (fn: ValidateFunction, data: unknown, prefix = ""): void => {
     const err = check(fn, data, prefix);
     if (err) throw new HttpError(400, err);
   };
   const ok = (body: unknown, status = 200) => ({ status, body: JSON.stringify(body) });
+  // a write holds the process for the encoding and the store's write of every row, as a read does
+  const checkDfRows = (df: Record<string, unknown[]>, what: string): void => {
+    const rows = longestColumn(df);
+    if (rows > limits.maxEntityRows)
+      throw new HttpError(
+        413,
+        `df: ${rows} rows is over the limit of ${limits.maxEntityRows} per request (maxEntityRows, fs serve --max-entity-rows): split the ${what}`,
+      );
+  };
+  const searchRoute: Route = {
+    method: "POST",
+    auth: true,
+    async run(body) {
+      validate(v.search, body);
+      const b = body as {
+        features: string[];
+        query: number[];
+        top_k: number;
+        distance_metric?: VectorMetric;
+        exclude?: unknown[];
+        filter?: string;
+        exact?: boolean;
+      };
+      const resp = await store.retrieveOnlineDocuments({
+        features: b.features,
+        query: b.query,
+        topK: b.top_k,
+        distanceMetric: b.distance_metric,
+        exclude: b.exclude,
+        filter: b.filter,
+        exact: b.exact,
+      });
+      return { body: feastJSONBytes(resp, answers), pooled: true };
+    },
+  };
 
   return new Map<string, Route>([
+    ["/search", searchRoute],
+    // Feast's older name of the same search
+    ["/retrieve-online-documents", searchRoute],
     [
       "/recommend",
       {
@@ -132,16 +168,18 @@ export function buildRoutes(ctx: RouteContext): Map<string, Route> {
           validate(v.recommend, body);
           const b = body as {
             pipeline: string;
-            entities: Record<string, unknown[]>;
+            entities?: Record<string, unknown[]>;
+            session?: Record<string, unknown[]>;
             top_k?: number;
             seed?: number;
             debug?: boolean;
           };
-          if (longestColumn(b.entities) > limits.maxEntityRows)
+          if (b.entities && longestColumn(b.entities) > limits.maxEntityRows)
             throw new HttpError(413, `entities: more than ${limits.maxEntityRows} rows in one request`);
           const answer = await store.recommend({
             pipeline: b.pipeline,
             entities: b.entities,
+            session: b.session,
             topK: b.top_k,
             seed: b.seed,
             debug: b.debug,
@@ -205,6 +243,7 @@ export function buildRoutes(ctx: RouteContext): Map<string, Route> {
             mode?: "replace" | "append";
             max_length?: number;
           };
+          checkDfRows(b.df, "push");
           const plan = ctx.schemas().push(b.push_source_name);
           if (planFailed(plan)) throw new HttpError(plan.status, plan.error);
           // append rows carry one event's scalars for list features: the library checks them per event
@@ -226,6 +265,7 @@ export function buildRoutes(ctx: RouteContext): Map<string, Route> {
         async run(body) {
           validate(v.write, body);
           const b = body as { feature_view_name: string; df: Record<string, unknown[]> };
+          checkDfRows(b.df, "write");
           const plan = ctx.schemas().write(b.feature_view_name);
           if (planFailed(plan)) throw new HttpError(plan.status, plan.error);
           validate(plan.validateDf, b.df, "df");
@@ -277,7 +317,7 @@ export function buildRoutes(ctx: RouteContext): Map<string, Route> {
         auth: false,
         async run() {
           try {
-            await bounded(store.health(), HEALTH_TIMEOUT_MS, "the registry or the online store");
+            await withTimeout(store.health(), HEALTH_TIMEOUT_MS, HEALTH_LATE);
           } catch (e) {
             throw new HttpError(503, `unhealthy: ${errorMessage(e)}`);
           }

@@ -3,8 +3,8 @@
 // snapshot and per distinct request shape (see plans.ts), so a request pays a Map lookup, not a compile.
 
 import { Ajv, type AnySchemaObject, type ErrorObject, type SchemaValidateFunction, type ValidateFunction } from "ajv";
-import { quoteValue } from "../common/errors.js";
-import { toEpochMs } from "../common/time.js";
+import { errorMessage, quoteValue } from "../common/errors.js";
+import { TIME_TEXT_HELP, parseTimeText } from "../common/time.js";
 import { baseType, isListDtype, type Dtype, type ValueType } from "../registry/types.js";
 
 export type JsonSchema = AnySchemaObject;
@@ -38,7 +38,7 @@ const sameLength: SchemaValidateFunction = (schema: boolean, data: unknown, _par
 
 function isTimestamp(s: string): boolean {
   try {
-    toEpochMs(s);
+    parseTimeText(s);
     return true;
   } catch {
     return false;
@@ -59,14 +59,21 @@ export function newAjv(): Ajv {
   return ajv;
 }
 
-export const TIMESTAMP_SCHEMA: JsonSchema = { type: ["string", "integer"], format: "fs-timestamp" };
+/** Times arrive as text, read by the CLI's parser: a bare JSON number could be seconds, ms or a year. */
+export const TIMESTAMP_SCHEMA: JsonSchema = {
+  type: "string",
+  format: "fs-timestamp",
+  description: `a time is ${TIME_TEXT_HELP}`,
+};
 
 /** The JSON type a value of this dtype arrives as. */
 export function valueSchema(t: ValueType): JsonSchema {
   switch (t) {
     case "int32":
+      return { type: "integer", minimum: -(2 ** 31), maximum: 2 ** 31 - 1 };
     case "int64":
-      return { type: "integer" };
+      // past 2^53 JSON.parse rounds to a neighbour, so such ids cannot be read exactly
+      return { type: "integer", minimum: -Number.MAX_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER };
     case "float32":
     case "float64":
       return { type: "number" };
@@ -142,11 +149,16 @@ export const RECOMMEND: JsonSchema = {
   properties: {
     pipeline: { type: "string", minLength: 1, description: "the name of a registered pipeline" },
     entities: ENTITIES,
+    session: {
+      type: "object",
+      additionalProperties: { type: "array" },
+      description: 'a live session\'s events as columns: {"product_id": [...], "event_time": [...]}',
+    },
     top_k: { type: "integer", minimum: 1, maximum: 10000 },
     seed: { type: "integer", description: "the same seed gives the same lists" },
     debug: { type: "boolean" },
   },
-  required: ["pipeline", "entities"],
+  required: ["pipeline"],
   additionalProperties: false,
 };
 
@@ -179,6 +191,27 @@ export const WRITE_TO_ONLINE_STORE: JsonSchema = {
     allow_registry_cache: { type: "boolean" },
   },
   required: ["feature_view_name", "df"],
+};
+
+/** Feast's /search (retrieve_online_documents_v2) body, plus fstore's exclude, filter and exact. */
+export const SEARCH: JsonSchema = {
+  type: "object",
+  properties: {
+    features: {
+      type: "array",
+      minItems: 1,
+      items: { type: "string", pattern: "^[^:]+:[^:]+$", description: 'feature references are "view:feature"' },
+      description: 'a list of "view:feature" references, one of them a field with a vector index',
+    },
+    query: { type: "array", items: { type: "number" }, description: "the query vector, a list of numbers" },
+    top_k: { type: "integer", description: "how many of the nearest entities to answer" },
+    distance_metric: { enum: ["cosine", "inner_product", "l2"] },
+    api_version: { type: "integer" },
+    exclude: { type: "array", description: "entity keys never to answer" },
+    filter: { type: "string", description: "an expression over the answered columns" },
+    exact: { type: "boolean" },
+  },
+  required: ["features", "query", "top_k"],
 };
 
 const VIEW_NAMES: JsonSchema = {
@@ -239,12 +272,27 @@ export function describeError(e: ErrorObject, prefix = ""): string {
     case "if":
       return `${where}: ${desc ? desc.slice(2, -1) : e.message}`;
     case "format":
-      return `${where}: ${show(e.data)} is not a timestamp (ISO-8601 like "2024-01-01T00:00:00Z", or ms since the epoch)`;
+      return timeError(e.data, where);
+    case "minimum":
+    case "maximum": {
+      const ps = e.parentSchema as { minimum?: number; maximum?: number } | undefined;
+      return `${where}: ${show(e.data)} is out of range: expected an integer from ${ps?.minimum} to ${ps?.maximum}${desc}`;
+    }
     case "pattern":
       return `${where}: ${show(e.data)} does not match ${String(p.pattern)}${desc}`;
     default:
       return `${where}: ${e.message ?? e.keyword}${desc}`;
   }
+}
+
+/** Why text is not a time, in the words of the parser the CLI uses too. */
+function timeError(data: unknown, where: string): string {
+  try {
+    parseTimeText(String(data), where);
+  } catch (e) {
+    return errorMessage(e);
+  }
+  return `${where}: ${show(data)} is not a timestamp`;
 }
 
 /** Validate `data`; undefined when valid, else the message of the first error. */

@@ -8,6 +8,7 @@ import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import type { Writable } from "node:stream";
 import { FstoreError, ValidationError, errorMessage } from "../common/errors.js";
+import { withTimeout } from "../common/timeout.js";
 import { FeatureStore } from "../stores/feature_store.js";
 import { recommenderFor } from "../adapters/serving/index.js";
 import {
@@ -15,17 +16,23 @@ import {
   DEFAULT_MAX_ENTITY_ROWS,
   DEFAULT_MAX_FEATURE_VALUES,
   DEFAULT_PORT,
+  HEALTH_TIMEOUT_MS,
   SERVER_OFFLINE_THREADS,
 } from "./defaults.js";
-import { HttpError, boundedMessage, errorAnswer, readJson, send } from "./http_io.js";
+import { CLIENT_CLOSED, HttpError, boundedMessage, checkJsonBody, errorAnswer, readJson, send } from "./http_io.js";
 import { BufferPool } from "./json_bytes.js";
 import { type LogLevel, type Logger, errorFields, jsonLogger } from "./log.js";
 import { Metrics } from "./metrics.js";
 import { RegistrySchemas } from "./plans.js";
-import { type ServedStore, buildRoutes } from "./routes.js";
+import { HEALTH_LATE, type ServedStore, buildRoutes } from "./routes.js";
 import { newAjv } from "./schemas.js";
 
-export { DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT } from "./defaults.js";
+export {
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_ENTITY_ROWS,
+  DEFAULT_MAX_FEATURE_VALUES,
+  DEFAULT_PORT,
+} from "./defaults.js";
 export type { ServedStore } from "./routes.js";
 
 export interface FeatureServerOptions {
@@ -41,9 +48,9 @@ export interface FeatureServerOptions {
   authToken?: string;
   /** request bodies above this answer 413; default 16 MiB */
   maxBodyBytes?: number;
-  /** get-online-features asking more entity rows answers 413; default 10,000 */
+  /** get-online-features asking more entity rows, or a push or write of more rows, answers 413; default 10,000 */
   maxEntityRows?: number;
-  /** get-online-features asking more entity rows x features answers 413; default 1,000,000 */
+  /** get-online-features asking more entity rows x features answers 413; default 100,000 */
   maxFeatureValues?: number;
   /** background registry refresh period; default registry_ttl_sec of feature_store.yaml (10 s); 0 = never refresh (Feast) */
   registryTtlSeconds?: number;
@@ -159,7 +166,7 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
     const exact = routes.get(fullPath);
     const route = exact ?? (prefix && fullPath.length > prefix.length ? routes.get(prefix) : undefined);
     // the caller's text: logs and errors carry a prefix of it
-    const path = route || fullPath.length <= 200 ? fullPath : `${fullPath.slice(0, 200)}…`;
+    const path = fullPath.length <= 200 ? fullPath : `${fullPath.slice(0, 200)}…`;
     const endpoint = route ? (exact ? fullPath : prefix) : "other";
     let status = 200;
     let failure: unknown;
@@ -175,18 +182,24 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
           });
         }
       }
-      const body = route.method === "POST" ? await readJson(req, maxBody, route.prefixes) : undefined;
+      let body;
+      if (route.method === "POST") {
+        checkJsonBody(req);
+        body = await readJson(req, maxBody, route.prefixes);
+      }
       const out = await route.run(body, {
         rest: exact ? "" : fullPath.slice(prefix.length),
         query: new URLSearchParams(q < 0 ? "" : url.slice(q + 1)),
       });
       status = out.status ?? 200;
-      send(res, { ...out, status }, answers, closing);
+      if (req.socket.destroyed) status = CLIENT_CLOSED;
+      else send(res, { ...out, status }, answers, closing);
     } catch (e) {
       failure = e;
       const answer = errorAnswer(e);
-      status = answer.status;
-      if (!res.headersSent) send(res, answer, answers, closing);
+      status = req.socket.destroyed ? CLIENT_CLOSED : answer.status;
+      if (status === CLIENT_CLOSED) res.destroy();
+      else if (!res.headersSent) send(res, answer, answers, closing);
       else res.destroy();
     } finally {
       const seconds = (performance.now() - t0) / 1000;
@@ -236,7 +249,7 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
   });
   // Open the online store before the first request (concurrent first requests would each open one).
   try {
-    await store.health();
+    await withTimeout(store.health(), HEALTH_TIMEOUT_MS, HEALTH_LATE);
   } catch (e) {
     logger.log("warn", "the online store does not answer yet; /health reports 503 until it does", errorFields(e));
   }

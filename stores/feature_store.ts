@@ -6,7 +6,7 @@ import { FstoreError, NotFoundError, ValidationError, errorMessage } from "../co
 import { loadRepoDefinitions } from "../registry/loader.js";
 import { type Plan, compileDefinitions, diff } from "../registry/plan.js";
 import { Registry } from "../registry/registry.js";
-import { toEpochMs } from "../common/time.js";
+import { isoUtc, toEpochMs } from "../common/time.js";
 import {
   type FeatureServiceSpec,
   type FeatureViewSpec,
@@ -301,9 +301,7 @@ export class FeatureStore {
     const startMs = toEpochMs(start, "start");
     const endMs = toEpochMs(end, "end");
     if (startMs > endMs)
-      throw new ValidationError(
-        `materialize: start ${new Date(startMs).toISOString()} is after end ${new Date(endMs).toISOString()}`,
-      );
+      throw new ValidationError(`materialize: start ${isoUtc(startMs)} is after end ${isoUtc(endMs)}`);
     const views = this.viewsToMaterialize(opts.views);
     return this.runMaterialize(
       views.map((view) => ({ view, startMs, endMs })),
@@ -323,6 +321,12 @@ export class FeatureStore {
         : endMs - (view.ttlSeconds > 0 ? view.ttlSeconds : 52 * 7 * 86400) * 1000;
       return { view, startMs, endMs };
     });
+    // checked for every view before any is written: one view past `end` fails the whole run
+    for (const { view, startMs } of jobs)
+      if (startMs > endMs)
+        throw new ValidationError(
+          `materialize-incremental: end ${isoUtc(endMs)} is before feature view "${view.name}"'s start ${isoUtc(startMs)} (where its last materialization ended); give a later end, or use materialize START END`,
+        );
     return this.runMaterialize(jobs, opts);
   }
 
@@ -423,9 +427,6 @@ export class FeatureStore {
         online: this.openOnline ?? (await this.onlineStore()),
         resolved: this.resolve(req.features, false),
         maxTopK: this.maxTopK,
-        compileFilter: (expr) => {
-          throw new ValidationError(`filter ${JSON.stringify(expr)}: expression filters are not supported yet`);
-        },
       },
       req,
     );

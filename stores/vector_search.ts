@@ -4,7 +4,8 @@
 // Exclusions, filters and the TTL drop candidates after the index answered, so the search over-fetches
 // and asks again for more until `topK` survive or the index has no more.
 
-import { ValidationError } from "../common/errors.js";
+import { ValidationError, errorMessage } from "../common/errors.js";
+import { type Row, evalExpr, exprColumns, parseExpr } from "../common/expr.js";
 import { type FeatureViewSpec, type FieldSpec, VECTOR_METRICS, type VectorMetric } from "../registry/types.js";
 import { OnlineResponse } from "./online_response.js";
 import { EntityKeyCodec, describeValue } from "./online/entity_keys.js";
@@ -37,8 +38,25 @@ export interface SearchContext {
   online: OnlineStore;
   resolved: ResolvedFeatures;
   maxTopK: number;
-  /** compiles a filter expression into a predicate over answered rows */
-  compileFilter: (expr: string) => (row: DocumentRow) => boolean;
+}
+
+/** A filter expression (the ETL's expression language) as a predicate over the columns a search answers. */
+export function compileFilter(expr: string, columns: string[]): (row: DocumentRow) => boolean {
+  let node;
+  try {
+    node = parseExpr(expr);
+  } catch (e) {
+    throw new ValidationError(`filter ${JSON.stringify(expr)}: ${errorMessage(e)}`, { cause: e });
+  }
+  for (const c of exprColumns(node))
+    if (!columns.includes(c))
+      throw new ValidationError(
+        `filter ${JSON.stringify(expr)}: no column "${c}" among the answered columns (${columns.join(", ")})`,
+      );
+  return (row) => {
+    const v = evalExpr(node, row as Row);
+    return v !== null && Boolean(v);
+  };
 }
 
 /** The searched field: the one vector-indexed field among the requested features. */
@@ -130,7 +148,15 @@ export async function retrieveOnlineDocuments(
       ? undefined
       : typeof req.filter === "function"
         ? req.filter
-        : ctx.compileFilter(req.filter);
+        : typeof req.filter === "string"
+          ? compileFilter(req.filter, [
+              ...joinKeys,
+              "distance",
+              ...resolved.views.flatMap((rv) => rv.features.map((f) => f.outputName)),
+            ])
+          : (() => {
+              throw new ValidationError(`filter: expected an expression string, got ${describeValue(req.filter)}`);
+            })();
 
   let k = topK + excluded.size + (filter ? topK : 0);
   for (;;) {

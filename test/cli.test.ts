@@ -126,10 +126,10 @@ describe.skipIf(!existsSync(join(FS, "../../dist/cli/commands.js")))("fs CLI", {
       ],
       [
         ["get-online-features", "-f", "user_stats:clicks_7d", "-e", "user_id=abc"],
-        /join key "user_id" is int64 but "abc" is not a number/,
+        /join key "user_id": "abc" is not a plain integer \(int64/,
       ],
       [["get-online-features", "-f", "user_stats:clicks_7d", "-e", "user_id"], /expected KEY=VALUE/],
-      [["materialize", "yesterday", "now"], /"yesterday" is not an ISO-8601 timestamp/],
+      [["materialize", "yesterday", "now"], /start: "yesterday" is not a timestamp: expected an ISO-8601 date or time/],
       [["materialize", "2024-01-02", "2024-01-01"], /start .* is after end/],
       [["materialize", "2024-01-01", "now", "--views", "nope"], /feature view "nope" is not in the registry/],
       [["feature-views", "describe", "nope"], /feature view "nope" is not in the registry/],

@@ -71,7 +71,7 @@ describe("definitions", () => {
     expect(toEpochMs("2024-01-01T00:00:00")).toBe(Date.UTC(2024, 0, 1));
     expect(toEpochMs("2024-01-01")).toBe(Date.UTC(2024, 0, 1));
     expect(toEpochMs("2024-01-01T02:00:00+02:00")).toBe(Date.UTC(2024, 0, 1));
-    expect(() => toEpochMs("yesterday")).toThrow(/not an ISO-8601 timestamp/);
+    expect(() => toEpochMs("yesterday")).toThrow(/"yesterday" is not a timestamp: expected an ISO-8601 date or time/);
   });
 });
 

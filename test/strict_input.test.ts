@@ -45,7 +45,7 @@ describe("feature_store.yaml is strict", () => {
       `${file}: unknown key "online_store.pth" (online_store type sqlite) (did you mean "online_store.path"? accepted: online_store.type, online_store.path)`,
     );
     expect(load("project: p\nonline_store:\n  type: redis\n  ttl: 5\n")).toMatch(
-      /unknown key "online_store\.ttl" \(online_store type redis\) \(accepted: online_store\.type, online_store\.connection_string, online_store\.key_ttl_seconds, online_store\.key_prefix\)/,
+      /unknown key "online_store\.ttl" \(online_store type redis\) \(accepted: online_store\.type, online_store\.connection_string, online_store\.key_ttl_seconds, online_store\.key_prefix/,
     );
     expect(load("project: p\noffline_store:\n  type: duckdb\n  memory: 4GB\n")).toMatch(
       /unknown key "offline_store\.memory" \(did you mean "offline_store\.memory_limit"\? accepted: offline_store\.type, offline_store\.memory_limit/,
@@ -90,7 +90,7 @@ describe("definitions refuse unknown options", () => {
     expect(oneLine(view({ online: "false" }))).toBe('FeatureView "v": online must be true or false, got "false"');
     const opts = (o: object) => o as never;
     expect(oneLine(() => new Field(opts({ name: "f", dtype: "int64", default: 0 })))).toBe(
-      'Field "f": unknown option "default" (accepted: name, dtype, description, tags)',
+      'Field "f": unknown option "default" (accepted: name, dtype, description, tags, vectorIndex, vectorLength, vectorSearchMetric)',
     );
     expect(oneLine(() => new Entity(opts({ name: "e", joinKey: ["e_id"] })))).toMatch(
       /^Entity "e": unknown option "joinKey" \(did you mean "joinKeys"\? accepted: name, joinKeys, valueType/,

@@ -6,24 +6,8 @@ import type { DuckDBConnection } from "@duckdb/node-api";
 import { type DuckDBSettings, parseByteSize, sqlString } from "../../common/duckdb.js";
 import { ValidationError, errorMessage } from "../../common/errors.js";
 
-export type Value = string | number | bigint | boolean | null | Date | Value[];
-export type Row = Record<string, Value | undefined>;
-
-/** A SQL literal for a JS value (strings quoted, bigints exact, null as NULL). */
-export function literal(v: Value | undefined): string {
-  if (v === null || v === undefined) return "NULL";
-  if (typeof v === "string") return sqlString(v);
-  if (typeof v === "bigint") return v.toString();
-  if (typeof v === "number") {
-    if (Number.isNaN(v)) return "'NaN'::DOUBLE";
-    if (!Number.isFinite(v)) return v > 0 ? "'Infinity'::DOUBLE" : "'-Infinity'::DOUBLE";
-    // through a string, so DuckDB parses the shortest round-trip text to the same double
-    return Number.isInteger(v) && Math.abs(v) < 2 ** 53 ? String(v) : `'${v}'::DOUBLE`;
-  }
-  if (typeof v === "boolean") return v ? "TRUE" : "FALSE";
-  if (v instanceof Date) return `TIMESTAMP '${v.toISOString().replace("T", " ").replace("Z", "")}'`;
-  return `[${v.map(literal).join(", ")}]`;
-}
+import type { Row } from "../../common/expr.js";
+export { literal, type Row, type Value } from "../../common/expr.js";
 
 /** A path to a parquet file, a folder of parquet files (searched recursively), a glob, or a .csv/.tsv file. */
 export type Dataset = string;

@@ -1,6 +1,8 @@
 import { Flags } from "@oclif/core";
 import { ValidationError } from "../../common/errors.js";
-import { baseType } from "../../registry/types.js";
+import { parseFloatText, parseIntText } from "../../common/numbers.js";
+import { TIME_TEXT_HELP, parseTimeText } from "../../common/time.js";
+import { type ValueType, baseType } from "../../registry/types.js";
 import { RepoCommand, splitList } from "../base.js";
 
 export default class GetOnlineFeatures extends RepoCommand {
@@ -20,7 +22,7 @@ export default class GetOnlineFeatures extends RepoCommand {
       char: "e",
       multiple: true,
       required: true,
-      description: "join key value, KEY=VALUE; repeat for more rows (composite keys: user_id=1,item_id=5)",
+      description: `join key value, KEY=VALUE; repeat for more rows (composite keys: user_id=1,item_id=5). Integer keys take plain decimal integers within their type's range (no 0x10 or 1e1), bool keys true or false, timestamp keys ${TIME_TEXT_HELP}`,
     }),
     "full-feature-names": Flags.boolean({ description: "name features view__feature" }),
   };
@@ -41,14 +43,7 @@ export default class GetOnlineFeatures extends RepoCommand {
         if (eq <= 0) throw new ValidationError(`--entity "${spec}": expected KEY=VALUE (e.g. user_id=1)`);
         const key = part.slice(0, eq).trim();
         const raw = part.slice(eq + 1).trim();
-        const t = keyTypes.get(key);
-        if (t === "int32" || t === "int64" || t === "float32" || t === "float64") {
-          const n = Number(raw);
-          if (raw === "" || !Number.isFinite(n))
-            throw new ValidationError(`--entity "${spec}": join key "${key}" is ${t} but "${raw}" is not a number`);
-          row[key] = n;
-        } else if (t === "bool") row[key] = raw === "true";
-        else row[key] = raw;
+        row[key] = entityValue(raw, keyTypes.get(key), `--entity "${spec}": join key "${key}"`);
       }
       return row;
     });
@@ -62,5 +57,24 @@ export default class GetOnlineFeatures extends RepoCommand {
       fullFeatureNames: flags["full-feature-names"],
     });
     this.log(JSON.stringify(res.toFeastJSON(), null, 2));
+  }
+}
+
+/** A join-key value typed as the registry declares the key; text that is not plainly of that type is refused. */
+function entityValue(raw: string, type: ValueType | undefined, what: string): unknown {
+  switch (type) {
+    case "int32":
+    case "int64":
+      return parseIntText(raw, type, what);
+    case "float32":
+    case "float64":
+      return parseFloatText(raw, what);
+    case "bool":
+      if (raw === "true" || raw === "false") return raw === "true";
+      throw new ValidationError(`${what}: ${JSON.stringify(raw.slice(0, 60))} is not true or false`);
+    case "unix_timestamp":
+      return parseTimeText(raw, what);
+    default:
+      return raw;
   }
 }

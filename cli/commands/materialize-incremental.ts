@@ -1,12 +1,16 @@
 import { Args, Flags } from "@oclif/core";
-import { isoUtc } from "../../common/time.js";
+import { TIME_TEXT_HELP, isoUtc } from "../../common/time.js";
 import { consoleProgress } from "../../common/progress.js";
 import { RepoCommand, splitList } from "../base.js";
 
 export default class MaterializeIncremental extends RepoCommand {
-  static override description = "Materialize each view from where its last run ended (or END - ttl) up to END";
+  static override description = `Materialize each view from where its last run ended (or END - ttl) up to END
+
+END is ${TIME_TEXT_HELP}. Bare numbers (2024) and impossible dates (2024-02-30) are refused, and so is an END before a view's start.`;
   static override examples = ["fs materialize-incremental now", "fs materialize-incremental 2025-01-01T00:00:00"];
-  static override args = { end: Args.string({ required: true, description: 'end (ISO time or "now")' }) };
+  static override args = {
+    end: Args.string({ required: true, description: 'end time (ISO-8601, "now", or epoch time with a unit)' }),
+  };
   static override flags = {
     views: Flags.string({
       char: "v",

@@ -1,17 +1,20 @@
 import { Args, Flags } from "@oclif/core";
-import { isoUtc } from "../../common/time.js";
+import { TIME_TEXT_HELP, isoUtc } from "../../common/time.js";
 import { consoleProgress } from "../../common/progress.js";
 import { RepoCommand, splitList } from "../base.js";
 
 export default class Materialize extends RepoCommand {
-  static override description = "Load the latest feature values with START <= event time <= END into the online store";
+  static override description = `Load the latest feature values with START <= event time <= END into the online store
+
+START and END are each ${TIME_TEXT_HELP}. Bare numbers (2024) and impossible dates (2024-02-30) are refused.`;
   static override examples = [
     "fs materialize 1995-01-01T01:01:01 2025-01-01T01:01:01",
     "fs materialize 2024-01-01 now --views user_features",
+    "fs materialize 1706702400s 1709251200s",
   ];
   static override args = {
-    start: Args.string({ required: true, description: "start (ISO time, UTC when no zone)" }),
-    end: Args.string({ required: true, description: 'end (ISO time or "now")' }),
+    start: Args.string({ required: true, description: "start time (ISO-8601, UTC when no zone; see below)" }),
+    end: Args.string({ required: true, description: 'end time (ISO-8601, "now", or epoch time with a unit)' }),
   };
   static override flags = {
     views: Flags.string({

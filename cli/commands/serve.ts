@@ -19,7 +19,7 @@ export default class Serve extends FstoreCommand {
     "fs serve",
     "fs serve --repo my_repo --port 6566 --host 0.0.0.0 --auth-token s3cret",
     "fs serve --workers 4",
-    `curl -s localhost:6566/get-online-features -d '{"features":["user_features:age"],"entities":{"user_id":[1,2]}}'`,
+    `curl -s localhost:6566/get-online-features -H 'content-type: application/json' -d '{"features":["user_features:age"],"entities":{"user_id":[1,2]}}'`,
   ];
   static override flags = {
     repo: Flags.string({
@@ -46,7 +46,7 @@ export default class Serve extends FstoreCommand {
       min: 1,
     }),
     "max-entity-rows": Flags.integer({
-      description: "get-online-features asking more entity rows answers 413",
+      description: "get-online-features asking more entity rows, or a push or write of more rows, answers 413",
       default: DEFAULT_MAX_ENTITY_ROWS,
       min: 1,
     }),

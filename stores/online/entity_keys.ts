@@ -4,6 +4,7 @@
 // Parts are joined by "," and string parts are JSON-quoted, so the form is unambiguous.
 
 import { ValidationError } from "../../common/errors.js";
+import { INT_RANGES, type IntType, inIntRange } from "../../common/numbers.js";
 import type { Dtype, FeatureViewSpec, FieldSpec } from "../../registry/types.js";
 
 type KeyPart = (v: unknown) => string | undefined;
@@ -11,20 +12,31 @@ type KeyPart = (v: unknown) => string | undefined;
 const INT_RE = /^\s*[+-]?\d+\s*$/;
 const FLOAT_RE = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/;
 
-function intKeyPart(v: unknown): string | undefined {
-  if (typeof v === "number") {
-    if (Number.isSafeInteger(v)) return String(v === 0 ? 0 : v);
-    return Number.isInteger(v) ? BigInt(v).toString() : undefined;
-  }
-  if (typeof v === "string") {
-    if (!INT_RE.test(v)) return undefined;
-    const s = v.trim();
-    return s.length <= 15 ? String(Number(s) || 0) : BigInt(s).toString();
-  }
-  if (typeof v === "bigint") return v.toString();
-  if (v instanceof Date && !Number.isNaN(v.getTime())) return String(v.getTime());
-  return undefined;
+/** Key parts of an integer type: plain integers within the type's range, whatever form they come in. */
+function intKeyPartOf(type: IntType): KeyPart {
+  const [lo, hi] = INT_RANGES[type];
+  const [loN, hiN] = [Number(lo), Number(hi)];
+  const big = (b: bigint): string | undefined => (inIntRange(b, type) ? b.toString() : undefined);
+  // digits that always fit the type (and a number): read without a bigint
+  const shortDigits = type === "int32" ? 9 : 15;
+  return (v: unknown): string | undefined => {
+    if (typeof v === "number") {
+      if (Number.isSafeInteger(v)) return v >= loN && v <= hiN ? String(v === 0 ? 0 : v) : undefined;
+      return Number.isInteger(v) ? big(BigInt(v)) : undefined;
+    }
+    if (typeof v === "string") {
+      if (!INT_RE.test(v)) return undefined;
+      const s = v.trim();
+      return s.length <= shortDigits ? String(Number(s) || 0) : big(BigInt(s));
+    }
+    if (typeof v === "bigint") return big(v);
+    if (v instanceof Date && !Number.isNaN(v.getTime())) return String(v.getTime());
+    return undefined;
+  };
 }
+
+const int32KeyPart = intKeyPartOf("int32");
+const int64KeyPart = intKeyPartOf("int64");
 
 function floatKeyPart(v: unknown): string | undefined {
   if (typeof v === "number") return Number.isFinite(v) ? String(v === 0 ? 0 : v) : undefined;
@@ -54,9 +66,10 @@ function bytesKeyPart(v: unknown): string | undefined {
 function keyPartFor(dtype: Dtype): KeyPart {
   switch (dtype) {
     case "int32":
+      return int32KeyPart;
     case "int64":
     case "unix_timestamp":
-      return intKeyPart;
+      return int64KeyPart;
     case "float32":
     case "float64":
       return floatKeyPart;

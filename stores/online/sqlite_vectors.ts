@@ -28,8 +28,6 @@ import type { SqliteSchema } from "./sqlite_schema.js";
 
 const INDEXES = "__fstore_vector_indexes";
 const VECTORS = "__fstore_vectors";
-/** a write that changes at least this many vectors saves the index file at once; smaller ones a bit later */
-const SAVE_NOW_ROWS = 1000;
 const SAVE_DELAY_MS = 2000;
 
 interface IndexState {
@@ -62,9 +60,21 @@ interface Handle {
   mode: "view" | "ram";
   /** the sequence number the index reflects */
   applied: number;
+  /**
+   * entity key by label, of the labels holding a vector in the table
+   * defended by: `npm run bench -- vectors` retrieveOnlineDocuments top 100 p99 against the search by hand
+   */
+  keys: Map<number, string>;
   /** applied but not saved */
   dirty: boolean;
   timer?: NodeJS.Timeout;
+}
+
+/** An index a write changed. */
+interface Touched {
+  project: string;
+  view: string;
+  field: FieldSpec;
 }
 
 /** A vector write staged for a batch: checked before the transaction, recorded inside it. */
@@ -193,8 +203,8 @@ export class SqliteVectors {
    * Inside the write's transaction: records the vectors of the rows that are now stored (`won[r]`), under a
    * new sequence number per index. Returns the indexes touched, to catch up once committed.
    */
-  record(project: string, staged: StagedVectors, keys: string[], won: Uint8Array): string[] {
-    const touched: string[] = [];
+  record(project: string, staged: StagedVectors, keys: string[], won: Uint8Array): Touched[] {
+    const touched: Touched[] = [];
     for (const { field, dims, vectors, present } of staged.fields) {
       const st = this.ensureIndex(project, staged.view.name, field);
       const seq = st.seq + 1;
@@ -214,34 +224,29 @@ export class SqliteVectors {
       this.schema
         .stmt(`UPDATE ${INDEXES} SET seq = ?, next_label = ? WHERE project = ? AND view = ? AND field = ?`)
         .run(seq, label, project, staged.view.name, field.name);
-      touched.push(handleId(project, staged.view.name, field.name));
+      touched.push({ project, view: staged.view.name, field });
     }
     return touched;
   }
 
   /** After the commit: brings the touched indexes of this process up to the database and saves them. */
-  committed(touched: string[]): void {
-    for (const id of new Set(touched)) {
-      const h = this.handles.get(id);
-      if (!h) continue; // opened (from the file and the table) on first search
-      const n = this.catchUp(h);
-      if (n > 0) this.scheduleSave(h, n);
-    }
+  committed(touched: Touched[]): void {
+    for (const t of touched) this.current(t.project, t.view, t.field);
   }
 
   // ------------------------------------------------------------ the index of a process
 
   /** This process's index of a field, up to date with the database. */
-  private current(project: string, view: FeatureViewSpec, field: FieldSpec): Handle {
-    const st = this.state(project, view.name, field.name) ?? this.ensureIndex(project, view.name, field);
-    const id = handleId(project, view.name, field.name);
+  private current(project: string, view: string, field: FieldSpec): Handle {
+    const st = this.state(project, view, field.name) ?? this.ensureIndex(project, view, field);
+    const id = handleId(project, view, field.name);
     let h = this.handles.get(id);
     if (h && h.generation !== st.generation) {
-      this.forget(project, view.name, field.name);
+      this.forget(project, view, field.name);
       h = undefined;
     }
     if (!h) {
-      h = this.open(project, view.name, field.name, st);
+      h = this.open(project, view, field.name, st);
       this.handles.set(id, h);
     }
     if (st.seq > h.applied) {
@@ -249,7 +254,7 @@ export class SqliteVectors {
       const meta = this.readMeta(h);
       if (meta && meta.seq > h.applied && !h.dirty) this.viewFile(h, meta);
       const n = this.catchUp(h);
-      if (n > 0) this.scheduleSave(h, n);
+      if (n > 0) this.scheduleSave(h);
     }
     return h;
   }
@@ -266,9 +271,16 @@ export class SqliteVectors {
       mode: "ram",
       applied: 0,
       dirty: false,
+      keys: new Map(),
     };
     const meta = this.readMeta(h);
     if (meta) this.viewFile(h, meta);
+    const rows = this.schema
+      .stmt(
+        `SELECT label, entity_key FROM ${VECTORS} WHERE project = ? AND view = ? AND field = ? AND vector IS NOT NULL`,
+      )
+      .all(project, view, field) as Array<{ label: number; entity_key: string }>;
+    for (const r of rows) h.keys.set(r.label, r.entity_key);
     return h;
   }
 
@@ -301,13 +313,28 @@ export class SqliteVectors {
 
   /** Replays the rows changed after `h.applied`; returns how many. */
   private catchUp(h: Handle): number {
-    const rows = this.schema
-      .stmt(
-        `SELECT label, seq, vector FROM ${VECTORS} WHERE project = ? AND view = ? AND field = ? AND seq > ? ORDER BY seq`,
-      )
-      .all(h.project, h.view, h.field, h.applied) as Array<{ label: number; seq: number; vector: Buffer | null }>;
+    const after = () =>
+      this.schema
+        .stmt(
+          `SELECT label, entity_key, seq, vector FROM ${VECTORS} WHERE project = ? AND view = ? AND field = ? AND seq > ? ORDER BY seq`,
+        )
+        .all(h.project, h.view, h.field, h.applied) as Array<{
+        label: number;
+        entity_key: string;
+        seq: number;
+        vector: Buffer | null;
+      }>;
+    let rows = after();
     if (rows.length === 0) return 0;
-    if (h.mode === "view") this.toRam(h);
+    if (h.mode === "view") {
+      this.toRam(h);
+      // the mapped file was gone, so the index starts empty: every row is replayed
+      if (h.applied === 0) rows = after();
+    }
+    for (const r of rows) {
+      if (r.vector === null) h.keys.delete(r.label);
+      else h.keys.set(r.label, r.entity_key);
+    }
     const labels = new BigUint64Array(rows.length);
     for (let i = 0; i < rows.length; i++) labels[i] = BigInt(rows[i].label);
     const had = h.index.size() === 0 ? null : (h.index.contains(labels) as boolean[]);
@@ -341,12 +368,9 @@ export class SqliteVectors {
     h.mode = "ram";
   }
 
-  private scheduleSave(h: Handle, changed: number): void {
+  /** Saves a little later, so that the batches of one materialize make one save (close saves at once). */
+  private scheduleSave(h: Handle): void {
     if (!this.dir) return;
-    if (changed >= SAVE_NOW_ROWS) {
-      this.save(h);
-      return;
-    }
     h.timer ??= setTimeout(() => {
       h.timer = undefined;
       if (this.handles.get(handleId(h.project, h.view, h.field)) === h) this.save(h);
@@ -398,19 +422,18 @@ export class SqliteVectors {
     opts: { exact: boolean; metric: VectorMetric },
   ): VectorMatches {
     if (opts.exact) return this.exact(project, view, field, query, k, opts.metric);
-    const h = this.current(project, view, field);
+    const h = this.current(project, view.name, field);
     const size = h.index.size();
     if (size === 0) return { entityKeys: [], distances: new Float64Array(0), exhausted: true };
-    const m = h.index.search(query, Math.min(k, size), 0);
-    const keyOf = this.schema.stmt(
-      `SELECT entity_key FROM ${VECTORS} WHERE project = ? AND view = ? AND field = ? AND label = ? AND vector IS NOT NULL`,
-    );
+    // one thread: a single query gains nothing from a pool and pays for waking it
+    const m = h.index.search(query, Math.min(k, size), 1);
     const entityKeys: unknown[][] = [];
     const distances: number[] = [];
     for (let i = 0; i < m.keys.length; i++) {
-      const row = keyOf.get(project, view.name, field.name, Number(m.keys[i])) as { entity_key: string } | undefined;
-      if (!row) continue;
-      entityKeys.push(entityKeyValues(view, row.entity_key));
+      // a label without a vector in the table is not answered, whatever the index says
+      const key = h.keys.get(Number(m.keys[i]));
+      if (key === undefined) continue;
+      entityKeys.push(entityKeyValues(view, key));
       distances.push(answerDistance(h.metric, m.distances[i]));
     }
     return { entityKeys, distances: Float64Array.from(distances), exhausted: k >= size || m.keys.length < k };

@@ -42,7 +42,7 @@ export function writeViews(
     batch.length === 0 ? undefined : prepareWrite(schema, project, view, batch),
   );
   const staged = batches.map(({ view, batch }) => (batch.length === 0 ? undefined : vectors?.stage(view, batch)));
-  const touched: string[] = [];
+  const touched: ReturnType<SqliteVectors["record"]> = [];
   const written = batches.map(() => 0);
   const byTable = new Map<string, number[]>();
   prepared.forEach((p, i) => {
