@@ -8,6 +8,7 @@
 // The models are untrained (seeded weights): their cost does not depend on what they learned.
 //
 //   npm run bench -- recommend      FSTORE_BENCH_ITEMS=100000 FSTORE_BENCH_SECONDS=10 FSTORE_BENCH_CASES=inprocess,http
+//   FSTORE_BENCH_RATES=200,20 (open-loop rates)  FSTORE_BENCH_ITERATIONS=1000 (in-process rounds)
 import { type ChildProcess, fork } from "node:child_process";
 import cluster from "node:cluster";
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
@@ -24,6 +25,8 @@ const DIM = 64;
 const CATS = 50;
 const SECONDS = Number(process.env.FSTORE_BENCH_SECONDS ?? 10);
 const ITERATIONS = Number(process.env.FSTORE_BENCH_ITERATIONS ?? 1000);
+/** open-loop request rates of the HTTP latency case */
+const RATES = (process.env.FSTORE_BENCH_RATES ?? "200,20").split(",").map(Number);
 const CASES = new Set((process.env.FSTORE_BENCH_CASES ?? "inprocess,http").split(","));
 const SELF = fileURLToPath(import.meta.url);
 const REPO = fileURLToPath(new URL(`./.data/recommend-${ITEMS}`, import.meta.url));
@@ -331,25 +334,28 @@ async function overHttp(inProcessP50Us: number): Promise<void> {
   const floor = await startChild("floor", { FSTORE_BENCH_FLOOR_BODY: sample });
   const server = await startChild("feature");
   try {
-    await load(gen, server.url, { rate: 200, connections: 4 }); // warm-up: models loaded, JIT, caches
-    const f = await load(gen, floor.url, { rate: 200, connections: 4 });
-    const s = await load(gen, server.url, { rate: 200, connections: 4 });
-    report("HTTP: POST /recommend at 200 req/s p50", s.p50 * 1000, "µs", {
-      baseline: f.p50 * 1000,
-      baselineName: "node:http floor p50",
-    });
-    report("HTTP: POST /recommend at 200 req/s p99", s.p99 * 1000, "µs", {
-      baseline: f.p99 * 1000,
-      baselineName: "node:http floor p99",
-    });
-    const overhead = s.p50 * 1000 - inProcessP50Us;
-    report("HTTP p50 minus in-process p50", overhead, "µs", {
-      baseline: f.p50 * 1000,
-      baselineName: "floor p50",
-      target: "<= 2x floor p50",
-      pass: overhead <= 2 * f.p50 * 1000,
-    });
-    if (s.errors) console.log(`  ${s.errors} requests failed or unanswered`);
+    await load(gen, server.url, { rate: 20, connections: 4 }); // warm-up: models loaded, JIT, caches
+    // 200 req/s as the issue asks, and a rate a process sustains when Retrieve alone takes milliseconds
+    for (const rate of RATES) {
+      const f = await load(gen, floor.url, { rate, connections: 4 });
+      const s = await load(gen, server.url, { rate, connections: 4 });
+      report(`HTTP: POST /recommend at ${rate} req/s p50`, s.p50 * 1000, "µs", {
+        baseline: f.p50 * 1000,
+        baselineName: "node:http floor p50",
+      });
+      report(`HTTP: POST /recommend at ${rate} req/s p99`, s.p99 * 1000, "µs", {
+        baseline: f.p99 * 1000,
+        baselineName: "node:http floor p99",
+      });
+      const overhead = s.p50 * 1000 - inProcessP50Us;
+      report(`HTTP at ${rate} req/s: p50 minus in-process p50`, overhead, "µs", {
+        baseline: f.p50 * 1000,
+        baselineName: "floor p50",
+        target: "<= 2x floor p50",
+        pass: overhead <= 2 * f.p50 * 1000,
+      });
+      if (s.errors) console.log(`  ${s.errors} requests failed or unanswered (the server is saturated at this rate)`);
+    }
     const one = await load(gen, server.url, { connections: 8 });
     report("HTTP: throughput, 1 server process (closed loop, 8 conns)", one.rps, "req/s");
   } finally {
