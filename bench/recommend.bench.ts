@@ -16,6 +16,7 @@ import { createServer } from "node:http";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { SERVER_NODE_FLAGS } from "../server/defaults.js";
 import { measure, performance, percentile, report } from "./lib.js";
 import { runLoad } from "./loadgen.js";
 
@@ -297,8 +298,9 @@ interface Child {
 }
 
 function startChild(mode: ChildMode, env: Record<string, string> = {}): Promise<Child> {
+  // the feature server runs with the V8 flags `fs serve` gives its processes
   const proc = fork(SELF, [], {
-    execArgv: ["--import", "tsx"],
+    execArgv: ["--import", "tsx", ...(mode === "feature" ? SERVER_NODE_FLAGS : [])],
     env: { ...process.env, FSTORE_BENCH_CHILD: mode, ...env },
     stdio: ["ignore", "ignore", "inherit", "ipc"],
   });
