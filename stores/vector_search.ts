@@ -107,6 +107,9 @@ export async function retrieveOnlineDocuments(
   const { resolved, online } = ctx;
   const { view, field, vi } = searchedField(resolved);
   if (!online.searchVectors) throw new ValidationError(`the ${online.type} online store has no vector search`);
+  for (const rv of resolved.views)
+    if (!rv.view.online)
+      throw new ValidationError(`feature view "${rv.view.name}" has online: false; it has no online values to search`);
   const query = checkQuery(field, view, req.query);
   const topK = req.topK;
   if (typeof topK !== "number" || !Number.isInteger(topK) || topK < 1 || topK > ctx.maxTopK)
