@@ -27,6 +27,7 @@ export {
   Filter,
   ItemFeatures,
   Rank,
+  SessionModel,
   Order,
 } from "./registry/pipelines.js";
 export type { PipelineSpec, StageSpec } from "./registry/types.js";

@@ -180,6 +180,46 @@ export class Rank extends StageDefinition {
   }
 }
 
+export interface SessionModelOptions {
+  /** a `fs train session` model folder (relative to the repo) */
+  model: string;
+  /** the saved session ETL workflow folder (`fs etl run ... --save`), run on the session's raw events */
+  workflow: string;
+  /** an online view keyed by the session id whose list features hold the session's events (push mode append) */
+  view?: string;
+  /** candidates handed to the next stage (default 100) */
+  candidates?: number;
+  /** keep the session's own items among the candidates (default false) */
+  includeSeen?: boolean;
+}
+/** Next-item candidates of a session model: the session's raw events (from the request, or its view) in. */
+export class SessionModel extends StageDefinition {
+  readonly kind = "session_model" as const;
+  private readonly o: Extract<StageSpec, { kind: "session_model" }>;
+  constructor(o: SessionModelOptions) {
+    const opts = checkOptions("SessionModel", o, ["model", "workflow", "view", "candidates", "includeSeen"]);
+    super();
+    if (typeof opts.workflow !== "string" || opts.workflow === "")
+      throw new ValidationError(`SessionModel: workflow must be the path of a saved workflow folder`);
+    if (opts.view !== undefined && (typeof opts.view !== "string" || !NAME_RE.test(opts.view)))
+      throw new ValidationError(`SessionModel: view must be a feature view name, got ${JSON.stringify(opts.view)}`);
+    if (opts.includeSeen !== undefined && typeof opts.includeSeen !== "boolean")
+      throw new ValidationError(`SessionModel: includeSeen must be true or false`);
+    this.o = {
+      kind: this.kind,
+      name: "",
+      model: modelPath("SessionModel", opts.model),
+      workflow: opts.workflow,
+      candidates: positiveInt("SessionModel", "candidates", opts.candidates, 100),
+      includeSeen: opts.includeSeen === true,
+    };
+    if (opts.view !== undefined) this.o.view = opts.view;
+  }
+  spec(): StageSpec {
+    return { ...this.o };
+  }
+}
+
 export interface OrderOptions {
   topK?: number;
   strategy?: "greedy" | "softmax";
@@ -217,7 +257,8 @@ export class Order extends StageDefinition {
   }
 }
 
-export type Stage = QueryFeatures | QueryTower | Retrieve | FilterSeen | Filter | ItemFeatures | Rank | Order;
+export type Stage =
+  QueryFeatures | QueryTower | Retrieve | FilterSeen | Filter | ItemFeatures | Rank | SessionModel | Order;
 
 export interface PipelineOptions {
   name: string;
@@ -265,7 +306,7 @@ export class Pipeline {
     opts.stages.forEach((s, i) => {
       if (!isStage(s))
         throw new ValidationError(
-          `${what}: stages[${i}] is not a stage (QueryFeatures, QueryTower, Retrieve, FilterSeen, Filter, ItemFeatures, Rank, Order)`,
+          `${what}: stages[${i}] is not a stage (QueryFeatures, QueryTower, Retrieve, FilterSeen, Filter, ItemFeatures, Rank, SessionModel, Order)`,
         );
     });
     this.stages = [...(opts.stages as Stage[])];

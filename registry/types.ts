@@ -120,6 +120,20 @@ export type StageSpec =
   | { kind: "item_features"; name: string; features: string[] | string; missing: "defaults" | "drop" }
   | { kind: "rank"; name: string; model: string }
   | {
+      kind: "session_model";
+      name: string;
+      /** a `fs train session` model folder */
+      model: string;
+      /** the saved session ETL workflow folder the model's data came from */
+      workflow: string;
+      /** the online view holding each session's events as lists, read by the session id (optional) */
+      view?: string;
+      /** candidates the model hands to the next stage */
+      candidates: number;
+      /** keep items already in the session among the candidates */
+      includeSeen: boolean;
+    }
+  | {
       kind: "order";
       name: string;
       topK: number;
@@ -185,7 +199,11 @@ export function viewIn(view: FeatureViewSpec, repoPath: string): FeatureViewSpec
 export function pipelineIn(p: PipelineSpec, repoPath: string): PipelineSpec {
   const at = (path: string) => (isAbsolute(path) ? path : join(repoPath, path));
   const stages = p.stages.map((s) =>
-    s.kind === "query_tower" || s.kind === "rank" ? { ...s, model: at(s.model) } : s,
+    s.kind === "query_tower" || s.kind === "rank"
+      ? { ...s, model: at(s.model) }
+      : s.kind === "session_model"
+        ? { ...s, model: at(s.model), workflow: at(s.workflow) }
+        : s,
   );
   return { ...p, stages, ...(p.logging ? { logging: { ...p.logging, destination: at(p.logging.destination) } } : {}) };
 }

@@ -149,11 +149,16 @@ export const RECOMMEND: JsonSchema = {
   properties: {
     pipeline: { type: "string", minLength: 1, description: "the name of a registered pipeline" },
     entities: ENTITIES,
+    session: {
+      type: "object",
+      additionalProperties: { type: "array" },
+      description: 'a live session\'s events as columns: {"product_id": [...], "event_time": [...]}',
+    },
     top_k: { type: "integer", minimum: 1, maximum: 10000 },
     seed: { type: "integer", description: "the same seed gives the same lists" },
     debug: { type: "boolean" },
   },
-  required: ["pipeline", "entities"],
+  required: ["pipeline"],
   additionalProperties: false,
 };
 
@@ -198,11 +203,16 @@ export const SEARCH: JsonSchema = {
       items: { type: "string", pattern: "^[^:]+:[^:]+$", description: 'feature references are "view:feature"' },
       description: 'a list of "view:feature" references, one of them a field with a vector index',
     },
-    query: { type: "array", items: { type: "number" }, description: "the query vector, a list of numbers" },
+    query: {
+      type: "array",
+      maxItems: 65536,
+      items: { type: "number" },
+      description: "the query vector, a list of numbers",
+    },
     top_k: { type: "integer", description: "how many of the nearest entities to answer" },
     distance_metric: { enum: ["cosine", "inner_product", "l2"] },
     api_version: { type: "integer" },
-    exclude: { type: "array", description: "entity keys never to answer" },
+    exclude: { type: "array", maxItems: 100000, description: "entity keys never to answer" },
     filter: { type: "string", description: "an expression over the answered columns" },
     exact: { type: "boolean" },
   },

@@ -12,6 +12,9 @@ export interface RecommendRequest {
   entityRows?: Array<Record<string, unknown>>;
   /** ...or as columns ({"user_id": [1, 2]}) */
   entities?: Record<string, unknown[]>;
+  /** a live session's raw events as columns ({"product_id": [...], "event_time": [...]}), for a pipeline with a
+   * SessionModel stage; the answer has one result */
+  session?: Record<string, unknown[]>;
   /** items per row; default the pipeline's Order topK */
   topK?: number;
   /** the same seed gives the same lists; none draws fresh */

@@ -59,7 +59,7 @@ function naiveExact(items: ItemMatrix, seen: (user: unknown) => Set<number>): Ca
 describe("blockedTopK", () => {
   it("equals a full sort per row, with ties to the lower item, exclusions and inactive rows", () => {
     const dim = 5;
-    const m = 4100; // two tiles and a remainder of the 4-item unroll
+    const m = 4103; // two tiles, then 7 items: one 4-item step and 3 left over
     let x = 7;
     const rand = () => ((x = (x * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
     // values on a coarse grid so that equal scores occur
@@ -68,7 +68,7 @@ describe("blockedTopK", () => {
     const n = 6;
     const queries = Float32Array.from({ length: n * dim }, () => Math.round(rand() * 2) / 2);
     const active = Uint8Array.from([1, 1, 0, 1, 1, 1]);
-    const excl = new Set([0, 1, 2, 3, 17, 4099]);
+    const excl = new Set([0, 1, 2, 3, 17, 4099, 4102]);
     for (const k of [1, 7, 100, m + 5]) {
       const top = blockedTopK(queries, n, items, k, active, (r) => (r === 1 ? excl : null));
       for (let r = 0; r < n; r++) {

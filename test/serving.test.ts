@@ -375,6 +375,12 @@ describe("feature logging", () => {
     } finally {
       db.close();
     }
+    // the folder is an entity dataframe for a point-in-time join (training on what was served)
+    const job = await store.getHistoricalFeatures({ entityDf: dest, features: ["user_history:seen_items"] });
+    const joined = await job.toRows();
+    expect(joined.length).toBe(served.results.reduce((a, r) => a + r.items.length, 0));
+    // served "now", after the history rows' time: every known user's history joins
+    for (const r of joined) expect(r.seen_items == null).toBe(Number(r.user_id_raw) === userRaw(5));
   });
 });
 

@@ -9,6 +9,8 @@ import type { TypedPipeline, TypedStage } from "./typing.js";
 export interface PipelineState {
   req: RequestRows;
   cand: Candidates | null;
+  /** rows a stage answered with its own popularity list (e.g. an empty session) */
+  fallback?: Uint8Array;
 }
 
 /** Candidates for the active request rows from their query embeddings: the ANN index, or exact scoring. */
@@ -29,6 +31,8 @@ export interface RunContext {
   topK?: number;
   /** replaces the Retrieve stage's nearest-neighbour search (e.g. exact retrieval in batch jobs) */
   retrieve?: CandidateSource;
+  /** the request's session events (a session pipeline answering one live session) */
+  session?: Record<string, unknown[]>;
   /** count an event of the current stage for a request row (metrics, and the debug trace) */
   count(event: string, row: number, n?: number): void;
 }

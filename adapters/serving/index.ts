@@ -41,6 +41,7 @@ registerServingExtension({
 export { Recommender, recommenderFor, MAX_TOP_K, type ServingListener, type RecommendOptions } from "./recommender.js";
 export { exactCandidates, annCandidates } from "./model_stages.js";
 export { Prng, orderCandidates } from "./ordering.js";
+export { RUNNERS, initialState, runPipeline, DEFAULT_TOP_K, type RunInput, type RunOutput } from "./runner.js";
 export type { CandidateSource, RunContext, PipelineState } from "./context.js";
 export type { Candidates, RequestRows } from "./batch.js";
 export { typePipeline, type TypedPipeline, type TypedStage, QUERY_EMBEDDING, SCORE } from "./typing.js";

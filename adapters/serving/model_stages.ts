@@ -3,7 +3,6 @@
 // user side computed once) and Order (greedy or softmax sampling, diversity cap).
 
 import { FstoreError, ValidationError } from "../../common/errors.js";
-import type { OnlineResponse } from "../../stores/online_response.js";
 import { type Candidates, emptyCandidates, frameOf, takeCandidates } from "./batch.js";
 import type { CandidateSource, RunContext, StageRunner } from "./context.js";
 import { orderCandidates } from "./ordering.js";
@@ -24,18 +23,6 @@ export const queryTower: StageRunner = (state, stage, ctx) => {
   return Promise.resolve();
 };
 
-/** The store's vector search (issue 16), typed here by what Retrieve uses of it. */
-interface VectorSearch {
-  retrieveOnlineDocuments(req: {
-    features: string[];
-    query: number[];
-    topK: number;
-    exclude?: unknown[];
-    filter?: string;
-    exact?: boolean;
-  }): Promise<OnlineResponse>;
-}
-
 function dot(a: ArrayLike<number>, aOff: number, b: ArrayLike<number>, n: number): number {
   let s = 0;
   for (let k = 0; k < n; k++) s += a[aOff + k] * b[k];
@@ -44,10 +31,7 @@ function dot(a: ArrayLike<number>, aOff: number, b: ArrayLike<number>, n: number
 
 /** Nearest items of each active row from the online store's vector index; the score is the query . item product. */
 export const annCandidates: CandidateSource = async (req, stage, topK, ctx) => {
-  const store = ctx.store as unknown as Partial<VectorSearch>;
-  if (req.active.every((a) => a === 0)) return emptyCandidates(req.n, [ctx.typed.itemKey as string]);
-  if (typeof store.retrieveOnlineDocuments !== "function")
-    throw new FstoreError(`stage "${stage.spec.name}": this FeatureStore has no retrieveOnlineDocuments`);
+  const { store } = ctx;
   const itemKey = ctx.typed.itemKey as string;
   const emb = req.embedding as Float32Array;
   const dim = req.dim;
@@ -55,11 +39,7 @@ export const annCandidates: CandidateSource = async (req, stage, topK, ctx) => {
   const answers = await Promise.all(
     Array.from({ length: req.n }, (_, r) =>
       req.active[r]
-        ? (store as VectorSearch).retrieveOnlineDocuments({
-            features: [ref],
-            query: Array.from(emb.subarray(r * dim, (r + 1) * dim)),
-            topK,
-          })
+        ? store.retrieveOnlineDocuments({ features: [ref], query: emb.subarray(r * dim, (r + 1) * dim), topK })
         : Promise.resolve(null),
     ),
   );

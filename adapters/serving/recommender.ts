@@ -75,7 +75,14 @@ export class Recommender implements RecommendService {
     if (req.seed !== undefined && (typeof req.seed !== "number" || !Number.isFinite(req.seed)))
       throw new ValidationError(`seed: expected a number, got ${JSON.stringify(req.seed)}`);
     const typed = await this.pipeline(req.pipeline);
-    const input = req.entities ?? req.entityRows;
+    if (req.session !== undefined) {
+      if (!typed.stages.some((s) => s.spec.kind === "session_model"))
+        throw new ValidationError(`session: pipeline "${typed.spec.name}" has no SessionModel stage to read it`);
+      if (typeof req.session !== "object" || req.session === null || Array.isArray(req.session))
+        throw new ValidationError(`session: expected an object of event columns, e.g. {"product_id": [1, 2]}`);
+    }
+    const input =
+      req.entities ?? req.entityRows ?? (req.session !== undefined ? { [typed.entityKey]: [null] } : undefined);
     if (!input) throw new ValidationError(`entities: give the entity rows (e.g. {"${typed.entityKey}": [1, 2]})`);
     const { columns, length } = toColumns(input, "entities");
     const keys = columns[typed.entityKey];
@@ -87,11 +94,7 @@ export class Recommender implements RecommendService {
       if (name !== typed.entityKey)
         throw new ValidationError(`entities: column "${name}" is not the pipeline's join key "${typed.entityKey}"`);
     if (length === 0) return { results: [] };
-    const models = new Map<string, LoadedServingModel>();
-    for (const s of typed.stages) {
-      if (s.spec.kind === "query_tower") models.set(s.spec.name, await this.models.get(s.spec.model, "query-tower"));
-      if (s.spec.kind === "rank") models.set(s.spec.name, await this.models.get(s.spec.model, "dlrm"));
-    }
+    const models = await this.modelsOf(typed);
     const out = await runPipeline({
       store: this.store,
       typed,
@@ -101,6 +104,7 @@ export class Recommender implements RecommendService {
       topK,
       debug: req.debug === true,
       retrieve: opts.retrieve,
+      session: req.session,
     });
     for (const [event, n] of out.events) {
       const key = `${typed.spec.name}\u0001${event}`;
@@ -110,6 +114,16 @@ export class Recommender implements RecommendService {
     const logging = typed.spec.logging;
     if (logging && Math.random() < logging.sampleRate) this.loggerOf(typed).append(out);
     return { results: out.results };
+  }
+
+  /** The current version of each model stage's model, by stage name. */
+  async modelsOf(typed: TypedPipeline): Promise<Map<string, LoadedServingModel>> {
+    const models = new Map<string, LoadedServingModel>();
+    for (const s of typed.stages) {
+      if (s.spec.kind === "query_tower") models.set(s.spec.name, await this.models.get(s.spec.model, "query-tower"));
+      if (s.spec.kind === "rank") models.set(s.spec.name, await this.models.get(s.spec.model, "dlrm"));
+    }
+    return models;
   }
 
   private loggerOf(typed: TypedPipeline): FeatureLogger {

@@ -11,9 +11,11 @@ import { filterExpression, filterSeen, itemFeatures, queryFeatures } from "./fea
 import { order, orderAll, queryTower, rank, retrieve } from "./model_stages.js";
 import type { LoadedServingModel } from "./models.js";
 import type { Prng } from "./ordering.js";
+import { sessionModel } from "./session_stage.js";
 import type { TypedPipeline } from "./typing.js";
 
-const RUNNERS: Record<StageKind, StageRunner> = {
+/** Each stage kind's implementation (exported for benchmarks that time one stage alone). */
+export const RUNNERS: Record<StageKind, StageRunner> = {
   query_features: queryFeatures,
   query_tower: queryTower,
   retrieve,
@@ -21,6 +23,7 @@ const RUNNERS: Record<StageKind, StageRunner> = {
   filter: filterExpression,
   item_features: itemFeatures,
   rank,
+  session_model: sessionModel,
   order,
 };
 
@@ -39,6 +42,7 @@ export interface RunInput {
   topK?: number;
   debug?: boolean;
   retrieve?: CandidateSource;
+  session?: Record<string, unknown[]>;
 }
 
 export interface RunOutput {
@@ -49,17 +53,24 @@ export interface RunOutput {
   state: PipelineState;
 }
 
-export async function runPipeline(input: RunInput): Promise<RunOutput> {
-  const { typed } = input;
-  const n = input.keys.length;
+/** The state before the first stage: the request rows' keys, every row active, no candidates. */
+export function initialState(entityKey: string, keys: unknown[]): PipelineState {
+  const n = keys.length;
   const req: RequestRows = {
     n,
-    columns: { [typed.entityKey]: input.keys },
+    columns: { [entityKey]: keys },
     embedding: null,
     dim: 0,
     active: new Uint8Array(n).fill(1),
   };
-  const state: PipelineState = { req, cand: null };
+  return { req, cand: null };
+}
+
+export async function runPipeline(input: RunInput): Promise<RunOutput> {
+  const { typed } = input;
+  const n = input.keys.length;
+  const state = initialState(typed.entityKey, input.keys);
+  const { req } = state;
   const events = new Map<string, number>();
   const traces: StageTrace[][] | null = input.debug ? Array.from({ length: n }, () => []) : null;
   let rowEvents: Array<Record<string, number>> | null = null;
@@ -70,6 +81,7 @@ export async function runPipeline(input: RunInput): Promise<RunOutput> {
     rng: input.rng,
     topK: input.topK,
     retrieve: input.retrieve,
+    session: input.session,
     count(event, row, by = 1) {
       events.set(event, (events.get(event) ?? 0) + by);
       if (rowEvents) rowEvents[row][event] = (rowEvents[row][event] ?? 0) + by;
@@ -102,6 +114,7 @@ export async function runPipeline(input: RunInput): Promise<RunOutput> {
       items = popularity ? popularItems(popularity, itemKey, want) : [];
       ctx.count("fallback_popularity", r);
     } else {
+      if (state.fallback?.[r]) fallback = "popularity";
       const c = state.cand as Candidates;
       items = [];
       for (let i = c.offsets[r]; i < c.offsets[r + 1]; i++)

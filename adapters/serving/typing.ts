@@ -8,6 +8,7 @@ import type { Dtype, PipelineSpec, RegistryContents, StageSpec } from "../../reg
 import { resolveFeatures, type ResolvedFeatures } from "../../stores/references.js";
 import type { ModelMeta } from "../models/artifacts.js";
 import type { ServingModelKind } from "./models.js";
+import { sessionModelInfo } from "./session_stage.js";
 
 /** the query-side column QueryTower writes and Retrieve reads */
 export const QUERY_EMBEDDING = "query_embedding";
@@ -65,6 +66,7 @@ function typeSync(
   let cand: Set<string> | null = null;
   let itemKey: string | null = null;
   let itemDtype: Dtype = "int64";
+  let sessionStage = false;
   const stages: TypedStage[] = [];
   const models = new Map<string, ModelMeta>();
   const contents: RegistryContents = {
@@ -92,7 +94,10 @@ function typeSync(
     return r;
   };
   const needCandidates = (s: StageSpec): Set<string> => {
-    if (!cand) throw new ValidationError(`${where(s)}: reads candidates, but no earlier stage writes them (Retrieve)`);
+    if (!cand)
+      throw new ValidationError(
+        `${where(s)}: reads candidates, but no earlier stage writes them (Retrieve or SessionModel)`,
+      );
     return cand;
   };
   const needColumn = (s: StageSpec, cols: Set<string>, col: string, side: "query" | "candidate", why: string) => {
@@ -196,6 +201,33 @@ function typeSync(
         }
         break;
       }
+      case "session_model": {
+        let info: { itemKey: string; itemDtype: Dtype };
+        try {
+          info = sessionModelInfo(s.model, s.workflow);
+        } catch (e) {
+          throw new ValidationError(`${where(s)}: ${errorMessage(e)}`, { cause: e });
+        }
+        itemKey = info.itemKey;
+        itemDtype = info.itemDtype;
+        cand = new Set([itemKey, SCORE]);
+        sessionStage = true;
+        if (s.view) {
+          const v = reg.featureViews.find((x) => x.name === s.view);
+          if (!v) throw new ValidationError(`${where(s)}: view "${s.view}" is not a registered feature view`);
+          t.resolved = resolve(
+            s,
+            v.features.map((f) => `${v.name}:${f.name}`),
+            entityKey,
+            "request",
+          );
+          if (!v.features.some((f) => f.name === itemKey))
+            throw new ValidationError(
+              `${where(s)}: view "${s.view}" has no feature "${itemKey}" (the session's items)`,
+            );
+        }
+        break;
+      }
       case "order": {
         const cols = needCandidates(s);
         if (s.diversity) needColumn(s, cols, s.diversity.feature, "candidate", "the diversity cap");
@@ -204,8 +236,10 @@ function typeSync(
     }
     stages.push(t);
   }
-  if (!itemKey) throw new ValidationError(`${where()}: has no Retrieve stage, so it never has candidates`);
-  if (spec.fallback === "popularity" && ![...models.values()].some((m) => m.popularity?.ids.length))
+  if (!itemKey)
+    throw new ValidationError(`${where()}: has no Retrieve or SessionModel stage, so it never has candidates`);
+  // a session model answers an empty session with the popularity saved in its own folder
+  if (spec.fallback === "popularity" && !sessionStage && ![...models.values()].some((m) => m.popularity?.ids.length))
     throw new ValidationError(
       `${where()}: fallback "popularity" needs a model stage whose fstore-model.json holds popularity (retrain, or set fallback: "none")`,
     );
