@@ -302,3 +302,40 @@ describe("vector index on Redis, shared by processes", () => {
     }
   }, 60_000);
 });
+
+describe("online_store.vector_index", () => {
+  it("sets the HNSW settings of both stores, and refuses bad ones naming the key", async () => {
+    const { parseRepoConfig } = await import("../registry/config.js");
+    const ok = parseRepoConfig(
+      { project: "p", online_store: { type: "sqlite", vector_index: { connectivity: 8, expansion_search: 64 } } },
+      "/repo",
+      "fs.yaml",
+    );
+    expect(ok.onlineStore.vectorIndex).toEqual({ connectivity: 8, expansionAdd: undefined, expansionSearch: 64 });
+    const bad = (vi: unknown) => () =>
+      parseRepoConfig({ project: "p", online_store: { type: "redis", vector_index: vi } }, "/repo", "fs.yaml");
+    expect(bad({ expansion_search: 0 })).toThrow(
+      /fs\.yaml: online_store\.vector_index\.expansion_search must be a whole number from 1 to 100000, got 0/,
+    );
+    expect(bad({ connectivity: 1.5 })).toThrow(/online_store\.vector_index\.connectivity must be a whole number/);
+    expect(bad({ ef: 3 })).toThrow(/fs\.yaml: unknown key "online_store\.vector_index\.ef"/);
+    expect(bad([1])).toThrow(/online_store\.vector_index must be a mapping/);
+    // a store built with its own settings searches as well
+    const { dir, cleanup } = tempDir("vecsettings");
+    const vectors = randomVectors(60, DIM, 17);
+    await writeVectorRepo(
+      dir,
+      vectors,
+      "online_store:\n  type: sqlite\n  path: data/online.db\n  vector_index:\n    connectivity: 4\n    expansion_add: 16\n    expansion_search: 200\n",
+    );
+    const store = await FeatureStore.open(dir);
+    try {
+      await store.apply();
+      await store.materialize(T0 - 2 * DAY, T0);
+      expect(await searchIds(store, vectors[33], 1)).toEqual([33]);
+    } finally {
+      await store.close();
+      cleanup();
+    }
+  }, 60_000);
+});
