@@ -339,3 +339,84 @@ describe("online_store.vector_index", () => {
     }
   }, 60_000);
 });
+
+describe("a writer killed in the middle of a batch (Redis)", () => {
+  it("leaves every stored row searchable after a restart and nothing else", async () => {
+    const { dir, cleanup } = tempDir("veccrashredis");
+    const prefix = `fstore_veccrash_${process.pid}`;
+    const vectors = randomVectors(20, DIM, 19);
+    await writeVectorRepo(
+      dir,
+      vectors,
+      `online_store:\n  type: redis\n  connection_string: "127.0.0.1:6379,db=0"\n  key_prefix: ${prefix}\n`,
+    );
+    let store = await FeatureStore.open(dir);
+    try {
+      await store.apply();
+      await store.close();
+      const script = join(dir, "writer.mts");
+      // 40,000 rows in one write: 80 script calls, killed once the first rows are in
+      writeFileSync(
+        script,
+        `import { FeatureStore } from ${JSON.stringify(join(ROOT, "index.ts"))};
+const store = await FeatureStore.open(${JSON.stringify(dir)});
+const n = 40000;
+const ids = Array.from({ length: n }, (_, i) => 10000 + i);
+const v = ids.map((id) => Array.from({ length: ${DIM} }, (_, j) => Math.sin(id * (j + 1))));
+process.stdout.write("writing\\n");
+await store.writeToOnlineStore("item_embeddings", { item_id: ids, event_timestamp: ids.map(() => ${T0}), cos: v, ip: v, l2: v });
+process.stdout.write("done\\n");
+`,
+      );
+      const child = spawn(process.execPath, ["--import", "tsx", script], {
+        cwd: ROOT,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let err = "";
+      child.stderr.on("data", (c: Buffer) => (err += c.toString()));
+      const { Redis } = await import("ioredis");
+      const r = new Redis({ host: "127.0.0.1", port: 6379, lazyConnect: true });
+      await r.connect();
+      const hash = `${prefix}:vec_repo:__fstore_vec:item_embeddings:cos:vectors`;
+      await new Promise<void>((ok, fail) => {
+        const timer = setTimeout(() => fail(new Error(`writer wrote nothing in 90 s: ${err}`)), 90_000);
+        const poll = setInterval(() => {
+          void r.hlen(hash).then((n) => {
+            if (n > 0) {
+              clearInterval(poll);
+              clearTimeout(timer);
+              ok();
+            }
+          });
+        }, 5);
+      });
+      child.kill("SIGKILL");
+      await new Promise((res) => child.once("exit", res));
+      const stored = await r.hlen(hash);
+      expect(stored).toBeLessThan(40_000); // killed mid-batch
+      await r.quit();
+      store = await FeatureStore.open(dir, { maxTopK: 100_000 });
+      // every stored vector is found by the restarted process's index, and no id beyond them
+      const all = (
+        await store.retrieveOnlineDocuments({ features: ["item_embeddings:cos"], query: vectors[0], topK: 100_000 })
+      ).toObject().item_id as number[];
+      expect(all).toHaveLength(stored);
+      const exact = (
+        await store.retrieveOnlineDocuments({
+          features: ["item_embeddings:cos"],
+          query: vectors[0],
+          topK: 1000,
+          exact: true,
+        })
+      ).toObject().item_id as number[];
+      expect(new Set(all).size).toBe(all.length);
+      for (const id of all.slice(0, 50)) expect(exact).toContain(id);
+      const rows = await store.getOnlineFeatures({ features: ["item_embeddings:cos"], entities: { item_id: all } });
+      expect(rows.toObject().cos.every((v) => v !== null)).toBe(true);
+    } finally {
+      await store.teardown();
+      await store.close();
+      cleanup();
+    }
+  }, 180_000);
+});
