@@ -162,9 +162,10 @@ export async function retrieveOnlineDocuments(
             })();
 
   let k = topK + excluded.size + (filter ? topK : 0);
+  let exact = req.exact ?? false;
   for (;;) {
     const matches = await online.searchVectors(ctx.project, view, field, query, k, {
-      exact: req.exact ?? false,
+      exact,
       metric,
     });
     const keep: number[] = [];
@@ -190,7 +191,14 @@ export async function retrieveOnlineDocuments(
       if (filter && !filter((rows as DocumentRow[])[r])) continue;
       picked.push(r);
     }
-    if (picked.length >= topK || matches.exhausted) return subset(all, entityColumns, results, picked, now);
+    if (picked.length >= topK) return subset(all, entityColumns, results, picked, now);
+    if (matches.exhausted) {
+      // an HNSW graph may leave a few vectors unreachable: when the index ran out before topK survived,
+      // brute force makes sure that no surviving entity is lost
+      if (exact) return subset(all, entityColumns, results, picked, now);
+      exact = true;
+      continue;
+    }
     k *= 4;
   }
 }

@@ -392,27 +392,30 @@ process.stdout.write("done\\n");
       });
       child.kill("SIGKILL");
       await new Promise((res) => child.once("exit", res));
-      const stored = await r.hlen(hash);
+      // script calls the writer sent before it died still run in Redis: wait until the count settles
+      let stored = await r.hlen(hash);
+      for (;;) {
+        await new Promise((res) => setTimeout(res, 300));
+        const now = await r.hlen(hash);
+        if (now === stored) break;
+        stored = now;
+      }
       expect(stored).toBeLessThan(40_000); // killed mid-batch
       await r.quit();
       store = await FeatureStore.open(dir, { maxTopK: 100_000 });
-      // every stored vector is found by the restarted process's index, and no id beyond them
-      const all = (
-        await store.retrieveOnlineDocuments({ features: ["item_embeddings:cos"], query: vectors[0], topK: 100_000 })
-      ).toObject().item_id as number[];
-      expect(all).toHaveLength(stored);
-      const exact = (
-        await store.retrieveOnlineDocuments({
-          features: ["item_embeddings:cos"],
-          query: vectors[0],
-          topK: 1000,
-          exact: true,
-        })
-      ).toObject().item_id as number[];
-      expect(new Set(all).size).toBe(all.length);
-      for (const id of all.slice(0, 50)) expect(exact).toContain(id);
-      const rows = await store.getOnlineFeatures({ features: ["item_embeddings:cos"], entities: { item_id: all } });
+      // the stored vectors are exactly the rows written, each readable; the restarted process's index answers
+      // only those ids, and (HNSW being approximate, a node or two may be unreachable) nearly all of them
+      const ask = (exact: boolean) =>
+        store.retrieveOnlineDocuments({ features: ["item_embeddings:cos"], query: vectors[0], topK: 100_000, exact });
+      const exact = (await ask(true)).toObject().item_id as number[];
+      expect(exact).toHaveLength(stored);
+      const rows = await store.getOnlineFeatures({ features: ["item_embeddings:cos"], entities: { item_id: exact } });
       expect(rows.toObject().cos.every((v) => v !== null)).toBe(true);
+      const ann = (await ask(false)).toObject().item_id as number[];
+      const held = new Set(exact);
+      expect(new Set(ann).size).toBe(ann.length);
+      for (const id of ann) expect(held.has(id)).toBe(true);
+      expect(ann.length).toBeGreaterThanOrEqual(0.99 * stored);
     } finally {
       await store.teardown();
       await store.close();
