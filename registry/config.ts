@@ -5,10 +5,18 @@ import { parseByteSize } from "../common/duckdb.js";
 import { ValidationError, errorMessage } from "../common/errors.js";
 import { acceptedHint, quoteName, unknownKey } from "./options.js";
 
+/** HNSW settings of the store's vector indexes (online_store.vector_index); unset ones keep fstore's defaults. */
+export interface VectorIndexConfig {
+  connectivity?: number;
+  expansionAdd?: number;
+  expansionSearch?: number;
+}
+
 export interface SqliteOnlineConfig {
   type: "sqlite";
   /** absolute path */
   path: string;
+  vectorIndex?: VectorIndexConfig;
 }
 
 export interface RedisOnlineConfig {
@@ -21,6 +29,7 @@ export interface RedisOnlineConfig {
   keyPrefix?: string;
   /** the longest a read or a health check waits for Redis before failing; default DEFAULT_REDIS_READ_TIMEOUT_MS */
   readTimeoutMs?: number;
+  vectorIndex?: VectorIndexConfig;
 }
 
 /** A read waits this long for Redis by default: far above a healthy read, short enough to answer 503 quickly. */
@@ -74,10 +83,37 @@ export const CONFIG_KEYS = {
     "registry_ttl_sec",
   ],
   registry: ["path", "cache_ttl_seconds"],
-  sqlite: ["type", "path"],
-  redis: ["type", "connection_string", "key_ttl_seconds", "key_prefix", "read_timeout_ms"],
+  sqlite: ["type", "path", "vector_index"],
+  redis: ["type", "connection_string", "key_ttl_seconds", "key_prefix", "read_timeout_ms", "vector_index"],
+  vectorIndex: ["connectivity", "expansion_add", "expansion_search"],
   offline: ["type", "memory_limit", "temp_directory", "threads"],
 } as const satisfies Record<string, readonly string[]>;
+
+/** online_store.vector_index: HNSW settings, each a whole number >= 1 (connectivity >= 2). */
+function vectorIndexConfig(os: Raw, file: string): VectorIndexConfig | undefined {
+  const v = os.vector_index;
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "object" || Array.isArray(v))
+    throw new ValidationError(
+      `${file}: online_store.vector_index must be a mapping (connectivity, expansion_add, expansion_search)`,
+    );
+  const raw = v as Raw;
+  onlyKeys(raw, CONFIG_KEYS.vectorIndex, file, "online_store.vector_index.");
+  const int = (key: string, min: number): number | undefined => {
+    const x = raw[key];
+    if (x === undefined || x === null) return undefined;
+    if (typeof x !== "number" || !Number.isInteger(x) || x < min || x > 100_000)
+      throw new ValidationError(
+        `${file}: online_store.vector_index.${key} must be a whole number from ${min} to 100000, got ${JSON.stringify(x)}`,
+      );
+    return x;
+  };
+  return {
+    connectivity: int("connectivity", 2),
+    expansionAdd: int("expansion_add", 1),
+    expansionSearch: int("expansion_search", 1),
+  };
+}
 
 /** Refuses a key of `section` not in `accepted`, naming the file, the key (with its section) and those accepted. */
 function onlyKeys(section: Raw, accepted: readonly string[], file: string, prefix = "", where = ""): void {
@@ -162,7 +198,11 @@ export function parseRepoConfig(raw: Raw, repo: string, file = CONFIG_FILE): Rep
   let onlineStore: OnlineStoreConfig;
   if (osType === "sqlite") {
     onlyKeys(os, CONFIG_KEYS.sqlite, file, "online_store.", " (online_store type sqlite)");
-    onlineStore = { type: "sqlite", path: abs(str(os, "path", `${file} online_store`, "data/online_store.db")) };
+    onlineStore = {
+      type: "sqlite",
+      path: abs(str(os, "path", `${file} online_store`, "data/online_store.db")),
+      vectorIndex: vectorIndexConfig(os, file),
+    };
   } else if (osType === "redis") {
     onlyKeys(os, CONFIG_KEYS.redis, file, "online_store.", " (online_store type redis)");
     const keyPrefix = os.key_prefix;
@@ -181,6 +221,7 @@ export function parseRepoConfig(raw: Raw, repo: string, file = CONFIG_FILE): Rep
       keyTtlSeconds: seconds(os, "key_ttl_seconds", file, 0, "online_store.key_ttl_seconds"),
       keyPrefix: typeof keyPrefix === "string" ? keyPrefix : undefined,
       readTimeoutMs,
+      vectorIndex: vectorIndexConfig(os, file),
     };
   } else {
     throw new ValidationError(`${file}: online_store.type "${osType}" is not supported (expected sqlite or redis)`);

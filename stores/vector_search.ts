@@ -107,6 +107,9 @@ export async function retrieveOnlineDocuments(
   const { resolved, online } = ctx;
   const { view, field, vi } = searchedField(resolved);
   if (!online.searchVectors) throw new ValidationError(`the ${online.type} online store has no vector search`);
+  for (const rv of resolved.views)
+    if (!rv.view.online)
+      throw new ValidationError(`feature view "${rv.view.name}" has online: false; it has no online values to search`);
   const query = checkQuery(field, view, req.query);
   const topK = req.topK;
   if (typeof topK !== "number" || !Number.isInteger(topK) || topK < 1 || topK > ctx.maxTopK)
@@ -159,9 +162,10 @@ export async function retrieveOnlineDocuments(
             })();
 
   let k = topK + excluded.size + (filter ? topK : 0);
+  let exact = req.exact ?? false;
   for (;;) {
     const matches = await online.searchVectors(ctx.project, view, field, query, k, {
-      exact: req.exact ?? false,
+      exact,
       metric,
     });
     const keep: number[] = [];
@@ -187,7 +191,14 @@ export async function retrieveOnlineDocuments(
       if (filter && !filter((rows as DocumentRow[])[r])) continue;
       picked.push(r);
     }
-    if (picked.length >= topK || matches.exhausted) return subset(all, entityColumns, results, picked, now);
+    if (picked.length >= topK) return subset(all, entityColumns, results, picked, now);
+    if (matches.exhausted) {
+      // an HNSW graph may leave a few vectors unreachable: when the index ran out before topK survived,
+      // brute force makes sure that no surviving entity is lost
+      if (exact) return subset(all, entityColumns, results, picked, now);
+      exact = true;
+      continue;
+    }
     k *= 4;
   }
 }

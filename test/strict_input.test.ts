@@ -42,7 +42,7 @@ describe("feature_store.yaml is strict", () => {
       `${file}: unknown key "onlne_store" (did you mean "online_store"? accepted: project, registry, provider, online_store, offline_store, entity_key_serialization_version, registry_ttl_sec)`,
     );
     expect(load("project: p\nonline_store:\n  type: sqlite\n  pth: data/x.db\n")).toBe(
-      `${file}: unknown key "online_store.pth" (online_store type sqlite) (did you mean "online_store.path"? accepted: online_store.type, online_store.path)`,
+      `${file}: unknown key "online_store.pth" (online_store type sqlite) (did you mean "online_store.path"? accepted: online_store.type, online_store.path, online_store.vector_index)`,
     );
     expect(load("project: p\nonline_store:\n  type: redis\n  ttl: 5\n")).toMatch(
       /unknown key "online_store\.ttl" \(online_store type redis\) \(accepted: online_store\.type, online_store\.connection_string, online_store\.key_ttl_seconds, online_store\.key_prefix/,

@@ -1,4 +1,5 @@
 import type { OnlineStoreConfig } from "../../registry/config.js";
+import { hnswSettings } from "../vectors/hnsw.js";
 import type { OnlineStore } from "../types.js";
 import { RedisOnlineStore } from "./redis.js";
 import { SqliteOnlineStore } from "./sqlite.js";
@@ -9,7 +10,7 @@ export { SqliteOnlineStore, sqliteTableName } from "./sqlite.js";
 export async function createOnlineStore(config: OnlineStoreConfig): Promise<OnlineStore> {
   switch (config.type) {
     case "sqlite":
-      return new SqliteOnlineStore(config.path);
+      return new SqliteOnlineStore(config.path, hnswSettings(config.vectorIndex));
     case "redis":
       return RedisOnlineStore.connect(config);
   }

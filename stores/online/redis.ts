@@ -20,6 +20,7 @@ import { type PayloadSchema, SchemaBook, TS_OFFSET, encodeRows, payloadFingerpri
 import { ReadResults } from "./read_results.js";
 import { RedisReadConnection, respBulk } from "./redis_reader.js";
 import { LOG_MAX_ENTRIES, RedisVectors, UPSERT_VECTORS_LUA } from "./redis_vectors.js";
+import { hnswSettings } from "../vectors/hnsw.js";
 
 /** rows per Lua call: big enough to amortise the call, small enough not to stall the server */
 const ROWS_PER_CALL = 500;
@@ -169,7 +170,7 @@ export class RedisOnlineStore implements OnlineStore {
     private readonly config: RedisOnlineConfig,
     private readonly readTimeoutMs: number,
   ) {
-    this.vectors = new RedisVectors(client);
+    this.vectors = new RedisVectors(client, hnswSettings(config.vectorIndex));
   }
 
   static async connect(config: RedisOnlineConfig): Promise<RedisOnlineStore> {

@@ -2,6 +2,7 @@
 
 import { renameSync, rmSync } from "node:fs";
 import usearch, { type MetricKind } from "usearch";
+import type { VectorIndexConfig } from "../../registry/config.js";
 import type { VectorMetric } from "../../registry/types.js";
 
 export type UsearchIndex = InstanceType<typeof usearch.Index>;
@@ -16,6 +17,16 @@ export interface HnswSettings {
 }
 
 export const DEFAULT_HNSW: HnswSettings = { connectivity: 16, expansionAdd: 128, expansionSearch: 1024, threads: 0 };
+
+/** fstore's HNSW defaults with what online_store.vector_index sets. */
+export function hnswSettings(c: VectorIndexConfig | undefined): HnswSettings {
+  return {
+    connectivity: c?.connectivity ?? DEFAULT_HNSW.connectivity,
+    expansionAdd: c?.expansionAdd ?? DEFAULT_HNSW.expansionAdd,
+    expansionSearch: c?.expansionSearch ?? DEFAULT_HNSW.expansionSearch,
+    threads: DEFAULT_HNSW.threads,
+  };
+}
 
 function metricKind(metric: VectorMetric): MetricKind {
   switch (metric) {
