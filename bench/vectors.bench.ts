@@ -8,6 +8,8 @@
 // - index build rate (rebuild from the store) against bare usearch adding the same vectors on the same
 //   threads (target >= 80%); materialize with the index against materialize without it + the bare build
 //   (target <= 1.2x).
+// Then the Redis store (VECTORS_BENCH_REDIS=0 skips it): a process's index built from Redis at start, and
+// search p99 against the same search + read by hand.
 // VECTORS_BENCH_N=1000000 runs the 1M case (build time, memory, p99), to show how cost grows.
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -64,12 +66,14 @@ async function writeData(vectors: Float32Array): Promise<void> {
   });
 }
 
-function writeRepo(dir: string, indexed: boolean): void {
+const SQLITE = "online_store:\n  type: sqlite\n  path: online.db\n";
+
+function writeRepo(dir: string, indexed: boolean, online = SQLITE): void {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   writeFileSync(
     join(dir, "feature_store.yaml"),
-    `project: vec_bench\nregistry: registry.db\nonline_store:\n  type: sqlite\n  path: online.db\noffline_store:\n  type: duckdb\n`,
+    `project: vec_bench\nregistry: registry.db\n${online}offline_store:\n  type: duckdb\n`,
   );
   const opts = indexed ? `, vectorIndex: true, vectorLength: ${D}, vectorSearchMetric: "cosine"` : "";
   writeFileSync(
@@ -217,5 +221,56 @@ export async function main(): Promise<void> {
     `  (p50: search ${ann.p50.toFixed(0)} µs, by hand ${handRead.p50.toFixed(0)} µs, brute force ${brute.p50.toFixed(0)} µs)`,
   );
   report("peak RSS (MB)", peakRssMb(), "MB");
+  await store.close();
+  if (process.env.VECTORS_BENCH_REDIS !== "0") await redisCase(queries, saved, bareBuild);
+}
+
+/** The Redis store: a process's index built from Redis at start, and search p99 against the same by hand. */
+async function redisCase(queries: Float32Array, saved: string, bareBuild: number): Promise<void> {
+  console.log("Redis online store (VECTORS_BENCH_REDIS=0 skips)");
+  const dir = join(dataDir, "repo_redis");
+  writeRepo(
+    dir,
+    true,
+    `online_store:\n  type: redis\n  connection_string: "127.0.0.1:6379"\n  key_prefix: vec_bench_${process.pid}\n`,
+  );
+  const writer = await FeatureStore.open(dir);
+  await writer.apply();
+  let t = performance.now();
+  await writer.materialize(T - 1000, T + 1000);
+  console.log(
+    `  materialize 2 views (vectors hash + change log written with the rows): ${((performance.now() - t) / 1000).toFixed(1)} s`,
+  );
+  const store = await FeatureStore.open(dir);
+  const features = ["item_embeddings:embedding", "item_features:category", "item_features:price"];
+  t = performance.now();
+  await store.retrieveOnlineDocuments({ features, query: queries.subarray(0, D), topK: 1 });
+  const start = (performance.now() - t) / 1000;
+  report("index built from Redis at process start (vectors/s)", N / start, "vectors/s", {
+    baseline: N / bareBuild,
+    baselineName: "bare usearch add (SQLite case above)",
+  });
+  const byHand = newIndex(D, "cosine");
+  byHand.view(saved);
+  let qi = 0;
+  const nextQuery = () => queries.subarray((qi = (qi + 1) % QUERIES) * D, (qi + 1) * D);
+  const [ann, hand] = await measurePair(
+    () => store.retrieveOnlineDocuments({ features, query: nextQuery(), topK: 100 }),
+    async () => {
+      const m = byHand.search(nextQuery(), 100, 1);
+      return store.getOnlineFeatures({ features, entities: { item_id: Array.from(m.keys, Number) } });
+    },
+    500,
+    50,
+  );
+  report("redis retrieveOnlineDocuments top 100, 2 views, p99 (µs)", ann.p99, "µs", {
+    baseline: hand.p99,
+    baselineName: "bare usearch search + getOnlineFeatures by hand",
+    target: "<= 2x",
+    pass: ann.p99 <= 2 * hand.p99,
+  });
+  console.log(`  (p50: search ${ann.p50.toFixed(0)} µs, by hand ${hand.p50.toFixed(0)} µs)`);
+  await writer.teardown();
+  await writer.close();
   await store.close();
 }

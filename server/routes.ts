@@ -119,6 +119,15 @@ export function buildRoutes(ctx: RouteContext): Map<string, Route> {
     if (err) throw new HttpError(400, err);
   };
   const ok = (body: unknown, status = 200) => ({ status, body: JSON.stringify(body) });
+  // a write holds the process for the encoding and the store's write of every row, as a read does
+  const checkDfRows = (df: Record<string, unknown[]>, what: string): void => {
+    const rows = longestColumn(df);
+    if (rows > limits.maxEntityRows)
+      throw new HttpError(
+        413,
+        `df: ${rows} rows is over the limit of ${limits.maxEntityRows} per request (maxEntityRows, fs serve --max-entity-rows): split the ${what}`,
+      );
+  };
   const searchRoute: Route = {
     method: "POST",
     auth: true,
@@ -234,6 +243,7 @@ export function buildRoutes(ctx: RouteContext): Map<string, Route> {
             mode?: "replace" | "append";
             max_length?: number;
           };
+          checkDfRows(b.df, "push");
           const plan = ctx.schemas().push(b.push_source_name);
           if (planFailed(plan)) throw new HttpError(plan.status, plan.error);
           // append rows carry one event's scalars for list features: the library checks them per event
@@ -255,6 +265,7 @@ export function buildRoutes(ctx: RouteContext): Map<string, Route> {
         async run(body) {
           validate(v.write, body);
           const b = body as { feature_view_name: string; df: Record<string, unknown[]> };
+          checkDfRows(b.df, "write");
           const plan = ctx.schemas().write(b.feature_view_name);
           if (planFailed(plan)) throw new HttpError(plan.status, plan.error);
           validate(plan.validateDf, b.df, "df");

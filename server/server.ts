@@ -48,7 +48,7 @@ export interface FeatureServerOptions {
   authToken?: string;
   /** request bodies above this answer 413; default 16 MiB */
   maxBodyBytes?: number;
-  /** get-online-features asking more entity rows answers 413; default 10,000 */
+  /** get-online-features asking more entity rows, or a push or write of more rows, answers 413; default 10,000 */
   maxEntityRows?: number;
   /** get-online-features asking more entity rows x features answers 413; default 100,000 */
   maxFeatureValues?: number;
@@ -166,7 +166,7 @@ export async function startFeatureServer(opts: FeatureServerOptions): Promise<Fe
     const exact = routes.get(fullPath);
     const route = exact ?? (prefix && fullPath.length > prefix.length ? routes.get(prefix) : undefined);
     // the caller's text: logs and errors carry a prefix of it
-    const path = route || fullPath.length <= 200 ? fullPath : `${fullPath.slice(0, 200)}…`;
+    const path = fullPath.length <= 200 ? fullPath : `${fullPath.slice(0, 200)}…`;
     const endpoint = route ? (exact ? fullPath : prefix) : "other";
     let status = 200;
     let failure: unknown;

@@ -58,10 +58,12 @@ function describe(v: unknown): string {
 export function coerceValue(v: unknown, dtype: Dtype, where: () => string): unknown {
   if (v === null || v === undefined) return null;
   if (isListDtype(dtype)) {
-    if (!Array.isArray(v))
+    // a float list may come as a typed array (embeddings usually do)
+    const list = v instanceof Float32Array || v instanceof Float64Array ? Array.from(v) : v;
+    if (!Array.isArray(list))
       throw new ValidationError(`${where()}: expected a list of ${baseType(dtype)}, got ${describe(v)}`);
     const elem = baseType(dtype);
-    return v.map((x, j) => coerceValue(x, elem, () => `${where()}[${j}]`));
+    return list.map((x, j) => coerceValue(x, elem, () => `${where()}[${j}]`));
   }
   switch (baseType(dtype)) {
     case "int32":

@@ -30,6 +30,11 @@ export const itemFeatures = new FeatureView({
   schema: [new Field({ name: "item_group", dtype: "int64" })],
   source: new FileSource({ name: "item_source", path: "data/items.parquet", timestampField: "event_timestamp" }),
 });
+export const itemEmbeddings = new FeatureView({
+  name: "item_embeddings", entities: [item], ttl: 0,
+  schema: [new Field({ name: "embedding", dtype: "float32[]", vectorIndex: true, vectorLength: 64, vectorSearchMetric: "cosine" })],
+  source: new FileSource({ name: "emb_source", path: "data/emb.parquet", timestampField: "event_timestamp" }),
+});
 export const retrieval = new FeatureService({ name: "retrieval", features: [userFeatures, itemFeatures] });
 `;
 
@@ -98,6 +103,9 @@ beforeAll(async () => {
     `COPY (SELECT range AS item_id, range % ${G} AS item_group, TIMESTAMP '2024-01-01' AS event_timestamp FROM range(${I})) TO ${q("data/items.parquet")} (FORMAT parquet)`,
   );
   await c.run(
+    `COPY (SELECT 0::BIGINT AS item_id, TIMESTAMP '2024-01-01' AS event_timestamp, [0.5]::FLOAT[] AS embedding WHERE false) TO ${q("data/emb.parquet")} (FORMAT parquet)`,
+  );
+  await c.run(
     `COPY (SELECT * FROM (VALUES ${events.join(",")}) t(user_id, item_id, click, event_timestamp)) TO ${q("events.parquet")} (FORMAT parquet)`,
   );
   db.close();
@@ -123,6 +131,7 @@ describe("fs train jobs from the feature store", () => {
       batchSize: 128,
       learningRate: 0.01,
       itemView: "item_features",
+      embeddingsView: "item_embeddings",
       evalFraction: 0.2,
       log: () => {},
     });
@@ -141,6 +150,19 @@ describe("fs train jobs from the feature store", () => {
     const again = predict(itemTower, items);
     for (let k = 0; k < again.length; k++) expect(Math.abs(again[k] - emb.embeddings[k])).toBeLessThan(1e-5);
     expect(existsSync(join(out, "results.svg"))).toBe(true);
+    // the embeddings went into the vector view: the store's index answers each item as its own nearest
+    await store.materialize("2023-12-31T00:00:00", "2024-01-02T00:00:00", { views: ["item_features"] });
+    for (const k of [0, 7, I - 1]) {
+      const near = await store.retrieveOnlineDocuments({
+        features: ["item_embeddings:embedding", "item_features:item_group"],
+        query: emb.embeddings.subarray(k * 64, (k + 1) * 64),
+        topK: 3,
+      });
+      const o = near.toObject();
+      expect(o.item_id[0]).toBe(emb.ids[k]);
+      expect(o.distance[0] as number).toBeCloseTo(0, 4);
+      expect(o.item_group[0]).toBe(emb.ids[k] % G);
+    }
   });
 
   it("trains DLRM with catalogue negatives from feature references and writes fstore-model.json with AUC", async () => {
@@ -205,10 +227,13 @@ describe("fs train jobs from the feature store", () => {
         "256",
         "--backend",
         "wasm",
+        "--embeddings-view",
+        "item_embeddings",
       ],
       { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
     );
     expect(stdout).toMatch(/epoch 2\/2: loss [\d.]+ \| \d+ samples\/s/);
+    expect(stdout).toMatch(/wrote \d+ item embeddings to feature view "item_embeddings" \(its vector index follows\)/);
     expect(stdout).toMatch(/two-tower: recall_at_10 [\d.]+/);
     for (const f of [
       "query_tower/model.json",

@@ -475,7 +475,9 @@ describe("bad input", () => {
         entityDf: [{ user_id: 1, event_timestamp: "yesterday-ish" }],
         views: [feats(userFeatures, ["age"])],
       }),
-    ).rejects.toThrow(/entity df: column "event_timestamp" row 0: "yesterday-ish" is not an ISO-8601 timestamp/);
+    ).rejects.toThrow(
+      /entity df: column "event_timestamp" row 0: "yesterday-ish" is not a timestamp: expected an ISO-8601 date or time/,
+    );
   });
 
   it("refuses an output name that clashes with an entity column", async () => {

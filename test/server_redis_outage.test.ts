@@ -127,10 +127,10 @@ describe("Redis that stops answering", () => {
       expect(r.status, r.text).toBe(503);
       expect(r.json.error).toMatch(/did not answer within 300 ms/);
     }
-    expect(readMs).toBeLessThan(READ_TIMEOUT_MS + 700);
+    expect(readMs).toBeLessThan(READ_TIMEOUT_MS + 1500);
     const [h, healthMs] = await timed(health);
     expect(h.status, h.text).toBe(503);
-    expect(healthMs).toBeLessThan(READ_TIMEOUT_MS + 700);
+    expect(healthMs).toBeLessThan(READ_TIMEOUT_MS + 1500);
     // a later read starts a new connection, which is held too
     expect((await read()).status).toBe(503);
 
@@ -152,7 +152,7 @@ describe("Redis that stops answering", () => {
     const [r, ms] = await timed(read);
     expect(r.status, r.text).toBe(503);
     expect(r.json.error).toMatch(/redis/);
-    expect(ms).toBeLessThan(READ_TIMEOUT_MS + 700);
+    expect(ms).toBeLessThan(READ_TIMEOUT_MS + 1500);
     expect((await health()).status).toBe(503);
     // a push goes over the write connection
     const push = await post(`${server.url}/push`, {
@@ -193,7 +193,7 @@ describe("/health's own bound", () => {
       const h = await get(`${server.url}/health`);
       expect(h.status).toBe(503);
       expect(h.json.error).toMatch(/did not answer within 2000 ms/);
-      expect(performance.now() - t).toBeLessThan(3000);
+      expect(performance.now() - t).toBeLessThan(4000);
       hang = false;
       expect((await get(`${server.url}/health`)).status).toBe(200);
     } finally {

@@ -6,6 +6,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateAliccp } from "../adapters/datasets/aliccp.js";
+import { generateRees46 } from "../adapters/datasets/rees46.js";
 import { ValidationError } from "../common/errors.js";
 import { parseIntText } from "../common/numbers.js";
 import { parseTimeText, toEpochMs } from "../common/time.js";
@@ -51,6 +53,22 @@ describe("time text", () => {
     expect(err("-99999999999999999s")).toBe('start: "-99999999999999999s" is outside years 0000-9999');
     expect(err("last week")).toMatch(/"last week" is not a timestamp: expected an ISO-8601 date or time/);
     expect(() => toEpochMs(1e20, "end")).toThrow(/end: 100000000000000000000 ms since the epoch is outside years/);
+  });
+});
+
+describe("dataset generators", () => {
+  it("read their start and end with the same parser: impossible dates are refused", async () => {
+    const { dir, cleanup } = tempDir("strict-datasets");
+    try {
+      await expect(generateAliccp(join(dir, "a"), { rows: 100, end: "2024-02-30" })).rejects.toThrow(
+        'generateAliccp: end: "2024-02-30" is not a date: February 2024 has 29 days',
+      );
+      await expect(generateRees46(join(dir, "r.parquet"), { sessions: 10, start: "2026-11-31" })).rejects.toThrow(
+        'generateRees46: start: "2026-11-31" is not a date: November 2026 has 30 days',
+      );
+    } finally {
+      cleanup();
+    }
   });
 });
 

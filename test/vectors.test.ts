@@ -1,5 +1,5 @@
-// Vector fields and retrieveOnlineDocuments on the SQLite online store: answers equal brute force computed
-// here for the three metrics, and the index follows materialize, push and write-to-online-store.
+// Vector fields and retrieveOnlineDocuments on both online stores: answers equal brute force computed here
+// for the three metrics, and the index follows materialize, push and write-to-online-store.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Field, FeatureStore, ValidationError } from "../index.js";
 import { DAY, T0, tempDir } from "./repo_fixture.js";
@@ -30,20 +30,26 @@ describe("vector fields", () => {
   });
 });
 
-describe("retrieveOnlineDocuments (SQLite)", () => {
+const REDIS = `online_store:\n  type: redis\n  connection_string: "127.0.0.1:6379,db=0"\n  key_prefix: fstore_vec_test_${process.pid}\n`;
+
+describe.each([
+  ["SQLite", undefined],
+  ["Redis", REDIS],
+])("retrieveOnlineDocuments (%s)", (_kind, online) => {
   const { dir, cleanup } = tempDir("vectors");
   const vectors = randomVectors(N, DIM, 7);
   const truth = new Map(vectors.map((v, i) => [i, v]));
   let store: FeatureStore;
 
   beforeAll(async () => {
-    await writeVectorRepo(dir, vectors);
+    await writeVectorRepo(dir, vectors, online);
     store = await FeatureStore.open(dir);
     const plan = await store.apply();
     expect(plan.vectorIndexes).toContain("create vector index item_embeddings:cos (8-d, cosine)");
     await store.materialize(T0 - 2 * DAY, T0);
   }, 60_000);
   afterAll(async () => {
+    await store.teardown();
     await store.close();
     cleanup();
   });

@@ -2,7 +2,7 @@
 // process's writes and rebuilds, and repair after a process is killed between the store write and the
 // index save.
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -77,6 +77,24 @@ describe("vector index lifecycle (SQLite)", () => {
     }
   });
 
+  it("a process whose mapped file vanished rebuilds from the table when it must replay", async () => {
+    await store.close(); // saves
+    store = await FeatureStore.open(dir);
+    const other = await FeatureStore.open(dir);
+    try {
+      expect(await searchIds(other, vectors[12], 1)).toEqual([12]); // other maps the saved file
+      rmSync(join(dir, "data/online.db.vectors"), { recursive: true, force: true });
+      const far = Array.from({ length: DIM }, (_, i) => (i === 3 ? 40 : 0));
+      await store.writeToOnlineStore("item_embeddings", [
+        { item_id: 501, event_timestamp: T0, cos: far, ip: far, l2: far },
+      ]);
+      expect(await searchIds(other, far, 1)).toEqual([501]);
+      expect(await searchIds(other, vectors[12], 1)).toEqual([12]);
+    } finally {
+      await other.close();
+    }
+  });
+
   it("never answers an entity the store no longer holds", async () => {
     const db = new Database(join(dir, "data/online.db"));
     // item 9 vanishes behind the index's back (e.g. a restored database)
@@ -136,14 +154,22 @@ describe("vector index lifecycle (SQLite)", () => {
   });
 });
 
-describe("vector TTL", () => {
-  it("does not answer an expired vector", async () => {
+describe.each([
+  ["SQLite", undefined],
+  [
+    "Redis",
+    `online_store:\n  type: redis\n  connection_string: "127.0.0.1:6379,db=0"\n  key_prefix: fstore_vecttl_${process.pid}\n`,
+  ],
+])("vector TTL and an empty index (%s)", (_kind, online) => {
+  it("answers an empty index with an empty result, and does not answer an expired vector", async () => {
     const { dir, cleanup } = tempDir("vecttl");
     const vectors = randomVectors(50, DIM, 5);
-    await writeVectorRepo(dir, vectors, undefined, "1d");
+    await writeVectorRepo(dir, vectors, online, "1d");
     const store = await FeatureStore.open(dir);
     try {
       await store.apply();
+      expect(await searchIds(store, vectors[0], 5)).toEqual([]);
+      expect(await searchIds(store, vectors[0], 5, { exact: true })).toEqual([]);
       // written 1 day before T0, read now (years later): every vector is expired
       await store.materialize(T0 - 2 * DAY, T0);
       expect(await searchIds(store, vectors[0], 5)).toEqual([]);
@@ -154,6 +180,7 @@ describe("vector TTL", () => {
       );
       expect(await searchIds(store, vectors[3], 5)).toEqual([3, 4]);
     } finally {
+      await store.teardown();
       await store.close();
       cleanup();
     }
@@ -215,4 +242,63 @@ setInterval(() => {}, 1000);
       cleanup();
     }
   }, 120_000);
+});
+
+describe("vector index on Redis, shared by processes", () => {
+  it("each process builds its index from Redis and follows the change log; a new generation rebuilds it", async () => {
+    const { dir, cleanup } = tempDir("vecredis");
+    const prefix = `fstore_vecidx_test_${process.pid}`;
+    const vectors = randomVectors(150, DIM, 13);
+    await writeVectorRepo(
+      dir,
+      vectors,
+      `online_store:\n  type: redis\n  connection_string: "127.0.0.1:6379,db=0"\n  key_prefix: ${prefix}\n`,
+    );
+    const a = await FeatureStore.open(dir);
+    const b = await FeatureStore.open(dir);
+    try {
+      await a.apply();
+      await a.materialize(T0 - 2 * DAY, T0);
+      // b was not running while a wrote: it builds from the vectors hash
+      b.refreshRegistry();
+      expect(await searchIds(b, vectors[8], 1)).toEqual([8]);
+      const far = Array.from({ length: DIM }, (_, i) => (i === 6 ? 25 : 0));
+      await a.writeToOnlineStore("item_embeddings", [
+        { item_id: 900, event_timestamp: T0, cos: far, ip: far, l2: far },
+      ]);
+      await a.writeToOnlineStore("item_embeddings", [{ item_id: 8, event_timestamp: T0, cos: far, ip: far, l2: far }]);
+      // b follows the log: 900 inserted, 8 moved
+      expect(new Set(await searchIds(b, far, 2))).toEqual(new Set([900, 8]));
+      expect(await searchIds(b, vectors[8], 3)).not.toContain(8);
+      // an older write is skipped for the log too
+      await a.writeToOnlineStore("item_embeddings", [
+        { item_id: 900, event_timestamp: T0 - 5 * DAY, cos: vectors[0], ip: vectors[0], l2: vectors[0] },
+      ]);
+      expect(new Set(await searchIds(b, far, 2))).toEqual(new Set([900, 8]));
+      // a metric change is a new generation: b rebuilds under the new metric
+      writeFileSync(join(dir, "features.ts"), vectorDefinitions().replace(`vec("cos", "cosine")`, `vec("cos", "l2")`));
+      await a.apply();
+      b.refreshRegistry();
+      const q = vectors[30];
+      const truth = new Map(vectors.map((v, i) => [i, v] as const));
+      truth.set(900, far);
+      truth.set(8, far);
+      const want = bruteForce(truth, q, "l2", 5);
+      const res = (
+        await b.retrieveOnlineDocuments({ features: ["item_embeddings:cos"], query: q, topK: 5 })
+      ).toObject();
+      expect(res.item_id).toEqual(want.map((w) => w.id));
+      (res.distance as number[]).forEach((d, i) => expect(d).toBeCloseTo(want[i].d, 4));
+      await a.teardown();
+      const { Redis } = await import("ioredis");
+      const r = new Redis({ host: "127.0.0.1", port: 6379, lazyConnect: true });
+      await r.connect();
+      expect(await r.keys(`${prefix}:*`)).toEqual([]);
+      await r.quit();
+    } finally {
+      await a.close();
+      await b.close();
+      cleanup();
+    }
+  }, 60_000);
 });

@@ -6,6 +6,7 @@
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ValidationError } from "../../common/errors.js";
+import { toEpochMs } from "../../common/time.js";
 import { AddTags, Categorify, Dropna, Rename } from "../etl/operators/index.js";
 import { openDuckDB, sqlString } from "../../common/duckdb.js";
 import { exec, queryRows } from "../etl/sql.js";
@@ -63,13 +64,7 @@ export async function generateAliccp(dir: string, o: AliccpOptions): Promise<Ali
   if (I < K) throw new ValidationError(`generateAliccp: items (${I}) must be at least clusters (${K})`);
   const seed = o.seed ?? 42;
   const valid = o.validFraction ?? 0.3;
-  const endMs =
-    o.end === undefined
-      ? Date.parse("2024-06-01T00:00:00Z")
-      : o.end instanceof Date
-        ? o.end.getTime()
-        : Date.parse(o.end);
-  if (Number.isNaN(endMs)) throw new ValidationError(`generateAliccp: end ${JSON.stringify(o.end)} is not a time`);
+  const endMs = toEpochMs(o.end ?? "2024-06-01T00:00:00Z", "generateAliccp: end");
   const spanS = Math.round((o.spanDays ?? 3) * 86400);
   const out = resolve(dir);
   const u = (tag: string, key: string) => `((hash(${seed}, '${tag}', ${key}) % 1000000007) / 1000000007.0)`;

@@ -6,6 +6,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { ValidationError } from "../../common/errors.js";
+import { parseTimeText } from "../../common/time.js";
 import {
   Categorify,
   DayIndex,
@@ -72,9 +73,10 @@ export async function generateRees46(
   const seed = o.seed ?? 42;
   const days = o.days ?? 7;
   const follow = o.followProbability ?? 0.7;
-  const startMs = Date.parse(`${o.start ?? "2019-10-01"}T00:00:00Z`);
-  if (Number.isNaN(startMs))
-    throw new ValidationError(`generateRees46: start ${JSON.stringify(o.start)} is not a date (YYYY-MM-DD)`);
+  const start = o.start ?? "2019-10-01";
+  if (!/^\d{4}-\d\d-\d\d$/.test(start))
+    throw new ValidationError(`generateRees46: start ${JSON.stringify(start)} is not a date (YYYY-MM-DD)`);
+  const startMs = parseTimeText(start, "generateRees46: start");
   const path = resolve(out);
   const format = o.format ?? (path.endsWith(".csv") ? "csv" : "parquet");
   mkdirSync(dirname(path), { recursive: true });

@@ -8,6 +8,7 @@ import type { FeatureStore } from "../../stores/feature_store.js";
 import type { ProgressSink } from "../../common/progress.js";
 import type { EntityDfInput } from "../../stores/types.js";
 import { dlrmToLayers, saveModel, towerToLayers, writeItemEmbeddings } from "./artifacts.js";
+import { embeddingsTarget, writeEmbeddingsToView } from "./embeddings_view.js";
 import { initBackend, type BackendPreference } from "./backend.js";
 import { DLRM_DEFAULTS, DLRM_JOB_DEFAULTS, JOB_DEFAULTS, TWO_TOWER_JOB_DEFAULTS } from "./defaults.js";
 import { DlrmModel, type DlrmOptions } from "./dlrm.js";
@@ -56,6 +57,8 @@ export interface TrainJobOptions {
   k?: number;
   /** the feature view listing every item (item embeddings are exported for all of them) */
   itemView?: string;
+  /** two-tower: also write the item embeddings into this vector view (through write-to-online-store) */
+  embeddingsView?: string;
   backend?: BackendPreference;
   maxEmbeddingDim?: number;
   seed?: number;
@@ -109,6 +112,8 @@ function positives(rows: TrainingRows, target: string | undefined): TrainingRows
  * catalogue as of the cut, exports query tower, item tower and the embeddings of every item (latest features).
  */
 export async function trainTwoTowerJob(o: TrainJobOptions & { twoTower?: TwoTowerOptions }): Promise<TrainJobResult> {
+  // a bad embeddings view fails before training, not after it
+  if (o.embeddingsView) embeddingsTarget(o.store, o.embeddingsView);
   const backend = await initBackend(o.backend ?? "auto", o.log);
   const schema = loadSchema(o.schemaPath);
   const spec = selectInputs(schema, { maxEmbeddingDim: o.maxEmbeddingDim ?? JOB_DEFAULTS.maxEmbeddingDim });
@@ -218,6 +223,10 @@ export async function trainTwoTowerJob(o: TrainJobOptions & { twoTower?: TwoTowe
   }
   const embPath = join(o.outDir, "item_embeddings.parquet");
   await writeItemEmbeddings(embPath, itemId, exportIds, itemEmb, model.dim);
+  if (o.embeddingsView) {
+    const n = await writeEmbeddingsToView(o.store, o.embeddingsView, exportIds, itemEmb, model.dim);
+    o.log?.(`wrote ${n} item embeddings to feature view "${o.embeddingsView}" (its vector index follows)`);
+  }
   files.push(
     embPath,
     ...writeReport(o.outDir, "two-tower", metrics, [`recall_at_${k}`, `ndcg_at_${k}`, `mrr_at_${k}`], { training }),

@@ -6,7 +6,7 @@
 import { ValidationError } from "../../common/errors.js";
 import { openDuckDB, sqlString, ident } from "../../common/duckdb.js";
 import { silentProgress, type ProgressSink } from "../../common/progress.js";
-import type { FeatureViewSpec } from "../../registry/types.js";
+import { type FeatureViewSpec, viewIn } from "../../registry/types.js";
 import type { FeatureStore } from "../../stores/feature_store.js";
 import { toJsValue } from "../../stores/offline/read.js";
 import { DEFAULT_KEY_PREFIX, precomputedTargetOf } from "../../stores/precomputed.js";
@@ -106,6 +106,7 @@ export async function recommendBatch(store: FeatureStore, o: BatchRecommendOptio
   } finally {
     progress.stop();
     await sink.close();
+    await recommender.flush(); // the pipeline's sampled feature logs, which store.close does not see from here
   }
   const events: Record<string, number> = {};
   for (const [k, v] of recommender.totals) {
@@ -142,7 +143,7 @@ function viewNamed(store: FeatureStore, name: string): FeatureViewSpec {
 /** The latest embedding of every item the view's offline source holds (what materialize puts online). */
 async function itemsFromView(store: FeatureStore, view: FeatureViewSpec, feature: string): Promise<ItemMatrix> {
   const offline = await store.offlineStore();
-  const narrow = { ...view, features: view.features.filter((f) => f.name === feature) };
+  const narrow = { ...viewIn(view, store.config.repoPath), features: view.features.filter((f) => f.name === feature) };
   const key = view.entityColumns[0].name;
   const pulled = await offline.pullLatest(narrow, 0, Date.now());
   const ids: unknown[] = [];
@@ -223,7 +224,9 @@ async function entityBlocks(
         `pipeline "${typed.spec.name}": --entities all needs a QueryFeatures stage to list users`,
       );
     const offline = await store.offlineStore();
-    const pulled = await offline.pullLatest({ ...view, features: [] }, 0, Date.now(), { batchSize: blockSize });
+    const pulled = await offline.pullLatest({ ...viewIn(view, store.config.repoPath), features: [] }, 0, Date.now(), {
+      batchSize: blockSize,
+    });
     return { total: pulled.total, blocks: rebatch(pulled.batches, key, blockSize) };
   }
   return parquetKeys(entities, key, blockSize);

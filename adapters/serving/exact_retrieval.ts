@@ -68,42 +68,67 @@ export function blockedTopK(
     if (excluded[r]?.has(j)) return;
     siftDown(hs, hi, base, kk, s, j);
   };
+  const offer = (r: number, j: number, sc: number) => {
+    if (size[r] < kk || sc >= hs[r * kk]) push(r, j, sc);
+  };
+  const rows: number[] = [];
+  if (kk > 0) for (let r = 0; r < n; r++) if (!active || active[r]) rows.push(r);
   for (let j0 = 0; j0 < m; j0 += TILE_ITEMS) {
     const j1 = Math.min(m, j0 + TILE_ITEMS);
-    for (let r = 0; r < n; r++) {
-      if (kk === 0 || (active && !active[r])) continue;
-      const qo = r * dim;
+    let p = 0;
+    // two rows by four items at a time: each loaded value serves four (query) or two (item) products
+    for (; p + 2 <= rows.length; p += 2) {
+      const ra = rows[p];
+      const rb = rows[p + 1];
+      const qa = ra * dim;
+      const qb = rb * dim;
       let j = j0;
-      // four items at a time: each query value is loaded once for four products
       for (; j + 4 <= j1; j += 4) {
         const o0 = j * dim;
         const o1 = o0 + dim;
         const o2 = o1 + dim;
         const o3 = o2 + dim;
-        let s0 = 0;
-        let s1 = 0;
-        let s2 = 0;
-        let s3 = 0;
+        let a0 = 0;
+        let a1 = 0;
+        let a2 = 0;
+        let a3 = 0;
+        let b0 = 0;
+        let b1 = 0;
+        let b2 = 0;
+        let b3 = 0;
         for (let t = 0; t < dim; t++) {
-          const q = queries[qo + t];
-          s0 += E[o0 + t] * q;
-          s1 += E[o1 + t] * q;
-          s2 += E[o2 + t] * q;
-          s3 += E[o3 + t] * q;
+          const x = queries[qa + t];
+          const y = queries[qb + t];
+          const e0 = E[o0 + t];
+          const e1 = E[o1 + t];
+          const e2 = E[o2 + t];
+          const e3 = E[o3 + t];
+          a0 += e0 * x;
+          a1 += e1 * x;
+          a2 += e2 * x;
+          a3 += e3 * x;
+          b0 += e0 * y;
+          b1 += e1 * y;
+          b2 += e2 * y;
+          b3 += e3 * y;
         }
-        const full = size[r] === kk;
-        const min = full ? hs[r * kk] : -Infinity;
-        if (!full || s0 >= min) push(r, j, s0);
-        if (!full || s1 >= min) push(r, j + 1, s1);
-        if (!full || s2 >= min) push(r, j + 2, s2);
-        if (!full || s3 >= min) push(r, j + 3, s3);
+        offer(ra, j, a0);
+        offer(ra, j + 1, a1);
+        offer(ra, j + 2, a2);
+        offer(ra, j + 3, a3);
+        offer(rb, j, b0);
+        offer(rb, j + 1, b1);
+        offer(rb, j + 2, b2);
+        offer(rb, j + 3, b3);
       }
       for (; j < j1; j++) {
-        const o = j * dim;
-        let s = 0;
-        for (let t = 0; t < dim; t++) s += E[o + t] * queries[qo + t];
-        push(r, j, s);
+        offer(ra, j, dot(E, j * dim, queries, qa, dim));
+        offer(rb, j, dot(E, j * dim, queries, qb, dim));
       }
+    }
+    if (p < rows.length) {
+      const r = rows[p];
+      for (let j = j0; j < j1; j++) offer(r, j, dot(E, j * dim, queries, r * dim, dim));
     }
   }
   const offsets = new Int32Array(n + 1);
@@ -123,6 +148,13 @@ export function blockedTopK(
     }
   }
   return { offsets, index, score };
+}
+
+/** The product of a[ao ..] and b[bo ..], summed in dimension order (as every kernel here sums). */
+function dot(a: Float32Array, ao: number, b: Float32Array, bo: number, dim: number): number {
+  let s = 0;
+  for (let t = 0; t < dim; t++) s += a[ao + t] * b[bo + t];
+  return s;
 }
 
 /** a ranks below b: a lower score, or the same score at a higher item position */

@@ -46,7 +46,7 @@ export default class Serve extends FstoreCommand {
       min: 1,
     }),
     "max-entity-rows": Flags.integer({
-      description: "get-online-features asking more entity rows answers 413",
+      description: "get-online-features asking more entity rows, or a push or write of more rows, answers 413",
       default: DEFAULT_MAX_ENTITY_ROWS,
       min: 1,
     }),

@@ -45,6 +45,10 @@ export default class Train extends RepoCommand {
     "item-view": Flags.string({
       description: "feature view holding every item (item embeddings / catalogue negatives for all of them)",
     }),
+    "embeddings-view": Flags.string({
+      description:
+        "two-tower: also write the item embeddings into this vector view (one field with vectorIndex), whose index the store keeps",
+    }),
     "timestamp-column": Flags.string({
       default: "event_timestamp",
       description: "entity df column holding each row's time",
@@ -122,6 +126,7 @@ export default class Train extends RepoCommand {
       evalFraction: num("eval-fraction", flags["eval-fraction"]),
       k: flags.k,
       itemView: flags["item-view"],
+      embeddingsView: flags["embeddings-view"],
       backend: flags.backend as BackendPreference,
       maxEmbeddingDim: flags["max-embedding-dim"],
       seed: flags.seed,

@@ -13,12 +13,13 @@ import { Redis, type ChainableCommander, type RedisOptions } from "ioredis";
 import { FstoreError, UnavailableError, ValidationError, errorMessage } from "../../common/errors.js";
 import { withTimeout } from "../../common/timeout.js";
 import { DEFAULT_REDIS_READ_TIMEOUT_MS, type RedisOnlineConfig } from "../../registry/config.js";
-import type { FeatureViewSpec, FieldSpec } from "../../registry/types.js";
-import type { OnlineReadGroup, OnlineReadResult, OnlineStore, OnlineWriteBatch } from "../types.js";
+import type { FeatureViewSpec, FieldSpec, VectorMetric } from "../../registry/types.js";
+import type { OnlineReadGroup, OnlineReadResult, OnlineStore, OnlineWriteBatch, VectorMatches } from "../types.js";
 import { EntityKeyCodec } from "./entity_keys.js";
 import { type PayloadSchema, SchemaBook, TS_OFFSET, encodeRows, payloadFingerprint } from "./payload.js";
 import { ReadResults } from "./read_results.js";
 import { RedisReadConnection, respBulk } from "./redis_reader.js";
+import { LOG_MAX_ENTRIES, RedisVectors, UPSERT_VECTORS_LUA } from "./redis_vectors.js";
 
 /** rows per Lua call: big enough to amortise the call, small enough not to stall the server */
 const ROWS_PER_CALL = 500;
@@ -158,13 +159,18 @@ export class RedisOnlineStore implements OnlineStore {
   private readonly views = new WeakMap<FeatureViewSpec, RedisView>();
   private readonly savedSchemas = new Set<string>();
   private upsertSha = "";
+  private upsertVectorsSha = "";
+  /** the vector indexes of this process, following Redis (redis_vectors.ts) */
+  private readonly vectors: RedisVectors;
 
   private constructor(
     private readonly client: Redis,
     private readonly reader: RedisReadConnection,
     private readonly config: RedisOnlineConfig,
     private readonly readTimeoutMs: number,
-  ) {}
+  ) {
+    this.vectors = new RedisVectors(client);
+  }
 
   static async connect(config: RedisOnlineConfig): Promise<RedisOnlineStore> {
     const opts = parseRedisConnectionString(config.connectionString);
@@ -199,6 +205,7 @@ export class RedisOnlineStore implements OnlineStore {
 
   private async loadScript(): Promise<void> {
     this.upsertSha = (await this.client.script("LOAD", UPSERT_LUA)) as string;
+    this.upsertVectorsSha = (await this.client.script("LOAD", UPSERT_VECTORS_LUA)) as string;
   }
 
   /** "<keyPrefix>:<project>" when a prefix is configured, else "<project>" */
@@ -216,7 +223,8 @@ export class RedisOnlineStore implements OnlineStore {
     return v;
   }
 
-  async update(project: string, _keep: FeatureViewSpec[], drop: FeatureViewSpec[]): Promise<void> {
+  async update(project: string, keep: FeatureViewSpec[], drop: FeatureViewSpec[]): Promise<void> {
+    await this.vectors.update(this.base(project), keep, drop);
     // hashes are created by writes; dropping a view removes its field from its entities' hashes
     for (const v of drop) {
       const pattern = `${globEscape(this.base(project))}:${globEscape(v.entityColumns[0]?.name ?? "")}=*`;
@@ -231,6 +239,7 @@ export class RedisOnlineStore implements OnlineStore {
       p.unlink(...keys);
     });
     this.savedSchemas.clear();
+    this.vectors.forget(this.base(project));
   }
 
   /** SCAN keys matching `pattern`; each page's keys are handled in one pipeline. */
@@ -268,13 +277,27 @@ export class RedisOnlineStore implements OnlineStore {
     const base = this.base(project);
     const { codec, schema } = this.view(view);
     const keys = codec.keysOfColumns(batch.keys, n);
+    const staged = this.vectors.stage(view, batch);
     const { buf, starts, ends } = encodeRows(view, schema, batch);
     await this.saveSchema(base, schema);
+    // a view with vector fields: the script also keeps each field's vectors hash and change log
+    const vec = staged && (await this.vectors.scriptParts(base, view, batch, staged));
+    const sha = () => (vec ? this.upsertVectorsSha : this.upsertSha);
 
     const ttl = this.config.keyTtlSeconds > 0 ? String(Math.ceil(this.config.keyTtlSeconds)) : "0";
     const prefix = `${base}:`;
     const callArgs = (start: number): Array<string | Buffer> => {
       const end = Math.min(n, start + ROWS_PER_CALL);
+      if (vec) {
+        const m = vec.fieldKeys.length / 2;
+        const args: Array<string | Buffer> = [];
+        for (let r = start; r < end; r++) args.push(prefix + keys[r]);
+        args.push(...vec.fieldKeys, view.name, ttl, String(end - start), String(m), String(LOG_MAX_ENTRIES));
+        for (let r = start; r < end; r++) args.push(buf.subarray(starts[r], ends[r]));
+        for (let r = start; r < end; r++) args.push(vec.entityKeys[r]);
+        for (let r = start; r < end; r++) for (let f = 0; f < m; f++) args.push(vec.vectorOf(r, f));
+        return args;
+      }
       const args = new Array<string | Buffer>(2 + 2 * (end - start));
       let a = 0;
       for (let r = start; r < end; r++) args[a++] = prefix + keys[r];
@@ -284,6 +307,7 @@ export class RedisOnlineStore implements OnlineStore {
       return args;
     };
 
+    const numKeys = (start: number) => Math.min(ROWS_PER_CALL, n - start) + (vec ? vec.fieldKeys.length : 0);
     let written = 0;
     const inFlight = new Set<Promise<void>>();
     const rowsPerPipeline = ROWS_PER_CALL * CALLS_PER_PIPELINE;
@@ -293,7 +317,7 @@ export class RedisOnlineStore implements OnlineStore {
       const starts: number[] = [];
       for (let s = start; s < end; s += ROWS_PER_CALL) {
         starts.push(s);
-        p.evalsha(this.upsertSha, Math.min(ROWS_PER_CALL, n - s), ...callArgs(s));
+        p.evalsha(sha(), numKeys(s), ...callArgs(s));
       }
       const job = p.exec().then(async (res) => {
         for (let i = 0; i < starts.length; i++) {
@@ -301,9 +325,7 @@ export class RedisOnlineStore implements OnlineStore {
           if (err && /NOSCRIPT/.test(err.message)) {
             // the server lost the script (restart, SCRIPT FLUSH): load it again and redo this call
             await this.loadScript();
-            written += Number(
-              await this.client.evalsha(this.upsertSha, Math.min(ROWS_PER_CALL, n - starts[i]), ...callArgs(starts[i])),
-            );
+            written += Number(await this.client.evalsha(sha(), numKeys(starts[i]), ...callArgs(starts[i])));
           } else if (err) {
             throw redisFailure(err, `writing feature view "${view.name}" failed`);
           } else {
@@ -378,6 +400,17 @@ export class RedisOnlineStore implements OnlineStore {
       .hmget(`${base}:${SCHEMAS_FIELD_KEY}`, ...fingerprints.map(String))
       .catch((e: unknown) => Promise.reject(asStoreError(e, "reading payload schemas failed")));
     for (const r of rows) if (r) this.schemas.add(JSON.parse(r) as FieldSpec[]);
+  }
+
+  async searchVectors(
+    project: string,
+    view: FeatureViewSpec,
+    field: FieldSpec,
+    query: Float32Array,
+    k: number,
+    opts: { exact: boolean; metric: VectorMetric },
+  ): Promise<VectorMatches> {
+    return this.vectors.search(this.base(project), view, field, query, k, opts);
   }
 
   /** Both connections answer a PING within the read timeout. */

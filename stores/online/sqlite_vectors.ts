@@ -313,22 +313,28 @@ export class SqliteVectors {
 
   /** Replays the rows changed after `h.applied`; returns how many. */
   private catchUp(h: Handle): number {
-    const rows = this.schema
-      .stmt(
-        `SELECT label, entity_key, seq, vector FROM ${VECTORS} WHERE project = ? AND view = ? AND field = ? AND seq > ? ORDER BY seq`,
-      )
-      .all(h.project, h.view, h.field, h.applied) as Array<{
-      label: number;
-      entity_key: string;
-      seq: number;
-      vector: Buffer | null;
-    }>;
+    const after = () =>
+      this.schema
+        .stmt(
+          `SELECT label, entity_key, seq, vector FROM ${VECTORS} WHERE project = ? AND view = ? AND field = ? AND seq > ? ORDER BY seq`,
+        )
+        .all(h.project, h.view, h.field, h.applied) as Array<{
+        label: number;
+        entity_key: string;
+        seq: number;
+        vector: Buffer | null;
+      }>;
+    let rows = after();
     if (rows.length === 0) return 0;
+    if (h.mode === "view") {
+      this.toRam(h);
+      // the mapped file was gone, so the index starts empty: every row is replayed
+      if (h.applied === 0) rows = after();
+    }
     for (const r of rows) {
       if (r.vector === null) h.keys.delete(r.label);
       else h.keys.set(r.label, r.entity_key);
     }
-    if (h.mode === "view") this.toRam(h);
     const labels = new BigUint64Array(rows.length);
     for (let i = 0; i < rows.length; i++) labels[i] = BigInt(rows[i].label);
     const had = h.index.size() === 0 ? null : (h.index.contains(labels) as boolean[]);
