@@ -8,6 +8,7 @@
 // The models are untrained (seeded weights): their cost does not depend on what they learned.
 //
 //   npm run bench -- recommend      FSTORE_BENCH_ITEMS=100000 FSTORE_BENCH_SECONDS=10 FSTORE_BENCH_CASES=inprocess,http
+//   FSTORE_BENCH_RATES=200,20 (open-loop rates)  FSTORE_BENCH_ITERATIONS=1000 (in-process rounds)
 import { type ChildProcess, fork } from "node:child_process";
 import cluster from "node:cluster";
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
@@ -15,7 +16,8 @@ import { createServer } from "node:http";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { performance, percentile, report } from "./lib.js";
+import { SERVER_NODE_FLAGS } from "../server/defaults.js";
+import { measure, performance, percentile, report } from "./lib.js";
 import { runLoad } from "./loadgen.js";
 
 const ITEMS = Number(process.env.FSTORE_BENCH_ITEMS ?? 100_000);
@@ -24,6 +26,8 @@ const DIM = 64;
 const CATS = 50;
 const SECONDS = Number(process.env.FSTORE_BENCH_SECONDS ?? 10);
 const ITERATIONS = Number(process.env.FSTORE_BENCH_ITERATIONS ?? 1000);
+/** open-loop request rates of the HTTP latency case */
+const RATES = (process.env.FSTORE_BENCH_RATES ?? "200,20").split(",").map(Number);
 const CASES = new Set((process.env.FSTORE_BENCH_CASES ?? "inprocess,http").split(","));
 const SELF = fileURLToPath(import.meta.url);
 const REPO = fileURLToPath(new URL(`./.data/recommend-${ITEMS}`, import.meta.url));
@@ -167,7 +171,8 @@ async function buildRepo(): Promise<void> {
 
 const randomUser = () => userRaw(Math.floor(Math.random() * USERS));
 
-async function inProcess(): Promise<number> {
+/** In-process p50 (µs) back to back, and paced at each HTTP rate (a request every 1/rate s, as the server sees them). */
+async function inProcess(): Promise<{ backToBack: number; paced: Map<number, number> }> {
   const { FeatureStore, recommenderFor, RUNNERS, initialState, Prng } = await import("../index.js");
   const store = await FeatureStore.open(REPO);
   const rec = recommenderFor(store);
@@ -207,8 +212,15 @@ async function inProcess(): Promise<number> {
     pass: p50 <= 1.25 * sum,
   });
   report("in process: store.recommend (1 user) p99", percentile(whole, 99), "µs");
+  // memory not touched for a few ms costs more on these VMs (bench/lib.ts memoryProbe): pace as the HTTP case does
+  const paced = new Map<number, number>();
+  for (const rate of RATES) {
+    const stats = await measure(ask, Math.min(200, rate * SECONDS), 0, 1000 / rate);
+    paced.set(rate, stats.p50);
+    report(`in process: store.recommend paced at ${rate} req/s p50`, stats.p50, "µs");
+  }
   await store.close();
-  return p50;
+  return { backToBack: p50, paced };
 }
 
 // ------------------------------------------------------------------ HTTP (child processes)
@@ -286,8 +298,9 @@ interface Child {
 }
 
 function startChild(mode: ChildMode, env: Record<string, string> = {}): Promise<Child> {
+  // the feature server runs with the V8 flags `fs serve` gives its processes
   const proc = fork(SELF, [], {
-    execArgv: ["--import", "tsx"],
+    execArgv: ["--import", "tsx", ...(mode === "feature" ? SERVER_NODE_FLAGS : [])],
     env: { ...process.env, FSTORE_BENCH_CHILD: mode, ...env },
     stdio: ["ignore", "ignore", "inherit", "ipc"],
   });
@@ -320,7 +333,7 @@ async function load(
   });
 }
 
-async function overHttp(inProcessP50Us: number): Promise<void> {
+async function overHttp(inProcessP50Us: Map<number, number>): Promise<void> {
   const { FeatureStore } = await import("../index.js");
   const store = await FeatureStore.open(REPO);
   const sample = JSON.stringify(
@@ -331,25 +344,28 @@ async function overHttp(inProcessP50Us: number): Promise<void> {
   const floor = await startChild("floor", { FSTORE_BENCH_FLOOR_BODY: sample });
   const server = await startChild("feature");
   try {
-    await load(gen, server.url, { rate: 200, connections: 4 }); // warm-up: models loaded, JIT, caches
-    const f = await load(gen, floor.url, { rate: 200, connections: 4 });
-    const s = await load(gen, server.url, { rate: 200, connections: 4 });
-    report("HTTP: POST /recommend at 200 req/s p50", s.p50 * 1000, "µs", {
-      baseline: f.p50 * 1000,
-      baselineName: "node:http floor p50",
-    });
-    report("HTTP: POST /recommend at 200 req/s p99", s.p99 * 1000, "µs", {
-      baseline: f.p99 * 1000,
-      baselineName: "node:http floor p99",
-    });
-    const overhead = s.p50 * 1000 - inProcessP50Us;
-    report("HTTP p50 minus in-process p50", overhead, "µs", {
-      baseline: f.p50 * 1000,
-      baselineName: "floor p50",
-      target: "<= 2x floor p50",
-      pass: overhead <= 2 * f.p50 * 1000,
-    });
-    if (s.errors) console.log(`  ${s.errors} requests failed or unanswered`);
+    await load(gen, server.url, { rate: 20, connections: 4 }); // warm-up: models loaded, JIT, caches
+    // 200 req/s as the issue asks, and a rate a process sustains when Retrieve alone takes milliseconds
+    for (const rate of RATES) {
+      const f = await load(gen, floor.url, { rate, connections: 4 });
+      const s = await load(gen, server.url, { rate, connections: 4 });
+      report(`HTTP: POST /recommend at ${rate} req/s p50`, s.p50 * 1000, "µs", {
+        baseline: f.p50 * 1000,
+        baselineName: "node:http floor p50",
+      });
+      report(`HTTP: POST /recommend at ${rate} req/s p99`, s.p99 * 1000, "µs", {
+        baseline: f.p99 * 1000,
+        baselineName: "node:http floor p99",
+      });
+      const overhead = s.p50 * 1000 - (inProcessP50Us.get(rate) as number);
+      report(`HTTP at ${rate} req/s: p50 minus in-process p50 at that pace`, overhead, "µs", {
+        baseline: f.p50 * 1000,
+        baselineName: "floor p50",
+        target: "<= 2x floor p50",
+        pass: overhead <= 2 * f.p50 * 1000,
+      });
+      if (s.errors) console.log(`  ${s.errors} requests failed or unanswered (the server is saturated at this rate)`);
+    }
     const one = await load(gen, server.url, { connections: 8 });
     report("HTTP: throughput, 1 server process (closed loop, 8 conns)", one.rps, "req/s");
   } finally {
@@ -372,9 +388,8 @@ async function overHttp(inProcessP50Us: number): Promise<void> {
 
 export async function main(): Promise<void> {
   await buildRepo();
-  let p50 = NaN;
-  if (CASES.has("inprocess") || CASES.has("http")) p50 = await inProcess();
-  if (CASES.has("http")) await overHttp(p50);
+  const p50 = await inProcess();
+  if (CASES.has("http")) await overHttp(p50.paced);
 }
 
 const childMode = process.env.FSTORE_BENCH_CHILD as ChildMode | undefined;

@@ -1,7 +1,9 @@
 // Batch recommendations: the blocked exact top-k against a sort, batch lists against the same pipeline run per
 // user (exact retrieval written here, seen items excluded before the cut), SQLite, Redis and parquet for real,
 // GET /recommendations/{id}, and a run killed mid-way that leaves whole lists and is completed by a rerun.
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { promisify } from "node:util";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -243,6 +245,58 @@ describe("batch recommendations", { timeout: 180_000 }, () => {
     expect(report.users).toBe(USERS - 1);
     expect(await redis.keys(`${prefix}*`)).toHaveLength(USERS - 1);
   });
+
+  // the compiled CLI (npm test builds dist/ first)
+  it.skipIf(!existsSync(fileURLToPath(new URL("../dist/cli/commands.js", import.meta.url))))(
+    "fs recommend batch writes the lists with a progress report and names bad input in one line",
+    async () => {
+      const fs = fileURLToPath(new URL("../bin/fs.js", import.meta.url));
+      const run = promisify(execFile);
+      const out = await run(
+        process.execPath,
+        [
+          fs,
+          "recommend",
+          "batch",
+          "--pipeline",
+          "recommender",
+          "--entities",
+          "all",
+          "--to",
+          "sqlite",
+          "--key-prefix",
+          "CLI:",
+        ],
+        { cwd: dir, env: { ...process.env, NO_COLOR: "1" } },
+      );
+      expect(out.stdout).toMatch(new RegExp(`^${USERS - 1} users x ${ITEMS} items -> sqlite .* users/s`));
+      expect(out.stderr).toMatch(new RegExp(`done ${USERS - 1}/${USERS - 1}`));
+      const got = await store.getPrecomputedRecommendations(repo.known[5], { keyPrefix: "CLI:" });
+      const want = await perUser("recommender", repo.known[5], naiveExact(repo.items, seen));
+      expect(got?.items).toEqual(want.items);
+      const bad = await run(
+        process.execPath,
+        [
+          fs,
+          "recommend",
+          "batch",
+          "--pipeline",
+          "recommender",
+          "--entities",
+          "all",
+          "--to",
+          "sqlite",
+          "--output",
+          "x.parquet",
+        ],
+        { cwd: dir },
+      ).catch((e: { code: number; stderr: string }) => e);
+      expect(bad).toMatchObject({ code: 1 });
+      expect((bad as { stderr: string }).stderr.trim()).toBe(
+        "Error: --output names a parquet file: it goes with --to parquet",
+      );
+    },
+  );
 
   it("bad input names what is wrong", async () => {
     const users = `${dir}/data/users_no_key.parquet`;

@@ -106,6 +106,7 @@ export async function recommendBatch(store: FeatureStore, o: BatchRecommendOptio
   } finally {
     progress.stop();
     await sink.close();
+    await recommender.flush(); // the pipeline's sampled feature logs, which store.close does not see from here
   }
   const events: Record<string, number> = {};
   for (const [k, v] of recommender.totals) {
