@@ -185,7 +185,8 @@ const mine = traced.results[0];
 console.table(
   (mine.debug ?? []).map((s) => ({
     stage: s.stage,
-    candidates: s.count,
+    // the query-side stages work on the user's row, before there are candidates
+    candidates: s.kind.startsWith("query") ? "-" : s.count,
     ms: s.ms,
     events: s.events ? JSON.stringify(s.events) : "",
   })),
@@ -223,6 +224,8 @@ await withServer(repo, async (url) => {
   const answer = (await res.json()) as RecommendResponse;
   if (!res.ok) throw new Error(`demo: POST /recommend answered ${res.status}: ${JSON.stringify(answer)}`);
   for (const r of answer.results) console.log(`  ${JSON.stringify(r)}`);
+  if (answer.results[0]?.fallback !== null || answer.results[1]?.fallback !== "popularity")
+    throw new Error(`demo: expected a personal list, then the popularity fallback for user ${unknownUser}`);
   const got = await fetch(`${url}/recommendations/${demo.sampleUserId}`);
   const stored = (await got.json()) as { items?: unknown[] };
   console.log(`GET ${url}/recommendations/${demo.sampleUserId} -> ${got.status}`);
