@@ -1,6 +1,7 @@
 // The example repo's definitions, as notebook 000 writes them for Feast: user and item feature views over the
 // ETL outputs (unique rows per user / item with event and created timestamps), keyed by the raw ids, 7-day ttl.
-// The data comes from prepareDemoData() (adapters/datasets/demo.ts): `npm run demo`.
+// The data comes from prepareDemoData() (adapters/datasets/demo.ts): `npm run demo`. The serving pipeline that
+// reads these views is written beside them as recommender.ts once its models are trained (scripts/demo.ts).
 import { Entity, FeatureService, FeatureView, Field, FileSource } from "fstore";
 
 export const user = new Entity({
@@ -71,10 +72,55 @@ export const itemFeatures = new FeatureView({
   tags: { team: "recs" },
 });
 
+export const userHistory = new FeatureView({
+  name: "user_history",
+  entities: [user],
+  ttl: "7d",
+  schema: [new Field({ name: "seen_items", dtype: "int64[]", description: "raw ids of the items the user clicked" })],
+  source: new FileSource({
+    name: "user_history_source",
+    path: "data/user_history.parquet",
+    timestampField: "event_timestamp",
+    createdTimestampColumn: "created",
+  }),
+  online: true,
+  tags: { team: "recs" },
+});
+
+// `fs train two-tower --embeddings-view item_embeddings` writes the vectors online; the offline file stays empty.
+export const itemEmbeddings = new FeatureView({
+  name: "item_embeddings",
+  entities: [item],
+  ttl: 0,
+  schema: [
+    new Field({
+      name: "embedding",
+      dtype: "float32[]",
+      vectorIndex: true,
+      vectorLength: 64,
+      vectorSearchMetric: "inner_product",
+      description: "the two-tower item tower's output; the query tower's dot product scores it",
+    }),
+  ],
+  source: new FileSource({
+    name: "item_embeddings_source",
+    path: "data/item_embeddings.parquet",
+    timestampField: "event_timestamp",
+    createdTimestampColumn: "created",
+  }),
+  online: true,
+  tags: { team: "recs" },
+});
+
 export const ranking = new FeatureService({
   name: "ranking",
   features: [userFeatures, itemFeatures],
   description: "everything the ranking model reads",
+});
+export const rankingItems = new FeatureService({
+  name: "ranking_items",
+  features: [itemFeatures],
+  description: "the item side of the ranking model, read per candidate",
 });
 export const retrieval = new FeatureService({
   name: "retrieval",

@@ -222,5 +222,18 @@ describe("demo data for feature_repo/", () => {
       "created",
     ]);
     expect(d.sampleItemIds.length).toBe(3);
+    // seen items: per user, the distinct items clicked in the training events, for the pipeline's FilterSeen
+    const train = join(d.processed, "train", "*.parquet");
+    const [h] = await q(
+      `SELECT count(*) AS n, sum(len(seen_items)) AS seen, max(created) AS c FROM read_parquet('${d.userHistory}')`,
+    );
+    const [clicks] = await q(
+      `SELECT count(DISTINCT user_id_raw) AS users, count(DISTINCT (user_id_raw, item_id_raw)) AS pairs FROM read_parquet('${train}') WHERE click > 0`,
+    );
+    expect(Number(h.n)).toBe(Number(clicks.users));
+    expect(Number(h.seen)).toBe(Number(clicks.pairs));
+    expect((h.c as Date).getTime()).toBe(now.getTime());
+    const [e] = await q(`SELECT count(*) AS n FROM read_parquet('${d.itemEmbeddings}')`);
+    expect(Number(e.n)).toBe(0);
   });
 });

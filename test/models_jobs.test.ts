@@ -36,6 +36,18 @@ export const itemEmbeddings = new FeatureView({
   source: new FileSource({ name: "emb_source", path: "data/emb.parquet", timestampField: "event_timestamp" }),
 });
 export const retrieval = new FeatureService({ name: "retrieval", features: [userFeatures, itemFeatures] });
+// the same items keyed by a raw id (item_id + 1000), with the model's item index as a feature
+export const itemRaw = new Entity({ name: "item_raw", joinKeys: ["item_id_raw"], valueType: "int64" });
+export const itemRawFeatures = new FeatureView({
+  name: "item_raw_features", entities: [itemRaw], ttl: 0,
+  schema: [new Field({ name: "item_id", dtype: "int64" }), new Field({ name: "item_group", dtype: "int64" })],
+  source: new FileSource({ name: "item_raw_source", path: "data/items_raw.parquet", timestampField: "event_timestamp" }),
+});
+export const itemRawEmbeddings = new FeatureView({
+  name: "item_raw_embeddings", entities: [itemRaw], ttl: 0,
+  schema: [new Field({ name: "embedding", dtype: "float32[]", vectorIndex: true, vectorLength: 64, vectorSearchMetric: "cosine" })],
+  source: new FileSource({ name: "emb_raw_source", path: "data/emb_raw.parquet", timestampField: "event_timestamp" }),
+});
 `;
 
 const SCHEMA = {
@@ -106,6 +118,12 @@ beforeAll(async () => {
     `COPY (SELECT 0::BIGINT AS item_id, TIMESTAMP '2024-01-01' AS event_timestamp, [0.5]::FLOAT[] AS embedding WHERE false) TO ${q("data/emb.parquet")} (FORMAT parquet)`,
   );
   await c.run(
+    `COPY (SELECT range + 1000 AS item_id_raw, range AS item_id, range % ${G} AS item_group, TIMESTAMP '2024-01-01' AS event_timestamp FROM range(${I})) TO ${q("data/items_raw.parquet")} (FORMAT parquet)`,
+  );
+  await c.run(
+    `COPY (SELECT 0::BIGINT AS item_id_raw, TIMESTAMP '2024-01-01' AS event_timestamp, [0.5]::FLOAT[] AS embedding WHERE false) TO ${q("data/emb_raw.parquet")} (FORMAT parquet)`,
+  );
+  await c.run(
     `COPY (SELECT * FROM (VALUES ${events.join(",")}) t(user_id, item_id, click, event_timestamp)) TO ${q("events.parquet")} (FORMAT parquet)`,
   );
   db.close();
@@ -162,6 +180,47 @@ describe("fs train jobs from the feature store", () => {
       expect(o.item_id[0]).toBe(emb.ids[k]);
       expect(o.distance[0] as number).toBeCloseTo(0, 4);
       expect(o.item_group[0]).toBe(emb.ids[k] % G);
+    }
+  });
+
+  it("writes the embeddings under the store's item key when the views are keyed by a raw id, not the model's index", async () => {
+    const out = join(dir, "tt_raw");
+    const job = {
+      store,
+      schemaPath: join(dir, "schema.json"),
+      entityDf: join(dir, "events.parquet"),
+      features: ["user_features:user_group", "item_features:item_group"],
+      outDir: out,
+      epochs: 1,
+      batchSize: 256,
+      log: () => {},
+    };
+    // an item view keyed otherwise than the embeddings view cannot say which key each vector belongs to
+    await expect(
+      trainTwoTowerJob({ ...job, itemView: "item_features", embeddingsView: "item_raw_embeddings" }),
+    ).rejects.toThrow(
+      '--embeddings-view item_raw_embeddings is keyed by "item_id_raw", not by the model\'s item id "item_id": give an --item-view keyed by "item_id_raw" (item_features is keyed by "item_id")',
+    );
+    await trainTwoTowerJob({ ...job, itemView: "item_raw_features", embeddingsView: "item_raw_embeddings" });
+    const db = await openDuckDB();
+    const rows = (
+      await db.connection.runAndReadAll(
+        `SELECT item_id, item_id_raw, embedding FROM read_parquet(${sqlString(join(out, "item_embeddings.parquet"))}) ORDER BY item_id`,
+      )
+    ).getRowsJS() as Array<[number, bigint, number[]]>;
+    db.close();
+    expect(rows.length).toBe(I);
+    for (const [id, raw] of rows) expect(Number(raw)).toBe(id + 1000);
+    for (const k of [0, 7, I - 1]) {
+      const o = (
+        await store.retrieveOnlineDocuments({
+          features: ["item_raw_embeddings:embedding"],
+          query: rows[k][2],
+          topK: 1,
+        })
+      ).toObject();
+      expect(o.item_id_raw).toEqual([k + 1000]);
+      expect(o.distance[0] as number).toBeCloseTo(0, 4);
     }
   });
 

@@ -21,6 +21,10 @@ export interface DemoData {
   /** feature_repo/data/user_features.parquet and item_features.parquet */
   userFeatures: string;
   itemFeatures: string;
+  /** data/user_history.parquet: per user, the raw ids of the items clicked in the training events */
+  userHistory: string;
+  /** data/item_embeddings.parquet: the vector view's offline source, empty (training writes the vectors online) */
+  itemEmbeddings: string;
   /** ETL output folders (train/, valid/) with schema.json, and the saved workflow */
   processed: string;
   workflow: string;
@@ -46,7 +50,7 @@ export async function prepareDemoData(repoDir: string, o: DemoDataOptions = {}):
   const workflowDir = join(data, "workflow");
   for (const d of [raw, processed, workflowDir]) rmSync(d, { recursive: true, force: true });
   mkdirSync(data, { recursive: true });
-  progress.start("demo data", 5);
+  progress.start("demo data", 6);
   const gen = await generateAliccp(raw, { rows: o.rows ?? 100_000, seed: o.seed ?? 42, end, spanDays });
   progress.tick(1);
   const wf = aliccpWorkflow();
@@ -73,11 +77,22 @@ export async function prepareDemoData(repoDir: string, o: DemoDataOptions = {}):
     { idColumn: "item_id_raw", created },
   );
   progress.tick(5);
-  progress.stop();
   const duck = await openDuckDB();
   let sampleUserId: number;
   let sampleItemIds: number[];
+  const userHistory = join(data, "user_history.parquet");
+  const itemEmbeddings = join(data, "item_embeddings.parquet");
   try {
+    const train = sqlString(join(processed, "train", "**", "*.parquet"));
+    const at = `make_timestamp(${end.getTime() * 1000})`;
+    await duck.connection.run(
+      `COPY (SELECT user_id_raw, list(DISTINCT item_id_raw ORDER BY item_id_raw) AS seen_items, max(event_timestamp) AS event_timestamp, ${at} AS created FROM read_parquet(${train}) WHERE click > 0 GROUP BY 1 ORDER BY 1) TO ${sqlString(userHistory)} (FORMAT parquet)`,
+    );
+    await duck.connection.run(
+      `COPY (SELECT 0::BIGINT AS item_id_raw, [0.0]::FLOAT[] AS embedding, ${at} AS event_timestamp, ${at} AS created WHERE false) TO ${sqlString(itemEmbeddings)} (FORMAT parquet)`,
+    );
+    progress.tick(6);
+    progress.stop();
     sampleUserId = Number(
       (
         await queryRows(
@@ -100,6 +115,8 @@ export async function prepareDemoData(repoDir: string, o: DemoDataOptions = {}):
   return {
     userFeatures: users.path,
     itemFeatures: items.path,
+    userHistory,
+    itemEmbeddings,
     processed,
     workflow: workflowDir,
     rows: gen.rows,

@@ -291,7 +291,8 @@ export function predict(loaded: LoadedModel, frame: Frame): Float32Array {
 }
 
 /**
- * Write item embeddings to parquet: the item id column and one FLOAT[] column `embedding`. Values go to DuckDB
+ * Write item embeddings to parquet: the item id column, the store's item key when given (e.g. the raw id the
+ * item views are keyed by, row for row with `ids`), and one FLOAT[] column `embedding`. Values go to DuckDB
  * through typed data chunks (one FLOAT column per dimension), then one COPY builds the list column.
  */
 export async function writeItemEmbeddings(
@@ -300,6 +301,7 @@ export async function writeItemEmbeddings(
   ids: ArrayLike<number>,
   embeddings: Float32Array,
   dim: number,
+  key?: { name: string; values: readonly unknown[] },
 ): Promise<void> {
   const n = ids.length;
   if (embeddings.length !== n * dim)
@@ -330,9 +332,24 @@ export async function writeItemEmbeddings(
       app.appendDataChunk(chunk);
     }
     app.closeSync();
+    let keyColumn = "";
+    if (key && key.name !== idColumn) {
+      if (key.values.length !== n) throw new Error(`item embeddings: ${key.values.length} keys for ${n} items`);
+      const integral = key.values.every((v) => typeof v === "bigint" || Number.isSafeInteger(v));
+      await con.run(`CREATE TEMP TABLE item_keys (id INTEGER PRIMARY KEY, k ${integral ? "BIGINT" : "VARCHAR"})`);
+      const keys = await con.createAppender("item_keys");
+      key.values.forEach((v, i) => {
+        keys.appendInteger(ids[i]);
+        if (integral) keys.appendBigInt(BigInt(v as number | bigint));
+        else keys.appendVarchar(String(v));
+        keys.endRow();
+      });
+      keys.closeSync();
+      keyColumn = `(SELECT k FROM item_keys WHERE item_keys.id = w.${id}) AS ${ident(key.name)}, `;
+    }
     const tmp = `${path}.tmp-${process.pid}.parquet`;
     await con.run(
-      `COPY (SELECT ${id}, [${cols.join(", ")}]::FLOAT[] AS embedding FROM wide ORDER BY ${id}) TO ${sqlString(tmp)} (FORMAT parquet)`,
+      `COPY (SELECT ${id}, ${keyColumn}[${cols.join(", ")}]::FLOAT[] AS embedding FROM wide w ORDER BY ${id}) TO ${sqlString(tmp)} (FORMAT parquet)`,
     );
     renameSync(tmp, path);
   } finally {

@@ -29,11 +29,11 @@ export function embeddingsTarget(
   return { joinKey: view.entityColumns[0].name, field: fields[0] };
 }
 
-/** Writes one row per item (its id, `now` as event time, its embedding); returns the rows written. */
+/** Writes one row per item (its key in the view, `now` as event time, its embedding); returns the rows written. */
 export async function writeEmbeddingsToView(
   store: FeatureStore,
   viewName: string,
-  ids: ArrayLike<number>,
+  ids: ArrayLike<unknown>,
   embeddings: Float32Array,
   dim: number,
   now = Date.now(),

@@ -166,6 +166,11 @@ export function splitByTime(
   };
 }
 
+const ROW = "__fstore_row";
+
+/** Items as a Frame, with each row's value of the item view's join key (the item id column or another key). */
+export type ItemCatalogue = Frame & { key: { name: string; values: unknown[] } };
+
 /**
  * Every item of the item feature view with its features as of `asOfMs` (items without a feature row by then,
  * or only ones older than the view's ttl, are left out), or each item's latest features ("latest"), through the
@@ -176,7 +181,7 @@ export async function itemCatalogue(
   o: Pick<JobSource, "store" | "itemView" | "log">,
   spec: InputSpec,
   asOfMs: number | "latest",
-): Promise<Frame | null> {
+): Promise<ItemCatalogue | null> {
   if (!o.itemView) return null;
   const view = o.store.getFeatureView(o.itemView);
   const itemId = spec.itemIdColumn as string;
@@ -221,7 +226,13 @@ export async function itemCatalogue(
       },
       `item view "${o.itemView}"`,
     );
-    return uniqueBy(frame, itemId);
+    // The view's own key (e.g. the raw id) rides along by row position: a Frame holds 32-bit numbers only.
+    const keys = batches.flatMap((b) => Array.from(b.columns[key]));
+    frame.columns[ROW] = Int32Array.from({ length: frame.length }, (_, i) => i);
+    const unique = uniqueBy(frame, itemId);
+    const rows = unique.columns[ROW] as Int32Array;
+    delete unique.columns[ROW];
+    return Object.assign(unique, { key: { name: key, values: Array.from(rows, (r) => keys[r]) } });
   } finally {
     await job.close();
   }

@@ -24,6 +24,7 @@ import { rng, takeRows, type Frame } from "./frame.js";
 import {
   catalogueFromRows,
   itemCatalogue,
+  type ItemCatalogue,
   pickRows,
   rawItemCandidates,
   rowsWhere,
@@ -108,17 +109,33 @@ function positives(rows: TrainingRows, target: string | undefined): TrainingRows
 }
 
 /**
+ * The embeddings view's join key: the model's item id column, or the join key of the item view (whose rows give
+ * each item's key); anything else is a ValidationError naming both views.
+ */
+function embeddingsKeyCheck(o: TrainJobOptions, itemId: string): string {
+  const view = o.embeddingsView as string;
+  const { joinKey } = embeddingsTarget(o.store, view);
+  if (joinKey === itemId) return joinKey;
+  const itemKey = o.itemView ? o.store.getFeatureView(o.itemView).entityColumns[0]?.name : undefined;
+  if (itemKey !== joinKey)
+    throw new ValidationError(
+      `--embeddings-view ${view} is keyed by "${joinKey}", not by the model's item id "${itemId}": give an --item-view keyed by "${joinKey}"${o.itemView ? ` (${o.itemView} is keyed by "${itemKey}")` : ""}`,
+    );
+  return joinKey;
+}
+
+/**
  * Two-tower retrieval from the store: trains on positive rows, evaluates on the latest ones against the item
  * catalogue as of the cut, exports query tower, item tower and the embeddings of every item (latest features).
  */
 export async function trainTwoTowerJob(o: TrainJobOptions & { twoTower?: TwoTowerOptions }): Promise<TrainJobResult> {
-  // a bad embeddings view fails before training, not after it
-  if (o.embeddingsView) embeddingsTarget(o.store, o.embeddingsView);
   const backend = await initBackend(o.backend ?? "auto", o.log);
   const schema = loadSchema(o.schemaPath);
   const spec = selectInputs(schema, { maxEmbeddingDim: o.maxEmbeddingDim ?? JOB_DEFAULTS.maxEmbeddingDim });
   const itemId = spec.itemIdColumn;
   if (!itemId) throw new ValidationError(`${o.schemaPath}: no categorical column tagged item_id`);
+  // a bad embeddings view fails before training, not after it
+  if (o.embeddingsView) embeddingsKeyCheck(o, itemId);
   const extra = [itemId, ...(spec.targetColumn ? [spec.targetColumn] : [])];
   const all = await trainingRows(o, spec, extra, rawItemCandidates(o, spec, schema));
   // Retrieval trains on positive interactions only (as Merlin's Filter(target == 1)).
@@ -222,9 +239,12 @@ export async function trainTwoTowerJob(o: TrainJobOptions & { twoTower?: TwoTowe
     files.push(dir);
   }
   const embPath = join(o.outDir, "item_embeddings.parquet");
-  await writeItemEmbeddings(embPath, itemId, exportIds, itemEmb, model.dim);
+  // The store may key items otherwise than the model's index (e.g. by the raw id): the export carries both.
+  const storeKeys = "key" in exported ? (exported as ItemCatalogue).key : undefined;
+  await writeItemEmbeddings(embPath, itemId, exportIds, itemEmb, model.dim, storeKeys);
   if (o.embeddingsView) {
-    const n = await writeEmbeddingsToView(o.store, o.embeddingsView, exportIds, itemEmb, model.dim);
+    const keys = embeddingsKeyCheck(o, itemId) === itemId ? exportIds : (storeKeys?.values ?? []);
+    const n = await writeEmbeddingsToView(o.store, o.embeddingsView, keys, itemEmb, model.dim);
     o.log?.(`wrote ${n} item embeddings to feature view "${o.embeddingsView}" (its vector index follows)`);
   }
   files.push(
