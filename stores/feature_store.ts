@@ -1,12 +1,13 @@
 // The FeatureStore facade: what services, the CLI and the HTTP server all call.
 
-import { type PushOptions, SerialQueue, pushRows } from "./push.js";
-import { CONFIG_FILE, loadRepoConfig, type RepoConfig } from "../registry/config.js";
 import { FstoreError, NotFoundError, ValidationError, errorMessage } from "../common/errors.js";
+import { StringListMemo } from "../common/list_memo.js";
+import { silentProgress } from "../common/progress.js";
+import { isoUtc, toEpochMs } from "../common/time.js";
+import { CONFIG_FILE, loadRepoConfig, type RepoConfig } from "../registry/config.js";
 import { loadRepoDefinitions } from "../registry/loader.js";
 import { type Plan, compileDefinitions, diff } from "../registry/plan.js";
 import { Registry } from "../registry/registry.js";
-import { isoUtc, toEpochMs } from "../common/time.js";
 import {
   type FeatureServiceSpec,
   type FeatureViewSpec,
@@ -15,65 +16,30 @@ import {
   withRepoPaths,
 } from "../registry/types.js";
 import { type MaterializeReport, defaultMergeRows, materializeViews } from "./materialize.js";
-
-export type { MaterializeReport };
 import { OnlineResponse } from "./online_response.js";
+import type { PrecomputedStore } from "./precomputed.js";
+import { type PushOptions, SerialQueue, pushRows } from "./push.js";
 import { type ResolvedFeatures, resolveFeatures } from "./references.js";
-import { StringListMemo } from "../common/list_memo.js";
+import type {
+  HistoricalFeaturesRequest,
+  MaterializeOptions,
+  OnlineFeaturesRequest,
+  OpenOptions,
+  TimeInput,
+} from "./requests.js";
 import { type RowsInput, toColumns, toOnlineBatch } from "./rows.js";
+import { type RecommendRequest, type RecommendResponse, type RecommendService, servingExtension } from "./serving.js";
+import type { OfflineStore, OnlineReadGroup, OnlineStore, RetrievalJob } from "./types.js";
 import { DEFAULT_MAX_TOP_K, type RetrieveOnlineDocumentsRequest, retrieveOnlineDocuments } from "./vector_search.js";
 
-export type { RetrieveOnlineDocumentsRequest };
-import type { ProgressSink } from "../common/progress.js";
-import type { EntityDfInput, OfflineStore, OnlineReadGroup, OnlineStore, RetrievalJob } from "./types.js";
-import { silentProgress } from "../common/progress.js";
-import { type RecommendRequest, type RecommendResponse, type RecommendService, servingExtension } from "./serving.js";
-import type { PrecomputedStore } from "./precomputed.js";
-
-export type TimeInput = Date | string | number;
-
-export interface OpenOptions {
-  /** use this online store instead of the one feature_store.yaml names */
-  onlineStore?: OnlineStore;
-  /** override the registry cache TTL (seconds) */
-  registryTtlSeconds?: number;
-  /** DuckDB threads when feature_store.yaml's offline_store sets none (a serving process keeps cores for reads) */
-  defaultOfflineThreads?: number;
-  /** the largest topK retrieveOnlineDocuments accepts (default 1000) */
-  maxTopK?: number;
-}
-
-export interface OnlineFeaturesRequest {
-  /** "view:feature" references or the name of a feature service */
-  features: string[] | string;
-  /** entity rows as objects... */
-  entityRows?: Array<Record<string, unknown>>;
-  /** ...or as columns, as in Feast's HTTP API ({"user_id": [1, 2]}) */
-  entities?: Record<string, unknown[]>;
-  fullFeatureNames?: boolean;
-}
-
-export interface HistoricalFeaturesRequest {
-  entityDf: EntityDfInput;
-  features: string[] | string;
-  fullFeatureNames?: boolean;
-  /** entity df column with each row's timestamp; default "event_timestamp" */
-  timestampColumn?: string;
-  filterByCreatedTimestamp?: boolean;
-}
-
-export interface MaterializeOptions {
-  views?: string[];
-  progress?: ProgressSink;
-  batchSize?: number;
-  /**
-   * Views of the same entities are written together, this many rows at most at once (default: what fits
-   * in offline_store.memory_limit at 250 bytes a row, or 8,000,000 without a limit): the offline store
-   * holds each one's sorted rows until they are written. Lower it to use less memory.
-   */
-  mergeRows?: number;
-}
-
+export type { MaterializeReport, RetrieveOnlineDocumentsRequest };
+export type {
+  TimeInput,
+  OpenOptions,
+  OnlineFeaturesRequest,
+  HistoricalFeaturesRequest,
+  MaterializeOptions,
+} from "./requests.js";
 export type { PushTarget, PushOptions } from "./push.js";
 
 export class FeatureStore {

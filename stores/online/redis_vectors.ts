@@ -20,6 +20,7 @@ import {
   DEFAULT_HNSW,
   type HnswSettings,
   type UsearchIndex,
+  addThreads,
   answerDistance,
   newIndex,
   rawDistance,
@@ -253,7 +254,8 @@ export class RedisVectors {
         vecs.set(new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + dims * 4)), fresh * dims);
         fresh++;
       }
-      if (fresh) h.index.add(labels.subarray(0, fresh), vecs.subarray(0, fresh * dims), this.settings.threads);
+      if (fresh)
+        h.index.add(labels.subarray(0, fresh), vecs.subarray(0, fresh * dims), addThreads(this.settings, fresh));
     } while (cursor !== "0");
     this.apply(h, await this.client.xrangeBuffer(keys.log, `(${h.lastId}`, "+"));
     return h;
@@ -296,7 +298,7 @@ export class RedisVectors {
       h.index.add(
         BigUint64Array.from(addLabels),
         addVecs.subarray(0, addLabels.length * h.dims),
-        this.settings.threads,
+        addThreads(this.settings, addLabels.length),
       );
     h.lastId = entries[entries.length - 1][0].toString();
   }

@@ -18,6 +18,7 @@ import {
   DEFAULT_HNSW,
   type HnswSettings,
   type UsearchIndex,
+  addThreads,
   answerDistance,
   newIndex,
   rawDistance,
@@ -351,7 +352,7 @@ export class SqliteVectors {
         const v = r.vector as Buffer;
         vecs.set(new Float32Array(v.buffer, v.byteOffset, h.dims), i * h.dims);
       });
-      h.index.add(keys, vecs, this.settings.threads);
+      h.index.add(keys, vecs, addThreads(this.settings, keys.length));
     }
     h.applied = rows[rows.length - 1].seq;
     h.dirty = true;
