@@ -4,8 +4,10 @@ import { renameSync, rmSync } from "node:fs";
 import usearch, { type MetricKind } from "usearch";
 import type { VectorIndexConfig } from "../../registry/config.js";
 import type { VectorMetric } from "../../registry/types.js";
+import { type HnswIndex, MipsIndex } from "./mips.js";
 
-export type UsearchIndex = InstanceType<typeof usearch.Index>;
+/** An index as the stores use it: usearch's own, or (inner product) the L2 reduction of mips.ts. */
+export type UsearchIndex = HnswIndex;
 
 /** HNSW settings; the defaults reach recall@10 >= 0.97 against exact search on 100k random 64-d vectors (bench/README.md). */
 export interface HnswSettings {
@@ -40,27 +42,19 @@ export function hnswSettings(c: VectorIndexConfig | undefined): HnswSettings {
   };
 }
 
-function metricKind(metric: VectorMetric): MetricKind {
-  switch (metric) {
-    case "cosine":
-      return usearch.MetricKind.Cos;
-    case "inner_product":
-      return usearch.MetricKind.IP;
-    case "l2":
-      return usearch.MetricKind.L2sq;
-  }
-}
-
 export function newIndex(dimensions: number, metric: VectorMetric, s: HnswSettings = DEFAULT_HNSW): UsearchIndex {
-  return new usearch.Index({
-    dimensions,
-    metric: metricKind(metric),
+  const config = (dims: number, kind: MetricKind) => ({
+    dimensions: dims,
+    metric: kind,
     quantization: usearch.ScalarKind.F32,
     connectivity: s.connectivity,
     expansion_add: s.expansionAdd,
     expansion_search: s.expansionSearch,
     multi: false,
   });
+  if (metric === "inner_product")
+    return new MipsIndex(new usearch.Index(config(dimensions + 1, usearch.MetricKind.L2sq)), dimensions);
+  return new usearch.Index(config(dimensions, metric === "cosine" ? usearch.MetricKind.Cos : usearch.MetricKind.L2sq));
 }
 
 /**
