@@ -87,7 +87,8 @@ export const userHistory = new FeatureView({
   tags: { team: "recs" },
 });
 
-// `fs train two-tower --embeddings-view item_embeddings` writes the vectors online; the offline file stays empty.
+// `fs train two-tower --embeddings-view item_embeddings` writes the vectors online and appends them to the offline
+// file, where `fs recommend batch` reads the catalogue.
 export const itemEmbeddings = new FeatureView({
   name: "item_embeddings",
   entities: [item],

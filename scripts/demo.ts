@@ -197,19 +197,7 @@ if (mine.items.length !== 10 || mine.fallback !== null)
 
 step("7. batch recommendations for every user into the SQLite online store");
 // Exact retrieval over the training export (it carries item_id_raw): the vector view holds its vectors online only.
-fs(
-  repo,
-  "recommend",
-  "batch",
-  "--pipeline",
-  "recommender",
-  "--entities",
-  "all",
-  "--to",
-  "sqlite",
-  "--item-embeddings",
-  "models/two_tower/item_embeddings.parquet",
-);
+fs(repo, "recommend", "batch", "--pipeline", "recommender", "--entities", "all", "--to", "sqlite");
 
 step("8. the same over HTTP: fs serve, POST /recommend, GET /recommendations/{id}");
 await withServer(repo, async (url) => {

@@ -181,6 +181,16 @@ describe("fs train jobs from the feature store", () => {
       expect(o.distance[0] as number).toBeCloseTo(0, 4);
       expect(o.item_group[0]).toBe(emb.ids[k] % G);
     }
+    // and into the view's offline file, where batch jobs (fs recommend batch) read the catalogue
+    const duck = await openDuckDB();
+    try {
+      const r = await duck.connection.runAndReadAll(
+        `SELECT count(DISTINCT item_id) AS n FROM read_parquet(${sqlString(join(dir, "data/emb.parquet"))}) WHERE len(embedding) = 64`,
+      );
+      expect(Number((r.getRowObjectsJS()[0] as { n: bigint }).n)).toBe(I);
+    } finally {
+      duck.close();
+    }
   });
 
   it("writes the embeddings under the store's item key when the views are keyed by a raw id, not the model's index", async () => {

@@ -29,7 +29,11 @@ export function embeddingsTarget(
   return { joinKey: view.entityColumns[0].name, field: fields[0] };
 }
 
-/** Writes one row per item (its key in the view, `now` as event time, its embedding); returns the rows written. */
+/**
+ * Writes one row per item (its key in the view, `now` as event and created time, its embedding) to the online
+ * store and appends the same rows to the view's offline file, so that batch jobs reading the view's source
+ * (`fs recommend batch`) find the catalogue; returns the rows written online.
+ */
 export async function writeEmbeddingsToView(
   store: FeatureStore,
   viewName: string,
@@ -42,9 +46,16 @@ export async function writeEmbeddingsToView(
   const n = ids.length;
   const vectors = new Array<number[]>(n);
   for (let i = 0; i < n; i++) vectors[i] = Array.from(embeddings.subarray(i * dim, (i + 1) * dim));
-  return store.writeToOnlineStore(viewName, {
+  const view = store.getFeatureView(viewName);
+  const source = view.source.type === "push" ? view.source.batchSource : view.source;
+  const times = new Array<number>(n).fill(now);
+  const columns: Record<string, unknown[]> = {
     [joinKey]: Array.from(ids),
-    event_timestamp: new Array<number>(n).fill(now),
+    [source.timestampField]: times,
     [field.name]: vectors,
-  });
+  };
+  if (source.createdTimestampColumn) columns[source.createdTimestampColumn] = times;
+  const written = await store.writeToOnlineStore(viewName, columns);
+  await (await store.offlineStore()).appendRows(source, { length: n, columns });
+  return written;
 }
