@@ -11,7 +11,7 @@ export class GruTrainer extends NeuralTrainer {
   readonly kind = "session-gru" as const;
 
   constructor(inputs: SessionInputs, catalogue: Catalogue, o: NeuralOptions = {}) {
-    super(inputs, catalogue, o);
+    super(inputs, catalogue, { ...o, learningRate: o.learningRate ?? 0.01 });
     const d = this.options.dim;
     this.dense("gru_x", d, 3 * d);
     this.param("gru_h_kernel", tf.initializers.orthogonal({ seed: this.nextSeed() }).apply([d, 3 * d]));
@@ -49,7 +49,7 @@ export class TransformerTrainer extends NeuralTrainer {
   readonly kind = "session-transformer" as const;
 
   constructor(inputs: SessionInputs, catalogue: Catalogue, o: NeuralOptions = {}) {
-    super(inputs, catalogue, o);
+    super(inputs, catalogue, { ...o, learningRate: o.learningRate ?? 0.005 });
     const { dim: d, window, layers, heads } = this.options;
     if (d % heads !== 0) throw new Error(`transformer: dim ${d} is not a multiple of heads ${heads}`);
     this.param("pos_emb", tf.randomUniform([window, d], -0.05, 0.05, "float32", this.nextSeed()));

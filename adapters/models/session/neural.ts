@@ -21,9 +21,10 @@ export interface NeuralOptions {
   /** "full": softmax over every item; "sampled": against `negatives` uniformly drawn known items (default full) */
   softmax?: "full" | "sampled";
   negatives?: number;
-  /** passes over each day's sessions (default 3, as notebook 004) */
+  /** passes over each day's sessions (default 5: 3, as notebook 004, underfit both models by 0.08 NDCG@20) */
   epochs?: number;
   batchSize?: number;
+  /** default per model: GRU 0.01, transformer 0.005 (the better of the two for each, scripts/session_experiments.ts) */
   learningRate?: number;
   seed?: number;
   /** transformer: "causal" (next item at every position) or "mlm" (masked items, bidirectional attention, as
@@ -31,7 +32,7 @@ export interface NeuralOptions {
   objective?: "causal" | "mlm";
   /** mlm: share of the positions masked in training (default 0.2) */
   maskProbability?: number;
-  /** transformer: layers and heads (default 2 and 2) */
+  /** transformer: layers and heads (default 1 and 2) */
   layers?: number;
   heads?: number;
   /** called after each batch with the batches done and the total of the current train() call */
@@ -47,11 +48,11 @@ export function resolveNeuralOptions(o: NeuralOptions): ResolvedNeuralOptions {
     sideDim: o.sideDim ?? 8,
     softmax: o.softmax ?? "full",
     negatives: o.negatives ?? 1024,
-    epochs: o.epochs ?? 3,
+    epochs: o.epochs ?? 5,
     batchSize: o.batchSize ?? 256,
     learningRate: o.learningRate ?? 0.003,
     seed: o.seed ?? 42,
-    layers: o.layers ?? 2,
+    layers: o.layers ?? 1,
     heads: o.heads ?? 2,
     objective: o.objective ?? "causal",
     maskProbability: o.maskProbability ?? 0.2,

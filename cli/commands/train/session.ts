@@ -53,9 +53,9 @@ export default class TrainSession extends FstoreCommand {
     features: Flags.string({
       description: "side-feature list columns (default: item-tagged categorical and continuous lists)",
     }),
-    epochs: Flags.integer({ default: 3, description: "passes over each day's sessions" }),
+    epochs: Flags.integer({ description: "passes over each day's sessions (default 5)" }),
     "batch-size": Flags.integer({ default: 256, description: "sessions per batch" }),
-    "learning-rate": Flags.string({ default: "0.01" }),
+    "learning-rate": Flags.string({ description: "default: GRU 0.01, transformer 0.005" }),
     dim: Flags.integer({ default: 64, description: "item embedding and hidden size" }),
     window: Flags.integer({ default: 20, description: "latest items of a session the models read" }),
     softmax: Flags.string({
@@ -64,7 +64,7 @@ export default class TrainSession extends FstoreCommand {
       description: "output softmax: over every item, or against --negatives drawn items (cheaper for large catalogues)",
     }),
     negatives: Flags.integer({ default: 512, description: "sampled softmax: items drawn per batch" }),
-    layers: Flags.integer({ default: 2, description: "transformer blocks" }),
+    layers: Flags.integer({ default: 1, description: "transformer blocks" }),
     heads: Flags.integer({ default: 2, description: "transformer attention heads" }),
     objective: Flags.string({
       default: "causal",
@@ -80,8 +80,8 @@ export default class TrainSession extends FstoreCommand {
     const models = splitList(flags.model);
     for (const m of models)
       if (!MODELS.includes(m)) throw new ValidationError(`--model ${m}: expected one of ${MODELS.join(", ")}`);
-    const lr = Number(flags["learning-rate"]);
-    if (!(lr > 0))
+    const lr = flags["learning-rate"] === undefined ? undefined : Number(flags["learning-rate"]);
+    if (lr !== undefined && !(lr > 0))
       throw new ValidationError(`--learning-rate must be a positive number, got ${flags["learning-rate"]}`);
     // TensorFlow.js and DuckDB load only when this command runs, so other `fs` commands start fast.
     const { trainSessionJob } = await import("../../../adapters/models/session/job.js");
