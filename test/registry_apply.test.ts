@@ -118,7 +118,8 @@ describe("concurrent applies onto one registry", { timeout: 600_000 }, () => {
         for (const r of [ra, rb]) {
           if (r.code !== 0) {
             expect(r.stderr.trim().split("\n")).toHaveLength(1);
-            expect(r.stderr).toMatch(/changed during apply.*re-run/);
+            // the loser either saw the winner's commit, or (on a loaded machine) waited out the busy timeout
+            expect(r.stderr).toMatch(/changed during apply.*re-run|registry .* is locked by another process/);
           }
         }
       }
