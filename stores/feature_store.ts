@@ -17,7 +17,7 @@ import {
 } from "../registry/types.js";
 import { type MaterializeReport, defaultMergeRows, materializeViews } from "./materialize.js";
 import { OnlineResponse } from "./online_response.js";
-import type { PrecomputedStore } from "./precomputed.js";
+import { type PrecomputedReadOptions, PrecomputedReaders } from "./precomputed_readers.js";
 import { type PushOptions, SerialQueue, pushRows } from "./push.js";
 import { type ResolvedFeatures, resolveFeatures } from "./references.js";
 import type {
@@ -64,7 +64,7 @@ export class FeatureStore {
   /** the serving runtime (adapters/serving), made on the first recommend */
   private serving: RecommendService | null = null;
   /** readers of precomputed recommendation lists, by target, opened on first use */
-  private precomputed = new Map<string, Promise<PrecomputedStore>>();
+  private readonly precomputed = new PrecomputedReaders();
 
   private constructor(
     readonly config: RepoConfig,
@@ -459,21 +459,9 @@ export class FeatureStore {
    */
   async getPrecomputedRecommendations(
     entity: string | number | bigint,
-    opts: { keyPrefix?: string; from?: "redis" | "sqlite"; redis?: string } = {},
+    opts: PrecomputedReadOptions = {},
   ): Promise<Record<string, unknown> | null> {
-    if (!["string", "number", "bigint"].includes(typeof entity) || entity === "")
-      throw new ValidationError(`precomputed recommendations: expected an entity id, got ${JSON.stringify(entity)}`);
-    const { DEFAULT_KEY_PREFIX, openPrecomputed, precomputedTargetOf } = await import("./precomputed.js");
-    const target = precomputedTargetOf(this.config, opts.from, opts.redis);
-    const id = JSON.stringify(target);
-    let opening = this.precomputed.get(id);
-    if (!opening) {
-      opening = openPrecomputed(target);
-      opening.catch(() => this.precomputed.delete(id)); // the next call tries again (e.g. Redis came back)
-      this.precomputed.set(id, opening);
-    }
-    const text = await (await opening).read(`${opts.keyPrefix ?? DEFAULT_KEY_PREFIX}${String(entity)}`);
-    return text === null ? null : (JSON.parse(text) as Record<string, unknown>);
+    return this.precomputed.read(this.config, entity, opts);
   }
 
   /** The serving runtime of this store, when a recommend made one. */
@@ -493,9 +481,7 @@ export class FeatureStore {
     const serving = this.serving;
     this.serving = null;
     await serving?.close(); // flushes feature logs while the stores are still open
-    const lists = [...this.precomputed.values()];
-    this.precomputed.clear();
-    await Promise.allSettled(lists.map((p) => p.then((l) => l.close())));
+    await this.precomputed.close();
     const online = this.online;
     const offline = this.offline;
     this.online = null;

@@ -16,17 +16,9 @@ import type { Redis } from "ioredis";
 import { type FeatureViewSpec, type FieldSpec, type VectorMetric, vectorFields } from "../../registry/types.js";
 import type { OnlineWriteBatch, VectorMatches } from "../types.js";
 import { type BatchVectors, batchVectors } from "../vectors/batch.js";
-import {
-  DEFAULT_HNSW,
-  type HnswSettings,
-  type UsearchIndex,
-  addThreads,
-  answerDistance,
-  newIndex,
-  rawDistance,
-} from "../vectors/hnsw.js";
+import { DEFAULT_HNSW, type HnswSettings, type UsearchIndex, addThreads, newIndex } from "../vectors/hnsw.js";
 import { EntityKeyCodec } from "./entity_keys.js";
-import { entityKeyValues } from "./entity_key_values.js";
+import { exactMatches, indexMatches } from "./vector_matches.js";
 import { TS_OFFSET } from "./payload.js";
 
 /** log entries kept per index (approximately): a process further behind rebuilds from the vectors hash */
@@ -316,19 +308,7 @@ export class RedisVectors {
   ): Promise<VectorMatches> {
     if (opts.exact) return this.exact(base, view, field, query, k, opts.metric);
     const h = await this.current(base, view.name, field);
-    const size = h.index.size();
-    if (size === 0) return { entityKeys: [], distances: new Float64Array(0), exhausted: true };
-    // one thread: a single query gains nothing from a pool and pays for waking it
-    const m = h.index.search(query, Math.min(k, size), 1);
-    const entityKeys: unknown[][] = [];
-    const distances: number[] = [];
-    for (let i = 0; i < m.keys.length; i++) {
-      const key = h.keyOf.get(Number(m.keys[i]));
-      if (key === undefined) continue;
-      entityKeys.push(entityKeyValues(view, key));
-      distances.push(answerDistance(h.metric, m.distances[i]));
-    }
-    return { entityKeys, distances: Float64Array.from(distances), exhausted: k >= size || m.keys.length < k };
+    return indexMatches(view, h.index, h.metric, (label) => h.keyOf.get(label), query, k);
   }
 
   private async exact(
@@ -362,14 +342,6 @@ export class RedisVectors {
       all.set(c, o);
       o += c.length;
     }
-    const dist = Float64Array.from(names, (_, i) => rawDistance(metric, query, all, i));
-    const order = Array.from(dist.keys())
-      .sort((a, b) => dist[a] - dist[b])
-      .slice(0, k);
-    return {
-      entityKeys: order.map((i) => entityKeyValues(view, names[i])),
-      distances: Float64Array.from(order, (i) => answerDistance(metric, dist[i])),
-      exhausted: names.length <= k,
-    };
+    return exactMatches(view, metric, names, all, query, k);
   }
 }

@@ -19,12 +19,10 @@ import {
   type HnswSettings,
   type UsearchIndex,
   addThreads,
-  answerDistance,
   newIndex,
-  rawDistance,
   saveAtomic,
 } from "../vectors/hnsw.js";
-import { entityKeyValues } from "./entity_key_values.js";
+import { exactMatches, indexMatches } from "./vector_matches.js";
 import type { SqliteSchema } from "./sqlite_schema.js";
 
 const INDEXES = "__fstore_vector_indexes";
@@ -424,20 +422,7 @@ export class SqliteVectors {
   ): VectorMatches {
     if (opts.exact) return this.exact(project, view, field, query, k, opts.metric);
     const h = this.current(project, view.name, field);
-    const size = h.index.size();
-    if (size === 0) return { entityKeys: [], distances: new Float64Array(0), exhausted: true };
-    // one thread: a single query gains nothing from a pool and pays for waking it
-    const m = h.index.search(query, Math.min(k, size), 1);
-    const entityKeys: unknown[][] = [];
-    const distances: number[] = [];
-    for (let i = 0; i < m.keys.length; i++) {
-      // a label without a vector in the table is not answered, whatever the index says
-      const key = h.keys.get(Number(m.keys[i]));
-      if (key === undefined) continue;
-      entityKeys.push(entityKeyValues(view, key));
-      distances.push(answerDistance(h.metric, m.distances[i]));
-    }
-    return { entityKeys, distances: Float64Array.from(distances), exhausted: k >= size || m.keys.length < k };
+    return indexMatches(view, h.index, h.metric, (label) => h.keys.get(label), query, k);
   }
 
   /** Brute force over every stored vector of the field. */
@@ -457,16 +442,14 @@ export class SqliteVectors {
     const dims = query.length;
     const all = new Float32Array(rows.length * dims);
     rows.forEach((r, i) => all.set(new Float32Array(r.vector.buffer, r.vector.byteOffset, dims), i * dims));
-    const dist = new Float64Array(rows.length);
-    for (let i = 0; i < rows.length; i++) dist[i] = rawDistance(metric, query, all, i);
-    const order = Array.from(dist.keys())
-      .sort((a, b) => dist[a] - dist[b])
-      .slice(0, k);
-    return {
-      entityKeys: order.map((i) => entityKeyValues(view, rows[i].entity_key)),
-      distances: Float64Array.from(order, (i) => answerDistance(metric, dist[i])),
-      exhausted: rows.length <= k,
-    };
+    return exactMatches(
+      view,
+      metric,
+      rows.map((r) => r.entity_key),
+      all,
+      query,
+      k,
+    );
   }
 }
 
