@@ -67,7 +67,7 @@ async function buildRepo(): Promise<void> {
   const { parseSchema, selectInputs } = await import("../adapters/models/schema.js");
   const { TwoTowerModel } = await import("../adapters/models/two_tower.js");
   const { DlrmModel } = await import("../adapters/models/dlrm.js");
-  const { dlrmToLayers, saveModel, towerToLayers } = await import("../adapters/models/artifacts.js");
+  const { saveDlrm, saveTower } = await import("../adapters/models/artifacts.js");
   const { writeParquet } = await import("../stores/offline/parquet.js");
   const { FeatureStore } = await import("../index.js");
   writeFileSync(
@@ -96,25 +96,9 @@ async function buildRepo(): Promise<void> {
     counts: Array.from({ length: 100 }, (_, i) => 100 - i),
   };
   const tt = new TwoTowerModel(spec, { layers: [DIM], seed: 1 });
-  const q = towerToLayers(tt, "query");
-  await saveModel(q.model, join(REPO, "models/two_tower/query_tower"), {
-    kind: "query-tower",
-    inputs: q.inputs,
-    output: { name: "embedding", dim: tt.dim, l2Normalize: tt.options.l2Normalize },
-    metrics: {},
-    training: {},
-    popularity,
-  });
+  await saveTower(tt, "query", join(REPO, "models/two_tower/query_tower"), { popularity });
   const dl = new DlrmModel(spec, { embeddingDim: 16, topLayers: [64, 32], seed: 2 });
-  const d = dlrmToLayers(dl);
-  await saveModel(d.model, join(REPO, "models/dlrm"), {
-    kind: "dlrm",
-    inputs: d.inputs,
-    output: { name: "click_probability", dim: 1 },
-    metrics: {},
-    training: {},
-    popularity,
-  });
+  await saveDlrm(dl, join(REPO, "models/dlrm"), { popularity });
   const itemIds = Int32Array.from({ length: ITEMS }, (_, i) => i);
   const emb = tt.encode("candidate", {
     length: ITEMS,

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { initBackend, tf, type BackendName } from "../adapters/models/backend.js";
-import { dlrmToLayers, loadModel, predict, saveModel, writeItemEmbeddings } from "../adapters/models/artifacts.js";
+import { loadModel, predict, saveDlrm, writeItemEmbeddings } from "../adapters/models/artifacts.js";
 import { DlrmModel } from "../adapters/models/dlrm.js";
 import { DlrmScorer } from "../adapters/models/dlrm_scorer.js";
 import { fit } from "../adapters/models/train.js";
@@ -100,14 +100,7 @@ async function scoringLatency(dir: string): Promise<void> {
     ),
     { epochs: 1, batchSize: 1024 },
   );
-  const d = dlrmToLayers(dl);
-  await saveModel(d.model, join(dir, "dlrm"), {
-    kind: "dlrm",
-    inputs: d.inputs,
-    output: { name: "click_probability", dim: 1 },
-    metrics: {},
-    training: {},
-  });
+  await saveDlrm(dl, join(dir, "dlrm"));
   const loaded = await loadModel(join(dir, "dlrm"));
   const scorer = DlrmScorer.fromLayers(loaded); // engine "auto": the top MLP on the wasm backend
   const jsScorer = DlrmScorer.fromLayers(loaded, "js");
@@ -162,7 +155,6 @@ async function scoringLatency(dir: string): Promise<void> {
   console.log(`machine load average (1 min) after scoring: ${loadavg()[0].toFixed(2)}`);
   scorer.dispose();
   dl.dispose();
-  d.model.dispose();
   loaded.model.dispose();
 }
 

@@ -5,7 +5,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { initBackend } from "../adapters/models/backend.js";
-import { dlrmToLayers, saveModel, towerToLayers } from "../adapters/models/artifacts.js";
+import { saveDlrm, saveTower } from "../adapters/models/artifacts.js";
 import { DlrmModel } from "../adapters/models/dlrm.js";
 import type { Frame } from "../adapters/models/frame.js";
 import { parseSchema, selectInputs } from "../adapters/models/schema.js";
@@ -110,26 +110,8 @@ export async function writeBatchRepo(
   const dlrm = new DlrmModel(spec, { embeddingDim: 4, topLayers: [8], seed: 4 });
   const popular = Array.from({ length: items }, (_, i) => itemRaw(i));
   const popularity = { idColumn: "item_id_raw", ids: popular, counts: popular.map((_, i) => items - i) };
-  const q = towerToLayers(twoTower, "query");
-  await saveModel(q.model, join(dir, "models/two_tower/query_tower"), {
-    kind: "query-tower",
-    inputs: q.inputs,
-    output: { name: "embedding", dim: twoTower.dim, l2Normalize: twoTower.options.l2Normalize },
-    metrics: {},
-    training: {},
-    popularity,
-  });
-  q.model.dispose();
-  const d = dlrmToLayers(dlrm);
-  await saveModel(d.model, join(dir, "models/dlrm"), {
-    kind: "dlrm",
-    inputs: d.inputs,
-    output: { name: "click_probability", dim: 1 },
-    metrics: {},
-    training: {},
-    popularity,
-  });
-  d.model.dispose();
+  await saveTower(twoTower, "query", join(dir, "models/two_tower/query_tower"), { popularity });
+  await saveDlrm(dlrm, join(dir, "models/dlrm"), { popularity });
   const itemFrame: Frame = {
     length: items,
     columns: {

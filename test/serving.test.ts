@@ -6,7 +6,7 @@ import { existsSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dlrmToLayers, saveModel } from "../adapters/models/artifacts.js";
+import { saveDlrm } from "../adapters/models/artifacts.js";
 import { DlrmModel } from "../adapters/models/dlrm.js";
 import type { Frame } from "../adapters/models/frame.js";
 import { parseSchema, selectInputs } from "../adapters/models/schema.js";
@@ -390,16 +390,9 @@ describe("models", () => {
     const before = (await rec.recommend(req, { retrieve: exact })).results[0].items;
     const spec = selectInputs(parseSchema(SCHEMA));
     const retrained = new DlrmModel(spec, { embeddingDim: 4, topLayers: [8], seed: 99 });
-    const d = dlrmToLayers(retrained);
-    await saveModel(d.model, join(dir, "models/dlrm"), {
-      kind: "dlrm",
-      inputs: d.inputs,
-      output: { name: "click_probability", dim: 1 },
-      metrics: {},
-      training: {},
+    await saveDlrm(retrained, join(dir, "models/dlrm"), {
       popularity: { idColumn: "item_id_raw", ids: POPULAR, counts: POPULAR.map(() => 1) },
     });
-    d.model.dispose();
     const after = (await rec.recommend(req, { retrieve: exact })).results[0].items;
     expect(after).not.toEqual(before);
     retrained.dispose();

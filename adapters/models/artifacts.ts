@@ -212,6 +212,50 @@ export async function saveModel(
   writeAtomic(join(dir, "fstore-model.json"), JSON.stringify(full, null, 2));
 }
 
+/** What a saved model's fstore-model.json holds beyond what the model itself says (metrics, training default {}). */
+export type SavedModelExtras = Partial<
+  Omit<ModelMeta, "format" | "version" | "createdAt" | "kind" | "inputs" | "output">
+>;
+
+/** One tower of a two-tower model as a layers model folder (`query-tower` or `item-tower`). */
+export async function saveTower(
+  model: TwoTowerModel,
+  side: "query" | "candidate",
+  dir: string,
+  extras: SavedModelExtras = {},
+): Promise<void> {
+  const t = towerToLayers(model, side);
+  try {
+    await saveModel(t.model, dir, {
+      kind: side === "query" ? "query-tower" : "item-tower",
+      inputs: t.inputs,
+      output: { name: "embedding", dim: model.dim, l2Normalize: model.options.l2Normalize },
+      metrics: {},
+      training: {},
+      ...extras,
+    });
+  } finally {
+    t.model.dispose();
+  }
+}
+
+/** A DLRM model as a layers model folder answering click probabilities. */
+export async function saveDlrm(model: DlrmModel, dir: string, extras: SavedModelExtras = {}): Promise<void> {
+  const d = dlrmToLayers(model);
+  try {
+    await saveModel(d.model, dir, {
+      kind: "dlrm",
+      inputs: d.inputs,
+      output: { name: "click_probability", dim: 1 },
+      metrics: {},
+      training: {},
+      ...extras,
+    });
+  } finally {
+    d.model.dispose();
+  }
+}
+
 function writeAtomic(path: string, data: string | Buffer): void {
   const tmp = `${path}.tmp-${process.pid}`;
   writeFileSync(tmp, data);

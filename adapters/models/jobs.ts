@@ -7,7 +7,7 @@ import { ValidationError } from "../../common/errors.js";
 import type { FeatureStore } from "../../stores/feature_store.js";
 import type { ProgressSink } from "../../common/progress.js";
 import type { EntityDfInput } from "../../stores/types.js";
-import { dlrmToLayers, saveModel, towerToLayers, writeItemEmbeddings } from "./artifacts.js";
+import { saveDlrm, saveTower, writeItemEmbeddings } from "./artifacts.js";
 import { embeddingsTarget, writeEmbeddingsToView } from "./embeddings_view.js";
 import { initBackend, type BackendPreference } from "./backend.js";
 import { DLRM_DEFAULTS, DLRM_JOB_DEFAULTS, JOB_DEFAULTS, TWO_TOWER_JOB_DEFAULTS } from "./defaults.js";
@@ -223,19 +223,14 @@ export async function trainTwoTowerJob(o: TrainJobOptions & { twoTower?: TwoTowe
   const popularity = itemPopularity(train.rawItems, train.rawItemColumn);
   const files: string[] = [];
   for (const side of ["query", "candidate"] as const) {
-    const t = towerToLayers(model, side);
     const dir = join(o.outDir, side === "query" ? "query_tower" : "item_tower");
-    await saveModel(t.model, dir, {
-      kind: side === "query" ? "query-tower" : "item-tower",
-      inputs: t.inputs,
-      output: { name: "embedding", dim: model.dim, l2Normalize: model.options.l2Normalize },
+    await saveTower(model, side, dir, {
       userIdColumn: spec.userIdColumn,
       itemIdColumn: itemId,
       metrics: metrics["two-tower"],
       training,
       popularity,
     });
-    t.model.dispose();
     files.push(dir);
   }
   const embPath = join(o.outDir, "item_embeddings.parquet");
@@ -342,18 +337,13 @@ export async function trainDlrmJob(o: TrainJobOptions & { dlrm?: DlrmOptions }):
     options: model.options,
     history,
   };
-  const d = dlrmToLayers(model);
-  await saveModel(d.model, o.outDir, {
-    kind: "dlrm",
-    inputs: d.inputs,
-    output: { name: "click_probability", dim: 1 },
+  await saveDlrm(model, o.outDir, {
     userIdColumn: spec.userIdColumn,
     itemIdColumn: itemId,
     metrics: metrics.dlrm,
     training,
     ...(itemId ? { popularity: itemPopularity(positiveTrain.rawItems, positiveTrain.rawItemColumn) } : {}),
   });
-  d.model.dispose();
   const files = [o.outDir, ...writeReport(o.outDir, "dlrm", metrics, ["auc"], { training })];
   model.dispose();
   return {
