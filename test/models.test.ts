@@ -343,6 +343,41 @@ describe("negative sampling", () => {
     for (let k = 64; k < rows.length; k++) expect(cats[k]).toBe(items[k] % G);
     dl.dispose();
   });
+
+  it("draws hard negatives from each row's own candidate list, never the positive", () => {
+    const spec = selectInputs(parseSchema(plantedSchema));
+    expect(() => new DlrmModel(spec, { negatives: 2, negativeSource: "column" })).toThrow(/negativeColumn/);
+    const dl = new DlrmModel(spec, {
+      embeddingDim: 4,
+      negatives: 2,
+      negativeSource: "column",
+      negativeColumn: "cands",
+    });
+    const data = planted(64, 8);
+    const catalogue = uniqueBy(data, "item_id", ["item_id", "item_cat"]);
+    dl.setCatalogue(catalogue);
+    const known = Array.from(catalogue.columns.item_id as Int32Array);
+    // row r's list: its positive, two catalogue items chosen by its user, and an item the catalogue lacks (skipped)
+    const pick = (u: number) => [known[u % known.length], known[(u + 1) % known.length]];
+    const pos = data.columns.item_id as Int32Array;
+    const user = data.columns.user_id as Int32Array;
+    const lists = Array.from(pos, (p, r) => [p, ...pick(user[r]), 99999]);
+    const offsets = Int32Array.from({ length: 65 }, (_, r) => r * 4);
+    const cands = { offsets, values: Int32Array.from(lists.flat()) };
+    expect(dl.columns).toContain("cands");
+    const { rows, labels } = dl.trainingRows({ length: 64, columns: { ...data.columns, cands } });
+    expect(rows.columns.cands).toBeUndefined();
+    expect(rows.length).toBeGreaterThan(64 + 32);
+    expect(labels.slice(64).every((x) => x === 0)).toBe(true);
+    const items = rows.columns.item_id as Int32Array;
+    const users = rows.columns.user_id as Int32Array;
+    const cats = rows.columns.item_cat as Int32Array;
+    for (let k = 64; k < rows.length; k++) {
+      expect(pick(users[k])).toContain(items[k]);
+      expect(cats[k]).toBe(items[k] % G);
+    }
+    dl.dispose();
+  });
 });
 
 describe("in-batch and mixed negatives", () => {

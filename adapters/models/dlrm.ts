@@ -3,8 +3,8 @@
 // cross-entropy on labelled rows, or on positives plus uniformly sampled negatives with class weights.
 import { matMulFast, tf } from "./backend.js";
 import type { EmbeddingUpdate } from "./embedding.js";
-import { concatFrames, joinColumns, rng, sliceFrame, takeRows, type Frame } from "./frame.js";
-import { sampleNegatives, type NegativeSource } from "./negatives.js";
+import { concatFrames, isList, joinColumns, rng, sliceFrame, takeRows, type Frame } from "./frame.js";
+import { sampleFromLists, sampleNegatives, type NegativeSource } from "./negatives.js";
 import {
   applyDense,
   applyMlp,
@@ -31,7 +31,13 @@ export interface DlrmOptions {
   topLayers?: number[];
   /** negatives per positive; 0 trains on the target column as it is (default 0) */
   negatives?: number;
+  /**
+   * where negatives come from: "batch" (default), "catalogue" (needs setCatalogue) or "column": each row's own
+   * list of item ids in `negativeColumn`, e.g. what the retrieval stage answered for that row (hard negatives,
+   * so the ranker learns to order what it will be given; item features from the catalogue)
+   */
   negativeSource?: NegativeSource;
+  negativeColumn?: string;
   /** loss weight per class; default {0: 1, 1: negatives} with sampling, {0: 1, 1: 1} without */
   classWeights?: { 0: number; 1: number };
   embeddingUpdate?: EmbeddingUpdate;
@@ -41,7 +47,10 @@ export interface DlrmOptions {
 
 export class DlrmModel {
   readonly spec: InputSpec;
-  readonly options: Required<Omit<DlrmOptions, "classWeights">> & { classWeights: { 0: number; 1: number } };
+  readonly options: Required<Omit<DlrmOptions, "classWeights" | "negativeColumn">> & {
+    classWeights: { 0: number; 1: number };
+    negativeColumn: string | undefined;
+  };
   readonly enc: FeatureEncoder;
   readonly bottom: DenseLayer[];
   readonly top: DenseLayer[];
@@ -66,6 +75,7 @@ export class DlrmModel {
       topLayers: opts.topLayers ?? [...d.topLayers],
       negatives,
       negativeSource: opts.negativeSource ?? d.negativeSource,
+      negativeColumn: opts.negativeColumn,
       classWeights: opts.classWeights ?? { 0: 1, 1: negatives > 0 ? negatives : 1 },
       embeddingUpdate: opts.embeddingUpdate ?? d.embeddingUpdate,
       learningRate: opts.learningRate ?? d.learningRate,
@@ -77,6 +87,8 @@ export class DlrmModel {
     this.targetColumn = spec.targetColumn;
     if (negatives > 0 && !this.itemIdColumn)
       throw new ValidationError("dlrm: negative sampling needs a categorical column tagged item_id");
+    if (this.options.negativeSource === "column" && !this.options.negativeColumn)
+      throw new ValidationError('dlrm: negativeSource "column" needs negativeColumn (a list column of item ids)');
     const { seed, embeddingUpdate } = this.options;
     this.enc = new FeatureEncoder(all.categorical, all.continuous, embeddingUpdate, seed, D);
     this.bottom = all.continuous.length
@@ -105,6 +117,8 @@ export class DlrmModel {
     const cols = inputColumns(this.enc);
     if (this.itemIdColumn && !cols.includes(this.itemIdColumn)) cols.push(this.itemIdColumn);
     if (this.options.negatives === 0 && this.targetColumn) cols.push(this.targetColumn);
+    const nc = this.options.negativeColumn;
+    if (this.options.negatives > 0 && this.options.negativeSource === "column" && nc) cols.push(nc);
     return cols;
   }
 
@@ -116,7 +130,10 @@ export class DlrmModel {
   /** The item catalogue (one row per item, item-side columns) for negatives drawn from the catalogue. */
   setCatalogue(items: Frame): void {
     this.catalogue = items;
+    this.catalogueRow = null;
   }
+
+  private catalogueRow: Map<number, number> | null = null;
 
   /** Logits [B] (call inside a tape or tidy). */
   logits(p: PreparedFeatures): tf.Tensor1D {
@@ -157,13 +174,18 @@ export class DlrmModel {
     const itemCol = this.itemIdColumn as string;
     const posItems = batch.columns[itemCol] as Int32Array;
     let source: Frame = batch;
-    if (negativeSource === "catalogue") {
-      if (!this.catalogue) throw new Error("dlrm: catalogue negatives need setCatalogue() first");
+    if (negativeSource !== "batch") {
+      if (!this.catalogue) throw new Error(`dlrm: ${negativeSource} negatives need setCatalogue() first`);
       source = this.catalogue;
     }
-    const draw = sampleNegatives(posItems, source.columns[itemCol] as Int32Array, negatives, this.rand);
+    const draw =
+      negativeSource === "column"
+        ? this.drawFromColumn(batch, posItems, source)
+        : sampleNegatives(posItems, source.columns[itemCol] as Int32Array, negatives, this.rand);
     const itemCols = [...new Set([...this.itemColumns, itemCol])];
-    const otherCols = Object.keys(batch.columns).filter((c) => !itemCols.includes(c));
+    const otherCols = Object.keys(batch.columns).filter(
+      (c) => !itemCols.includes(c) && c !== this.options.negativeColumn,
+    );
     const negRows = joinColumns(
       takeRows(batch, draw.positiveRow, otherCols),
       takeRows(source, draw.candidateRow, itemCols),
@@ -172,6 +194,29 @@ export class DlrmModel {
     const labels = new Float32Array(all.length);
     labels.fill(1, 0, batch.length);
     return { rows: all, labels };
+  }
+
+  /** Negatives from each row's list column, as rows of the catalogue (items it does not hold are skipped). */
+  private drawFromColumn(batch: Frame, posItems: Int32Array, catalogue: Frame) {
+    const col = this.options.negativeColumn as string;
+    const lists = batch.columns[col];
+    if (!lists || !isList(lists))
+      throw new ValidationError(`dlrm: negative column "${col}" must be a list of item ids`);
+    if (!this.catalogueRow) {
+      const ids = catalogue.columns[this.itemIdColumn as string] as Int32Array;
+      this.catalogueRow = new Map(Array.from(ids, (id, r) => [id, r]));
+    }
+    const rowOf = this.catalogueRow;
+    const draw = sampleFromLists(posItems, lists, this.options.negatives, this.rand);
+    const positiveRow: number[] = [];
+    const candidateRow: number[] = [];
+    draw.item.forEach((item, k) => {
+      const r = rowOf.get(item);
+      if (r === undefined) return;
+      positiveRow.push(draw.positiveRow[k]);
+      candidateRow.push(r);
+    });
+    return { positiveRow: Int32Array.from(positiveRow), candidateRow: Int32Array.from(candidateRow) };
   }
 
   trainBatch(batch: Frame): number {
