@@ -70,8 +70,8 @@ const stageOf = (r: RecommendResult, name: string) =>
   (r.debug as StageTrace[]).find((t) => t.stage === name) as StageTrace;
 const itemIndex = (raw: unknown) => Number(raw) - 1000;
 
-/** The query tower alone: user u's exact top-k raw item ids by dot product. */
-function exactTop(u: number, k: number): number[] {
+/** The query tower alone: user u's exact top-k raw item ids by dot product, `skip` left out. */
+function exactTop(u: number, k: number, skip: number[] = []): number[] {
   const q = repo.twoTower.encode("query", {
     length: 1,
     columns: { user_id: Int32Array.of(u), user_group: Int32Array.of(u % 3) },
@@ -84,6 +84,7 @@ function exactTop(u: number, k: number): number[] {
   });
   return ids
     .map((id, j) => ({ id, s: s[j] }))
+    .filter((x) => !skip.includes(x.id))
     .sort((a, b) => b.s - a.s)
     .slice(0, k)
     .map((x) => x.id);
@@ -166,8 +167,8 @@ describe("each stage, through the debug trace", () => {
     ));
   });
 
-  it("Retrieve: each row's exact top 20", () => {
-    users.forEach((u, r) => expect(stageOf(results[r], "retrieve").ids).toEqual(exactTop(u, 20)));
+  it("Retrieve: each row's exact top 20 of the items it has not seen (FilterSeen's items leave the search)", () => {
+    users.forEach((u, r) => expect(stageOf(results[r], "retrieve").ids).toEqual(exactTop(u, 20, seenOf(u))));
   });
 
   it("Retrieve through the vector view's index (store.recommend) equals exact retrieval on small data", async () => {
@@ -178,7 +179,7 @@ describe("each stage, through the debug trace", () => {
     });
     users.forEach((u, r) => {
       const t = stageOf(ann.results[r], "retrieve");
-      expect(t.ids).toEqual(exactTop(u, 20));
+      expect(t.ids).toEqual(exactTop(u, 20, seenOf(u)));
       (t.scores as number[]).forEach((s, i) =>
         expect(s).toBeCloseTo((stageOf(results[r], "retrieve").scores as number[])[i], 5),
       );
@@ -186,17 +187,26 @@ describe("each stage, through the debug trace", () => {
     });
   });
 
-  it("FilterSeen: per request row, each row's own seen items only", () => {
+  it("FilterSeen: per request row, each row's own seen items only", async () => {
+    // a retrieval that does not honour the exclusions, so that the filter has seen items to drop
+    const { results: unfiltered } = await rec.recommend(
+      { pipeline: "recommender", entities: { user_id_raw: users.map(userRaw) }, debug: true },
+      { retrieve: (req, stage, k, ctx) => exact(req, stage, k, ctx, null) },
+    );
     let keptOthers = 0;
+    let dropped = 0;
     users.forEach((u, r) => {
-      const before = stageOf(results[r], "retrieve").ids as number[];
-      const after = stageOf(results[r], "filter_seen").ids as number[];
+      expect(stageOf(results[r], "filter_seen").ids).toEqual(stageOf(results[r], "retrieve").ids);
+      const before = stageOf(unfiltered[r], "retrieve").ids as number[];
+      const after = stageOf(unfiltered[r], "filter_seen").ids as number[];
+      dropped += before.length - after.length;
       expect(after).toEqual(before.filter((id) => !seenOf(u).includes(id)));
       // items other rows have seen stay in this row
       const others = new Set(users.filter((x) => x !== u).flatMap(seenOf));
       keptOthers += after.filter((id) => others.has(id) && !seenOf(u).includes(id)).length;
     });
     expect(keptOthers).toBeGreaterThan(0);
+    expect(dropped).toBeGreaterThan(0);
   });
 
   it("Filter: the expression per candidate", () => {

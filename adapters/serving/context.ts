@@ -11,6 +11,8 @@ export interface PipelineState {
   cand: Candidates | null;
   /** rows a stage answered with its own popularity list (e.g. an empty session) */
   fallback?: Uint8Array;
+  /** each request row's seen items (FilterSeen's feature), once a stage has read them (seenItems) */
+  seen?: unknown[];
 }
 
 /** Candidates for the active request rows from their query embeddings: the ANN index, or exact scoring. */
@@ -19,6 +21,8 @@ export type CandidateSource = (
   stage: TypedStage & { vectors: { view: string; feature: string } },
   topK: number,
   ctx: RunContext,
+  /** each row's items never to return (its seen items when the pipeline filters them), or null */
+  exclude: unknown[] | null,
 ) => Promise<Candidates>;
 
 export interface RunContext {

@@ -4,9 +4,8 @@
 // Scores are the same doubles exactCandidates computes (each dot product summed in dimension order).
 
 import { ValidationError } from "../../common/errors.js";
-import { idKey, type Candidates, type RequestRows } from "./batch.js";
+import { idKey, type Candidates } from "./batch.js";
 import type { CandidateSource, RunContext } from "./context.js";
-import type { TypedStage } from "./typing.js";
 
 /** The catalogue: item ids and their embeddings, row-major [ids.length, dim]. */
 export interface ItemMatrix {
@@ -188,16 +187,16 @@ export function itemPositions(items: ItemMatrix): Map<unknown, number> {
 
 /**
  * A Retrieve replacement scoring the whole catalogue exactly. When the pipeline has a FilterSeen stage, each
- * row's seen items (read from the same feature) are excluded before the top k, so the later filter drops none.
+ * row's seen items (the runner passes them as `exclude`) are excluded before the top k, so the filter drops none.
  */
 export function blockedExactCandidates(items: ItemMatrix): CandidateSource {
   const positions = itemPositions(items);
-  return async (req, _stage, topK, ctx) => {
+  return (req, _stage, topK, ctx, exclude) => {
     if (req.dim !== items.dim)
       throw new ValidationError(`exact retrieval: query embeddings have ${req.dim} values, items ${items.dim}`);
-    const seen = await seenPositions(req, ctx, positions);
-    const top = blockedTopK(req.embedding as Float32Array, req.n, items, topK, req.active, seen ?? undefined);
-    return candidatesOf(top, items, ctx);
+    const seen = exclude ? seenPositions(exclude, positions) : undefined;
+    const top = blockedTopK(req.embedding as Float32Array, req.n, items, topK, req.active, seen);
+    return Promise.resolve(candidatesOf(top, items, ctx));
   };
 }
 
@@ -210,23 +209,10 @@ function candidatesOf(top: TopK, items: ItemMatrix, ctx: RunContext): Candidates
   };
 }
 
-/** Each row's seen items as catalogue positions, from the pipeline's FilterSeen feature (null without one). */
-async function seenPositions(
-  req: RequestRows,
-  ctx: RunContext,
-  positions: Map<unknown, number>,
-): Promise<((r: number) => Set<number> | null) | null> {
-  const stage = ctx.typed.stages.find((s) => s.spec.kind === "filter_seen");
-  if (!stage || stage.spec.kind !== "filter_seen") return null;
-  const key = ctx.typed.entityKey;
-  const res = await ctx.store.getOnlineFeatures({
-    features: [stage.spec.feature],
-    entities: { [key]: req.columns[key] },
-  });
-  const resolved = stage.resolved as NonNullable<TypedStage["resolved"]>;
-  const col = res.toObject()[resolved.outputNames[0]];
+/** Each row's excluded items as catalogue positions (items the catalogue lacks are skipped). */
+function seenPositions(exclude: unknown[], positions: Map<unknown, number>): (r: number) => Set<number> | null {
   return (r) => {
-    const list = col[r];
+    const list = exclude[r];
     if (list == null) return null;
     const set = new Set<number>();
     for (const id of Array.from(list as ArrayLike<unknown>)) {

@@ -6,7 +6,7 @@ import { FstoreError } from "../../common/errors.js";
 import type { ExprNode } from "../etl/expr.js";
 import type { Row, Value } from "../etl/sql.js";
 import { idKey, selectCandidates } from "./batch.js";
-import type { PipelineState, StageRunner } from "./context.js";
+import type { PipelineState, RunContext, StageRunner } from "./context.js";
 import { loadExpressions, type TypedStage } from "./typing.js";
 
 function candidatesOf(state: PipelineState, stage: TypedStage) {
@@ -48,17 +48,30 @@ function stageFeatures(stage: TypedStage): string[] | string {
   throw new FstoreError(`stage "${s.name}" reads no features`);
 }
 
+/**
+ * Each request row's seen items (the pipeline's FilterSeen feature; null where the store has none), read once
+ * per run and kept in the state, so that Retrieve can exclude them from its search and FilterSeen drop the rest.
+ * Null when the pipeline has no FilterSeen stage.
+ */
+export async function seenItems(state: PipelineState, ctx: RunContext): Promise<unknown[] | null> {
+  if (state.seen) return state.seen;
+  const stage = ctx.typed.stages.find((s) => s.spec.kind === "filter_seen");
+  if (!stage) return null;
+  const key = ctx.typed.entityKey;
+  const res = await ctx.store.getOnlineFeatures({
+    features: stageFeatures(stage),
+    entities: { [key]: state.req.columns[key] },
+  });
+  const resolved = stage.resolved as NonNullable<TypedStage["resolved"]>;
+  state.seen = res.toObject()[resolved.outputNames[0]];
+  return state.seen;
+}
+
 export const filterSeen: StageRunner = async (state, stage, ctx) => {
   const cand = candidatesOf(state, stage);
   const { req } = state;
-  const key = ctx.typed.entityKey;
   const itemKey = ctx.typed.itemKey as string;
-  const res = await ctx.store.getOnlineFeatures({
-    features: stageFeatures(stage),
-    entities: { [key]: req.columns[key] },
-  });
-  const resolved = stage.resolved as NonNullable<TypedStage["resolved"]>;
-  const seenCol = res.toObject()[resolved.outputNames[0]];
+  const seenCol = (await seenItems(state, ctx)) as unknown[];
   const ids = cand.columns[itemKey];
   const keep = new Uint8Array(ids.length).fill(1);
   for (let r = 0; r < req.n; r++) {

@@ -3,8 +3,9 @@
 // user side computed once) and Order (greedy or softmax sampling, diversity cap).
 
 import { FstoreError, ValidationError } from "../../common/errors.js";
-import { type Candidates, emptyCandidates, frameOf, takeCandidates } from "./batch.js";
+import { type Candidates, emptyCandidates, frameOf, idKey, takeCandidates } from "./batch.js";
 import type { CandidateSource, RunContext, StageRunner } from "./context.js";
+import { seenItems } from "./feature_stages.js";
 import { orderCandidates } from "./ordering.js";
 import type { TypedStage } from "./typing.js";
 
@@ -30,16 +31,26 @@ function dot(a: ArrayLike<number>, aOff: number, b: ArrayLike<number>, n: number
 }
 
 /** Nearest items of each active row from the online store's vector index; the score is the query . item product. */
-export const annCandidates: CandidateSource = async (req, stage, topK, ctx) => {
+export const annCandidates: CandidateSource = async (req, stage, topK, ctx, exclude) => {
   const { store } = ctx;
   const itemKey = ctx.typed.itemKey as string;
   const emb = req.embedding as Float32Array;
   const dim = req.dim;
   const ref = `${stage.vectors.view}:${stage.vectors.feature}`;
+  // the index search skips excluded items and over-fetches, so topK candidates survive the seen filter
+  const excludeOf = (r: number) => {
+    const list = exclude?.[r] as ArrayLike<unknown> | null | undefined;
+    return list == null ? undefined : Array.from(list);
+  };
   const answers = await Promise.all(
     Array.from({ length: req.n }, (_, r) =>
       req.active[r]
-        ? store.retrieveOnlineDocuments({ features: [ref], query: emb.subarray(r * dim, (r + 1) * dim), topK })
+        ? store.retrieveOnlineDocuments({
+            features: [ref],
+            query: emb.subarray(r * dim, (r + 1) * dim),
+            topK,
+            exclude: excludeOf(r),
+          })
         : Promise.resolve(null),
     ),
   );
@@ -66,13 +77,14 @@ export const annCandidates: CandidateSource = async (req, stage, topK, ctx) => {
   return out;
 };
 
-/** Exact retrieval over an in-memory item matrix (ids, row-major [items, dim]): every item scored, top k per row. */
+/** Exact retrieval over an in-memory item matrix (ids, row-major [items, dim]): every item scored, top k per row
+ * of those not excluded. */
 export function exactCandidates(items: {
   ids: ArrayLike<unknown>;
   embeddings: Float32Array;
   dim: number;
 }): CandidateSource {
-  return (req, _stage, topK, ctx) => {
+  return (req, _stage, topK, ctx, exclude) => {
     const itemKey = ctx.typed.itemKey as string;
     const emb = req.embedding as Float32Array;
     if (req.dim !== items.dim)
@@ -86,7 +98,10 @@ export function exactCandidates(items: {
       if (req.active[r]) {
         const q = emb.subarray(r * req.dim, (r + 1) * req.dim);
         for (let j = 0; j < m; j++) s[j] = dot(items.embeddings, j * items.dim, q, req.dim);
-        const order = Array.from({ length: m }, (_, j) => j).sort((a, b) => s[b] - s[a] || a - b);
+        const skip = new Set(Array.from((exclude?.[r] ?? []) as ArrayLike<unknown>, idKey));
+        const order = Array.from({ length: m }, (_, j) => j)
+          .filter((j) => !skip.has(idKey(items.ids[j])))
+          .sort((a, b) => s[b] - s[a] || a - b);
         for (const j of order.slice(0, topK)) {
           ids.push(items.ids[j]);
           scores.push(s[j]);
@@ -109,6 +124,7 @@ export const retrieve: StageRunner = async (state, stage, ctx) => {
     stage as TypedStage & { vectors: { view: string; feature: string } },
     s.topK,
     ctx,
+    await seenItems(state, ctx),
   );
   for (let r = 0; r < state.req.n; r++) {
     const got = cand.offsets[r + 1] - cand.offsets[r];
