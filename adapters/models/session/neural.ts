@@ -23,7 +23,7 @@ export interface NeuralOptions {
   negatives?: number;
   /** passes over each day's sessions (default 5: 3, as notebook 004, underfit both models by 0.08 NDCG@20) */
   epochs?: number;
-  /** sessions per batch (default 32: a day of 2,900 sessions in batches of 256 gives 55 steps, which left the first
+  /** sessions per batch (default 32: a day of 2,300 sessions in batches of 256 gives 45 steps, which left the first
    * evaluation day at NDCG@20 0.19-0.26 and the seeds 0.017 apart) */
   batchSize?: number;
   /** default per model: GRU 0.01, transformer 0.005 (the better of the two for each, scripts/session_experiments.ts) */
