@@ -17,7 +17,7 @@ import { loadSessionData, queryFromRow, type LoadedSessions } from "../adapters/
 import { sessionQuery } from "../adapters/models/session/evaluate.js";
 import { trainSessionJob, type SessionJobResult } from "../adapters/models/session/job.js";
 import { GruTrainer, TransformerTrainer } from "../adapters/models/session/models.js";
-import { makeBatch, type SeqBatch } from "../adapters/models/session/neural.js";
+import { makeBatch, resolveNeuralOptions, scheduledRate, type SeqBatch } from "../adapters/models/session/neural.js";
 import { emptyCatalogue } from "../adapters/models/session/scorer.js";
 
 let dir: string;
@@ -50,6 +50,15 @@ class TransformerProbe extends TransformerTrainer {
 }
 
 describe("neural session models", () => {
+  it("the learning rate falls linearly over a day's steps to its end share (defaults: batch 32, end 0.3)", () => {
+    expect(scheduledRate(0.01, 0.3, 0, 11)).toBeCloseTo(0.01, 10);
+    expect(scheduledRate(0.01, 0.3, 5, 11)).toBeCloseTo(0.0065, 10);
+    expect(scheduledRate(0.01, 0.3, 10, 11)).toBeCloseTo(0.003, 10);
+    expect(scheduledRate(0.01, 0.3, 0, 1)).toBeCloseTo(0.01, 10);
+    const o = resolveNeuralOptions({});
+    expect([o.batchSize, o.learningRateEnd, o.epochs]).toEqual([32, 0.3, 5]);
+  });
+
   it("the typed-array forward pass computes what TensorFlow.js trained", () => {
     const { inputs, sessions: s } = loaded;
     const all = Int32Array.from({ length: s.length }, (_, i) => i);

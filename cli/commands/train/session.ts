@@ -54,8 +54,11 @@ export default class TrainSession extends FstoreCommand {
       description: "side-feature list columns (default: item-tagged categorical and continuous lists)",
     }),
     epochs: Flags.integer({ description: "passes over each day's sessions (default 5)" }),
-    "batch-size": Flags.integer({ default: 256, description: "sessions per batch" }),
-    "learning-rate": Flags.string({ description: "default: GRU 0.01, transformer 0.005" }),
+    "batch-size": Flags.integer({ description: "sessions per batch (default 32)" }),
+    "learning-rate": Flags.string({ description: "Adam's starting rate (default: GRU 0.01, transformer 0.005)" }),
+    "learning-rate-end": Flags.string({
+      description: "the rate falls linearly over each day's batches to this share of its start (default 0.3)",
+    }),
     dim: Flags.integer({ default: 64, description: "item embedding and hidden size" }),
     window: Flags.integer({ default: 20, description: "latest items of a session the models read" }),
     softmax: Flags.string({
@@ -83,6 +86,9 @@ export default class TrainSession extends FstoreCommand {
     const lr = flags["learning-rate"] === undefined ? undefined : Number(flags["learning-rate"]);
     if (lr !== undefined && !(lr > 0))
       throw new ValidationError(`--learning-rate must be a positive number, got ${flags["learning-rate"]}`);
+    const lrEnd = flags["learning-rate-end"] === undefined ? undefined : Number(flags["learning-rate-end"]);
+    if (lrEnd !== undefined && !(lrEnd > 0 && lrEnd <= 1))
+      throw new ValidationError(`--learning-rate-end must be in (0, 1], got ${flags["learning-rate-end"]}`);
     // TensorFlow.js and DuckDB load only when this command runs, so other `fs` commands start fast.
     const { trainSessionJob } = await import("../../../adapters/models/session/job.js");
     const res = await trainSessionJob({
@@ -97,6 +103,7 @@ export default class TrainSession extends FstoreCommand {
         epochs: flags.epochs,
         batchSize: flags["batch-size"],
         learningRate: lr,
+        learningRateEnd: lrEnd,
         dim: flags.dim,
         window: flags.window,
         softmax: flags.softmax as "full" | "sampled",
