@@ -128,21 +128,30 @@ export async function main(): Promise<void> {
     target: "<= 1.2x",
     pass: matIndexed <= 1.2 * (matPlain + bareBuild),
   });
-  // the store's own build: its index rebuilt from the stored vectors (index files removed)
-  rmSync(join(indexedDir, "online.db.vectors"), { recursive: true, force: true });
+  // the store's own build: its index rebuilt from the stored vectors (index files removed); above 200k items
+  // (a third build of the same graph) the materialize figure above stands for it unless VECTORS_BENCH_REBUILD=1
+  const rebuildToo = (process.env.VECTORS_BENCH_REBUILD ?? (N > 200_000 ? "0" : "1")) === "1";
+  if (rebuildToo) rmSync(join(indexedDir, "online.db.vectors"), { recursive: true, force: true });
   const store = await FeatureStore.open(indexedDir);
   const features = ["item_embeddings:embedding", "item_features:category", "item_features:price"];
   const q0 = queries.subarray(0, D);
   t = performance.now();
   await store.retrieveOnlineDocuments({ features, query: q0, topK: 1 });
   const rebuild = (performance.now() - t) / 1000;
-  report("index build rate, rebuilt from the store (vectors/s)", N / rebuild, "vectors/s", {
-    baseline: N / bareBuild,
-    baselineName: "bare usearch add, same threads",
-    target: ">= 0.8x",
-    pass: N / rebuild >= 0.8 * (N / bareBuild),
-  });
-  console.log(`  (absolute: store rebuild ${rebuild.toFixed(1)} s, bare build ${bareBuild.toFixed(1)} s)`);
+  if (rebuildToo) {
+    report("index build rate, rebuilt from the store (vectors/s)", N / rebuild, "vectors/s", {
+      baseline: N / bareBuild,
+      baselineName: "bare usearch add, same threads",
+      target: ">= 0.8x",
+      pass: N / rebuild >= 0.8 * (N / bareBuild),
+    });
+    console.log(`  (absolute: store rebuild ${rebuild.toFixed(1)} s, bare build ${bareBuild.toFixed(1)} s)`);
+  } else {
+    const storeBuild = matIndexed - matPlain;
+    console.log(
+      `  store build inside materialize ${storeBuild.toFixed(1)} s (${Math.round(N / storeBuild)} vectors/s) against bare usearch ${bareBuild.toFixed(1)} s (${Math.round(N / bareBuild)} vectors/s); first search on the saved index ${rebuild.toFixed(2)} s; peak RSS ${peakRssMb()} MB`,
+    );
+  }
 
   // ---------------------------------------------------------------- recall
   const exact = usearch.exactSearch(vectors, queries, D, 10, usearch.MetricKind.Cos, 0) as unknown as {
