@@ -18,6 +18,7 @@ import { TwoTowerModel } from "../adapters/models/two_tower.js";
 import { KnnTrainer, RulesTrainer } from "../adapters/models/session/baselines.js";
 import { loadSessionData, queryFromRow, type LoadedSessions } from "../adapters/models/session/data.js";
 import { GruTrainer, TransformerTrainer } from "../adapters/models/session/models.js";
+import { resolveNeuralOptions } from "../adapters/models/session/neural.js";
 import { emptyCatalogue, type SessionScorer } from "../adapters/models/session/scorer.js";
 import { measure, report } from "./lib.js";
 
@@ -25,6 +26,7 @@ function twoTowerSamplesPerSecond(): number {
   const data = syntheticAliCcp({ rows: 30_000, users: 20_000, items: 20_000, seed: 2 });
   const spec = selectInputs(data.schema, { maxEmbeddingDim: 64 });
   const tt = new TwoTowerModel(spec, { layers: [128, 64] });
+  tt.beforeFit(data.impressions); // item frequencies for the logQ correction (on by default)
   const order = shuffled(data.impressions.length, rng(3));
   const batch = (s: number) => takeRows(data.impressions, order.subarray(s * 1024, (s + 1) * 1024), tt.columns);
   tt.trainBatch(batch(0));
@@ -85,7 +87,7 @@ export async function main(): Promise<void> {
     for (const model of ["gru", "transformer"] as const)
       for (const softmax of ["sampled", "full"] as const)
         report(
-          `${model} train, ${softmax} softmax, 256 sessions/batch, ${small.data.inputs.itemCardinality} items [wasm]`,
+          `${model} train, ${softmax} softmax, ${resolveNeuralOptions({}).batchSize} sessions/batch, ${small.data.inputs.itemCardinality} items [wasm]`,
           trainSpeed(small.data, model, softmax),
           "targets/s",
           { baseline: tt, baselineName: "two-tower" },

@@ -23,10 +23,11 @@ import { measure, percentile, report } from "./lib.js";
 const BATCH = 1024;
 
 function samplesPerSecond(
-  model: { trainBatch(b: Frame): number; columns: string[] },
+  model: { trainBatch(b: Frame): number; columns: string[]; beforeFit?(d: Frame): void },
   data: Frame,
   steps: number,
 ): number {
+  model.beforeFit?.(data); // as fit() does: the two-tower's item frequencies for its logQ correction
   const order = shuffled(data.length, rng(3));
   const batch = (s: number) =>
     takeRows(
