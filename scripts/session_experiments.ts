@@ -11,8 +11,10 @@ import { openDuckDB, sqlString } from "../common/duckdb.js";
 import { trainSessionJob, type SessionModelName } from "../adapters/models/session/job.js";
 import { SESSION_METRICS, type SessionMetric } from "../adapters/models/session/evaluate.js";
 import { resultsTable } from "../adapters/models/session/report.js";
+import { resolveNeuralOptions } from "../adapters/models/session/neural.js";
 import { sharedDataDir } from "../adapters/datasets/index.js";
 
+const NEURAL_DEFAULTS = resolveNeuralOptions({});
 const { values: a } = parseArgs({
   options: {
     sessions: { type: "string", default: "20000" },
@@ -23,9 +25,9 @@ const { values: a } = parseArgs({
     softmax: { type: "string", default: "full" },
     negatives: { type: "string", default: "512" },
     lr: { type: "string", default: "" },
-    "lr-end": { type: "string", default: "0.3" },
+    "lr-end": { type: "string", default: String(NEURAL_DEFAULTS.learningRateEnd) },
     dim: { type: "string", default: "64" },
-    "batch-size": { type: "string", default: "32" },
+    "batch-size": { type: "string", default: String(NEURAL_DEFAULTS.batchSize) },
     layers: { type: "string", default: "1" },
     objective: { type: "string", default: "causal" },
     heads: { type: "string", default: "2" },

@@ -64,6 +64,8 @@ export class DlrmModel {
   private readonly optimizer: Optimizer;
   private readonly rand: () => number;
   private catalogue: Frame | null = null;
+  /** item id -> catalogue row, built at the first "column" draw after setCatalogue */
+  private catalogueRow: Map<number, number> | null = null;
 
   constructor(spec: InputSpec, opts: DlrmOptions = {}) {
     const d = DLRM_DEFAULTS;
@@ -132,8 +134,6 @@ export class DlrmModel {
     this.catalogue = items;
     this.catalogueRow = null;
   }
-
-  private catalogueRow: Map<number, number> | null = null;
 
   /** Logits [B] (call inside a tape or tidy). */
   logits(p: PreparedFeatures): tf.Tensor1D {

@@ -90,6 +90,7 @@ export function exactCandidates(items: {
     if (req.dim !== items.dim)
       throw new ValidationError(`exact retrieval: query embeddings have ${req.dim} values, items ${items.dim}`);
     const m = items.ids.length;
+    const keys = exclude ? Array.from(items.ids, idKey) : null;
     const out = emptyCandidates(req.n, [itemKey]);
     const ids = out.columns[itemKey];
     const scores: number[] = [];
@@ -100,7 +101,7 @@ export function exactCandidates(items: {
         for (let j = 0; j < m; j++) s[j] = dot(items.embeddings, j * items.dim, q, req.dim);
         const skip = new Set(Array.from((exclude?.[r] ?? []) as ArrayLike<unknown>, idKey));
         const order = Array.from({ length: m }, (_, j) => j)
-          .filter((j) => !skip.has(idKey(items.ids[j])))
+          .filter((j) => !keys || !skip.has(keys[j]))
           .sort((a, b) => s[b] - s[a] || a - b);
         for (const j of order.slice(0, topK)) {
           ids.push(items.ids[j]);

@@ -15,6 +15,18 @@ import { describeValue } from "./entity_keys.js";
 export const PAYLOAD_VERSION = 1;
 /** byte offset of the event ts (f64), followed by the created ts (f64) */
 export const TS_OFFSET = 5;
+
+/**
+ * Lua for the Redis write scripts: whether payload `new` may replace `old` (none, or not older by event time,
+ * then created time), the store's rule that a write never replaces a newer value with an older one.
+ */
+export const LUA_NOT_OLDER = `
+local function not_older(old, new)
+  if not old then return true end
+  local oe, oc = struct.unpack('<dd', old, ${TS_OFFSET + 1})
+  local ne, nc = struct.unpack('<dd', new, ${TS_OFFSET + 1})
+  return ne > oe or (ne == oe and nc >= oc)
+end`;
 /** version, fingerprint and the two timestamps; the null bitmap follows */
 export const HEADER_BYTES = 21;
 

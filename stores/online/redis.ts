@@ -16,7 +16,7 @@ import { DEFAULT_REDIS_READ_TIMEOUT_MS, type RedisOnlineConfig } from "../../reg
 import type { FeatureViewSpec, FieldSpec, VectorMetric } from "../../registry/types.js";
 import type { OnlineReadGroup, OnlineReadResult, OnlineStore, OnlineWriteBatch, VectorMatches } from "../types.js";
 import { EntityKeyCodec } from "./entity_keys.js";
-import { type PayloadSchema, SchemaBook, TS_OFFSET, encodeRows, payloadFingerprint } from "./payload.js";
+import { LUA_NOT_OLDER, type PayloadSchema, SchemaBook, encodeRows, payloadFingerprint } from "./payload.js";
 import { ReadResults } from "./read_results.js";
 import { RedisReadConnection, respBulk } from "./redis_reader.js";
 import { LOG_MAX_ENTRIES, RedisVectors, UPSERT_VECTORS_LUA } from "./redis_vectors.js";
@@ -37,21 +37,14 @@ const CONNECT_TIMEOUT_MS = 5000;
 const WRITE_SOCKET_TIMEOUT_MS = 10_000;
 
 // KEYS: row keys. ARGV[1]: hash field (view), ARGV[2]: key ttl seconds (0 = none), ARGV[3..]: payloads.
-const UPSERT_LUA = `
-local call, unpack = redis.call, struct.unpack
+const UPSERT_LUA = `${LUA_NOT_OLDER}
+local call = redis.call
 local field = ARGV[1]
 local ttl = tonumber(ARGV[2])
 local written = 0
 for i = 1, #KEYS do
   local key, new = KEYS[i], ARGV[i + 2]
-  local old = call('HGET', key, field)
-  local ok = true
-  if old then
-    local oe, oc = unpack('<dd', old, ${TS_OFFSET + 1})
-    local ne, nc = unpack('<dd', new, ${TS_OFFSET + 1})
-    ok = ne > oe or (ne == oe and nc >= oc)
-  end
-  if ok then
+  if not_older(call('HGET', key, field), new) then
     call('HSET', key, field, new)
     if ttl > 0 then call('EXPIRE', key, ttl) end
     written = written + 1

@@ -19,27 +19,20 @@ import { type BatchVectors, batchVectors } from "../vectors/batch.js";
 import { DEFAULT_HNSW, type HnswSettings, type UsearchIndex, addThreads, newIndex } from "../vectors/hnsw.js";
 import { EntityKeyCodec } from "./entity_keys.js";
 import { exactMatches, indexMatches } from "./vector_matches.js";
-import { TS_OFFSET } from "./payload.js";
+import { LUA_NOT_OLDER } from "./payload.js";
 
 /** log entries kept per index (approximately): a process further behind rebuilds from the vectors hash */
 export const LOG_MAX_ENTRIES = 1_000_000;
 
 // KEYS: n row keys, then per vector field its vectors hash and its log. ARGV: view, key ttl, n, m (vector
 // fields), log length, then n payloads, n entity keys (without names), n * m vectors (row by row; "" = none).
-export const UPSERT_VECTORS_LUA = `
-local call, unpack = redis.call, struct.unpack
+export const UPSERT_VECTORS_LUA = `${LUA_NOT_OLDER}
+local call = redis.call
 local view, ttl, n, m, maxlen = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 local written = 0
 for i = 1, n do
   local key, new = KEYS[i], ARGV[5 + i]
-  local old = call('HGET', key, view)
-  local ok = true
-  if old then
-    local oe, oc = unpack('<dd', old, ${TS_OFFSET + 1})
-    local ne, nc = unpack('<dd', new, ${TS_OFFSET + 1})
-    ok = ne > oe or (ne == oe and nc >= oc)
-  end
-  if ok then
+  if not_older(call('HGET', key, view), new) then
     call('HSET', key, view, new)
     if ttl > 0 then call('EXPIRE', key, ttl) end
     written = written + 1

@@ -83,12 +83,16 @@ export default class TrainSession extends FstoreCommand {
     const models = splitList(flags.model);
     for (const m of models)
       if (!MODELS.includes(m)) throw new ValidationError(`--model ${m}: expected one of ${MODELS.join(", ")}`);
-    const lr = flags["learning-rate"] === undefined ? undefined : Number(flags["learning-rate"]);
-    if (lr !== undefined && !(lr > 0))
-      throw new ValidationError(`--learning-rate must be a positive number, got ${flags["learning-rate"]}`);
-    const lrEnd = flags["learning-rate-end"] === undefined ? undefined : Number(flags["learning-rate-end"]);
-    if (lrEnd !== undefined && !(lrEnd > 0 && lrEnd <= 1))
-      throw new ValidationError(`--learning-rate-end must be in (0, 1], got ${flags["learning-rate-end"]}`);
+    // a rate flag as a number in (0, max], or undefined for the model's default
+    const rate = (name: "learning-rate" | "learning-rate-end", max: number, expected: string) => {
+      const raw = flags[name];
+      const x = raw === undefined ? undefined : Number(raw);
+      if (x !== undefined && !(x > 0 && x <= max))
+        throw new ValidationError(`--${name} must be ${expected}, got ${raw}`);
+      return x;
+    };
+    const lr = rate("learning-rate", Infinity, "a positive number");
+    const lrEnd = rate("learning-rate-end", 1, "in (0, 1]");
     // TensorFlow.js and DuckDB load only when this command runs, so other `fs` commands start fast.
     const { trainSessionJob } = await import("../../../adapters/models/session/job.js");
     const res = await trainSessionJob({
