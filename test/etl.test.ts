@@ -30,6 +30,7 @@ import {
   type Value,
 } from "../adapters/etl/index.js";
 import { openDuckDB } from "../common/duckdb.js";
+import { parseSchema, selectInputs } from "../adapters/models/schema.js";
 import { queryRows } from "../adapters/etl/sql.js";
 import { parseMemory } from "../adapters/etl/group_passes.js";
 import { generateRees46 } from "../adapters/datasets/rees46.js";
@@ -448,6 +449,26 @@ describe("save and load", () => {
     await loaded.prepareOnline();
     expect(plainRow(loaded.transformRow({ id: 3, c: "c3", x: 1.5 }) as Row)).toEqual(before[3]);
     expect(loaded.outputColumns()?.find((c) => c.name === "c")?.tags).toEqual(["categorical", "item"]);
+  });
+});
+
+describe("model hints in schema.json", () => {
+  it("a history list names the item id's table and recency pooling; the models read both", async () => {
+    const t = await parquet(`SELECT range % 7 AS user_id, 'i' || (range % 13) AS item, range AS ts FROM range(200)`);
+    const wf = new Workflow([
+      new Categorify("item"),
+      new Groupby({ groupBy: ["user_id"], sortBy: ["ts"], aggs: { item: ["list"] } }),
+      new AddMetadata("item-list", { properties: { pooling: "recency", domain: { name: "item" } } }),
+    ]);
+    const out = join(dir, `hints${n++}`);
+    await wf.fit(t);
+    await wf.transform(t, out);
+    const written = JSON.parse(readFileSync(join(out, "schema.json"), "utf8")) as unknown;
+    const col = parseSchema(written).find((c) => c.name === "item-list");
+    // categorify's range survives next to the new name
+    expect(col?.properties.domain).toEqual({ min: 0, max: (col?.properties.cardinality as number) - 1, name: "item" });
+    const spec = selectInputs(parseSchema(written));
+    expect(spec.categorical.find((c) => c.name === "item-list")).toMatchObject({ pooling: "recency", table: "item" });
   });
 });
 

@@ -8,7 +8,7 @@ import { frameFromRows, rng, sliceFrame, takeRows, uniqueBy, type Frame } from "
 import { auc, evaluateTopK, listMetrics, logLoss, topK } from "../adapters/models/metrics.js";
 import { sampleNegatives } from "../adapters/models/negatives.js";
 import { FeatureEncoder, Optimizer } from "../adapters/models/nn.js";
-import { loadSchema, parseSchema, selectInputs } from "../adapters/models/schema.js";
+import { loadSchema, parseSchema, poolingWeights, selectInputs } from "../adapters/models/schema.js";
 import { accidentalHitMask, TwoTowerModel } from "../adapters/models/two_tower.js";
 import { DlrmModel } from "../adapters/models/dlrm.js";
 import { DlrmScorer } from "../adapters/models/dlrm_scorer.js";
@@ -177,6 +177,59 @@ describe("backend and gradients", () => {
   });
 });
 
+describe("shared embedding tables", () => {
+  const hist = { name: "hist", side: "user" as const, cardinality: 5, dim: 4, isList: true, table: "item" };
+  const item = { name: "item", side: "item" as const, cardinality: 5, dim: 4, isList: false };
+
+  it("gives encoders that share a map one table per name, and names a size mismatch", () => {
+    const shared = new Map();
+    const q = new FeatureEncoder([hist], [], "lazy", 1, undefined, shared);
+    const c = new FeatureEncoder([item], [], "lazy", 2, undefined, shared);
+    expect(q.tables[0]).toBe(c.tables[0]);
+    expect(() => new FeatureEncoder([{ ...item, dim: 8 }], [], "lazy", 2, undefined, shared)).toThrow(
+      /embedding table "item": column "item" needs 5 x 8, but "hist" made it 5 x 4/,
+    );
+    // Without a shared name each column has its own table.
+    const own = new FeatureEncoder([{ ...hist, table: undefined }, item], [], "lazy", 1);
+    expect(own.tables[0]).not.toBe(own.tables[1]);
+  });
+
+  it("steps a table looked up twice once, with the summed gradients (as one lookup of both id lists)", () => {
+    const init = Float32Array.from({ length: 20 }, (_, i) => ((i * 7) % 11) * 0.01);
+    const twice = new EmbeddingTable("t", 5, 4, "lazy", 1, init.slice());
+    const once = new EmbeddingTable("t", 5, 4, "lazy", 1, init.slice());
+    const a = Int32Array.from([1, 3]);
+    const b = Int32Array.from([3, 4, 4]);
+    const loss = (x: tf.Tensor) => tf.sum(tf.square(tf.sub(x, 0.5))) as tf.Scalar;
+    const optTwice = new Optimizer({ learningRate: 0.1 });
+    const optOnce = new Optimizer({ learningRate: 0.1 });
+    for (let step = 0; step < 3; step++) {
+      const pa = twice.prepare(a, true);
+      const pb = twice.prepare(b, true);
+      optTwice.minimize(
+        () => tf.add(loss(tf.gather(pa.source, pa.index)), loss(tf.gather(pb.source, pb.index))) as tf.Scalar,
+        [],
+        [
+          { lookups: [pa], pooling: [null], continuous: null, length: 2 },
+          { lookups: [pb], pooling: [null], continuous: null, length: 3 },
+        ],
+      );
+      const p = once.prepare(Int32Array.from([...a, ...b]), true);
+      optOnce.minimize(
+        () => loss(tf.gather(p.source, p.index)),
+        [],
+        [{ lookups: [p], pooling: [null], continuous: null, length: 5 }],
+      );
+      for (const l of [pa, pb, p]) {
+        l.index.dispose();
+        l.leaf?.dispose();
+      }
+    }
+    expectClose(twice.getWeights(), once.getWeights(), 1e-6);
+    expect(Math.abs(twice.getWeights()[12] - init[12])).toBeGreaterThan(0.1);
+  });
+});
+
 describe("schema inputs", () => {
   it("sizes tables from cardinalities, splits sides by tag and leaves raw ids out", () => {
     const spec = selectInputs(parseSchema(plantedSchema));
@@ -198,6 +251,35 @@ describe("schema inputs", () => {
     );
     expect(() => parseSchema([{ name: "a", tags: ["colour"] }])).toThrow(/column "a": unknown tag "colour"/);
     expect(() => parseSchema({ cols: [] })).toThrow(ValidationError);
+  });
+
+  it("reads list pooling and shared table names, and names a bad one", () => {
+    const hist = { name: "hist", dtype: "int32", isList: true, tags: ["categorical", "user", "list"] };
+    const spec = selectInputs(
+      parseSchema([
+        ...plantedSchema,
+        { ...hist, properties: { cardinality: I, domain: { name: "item_id" }, pooling: "recency" } },
+      ]),
+    );
+    expect(spec.categorical.find((c) => c.name === "hist")).toMatchObject({ pooling: "recency", table: "item_id" });
+    expect(spec.categorical.find((c) => c.name === "item_id")?.table).toBeUndefined();
+    expect(() => parseSchema([{ ...hist, properties: { cardinality: 3, pooling: "max" } }])).toThrow(
+      /column "hist": properties.pooling must be one of mean, recency, got "max"/,
+    );
+    expect(() =>
+      parseSchema([{ name: "a", tags: ["categorical"], properties: { cardinality: 3, pooling: "recency" } }]),
+    ).toThrow(/column "a": properties.pooling applies to list columns only/);
+    expect(() => parseSchema([{ ...hist, properties: { cardinality: 3, domain: { name: 7 } } }])).toThrow(
+      /column "hist": properties.domain.name must be a non-empty string/,
+    );
+  });
+
+  it("weighs a list's items equally (mean) or by 1/age (recency), summing to 1", () => {
+    const w = new Float32Array(4);
+    poolingWeights("recency", 3, w, 1);
+    expectClose(w, [0, 2 / 11, 3 / 11, 6 / 11], 1e-7);
+    poolingWeights("mean", 4, w);
+    expectClose(w, [0.25, 0.25, 0.25, 0.25], 1e-7);
   });
 
   it("names missing feature columns and out-of-range categories", () => {
@@ -538,7 +620,8 @@ describe("artifacts", () => {
 
   it("the typed-array DLRM scorer gives the trained model's scores (rows, one user's candidates, a loaded model)", async () => {
     const tensorsBefore = tf.memory().numTensors;
-    // Continuous inputs on the user side (the bottom MLP is shared by a request) and on the item side (it is not).
+    // Continuous inputs on the user side (the bottom MLP is shared by a request) and on the item side (it is not);
+    // the list mean-pooled in the first case, recency-pooled in the second.
     for (const continuousSide of ["user", "item"] as const) {
       const schema = [
         ...plantedSchema,
@@ -547,7 +630,7 @@ describe("artifacts", () => {
           dtype: "int32",
           isList: true,
           tags: ["categorical", "item", "list"],
-          properties: { cardinality: 6 },
+          properties: { cardinality: 6, ...(continuousSide === "item" ? { pooling: "recency" } : {}) },
         },
         { name: "age", dtype: "float32", tags: ["continuous", continuousSide], properties: {} },
         { name: "device", dtype: "int32", tags: ["categorical"], properties: { cardinality: 3 } }, // no side tag: context
@@ -659,7 +742,18 @@ describe("query tower scorer", () => {
       },
       { name: "age", dtype: "float32", tags: ["continuous", "user"], properties: {} },
     ];
-    const spec = selectInputs(parseSchema(schema), { maxEmbeddingDim: 8 });
+    // The history either mean-pooled with its own table, or recency-pooled on the item id's table.
+    const specOf = (recency: boolean) =>
+      selectInputs(
+        parseSchema(
+          schema.map((c) =>
+            c.name === "recent" && recency
+              ? { ...c, properties: { cardinality: I, domain: { name: "item_id" }, pooling: "recency" } }
+              : c,
+          ),
+        ),
+        { maxEmbeddingDim: 8 },
+      );
     const base = planted(400, 21);
     const r = rng(22);
     const offsets = new Int32Array(401);
@@ -680,8 +774,10 @@ describe("query tower scorer", () => {
     // An unknown user id (past the table) maps to row 0 in both.
     (data.columns.user_id as Int32Array)[0] = U + 5;
     for (const l2Normalize of [false, true]) {
-      const tt = new TwoTowerModel(spec, { layers: [16, 8], l2Normalize });
+      const tt = new TwoTowerModel(specOf(l2Normalize), { layers: [16, 8], l2Normalize });
+      if (l2Normalize) expect(tt.query.enc.tables[1]).toBe(tt.candidate.enc.tables[0]);
       fit(tt, data, { epochs: 1, batchSize: 64 });
+      const trained = tt.encode("query", data);
       const q = towerToLayers(tt, "query");
       const out = join(dir, `qts_${l2Normalize}`);
       await saveModel(q.model, out, {
@@ -694,8 +790,11 @@ describe("query tower scorer", () => {
       q.model.dispose();
       tt.dispose();
       const loaded = await loadModel(out);
+      expect(loaded.meta.inputs.find((x) => x.name === "recent")?.pooling).toBe(l2Normalize ? "recency" : undefined);
       const reference = predict(loaded, data);
       loaded.model.dispose();
+      // The saved tower pools the history as training did (row 0's unknown user is the scorers' own rule).
+      expectClose(reference.subarray(8), trained.subarray(8), 1e-5);
       const tensorsBefore = tf.memory().numTensors;
       const scorer = await QueryTowerScorer.load(out);
       expect(scorer.dim).toBe(8);

@@ -33,8 +33,11 @@ export function checkTags(tags: readonly string[], what: string): Tag[] {
 export interface ColumnProperties {
   cardinality?: number;
   embeddingDim?: number;
-  domain?: { min: number; max: number };
+  /** `name` shares an embedding table between the columns giving it (e.g. a history list and the item id) */
+  domain?: { min?: number; max?: number; name?: string };
   startIndex?: number;
+  /** list columns: how models pool their embeddings, "mean" (default) or "recency" (1/age, latest last) */
+  pooling?: "mean" | "recency";
   [k: string]: unknown;
 }
 

@@ -10,7 +10,7 @@ import { tf } from "./backend.js";
 import type { DlrmModel } from "./dlrm.js";
 import { isList, type Frame } from "./frame.js";
 import type { DenseLayer, FeatureEncoder } from "./nn.js";
-import type { Side } from "./schema.js";
+import { poolingWeights, type ListPooling, type Side } from "./schema.js";
 import type { TwoTowerModel } from "./two_tower.js";
 
 export type ModelKind = "query-tower" | "item-tower" | "dlrm";
@@ -22,6 +22,8 @@ export interface ModelInputMeta {
   cardinality?: number;
   dim?: number;
   isList?: boolean;
+  /** list inputs: how the rows are weighted in the multi-hot (absent: mean) */
+  pooling?: ListPooling;
 }
 
 /** The content of fstore-model.json. */
@@ -83,7 +85,7 @@ function encoderInputs(
     const w = tf.tensor2d(table.getWeights(), [table.rows, table.dim]);
     initialWeights.push(w);
     if (c.isList) {
-      // A mean-pooled list is a normalised multi-hot row times the table: a bias-free dense layer.
+      // A pooled list is a weighted multi-hot row (weights summing to 1) times the table: a bias-free dense layer.
       const inp = tf.input({ shape: [c.cardinality], name: c.name });
       let out = tf.layers
         .dense({ units: table.dim, useBias: false, name: `${prefix}emb_${c.name}`, weights: [w] })
@@ -107,6 +109,7 @@ function encoderInputs(
       cardinality: c.cardinality,
       dim: table.dim,
       isList: c.isList,
+      ...(c.pooling ? { pooling: c.pooling } : {}),
     });
   });
   const continuous: tf.SymbolicTensor[] = [];
@@ -302,12 +305,14 @@ export function inputTensors(meta: ModelMeta, frame: Frame): tf.Tensor[] {
     if (inp.isList) {
       if (!isList(col)) throw new ValidationError(`model input "${inp.name}" must be a list`);
       const buf = new Float32Array(n * card);
+      const w = new Float32Array(col.values.length);
       for (let r = 0; r < n; r++) {
         const s = col.offsets[r];
         const len = col.offsets[r + 1] - s;
+        poolingWeights(inp.pooling ?? "mean", len, w, s);
         for (let k = 0; k < len; k++) {
           const v = col.values[s + k];
-          buf[r * card + (v >= 0 && v < card ? v : 0)] += 1 / len;
+          buf[r * card + (v >= 0 && v < card ? v : 0)] += w[s + k];
         }
       }
       return tf.tensor2d(buf, [n, card]);

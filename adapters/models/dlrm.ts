@@ -254,7 +254,7 @@ export class DlrmModel {
 
   dispose(): void {
     this.denseVariables().forEach((v) => v.dispose());
-    this.enc.tables.forEach((t) => t.dispose());
+    this.enc.distinctTables.forEach((t) => t.dispose());
     this.select.dispose();
     this.optimizer.dispose();
   }

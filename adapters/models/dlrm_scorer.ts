@@ -10,7 +10,7 @@ import { tf } from "./backend.js";
 import type { DlrmModel } from "./dlrm.js";
 import { isList, type Column, type Frame } from "./frame.js";
 import type { DenseLayer } from "./nn.js";
-import type { Side } from "./schema.js";
+import { poolingWeights, type ListPooling, type Side } from "./schema.js";
 import {
   activate,
   addRowTimes,
@@ -26,6 +26,8 @@ interface CategoricalTable {
   name: string;
   side: Side;
   isList: boolean;
+  /** list inputs: how the rows are pooled (absent: mean) */
+  pooling?: ListPooling;
   rows: number;
   /** row-major [rows, D] */
   table: Float32Array;
@@ -169,6 +171,7 @@ export class DlrmScorer {
           name: c.name,
           side: c.side,
           isList: c.isList,
+          pooling: c.pooling,
           rows: m.enc.tables[i].rows,
           table: m.enc.tables[i].getWeights(),
         })),
@@ -203,7 +206,8 @@ export class DlrmScorer {
     const categorical = cats.map((c) => {
       if (c.dim !== D) throw new ValidationError(`dlrm scorer: embedding ${c.name} has dim ${c.dim}, expected ${D}`);
       const [table] = weightsOf(`emb_${c.name}`);
-      return { name: c.name, side: c.side, isList: c.isList ?? false, rows: c.cardinality as number, table };
+      const rows = c.cardinality as number;
+      return { name: c.name, side: c.side, isList: c.isList ?? false, pooling: c.pooling, rows, table };
     });
     const denseLayers = (prefix: string): Dense[] => {
       const out: Dense[] = [];
@@ -414,6 +418,7 @@ export class DlrmScorer {
     const w = this.weights;
     const { F } = this;
     const D = w.D;
+    let pool = new Float32Array(64);
     for (const f of fs) {
       if (f < w.categorical.length) {
         const c = w.categorical[f];
@@ -425,9 +430,11 @@ export class DlrmScorer {
             out.fill(0, o, o + D);
             const s = col.offsets[r];
             const len = col.offsets[r + 1] - s;
+            if (pool.length < len) pool = new Float32Array(len);
+            poolingWeights(c.pooling ?? "mean", len, pool);
             for (let k = 0; k < len; k++) {
               const id = clampId(col.values[s + k], c.rows);
-              for (let d = 0; d < D; d++) out[o + d] += c.table[id * D + d] / len;
+              for (let d = 0; d < D; d++) out[o + d] += c.table[id * D + d] * pool[k];
             }
           }
         } else {

@@ -153,7 +153,8 @@ function encode(
         dtype: "int32",
         isList: true,
         tags: ["categorical", "user", "list"],
-        properties: { cardinality: nItems },
+        // The history embeds with the item id's own table, latest items weighing most.
+        properties: { cardinality: nItems, domain: { min: 0, max: nItems - 1, name: "item_id" }, pooling: "recency" },
       },
       { name: "last_item", dtype: "int32", tags: ["categorical", "user"], properties: { cardinality: nItems + 1 } },
       { name: "timestamp", dtype: "int64", tags: ["time"], properties: {} },

@@ -1,5 +1,5 @@
 // The building blocks shared by the models: dense layers and MLPs, the feature encoder (embeddings of
-// categorical columns, mean-pooled for lists, plus continuous columns), and the optimiser step that applies
+// categorical columns, pooled for lists, plus continuous columns), and the optimiser step that applies
 // Adam to dense weights and lazy Adam to the embedding rows a batch touched.
 import { tf } from "./backend.js";
 import {
@@ -11,7 +11,8 @@ import {
   type PreparedLookup,
 } from "./embedding.js";
 import { isList, type Frame } from "./frame.js";
-import type { CategoricalInput, ContinuousInput } from "./schema.js";
+import { poolingWeights, type CategoricalInput, type ContinuousInput } from "./schema.js";
+import { ValidationError } from "../../common/errors.js";
 
 let varCounter = 0;
 
@@ -79,24 +80,52 @@ export interface PreparedFeatures {
   length: number;
 }
 
+/** Tables shared by name between encoders, with the column that made each (for errors). */
+export type SharedTables = Map<string, { table: EmbeddingTable; owner: string }>;
+
 /** Embeds the categorical columns of a side and carries its continuous columns. */
 export class FeatureEncoder {
   readonly categorical: CategoricalInput[];
   readonly continuous: ContinuousInput[];
   readonly tables: EmbeddingTable[];
 
+  /**
+   * `shared` holds the tables by name (`CategoricalInput.table`, else the column's name), so that encoders given
+   * the same map (a two-tower's query and candidate towers) train one table for, say, a history list and the item
+   * id.
+   */
   constructor(
     categorical: CategoricalInput[],
     continuous: ContinuousInput[],
     mode: EmbeddingUpdate,
     seed: number,
     dimOverride?: number,
+    shared: SharedTables = new Map(),
   ) {
     this.categorical = categorical;
     this.continuous = continuous;
-    this.tables = categorical.map(
-      (c, i) => new EmbeddingTable(c.name, c.cardinality, dimOverride ?? c.dim, mode, seed + 104729 * (i + 1)),
-    );
+    this.tables = categorical.map((c, i) => {
+      // As in Merlin, a table is named by the column's domain name, else by the column.
+      const name = c.table ?? c.name;
+      const dim = dimOverride ?? c.dim;
+      const got = shared.get(name);
+      if (!got) {
+        const table = new EmbeddingTable(name, c.cardinality, dim, mode, seed + 104729 * (i + 1));
+        shared.set(name, { table, owner: c.name });
+        return table;
+      }
+      if (got.table.rows !== c.cardinality || got.table.dim !== dim)
+        throw new ValidationError(
+          `embedding table "${name}": column "${c.name}" needs ${c.cardinality} x ${dim}, ` +
+            `but "${got.owner}" made it ${got.table.rows} x ${got.table.dim} (shared tables need one cardinality and dim)`,
+        );
+      return got.table;
+    });
+  }
+
+  /** Each table once (inputs may share one). */
+  get distinctTables(): EmbeddingTable[] {
+    return [...new Set(this.tables)];
   }
 
   /** Sum of embedding dims plus the number of continuous columns. */
@@ -111,7 +140,7 @@ export class FeatureEncoder {
       const col = frame.columns[c.name];
       if (!col) throw new Error(`batch has no column "${c.name}"`);
       if (isList(col)) {
-        // Pad every row to the longest list; padded slots point at local row 0 with weight 0 (mean pooling).
+        // Pad every row to the longest list; padded slots point at the row's first id (or 0) with weight 0.
         let L = 1;
         for (let r = 0; r < frame.length; r++) L = Math.max(L, col.offsets[r + 1] - col.offsets[r]);
         const ids = new Int32Array(frame.length * L);
@@ -119,10 +148,8 @@ export class FeatureEncoder {
         for (let r = 0; r < frame.length; r++) {
           const s = col.offsets[r];
           const n = col.offsets[r + 1] - s;
-          for (let k = 0; k < n; k++) {
-            ids[r * L + k] = col.values[s + k];
-            w[r * L + k] = 1 / n;
-          }
+          for (let k = 0; k < n; k++) ids[r * L + k] = col.values[s + k];
+          poolingWeights(c.pooling ?? "mean", n, w, r * L);
           for (let k = n; k < L; k++) ids[r * L + k] = n > 0 ? col.values[s] : 0;
         }
         lookups.push(this.tables[i].prepare(ids, training));
@@ -196,9 +223,18 @@ export class Optimizer {
     const denseGrads: Array<{ name: string; tensor: tf.Tensor }> = [];
     for (const v of denseVars) if (grads[v.name]) denseGrads.push({ name: v.name, tensor: grads[v.name] });
     this.adam.applyGradients(denseGrads);
+    // A shared table looked up by several inputs takes one step with the sum of their gradients.
+    const byTable = new Map<EmbeddingTable, Array<{ unique: Int32Array; grad: Float32Array }>>();
     for (const l of lookups) {
       const g = grads[(l.leaf as tf.Variable).name];
-      if (g) l.table.applySparseAdam(l.unique as Int32Array, g.dataSync() as Float32Array, this.cfg, this.step);
+      if (!g) continue;
+      const parts = byTable.get(l.table) ?? [];
+      parts.push({ unique: l.unique as Int32Array, grad: g.dataSync() as Float32Array });
+      byTable.set(l.table, parts);
+    }
+    for (const [table, parts] of byTable) {
+      const { unique, grad } = parts.length === 1 ? parts[0] : sumRowGradients(parts, table.dim);
+      table.applySparseAdam(unique, grad, this.cfg, this.step);
     }
     const out = value.dataSync()[0];
     value.dispose();
@@ -211,7 +247,24 @@ export class Optimizer {
   }
 }
 
-/** Dense-mode tables are variables the dense optimiser must update. */
-export function tableVariables(enc: FeatureEncoder): tf.Variable[] {
-  return enc.tables.flatMap((t) => (t.variable ? [t.variable] : []));
+/** Row gradients of several lookups of one table, summed per row. */
+function sumRowGradients(
+  parts: Array<{ unique: Int32Array; grad: Float32Array }>,
+  dim: number,
+): { unique: Int32Array; grad: Float32Array } {
+  const slotOf = new Map<number, number>();
+  for (const p of parts) for (const id of p.unique) if (!slotOf.has(id)) slotOf.set(id, slotOf.size);
+  const grad = new Float32Array(slotOf.size * dim);
+  for (const p of parts)
+    p.unique.forEach((id, k) => {
+      const o = (slotOf.get(id) as number) * dim;
+      for (let d = 0; d < dim; d++) grad[o + d] += p.grad[k * dim + d];
+    });
+  return { unique: Int32Array.from(slotOf.keys()), grad };
+}
+
+/** Dense-mode tables are variables the dense optimiser must update (each once, however many encoders share it). */
+export function tableVariables(...encoders: FeatureEncoder[]): tf.Variable[] {
+  const tables = new Set(encoders.flatMap((e) => e.tables));
+  return [...tables].flatMap((t) => (t.variable ? [t.variable] : []));
 }

@@ -4,14 +4,16 @@
 import { ValidationError } from "../../common/errors.js";
 import { loadModel, type LoadedModel, type ModelInputMeta } from "./artifacts.js";
 import { isList, type Column, type Frame } from "./frame.js";
+import { poolingWeights, type ListPooling } from "./schema.js";
 import { clampId, denseOf, denseRow, layerActivation, layerWeights, type Dense } from "./typed_layers.js";
 
 interface Table {
   name: string;
   isList: boolean;
+  pooling: ListPooling;
   rows: number;
   dim: number;
-  /** row-major [rows, dim]; a list input is the mean of its rows (the layers model's normalised multi-hot) */
+  /** row-major [rows, dim]; a list input is the pooled rows (the layers model's weighted multi-hot) */
   table: Float32Array;
 }
 
@@ -45,7 +47,7 @@ export class QueryTowerScorer {
         const dim = table.length / rows;
         if (!Number.isInteger(dim) || dim !== c.dim)
           throw new ValidationError(`${WHO}: embedding ${c.name} has ${table.length} values for ${rows} x ${c.dim}`);
-        return { name: c.name, isList: c.isList ?? false, rows, dim, table };
+        return { name: c.name, isList: c.isList ?? false, pooling: c.pooling ?? "mean", rows, dim, table };
       });
     this.continuous = meta.inputs.filter((i) => i.type === "continuous").map((c) => c.name);
     this.layers = [];
@@ -65,6 +67,15 @@ export class QueryTowerScorer {
     this.width = Math.max(concatWidth, ...this.layers.map((l) => l.outDim));
     this.a = new Float32Array(this.width);
     this.b = new Float32Array(this.width);
+  }
+
+  private pool = new Float32Array(64);
+
+  /** Pooling weights of a list of `len` (a scratch array, valid until the next call). */
+  private poolWeights(pooling: ListPooling, len: number): Float32Array {
+    if (this.pool.length < len) this.pool = new Float32Array(len);
+    poolingWeights(pooling, len, this.pool);
+    return this.pool;
   }
 
   /** From a loaded query-tower folder (loadModel); the layers model is not used afterwards. */
@@ -106,9 +117,10 @@ export class QueryTowerScorer {
           x.fill(0, o, o + t.dim);
           const s = col.offsets[r];
           const len = col.offsets[r + 1] - s;
+          const w = this.poolWeights(t.pooling, len);
           for (let k = 0; k < len; k++) {
             const base = clampId(col.values[s + k], t.rows) * t.dim;
-            for (let d = 0; d < t.dim; d++) x[o + d] += t.table[base + d] / len;
+            for (let d = 0; d < t.dim; d++) x[o + d] += t.table[base + d] * w[k];
           }
         } else {
           if (isList(col)) throw new ValidationError(`${WHO}: input "${t.name}" must be a scalar, got a list`);

@@ -27,9 +27,31 @@ export interface SchemaColumn {
   properties: {
     cardinality?: number;
     embeddingDim?: number;
-    domain?: { min: number; max: number };
+    /** `name` shares one embedding table between the columns that give it (Merlin's domain name) */
+    domain?: { min: number; max: number; name?: string };
     startIndex?: number;
+    /** how a list column's embeddings are pooled (default "mean") */
+    pooling?: ListPooling;
   };
+}
+
+/**
+ * How a list input becomes one vector: "mean" of its rows, or "recency", a weighted mean in which the item k
+ * places from the end (lists ordered oldest first) weighs 1/k, so a history leans on what came last.
+ */
+export type ListPooling = "mean" | "recency";
+export const LIST_POOLINGS: readonly ListPooling[] = ["mean", "recency"];
+
+/** The pooling weights of a list of `n` values into out[offset ..offset+n) (they sum to 1). */
+export function poolingWeights(pooling: ListPooling, n: number, out: Float32Array, offset = 0): void {
+  if (n === 0) return;
+  if (pooling === "mean") {
+    out.fill(1 / n, offset, offset + n);
+    return;
+  }
+  let sum = 0;
+  for (let a = 1; a <= n; a++) sum += 1 / a;
+  for (let k = 0; k < n; k++) out[offset + k] = 1 / (n - k) / sum;
 }
 
 export type Side = "user" | "item" | "context";
@@ -40,6 +62,10 @@ export interface CategoricalInput {
   cardinality: number;
   dim: number;
   isList: boolean;
+  /** list inputs: how the embeddings are pooled (absent: mean) */
+  pooling?: ListPooling;
+  /** the embedding table's name when it is not the column's: inputs naming one table share it (domain.name) */
+  table?: string;
 }
 
 export interface ContinuousInput {
@@ -104,9 +130,24 @@ export function parseSchema(raw: unknown, where = "schema"): SchemaColumn[] {
         );
       properties[k] = v;
     }
-    const dom = props.domain as { min?: unknown; max?: unknown } | undefined;
+    const dom = props.domain as { min?: unknown; max?: unknown; name?: unknown } | undefined;
     if (dom && typeof dom.min === "number" && typeof dom.max === "number")
       properties.domain = { min: dom.min, max: dom.max };
+    if (dom?.name !== undefined && (typeof dom.name !== "string" || dom.name === ""))
+      throw new ValidationError(
+        `${where}: column "${name}": properties.domain.name must be a non-empty string, got ${JSON.stringify(dom.name)}`,
+      );
+    const domainName = dom?.name;
+    const isListColumn = o.isList === true || tags.includes("list");
+    if (props.pooling !== undefined) {
+      if (!(LIST_POOLINGS as readonly unknown[]).includes(props.pooling))
+        throw new ValidationError(
+          `${where}: column "${name}": properties.pooling must be one of ${LIST_POOLINGS.join(", ")}, got ${JSON.stringify(props.pooling)}`,
+        );
+      if (!isListColumn)
+        throw new ValidationError(`${where}: column "${name}": properties.pooling applies to list columns only`);
+      properties.pooling = props.pooling as ListPooling;
+    }
     if (tags.includes("categorical")) {
       const card = properties.cardinality ?? (properties.domain ? properties.domain.max + 1 : undefined);
       if (!card || card < 1)
@@ -114,11 +155,15 @@ export function parseSchema(raw: unknown, where = "schema"): SchemaColumn[] {
           `${where}: categorical column "${name}" needs properties.cardinality (or domain.max) >= 1`,
         );
       properties.cardinality = card;
-    }
+      if (domainName) properties.domain = { min: 0, max: card - 1, ...properties.domain, name: domainName };
+    } else if (domainName)
+      throw new ValidationError(
+        `${where}: column "${name}": properties.domain.name applies to categorical columns only`,
+      );
     return {
       name,
       dtype: typeof o.dtype === "string" ? o.dtype : "unknown",
-      isList: o.isList === true || tags.includes("list"),
+      isList: isListColumn,
       tags,
       properties,
     };
@@ -171,7 +216,10 @@ export function selectInputs(schema: SchemaColumn[], opts: SelectOptions = {}): 
       const cardinality = c.properties.cardinality as number;
       let dim = opts.embeddingDim ?? c.properties.embeddingDim ?? inferEmbeddingDim(cardinality);
       if (opts.maxEmbeddingDim && !opts.embeddingDim) dim = Math.min(dim, opts.maxEmbeddingDim);
-      spec.categorical.push({ name: c.name, side, cardinality, dim, isList: c.isList });
+      const input: CategoricalInput = { name: c.name, side, cardinality, dim, isList: c.isList };
+      if (c.isList && c.properties.pooling && c.properties.pooling !== "mean") input.pooling = c.properties.pooling;
+      if (c.properties.domain?.name) input.table = c.properties.domain.name;
+      spec.categorical.push(input);
       if (c.tags.includes("user_id") && !spec.userIdColumn) spec.userIdColumn = c.name;
       if (c.tags.includes("item_id") && !spec.itemIdColumn) spec.itemIdColumn = c.name;
     } else if (c.tags.includes("continuous")) {

@@ -13,6 +13,7 @@ import {
   tableVariables,
   type DenseLayer,
   type PreparedFeatures,
+  type SharedTables,
 } from "./nn.js";
 import { inputColumns, inputsOf, type InputSpec } from "./schema.js";
 import { ValidationError } from "../../common/errors.js";
@@ -74,8 +75,10 @@ export class TwoTowerModel {
     this.spec = spec;
     this.itemIdColumn = spec.itemIdColumn;
     const { seed, embeddingUpdate, layers } = this.options;
-    const qEnc = new FeatureEncoder(user.categorical, user.continuous, embeddingUpdate, seed);
-    const cEnc = new FeatureEncoder(item.categorical, item.continuous, embeddingUpdate, seed + 1);
+    // One map of shared tables for both towers: a history list may share the item id's table (schema domain.name).
+    const shared: SharedTables = new Map();
+    const qEnc = new FeatureEncoder(user.categorical, user.continuous, embeddingUpdate, seed, undefined, shared);
+    const cEnc = new FeatureEncoder(item.categorical, item.continuous, embeddingUpdate, seed + 1, undefined, shared);
     this.query = { enc: qEnc, mlp: mlp(qEnc.outputDim, layers, seed + 2, "query", true) };
     this.candidate = { enc: cEnc, mlp: mlp(cEnc.outputDim, layers, seed + 3, "candidate", true) };
     this.optimizer = new Optimizer({ learningRate: this.options.learningRate });
@@ -120,8 +123,7 @@ export class TwoTowerModel {
     return [
       ...mlpVariables(this.query.mlp),
       ...mlpVariables(this.candidate.mlp),
-      ...tableVariables(this.query.enc),
-      ...tableVariables(this.candidate.enc),
+      ...tableVariables(this.query.enc, this.candidate.enc),
     ];
   }
 
@@ -208,8 +210,7 @@ export class TwoTowerModel {
 
   dispose(): void {
     this.denseVariables().forEach((v) => v.dispose());
-    this.query.enc.tables.forEach((t) => t.dispose());
-    this.candidate.enc.tables.forEach((t) => t.dispose());
+    new Set([...this.query.enc.tables, ...this.candidate.enc.tables]).forEach((t) => t.dispose());
     this.optimizer.dispose();
   }
 }

@@ -134,7 +134,7 @@ export class AddMetadata extends Op {
   columns(input: readonly TaggedColumn[]): TaggedColumn[] {
     const names = new Set(resolveSelector(this.selector, input, this.describe()));
     return input.map((c) =>
-      names.has(c.name) ? { ...withTags(c, this.tags), properties: { ...c.properties, ...this.properties } } : c,
+      names.has(c.name) ? { ...withTags(c, this.tags), properties: mergeProperties(c.properties, this.properties) } : c,
     );
   }
   sql(prev: string): string {
@@ -192,4 +192,11 @@ export class Select extends Op {
   static fromJSON(j: OpJson): Select {
     return new Select(j.selector as Selector);
   }
+}
+
+/** Properties over properties; `domain` merges one level down, so naming a table keeps the range categorify set. */
+function mergeProperties(base: ColumnProperties, over: ColumnProperties): ColumnProperties {
+  const out = { ...base, ...over };
+  if (base.domain && over.domain) out.domain = { ...base.domain, ...over.domain };
+  return out;
 }
