@@ -26,15 +26,19 @@ import { FeatureStore } from "../stores/feature_store.js";
 import { writeParquet } from "../stores/offline/parquet.js";
 import { report } from "./lib.js";
 
-type Config = Partial<Pick<TrainJobOptions, "epochs" | "batchSize" | "learningRate">> & { twoTower?: TwoTowerOptions };
+type Config = Partial<Pick<TrainJobOptions, "epochs" | "batchSize" | "learningRate" | "learningRateEnd">> & {
+  twoTower?: TwoTowerOptions;
+};
 
 /** The settings compared: the library's defaults, and settings spelled out (the first: the defaults before logQ). */
-const OLD = { epochs: 5, batchSize: 1024, learningRate: 1e-3 };
+const OLD = { epochs: 5, batchSize: 1024, learningRate: 1e-3, learningRateEnd: 1 };
+const DOT = { l2Normalize: false, temperature: 1 };
 const CONFIGS: Record<string, Config> = {
-  old: { ...OLD, twoTower: { logQCorrection: false } },
+  old: { ...OLD, twoTower: { ...DOT, logQCorrection: false } },
   defaults: {},
-  logq: { ...OLD, twoTower: { logQCorrection: true } },
-  "logq lr0.005 b256": { ...OLD, batchSize: 256, learningRate: 0.005, twoTower: { logQCorrection: true } },
+  logq: { ...OLD, twoTower: { ...DOT, logQCorrection: true } },
+  // the defaults before cosine towers and the rate schedule
+  "logq lr0.005 b256": { ...OLD, batchSize: 256, learningRate: 0.005, twoTower: { ...DOT, logQCorrection: true } },
   "logq+l2 t0.05": { ...OLD, twoTower: { logQCorrection: true, l2Normalize: true, temperature: 0.05 } },
   "logq+l2 t0.05 lr0.005 b256": {
     ...OLD,
@@ -232,6 +236,7 @@ async function leaveLastOut(configs: string[]): Promise<void> {
     const r = await movieLensExperiment(src, {
       epochs: cfg.epochs ?? TWO_TOWER_JOB_DEFAULTS.epochs,
       batchSize: cfg.batchSize ?? TWO_TOWER_JOB_DEFAULTS.batchSize,
+      learningRateEnd: cfg.learningRateEnd ?? TWO_TOWER_JOB_DEFAULTS.learningRateEnd,
       seed: SEED,
       twoTower: { ...(cfg.learningRate ? { learningRate: cfg.learningRate } : {}), ...cfg.twoTower },
       only: [variant],

@@ -269,6 +269,19 @@ describe("fs train jobs from the feature store", () => {
     ).rejects.toThrow(/training set \(point-in-time join\): missing feature column\(s\) "item_group"/);
   });
 
+  it("`fs train` refuses a rate end outside (0, 1]", () => {
+    if (!existsSync(join(ROOT, "dist/cli/commands/train.js")))
+      execFileSync("npx", ["tsc", "-p", "tsconfig.json"], { cwd: ROOT, stdio: "ignore" });
+    const args = ["train", "two-tower", "--repo", dir, "--entity-df", "x.parquet", "--feature-service", "retrieval"];
+    const run = () =>
+      execFileSync(
+        process.execPath,
+        [join(ROOT, "bin/fs.js"), ...args, "--schema", "s.json", "--output", "o", "--learning-rate-end", "2"],
+        { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
+      );
+    expect(run).toThrow(/--learning-rate-end must be in \(0, 1\], got 2/);
+  });
+
   it("runs as `fs train two-tower` with a progress log and exports the artifacts", () => {
     // `npm test` builds dist/ first; build here when this file runs alone on a fresh checkout.
     if (!existsSync(join(ROOT, "dist/cli/commands/train.js")))
@@ -294,6 +307,8 @@ describe("fs train jobs from the feature store", () => {
         "2",
         "--batch-size",
         "256",
+        "--learning-rate-end",
+        "0.5",
         "--backend",
         "wasm",
         "--embeddings-view",
@@ -302,6 +317,11 @@ describe("fs train jobs from the feature store", () => {
       { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
     );
     expect(stdout).toMatch(/epoch 2\/2: loss [\d.]+ \| \d+ samples\/s/);
+    // the job's rate schedule is recorded with the model
+    const meta = JSON.parse(readFileSync(join(out, "query_tower/fstore-model.json"), "utf8")) as {
+      training: { learningRateEnd: number };
+    };
+    expect(meta.training.learningRateEnd).toBe(0.5);
     expect(stdout).toMatch(/wrote \d+ item embeddings to feature view "item_embeddings" \(its vector index follows\)/);
     expect(stdout).toMatch(/two-tower: recall_at_10 [\d.]+/);
     for (const f of [

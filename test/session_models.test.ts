@@ -17,7 +17,8 @@ import { loadSessionData, queryFromRow, type LoadedSessions } from "../adapters/
 import { sessionQuery } from "../adapters/models/session/evaluate.js";
 import { trainSessionJob, type SessionJobResult } from "../adapters/models/session/job.js";
 import { GruTrainer, TransformerTrainer } from "../adapters/models/session/models.js";
-import { makeBatch, resolveNeuralOptions, scheduledRate, type SeqBatch } from "../adapters/models/session/neural.js";
+import { makeBatch, resolveNeuralOptions, type SeqBatch } from "../adapters/models/session/neural.js";
+import { scheduledRate } from "../adapters/models/train.js";
 import { emptyCatalogue } from "../adapters/models/session/scorer.js";
 
 let dir: string;

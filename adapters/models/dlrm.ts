@@ -252,6 +252,15 @@ export class DlrmModel {
     return out;
   }
 
+  get learningRate(): number {
+    return this.options.learningRate;
+  }
+
+  /** The rate of the next steps (fit's schedule); `learningRate` stays the one the model was built with. */
+  setLearningRate(lr: number): void {
+    this.optimizer.setLearningRate(lr);
+  }
+
   dispose(): void {
     this.denseVariables().forEach((v) => v.dispose());
     this.enc.distinctTables.forEach((t) => t.dispose());

@@ -33,6 +33,8 @@ export interface ExperimentResult {
 export interface RetrievalExperimentOptions {
   epochs?: number;
   batchSize?: number;
+  /** the rate falls linearly to this share of its start by the last step (default 1: constant) */
+  learningRateEnd?: number;
   seed?: number;
   k?: number;
   twoTower?: TwoTowerOptions;
@@ -120,6 +122,7 @@ export function retrievalExperiment(
     const history = fit(model, data.train, {
       epochs: opts.epochs ?? 10,
       batchSize: opts.batchSize ?? 1024,
+      learningRateEnd: opts.learningRateEnd,
       seed: opts.seed ?? 42,
       afterEpoch,
       log: (l) => log(`${name} ${variant} ${l}`),

@@ -53,6 +53,8 @@ export interface TrainJobOptions {
   batchSize?: number;
   /** default: the model's (TWO_TOWER_DEFAULTS / DLRM_DEFAULTS) */
   learningRate?: number;
+  /** the rate falls linearly to this share of its start by the last step (defaults: *_JOB_DEFAULTS) */
+  learningRateEnd?: number;
   /** share of the latest rows held out for evaluation (the two-tower job: of the positive rows; default 0.1) */
   evalFraction?: number;
   k?: number;
@@ -172,6 +174,7 @@ export async function trainTwoTowerJob(o: TrainJobOptions & { twoTower?: TwoTowe
   const history = fit(model, train.frame, {
     epochs: o.epochs ?? TWO_TOWER_JOB_DEFAULTS.epochs,
     batchSize: o.batchSize ?? TWO_TOWER_JOB_DEFAULTS.batchSize,
+    learningRateEnd: o.learningRateEnd ?? TWO_TOWER_JOB_DEFAULTS.learningRateEnd,
     seed: o.seed,
     progress: o.progress,
     log: o.log,
@@ -210,6 +213,7 @@ export async function trainTwoTowerJob(o: TrainJobOptions & { twoTower?: TwoTowe
     backend,
     epochs: history.length,
     batchSize: o.batchSize ?? TWO_TOWER_JOB_DEFAULTS.batchSize,
+    learningRateEnd: o.learningRateEnd ?? TWO_TOWER_JOB_DEFAULTS.learningRateEnd,
     rows: train.frame.length,
     droppedRows: droppedTrain,
     cut: new Date(split.cutMs).toISOString(),
@@ -286,6 +290,7 @@ export async function trainDlrmJob(o: TrainJobOptions & { dlrm?: DlrmOptions }):
   const history = fit(model, train.frame, {
     epochs: o.epochs ?? DLRM_JOB_DEFAULTS.epochs,
     batchSize,
+    learningRateEnd: o.learningRateEnd ?? DLRM_JOB_DEFAULTS.learningRateEnd,
     seed: o.seed,
     progress: o.progress,
     log: o.log,
@@ -332,6 +337,7 @@ export async function trainDlrmJob(o: TrainJobOptions & { dlrm?: DlrmOptions }):
     backend,
     epochs: history.length,
     batchSize,
+    learningRateEnd: o.learningRateEnd ?? DLRM_JOB_DEFAULTS.learningRateEnd,
     rows: train.frame.length,
     cut: new Date(cutMs).toISOString(),
     options: model.options,

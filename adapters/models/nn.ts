@@ -201,15 +201,32 @@ export function disposePrepared(p: PreparedFeatures): void {
   p.continuous?.dispose();
 }
 
+/** Adam whose rate the training loop can change between steps (the moments are kept). */
+export class ScheduledAdam extends tf.AdamOptimizer {
+  setLearningRate(lr: number): void {
+    this.learningRate = lr;
+  }
+}
+
 /** Adam for the dense weights (and dense-mode tables) plus lazy Adam for the touched rows of host tables. */
 export class Optimizer {
-  readonly cfg: AdamConfig;
-  private readonly adam: tf.AdamOptimizer;
+  private config: AdamConfig;
+  private readonly adam: ScheduledAdam;
   private step = 0;
 
   constructor(cfg: Partial<AdamConfig> = {}) {
-    this.cfg = { ...DEFAULT_ADAM, ...cfg };
-    this.adam = tf.train.adam(this.cfg.learningRate, this.cfg.beta1, this.cfg.beta2, this.cfg.epsilon);
+    this.config = { ...DEFAULT_ADAM, ...cfg };
+    this.adam = new ScheduledAdam(this.config.learningRate, this.config.beta1, this.config.beta2, this.config.epsilon);
+  }
+
+  get cfg(): Readonly<AdamConfig> {
+    return this.config;
+  }
+
+  /** The rate of the next steps, dense and lazy alike (a schedule's). */
+  setLearningRate(lr: number): void {
+    this.config = { ...this.config, learningRate: lr };
+    this.adam.setLearningRate(lr);
   }
 
   /**

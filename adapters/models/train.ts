@@ -9,6 +9,14 @@ export interface Trainable {
   trainBatch(batch: Frame): number;
   /** sees the whole training set once before the first batch (e.g. to count item frequencies) */
   beforeFit?(data: Frame): void;
+  /** the rate the model was built with, and a way to change it between steps (for `learningRateEnd`) */
+  readonly learningRate?: number;
+  setLearningRate?(lr: number): void;
+}
+
+/** The rate of step `done` of `total`: linear from `start` down to `start * endShare` at the last step. */
+export function scheduledRate(start: number, endShare: number, done: number, total: number): number {
+  return start * (1 - ((1 - endShare) * done) / Math.max(1, total - 1));
 }
 
 export interface FitOptions {
@@ -20,6 +28,11 @@ export interface FitOptions {
   log?: (line: string) => void;
   /** metrics computed after each epoch (e.g. a validation evaluation), printed on the epoch line */
   afterEpoch?: (epoch: number) => Record<string, number> | void;
+  /**
+   * the learning rate falls linearly over all steps to this share of the model's own (1: constant); needs a
+   * model with setLearningRate
+   */
+  learningRateEnd?: number;
 }
 
 export interface EpochStats {
@@ -40,6 +53,11 @@ export function fit(model: Trainable, data: Frame, opts: FitOptions = {}): Epoch
   const history: EpochStats[] = [];
   model.beforeFit?.(data);
   const nBatches = Math.ceil(data.length / batchSize);
+  const rateEnd = opts.learningRateEnd ?? 1;
+  if (rateEnd !== 1 && !(model.setLearningRate && model.learningRate))
+    throw new Error("fit: learningRateEnd needs a model with a learning rate it can change");
+  const steps = epochs * nBatches;
+  let step = 0;
   for (let epoch = 1; epoch <= epochs; epoch++) {
     const order = shuffled(data.length, rand);
     progress.start(`epoch ${epoch}/${epochs}`, nBatches);
@@ -50,6 +68,8 @@ export function fit(model: Trainable, data: Frame, opts: FitOptions = {}): Epoch
       const idx = order.subarray(b * batchSize, Math.min(data.length, (b + 1) * batchSize));
       // A batch of one cannot hold an in-batch negative; skip a trailing singleton.
       if (idx.length < 2) continue;
+      if (rateEnd !== 1) model.setLearningRate?.(scheduledRate(model.learningRate as number, rateEnd, step, steps));
+      step++;
       const loss = model.trainBatch(takeRows(data, idx, cols));
       if (!Number.isFinite(loss)) throw new Error(`training diverged: loss ${loss} at epoch ${epoch}, batch ${b + 1}`);
       lossSum += loss * idx.length;

@@ -208,6 +208,15 @@ export class TwoTowerModel {
     return out;
   }
 
+  get learningRate(): number {
+    return this.options.learningRate;
+  }
+
+  /** The rate of the next steps (fit's schedule); `learningRate` stays the one the model was built with. */
+  setLearningRate(lr: number): void {
+    this.optimizer.setLearningRate(lr);
+  }
+
   dispose(): void {
     this.denseVariables().forEach((v) => v.dispose());
     new Set([...this.query.enc.tables, ...this.candidate.enc.tables]).forEach((t) => t.dispose());

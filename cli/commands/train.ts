@@ -62,6 +62,9 @@ export default class Train extends RepoCommand {
     "learning-rate": Flags.string({
       description: `Adam's learning rate (default: two-tower ${TT.learningRate}, dlrm ${DLRM.learningRate})`,
     }),
+    "learning-rate-end": Flags.string({
+      description: `the rate falls linearly to this share of its start by the last step, in (0, 1] (default: two-tower ${TT_JOB.learningRateEnd}, dlrm ${DLRM_JOB.learningRateEnd})`,
+    }),
     "eval-fraction": Flags.string({
       default: String(JOB_DEFAULTS.evalFraction),
       description:
@@ -112,6 +115,12 @@ export default class Train extends RepoCommand {
         throw new ValidationError(`--${name} must be a positive number, got ${JSON.stringify(v)}`);
       return x;
     };
+    const rateEnd = (v: string | undefined) => {
+      if (v === undefined) return undefined;
+      const x = num("learning-rate-end", v);
+      if (x > 1) throw new ValidationError(`--learning-rate-end must be in (0, 1], got ${v}`);
+      return x;
+    };
     const df = flags["entity-df"];
     const common: TrainJobOptions = {
       store,
@@ -123,6 +132,7 @@ export default class Train extends RepoCommand {
       epochs: flags.epochs,
       batchSize: flags["batch-size"],
       learningRate: flags["learning-rate"] === undefined ? undefined : num("learning-rate", flags["learning-rate"]),
+      learningRateEnd: rateEnd(flags["learning-rate-end"]),
       evalFraction: num("eval-fraction", flags["eval-fraction"]),
       k: flags.k,
       itemView: flags["item-view"],

@@ -4,6 +4,8 @@
 // uniformly drawn catalogue items), Adam, and the snapshot of the weights the typed-array scorer runs on.
 import { tf, matMulFast } from "../backend.js";
 import { rng, shuffled } from "../frame.js";
+import { ScheduledAdam } from "../nn.js";
+import { scheduledRate } from "../train.js";
 import { meanLogSumExp } from "../two_tower.js";
 import type { SessionArtifact, SessionTrainer } from "./baselines.js";
 import { snapshot } from "./baselines.js";
@@ -134,19 +136,7 @@ export function batchesOf(s: Sessions, idx: Int32Array, batchSize: number, rand:
   return Array.from(perm, (k) => out[k]);
 }
 
-/** The rate of step `done` of `total`: linear from `start` down to `start * endShare` at the last step. */
-export function scheduledRate(start: number, endShare: number, done: number, total: number): number {
-  return start * (1 - ((1 - endShare) * done) / Math.max(1, total - 1));
-}
-
 let varCounter = 0;
-
-/** Adam whose rate the training loop can change between steps (the moments are kept). */
-class ScheduledAdam extends tf.AdamOptimizer {
-  setLearningRate(lr: number): void {
-    this.learningRate = lr;
-  }
-}
 
 /** The base of the GRU and transformer trainers: parameters, input block, loss, training loop, snapshot. */
 export abstract class NeuralTrainer implements SessionTrainer {
