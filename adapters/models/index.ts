@@ -30,9 +30,12 @@ export {
   parseSchema,
   selectInputs,
   inferEmbeddingDim,
+  poolingWeights,
   type SchemaColumn,
   type InputSpec,
+  type ListPooling,
 } from "./schema.js";
+export { fit, scheduledRate, type FitOptions, type Trainable } from "./train.js";
 export { evaluateTopK, listMetrics, topK, auc, logLoss, type TopKMetrics } from "./metrics.js";
 export { comparisonChartSvg, retrievalReport, rankingReport } from "./evaluate.js";
 export * from "./session/index.js";
