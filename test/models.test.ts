@@ -19,6 +19,7 @@ import {
   loadModel,
   predict,
   readItemEmbeddings,
+  saveDlrm,
   saveModel,
   towerToLayers,
   writeItemEmbeddings,
@@ -740,15 +741,8 @@ describe("artifacts", () => {
         scorer.dispose();
       }
 
-      const d = dlrmToLayers(dl);
       const folder = join(dir, `dlrm-scorer-${continuousSide}`);
-      await saveModel(d.model, folder, {
-        kind: "dlrm",
-        inputs: d.inputs,
-        output: { name: "click_probability", dim: 1 },
-        metrics: {},
-        training: {},
-      });
+      await saveDlrm(dl, folder);
       const loaded = await loadModel(folder);
       const fromLayers = DlrmScorer.fromLayers(loaded);
       // The folded F x F interaction kernel keeps exactly the trained pairs.
@@ -756,7 +750,6 @@ describe("artifacts", () => {
       expectClose(fromLayers.scoreCandidates(shared, cand), want, 1e-5);
       expectClose(fromLayers.score(data), expected, 1e-5);
       fromLayers.dispose();
-      d.model.dispose();
       loaded.model.dispose();
       dl.dispose();
     }
